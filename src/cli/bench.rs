@@ -1,0 +1,153 @@
+//! `diffsim bench fluid`: forward-step timings of `wake-phiflow` from the shared PhiFlow state.
+
+use crate::error::{DiffsimError, Result};
+use crate::fluid::{SceneConfig, Simulation};
+use crate::grid::Resolution;
+use crate::io::read_frame;
+use burn::tensor::Device;
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// PhiFlow 3.4 + JAX jit on this kind of machine, ms per step of the same scene from the same
+/// initial state (issue "Fluid core", figures measured by the team): (resolution, ms).
+pub const PHIFLOW_MS_PER_STEP: [((usize, usize), f64); 2] = [((32, 64), 1.7), ((128, 256), 150.0)];
+
+/// Arguments of `diffsim bench fluid`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Resolutions NXxNY to time (repeatable). Default: 32x64 and 128x256.
+    #[arg(long)]
+    pub res: Vec<Resolution>,
+    /// Timed steps per measurement.
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Also time this many flows stepped together (0: skip).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, ../shared/data or shared/data.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Scene.
+    pub scene: String,
+    /// Resolution.
+    pub resolution: String,
+    /// Flows stepped together.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median wall time of one step of the whole batch (ms).
+    pub median_ms_per_step: f64,
+    /// 10th / 90th percentiles (ms).
+    pub p10_ms: f64,
+    /// See `p10_ms`.
+    pub p90_ms: f64,
+    /// Median per flow: `median_ms_per_step / batch` (ms).
+    pub ms_per_flow_step: f64,
+    /// Share of the step spent in the pressure projection (median over steps).
+    pub projection_share: f64,
+    /// PhiFlow 3.4 + JAX on this machine kind (ms per step), where known.
+    pub phiflow_ms: Option<f64>,
+    /// `phiflow_ms / ms_per_flow_step`.
+    pub speedup_vs_phiflow: Option<f64>,
+}
+
+impl BenchResult {
+    /// One readable line.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{} {} batch {:>2}: median {:.4} ms/step (p10 {:.4}, p90 {:.4}), {:.4} ms per flow-step, projection {:.0}%",
+            self.scene,
+            self.resolution,
+            self.batch,
+            self.median_ms_per_step,
+            self.p10_ms,
+            self.p90_ms,
+            self.ms_per_flow_step,
+            100.0 * self.projection_share
+        );
+        if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
+            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms)");
+        }
+        s
+    }
+}
+
+fn data_file(args: &BenchArgs, res: Resolution) -> Result<PathBuf> {
+    let name = format!("wake_phiflow_{res}.h5");
+    let mut dirs: Vec<PathBuf> = args.data.iter().cloned().collect();
+    if args.data.is_none() {
+        dirs.extend(std::env::var_os("DIFFSIM_DATA").map(PathBuf::from));
+        dirs.extend(["../shared/data", "shared/data"].map(PathBuf::from));
+    }
+    dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file()).ok_or_else(|| {
+        DiffsimError::file(&name, format!("initial state not found in {dirs:?}; pass --data DIR (the folder of the shared PhiFlow states)"))
+    })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Times the forward step; one result per resolution and batch size.
+pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
+    if args.steps == 0 {
+        return Err(DiffsimError::config("--steps must be at least 1"));
+    }
+    let resolutions = if args.res.is_empty() { vec![Resolution::new(32, 64), Resolution::new(128, 256)] } else { args.res.clone() };
+    let device = Device::flex();
+    let mut out = Vec::new();
+    for res in resolutions {
+        let path = data_file(args, res)?;
+        let mut scene = SceneConfig::wake_phiflow();
+        scene.resolution = res;
+        let sim = Simulation::new(&scene, &device)?;
+        let init = read_frame(&path, &sim.grid)?;
+        let batches: Vec<usize> = std::iter::once(1).chain((args.batch > 1).then_some(args.batch)).collect();
+        for batch in batches {
+            let mut state = sim.state_from_arrays(init.u.clone(), init.v.clone(), None, batch);
+            for _ in 0..args.warmup {
+                state = sim.step(state)?.0;
+            }
+            let mut times = Vec::with_capacity(args.steps);
+            let mut shares = Vec::with_capacity(args.steps);
+            for _ in 0..args.steps {
+                let (next, info) = sim.step(state)?;
+                state = next;
+                times.push(1e3 * info.step_secs);
+                shares.push(info.projection_secs / info.step_secs);
+            }
+            sim.check_finite(&state)?;
+            times.sort_by(f64::total_cmp);
+            shares.sort_by(f64::total_cmp);
+            let median = percentile(&times, 0.5);
+            let per_flow = median / batch as f64;
+            let phiflow = PHIFLOW_MS_PER_STEP.iter().find(|(r, _)| *r == (res.nx, res.ny)).map(|(_, ms)| *ms);
+            out.push(BenchResult {
+                scene: scene.name.clone(),
+                resolution: res.to_string(),
+                batch,
+                steps: args.steps,
+                median_ms_per_step: median,
+                p10_ms: percentile(&times, 0.1),
+                p90_ms: percentile(&times, 0.9),
+                ms_per_flow_step: per_flow,
+                projection_share: percentile(&shares, 0.5),
+                phiflow_ms: phiflow,
+                speedup_vs_phiflow: phiflow.map(|p| p / per_flow),
+            });
+        }
+    }
+    Ok(out)
+}

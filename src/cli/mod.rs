@@ -1,0 +1,140 @@
+//! The `diffsim` command line (clap). `main.rs` only calls [`main`].
+
+mod bench;
+mod simulate;
+
+pub use bench::{BenchArgs, BenchResult, bench_fluid};
+pub use simulate::{SimulateArgs, SimulateSummary, simulate};
+
+use crate::error::Result;
+use crate::fluid::{BUILTIN_SCENES, SceneConfig};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Differentiable fluid and solid simulation on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "diffsim", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scene and write HDF5 frames, vorticity pictures and a summary.
+    Simulate(SimulateArgs),
+    /// Time the solver (`diffsim bench fluid`).
+    Bench {
+        /// What to time.
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// List the built-in scenes, or print one as TOML to start a scene file from.
+    Scenes {
+        /// A built-in scene to print as TOML.
+        name: Option<String>,
+    },
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Forward step of the `wake-phiflow` scene from the shared PhiFlow initial state.
+    Fluid(BenchArgs),
+}
+
+/// Parses the arguments, runs, and turns errors into one line on stderr and exit code 1.
+pub fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("internal error: {}{at} (please report this)", msg.unwrap_or_else(|| "panic".into()).lines().next().unwrap_or(""));
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().lines().collect::<Vec<_>>().join("; "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate(args) => {
+            let json = args.json;
+            let summary = simulate(&args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary).expect("summary serialises"));
+            } else {
+                println!("{}", summary.human());
+            }
+        }
+        Command::Bench { what: BenchWhat::Fluid(args) } => {
+            let results = bench_fluid(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));
+            } else {
+                for r in &results {
+                    println!("{}", r.human());
+                }
+            }
+        }
+        Command::Scenes { name: Some(name) } => print!("{}", SceneConfig::builtin(&name)?.to_toml()),
+        Command::Scenes { name: None } => {
+            for name in BUILTIN_SCENES {
+                let s = SceneConfig::builtin(name)?;
+                println!("{name:14} {:>9}  {} steps, dt {}", s.resolution.to_string(), s.steps, s.dt);
+            }
+            println!("\n`diffsim scenes NAME` prints a scene as TOML; a TOML file with `base = \"NAME\"` overrides fields.");
+        }
+    }
+    Ok(())
+}
+
+/// Reports progress: a bar on a terminal, a log line every 10% elsewhere, nothing when quiet.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    quiet: bool,
+    label: String,
+}
+
+impl Progress {
+    /// A progress reporter over `total` units.
+    pub fn new(label: &str, total: u64, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b.set_message(label.to_string());
+            b
+        });
+        Self { bar, total, quiet, label: label.into() }
+    }
+
+    /// Marks unit `done` (1-based) as finished.
+    pub fn set(&self, done: u64) {
+        match &self.bar {
+            Some(b) => b.set_position(done),
+            None if !self.quiet && self.total >= 10 && done % (self.total / 10) == 0 => {
+                eprintln!("{}: {done}/{} ({}%)", self.label, self.total, 100 * done / self.total)
+            }
+            None => {}
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Error type shared by the library and the command line.
+//!
+//! Every variant renders as one line that names the problem and, where there is one, the fix.
+
+use crate::linalg::SolveError;
+
+/// Everything that can go wrong in diffsim for reasons outside the program (input, files,
+/// numerics); programmer errors (shape mismatches between internal arrays) panic instead.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffsimError {
+    /// A configuration value is out of range or inconsistent with another one.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A scene name that is not built in and is not a readable TOML file.
+    #[error("unknown scene '{name}': use one of {known} or a path to a .toml scene file")]
+    UnknownScene { name: String, known: String },
+    /// A linear solve failed (non-convergence, factorisation of a singular system).
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    /// The simulation state stopped being finite.
+    #[error(
+        "the simulation blew up: non-finite {field} after step {step}; reduce dt (CFL {cfl:.2}) or raise the viscosity"
+    )]
+    NonFinite { field: &'static str, step: usize, cfl: f64 },
+    /// An HDF5 file could not be read or written, or has the wrong layout.
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    /// Plotting failed.
+    #[error("plot {path}: {message}")]
+    Plot { path: String, message: String },
+}
+
+impl DiffsimError {
+    /// Shorthand for [`DiffsimError::Config`].
+    pub fn config(msg: impl Into<String>) -> Self {
+        Self::Config(msg.into())
+    }
+
+    /// Shorthand for [`DiffsimError::File`].
+    pub fn file(path: impl AsRef<std::path::Path>, message: impl std::fmt::Display) -> Self {
+        Self::File { path: path.as_ref().display().to_string(), message: message.to_string() }
+    }
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = DiffsimError> = std::result::Result<T, E>;

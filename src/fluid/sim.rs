@@ -1,0 +1,348 @@
+//! [`Simulation`]: a scene prepared on a device (grid, masks, factorised pressure solver), and
+//! its time step.
+
+use super::scene::{DiffusionScheme, FaceRegion, Initial, SceneConfig, Side};
+use crate::error::{DiffsimError, Result};
+use crate::grid::{ArraySpec, Grid, Location, SolidMask};
+use crate::linalg::{SolveError, SolveInfo};
+use crate::ops::{self, AdvectSpec, ImplicitDiffusion, PressureProjection};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Alias kept for readability at call sites: a prepared scene is a [`Simulation`].
+pub type Scene = Simulation;
+
+/// The state of a batch of flows.
+#[derive(Clone, Debug)]
+pub struct FluidState {
+    /// x-velocity on x-faces, `[B, ny, nx+1]`.
+    pub u: Tensor<3>,
+    /// y-velocity on y-faces, `[B, ny+1, nx]`.
+    pub v: Tensor<3>,
+    /// Marker at cell centres, `[B, ny, nx]`.
+    pub marker: Tensor<3>,
+    /// Pressure of the last projection (`u ← u − ∇p`, units velocity·length), `[B, ny, nx]`.
+    pub pressure: Tensor<3>,
+    /// Steps taken.
+    pub step: usize,
+}
+
+impl FluidState {
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.u.dims()[0]
+    }
+}
+
+/// Statistics of one step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepInfo {
+    /// The pressure solve.
+    pub solve: SolveInfo,
+    /// Wall time of the projection (seconds).
+    pub projection_secs: f64,
+    /// Wall time of the whole step (seconds).
+    pub step_secs: f64,
+}
+
+/// A velocity forcing prepared as a face mask: `(mask, value)` for u and for v.
+type FaceMask = (Tensor<3, Bool>, f64);
+
+/// A scene prepared for stepping on one device.
+#[derive(Debug)]
+pub struct Simulation {
+    /// The resolved scene.
+    pub scene: SceneConfig,
+    /// The grid.
+    pub grid: Grid,
+    /// Solid cells.
+    pub solid: SolidMask,
+    /// Spec of `u`.
+    pub u_spec: ArraySpec,
+    /// Spec of `v`.
+    pub v_spec: ArraySpec,
+    /// Spec of the marker.
+    pub marker_spec: ArraySpec,
+    /// Kinematic viscosity (domain units²/time).
+    pub nu: f64,
+    /// Diffusion number `α = ν·dt/dx²`.
+    pub alpha: f64,
+    /// The pressure projection (factorised once here for Cholesky).
+    pub projection: Arc<PressureProjection>,
+    implicit: Option<[Arc<ImplicitDiffusion>; 2]>,
+    u_forcing: Vec<FaceMask>,
+    v_forcing: Vec<FaceMask>,
+    inflow: Option<Tensor<3>>,
+    /// The device.
+    pub device: Device,
+}
+
+impl Simulation {
+    /// Validates `scene`, builds the grid, masks and solvers on `device`.
+    pub fn new(scene: &SceneConfig, device: &Device) -> Result<Self> {
+        scene.validate()?;
+        let grid = Grid::new(scene.resolution, scene.domain)?;
+        let solid = SolidMask::new(grid, &scene.obstacles)?;
+        let bcs = &scene.boundaries;
+        let (u_spec, v_spec) = bcs.velocity_specs(&grid);
+        let marker_spec = ArraySpec::new(&grid, Location::Center, bcs.scalar_extrap(scene.marker.outside));
+        let nu = scene.viscosity.nu(scene.domain[0], scene.dt);
+        let alpha = nu * scene.dt / (grid.dx * grid.dx);
+        if scene.diffusion == DiffusionScheme::Explicit && alpha > 0.25 {
+            return Err(DiffsimError::config(format!(
+                "explicit diffusion is unstable: α = ν·dt/dx² = {alpha:.3} > 0.25 at {}; use diffusion = \"implicit\", a smaller dt or a coarser grid",
+                grid.resolution()
+            )));
+        }
+        let projection = Arc::new(PressureProjection::new(bcs, &solid, scene.solve)?);
+        let implicit = match scene.diffusion {
+            DiffusionScheme::Implicit if alpha > 0.0 => Some([
+                Arc::new(ImplicitDiffusion::new(u_spec, alpha, scene.solve)?),
+                Arc::new(ImplicitDiffusion::new(v_spec, alpha, scene.solve)?),
+            ]),
+            _ => None,
+        };
+        let mut u_forcing = Vec::new();
+        let mut v_forcing = Vec::new();
+        for f in &scene.forcing {
+            if let Some(val) = f.u {
+                u_forcing.push((face_mask(&grid, Location::FaceX, &f.region, device)?, val));
+            }
+            if let Some(val) = f.v {
+                v_forcing.push((face_mask(&grid, Location::FaceY, &f.region, device)?, val));
+            }
+        }
+        let inflow = (!scene.marker.inflow.is_empty() && scene.marker.rate != 0.0).then(|| {
+            let mut m = vec![0.0f32; grid.cells()];
+            for g in &scene.marker.inflow {
+                for (m, inside) in m.iter_mut().zip(g.cell_mask(&grid)) {
+                    if inside {
+                        *m = (scene.marker.rate * scene.dt) as f32;
+                    }
+                }
+            }
+            Tensor::<3>::from_data(TensorData::new(m, [1, grid.ny, grid.nx]), device)
+        });
+        Ok(Self {
+            scene: scene.clone(),
+            grid,
+            solid,
+            u_spec,
+            v_spec,
+            marker_spec,
+            nu,
+            alpha,
+            projection,
+            implicit,
+            u_forcing,
+            v_forcing,
+            inflow,
+            device: device.clone(),
+        })
+    }
+
+    /// True when the scene carries a marker (inflow or buoyancy).
+    pub fn has_marker(&self) -> bool {
+        self.inflow.is_some() || self.scene.marker.buoyancy != 0.0
+    }
+
+    /// The initial state of the scene, repeated `batch` times; projected once so that it is
+    /// divergence-free.
+    pub fn initial_state(&self, batch: usize) -> Result<FluidState> {
+        let g = &self.grid;
+        let [ny, nx] = [g.ny, g.nx];
+        let mut u = vec![0.0f32; ny * (nx + 1)];
+        let mut v = vec![0.0f32; (ny + 1) * nx];
+        match self.scene.initial {
+            Initial::Rest => {}
+            Initial::Uniform([a, b]) => {
+                u.fill(a as f32);
+                v.fill(b as f32);
+            }
+            Initial::SolPoke => {
+                v.fill(1.0);
+                for j in ny / 2 + 10..=ny / 2 + 19 {
+                    for i in (nx / 2).saturating_sub(2)..=nx / 2 + 1 {
+                        if j < ny && i <= nx {
+                            u[j * (nx + 1) + i] = 1.0;
+                        }
+                    }
+                }
+            }
+            Initial::TaylorGreen(a) => {
+                let (u0, v0) = taylor_green(g, a, 0.0, 0.0);
+                u = u0.into_iter().map(|x| x as f32).collect();
+                v = v0.into_iter().map(|x| x as f32).collect();
+            }
+        }
+        let u = self.repeat(u, [ny, nx + 1], batch);
+        let v = self.repeat(v, [ny + 1, nx], batch);
+        let marker = Tensor::zeros([batch, ny, nx], &self.device);
+        let (u, v, pressure) = self.project(u, v)?;
+        Ok(FluidState { u, v, marker, pressure, step: 0 })
+    }
+
+    /// A state from host arrays (`u: [ny, nx+1]`, `v: [ny+1, nx]`, optional marker `[ny, nx]`),
+    /// repeated `batch` times, not re-projected (it continues a stored trajectory).
+    pub fn state_from_arrays(&self, u: Vec<f32>, v: Vec<f32>, marker: Option<Vec<f32>>, batch: usize) -> FluidState {
+        let g = &self.grid;
+        let marker = match marker {
+            Some(m) => self.repeat(m, [g.ny, g.nx], batch),
+            None => Tensor::zeros([batch, g.ny, g.nx], &self.device),
+        };
+        FluidState {
+            u: self.repeat(u, [g.ny, g.nx + 1], batch),
+            v: self.repeat(v, [g.ny + 1, g.nx], batch),
+            marker,
+            pressure: Tensor::zeros([batch, g.ny, g.nx], &self.device),
+            step: 0,
+        }
+    }
+
+    fn repeat(&self, data: Vec<f32>, dims: [usize; 2], batch: usize) -> Tensor<3> {
+        Tensor::<3>::from_data(TensorData::new(data, [1, dims[0], dims[1]]), &self.device).repeat_dim(0, batch)
+    }
+
+    /// Projects and checks the solver outcome.
+    fn project(&self, u: Tensor<3>, v: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>, Tensor<3>)> {
+        let out = ops::project(u, v, &self.projection);
+        match self.projection.take_outcome() {
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(out),
+        }
+    }
+
+    /// Advances one time step (reference §A.1 order): viscosity, velocity forcing,
+    /// semi-Lagrangian (or MacCormack) advection of marker and velocity, marker inflow,
+    /// buoyancy, pressure projection with obstacles.
+    pub fn step(&self, s: FluidState) -> Result<(FluidState, StepInfo)> {
+        let t0 = Instant::now();
+        let FluidState { mut u, mut v, mut marker, step, .. } = s;
+        match (&self.implicit, self.scene.diffusion) {
+            (Some([du, dv]), _) => {
+                u = ops::diffuse_implicit(u, du);
+                v = ops::diffuse_implicit(v, dv);
+                for d in [du, dv] {
+                    if let Some(Err(e)) = d.solver.take_last() {
+                        return Err(e.into());
+                    }
+                }
+            }
+            (None, DiffusionScheme::Explicit) if self.alpha > 0.0 => {
+                u = ops::diffuse_explicit(u, self.u_spec, self.alpha);
+                v = ops::diffuse_explicit(v, self.v_spec, self.alpha);
+            }
+            _ => {}
+        }
+        for (mask, val) in &self.u_forcing {
+            u = u.mask_fill(mask.clone(), *val as f32);
+        }
+        for (mask, val) in &self.v_forcing {
+            v = v.mask_fill(mask.clone(), *val as f32);
+        }
+        let dt_dx = self.scene.dt / self.grid.dx;
+        let spec = |q: ArraySpec| AdvectSpec { q, u: self.u_spec, v: self.v_spec, dt_dx, scheme: self.scene.advection };
+        if self.has_marker() {
+            marker = ops::advect(marker, u.clone(), v.clone(), spec(self.marker_spec));
+            if let Some(inflow) = &self.inflow {
+                marker = marker + inflow.clone();
+            }
+        }
+        let u_adv = ops::advect(u.clone(), u.clone(), v.clone(), spec(self.u_spec));
+        let mut v_adv = ops::advect(v.clone(), u, v, spec(self.v_spec));
+        if self.scene.marker.buoyancy != 0.0 {
+            v_adv = v_adv + self.marker_on_y_faces(marker.clone()) * (self.scene.dt * self.scene.marker.buoyancy) as f32;
+        }
+        let tp = Instant::now();
+        let (u, v, pressure) = ops::project(u_adv, v_adv, &self.projection);
+        let projection_secs = tp.elapsed().as_secs_f64();
+        let solve = match self.projection.take_outcome() {
+            Some(Ok(info)) => info,
+            Some(Err(SolveError::NonFinite(_))) => {
+                return Err(DiffsimError::NonFinite { field: "velocity", step: step + 1, cfl: f64::NAN });
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => SolveInfo::default(),
+        };
+        let info = StepInfo { solve, projection_secs, step_secs: t0.elapsed().as_secs_f64() };
+        Ok((FluidState { u, v, marker, pressure, step: step + 1 }, info))
+    }
+
+    /// The marker averaged to y-faces (0 beyond the top and bottom), `[B, ny+1, nx]`.
+    fn marker_on_y_faces(&self, m: Tensor<3>) -> Tensor<3> {
+        let [b, ny, nx] = m.dims();
+        let zero = Tensor::<3>::zeros([b, 1, nx], &self.device);
+        let padded = Tensor::cat(vec![zero.clone(), m, zero], 1);
+        (padded.clone().narrow(1, 0, ny + 1) + padded.narrow(1, 1, ny + 1)) * 0.5
+    }
+
+    /// Max |u·dt/dx| over all faces (the CFL number).
+    pub fn cfl(&self, s: &FluidState) -> f64 {
+        let m = s.u.clone().abs().max().into_scalar::<f64>().max(s.v.clone().abs().max().into_scalar::<f64>());
+        m * self.scene.dt / self.grid.dx
+    }
+
+    /// Max |div u| over fluid cells (domain units).
+    pub fn max_divergence(&self, s: &FluidState) -> f64 {
+        let div = ops::divergence(s.u.clone(), s.v.clone(), self.grid.dx);
+        let fluid: Vec<f32> = self.solid.solid.iter().map(|&x| if x { 0.0 } else { 1.0 }).collect();
+        let fluid = Tensor::<3>::from_data(TensorData::new(fluid, [1, self.grid.ny, self.grid.nx]), &self.device);
+        (div * fluid).abs().max().into_scalar::<f64>()
+    }
+
+    /// Errors when the state contains NaN or infinity.
+    pub fn check_finite(&self, s: &FluidState) -> Result<()> {
+        for (name, t) in [("velocity", &s.u), ("velocity", &s.v), ("marker", &s.marker)] {
+            let m = t.clone().abs().max().into_scalar::<f64>();
+            if !m.is_finite() {
+                return Err(DiffsimError::NonFinite { field: name, step: s.step, cfl: self.cfl(s) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The mask of the faces of `loc` in `region`, `[1, rows, cols]`.
+fn face_mask(grid: &Grid, loc: Location, region: &FaceRegion, device: &Device) -> Result<Tensor<3, Bool>> {
+    let [ny, nx] = grid.shape(loc);
+    let mut m = vec![false; ny * nx];
+    for j in 0..ny {
+        for i in 0..nx {
+            m[j * nx + i] = match *region {
+                FaceRegion::Inside(g) => g.contains(grid.position(loc, j, i)),
+                FaceRegion::Edge { side, layers } => match side {
+                    Side::XLo => i < layers,
+                    Side::XHi => i + layers >= nx,
+                    Side::YLo => j < layers,
+                    Side::YHi => j + layers >= ny,
+                },
+            };
+        }
+    }
+    Ok(Tensor::<3, Bool>::from_data(TensorData::new(m, [1, ny, nx]), device))
+}
+
+/// The Taylor-Green velocity `u = A sin x cos y F`, `v = −A cos x sin y F`, `F = e^{−2νt}`, on
+/// the faces of `grid` (a `2π` domain): `(u [ny·(nx+1)], v [(ny+1)·nx])`.
+pub fn taylor_green(grid: &Grid, amplitude: f64, nu: f64, t: f64) -> (Vec<f64>, Vec<f64>) {
+    let f = amplitude * (-2.0 * nu * t).exp();
+    let at = |loc, j, i| grid.position(loc, j, i);
+    let [uy, ux] = grid.shape(Location::FaceX);
+    let [vy, vx] = grid.shape(Location::FaceY);
+    let u = (0..uy)
+        .flat_map(|j| (0..ux).map(move |i| (j, i)))
+        .map(|(j, i)| {
+            let [x, y] = at(Location::FaceX, j, i);
+            f * x.sin() * y.cos()
+        })
+        .collect();
+    let v = (0..vy)
+        .flat_map(|j| (0..vx).map(move |i| (j, i)))
+        .map(|(j, i)| {
+            let [x, y] = at(Location::FaceY, j, i);
+            -f * x.cos() * y.sin()
+        })
+        .collect();
+    (u, v)
+}

@@ -1,0 +1,29 @@
+//! # diffsim
+//!
+//! Differentiable simulation on Burn: MAC-grid incompressible Navier-Stokes whose grid
+//! operators are Burn backend extensions (fused CPU kernels on Flex, portable tensor-op bodies
+//! for GPU backends), a factor-once sparse Cholesky pressure solver, the wake-flow scenes of
+//! Solver-in-the-Loop, HDF5 output readable by h5py, and pictures.
+//!
+//! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
+//! [`io`], [`viz`] and [`cli`] sit on top.
+
+pub mod cli;
+pub mod error;
+pub mod fluid;
+pub mod grid;
+pub mod io;
+pub mod linalg;
+pub mod ops;
+pub mod viz;
+
+pub use error::{DiffsimError, Result};
+
+/// The commonly used types.
+pub mod prelude {
+    pub use crate::error::{DiffsimError, Result};
+    pub use crate::fluid::{FluidState, Scene, SceneConfig, Simulation};
+    pub use crate::grid::{Boundaries, Geometry, Grid, Location, Resolution, SideBc};
+    pub use crate::linalg::{SolveConfig, SolveInfo, SolveMethod};
+    pub use crate::ops::AdvectScheme;
+}

@@ -1,0 +1,179 @@
+//! The pressure Poisson system of the MAC grid with boundaries and obstacles.
+
+use super::stencil::{Dir, Stencil};
+use crate::grid::{Boundaries, Grid, SideBc, SolidMask};
+
+/// What the projection does with one velocity face.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FaceRule {
+    /// Between two pressure unknowns (or an unknown and an open-boundary ghost `p = 0`):
+    /// corrected by `−∇p`.
+    Open,
+    /// Prescribed normal velocity (closed wall, inflow, or a face touching an obstacle).
+    Fixed(f64),
+    /// Left as it is (zero-gradient boundary faces).
+    Free,
+}
+
+/// `A p = −dx · (Σ outward face velocities)` on the cells, where `A` is the negated
+/// cell-unit Laplacian over open faces: `(A p)_c = Σ_{open faces f of c} (p_c − p_{nbr(f)})`,
+/// with `p = 0` beyond open boundaries. Then `u ← u − ∇p` (∇ in domain units) makes the
+/// discrete divergence vanish in every fluid cell.
+///
+/// Solid cells are decoupled identity rows (`p = 0`). A connected fluid region with no open
+/// boundary (closed box, periodic domain, an enclosed pocket) leaves `A` singular with the
+/// constant as null vector: its first cell gets `+1` on the diagonal ("pinned"), and its
+/// right-hand side is projected onto the range (mean removed), which gives the exact solution
+/// with `p = 0` at the pinned cell.
+#[derive(Clone, Debug)]
+pub struct PoissonSystem {
+    /// The grid.
+    pub grid: Grid,
+    /// The SPD operator `A` (cell unknowns, row-major `[ny, nx]`).
+    pub stencil: Stencil,
+    /// Rule per x-face, `[ny, nx+1]`.
+    pub u_faces: Vec<FaceRule>,
+    /// Rule per y-face, `[ny+1, nx]`.
+    pub v_faces: Vec<FaceRule>,
+    /// Cells of each floating region (no open boundary), for the range projection.
+    pub floating: Vec<Vec<u32>>,
+    /// Solid cells, `[ny, nx]`.
+    pub solid: Vec<bool>,
+}
+
+impl PoissonSystem {
+    /// Assembles the system; `bcs` must be validated.
+    pub fn new(bcs: &Boundaries, solid: &SolidMask) -> Self {
+        let grid = solid.grid;
+        let (nx, ny) = (grid.nx, grid.ny);
+        let periodic = [bcs.periodic(0), bcs.periodic(1)];
+        let mut stencil = Stencil::zeros(nx, ny, periodic);
+        let fluid = |c: usize| !solid.solid[c];
+        let mut u_faces = vec![FaceRule::Free; ny * (nx + 1)];
+        let mut v_faces = vec![FaceRule::Free; (ny + 1) * nx];
+        let mut open_ghost = vec![false; nx * ny];
+
+        // Interior faces (and the periodic seam, which is face 0 / face n).
+        for j in 0..ny {
+            for i in 0..=nx {
+                let rule = if (i == 0 || i == nx) && !periodic[0] {
+                    let side = if i == 0 { bcs.x_lo } else { bcs.x_hi };
+                    let cell = j * nx + if i == 0 { 0 } else { nx - 1 };
+                    boundary_rule(side, fluid(cell), &mut open_ghost[cell], &mut stencil.diag[cell])
+                } else {
+                    let (l, r) = (j * nx + (i + nx - 1) % nx, j * nx + i % nx);
+                    if fluid(l) && fluid(r) {
+                        if i < nx {
+                            stencil.couple(l, Dir::East, 1.0);
+                        }
+                        FaceRule::Open
+                    } else {
+                        FaceRule::Fixed(0.0)
+                    }
+                };
+                u_faces[j * (nx + 1) + i] = rule;
+            }
+        }
+        for j in 0..=ny {
+            for i in 0..nx {
+                let rule = if (j == 0 || j == ny) && !periodic[1] {
+                    let side = if j == 0 { bcs.y_lo } else { bcs.y_hi };
+                    let cell = if j == 0 { i } else { (ny - 1) * nx + i };
+                    boundary_rule(side, fluid(cell), &mut open_ghost[cell], &mut stencil.diag[cell])
+                } else {
+                    let (b, t) = (((j + ny - 1) % ny) * nx + i, (j % ny) * nx + i);
+                    if fluid(b) && fluid(t) {
+                        if j < ny {
+                            stencil.couple(b, Dir::North, 1.0);
+                        }
+                        FaceRule::Open
+                    } else {
+                        FaceRule::Fixed(0.0)
+                    }
+                };
+                v_faces[j * nx + i] = rule;
+            }
+        }
+        for (c, s) in solid.solid.iter().enumerate() {
+            if *s {
+                stencil.diag[c] = 1.0;
+            }
+        }
+        let floating = floating_regions(&stencil, &solid.solid, &open_ghost);
+        for region in &floating {
+            stencil.diag[region[0] as usize] += 1.0;
+        }
+        Self { grid, stencil, u_faces, v_faces, floating, solid: solid.solid.clone() }
+    }
+
+    /// Builds the right-hand side `−dx·(flux out)` of one batch item from the (already
+    /// face-constrained) velocity, with floating regions projected onto the range.
+    /// `u: [ny, nx+1]`, `v: [ny+1, nx]`, `rhs: [ny, nx]`.
+    pub fn rhs<T: Copy + Into<f64>>(&self, u: &[T], v: &[T], rhs: &mut [f64]) {
+        let (nx, ny, dx) = (self.grid.nx, self.grid.ny, self.grid.dx);
+        for j in 0..ny {
+            for i in 0..nx {
+                let c = j * nx + i;
+                rhs[c] = if self.solid[c] {
+                    0.0
+                } else {
+                    let flux = u[j * (nx + 1) + i + 1].into() - u[j * (nx + 1) + i].into() + v[(j + 1) * nx + i].into()
+                        - v[j * nx + i].into();
+                    -dx * flux
+                };
+            }
+        }
+        for region in &self.floating {
+            let mean = region.iter().map(|&c| rhs[c as usize]).sum::<f64>() / region.len() as f64;
+            for &c in region {
+                rhs[c as usize] -= mean;
+            }
+        }
+    }
+}
+
+/// Rule of a non-periodic boundary face next to `cell`; an open side adds its Dirichlet ghost.
+fn boundary_rule(side: SideBc, cell_is_fluid: bool, open_ghost: &mut bool, diag: &mut f64) -> FaceRule {
+    match side {
+        _ if !cell_is_fluid => FaceRule::Fixed(0.0),
+        SideBc::Open => {
+            *diag += 1.0;
+            *open_ghost = true;
+            FaceRule::Open
+        }
+        SideBc::Dirichlet(v) => FaceRule::Fixed(v),
+        SideBc::ZeroGradient => FaceRule::Free,
+        SideBc::Periodic => unreachable!("periodic sides have no boundary faces"),
+    }
+}
+
+/// Connected fluid regions (through coupled faces) that touch no open boundary.
+fn floating_regions(stencil: &Stencil, solid: &[bool], open_ghost: &[bool]) -> Vec<Vec<u32>> {
+    let mut seen = solid.to_vec();
+    let mut out = Vec::new();
+    for start in 0..stencil.len() {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let (mut region, mut stack, mut anchored) = (vec![start as u32], vec![start], false);
+        while let Some(c) = stack.pop() {
+            anchored |= open_ghost[c];
+            for d in Dir::ALL {
+                if stencil.w[d as usize][c] != 0.0
+                    && let Some(n) = stencil.neighbour(c, d)
+                    && !seen[n]
+                {
+                    seen[n] = true;
+                    region.push(n as u32);
+                    stack.push(n);
+                }
+            }
+        }
+        if !anchored {
+            region.sort_unstable();
+            out.push(region);
+        }
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! [`LinearSolver`]: one SPD operator, its configured method, its cached factorisation and the
+//! statistics of its last solve.
+
+use super::{SolveConfig, SolveError, SolveInfo, SolveMethod, cg, cholesky::CholeskyFactor, stencil::Stencil};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Solves `A x = b` for one fixed operator, as often as needed.
+///
+/// With [`SolveMethod::Cholesky`] the factorisation happens once, in [`LinearSolver::new`], and
+/// every later solve (every step, every batch item, the adjoint) reuses it. Iterative methods
+/// keep the last solution as the next initial guess when `warm_start` is set.
+#[derive(Debug)]
+pub struct LinearSolver {
+    stencil: Stencil,
+    config: SolveConfig,
+    factor: Option<CholeskyFactor>,
+    warm: Mutex<Vec<f64>>,
+    last: Mutex<Option<Result<SolveInfo, SolveError>>>,
+    solves: std::sync::atomic::AtomicUsize,
+}
+
+impl LinearSolver {
+    /// Prepares a solver; factorises now when the method is Cholesky.
+    pub fn new(stencil: Stencil, config: SolveConfig) -> Result<Self, SolveError> {
+        config.validate()?;
+        let factor = match config.method {
+            SolveMethod::Cholesky => Some(CholeskyFactor::new(&stencil)?),
+            _ => None,
+        };
+        Ok(Self { stencil, config, factor, warm: Mutex::new(Vec::new()), last: Mutex::new(None), solves: Default::default() })
+    }
+
+    /// The operator.
+    pub fn stencil(&self) -> &Stencil {
+        &self.stencil
+    }
+
+    /// Numeric factorisations this solver holds (1 for Cholesky, 0 for iterative methods):
+    /// every solve reuses them.
+    pub fn factorizations(&self) -> usize {
+        usize::from(self.factor.is_some())
+    }
+
+    /// Solve calls so far (each may carry many right-hand sides).
+    pub fn solve_calls(&self) -> usize {
+        self.solves.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SolveConfig {
+        &self.config
+    }
+
+    /// Solves in place for `batch` right-hand sides stored one after another (`[batch, n]`).
+    /// The outcome is also kept for [`LinearSolver::take_last`].
+    pub fn solve(&self, x: &mut [f64], batch: usize) -> Result<SolveInfo, SolveError> {
+        self.solves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = self.solve_inner(x, batch);
+        *self.last.lock().expect("solver stats lock") = Some(out.clone());
+        out
+    }
+
+    /// Takes the outcome of the last solve (None when there was none since the last call).
+    /// Ops whose signature cannot return an error record it here; the stepper checks it.
+    pub fn take_last(&self) -> Option<Result<SolveInfo, SolveError>> {
+        self.last.lock().expect("solver stats lock").take()
+    }
+
+    /// Records the outcome of a solve done elsewhere (the tensor-op CG of the default bodies).
+    pub fn record(&self, outcome: Result<SolveInfo, SolveError>) {
+        *self.last.lock().expect("solver stats lock") = Some(outcome);
+    }
+
+    fn solve_inner(&self, x: &mut [f64], batch: usize) -> Result<SolveInfo, SolveError> {
+        let n = self.stencil.len();
+        assert_eq!(x.len(), n * batch);
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(SolveError::NonFinite("right-hand side"));
+        }
+        let b = x.to_vec();
+        if let Some(f) = &self.factor {
+            f.solve_in_place(x, batch);
+            let residual = self.residual(&b, x);
+            if !residual.is_finite() {
+                return Err(SolveError::NonFinite("solution"));
+            }
+            return Ok(SolveInfo { method: SolveMethod::Cholesky, iterations: 0, residual, batch });
+        }
+        let mut warm = self.warm.lock().expect("warm start lock");
+        let use_warm = self.config.warm_start && warm.len() == x.len();
+        if use_warm {
+            x.copy_from_slice(&warm);
+        } else {
+            x.fill(0.0);
+        }
+        let results: Vec<_> = x
+            .par_chunks_mut(n)
+            .zip(b.par_chunks(n))
+            .map(|(xi, bi)| cg::solve(&self.stencil, bi, xi, &self.config))
+            .collect();
+        let mut info = SolveInfo { method: self.config.method, iterations: 0, residual: 0.0, batch };
+        for r in results {
+            let (it, res) = r?;
+            info.iterations = info.iterations.max(it);
+            info.residual = info.residual.max(res);
+        }
+        if self.config.warm_start {
+            warm.clear();
+            warm.extend_from_slice(x);
+        }
+        Ok(info)
+    }
+
+    /// `max|b − A x|` over a batch (for tests and diagnostics).
+    pub fn residual(&self, b: &[f64], x: &[f64]) -> f64 {
+        let n = self.stencil.len();
+        let mut ax = vec![0.0; n];
+        b.chunks(n)
+            .zip(x.chunks(n))
+            .map(|(bi, xi)| {
+                self.stencil.apply(xi, &mut ax);
+                bi.iter().zip(&ax).fold(0.0f64, |m, (b, a)| m.max((b - a).abs()))
+            })
+            .fold(0.0, f64::max)
+    }
+}

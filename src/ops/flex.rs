@@ -1,0 +1,149 @@
+//! The Flex (CPU) implementations: the fused kernels over raw slices, in f32 or f64.
+
+use super::{AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps, kernels};
+use crate::grid::ArraySpec;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DType, Flex, TensorMetadata};
+use burn::tensor::{Element, TensorData};
+use kernels::Real;
+use num_traits::Zero;
+use std::sync::Arc;
+
+/// Calls `$body` with `$T` bound to the element type of `$t` (f32 or f64).
+macro_rules! with_float {
+    ($t:expr, $T:ident => $body:expr) => {
+        match $t.dtype() {
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => panic!("diffsim grid ops support f32 and f64 tensors, got {other:?}"),
+        }
+    };
+}
+
+/// A contiguous copy of `t` if it is not contiguous already (then zero-copy).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+}
+
+/// The elements of a contiguous tensor.
+fn data<T: Real + Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
+    t.as_slice::<T>().expect("contiguous tensor of the dispatched dtype")
+}
+
+/// An owned `Vec` of the tensor's elements (reusing the buffer when uniquely owned).
+fn into_vec<T: Real + Element + bytemuck::Pod>(t: FlexTensor) -> Vec<T> {
+    t.into_data().try_into_vec::<T>().expect("tensor of the dispatched dtype")
+}
+
+/// Wraps a `Vec` as a tensor of shape `dims`.
+fn tensor<T: Real + Element>(v: Vec<T>, dims: [usize; 3]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, dims))
+}
+
+/// Batch size of a `[B, ..]` tensor whose items have the shape of `spec`, checked.
+#[track_caller]
+fn batch_of(t: &FlexTensor, s: &ArraySpec, name: &str) -> usize {
+    let sh = t.shape();
+    assert!(
+        sh.num_dims() == 3 && sh[1] == s.ny && sh[2] == s.nx,
+        "{name}: expected shape [B, {}, {}], got {sh:?}",
+        s.ny,
+        s.nx
+    );
+    sh[0]
+}
+
+impl AdvectionOps for Flex {
+    fn advect(q: FlexTensor, u: FlexTensor, v: FlexTensor, spec: AdvectSpec) -> FlexTensor {
+        let b = batch_of(&q, &spec.q, "advect q");
+        assert_eq!(batch_of(&u, &spec.u, "advect u"), b, "advect: batch of u");
+        assert_eq!(batch_of(&v, &spec.v, "advect v"), b, "advect: batch of v");
+        let (q, u, v) = (contiguous(q), contiguous(u), contiguous(v));
+        with_float!(q, T => {
+            let args = kernels::Advect {
+                q: data::<T>(&q), sq: &spec.q, u: data::<T>(&u), v: data::<T>(&v), su: &spec.u, sv: &spec.v, dt_dx: spec.dt_dx,
+            };
+            let mut out = vec![T::zero(); b * spec.q.len()];
+            match spec.scheme {
+                AdvectScheme::SemiLagrangian => kernels::semi_lagrangian(&args, &mut out),
+                AdvectScheme::MacCormack => kernels::maccormack(&args, &mut out),
+            }
+            tensor(out, [b, spec.q.ny, spec.q.nx])
+        })
+    }
+}
+
+impl DiffusionOps for Flex {
+    fn diffuse_explicit(q: FlexTensor, spec: ArraySpec, alpha: f64) -> FlexTensor {
+        let b = batch_of(&q, &spec, "diffuse q");
+        let q = contiguous(q);
+        with_float!(q, T => {
+            let mut out = vec![T::zero(); b * spec.len()];
+            kernels::diffuse_explicit(data::<T>(&q), &spec, alpha, &mut out);
+            tensor(out, [b, spec.ny, spec.nx])
+        })
+    }
+
+    fn diffuse_implicit(q: FlexTensor, op: Arc<ImplicitDiffusion>) -> FlexTensor {
+        let s = op.spec;
+        let b = batch_of(&q, &s, "diffuse_implicit q");
+        let [nx, ny] = op.nodes;
+        with_float!(q, T => {
+            let mut vals = into_vec::<T>(q);
+            let mut rhs = vec![0.0f64; b * nx * ny];
+            for (k, r) in rhs.iter_mut().enumerate() {
+                let (bi, c) = (k / (nx * ny), k % (nx * ny));
+                let x: f64 = vals[bi * s.len() + (c / nx) * s.nx + c % nx].into();
+                *r = x + op.ghost_rhs[c];
+            }
+            // A failed solve is recorded in the solver for the caller; the values stay finite.
+            if op.solver.solve(&mut rhs, b).is_ok() {
+                for bi in 0..b {
+                    let item = &mut vals[bi * s.len()..(bi + 1) * s.len()];
+                    for j in 0..s.ny {
+                        for i in 0..s.nx {
+                            let node = (j % ny) * nx + i % nx;
+                            item[j * s.nx + i] = T::of(rhs[bi * nx * ny + node]);
+                        }
+                    }
+                }
+            }
+            tensor(vals, [b, s.ny, s.nx])
+        })
+    }
+}
+
+impl ProjectionOps for Flex {
+    fn divergence(u: FlexTensor, v: FlexTensor, dx: f64) -> FlexTensor {
+        let (su, sv) = (u.shape(), v.shape());
+        let (b, ny, nx) = (su[0], su[1], su[2] - 1);
+        assert!(sv[0] == b && sv[1] == ny + 1 && sv[2] == nx, "divergence: u {su:?} and v {sv:?} are not one MAC grid");
+        let (u, v) = (contiguous(u), contiguous(v));
+        with_float!(u, T => {
+            let mut out = vec![T::zero(); b * nx * ny];
+            kernels::divergence(data::<T>(&u), data::<T>(&v), nx, ny, dx, &mut out);
+            tensor(out, [b, ny, nx])
+        })
+    }
+
+    fn project(u: FlexTensor, v: FlexTensor, proj: Arc<PressureProjection>) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let g = proj.system.grid;
+        let b = u.shape()[0];
+        assert_eq!(u.shape().to_vec(), vec![b, g.ny, g.nx + 1], "project: shape of u");
+        assert_eq!(v.shape().to_vec(), vec![b, g.ny + 1, g.nx], "project: shape of v");
+        with_float!(u, T => {
+            let mut uu = into_vec::<T>(u);
+            let mut vv = into_vec::<T>(v);
+            let p = kernels::project(&proj.system, &mut uu, &mut vv, b, |rhs| proj.solver.solve(rhs, b).map(|_| ()));
+            // A failed solve is recorded in the solver; return the constrained input with p = 0.
+            let p: Vec<T> = p.map(|p| p.into_iter().map(T::of).collect()).unwrap_or_else(|_| vec![T::zero(); b * g.cells()]);
+            (tensor(uu, [b, g.ny, g.nx + 1]), tensor(vv, [b, g.ny + 1, g.nx]), tensor(p, [b, g.ny, g.nx]))
+        })
+    }
+}

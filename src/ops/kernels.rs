@@ -1,0 +1,269 @@
+//! Fused CPU kernels over raw row-major slices, generic over `f32`/`f64`.
+//!
+//! Every kernel makes one pass over its output, parallel over batch items and rows with rayon
+//! above [`PAR_THRESHOLD`] elements. Positions are in cells; element `[j, i]` of an array sits
+//! at `(i + ox, j + oy)` (see [`ArraySpec`]).
+
+use crate::grid::{ArraySpec, Extrap};
+use crate::linalg::PoissonSystem;
+use crate::linalg::poisson::FaceRule;
+use rayon::prelude::*;
+
+/// Floating-point element types of the kernels.
+pub trait Real: num_traits::Float + num_traits::FromPrimitive + Into<f64> + Send + Sync + std::fmt::Debug + 'static {
+    /// Converts from `f64` (rounding for `f32`).
+    #[inline]
+    fn of(x: f64) -> Self {
+        Self::from_f64(x).expect("finite conversion")
+    }
+}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Below this many output elements a kernel runs on the calling thread.
+pub const PAR_THRESHOLD: usize = 16 * 1024;
+
+/// Runs `row(j, out_row)` for every row of every batch item of `out` (rows of `nx` elements,
+/// `ny` rows per item), in parallel when the output is large.
+pub fn for_rows<E: Send>(out: &mut [E], nx: usize, ny: usize, row: impl Fn(usize, usize, &mut [E]) + Sync) {
+    let item = nx * ny;
+    if out.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(nx).enumerate().for_each(|(r, o)| row(r / ny, r % ny, o));
+    } else {
+        out.chunks_mut(nx).enumerate().for_each(|(r, o)| row(r / ny, r % ny, o));
+    }
+    debug_assert_eq!(out.len() % item, 0);
+}
+
+/// Where index `idx` along an axis of `n` elements lands: `Ok(index)` or `Err(constant)`.
+/// Periodic axes always wrap into `[0, period)`, so the duplicate last column of a periodic
+/// face array is never read (it is a copy of the first).
+#[inline(always)]
+fn resolve(idx: isize, n: usize, period: usize, lo: Extrap, hi: Extrap) -> Result<usize, f64> {
+    if lo == Extrap::Periodic {
+        return Ok(idx.rem_euclid(period as isize) as usize);
+    }
+    if idx >= 0 && (idx as usize) < n {
+        return Ok(idx as usize);
+    }
+    match if idx < 0 { lo } else { hi } {
+        Extrap::ZeroGradient => Ok(if idx < 0 { 0 } else { n - 1 }),
+        Extrap::Value(c) => Err(c),
+        Extrap::Periodic => Ok(idx.rem_euclid(period as isize) as usize),
+    }
+}
+
+/// Element `[j, i]` of one batch item `a`, extrapolated beyond the edges as `s` says. Where both
+/// axes leave the array with a constant, the y rule wins (like padding x first, then y).
+#[inline(always)]
+pub fn fetch<T: Real>(a: &[T], s: &ArraySpec, j: isize, i: isize) -> T {
+    let jj = match resolve(j, s.ny, s.period_y, s.ext[2], s.ext[3]) {
+        Ok(j) => j,
+        Err(c) => return T::of(c),
+    };
+    match resolve(i, s.nx, s.period_x, s.ext[0], s.ext[1]) {
+        Ok(i) => a[jj * s.nx + i],
+        Err(c) => T::of(c),
+    }
+}
+
+/// Bilinear sample of array `a` at the position `(px, py)` (cells from the origin), with the
+/// 4 stencil values returned too (for limiters).
+#[inline(always)]
+pub fn sample4<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> (T, [T; 4]) {
+    let fx = px - T::of(s.ox);
+    let fy = py - T::of(s.oy);
+    let (x0, y0) = (fx.floor(), fy.floor());
+    let (tx, ty) = (fx - x0, fy - y0);
+    let (i0, j0) = (x0.to_isize().unwrap_or(isize::MIN / 2), y0.to_isize().unwrap_or(isize::MIN / 2));
+    // Interior fast path: all four samples inside (and off a periodic seam).
+    let lim_x = if s.ext[0] == Extrap::Periodic { s.period_x } else { s.nx };
+    let lim_y = if s.ext[2] == Extrap::Periodic { s.period_y } else { s.ny };
+    let q = if i0 >= 0 && j0 >= 0 && ((i0 + 1) as usize) < lim_x && ((j0 + 1) as usize) < lim_y {
+        let b = j0 as usize * s.nx + i0 as usize;
+        [a[b], a[b + 1], a[b + s.nx], a[b + s.nx + 1]]
+    } else {
+        [fetch(a, s, j0, i0), fetch(a, s, j0, i0 + 1), fetch(a, s, j0 + 1, i0), fetch(a, s, j0 + 1, i0 + 1)]
+    };
+    let one = T::one();
+    let v = (one - ty) * ((one - tx) * q[0] + tx * q[1]) + ty * ((one - tx) * q[2] + tx * q[3]);
+    (v, q)
+}
+
+/// Bilinear sample (see [`sample4`]).
+#[inline(always)]
+pub fn sample<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> T {
+    sample4(a, s, px, py).0
+}
+
+/// The velocity `(u, v)` (domain units per time) at position `(px, py)` in cells.
+#[inline(always)]
+fn velocity_at<T: Real>(u: &[T], su: &ArraySpec, v: &[T], sv: &ArraySpec, px: T, py: T) -> (T, T) {
+    (sample(u, su, px, py), sample(v, sv, px, py))
+}
+
+/// Inputs of one advection: the advected array, the velocity and the scheme.
+pub struct Advect<'a, T> {
+    /// Advected array (one or more batch items).
+    pub q: &'a [T],
+    /// Its spec.
+    pub sq: &'a ArraySpec,
+    /// x-velocity, `[B, ny, nx+1]`.
+    pub u: &'a [T],
+    /// y-velocity, `[B, ny+1, nx]`.
+    pub v: &'a [T],
+    /// Spec of `u`.
+    pub su: &'a ArraySpec,
+    /// Spec of `v`.
+    pub sv: &'a ArraySpec,
+    /// `dt / dx`: converts a velocity into cells per step.
+    pub dt_dx: f64,
+}
+
+/// First-order semi-Lagrangian advection: `out(x) = q(x − u(x)·dt)`, bilinear.
+pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
+    let (sq, su, sv) = (a.sq, a.su, a.sv);
+    let s = T::of(a.dt_dx);
+    for_rows(out, sq.nx, sq.ny, |b, j, o| {
+        let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
+        let py = T::of(j as f64 + sq.oy);
+        for (i, o) in o.iter_mut().enumerate() {
+            let px = T::of(i as f64 + sq.ox);
+            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            *o = sample(q, sq, px - s * vx, py - s * vy);
+        }
+    });
+}
+
+/// MacCormack advection with the min/max limiter of Selle et al. 2008: a forward and a
+/// backward semi-Lagrangian step estimate the error, half of it is added back, and the result
+/// is clamped to the values of the forward step's interpolation stencil.
+pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
+    let (sq, su, sv) = (a.sq, a.su, a.sv);
+    let s = T::of(a.dt_dx);
+    // Pass 1: forward step and the bounds of its interpolation stencil.
+    let mut pass1 = vec![[T::zero(); 3]; out.len()];
+    for_rows(&mut pass1, sq.nx, sq.ny, |b, j, o| {
+        let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
+        let py = T::of(j as f64 + sq.oy);
+        for (i, o) in o.iter_mut().enumerate() {
+            let px = T::of(i as f64 + sq.ox);
+            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            let (val, st) = sample4(q, sq, px - s * vx, py - s * vy);
+            *o = [val, st.iter().copied().fold(T::infinity(), T::min), st.iter().copied().fold(T::neg_infinity(), T::max)];
+        }
+    });
+    let fwd: Vec<T> = pass1.iter().map(|f| f[0]).collect();
+    // Pass 2: backward step from the forward result, correction, limiter.
+    let half = T::of(0.5);
+    for_rows(out, sq.nx, sq.ny, |b, j, o| {
+        let (q, u, v, f) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b), item(&fwd, sq, b));
+        let py = T::of(j as f64 + sq.oy);
+        let base = b * sq.len() + j * sq.nx;
+        for (i, o) in o.iter_mut().enumerate() {
+            let px = T::of(i as f64 + sq.ox);
+            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            let back = sample(f, sq, px + s * vx, py + s * vy);
+            let [f0, lo, hi] = pass1[base + i];
+            let corrected = f0 + half * (q[j * sq.nx + i] - back);
+            *o = corrected.max(lo).min(hi);
+        }
+    });
+}
+
+/// One explicit Euler diffusion step `out = q + α·Lap₅(q)` (cell units, `α = ν·dt/dx²`), with
+/// the neighbours beyond the edges given by the array's extrapolation.
+pub fn diffuse_explicit<T: Real>(q: &[T], s: &ArraySpec, alpha: f64, out: &mut [T]) {
+    let a = T::of(alpha);
+    let four = T::of(4.0);
+    for_rows(out, s.nx, s.ny, |b, j, o| {
+        let q = item(q, s, b);
+        let j = j as isize;
+        for (i, o) in o.iter_mut().enumerate() {
+            let ii = i as isize;
+            let c = q[j as usize * s.nx + i];
+            let lap = fetch(q, s, j, ii - 1) + fetch(q, s, j, ii + 1) + fetch(q, s, j - 1, ii) + fetch(q, s, j + 1, ii) - four * c;
+            *o = c + a * lap;
+        }
+    });
+}
+
+/// Discrete divergence `(u[i+1] − u[i] + v[j+1] − v[j]) / dx` at cell centres, `[B, ny, nx]`.
+pub fn divergence<T: Real>(u: &[T], v: &[T], nx: usize, ny: usize, dx: f64, out: &mut [T]) {
+    let inv = T::of(1.0 / dx);
+    for_rows(out, nx, ny, |b, j, o| {
+        let u = &u[b * ny * (nx + 1)..];
+        let v = &v[b * (ny + 1) * nx..];
+        for (i, o) in o.iter_mut().enumerate() {
+            *o = (u[j * (nx + 1) + i + 1] - u[j * (nx + 1) + i] + v[(j + 1) * nx + i] - v[j * nx + i]) * inv;
+        }
+    });
+}
+
+/// Pressure projection of one batch of staggered velocities, in place: constrain the faces,
+/// solve `A p = rhs` for every item at once (`solve` gets `[B, n]` and must overwrite it with
+/// the solution), then subtract the pressure gradient on open faces. Returns `p` as `[B, n]`.
+pub fn project<T: Real, E>(
+    sys: &PoissonSystem,
+    u: &mut [T],
+    v: &mut [T],
+    batch: usize,
+    solve: impl FnOnce(&mut [f64]) -> Result<(), E>,
+) -> Result<Vec<f64>, E> {
+    let g = sys.grid;
+    let (nx, ny) = (g.nx, g.ny);
+    let (nu, nv, n) = (ny * (nx + 1), (ny + 1) * nx, nx * ny);
+    let mut rhs = vec![0.0f64; batch * n];
+    u.par_chunks_mut(nu).zip(v.par_chunks_mut(nv)).zip(rhs.par_chunks_mut(n)).for_each(|((u, v), rhs)| {
+        constrain_faces(sys, u, v);
+        sys.rhs(u, v, rhs);
+    });
+    solve(&mut rhs)?;
+    let p = rhs;
+    let inv = T::of(1.0 / g.dx);
+    u.par_chunks_mut(nu).zip(v.par_chunks_mut(nv)).zip(p.par_chunks(n)).for_each(|((u, v), p)| {
+        let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
+        for j in 0..ny {
+            for i in 0..=nx {
+                if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
+                    let left = if i > 0 { pc(j, i - 1) } else if sys.stencil.periodic[0] { pc(j, nx - 1) } else { T::zero() };
+                    let right = if i < nx { pc(j, i) } else if sys.stencil.periodic[0] { pc(j, 0) } else { T::zero() };
+                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
+                }
+            }
+        }
+        for j in 0..=ny {
+            for i in 0..nx {
+                if sys.v_faces[j * nx + i] == FaceRule::Open {
+                    let below = if j > 0 { pc(j - 1, i) } else if sys.stencil.periodic[1] { pc(ny - 1, i) } else { T::zero() };
+                    let above = if j < ny { pc(j, i) } else if sys.stencil.periodic[1] { pc(0, i) } else { T::zero() };
+                    v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
+                }
+            }
+        }
+    });
+    Ok(p)
+}
+
+/// Sets fixed faces to their value and makes the periodic seam's two copies agree.
+pub fn constrain_faces<T: Real>(sys: &PoissonSystem, u: &mut [T], v: &mut [T]) {
+    let (nx, ny) = (sys.grid.nx, sys.grid.ny);
+    for (x, rule) in u.iter_mut().zip(&sys.u_faces).chain(v.iter_mut().zip(&sys.v_faces)) {
+        if let FaceRule::Fixed(val) = rule {
+            *x = T::of(*val);
+        }
+    }
+    if sys.stencil.periodic[0] {
+        (0..ny).for_each(|j| u[j * (nx + 1) + nx] = u[j * (nx + 1)]);
+    }
+    if sys.stencil.periodic[1] {
+        (0..nx).for_each(|i| v[ny * nx + i] = v[i]);
+    }
+}
+
+/// Batch item `b` of a batched array.
+#[inline(always)]
+fn item<'a, T>(a: &'a [T], s: &ArraySpec, b: usize) -> &'a [T] {
+    let n = s.len();
+    &a[b * n..(b + 1) * n]
+}

@@ -1,0 +1,79 @@
+//! Prepared linear operators that ops carry: the pressure projection and implicit diffusion.
+
+use crate::grid::{ArraySpec, Boundaries, Extrap, SolidMask};
+use crate::linalg::{Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, Stencil};
+
+/// A pressure projection prepared for one grid, boundary set and obstacle layout: the Poisson
+/// system and its solver (for Cholesky: factorised once, here).
+#[derive(Debug)]
+pub struct PressureProjection {
+    /// The Poisson system (operator, face rules, floating regions).
+    pub system: PoissonSystem,
+    /// The solver of `A p = rhs`.
+    pub solver: LinearSolver,
+}
+
+impl PressureProjection {
+    /// Assembles and (for Cholesky) factorises. `bcs` must be validated.
+    pub fn new(bcs: &Boundaries, solid: &SolidMask, config: SolveConfig) -> Result<Self, SolveError> {
+        let system = PoissonSystem::new(bcs, solid);
+        let solver = LinearSolver::new(system.stencil.clone(), config)?;
+        Ok(Self { system, solver })
+    }
+
+    /// The outcome of the last projection's solve (taken: the next call returns None until
+    /// another projection ran).
+    pub fn take_outcome(&self) -> Option<Result<SolveInfo, SolveError>> {
+        self.solver.take_last()
+    }
+}
+
+/// Backward-Euler diffusion of one array prepared for its shape and boundaries:
+/// `(I − α·Lap₅) q' = q + α·(constant ghosts)`, `α = ν·dt/dx²`.
+#[derive(Debug)]
+pub struct ImplicitDiffusion {
+    /// The array.
+    pub spec: ArraySpec,
+    /// `α` (cell units).
+    pub alpha: f64,
+    /// Unknown nodes per row: `spec.nx`, or the period on a periodic x axis (the duplicate
+    /// last column of a periodic face array is copied from the first).
+    pub nodes: [usize; 2],
+    /// Right-hand side added per node from constant (Dirichlet) ghosts, `[ny * nx]` of nodes.
+    pub ghost_rhs: Vec<f64>,
+    /// The solver of the SPD system.
+    pub solver: LinearSolver,
+}
+
+impl ImplicitDiffusion {
+    /// Prepares (and for Cholesky factorises) the system of `spec` with diffusion number `alpha`.
+    pub fn new(spec: ArraySpec, alpha: f64, config: SolveConfig) -> Result<Self, SolveError> {
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(SolveError::Config(format!("diffusion number {alpha} must be finite and >= 0")));
+        }
+        let periodic = [spec.ext[0] == Extrap::Periodic, spec.ext[2] == Extrap::Periodic];
+        let nx = if periodic[0] { spec.period_x } else { spec.nx };
+        let ny = if periodic[1] { spec.period_y } else { spec.ny };
+        let mut stencil = Stencil::zeros(nx, ny, periodic);
+        stencil.diag.fill(1.0);
+        let mut ghost_rhs = vec![0.0; nx * ny];
+        for c in 0..nx * ny {
+            for d in Dir::ALL {
+                match stencil.neighbour(c, d) {
+                    // Each face once: from the cell on its west/south side.
+                    Some(_) if matches!(d, Dir::East | Dir::North) => stencil.couple(c, d, alpha),
+                    Some(_) => {}
+                    None => {
+                        let side = spec.ext[d as usize];
+                        if let Extrap::Value(g) = side {
+                            stencil.diag[c] += alpha;
+                            ghost_rhs[c] += alpha * g;
+                        }
+                    }
+                }
+            }
+        }
+        let solver = LinearSolver::new(stencil, config)?;
+        Ok(Self { spec, alpha, nodes: [nx, ny], ghost_rhs, solver })
+    }
+}

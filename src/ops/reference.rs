@@ -1,0 +1,407 @@
+//! Default bodies of the grid ops, written with Burn tensor primitives only, so that every
+//! backend (wgpu, CUDA, Flex) runs them unchanged. They compute the same discretisation as
+//! the fused CPU kernels in [`super::kernels`]; tests compare the two on Flex.
+//!
+//! Sampling pads an array with one ghost layer built from its extrapolation, maps the
+//! interpolation indices into the padded array (clamped to the ghost layer, or wrapped on
+//! periodic axes) and gathers. The Poisson solves are matrix-free conjugate gradients on the
+//! stencil weights, checked for convergence every [`CG_CHECK_EVERY`] iterations.
+
+use super::{AdvectScheme, AdvectSpec, ImplicitDiffusion, PressureProjection};
+use crate::grid::{ArraySpec, Extrap};
+use crate::linalg::poisson::FaceRule;
+use crate::linalg::{SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata};
+use burn::tensor::{FloatDType, IntDType, Shape, Slice, TensorData};
+use std::ops::{Add, Mul, Neg, Sub};
+
+/// Iterations between two convergence checks of the tensor-op CG (each check reads one scalar
+/// back from the device).
+pub const CG_CHECK_EVERY: usize = 8;
+
+/// A float tensor primitive of backend `B` with arithmetic operators.
+#[derive(Clone, Debug)]
+pub struct Ft<B: Backend>(pub FloatTensor<B>);
+
+impl<B: Backend> Add for Ft<B> {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Ft(B::float_add(self.0, o.0))
+    }
+}
+impl<B: Backend> Sub for Ft<B> {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Ft(B::float_sub(self.0, o.0))
+    }
+}
+impl<B: Backend> Mul for Ft<B> {
+    type Output = Self;
+    fn mul(self, o: Self) -> Self {
+        Ft(B::float_mul(self.0, o.0))
+    }
+}
+impl<B: Backend> Mul<f64> for Ft<B> {
+    type Output = Self;
+    fn mul(self, s: f64) -> Self {
+        Ft(B::float_mul_scalar(self.0, s.into()))
+    }
+}
+impl<B: Backend> Add<f64> for Ft<B> {
+    type Output = Self;
+    fn add(self, s: f64) -> Self {
+        Ft(B::float_add_scalar(self.0, s.into()))
+    }
+}
+impl<B: Backend> Neg for Ft<B> {
+    type Output = Self;
+    fn neg(self) -> Self {
+        Ft(B::float_neg(self.0))
+    }
+}
+
+impl<B: Backend> Ft<B> {
+    /// Shape.
+    pub fn dims(&self) -> Vec<usize> {
+        self.0.shape().to_vec()
+    }
+    /// `[start, end)` along `dim`.
+    pub fn narrow(self, dim: usize, start: usize, end: usize) -> Self {
+        let mut s: Vec<Slice> = vec![Slice::full(); self.dims().len()];
+        s[dim] = Slice::new(start as isize, Some(end as isize), 1);
+        Ft(B::float_slice(self.0, &s))
+    }
+    /// Concatenation along `dim`.
+    pub fn cat(parts: Vec<Self>, dim: usize) -> Self {
+        Ft(B::float_cat(parts.into_iter().map(|t| t.0).collect(), dim))
+    }
+    /// Elementwise floor.
+    pub fn floor(self) -> Self {
+        Ft(B::float_floor(self.0))
+    }
+    /// Elementwise absolute value.
+    pub fn abs(self) -> Self {
+        Ft(B::float_abs(self.0))
+    }
+    /// Elementwise clamp to `[lo, hi]`.
+    pub fn clamp(self, lo: f64, hi: f64) -> Self {
+        Ft(B::float_clamp(self.0, lo.into(), hi.into()))
+    }
+    /// Euclidean remainder modulo `p` (result in `[0, p)` for integer-valued input).
+    pub fn rem_euclid(self, p: f64) -> Self {
+        let r = Ft::<B>(B::float_remainder_scalar(self.0, p.into()));
+        Ft(B::float_remainder_scalar((r + p).0, p.into()))
+    }
+    /// Elementwise maximum.
+    pub fn max(self, o: Self) -> Self {
+        (self.clone() + o.clone() + (self - o).abs()) * 0.5
+    }
+    /// Elementwise minimum.
+    pub fn min(self, o: Self) -> Self {
+        (self.clone() + o.clone() - (self - o).abs()) * 0.5
+    }
+    /// Reshape.
+    pub fn reshape(self, dims: &[usize]) -> Self {
+        Ft(B::float_reshape(self.0, Shape::from(dims.to_vec())))
+    }
+    /// Sum over all but the first dimension, keeping them as size 1: `[B, ..] -> [B, 1, ..]`.
+    pub fn sum_items(self) -> Self {
+        let nd = self.dims().len();
+        Ft(B::float_sum_dims(self.0, &(1..nd).collect::<Vec<_>>()))
+    }
+    /// Largest absolute value, read back to the host.
+    pub fn max_abs_host(self) -> f64 {
+        let data = pollster::block_on(B::float_into_data(B::float_max_abs(self.0))).expect("read back a scalar");
+        data.convert::<f64>().try_to_vec::<f64>().expect("f64 data")[0]
+    }
+    /// A tensor with the host values `data` (shape `dims`), on the device and dtype of `like`.
+    pub fn from_host(data: Vec<f64>, dims: &[usize], like: &FloatTensor<B>) -> Self {
+        let t = B::float_from_data(TensorData::new(data, dims.to_vec()), &like.device());
+        Ft(B::float_cast(t, FloatDType::from(like.dtype())))
+    }
+    /// Zeros of shape `dims` like `like`.
+    pub fn zeros(dims: &[usize], like: &FloatTensor<B>) -> Self {
+        Ft(B::float_zeros(Shape::from(dims.to_vec()), &like.device(), FloatDType::from(like.dtype())))
+    }
+    /// A constant of shape `dims` like `like`.
+    pub fn full(dims: &[usize], value: f64, like: &FloatTensor<B>) -> Self {
+        Ft(B::float_full(Shape::from(dims.to_vec()), value.into(), &like.device(), FloatDType::from(like.dtype())))
+    }
+}
+
+/// One ghost column/row beyond edge `side` of `q` along `dim` (2 = x, 1 = y).
+fn ghost<B: Backend>(q: &Ft<B>, dim: usize, n: usize, period: usize, rule: Extrap, high: bool) -> Ft<B> {
+    match rule {
+        Extrap::ZeroGradient => {
+            let k = if high { n - 1 } else { 0 };
+            q.clone().narrow(dim, k, k + 1)
+        }
+        Extrap::Periodic => {
+            let k = if high { n % period } else { period - 1 };
+            q.clone().narrow(dim, k, k + 1)
+        }
+        Extrap::Value(c) => {
+            let mut d = q.dims();
+            d[dim] = 1;
+            Ft::full(&d, c, &q.0)
+        }
+    }
+}
+
+/// `q: [B, ny, nx]` padded with one ghost layer: `[B, ny+2, nx+2]` (x first, then y).
+pub fn pad<B: Backend>(q: Ft<B>, s: &ArraySpec) -> Ft<B> {
+    let (l, r) = (ghost(&q, 2, s.nx, s.period_x, s.ext[0], false), ghost(&q, 2, s.nx, s.period_x, s.ext[1], true));
+    let qx = Ft::cat(vec![l, q, r], 2);
+    let (b, t) = (ghost(&qx, 1, s.ny, s.period_y, s.ext[2], false), ghost(&qx, 1, s.ny, s.period_y, s.ext[3], true));
+    Ft::cat(vec![b, qx, t], 1)
+}
+
+/// Index of padded column/row for integer-valued positions `k` along an axis of `n` elements.
+fn padded_index<B: Backend>(k: Ft<B>, n: usize, period: usize, periodic: bool) -> Ft<B> {
+    let k = if periodic { k.rem_euclid(period as f64) } else { k.clamp(-1.0, n as f64) };
+    k + 1.0
+}
+
+/// Bilinear samples of the padded, flattened array `qp: [B, (ny+2)(nx+2)]` at fractional
+/// positions `(px, py)` (cells from the origin), `[B, M]` each; returns the value and the
+/// four stencil values.
+fn sample4<B: Backend>(qp: &Ft<B>, s: &ArraySpec, px: Ft<B>, py: Ft<B>) -> (Ft<B>, [Ft<B>; 4]) {
+    let fx = px + (-s.ox);
+    let fy = py + (-s.oy);
+    let (x0, y0) = (fx.clone().floor(), fy.clone().floor());
+    let (tx, ty) = (fx - x0.clone(), fy - y0.clone());
+    let (px_, py_) = (s.ext[0] == Extrap::Periodic, s.ext[2] == Extrap::Periodic);
+    let ix = [padded_index(x0.clone(), s.nx, s.period_x, px_), padded_index(x0 + 1.0, s.nx, s.period_x, px_)];
+    let iy = [padded_index(y0.clone(), s.ny, s.period_y, py_), padded_index(y0 + 1.0, s.ny, s.period_y, py_)];
+    let w = (s.nx + 2) as f64;
+    let gather = |iy: &Ft<B>, ix: &Ft<B>| {
+        let flat = iy.clone() * w + ix.clone();
+        Ft(B::float_gather(1, qp.0.clone(), B::float_into_int(flat.0, IntDType::I64)))
+    };
+    let q = [gather(&iy[0], &ix[0]), gather(&iy[0], &ix[1]), gather(&iy[1], &ix[0]), gather(&iy[1], &ix[1])];
+    let one_tx = -tx.clone() + 1.0;
+    let one_ty = -ty.clone() + 1.0;
+    let v = one_ty * (one_tx.clone() * q[0].clone() + tx.clone() * q[1].clone()) + ty * (one_tx * q[2].clone() + tx * q[3].clone());
+    (v, q)
+}
+
+/// Flattened, padded copy of a `[B, ny, nx]` array: `[B, (ny+2)(nx+2)]`.
+fn padded_flat<B: Backend>(q: Ft<B>, s: &ArraySpec) -> Ft<B> {
+    let b = q.dims()[0];
+    pad(q, s).reshape(&[b, (s.ny + 2) * (s.nx + 2)])
+}
+
+/// Positions `(px, py)` of the elements of `s`, `[batch, ny*nx]` each.
+fn positions<B: Backend>(s: &ArraySpec, batch: usize, like: &FloatTensor<B>) -> (Ft<B>, Ft<B>) {
+    let px = (0..s.ny).flat_map(|_| (0..s.nx).map(|i| i as f64 + s.ox)).collect();
+    let py = (0..s.ny).flat_map(|j| (0..s.nx).map(move |_| j as f64 + s.oy)).collect();
+    let rep = |t: Ft<B>| Ft(B::float_repeat_dim(t.0, 0, batch));
+    (rep(Ft::from_host(px, &[1, s.len()], like)), rep(Ft::from_host(py, &[1, s.len()], like)))
+}
+
+/// Default body of [`super::AdvectionOps::advect`].
+pub fn advect<B: Backend>(q: FloatTensor<B>, u: FloatTensor<B>, v: FloatTensor<B>, spec: &AdvectSpec) -> FloatTensor<B> {
+    let b = q.shape()[0];
+    let (sq, su, sv) = (&spec.q, &spec.u, &spec.v);
+    let (px, py) = positions::<B>(sq, b, &q);
+    let (up, vp) = (padded_flat(Ft(u), su), padded_flat(Ft(v), sv));
+    let vx = sample4(&up, su, px.clone(), py.clone()).0;
+    let vy = sample4(&vp, sv, px.clone(), py.clone()).0;
+    let q = Ft(q);
+    let qp = padded_flat(q.clone(), sq);
+    let s = spec.dt_dx;
+    let (fwd, st) = sample4(&qp, sq, px.clone() - vx.clone() * s, py.clone() - vy.clone() * s);
+    let out = match spec.scheme {
+        AdvectScheme::SemiLagrangian => fwd,
+        AdvectScheme::MacCormack => {
+            let fwd_p = padded_flat(fwd.clone().reshape(&[b, sq.ny, sq.nx]), sq);
+            let back = sample4(&fwd_p, sq, px + vx * s, py + vy * s).0;
+            let q_flat = q.reshape(&[b, sq.len()]);
+            let corrected = fwd + (q_flat - back) * 0.5;
+            let [a, bb, c, d] = st;
+            let lo = a.clone().min(bb.clone()).min(c.clone()).min(d.clone());
+            let hi = a.max(bb).max(c).max(d);
+            corrected.max(lo).min(hi)
+        }
+    };
+    out.reshape(&[b, sq.ny, sq.nx]).0
+}
+
+/// Default body of [`super::DiffusionOps::diffuse_explicit`].
+pub fn diffuse_explicit<B: Backend>(q: FloatTensor<B>, s: &ArraySpec, alpha: f64) -> FloatTensor<B> {
+    let q = Ft::<B>(q);
+    let p = pad(q.clone(), s);
+    let inner_y = p.clone().narrow(1, 1, s.ny + 1);
+    let inner_x = p.narrow(2, 1, s.nx + 1);
+    let lap = inner_y.clone().narrow(2, 0, s.nx) + inner_y.narrow(2, 2, s.nx + 2) + inner_x.clone().narrow(1, 0, s.ny)
+        + inner_x.narrow(1, 2, s.ny + 2)
+        - q.clone() * 4.0;
+    (q + lap * alpha).0
+}
+
+/// Default body of [`super::ProjectionOps::divergence`].
+pub fn divergence<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, dx: f64) -> FloatTensor<B> {
+    (flux(Ft::<B>(u), Ft(v)) * (1.0 / dx)).0
+}
+
+/// Net outflow `u[i+1] − u[i] + v[j+1] − v[j]` per cell (velocity units), `[B, ny, nx]`.
+fn flux<B: Backend>(u: Ft<B>, v: Ft<B>) -> Ft<B> {
+    let (nx1, ny1) = (u.dims()[2], v.dims()[1]);
+    u.clone().narrow(2, 1, nx1) - u.narrow(2, 0, nx1 - 1) + v.clone().narrow(1, 1, ny1) - v.narrow(1, 0, ny1 - 1)
+}
+
+/// The stencil as device tensors `[1, ny, nx]`: diagonal and the four weights.
+struct StencilTensors<B: Backend> {
+    diag: Ft<B>,
+    w: [Ft<B>; 4],
+    periodic: [bool; 2],
+}
+
+impl<B: Backend> StencilTensors<B> {
+    fn new(st: &Stencil, like: &FloatTensor<B>) -> Self {
+        let d = [1, st.ny, st.nx];
+        Self {
+            diag: Ft::from_host(st.diag.clone(), &d, like),
+            w: std::array::from_fn(|k| Ft::from_host(st.w[k].clone(), &d, like)),
+            periodic: st.periodic,
+        }
+    }
+
+    /// Neighbour values in direction `dir` (0 W, 1 E, 2 S, 3 N): wrapped or zero beyond the edge.
+    fn shifted(&self, p: &Ft<B>, dir: usize) -> Ft<B> {
+        let dims = p.dims();
+        let dim = if dir < 2 { 2 } else { 1 };
+        let n = dims[dim];
+        let periodic = self.periodic[dir / 2];
+        let mut edge_dims = dims.clone();
+        edge_dims[dim] = 1;
+        let low = dir % 2 == 0; // W or S: value from index − 1
+        let body = if low { p.clone().narrow(dim, 0, n - 1) } else { p.clone().narrow(dim, 1, n) };
+        let edge = if periodic {
+            if low { p.clone().narrow(dim, n - 1, n) } else { p.clone().narrow(dim, 0, 1) }
+        } else {
+            Ft::zeros(&edge_dims, &p.0)
+        };
+        if low { Ft::cat(vec![edge, body], dim) } else { Ft::cat(vec![body, edge], dim) }
+    }
+
+    fn apply(&self, p: &Ft<B>) -> Ft<B> {
+        let mut out = self.diag.clone() * p.clone();
+        for k in 0..4 {
+            out = out - self.w[k].clone() * self.shifted(p, k);
+        }
+        out
+    }
+}
+
+/// Matrix-free CG on `[B, ny, nx]` right-hand sides (per-item step sizes), as in
+/// [`crate::linalg`]'s CPU CG; a Jacobi preconditioner when the method asks for it. Direct
+/// methods fall back to CG with the configured tolerances.
+pub fn cg<B: Backend>(st: &Stencil, b: Ft<B>, cfg: &SolveConfig) -> (Ft<B>, Result<SolveInfo, SolveError>) {
+    let ops = StencilTensors::<B>::new(st, &b.0);
+    let batch = b.dims()[0];
+    let method = if cfg.method == SolveMethod::Cholesky { SolveMethod::Cg } else { cfg.method };
+    let inv_diag = (method == SolveMethod::JacobiCg)
+        .then(|| Ft::<B>::from_host(st.diag.iter().map(|d| 1.0 / d).collect(), &[1, st.ny, st.nx], &b.0));
+    let precond = |r: &Ft<B>| match &inv_diag {
+        Some(m) => m.clone() * r.clone(),
+        None => r.clone(),
+    };
+    let tol = cfg.abs_tol + cfg.rel_tol * b.clone().max_abs_host();
+    let mut x = Ft::zeros(&b.dims(), &b.0);
+    let mut r = b;
+    let mut z = precond(&r);
+    let mut p = z.clone();
+    let mut rz = (r.clone() * z.clone()).sum_items();
+    let mut res = r.clone().max_abs_host();
+    let mut it = 0;
+    while res > tol && it < cfg.max_iters {
+        for _ in 0..CG_CHECK_EVERY.min(cfg.max_iters - it) {
+            let ap = ops.apply(&p);
+            // Guard 0/0 once an item has converged exactly: alpha = rz / (pAp + tiny).
+            let pap = (p.clone() * ap.clone()).sum_items() + 1e-300;
+            let alpha = Ft(B::float_div(rz.0.clone(), pap.0));
+            x = x + alpha.clone() * p.clone();
+            r = r - alpha * ap;
+            z = precond(&r);
+            let rz_new = (r.clone() * z.clone()).sum_items();
+            let beta = Ft(B::float_div(rz_new.0.clone(), (rz + 1e-300).0));
+            rz = rz_new;
+            p = z.clone() + beta * p;
+            it += 1;
+        }
+        res = r.clone().max_abs_host();
+        if !res.is_finite() {
+            return (x, Err(SolveError::NonFinite("iterate")));
+        }
+    }
+    let info = if res <= tol {
+        Ok(SolveInfo { method, iterations: it, residual: res, batch })
+    } else {
+        Err(SolveError::NotConverged { method, iterations: it, residual: res, tolerance: tol })
+    };
+    (x, info)
+}
+
+/// Default body of [`super::ProjectionOps::project`].
+pub fn project<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, proj: &PressureProjection) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let sys = &proj.system;
+    let (nx, ny, dx) = (sys.grid.nx, sys.grid.ny, sys.grid.dx);
+    let masks = |rules: &[FaceRule], dims: &[usize], like: &FloatTensor<B>| {
+        let keep = rules.iter().map(|r| if matches!(r, FaceRule::Fixed(_)) { 0.0 } else { 1.0 }).collect();
+        let fixed = rules.iter().map(|r| if let FaceRule::Fixed(x) = r { *x } else { 0.0 }).collect();
+        let open = rules.iter().map(|r| if *r == FaceRule::Open { 1.0 } else { 0.0 }).collect();
+        (Ft::<B>::from_host(keep, dims, like), Ft::from_host(fixed, dims, like), Ft::from_host(open, dims, like))
+    };
+    let (u_keep, u_fixed, u_open) = masks(&sys.u_faces, &[1, ny, nx + 1], &u);
+    let (v_keep, v_fixed, v_open) = masks(&sys.v_faces, &[1, ny + 1, nx], &v);
+    let mut u = Ft(u) * u_keep + u_fixed;
+    let mut v = Ft(v) * v_keep + v_fixed;
+    let periodic = sys.stencil.periodic;
+    if periodic[0] {
+        u = Ft::cat(vec![u.clone().narrow(2, 0, nx), u.narrow(2, 0, 1)], 2);
+    }
+    if periodic[1] {
+        v = Ft::cat(vec![v.clone().narrow(1, 0, ny), v.narrow(1, 0, 1)], 1);
+    }
+    let fluid = Ft::<B>::from_host(sys.solid.iter().map(|&s| if s { 0.0 } else { 1.0 }).collect(), &[1, ny, nx], &u.0);
+    let mut rhs = flux(u.clone(), v.clone()) * fluid * (-dx);
+    for region in &sys.floating {
+        let mut m = vec![0.0; nx * ny];
+        region.iter().for_each(|&c| m[c as usize] = 1.0);
+        let m = Ft::<B>::from_host(m, &[1, ny, nx], &u.0);
+        let mean = (rhs.clone() * m.clone()).sum_items() * (1.0 / region.len() as f64);
+        rhs = rhs - mean * m;
+    }
+    let (p, info) = cg::<B>(&sys.stencil, rhs, proj.solver.config());
+    proj.solver.record(info);
+    let b = p.dims()[0];
+    let edge = |p: &Ft<B>, dim: usize, k: usize, wrap: bool| {
+        if wrap {
+            p.clone().narrow(dim, k, k + 1)
+        } else {
+            let mut d = vec![b, ny, nx];
+            d[dim] = 1;
+            Ft::zeros(&d, &p.0)
+        }
+    };
+    let px = Ft::cat(vec![edge(&p, 2, nx - 1, periodic[0]), p.clone(), edge(&p, 2, 0, periodic[0])], 2);
+    let py = Ft::cat(vec![edge(&p, 1, ny - 1, periodic[1]), p.clone(), edge(&p, 1, 0, periodic[1])], 1);
+    let gu = (px.clone().narrow(2, 1, nx + 2) - px.narrow(2, 0, nx + 1)) * (1.0 / dx);
+    let gv = (py.clone().narrow(1, 1, ny + 2) - py.narrow(1, 0, ny + 1)) * (1.0 / dx);
+    ((u - gu * u_open).0, (v - gv * v_open).0, p.0)
+}
+
+/// Default body of [`super::DiffusionOps::diffuse_implicit`].
+pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -> FloatTensor<B> {
+    let s = &op.spec;
+    let [nx, ny] = op.nodes;
+    let nodes = Ft(q.clone()).narrow(2, 0, nx).narrow(1, 0, ny);
+    let rhs = nodes + Ft::from_host(op.ghost_rhs.clone(), &[1, ny, nx], &q);
+    let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
+    op.solver.record(info);
+    let x = if nx < s.nx { Ft::cat(vec![x.clone(), x.narrow(2, 0, s.nx - nx)], 2) } else { x };
+    let x = if ny < s.ny { Ft::cat(vec![x.clone(), x.narrow(1, 0, s.ny - ny)], 1) } else { x };
+    x.0
+}

@@ -1,0 +1,191 @@
+//! Pictures: vorticity heatmaps (PNG), GIF animations and line plots, with plotters and an
+//! embedded DejaVu font (no system font needed).
+
+use crate::error::{DiffsimError, Result};
+use crate::grid::Grid;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// Registers the embedded font once; plotters' text needs it.
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .unwrap_or_else(|_| panic!("embedded DejaVu font is valid"));
+    });
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> DiffsimError + '_ {
+    move |e| DiffsimError::Plot { path: path.display().to_string(), message: e }
+}
+
+/// Vorticity `ω = ∂v/∂x − ∂u/∂y` at cell centres, `[ny, nx]`, from `u: [ny, nx+1]`,
+/// `v: [ny+1, nx]` (central differences of centre-averaged velocities, one-sided at edges).
+pub fn vorticity(u: &[f32], v: &[f32], grid: &Grid) -> Vec<f32> {
+    let (nx, ny, dx) = (grid.nx, grid.ny, grid.dx as f32);
+    let uc = |j: usize, i: usize| 0.5 * (u[j * (nx + 1) + i] + u[j * (nx + 1) + i + 1]);
+    let vc = |j: usize, i: usize| 0.5 * (v[j * nx + i] + v[(j + 1) * nx + i]);
+    let mut w = vec![0.0; nx * ny];
+    for j in 0..ny {
+        for i in 0..nx {
+            let (il, ir) = (i.saturating_sub(1), (i + 1).min(nx - 1));
+            let (jb, jt) = (j.saturating_sub(1), (j + 1).min(ny - 1));
+            let dvdx = (vc(j, ir) - vc(j, il)) / ((ir - il) as f32 * dx);
+            let dudy = (uc(jt, i) - uc(jb, i)) / ((jt - jb) as f32 * dx);
+            w[j * nx + i] = dvdx - dudy;
+        }
+    }
+    w
+}
+
+/// Blue (−1) – white (0) – red (+1).
+fn diverging(t: f32) -> RGBColor {
+    let t = t.clamp(-1.0, 1.0);
+    let c = |x: f32| (255.0 * x).round() as u8;
+    if t < 0.0 { RGBColor(c(1.0 + t), c(1.0 + t), 255) } else { RGBColor(255, c(1.0 - t), c(1.0 - t)) }
+}
+
+/// A scalar field picture: `values [ny, nx]`, solid cells grey, colour range `±range`.
+pub struct FieldPicture<'a> {
+    /// Values, row-major `[ny, nx]`, row 0 at the bottom.
+    pub values: &'a [f32],
+    /// Columns.
+    pub nx: usize,
+    /// Rows.
+    pub ny: usize,
+    /// Solid cells (drawn grey).
+    pub solid: &'a [bool],
+    /// Symmetric colour range.
+    pub range: f32,
+    /// Caption.
+    pub title: String,
+}
+
+impl FieldPicture<'_> {
+    /// Pixels per cell so that the longer side is about 512 px.
+    fn scale(&self) -> u32 {
+        (512 / self.nx.max(self.ny)).max(1) as u32
+    }
+
+    /// Picture size (pixels).
+    pub fn size(&self) -> (u32, u32) {
+        let s = self.scale();
+        (self.nx as u32 * s, self.ny as u32 * s + 28)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>) -> std::result::Result<(), String> {
+        area.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (top, body) = area.split_vertically(28);
+        top.draw_text(&self.title, &("sans-serif", 16).into_font().color(&BLACK), (6, 6)).map_err(|e| e.to_string())?;
+        let s = self.scale() as i32;
+        let grey = RGBColor(110, 110, 110);
+        for j in 0..self.ny {
+            for i in 0..self.nx {
+                let k = j * self.nx + i;
+                let color = if self.solid.get(k).copied().unwrap_or(false) { grey } else { diverging(self.values[k] / self.range) };
+                let (x0, y0) = (i as i32 * s, (self.ny - 1 - j) as i32 * s);
+                if s == 1 {
+                    body.draw_pixel((x0, y0), &color).map_err(|e| e.to_string())?;
+                } else {
+                    body.draw(&Rectangle::new([(x0, y0), (x0 + s, y0 + s)], color.filled())).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the picture as a PNG (via a temporary file, renamed when complete).
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        fonts();
+        let tmp = path.with_extension("partial.png");
+        {
+            let root = BitMapBackend::new(&tmp, self.size()).into_drawing_area();
+            self.draw(&root).map_err(plot_err(path))?;
+            root.present().map_err(|e| plot_err(path)(e.to_string()))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
+    }
+}
+
+/// An animated GIF written frame by frame (via a temporary file, renamed by `finish`).
+pub struct GifWriter {
+    root: Option<DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    frames: usize,
+}
+
+impl GifWriter {
+    /// Starts a GIF of `size` pixels with `delay_ms` per frame.
+    pub fn create(path: &Path, size: (u32, u32), delay_ms: u32) -> Result<Self> {
+        fonts();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
+        }
+        let tmp = path.with_extension("partial.gif");
+        let root = BitMapBackend::gif(tmp.clone(), size, delay_ms).map_err(|e| plot_err(path)(e.to_string()))?.into_drawing_area();
+        Ok(Self { root: Some(root), tmp, path: path.to_path_buf(), frames: 0 })
+    }
+
+    /// Adds one frame.
+    pub fn add(&mut self, pic: &FieldPicture<'_>) -> Result<()> {
+        let root = self.root.as_ref().expect("gif is open");
+        pic.draw(root).map_err(plot_err(&self.path))?;
+        root.present().map_err(|e| plot_err(&self.path)(e.to_string()))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Closes the GIF and moves it to its final name.
+    pub fn finish(mut self) -> Result<usize> {
+        drop(self.root.take());
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| DiffsimError::file(&self.path, e))?;
+        Ok(self.frames)
+    }
+}
+
+impl Drop for GifWriter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// A line plot of named series `(x, y)` (PNG).
+pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+    fonts();
+    let err = plot_err(path);
+    let pts = series.iter().flat_map(|(_, s)| s.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return Err(err("no data to plot".into()));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-12);
+    let tmp = path.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, (800, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1.max(x0 + 1e-12), (y0 - pad)..(y1 + pad))
+            .map_err(|e| err(e.to_string()))?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| err(e.to_string()))?;
+        for (k, (name, s)) in series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
+}
