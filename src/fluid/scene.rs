@@ -142,6 +142,17 @@ pub enum Initial {
     TaylorGreen(f64),
 }
 
+/// Floating-point precision of the simulation tensors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// 32-bit (default, fastest).
+    #[default]
+    F32,
+    /// 64-bit (validation, tight gradient checks).
+    F64,
+}
+
 /// A complete scene. Every field has a default (`SceneConfig::default()` is an empty closed
 /// box); the built-in scenes are named presets, and TOML files override any field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -175,6 +186,8 @@ pub struct SceneConfig {
     pub initial: Initial,
     /// Pressure solve.
     pub solve: SolveConfig,
+    /// Tensor precision.
+    pub precision: Precision,
 }
 
 impl Default for SceneConfig {
@@ -194,6 +207,7 @@ impl Default for SceneConfig {
             marker: MarkerConfig::default(),
             initial: Initial::Rest,
             solve: SolveConfig::default(),
+            precision: Precision::F32,
         }
     }
 }
@@ -270,6 +284,7 @@ impl SceneConfig {
             },
             initial: Initial::SolPoke,
             solve: SolveConfig::default(),
+            precision: Precision::F32,
         }
     }
 
@@ -319,6 +334,7 @@ impl SceneConfig {
             },
             initial: Initial::Rest,
             solve: SolveConfig::default(),
+            precision: Precision::F32,
         }
     }
 
@@ -340,6 +356,7 @@ impl SceneConfig {
             marker: MarkerConfig::default(),
             initial: Initial::TaylorGreen(1.0),
             solve: SolveConfig::default(),
+            precision: Precision::F32,
         }
     }
 

@@ -1,12 +1,12 @@
 //! [`Simulation`]: a scene prepared on a device (grid, masks, factorised pressure solver), and
 //! its time step.
 
-use super::scene::{DiffusionScheme, FaceRegion, Initial, SceneConfig, Side};
+use super::scene::{DiffusionScheme, FaceRegion, Initial, Precision, SceneConfig, Side};
 use crate::error::{DiffsimError, Result};
 use crate::grid::{ArraySpec, Grid, Location, SolidMask};
 use crate::linalg::{SolveError, SolveInfo};
 use crate::ops::{self, AdvectSpec, ImplicitDiffusion, PressureProjection};
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,15 +114,15 @@ impl Simulation {
             }
         }
         let inflow = (!scene.marker.inflow.is_empty() && scene.marker.rate != 0.0).then(|| {
-            let mut m = vec![0.0f32; grid.cells()];
+            let mut m = vec![0.0; grid.cells()];
             for g in &scene.marker.inflow {
                 for (m, inside) in m.iter_mut().zip(g.cell_mask(&grid)) {
                     if inside {
-                        *m = (scene.marker.rate * scene.dt) as f32;
+                        *m = scene.marker.rate * scene.dt;
                     }
                 }
             }
-            Tensor::<3>::from_data(TensorData::new(m, [1, grid.ny, grid.nx]), device)
+            tensor_of(m, [1, grid.ny, grid.nx], scene.precision, device)
         });
         Ok(Self {
             scene: scene.clone(),
@@ -152,13 +152,13 @@ impl Simulation {
     pub fn initial_state(&self, batch: usize) -> Result<FluidState> {
         let g = &self.grid;
         let [ny, nx] = [g.ny, g.nx];
-        let mut u = vec![0.0f32; ny * (nx + 1)];
-        let mut v = vec![0.0f32; (ny + 1) * nx];
+        let mut u = vec![0.0; ny * (nx + 1)];
+        let mut v = vec![0.0; (ny + 1) * nx];
         match self.scene.initial {
             Initial::Rest => {}
             Initial::Uniform([a, b]) => {
-                u.fill(a as f32);
-                v.fill(b as f32);
+                u.fill(a);
+                v.fill(b);
             }
             Initial::SolPoke => {
                 v.fill(1.0);
@@ -171,14 +171,12 @@ impl Simulation {
                 }
             }
             Initial::TaylorGreen(a) => {
-                let (u0, v0) = taylor_green(g, a, 0.0, 0.0);
-                u = u0.into_iter().map(|x| x as f32).collect();
-                v = v0.into_iter().map(|x| x as f32).collect();
+                (u, v) = taylor_green(g, a, 0.0, 0.0);
             }
         }
         let u = self.repeat(u, [ny, nx + 1], batch);
         let v = self.repeat(v, [ny + 1, nx], batch);
-        let marker = Tensor::zeros([batch, ny, nx], &self.device);
+        let marker = self.zeros([batch, ny, nx]);
         let (u, v, pressure) = self.project(u, v)?;
         Ok(FluidState { u, v, marker, pressure, step: 0 })
     }
@@ -187,21 +185,28 @@ impl Simulation {
     /// repeated `batch` times, not re-projected (it continues a stored trajectory).
     pub fn state_from_arrays(&self, u: Vec<f32>, v: Vec<f32>, marker: Option<Vec<f32>>, batch: usize) -> FluidState {
         let g = &self.grid;
+        let wide = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<f64>>();
         let marker = match marker {
-            Some(m) => self.repeat(m, [g.ny, g.nx], batch),
-            None => Tensor::zeros([batch, g.ny, g.nx], &self.device),
+            Some(m) => self.repeat(wide(m), [g.ny, g.nx], batch),
+            None => self.zeros([batch, g.ny, g.nx]),
         };
         FluidState {
-            u: self.repeat(u, [g.ny, g.nx + 1], batch),
-            v: self.repeat(v, [g.ny + 1, g.nx], batch),
+            u: self.repeat(wide(u), [g.ny, g.nx + 1], batch),
+            v: self.repeat(wide(v), [g.ny + 1, g.nx], batch),
             marker,
-            pressure: Tensor::zeros([batch, g.ny, g.nx], &self.device),
+            pressure: self.zeros([batch, g.ny, g.nx]),
             step: 0,
         }
     }
 
-    fn repeat(&self, data: Vec<f32>, dims: [usize; 2], batch: usize) -> Tensor<3> {
-        Tensor::<3>::from_data(TensorData::new(data, [1, dims[0], dims[1]]), &self.device).repeat_dim(0, batch)
+    /// `data` (one item, `dims`) repeated `batch` times, in the scene's precision.
+    fn repeat(&self, data: Vec<f64>, dims: [usize; 2], batch: usize) -> Tensor<3> {
+        tensor_of(data, [1, dims[0], dims[1]], self.scene.precision, &self.device).repeat_dim(0, batch)
+    }
+
+    /// Zeros in the scene's precision.
+    fn zeros(&self, dims: [usize; 3]) -> Tensor<3> {
+        tensor_of(vec![0.0; dims.iter().product()], dims, self.scene.precision, &self.device)
     }
 
     /// Projects and checks the solver outcome.
@@ -272,7 +277,7 @@ impl Simulation {
     /// The marker averaged to y-faces (0 beyond the top and bottom), `[B, ny+1, nx]`.
     fn marker_on_y_faces(&self, m: Tensor<3>) -> Tensor<3> {
         let [b, ny, nx] = m.dims();
-        let zero = Tensor::<3>::zeros([b, 1, nx], &self.device);
+        let zero = self.zeros([b, 1, nx]);
         let padded = Tensor::cat(vec![zero.clone(), m, zero], 1);
         (padded.clone().narrow(1, 0, ny + 1) + padded.narrow(1, 1, ny + 1)) * 0.5
     }
@@ -286,8 +291,8 @@ impl Simulation {
     /// Max |div u| over fluid cells (domain units).
     pub fn max_divergence(&self, s: &FluidState) -> f64 {
         let div = ops::divergence(s.u.clone(), s.v.clone(), self.grid.dx);
-        let fluid: Vec<f32> = self.solid.solid.iter().map(|&x| if x { 0.0 } else { 1.0 }).collect();
-        let fluid = Tensor::<3>::from_data(TensorData::new(fluid, [1, self.grid.ny, self.grid.nx]), &self.device);
+        let fluid = self.solid.solid.iter().map(|&x| if x { 0.0 } else { 1.0 }).collect();
+        let fluid = tensor_of(fluid, [1, self.grid.ny, self.grid.nx], self.scene.precision, &self.device);
         (div * fluid).abs().max().into_scalar::<f64>()
     }
 
@@ -300,6 +305,16 @@ impl Simulation {
             }
         }
         Ok(())
+    }
+}
+
+/// A tensor of `dims` from f64 host values, in `precision`.
+fn tensor_of(data: Vec<f64>, dims: [usize; 3], precision: Precision, device: &Device) -> Tensor<3> {
+    match precision {
+        Precision::F64 => Tensor::<3>::from_data(TensorData::new(data, dims), (device, DType::F64)),
+        Precision::F32 => {
+            Tensor::<3>::from_data(TensorData::new(data.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), dims), device)
+        }
     }
 }
 
