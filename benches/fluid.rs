@@ -17,17 +17,44 @@ fn ops(c: &mut Criterion) {
         let sim = Simulation::new(&scene, &dev).unwrap();
         let s = sim.initial_state(1).unwrap();
         let s = (0..20).fold(s, |s, _| sim.step(s).unwrap().0);
-        let spec = |q| AdvectSpec { q, u: sim.u_spec, v: sim.v_spec, dt_dx: scene.dt / sim.grid.dx, scheme: scene.advection };
+        let spec = |q| AdvectSpec {
+            q,
+            u: sim.u_spec,
+            v: sim.v_spec,
+            dt_dx: scene.dt / sim.grid.dx,
+            scheme: scene.advection,
+        };
         let id = |name: &str| BenchmarkId::new(name, res);
-        g.bench_function(id("step"), |b| b.iter_batched(|| s.clone(), |s| sim.step(s).unwrap(), criterion::BatchSize::SmallInput));
-        g.bench_function(id("advect_marker"), |b| {
-            b.iter(|| ops::advect(s.marker.clone(), s.u.clone(), s.v.clone(), spec(sim.marker_spec)))
+        g.bench_function(id("step"), |b| {
+            b.iter_batched(
+                || s.clone(),
+                |s| sim.step(s).unwrap(),
+                criterion::BatchSize::SmallInput,
+            )
         });
-        g.bench_function(id("advect_u"), |b| b.iter(|| ops::advect(s.u.clone(), s.u.clone(), s.v.clone(), spec(sim.u_spec))));
-        g.bench_function(id("diffuse_u"), |b| b.iter(|| ops::diffuse_explicit(s.u.clone(), sim.u_spec, sim.alpha)));
-        g.bench_function(id("project"), |b| b.iter(|| ops::project(s.u.clone(), s.v.clone(), &sim.projection)));
+        g.bench_function(id("advect_marker"), |b| {
+            b.iter(|| {
+                ops::advect(
+                    s.marker.clone(),
+                    s.u.clone(),
+                    s.v.clone(),
+                    spec(sim.marker_spec),
+                )
+            })
+        });
+        g.bench_function(id("advect_u"), |b| {
+            b.iter(|| ops::advect(s.u.clone(), s.u.clone(), s.v.clone(), spec(sim.u_spec)))
+        });
+        g.bench_function(id("diffuse_u"), |b| {
+            b.iter(|| ops::diffuse_explicit(s.u.clone(), sim.u_spec, sim.alpha))
+        });
+        g.bench_function(id("project"), |b| {
+            b.iter(|| ops::project(s.u.clone(), s.v.clone(), &sim.projection))
+        });
         let mask = Tensor::<3>::ones(s.v.dims(), &dev).greater_elem(0.5);
-        g.bench_function(id("mask_fill"), |b| b.iter(|| s.v.clone().mask_fill(mask.clone(), 1.0)));
+        g.bench_function(id("mask_fill"), |b| {
+            b.iter(|| s.v.clone().mask_fill(mask.clone(), 1.0))
+        });
     }
     g.finish();
 }

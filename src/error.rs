@@ -21,7 +21,11 @@ pub enum DiffsimError {
     #[error(
         "the simulation blew up: non-finite {field} after step {step}; reduce dt (CFL {cfl:.2}) or raise the viscosity"
     )]
-    NonFinite { field: &'static str, step: usize, cfl: f64 },
+    NonFinite {
+        field: &'static str,
+        step: usize,
+        cfl: f64,
+    },
     /// An HDF5 file could not be read or written, or has the wrong layout.
     #[error("{path}: {message}")]
     File { path: String, message: String },
@@ -38,7 +42,10 @@ impl DiffsimError {
 
     /// Shorthand for [`DiffsimError::File`].
     pub fn file(path: impl AsRef<std::path::Path>, message: impl std::fmt::Display) -> Self {
-        Self::File { path: path.as_ref().display().to_string(), message: message.to_string() }
+        Self::File {
+            path: path.as_ref().display().to_string(),
+            message: message.to_string(),
+        }
     }
 }
 

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn diffsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diffsim")).args(args).output().expect("run diffsim")
+    Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(args)
+        .output()
+        .expect("run diffsim")
 }
 
 fn stderr(o: &Output) -> String {
@@ -16,16 +19,25 @@ fn stderr(o: &Output) -> String {
 /// contains `needle`.
 fn assert_one_line_error(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
     let lines: Vec<_> = err.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 fn no_files_in(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
@@ -36,8 +48,23 @@ fn simulate_writes_hdf5_pictures_and_json_and_the_file_reads_back() {
     let png = dir.path().join("png");
     let gif = dir.path().join("wake.gif");
     let o = diffsim(&[
-        "simulate", "wake", "--res", "32x64", "--steps", "20", "--save-every", "5", "--re", "146.48",
-        "--out", out.to_str().unwrap(), "--png", png.to_str().unwrap(), "--gif", gif.to_str().unwrap(), "--json",
+        "simulate",
+        "wake",
+        "--res",
+        "32x64",
+        "--steps",
+        "20",
+        "--save-every",
+        "5",
+        "--re",
+        "146.48",
+        "--out",
+        out.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--gif",
+        gif.to_str().unwrap(),
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -48,7 +75,10 @@ fn simulate_writes_hdf5_pictures_and_json_and_the_file_reads_back() {
     assert_eq!(std::fs::read_dir(&png).unwrap().count(), 5);
     assert!(std::fs::metadata(&gif).unwrap().len() > 1000);
     // Nothing temporary left.
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
 
     // HDF5 layout and attributes.
@@ -58,9 +88,18 @@ fn simulate_writes_hdf5_pictures_and_json_and_the_file_reads_back() {
     assert_eq!(f.dataset("pressure").unwrap().shape(), vec![5, 64, 32]);
     assert_eq!(f.dataset("marker").unwrap().shape(), vec![5, 64, 32]);
     assert_eq!(f.dataset("obstacle").unwrap().shape(), vec![64, 32]);
-    assert_eq!(f.dataset("step").unwrap().read_raw::<u64>().unwrap(), vec![0, 5, 10, 15, 20]);
+    assert_eq!(
+        f.dataset("step").unwrap().read_raw::<u64>().unwrap(),
+        vec![0, 5, 10, 15, 20]
+    );
     assert_eq!(f.attr("complete").unwrap().read_scalar::<u8>().unwrap(), 1);
-    assert_eq!(f.attr("format_version").unwrap().read_scalar::<u32>().unwrap(), diffsim::io::FORMAT_VERSION);
+    assert_eq!(
+        f.attr("format_version")
+            .unwrap()
+            .read_scalar::<u32>()
+            .unwrap(),
+        diffsim::io::FORMAT_VERSION
+    );
     assert!((f.attr("reynolds").unwrap().read_scalar::<f64>().unwrap() - 146.48).abs() < 1e-12);
     let scene: hdf5::types::VarLenUnicode = f.attr("scene").unwrap().read_scalar().unwrap();
     let scene: diffsim::fluid::SceneConfig = serde_json::from_str(scene.as_str()).unwrap();
@@ -68,10 +107,20 @@ fn simulate_writes_hdf5_pictures_and_json_and_the_file_reads_back() {
     drop(f);
 
     // Round trip: continuing from the file for 0 steps reproduces the stored last frame.
-    let grid = diffsim::grid::Grid::new(diffsim::grid::Resolution::new(32, 64), [100.0, 200.0]).unwrap();
+    let grid =
+        diffsim::grid::Grid::new(diffsim::grid::Resolution::new(32, 64), [100.0, 200.0]).unwrap();
     let frame = diffsim::io::read_frame(&out, &grid).unwrap();
     let again = dir.path().join("again.h5");
-    let o = diffsim(&["simulate", "wake", "--init", out.to_str().unwrap(), "--steps", "0", "--out", again.to_str().unwrap()]);
+    let o = diffsim(&[
+        "simulate",
+        "wake",
+        "--init",
+        out.to_str().unwrap(),
+        "--steps",
+        "0",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let back = diffsim::io::read_frame(&again, &grid).unwrap();
     assert_eq!(frame.u, back.u);
@@ -86,7 +135,21 @@ fn bench_reports_speed_against_phiflow_from_the_shared_state() {
         eprintln!("skipping: ../shared/data not present");
         return;
     }
-    let o = diffsim(&["bench", "fluid", "--res", "32x64", "--steps", "5", "--warmup", "1", "--batch", "4", "--data", data.to_str().unwrap(), "--json"]);
+    let o = diffsim(&[
+        "bench",
+        "fluid",
+        "--res",
+        "32x64",
+        "--steps",
+        "5",
+        "--warmup",
+        "1",
+        "--batch",
+        "4",
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r.as_array().unwrap().len(), 2);
@@ -99,27 +162,73 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.h5");
     let out_s = out.to_str().unwrap();
-    assert_one_line_error(&diffsim(&["simulate", "vortex-street", "--out", out_s]), "unknown scene 'vortex-street'");
+    assert_one_line_error(
+        &diffsim(&["simulate", "vortex-street", "--out", out_s]),
+        "unknown scene 'vortex-street'",
+    );
     let o = diffsim(&["simulate", "wake", "--res", "0x5", "--out", out_s]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("0x5"), "{}", stderr(&o));
-    assert_one_line_error(&diffsim(&["simulate", "wake-phiflow", "--init", "/nonexistent/x.h5", "--out", out_s]), "no such file");
+    assert_one_line_error(
+        &diffsim(&[
+            "simulate",
+            "wake-phiflow",
+            "--init",
+            "/nonexistent/x.h5",
+            "--out",
+            out_s,
+        ]),
+        "no such file",
+    );
     let junk = dir.path().join("junk.h5");
     std::fs::write(&junk, "not hdf5").unwrap();
-    assert_one_line_error(&diffsim(&["simulate", "wake-phiflow", "--init", junk.to_str().unwrap(), "--out", out_s]), "not a readable HDF5 file");
-    assert_one_line_error(&diffsim(&["simulate", "taylor-green", "--re", "100", "--out", out_s]), "--re applies");
-    assert_one_line_error(&diffsim(&["simulate", "smoke", "--dt=-1", "--out", out_s]), "dt = -1");
+    assert_one_line_error(
+        &diffsim(&[
+            "simulate",
+            "wake-phiflow",
+            "--init",
+            junk.to_str().unwrap(),
+            "--out",
+            out_s,
+        ]),
+        "not a readable HDF5 file",
+    );
+    assert_one_line_error(
+        &diffsim(&["simulate", "taylor-green", "--re", "100", "--out", out_s]),
+        "--re applies",
+    );
+    assert_one_line_error(
+        &diffsim(&["simulate", "smoke", "--dt=-1", "--out", out_s]),
+        "dt = -1",
+    );
     // Unstable explicit diffusion is refused up front.
     let hot = dir.path().join("hot.toml");
-    std::fs::write(&hot, "base = \"smoke\"\nviscosity = { kinematic = 1000.0 }\n").unwrap();
-    assert_one_line_error(&diffsim(&["simulate", hot.to_str().unwrap(), "--out", out_s]), "explicit diffusion is unstable");
+    std::fs::write(
+        &hot,
+        "base = \"smoke\"\nviscosity = { kinematic = 1000.0 }\n",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &diffsim(&["simulate", hot.to_str().unwrap(), "--out", out_s]),
+        "explicit diffusion is unstable",
+    );
     let bad_toml = dir.path().join("bad.toml");
     std::fs::write(&bad_toml, "base = \"smoke\"\nresolution = 12\n").unwrap();
-    assert_one_line_error(&diffsim(&["simulate", bad_toml.to_str().unwrap(), "--out", out_s]), "bad.toml");
+    assert_one_line_error(
+        &diffsim(&["simulate", bad_toml.to_str().unwrap(), "--out", out_s]),
+        "bad.toml",
+    );
     // A run that blows up (buoyancy overflows to infinity) stops with an error and leaves nothing.
     let boom = dir.path().join("boom.toml");
     std::fs::write(&boom, "base = \"smoke\"\nresolution = \"16x16\"\nsteps = 30\n[marker]\ninflow = [{ disc = { center = [50.0, 12.0], radius = 20.0 } }]\nrate = 1.0\nbuoyancy = 1e38\n").unwrap();
-    let o = diffsim(&["simulate", boom.to_str().unwrap(), "--out", out_s, "--gif", dir.path().join("b.gif").to_str().unwrap()]);
+    let o = diffsim(&[
+        "simulate",
+        boom.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--gif",
+        dir.path().join("b.gif").to_str().unwrap(),
+    ]);
     assert_one_line_error(&o, "blew up");
     std::fs::remove_file(&junk).unwrap();
     for f in [&hot, &bad_toml, &boom] {

@@ -5,16 +5,23 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::TensorData;
 use diffsim::fluid::{SceneConfig, Simulation};
-use diffsim::grid::{ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask};
+use diffsim::grid::{
+    ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask,
+};
 use diffsim::linalg::{SolveConfig, SolveMethod, factorization_count};
 use diffsim::ops::{
-    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps, reference,
+    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
+    ProjectionOps, reference,
 };
 use std::sync::Arc;
 
 /// A smooth, non-symmetric pseudo-random field of `n` values (deterministic).
 fn field(n: usize, seed: f64, amp: f64) -> Vec<f64> {
-    (0..n).map(|k| amp * ((k as f64 * 0.731 + seed).sin() + 0.5 * (k as f64 * 0.113 + 2.0 * seed).cos())).collect()
+    (0..n)
+        .map(|k| {
+            amp * ((k as f64 * 0.731 + seed).sin() + 0.5 * (k as f64 * 0.113 + 2.0 * seed).cos())
+        })
+        .collect()
 }
 
 fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
@@ -22,12 +29,18 @@ fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
 }
 
 fn to_vec(t: FlexTensor) -> Vec<f64> {
-    t.into_data().convert::<f64>().try_into_vec::<f64>().unwrap()
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()
 }
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Boundary sets covering every side kind.
@@ -36,8 +49,18 @@ fn boundary_sets() -> Vec<Boundaries> {
         Boundaries::all(SideBc::Open),
         Boundaries::all(SideBc::Periodic),
         Boundaries::all(SideBc::Dirichlet(0.0)),
-        Boundaries { x_lo: SideBc::Dirichlet(0.5), x_hi: SideBc::Open, y_lo: SideBc::Periodic, y_hi: SideBc::Periodic },
-        Boundaries { x_lo: SideBc::Dirichlet(0.0), x_hi: SideBc::Dirichlet(0.0), y_lo: SideBc::Open, y_hi: SideBc::ZeroGradient },
+        Boundaries {
+            x_lo: SideBc::Dirichlet(0.5),
+            x_hi: SideBc::Open,
+            y_lo: SideBc::Periodic,
+            y_hi: SideBc::Periodic,
+        },
+        Boundaries {
+            x_lo: SideBc::Dirichlet(0.0),
+            x_hi: SideBc::Dirichlet(0.0),
+            y_lo: SideBc::Open,
+            y_hi: SideBc::ZeroGradient,
+        },
     ]
 }
 
@@ -47,21 +70,67 @@ fn advection_kernel_matches_default_body() {
     let b = 2;
     for bcs in boundary_sets() {
         let (su, sv) = bcs.velocity_specs(&grid);
-        let sc = ArraySpec::new(&grid, Location::Center, [Extrap::Value(0.3), Extrap::ZeroGradient, Extrap::Value(-0.2), Extrap::ZeroGradient]);
-        let sc = if bcs.periodic(1) { ArraySpec { ext: [sc.ext[0], sc.ext[1], Extrap::Periodic, Extrap::Periodic], ..sc } } else { sc };
-        let sc = if bcs.periodic(0) { ArraySpec { ext: [Extrap::Periodic, Extrap::Periodic, sc.ext[2], sc.ext[3]], ..sc } } else { sc };
+        let sc = ArraySpec::new(
+            &grid,
+            Location::Center,
+            [
+                Extrap::Value(0.3),
+                Extrap::ZeroGradient,
+                Extrap::Value(-0.2),
+                Extrap::ZeroGradient,
+            ],
+        );
+        let sc = if bcs.periodic(1) {
+            ArraySpec {
+                ext: [sc.ext[0], sc.ext[1], Extrap::Periodic, Extrap::Periodic],
+                ..sc
+            }
+        } else {
+            sc
+        };
+        let sc = if bcs.periodic(0) {
+            ArraySpec {
+                ext: [Extrap::Periodic, Extrap::Periodic, sc.ext[2], sc.ext[3]],
+                ..sc
+            }
+        } else {
+            sc
+        };
         let u = field(b * su.len(), 0.1, 1.3);
         let v = field(b * sv.len(), 0.7, 1.1);
-        for (sq, q) in [(sc, field(b * sc.len(), 1.9, 1.0)), (su, u.clone()), (sv, v.clone())] {
+        for (sq, q) in [
+            (sc, field(b * sc.len(), 1.9, 1.0)),
+            (su, u.clone()),
+            (sv, v.clone()),
+        ] {
             for scheme in [AdvectScheme::SemiLagrangian, AdvectScheme::MacCormack] {
                 // dt/dx = 1.7 sends back-traces up to ~3 cells beyond the edges.
-                let spec = AdvectSpec { q: sq, u: su, v: sv, dt_dx: 1.7, scheme };
+                let spec = AdvectSpec {
+                    q: sq,
+                    u: su,
+                    v: sv,
+                    dt_dx: 1.7,
+                    scheme,
+                };
                 let dims = |s: &ArraySpec| [b, s.ny, s.nx];
-                let k = <Flex as AdvectionOps>::advect(flex(q.clone(), dims(&sq)), flex(u.clone(), dims(&su)), flex(v.clone(), dims(&sv)), spec);
-                let r = reference::advect::<Flex>(flex(q.clone(), dims(&sq)), flex(u.clone(), dims(&su)), flex(v.clone(), dims(&sv)), &spec);
+                let k = <Flex as AdvectionOps>::advect(
+                    flex(q.clone(), dims(&sq)),
+                    flex(u.clone(), dims(&su)),
+                    flex(v.clone(), dims(&sv)),
+                    spec,
+                );
+                let r = reference::advect::<Flex>(
+                    flex(q.clone(), dims(&sq)),
+                    flex(u.clone(), dims(&su)),
+                    flex(v.clone(), dims(&sv)),
+                    &spec,
+                );
                 assert_eq!(k.shape().to_vec(), vec![b, sq.ny, sq.nx]);
                 let err = max_diff(&to_vec(k), &to_vec(r));
-                assert!(err < 1e-12, "{bcs:?} {scheme:?} {sq:?}: kernel vs default body differ by {err:e}");
+                assert!(
+                    err < 1e-12,
+                    "{bcs:?} {scheme:?} {sq:?}: kernel vs default body differ by {err:e}"
+                );
             }
         }
     }
@@ -75,7 +144,8 @@ fn explicit_diffusion_kernel_matches_default_body() {
         for s in [su, sv] {
             let mut q = field(3 * s.len(), 0.4, 2.0);
             make_periodic_consistent(&mut q, &s);
-            let k = <Flex as DiffusionOps>::diffuse_explicit(flex(q.clone(), [3, s.ny, s.nx]), s, 0.2);
+            let k =
+                <Flex as DiffusionOps>::diffuse_explicit(flex(q.clone(), [3, s.ny, s.nx]), s, 0.2);
             let r = reference::diffuse_explicit::<Flex>(flex(q, [3, s.ny, s.nx]), &s, 0.2);
             let err = max_diff(&to_vec(k), &to_vec(r));
             assert!(err < 1e-13, "{bcs:?}: {err:e}");
@@ -88,7 +158,18 @@ fn make_periodic_consistent(q: &mut [f64], s: &ArraySpec) {
     for item in q.chunks_mut(s.len()) {
         for j in 0..s.ny {
             for i in 0..s.nx {
-                let (jj, ii) = (if s.ext[2] == Extrap::Periodic { j % s.period_y } else { j }, if s.ext[0] == Extrap::Periodic { i % s.period_x } else { i });
+                let (jj, ii) = (
+                    if s.ext[2] == Extrap::Periodic {
+                        j % s.period_y
+                    } else {
+                        j
+                    },
+                    if s.ext[0] == Extrap::Periodic {
+                        i % s.period_x
+                    } else {
+                        i
+                    },
+                );
                 item[j * s.nx + i] = item[jj * s.nx + ii];
             }
         }
@@ -96,7 +177,14 @@ fn make_periodic_consistent(q: &mut [f64], s: &ArraySpec) {
 }
 
 fn disc_solid(grid: Grid) -> SolidMask {
-    SolidMask::new(grid, &[Geometry::Disc { center: [12.5, 15.0], radius: 5.5 }]).unwrap()
+    SolidMask::new(
+        grid,
+        &[Geometry::Disc {
+            center: [12.5, 15.0],
+            radius: 5.5,
+        }],
+    )
+    .unwrap()
 }
 
 #[test]
@@ -105,33 +193,64 @@ fn projection_is_divergence_free_and_matches_default_body() {
     let b = 3;
     for bcs in boundary_sets() {
         for solid in [SolidMask::new(grid, &[]).unwrap(), disc_solid(grid)] {
-            let direct = Arc::new(PressureProjection::new(&bcs, &solid, SolveConfig::default()).unwrap());
-            let cg_cfg = SolveConfig { method: SolveMethod::Cg, rel_tol: 0.0, abs_tol: 1e-11, ..SolveConfig::default() };
+            let direct =
+                Arc::new(PressureProjection::new(&bcs, &solid, SolveConfig::default()).unwrap());
+            let cg_cfg = SolveConfig {
+                method: SolveMethod::Cg,
+                rel_tol: 0.0,
+                abs_tol: 1e-11,
+                ..SolveConfig::default()
+            };
             let iterative = Arc::new(PressureProjection::new(&bcs, &solid, cg_cfg).unwrap());
             let u = field(b * grid.ny * (grid.nx + 1), 0.3, 1.0);
             let v = field(b * (grid.ny + 1) * grid.nx, 1.3, 1.0);
             let (du, dv) = ([b, grid.ny, grid.nx + 1], [b, grid.ny + 1, grid.nx]);
-            let (ku, kv, kp) = <Flex as ProjectionOps>::project(flex(u.clone(), du), flex(v.clone(), dv), direct.clone());
+            let (ku, kv, kp) = <Flex as ProjectionOps>::project(
+                flex(u.clone(), du),
+                flex(v.clone(), dv),
+                direct.clone(),
+            );
             direct.take_outcome().unwrap().unwrap();
             // Divergence at round-off in every fluid cell.
-            let div = to_vec(<Flex as ProjectionOps>::divergence(ku.clone(), kv.clone(), grid.dx));
+            let div = to_vec(<Flex as ProjectionOps>::divergence(
+                ku.clone(),
+                kv.clone(),
+                grid.dx,
+            ));
             let max_div = div
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| !solid.solid[k % grid.cells()])
                 .map(|(_, d)| d.abs())
                 .fold(0.0, f64::max);
-            assert!(max_div < 1e-12, "{bcs:?} obstacles {}: max |div| = {max_div:e}", solid.count());
+            assert!(
+                max_div < 1e-12,
+                "{bcs:?} obstacles {}: max |div| = {max_div:e}",
+                solid.count()
+            );
             // The kernel with CG and the default body (tensor-op CG) agree with Cholesky.
-            let (cu, cv, _) = <Flex as ProjectionOps>::project(flex(u.clone(), du), flex(v.clone(), dv), iterative.clone());
+            let (cu, cv, _) = <Flex as ProjectionOps>::project(
+                flex(u.clone(), du),
+                flex(v.clone(), dv),
+                iterative.clone(),
+            );
             let info = iterative.take_outcome().unwrap().unwrap();
             assert!(info.iterations > 0);
-            let (ru, rv, rp) = reference::project::<Flex>(flex(u.clone(), du), flex(v.clone(), dv), &iterative);
+            let (ru, rv, rp) =
+                reference::project::<Flex>(flex(u.clone(), du), flex(v.clone(), dv), &iterative);
             iterative.take_outcome().unwrap().unwrap();
             let (ku, kv, kp) = (to_vec(ku), to_vec(kv), to_vec(kp));
-            for (name, a, c) in [("u cg", &ku, to_vec(cu)), ("v cg", &kv, to_vec(cv)), ("u ref", &ku, to_vec(ru)), ("v ref", &kv, to_vec(rv))] {
+            for (name, a, c) in [
+                ("u cg", &ku, to_vec(cu)),
+                ("v cg", &kv, to_vec(cv)),
+                ("u ref", &ku, to_vec(ru)),
+                ("v ref", &kv, to_vec(rv)),
+            ] {
                 let err = max_diff(a, &c);
-                assert!(err < 1e-9, "{bcs:?}: {name} differs from Cholesky by {err:e}");
+                assert!(
+                    err < 1e-9,
+                    "{bcs:?}: {name} differs from Cholesky by {err:e}"
+                );
             }
             let errp = max_diff(&kp, &to_vec(rp));
             assert!(errp < 1e-8, "{bcs:?}: pressure differs by {errp:e}");
@@ -149,13 +268,28 @@ fn implicit_diffusion_solves_its_system_and_matches_default_body() {
             let op = Arc::new(ImplicitDiffusion::new(s, alpha, SolveConfig::default()).unwrap());
             let mut q = field(2 * s.len(), 0.9, 1.0);
             make_periodic_consistent(&mut q, &s);
-            let out = to_vec(<Flex as DiffusionOps>::diffuse_implicit(flex(q.clone(), [2, s.ny, s.nx]), op.clone()));
+            let out = to_vec(<Flex as DiffusionOps>::diffuse_implicit(
+                flex(q.clone(), [2, s.ny, s.nx]),
+                op.clone(),
+            ));
             // Residual of (I − α Lap) out = q, with the array's own extrapolation.
-            let lap = to_vec(<Flex as DiffusionOps>::diffuse_explicit(flex(out.clone(), [2, s.ny, s.nx]), s, 1.0));
-            let res = out.iter().zip(&lap).zip(&q).map(|((o, l), q)| (o - alpha * (l - o) - q).abs()).fold(0.0, f64::max);
+            let lap = to_vec(<Flex as DiffusionOps>::diffuse_explicit(
+                flex(out.clone(), [2, s.ny, s.nx]),
+                s,
+                1.0,
+            ));
+            let res = out
+                .iter()
+                .zip(&lap)
+                .zip(&q)
+                .map(|((o, l), q)| (o - alpha * (l - o) - q).abs())
+                .fold(0.0, f64::max);
             assert!(res < 1e-11, "{bcs:?} {s:?}: residual {res:e}");
             let cg = Arc::new(ImplicitDiffusion::new(s, alpha, SolveConfig::cg(1e-12)).unwrap());
-            let r = to_vec(reference::diffuse_implicit::<Flex>(flex(q, [2, s.ny, s.nx]), &cg));
+            let r = to_vec(reference::diffuse_implicit::<Flex>(
+                flex(q, [2, s.ny, s.nx]),
+                &cg,
+            ));
             cg.solver.take_last().unwrap().unwrap();
             assert!(max_diff(&out, &r) < 1e-10);
         }
@@ -169,14 +303,21 @@ fn cholesky_is_factorised_once_and_reused_for_every_step_and_batch_item() {
     scene.resolution = Resolution::new(32, 64);
     let before = factorization_count();
     let sim = Simulation::new(&scene, &dev).unwrap();
-    assert!(factorization_count() > before, "building the scene factorises");
+    assert!(
+        factorization_count() > before,
+        "building the scene factorises"
+    );
     let solver = &sim.projection.solver;
     let mut s = sim.initial_state(4).unwrap();
     for _ in 0..5 {
         s = sim.step(s).unwrap().0;
     }
     assert_eq!(solver.factorizations(), 1);
-    assert_eq!(solver.solve_calls(), 6, "one multi-RHS solve per projection for all 4 items");
+    assert_eq!(
+        solver.solve_calls(),
+        6,
+        "one multi-RHS solve per projection for all 4 items"
+    );
     let div = sim.max_divergence(&s);
     assert!(div < 1e-5, "f32 wake: max |div| {div}");
 }

@@ -1,17 +1,30 @@
 //! Analytic and published-reference validation of the fluid solver.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use diffsim::fluid::{DiffusionScheme, Viscosity, Precision, SceneConfig, Simulation, taylor_green};
+use diffsim::fluid::{
+    DiffusionScheme, Precision, SceneConfig, Simulation, Viscosity, taylor_green,
+};
 use diffsim::grid::{ArraySpec, Boundaries, Extrap, Grid, Location, Resolution, SideBc};
 use diffsim::ops::{self, AdvectScheme, AdvectSpec};
 
 fn host(t: &Tensor<3>) -> Vec<f64> {
-    t.clone().narrow(0, 0, 1).into_data().convert::<f64>().try_into_vec::<f64>().unwrap()
+    t.clone()
+        .narrow(0, 0, 1)
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()
 }
 
 /// Max error of the Taylor-Green velocity after time `t_end` at resolution `n`x`n`, with
 /// `dt = cfl·dx` (unit amplitude), relative to the amplitude at `t_end`.
-fn taylor_green_error(n: usize, scheme: AdvectScheme, t_end: f64, nu: f64, diffusion: DiffusionScheme) -> f64 {
+fn taylor_green_error(
+    n: usize,
+    scheme: AdvectScheme,
+    t_end: f64,
+    nu: f64,
+    diffusion: DiffusionScheme,
+) -> f64 {
     let mut scene = SceneConfig::taylor_green();
     scene.viscosity = Viscosity::Kinematic(nu);
     scene.diffusion = diffusion;
@@ -28,7 +41,12 @@ fn taylor_green_error(n: usize, scheme: AdvectScheme, t_end: f64, nu: f64, diffu
     }
     let (ue, ve) = taylor_green(&sim.grid, 1.0, sim.nu, t_end);
     let amp = (-2.0 * sim.nu * t_end).exp();
-    let err = host(&s.u).iter().zip(&ue).chain(host(&s.v).iter().zip(&ve)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let err = host(&s.u)
+        .iter()
+        .zip(&ue)
+        .chain(host(&s.v).iter().zip(&ve))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     err / amp
 }
 
@@ -39,18 +57,45 @@ fn taylor_green_error(n: usize, scheme: AdvectScheme, t_end: f64, nu: f64, diffu
 #[test]
 fn taylor_green_decays_like_the_analytic_solution_and_converges() {
     let mut at_64 = Vec::new();
-    for (scheme, max_err_64) in [(AdvectScheme::MacCormack, 0.015), (AdvectScheme::SemiLagrangian, 0.05)] {
-        let e: Vec<f64> = [16, 32, 64].iter().map(|&n| taylor_green_error(n, scheme, 1.0, 0.05, DiffusionScheme::Implicit)).collect();
+    for (scheme, max_err_64) in [
+        (AdvectScheme::MacCormack, 0.015),
+        (AdvectScheme::SemiLagrangian, 0.05),
+    ] {
+        let e: Vec<f64> = [16, 32, 64]
+            .iter()
+            .map(|&n| taylor_green_error(n, scheme, 1.0, 0.05, DiffusionScheme::Implicit))
+            .collect();
         let orders = [(e[0] / e[1]).log2(), (e[1] / e[2]).log2()];
-        eprintln!("Taylor-Green {scheme:?}: max rel. errors {e:?} at 16/32/64, observed orders {orders:?}");
-        assert!(e[2] < max_err_64, "{scheme:?}: error at 64x64 {:.3e} >= {max_err_64}", e[2]);
-        assert!(orders.iter().all(|&p| p > 0.75), "{scheme:?}: orders {orders:?} below 0.75");
-        assert!(orders[1] > orders[0] - 0.05, "{scheme:?}: order must approach 1 under refinement: {orders:?}");
+        eprintln!(
+            "Taylor-Green {scheme:?}: max rel. errors {e:?} at 16/32/64, observed orders {orders:?}"
+        );
+        assert!(
+            e[2] < max_err_64,
+            "{scheme:?}: error at 64x64 {:.3e} >= {max_err_64}",
+            e[2]
+        );
+        assert!(
+            orders.iter().all(|&p| p > 0.75),
+            "{scheme:?}: orders {orders:?} below 0.75"
+        );
+        assert!(
+            orders[1] > orders[0] - 0.05,
+            "{scheme:?}: order must approach 1 under refinement: {orders:?}"
+        );
         at_64.push(e[2]);
     }
-    assert!(at_64[0] < 0.35 * at_64[1], "MacCormack must beat semi-Lagrangian: {at_64:?}");
+    assert!(
+        at_64[0] < 0.35 * at_64[1],
+        "MacCormack must beat semi-Lagrangian: {at_64:?}"
+    );
     // Without viscosity the vortex is a steady Euler solution: the same first-order behaviour.
-    let e = taylor_green_error(64, AdvectScheme::MacCormack, 1.0, 0.0, DiffusionScheme::None);
+    let e = taylor_green_error(
+        64,
+        AdvectScheme::MacCormack,
+        1.0,
+        0.0,
+        DiffusionScheme::None,
+    );
     assert!(e < 0.015, "inviscid: {e}");
 }
 
@@ -63,7 +108,9 @@ fn advect_periodic_scalar(n: usize, scheme: AdvectScheme) -> (f64, f64) {
     let (su, sv) = bcs.velocity_specs(&grid);
     let sc = ArraySpec::new(&grid, Location::Center, [Extrap::Periodic; 4]);
     let dev = Device::flex();
-    let f64t = |d: Vec<f64>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(d, dims), (&dev, DType::F64));
+    let f64t = |d: Vec<f64>, dims: [usize; 3]| {
+        Tensor::<3>::from_data(TensorData::new(d, dims), (&dev, DType::F64))
+    };
     let (u, v) = taylor_green(&grid, 1.0, 0.0, 0.0);
     let (u, v) = (f64t(u, [1, n, n + 1]), f64t(v, [1, n + 1, n]));
     let blob: Vec<f64> = (0..n * n)
@@ -75,7 +122,13 @@ fn advect_periodic_scalar(n: usize, scheme: AdvectScheme) -> (f64, f64) {
     let mut q = f64t(blob, [1, n, n]);
     let mut c = f64t(vec![3.7; n * n], [1, n, n]);
     let steps = (1.0 / (0.5 * grid.dx)).round() as usize;
-    let spec = AdvectSpec { q: sc, u: su, v: sv, dt_dx: 1.0 / steps as f64 / grid.dx, scheme };
+    let spec = AdvectSpec {
+        q: sc,
+        u: su,
+        v: sv,
+        dt_dx: 1.0 / steps as f64 / grid.dx,
+        scheme,
+    };
     let mass0: f64 = q.clone().sum().into_scalar::<f64>();
     for _ in 0..steps {
         q = ops::advect(q, u.clone(), v.clone(), spec);
@@ -91,24 +144,35 @@ fn advect_periodic_scalar(n: usize, scheme: AdvectScheme) -> (f64, f64) {
 /// 4.4e-3 / 6.0e-4 / 8.2e-5 (order 2.9) at 16² / 32² / 64².
 fn advection_preserves_constants_and_conserves_mass_to_second_order() {
     for scheme in [AdvectScheme::SemiLagrangian, AdvectScheme::MacCormack] {
-        let r: Vec<(f64, f64)> = [16, 32, 64].iter().map(|&n| advect_periodic_scalar(n, scheme)).collect();
+        let r: Vec<(f64, f64)> = [16, 32, 64]
+            .iter()
+            .map(|&n| advect_periodic_scalar(n, scheme))
+            .collect();
         let orders = [(r[0].0 / r[1].0).log2(), (r[1].0 / r[2].0).log2()];
-        eprintln!("periodic advection {scheme:?}: relative mass drift {:?}, order {orders:?}", r.iter().map(|x| x.0).collect::<Vec<_>>());
+        eprintln!(
+            "periodic advection {scheme:?}: relative mass drift {:?}, order {orders:?}",
+            r.iter().map(|x| x.0).collect::<Vec<_>>()
+        );
         for (n, (drift, dev)) in [16, 32, 64].iter().zip(&r) {
-            assert!(*dev < 1e-13, "{scheme:?} {n}: an advected constant changed by {dev:e}");
+            assert!(
+                *dev < 1e-13,
+                "{scheme:?} {n}: an advected constant changed by {dev:e}"
+            );
             assert!(*drift < 5e-3, "{scheme:?} {n}: mass drift {drift:e}");
         }
         match scheme {
             // Not conservative by construction; the drift stays at the interpolation-error level.
             AdvectScheme::SemiLagrangian => assert!(r.iter().all(|x| x.0 < 1e-3)),
             AdvectScheme::MacCormack => {
-                assert!(orders.iter().all(|&p| p > 2.5), "MacCormack mass drift order {orders:?}");
+                assert!(
+                    orders.iter().all(|&p| p > 2.5),
+                    "MacCormack mass drift order {orders:?}"
+                );
                 assert!(r[2].0 < 1e-4);
             }
         }
     }
 }
-
 
 /// Runs the Solver-in-the-Loop wake at 128x256 and returns the Strouhal number `f·D/U`
 /// (D = 20, U = 1) of the lateral velocity at a probe two diameters behind the disc
@@ -118,20 +182,29 @@ fn wake_strouhal(re: f64) -> (f64, f64) {
     scene.viscosity = scene.viscosity.with_reynolds(re).unwrap();
     let sim = Simulation::new(&scene, &Device::flex()).unwrap();
     let (nx, dx) = (sim.grid.nx, sim.grid.dx);
-    let (pi, pj) = ((50.0 / dx).round() as usize, (90.0 / dx - 0.5).round() as usize);
+    let (pi, pj) = (
+        (50.0 / dx).round() as usize,
+        (90.0 / dx - 0.5).round() as usize,
+    );
     let mut s = sim.initial_state(1).unwrap();
     let mut probe = Vec::new();
     for k in 1..=1500 {
         s = sim.step(s).unwrap().0;
         if k > 700 {
-            let u = s.u.clone().slice([0..1, pj..pj + 1, pi..pi + 1]).into_scalar::<f64>();
+            let u =
+                s.u.clone()
+                    .slice([0..1, pj..pj + 1, pi..pi + 1])
+                    .into_scalar::<f64>();
             probe.push(u);
         }
     }
     assert_eq!(nx, 128);
     let mean = probe.iter().sum::<f64>() / probe.len() as f64;
     let std = (probe.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / probe.len() as f64).sqrt();
-    let crossings = probe.windows(2).filter(|w| (w[0] - mean).signum() != (w[1] - mean).signum()).count();
+    let crossings = probe
+        .windows(2)
+        .filter(|w| (w[0] - mean).signum() != (w[1] - mean).signum())
+        .count();
     let f = crossings as f64 / 2.0 / (probe.len() - 1) as f64 / scene.dt;
     (f * 20.0, std)
 }
@@ -146,8 +219,14 @@ fn wake_sheds_vortices_at_a_plausible_strouhal_number() {
     for re in [146.48, 585.94] {
         let (s, std) = wake_strouhal(re);
         eprintln!("wake 128x256 Re {re}: Strouhal {s:.3}, probe std {std:.3}");
-        assert!(std > 0.1, "Re {re}: the probe does not oscillate (std {std})");
-        assert!((0.10..0.25).contains(&s), "Re {re}: Strouhal {s} outside [0.10, 0.25]");
+        assert!(
+            std > 0.1,
+            "Re {re}: the probe does not oscillate (std {std})"
+        );
+        assert!(
+            (0.10..0.25).contains(&s),
+            "Re {re}: Strouhal {s} outside [0.10, 0.25]"
+        );
         st.push(s);
     }
     assert!(st[1] > st[0], "Strouhal must grow with Re here: {st:?}");

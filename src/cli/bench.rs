@@ -105,7 +105,11 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     if args.steps == 0 {
         return Err(DiffsimError::config("--steps must be at least 1"));
     }
-    let resolutions = if args.res.is_empty() { vec![Resolution::new(32, 64), Resolution::new(128, 256)] } else { args.res.clone() };
+    let resolutions = if args.res.is_empty() {
+        vec![Resolution::new(32, 64), Resolution::new(128, 256)]
+    } else {
+        args.res.clone()
+    };
     let device = Device::flex();
     let mut out = Vec::new();
     for res in resolutions {
@@ -114,7 +118,9 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
         scene.resolution = res;
         let sim = Simulation::new(&scene, &device)?;
         let init = read_frame(&path, &sim.grid)?;
-        let batches: Vec<usize> = std::iter::once(1).chain((args.batch > 1).then_some(args.batch)).collect();
+        let batches: Vec<usize> = std::iter::once(1)
+            .chain((args.batch > 1).then_some(args.batch))
+            .collect();
         for batch in batches {
             let mut state = sim.state_from_arrays(init.u.clone(), init.v.clone(), None, batch);
             for _ in 0..args.warmup {
@@ -133,7 +139,10 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             shares.sort_by(f64::total_cmp);
             let median = percentile(&times, 0.5);
             let per_flow = median / batch as f64;
-            let phiflow = PHIFLOW_MS_PER_STEP.iter().find(|(r, _)| *r == (res.nx, res.ny)).map(|(_, ms)| *ms);
+            let phiflow = PHIFLOW_MS_PER_STEP
+                .iter()
+                .find(|(r, _)| *r == (res.nx, res.ny))
+                .map(|(_, ms)| *ms);
             out.push(BenchResult {
                 scene: scene.name.clone(),
                 resolution: res.to_string(),

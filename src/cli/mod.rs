@@ -49,15 +49,31 @@ pub enum BenchWhat {
 /// Parses the arguments, runs, and turns errors into one line on stderr and exit code 1.
 pub fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("internal error: {}{at} (please report this)", msg.unwrap_or_else(|| "panic".into()).lines().next().unwrap_or(""));
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "internal error: {}{at} (please report this)",
+            msg.unwrap_or_else(|| "panic".into())
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
     }));
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.to_string().lines().collect::<Vec<_>>().join("; "));
+            eprintln!(
+                "error: {}",
+                e.to_string().lines().collect::<Vec<_>>().join("; ")
+            );
             ExitCode::FAILURE
         }
     }
@@ -69,28 +85,45 @@ fn run(cli: Cli) -> Result<()> {
             let json = args.json;
             let summary = simulate(&args)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary).expect("summary serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serialises")
+                );
             } else {
                 println!("{}", summary.human());
             }
         }
-        Command::Bench { what: BenchWhat::Fluid(args) } => {
+        Command::Bench {
+            what: BenchWhat::Fluid(args),
+        } => {
             let results = bench_fluid(&args)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).expect("results serialise")
+                );
             } else {
                 for r in &results {
                     println!("{}", r.human());
                 }
             }
         }
-        Command::Scenes { name: Some(name) } => print!("{}", SceneConfig::builtin(&name)?.to_toml()),
+        Command::Scenes { name: Some(name) } => {
+            print!("{}", SceneConfig::builtin(&name)?.to_toml())
+        }
         Command::Scenes { name: None } => {
             for name in BUILTIN_SCENES {
                 let s = SceneConfig::builtin(name)?;
-                println!("{name:14} {:>9}  {} steps, dt {}", s.resolution.to_string(), s.steps, s.dt);
+                println!(
+                    "{name:14} {:>9}  {} steps, dt {}",
+                    s.resolution.to_string(),
+                    s.steps,
+                    s.dt
+                );
             }
-            println!("\n`diffsim scenes NAME` prints a scene as TOML; a TOML file with `base = \"NAME\"` overrides fields.");
+            println!(
+                "\n`diffsim scenes NAME` prints a scene as TOML; a TOML file with `base = \"NAME\"` overrides fields."
+            );
         }
     }
     Ok(())
@@ -110,22 +143,34 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             b.set_message(label.to_string());
             b
         });
-        Self { bar, total, quiet, label: label.into() }
+        Self {
+            bar,
+            total,
+            quiet,
+            label: label.into(),
+        }
     }
 
     /// Marks unit `done` (1-based) as finished.
     pub fn set(&self, done: u64) {
         match &self.bar {
             Some(b) => b.set_position(done),
-            None if !self.quiet && self.total >= 10 && done % (self.total / 10) == 0 => {
-                eprintln!("{}: {done}/{} ({}%)", self.label, self.total, 100 * done / self.total)
+            None if !self.quiet && self.total >= 10 && done.is_multiple_of(self.total / 10) => {
+                eprintln!(
+                    "{}: {done}/{} ({}%)",
+                    self.label,
+                    self.total,
+                    100 * done / self.total
+                )
             }
             None => {}
         }

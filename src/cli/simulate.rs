@@ -59,7 +59,9 @@ fn parse_method(s: &str) -> std::result::Result<SolveMethod, String> {
         "cholesky" => Ok(SolveMethod::Cholesky),
         "cg" => Ok(SolveMethod::Cg),
         "jacobi-cg" => Ok(SolveMethod::JacobiCg),
-        _ => Err(format!("unknown solver '{s}': use cholesky, cg or jacobi-cg")),
+        _ => Err(format!(
+            "unknown solver '{s}': use cholesky, cg or jacobi-cg"
+        )),
     }
 }
 
@@ -120,7 +122,11 @@ impl SimulateSummary {
             self.solver_max_residual,
             self.wall_s
         );
-        for (what, p) in [("frames", &self.out), ("pictures", &self.png), ("animation", &self.gif)] {
+        for (what, p) in [
+            ("frames", &self.out),
+            ("pictures", &self.png),
+            ("animation", &self.gif),
+        ] {
             if let Some(p) = p {
                 s += &format!("\n{what}: {}", p.display());
             }
@@ -132,7 +138,10 @@ impl SimulateSummary {
 /// Loads the scene and applies the command-line overrides.
 pub fn resolve_scene(args: &SimulateArgs) -> Result<SceneConfig> {
     let mut scene = SceneConfig::load(&args.scene)?;
-    if let Some(res) = args.res.or_else(|| args.init.as_deref().and_then(stored_resolution)) {
+    if let Some(res) = args
+        .res
+        .or_else(|| args.init.as_deref().and_then(stored_resolution))
+    {
         scene.resolution = res;
     }
     if let Some(steps) = args.steps {
@@ -152,7 +161,12 @@ pub fn resolve_scene(args: &SimulateArgs) -> Result<SceneConfig> {
 
 /// Item 0 of a batched tensor as a host vector.
 pub fn host(t: &Tensor<3>) -> Vec<f32> {
-    t.clone().narrow(0, 0, 1).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    t.clone()
+        .narrow(0, 0, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
 }
 
 fn frame(sim: &Simulation, s: &FluidState) -> Frame {
@@ -184,7 +198,11 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     };
     let steps = scene.steps;
     let every = args.save_every.unwrap_or((steps / 50).max(1));
-    let mut writer = args.out.as_deref().map(|p| SimWriter::create(p, &sim)).transpose()?;
+    let mut writer = args
+        .out
+        .as_deref()
+        .map(|p| SimWriter::create(p, &sim))
+        .transpose()?;
     let keep_pictures = args.png.is_some() || args.gif.is_some();
     let mut pictures: Vec<(usize, Vec<f32>)> = Vec::new();
     let mut max_cfl: f64 = 0.0;
@@ -201,7 +219,11 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
         Ok(())
     };
     keep(&state, &mut writer)?;
-    let progress = Progress::new(&format!("{} {}", scene.name, scene.resolution), steps as u64, args.json);
+    let progress = Progress::new(
+        &format!("{} {}", scene.name, scene.resolution),
+        steps as u64,
+        args.json,
+    );
     let (mut step_s, mut proj_s, mut max_it, mut max_res) = (0.0, 0.0, 0, 0.0f64);
     for k in 1..=steps {
         let (next, info) = sim.step(state)?;
@@ -216,7 +238,6 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
         progress.set(k as u64);
     }
     progress.finish();
-    drop(keep);
     let frames = writer.as_ref().map_or(pictures.len(), |w| w.frames());
     let out = writer.map(|w| w.finish()).transpose()?;
     write_pictures(&sim, &pictures, args.png.as_deref(), args.gif.as_deref())?;
@@ -245,28 +266,63 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
 
 /// Vorticity PNGs and GIF with one colour range for all frames (the 99th percentile of |ω|
 /// in fluid cells over the frames).
-fn write_pictures(sim: &Simulation, frames: &[(usize, Vec<f32>)], png: Option<&Path>, gif: Option<&Path>) -> Result<()> {
+fn write_pictures(
+    sim: &Simulation,
+    frames: &[(usize, Vec<f32>)],
+    png: Option<&Path>,
+    gif: Option<&Path>,
+) -> Result<()> {
     if frames.is_empty() || (png.is_none() && gif.is_none()) {
         return Ok(());
     }
     let solid = &sim.solid.solid;
     let mut mags: Vec<f32> = frames
         .iter()
-        .flat_map(|(_, w)| w.iter().zip(solid.iter().cycle()).filter(|(_, s)| !**s).map(|(x, _)| x.abs()))
+        .flat_map(|(_, w)| {
+            w.iter()
+                .zip(solid.iter().cycle())
+                .filter(|(_, s)| !**s)
+                .map(|(x, _)| x.abs())
+        })
         .collect();
     let k = (mags.len() as f64 * 0.99) as usize;
     let last = mags.len().saturating_sub(1);
-    let range = if mags.is_empty() { 1.0 } else { *mags.select_nth_unstable_by(k.min(last), f32::total_cmp).1 };
+    let range = if mags.is_empty() {
+        1.0
+    } else {
+        *mags.select_nth_unstable_by(k.min(last), f32::total_cmp).1
+    };
     let range = if range > 0.0 { range } else { 1.0 };
     let g = sim.grid;
-    let title = |step: usize| format!("{} {}  vorticity  step {step}  t = {:.1}", sim.scene.name, g.resolution(), step as f64 * sim.scene.dt);
-    fn picture<'a>(values: &'a [f32], solid: &'a [bool], g: crate::grid::Grid, range: f32, title: String) -> FieldPicture<'a> {
-        FieldPicture { values, nx: g.nx, ny: g.ny, solid, range, title }
+    let title = |step: usize| {
+        format!(
+            "{} {}  vorticity  step {step}  t = {:.1}",
+            sim.scene.name,
+            g.resolution(),
+            step as f64 * sim.scene.dt
+        )
+    };
+    fn picture<'a>(
+        values: &'a [f32],
+        solid: &'a [bool],
+        g: crate::grid::Grid,
+        range: f32,
+        title: String,
+    ) -> FieldPicture<'a> {
+        FieldPicture {
+            values,
+            nx: g.nx,
+            ny: g.ny,
+            solid,
+            range,
+            title,
+        }
     }
     if let Some(dir) = png {
         std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
         for (step, w) in frames {
-            picture(w, solid, g, range, title(*step)).save_png(&dir.join(format!("vorticity_{step:06}.png")))?;
+            picture(w, solid, g, range, title(*step))
+                .save_png(&dir.join(format!("vorticity_{step:06}.png")))?;
         }
     }
     if let Some(path) = gif {

@@ -4,6 +4,7 @@ mod scene;
 mod sim;
 
 pub use scene::{
-    BUILTIN_SCENES, DiffusionScheme, Precision, FaceRegion, Forcing, Initial, MarkerConfig, SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
+    BUILTIN_SCENES, DiffusionScheme, FaceRegion, Forcing, Initial, MarkerConfig, Precision,
+    SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
 pub use sim::{FluidState, Scene, Simulation, StepInfo, taylor_green};

@@ -34,7 +34,9 @@ impl Viscosity {
     /// The same rule with another Reynolds number; errors for a kinematic viscosity.
     pub fn with_reynolds(self, re: f64) -> Result<Self> {
         if !(re.is_finite() && re > 0.0) {
-            return Err(DiffsimError::config(format!("Reynolds number {re} must be positive and finite")));
+            return Err(DiffsimError::config(format!(
+                "Reynolds number {re} must be positive and finite"
+            )));
         }
         match self {
             Viscosity::Kinematic(_) => Err(DiffsimError::config(
@@ -223,7 +225,10 @@ impl SceneConfig {
             "wake-phiflow" => Ok(Self::wake_phiflow()),
             "smoke" => Ok(Self::smoke()),
             "taylor-green" => Ok(Self::taylor_green()),
-            _ => Err(DiffsimError::UnknownScene { name: name.into(), known: BUILTIN_SCENES.join(", ") }),
+            _ => Err(DiffsimError::UnknownScene {
+                name: name.into(),
+                known: BUILTIN_SCENES.join(", "),
+            }),
         }
     }
 
@@ -231,7 +236,8 @@ impl SceneConfig {
     /// [`SceneConfig::default`], or of the built-in named by the file's `base = "..."`).
     pub fn load(name_or_path: &str) -> Result<Self> {
         if name_or_path.ends_with(".toml") || std::path::Path::new(name_or_path).is_file() {
-            let text = std::fs::read_to_string(name_or_path).map_err(|e| DiffsimError::file(name_or_path, e))?;
+            let text = std::fs::read_to_string(name_or_path)
+                .map_err(|e| DiffsimError::file(name_or_path, e))?;
             return Self::from_toml(&text).map_err(|e| DiffsimError::file(name_or_path, e));
         }
         Self::builtin(name_or_path)
@@ -239,17 +245,26 @@ impl SceneConfig {
 
     /// Parses a scene from TOML. A top-level `base = "wake"` starts from that built-in.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| DiffsimError::config(one_line(&e)))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| DiffsimError::config(one_line(&e)))?;
         let base = match table.remove("base") {
             Some(toml::Value::String(b)) => Self::builtin(&b)?,
-            Some(other) => return Err(DiffsimError::config(format!("base must be a scene name, got {other}"))),
+            Some(other) => {
+                return Err(DiffsimError::config(format!(
+                    "base must be a scene name, got {other}"
+                )));
+            }
             None => Self::default(),
         };
-        let mut merged = toml::Table::try_from(&base).map_err(|e| DiffsimError::config(e.to_string()))?;
+        let mut merged =
+            toml::Table::try_from(&base).map_err(|e| DiffsimError::config(e.to_string()))?;
         for (k, v) in table {
             merged.insert(k, v);
         }
-        merged.try_into().map_err(|e: toml::de::Error| DiffsimError::config(one_line(&e)))
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| DiffsimError::config(one_line(&e)))
     }
 
     /// The scene as TOML.
@@ -259,7 +274,11 @@ impl SceneConfig {
 
     /// The Solver-in-the-Loop wake flow (Um et al. 2020, reference §A.1) at 128x256, Re 585.94.
     pub fn wake() -> Self {
-        let v1 = |region| Forcing { region, u: None, v: Some(1.0) };
+        let v1 = |region| Forcing {
+            region,
+            u: None,
+            v: Some(1.0),
+        };
         Self {
             name: "wake".into(),
             resolution: Resolution::new(128, 256),
@@ -267,17 +286,32 @@ impl SceneConfig {
             dt: 1.0,
             steps: 1500,
             boundaries: Boundaries::all(SideBc::Open),
-            obstacles: vec![Geometry::Disc { center: [50.0, 50.0], radius: 10.0 }],
+            obstacles: vec![Geometry::Disc {
+                center: [50.0, 50.0],
+                radius: 10.0,
+            }],
             viscosity: Viscosity::SolReynolds(585.94),
             diffusion: DiffusionScheme::Explicit,
             advection: AdvectScheme::SemiLagrangian,
             forcing: vec![
-                v1(FaceRegion::Edge { side: Side::YLo, layers: 2 }),
-                v1(FaceRegion::Edge { side: Side::XLo, layers: 1 }),
-                v1(FaceRegion::Edge { side: Side::XHi, layers: 1 }),
+                v1(FaceRegion::Edge {
+                    side: Side::YLo,
+                    layers: 2,
+                }),
+                v1(FaceRegion::Edge {
+                    side: Side::XLo,
+                    layers: 1,
+                }),
+                v1(FaceRegion::Edge {
+                    side: Side::XHi,
+                    layers: 1,
+                }),
             ],
             marker: MarkerConfig {
-                inflow: vec![Geometry::Box { min: [25.0, 5.0], max: [75.0, 10.0] }],
+                inflow: vec![Geometry::Box {
+                    min: [25.0, 5.0],
+                    max: [75.0, 10.0],
+                }],
                 rate: 1.0,
                 outside: ScalarOutside::Zero,
                 buoyancy: 0.0,
@@ -302,7 +336,10 @@ impl SceneConfig {
             },
             viscosity: Viscosity::PhiflowReynolds(1e6),
             forcing: vec![Forcing {
-                region: FaceRegion::Inside(Geometry::Box { min: [-1.0, -1.0], max: [101.0, 5.0 - 1e-9] }),
+                region: FaceRegion::Inside(Geometry::Box {
+                    min: [-1.0, -1.0],
+                    max: [101.0, 5.0 - 1e-9],
+                }),
                 u: Some(0.0),
                 v: Some(1.0),
             }],
@@ -327,7 +364,10 @@ impl SceneConfig {
             advection: AdvectScheme::MacCormack,
             forcing: Vec::new(),
             marker: MarkerConfig {
-                inflow: vec![Geometry::Disc { center: [50.0, 12.0], radius: 6.0 }],
+                inflow: vec![Geometry::Disc {
+                    center: [50.0, 12.0],
+                    radius: 6.0,
+                }],
                 rate: 0.2,
                 outside: ScalarOutside::Zero,
                 buoyancy: 0.05,
@@ -363,15 +403,22 @@ impl SceneConfig {
     /// Checks values that the grid and solvers do not check themselves.
     pub fn validate(&self) -> Result<()> {
         if !(self.dt.is_finite() && self.dt > 0.0) {
-            return Err(DiffsimError::config(format!("dt = {} must be positive and finite", self.dt)));
+            return Err(DiffsimError::config(format!(
+                "dt = {} must be positive and finite",
+                self.dt
+            )));
         }
         self.boundaries.validate()?;
         let nu = self.viscosity.nu(self.domain[0], self.dt);
         if !(nu.is_finite() && nu >= 0.0) {
-            return Err(DiffsimError::config(format!("viscosity ν = {nu} must be finite and >= 0")));
+            return Err(DiffsimError::config(format!(
+                "viscosity ν = {nu} must be finite and >= 0"
+            )));
         }
         if !(self.marker.rate.is_finite() && self.marker.buoyancy.is_finite()) {
-            return Err(DiffsimError::config("marker rate and buoyancy must be finite"));
+            return Err(DiffsimError::config(
+                "marker rate and buoyancy must be finite",
+            ));
         }
         Ok(())
     }
@@ -383,5 +430,54 @@ fn one_line(e: &toml::de::Error) -> String {
     match e.span() {
         Some(span) => format!("TOML error at byte {}: {msg}", span.start),
         None => format!("TOML error: {msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_scenes_round_trip_through_toml() {
+        for name in BUILTIN_SCENES {
+            let s = SceneConfig::builtin(name).unwrap();
+            s.validate().unwrap();
+            assert_eq!(SceneConfig::from_toml(&s.to_toml()).unwrap(), s, "{name}");
+        }
+    }
+
+    #[test]
+    fn toml_overrides_a_base_scene() {
+        let s = SceneConfig::from_toml(
+            "base = \"wake\"\nresolution = \"32x64\"\nviscosity = { sol-reynolds = 146.48 }\n",
+        )
+        .unwrap();
+        assert_eq!(s.resolution, Resolution::new(32, 64));
+        assert_eq!(s.viscosity.reynolds(), Some(146.48));
+        assert_eq!(s.obstacles, SceneConfig::wake().obstacles);
+        assert!(
+            SceneConfig::from_toml("base = \"nope\"")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown scene")
+        );
+        assert!(SceneConfig::from_toml("dt = \"fast\"").is_err());
+        assert!(
+            SceneConfig::from_toml("colour = 3")
+                .unwrap_err()
+                .to_string()
+                .contains("colour")
+        );
+    }
+
+    #[test]
+    fn sol_viscosity_matches_the_reference_cell_unit_diffusion() {
+        // α = nx²·dt/re_code with re_code = Re·1638.4: 0.625/Re at 32x64, 10/Re at 128x256.
+        let re = 585.94;
+        let nu = Viscosity::SolReynolds(re).nu(100.0, 1.0);
+        for (nx, alpha) in [(32.0, 0.625 / re), (128.0, 10.0 / re)] {
+            let dx: f64 = 100.0 / nx;
+            assert!((nu / (dx * dx) - alpha).abs() < 1e-12 * alpha);
+        }
     }
 }

@@ -86,7 +86,11 @@ impl Simulation {
         let solid = SolidMask::new(grid, &scene.obstacles)?;
         let bcs = &scene.boundaries;
         let (u_spec, v_spec) = bcs.velocity_specs(&grid);
-        let marker_spec = ArraySpec::new(&grid, Location::Center, bcs.scalar_extrap(scene.marker.outside));
+        let marker_spec = ArraySpec::new(
+            &grid,
+            Location::Center,
+            bcs.scalar_extrap(scene.marker.outside),
+        );
         let nu = scene.viscosity.nu(scene.domain[0], scene.dt);
         let alpha = nu * scene.dt / (grid.dx * grid.dx);
         if scene.diffusion == DiffusionScheme::Explicit && alpha > 0.25 {
@@ -178,12 +182,24 @@ impl Simulation {
         let v = self.repeat(v, [ny + 1, nx], batch);
         let marker = self.zeros([batch, ny, nx]);
         let (u, v, pressure) = self.project(u, v)?;
-        Ok(FluidState { u, v, marker, pressure, step: 0 })
+        Ok(FluidState {
+            u,
+            v,
+            marker,
+            pressure,
+            step: 0,
+        })
     }
 
     /// A state from host arrays (`u: [ny, nx+1]`, `v: [ny+1, nx]`, optional marker `[ny, nx]`),
     /// repeated `batch` times, not re-projected (it continues a stored trajectory).
-    pub fn state_from_arrays(&self, u: Vec<f32>, v: Vec<f32>, marker: Option<Vec<f32>>, batch: usize) -> FluidState {
+    pub fn state_from_arrays(
+        &self,
+        u: Vec<f32>,
+        v: Vec<f32>,
+        marker: Option<Vec<f32>>,
+        batch: usize,
+    ) -> FluidState {
         let g = &self.grid;
         let wide = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<f64>>();
         let marker = match marker {
@@ -201,12 +217,23 @@ impl Simulation {
 
     /// `data` (one item, `dims`) repeated `batch` times, in the scene's precision.
     fn repeat(&self, data: Vec<f64>, dims: [usize; 2], batch: usize) -> Tensor<3> {
-        tensor_of(data, [1, dims[0], dims[1]], self.scene.precision, &self.device).repeat_dim(0, batch)
+        tensor_of(
+            data,
+            [1, dims[0], dims[1]],
+            self.scene.precision,
+            &self.device,
+        )
+        .repeat_dim(0, batch)
     }
 
     /// Zeros in the scene's precision.
     fn zeros(&self, dims: [usize; 3]) -> Tensor<3> {
-        tensor_of(vec![0.0; dims.iter().product()], dims, self.scene.precision, &self.device)
+        tensor_of(
+            vec![0.0; dims.iter().product()],
+            dims,
+            self.scene.precision,
+            &self.device,
+        )
     }
 
     /// Projects and checks the solver outcome.
@@ -223,7 +250,13 @@ impl Simulation {
     /// buoyancy, pressure projection with obstacles.
     pub fn step(&self, s: FluidState) -> Result<(FluidState, StepInfo)> {
         let t0 = Instant::now();
-        let FluidState { mut u, mut v, mut marker, step, .. } = s;
+        let FluidState {
+            mut u,
+            mut v,
+            mut marker,
+            step,
+            ..
+        } = s;
         match (&self.implicit, self.scene.diffusion) {
             (Some([du, dv]), _) => {
                 u = ops::diffuse_implicit(u, du);
@@ -247,7 +280,13 @@ impl Simulation {
             v = v.mask_fill(mask.clone(), *val as f32);
         }
         let dt_dx = self.scene.dt / self.grid.dx;
-        let spec = |q: ArraySpec| AdvectSpec { q, u: self.u_spec, v: self.v_spec, dt_dx, scheme: self.scene.advection };
+        let spec = |q: ArraySpec| AdvectSpec {
+            q,
+            u: self.u_spec,
+            v: self.v_spec,
+            dt_dx,
+            scheme: self.scene.advection,
+        };
         if self.has_marker() {
             marker = ops::advect(marker, u.clone(), v.clone(), spec(self.marker_spec));
             if let Some(inflow) = &self.inflow {
@@ -257,7 +296,9 @@ impl Simulation {
         let u_adv = ops::advect(u.clone(), u.clone(), v.clone(), spec(self.u_spec));
         let mut v_adv = ops::advect(v.clone(), u, v, spec(self.v_spec));
         if self.scene.marker.buoyancy != 0.0 {
-            v_adv = v_adv + self.marker_on_y_faces(marker.clone()) * (self.scene.dt * self.scene.marker.buoyancy) as f32;
+            v_adv = v_adv
+                + self.marker_on_y_faces(marker.clone())
+                    * (self.scene.dt * self.scene.marker.buoyancy) as f32;
         }
         let tp = Instant::now();
         let (u, v, pressure) = ops::project(u_adv, v_adv, &self.projection);
@@ -265,13 +306,30 @@ impl Simulation {
         let solve = match self.projection.take_outcome() {
             Some(Ok(info)) => info,
             Some(Err(SolveError::NonFinite(_))) => {
-                return Err(DiffsimError::NonFinite { field: "velocity", step: step + 1, cfl: f64::NAN });
+                return Err(DiffsimError::NonFinite {
+                    field: "velocity",
+                    step: step + 1,
+                    cfl: f64::NAN,
+                });
             }
             Some(Err(e)) => return Err(e.into()),
             None => SolveInfo::default(),
         };
-        let info = StepInfo { solve, projection_secs, step_secs: t0.elapsed().as_secs_f64() };
-        Ok((FluidState { u, v, marker, pressure, step: step + 1 }, info))
+        let info = StepInfo {
+            solve,
+            projection_secs,
+            step_secs: t0.elapsed().as_secs_f64(),
+        };
+        Ok((
+            FluidState {
+                u,
+                v,
+                marker,
+                pressure,
+                step: step + 1,
+            },
+            info,
+        ))
     }
 
     /// The marker averaged to y-faces (0 beyond the top and bottom), `[B, ny+1, nx]`.
@@ -284,24 +342,47 @@ impl Simulation {
 
     /// Max |u·dt/dx| over all faces (the CFL number).
     pub fn cfl(&self, s: &FluidState) -> f64 {
-        let m = s.u.clone().abs().max().into_scalar::<f64>().max(s.v.clone().abs().max().into_scalar::<f64>());
+        let m =
+            s.u.clone()
+                .abs()
+                .max()
+                .into_scalar::<f64>()
+                .max(s.v.clone().abs().max().into_scalar::<f64>());
         m * self.scene.dt / self.grid.dx
     }
 
     /// Max |div u| over fluid cells (domain units).
     pub fn max_divergence(&self, s: &FluidState) -> f64 {
         let div = ops::divergence(s.u.clone(), s.v.clone(), self.grid.dx);
-        let fluid = self.solid.solid.iter().map(|&x| if x { 0.0 } else { 1.0 }).collect();
-        let fluid = tensor_of(fluid, [1, self.grid.ny, self.grid.nx], self.scene.precision, &self.device);
+        let fluid = self
+            .solid
+            .solid
+            .iter()
+            .map(|&x| if x { 0.0 } else { 1.0 })
+            .collect();
+        let fluid = tensor_of(
+            fluid,
+            [1, self.grid.ny, self.grid.nx],
+            self.scene.precision,
+            &self.device,
+        );
         (div * fluid).abs().max().into_scalar::<f64>()
     }
 
     /// Errors when the state contains NaN or infinity.
     pub fn check_finite(&self, s: &FluidState) -> Result<()> {
-        for (name, t) in [("velocity", &s.u), ("velocity", &s.v), ("marker", &s.marker)] {
+        for (name, t) in [
+            ("velocity", &s.u),
+            ("velocity", &s.v),
+            ("marker", &s.marker),
+        ] {
             let m = t.clone().abs().max().into_scalar::<f64>();
             if !m.is_finite() {
-                return Err(DiffsimError::NonFinite { field: name, step: s.step, cfl: self.cfl(s) });
+                return Err(DiffsimError::NonFinite {
+                    field: name,
+                    step: s.step,
+                    cfl: self.cfl(s),
+                });
             }
         }
         Ok(())
@@ -312,14 +393,23 @@ impl Simulation {
 fn tensor_of(data: Vec<f64>, dims: [usize; 3], precision: Precision, device: &Device) -> Tensor<3> {
     match precision {
         Precision::F64 => Tensor::<3>::from_data(TensorData::new(data, dims), (device, DType::F64)),
-        Precision::F32 => {
-            Tensor::<3>::from_data(TensorData::new(data.into_iter().map(|x| x as f32).collect::<Vec<f32>>(), dims), device)
-        }
+        Precision::F32 => Tensor::<3>::from_data(
+            TensorData::new(
+                data.into_iter().map(|x| x as f32).collect::<Vec<f32>>(),
+                dims,
+            ),
+            device,
+        ),
     }
 }
 
 /// The mask of the faces of `loc` in `region`, `[1, rows, cols]`.
-fn face_mask(grid: &Grid, loc: Location, region: &FaceRegion, device: &Device) -> Result<Tensor<3, Bool>> {
+fn face_mask(
+    grid: &Grid,
+    loc: Location,
+    region: &FaceRegion,
+    device: &Device,
+) -> Result<Tensor<3, Bool>> {
     let [ny, nx] = grid.shape(loc);
     let mut m = vec![false; ny * nx];
     for j in 0..ny {
@@ -335,7 +425,10 @@ fn face_mask(grid: &Grid, loc: Location, region: &FaceRegion, device: &Device) -
             };
         }
     }
-    Ok(Tensor::<3, Bool>::from_data(TensorData::new(m, [1, ny, nx]), device))
+    Ok(Tensor::<3, Bool>::from_data(
+        TensorData::new(m, [1, ny, nx]),
+        device,
+    ))
 }
 
 /// The Taylor-Green velocity `u = A sin x cos y F`, `v = −A cos x sin y F`, `F = e^{−2νt}`, on

@@ -65,7 +65,12 @@ pub struct Boundaries {
 impl Boundaries {
     /// The same condition on all four sides.
     pub const fn all(bc: SideBc) -> Self {
-        Self { x_lo: bc, x_hi: bc, y_lo: bc, y_hi: bc }
+        Self {
+            x_lo: bc,
+            x_hi: bc,
+            y_lo: bc,
+            y_hi: bc,
+        }
     }
 
     /// Sides in the order `[x_lo, x_hi, y_lo, y_hi]`.
@@ -87,7 +92,9 @@ impl Boundaries {
                 if let SideBc::Dirichlet(v) = bc
                     && !v.is_finite()
                 {
-                    return Err(DiffsimError::config(format!("boundary along {axis}: Dirichlet value {v} is not finite")));
+                    return Err(DiffsimError::config(format!(
+                        "boundary along {axis}: Dirichlet value {v} is not finite"
+                    )));
                 }
             }
         }
@@ -96,7 +103,11 @@ impl Boundaries {
 
     /// True when the axis (0 = x, 1 = y) is periodic.
     pub fn periodic(&self, axis: usize) -> bool {
-        if axis == 0 { self.x_lo == SideBc::Periodic } else { self.y_lo == SideBc::Periodic }
+        if axis == 0 {
+            self.x_lo == SideBc::Periodic
+        } else {
+            self.y_lo == SideBc::Periodic
+        }
     }
 
     /// Extrapolation of a velocity component at `loc` (`FaceX` = u, `FaceY` = v).
@@ -114,7 +125,12 @@ impl Boundaries {
             SideBc::Dirichlet(_) => Extrap::Value(0.0),
             SideBc::ZeroGradient | SideBc::Open => Extrap::ZeroGradient,
         };
-        [rule(self.x_lo, 0), rule(self.x_hi, 0), rule(self.y_lo, 1), rule(self.y_hi, 1)]
+        [
+            rule(self.x_lo, 0),
+            rule(self.x_hi, 0),
+            rule(self.y_lo, 1),
+            rule(self.y_hi, 1),
+        ]
     }
 
     /// Extrapolation of a cell-centred scalar.

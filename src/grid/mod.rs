@@ -86,10 +86,14 @@ impl Grid {
     /// (`lx/nx == ly/ny` to 1e-9 relative), and each axis needs at least 2 cells.
     pub fn new(res: Resolution, size: [f64; 2]) -> Result<Self> {
         if res.nx < 2 || res.ny < 2 {
-            return Err(DiffsimError::config(format!("resolution {res} needs at least 2 cells per axis")));
+            return Err(DiffsimError::config(format!(
+                "resolution {res} needs at least 2 cells per axis"
+            )));
         }
         if !(size[0] > 0.0 && size[1] > 0.0 && size[0].is_finite() && size[1].is_finite()) {
-            return Err(DiffsimError::config(format!("domain size {size:?} must be positive and finite")));
+            return Err(DiffsimError::config(format!(
+                "domain size {size:?} must be positive and finite"
+            )));
         }
         let dx = size[0] / res.nx as f64;
         let dy = size[1] / res.ny as f64;
@@ -99,7 +103,11 @@ impl Grid {
                 size[0], size[1], size[0], size[1]
             )));
         }
-        Ok(Self { nx: res.nx, ny: res.ny, dx })
+        Ok(Self {
+            nx: res.nx,
+            ny: res.ny,
+            dx,
+        })
     }
 
     /// The resolution `NXxNY`.
@@ -182,7 +190,15 @@ impl ArraySpec {
     pub fn new(grid: &Grid, loc: Location, ext: [Extrap; 4]) -> Self {
         let [ny, nx] = grid.shape(loc);
         let (ox, oy) = loc.offset();
-        Self { nx, ny, ox, oy, ext, period_x: grid.nx, period_y: grid.ny }
+        Self {
+            nx,
+            ny,
+            ox,
+            oy,
+            ext,
+            period_x: grid.nx,
+            period_y: grid.ny,
+        }
     }
 
     /// Elements per batch item.
@@ -193,5 +209,100 @@ impl ArraySpec {
     /// True when the array has no elements (never for a valid grid).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_parses_nx_by_ny_and_rejects_degenerate_grids() {
+        assert_eq!(
+            "32x64".parse::<Resolution>().unwrap(),
+            Resolution::new(32, 64)
+        );
+        assert_eq!(
+            "128X256".parse::<Resolution>().unwrap().to_string(),
+            "128x256"
+        );
+        for bad in ["0x5", "5x1", "32", "axb", "32x", "-3x4"] {
+            let e = bad.parse::<Resolution>().unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("NXxNY"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn grid_requires_square_cells_and_knows_its_shapes() {
+        let g = Grid::new(Resolution::new(32, 64), [100.0, 200.0]).unwrap();
+        assert_eq!(g.dx, 3.125);
+        assert_eq!(g.shape(Location::FaceX), [64, 33]);
+        assert_eq!(g.shape(Location::FaceY), [65, 32]);
+        assert_eq!(g.position(Location::FaceY, 0, 0), [1.5625, 0.0]);
+        let e = Grid::new(Resolution::new(32, 32), [100.0, 200.0])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-square"), "{e}");
+    }
+
+    #[test]
+    fn boundaries_reject_half_periodic_axes() {
+        let b = Boundaries {
+            x_lo: SideBc::Periodic,
+            x_hi: SideBc::Open,
+            y_lo: SideBc::Open,
+            y_hi: SideBc::Open,
+        };
+        assert!(b.validate().unwrap_err().to_string().contains("periodic"));
+        assert!(
+            Boundaries::all(SideBc::Dirichlet(f64::NAN))
+                .validate()
+                .is_err()
+        );
+        let ext = Boundaries::all(SideBc::Dirichlet(2.0)).velocity_extrap(Location::FaceX);
+        assert_eq!(
+            ext,
+            [
+                Extrap::Value(2.0),
+                Extrap::Value(2.0),
+                Extrap::Value(0.0),
+                Extrap::Value(0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn obstacles_rasterise_cell_centres() {
+        let g = Grid::new(Resolution::new(10, 10), [10.0, 10.0]).unwrap();
+        let m = SolidMask::new(
+            g,
+            &[Geometry::Disc {
+                center: [5.0, 5.0],
+                radius: 1.0,
+            }],
+        )
+        .unwrap();
+        // Centres (4.5|5.5, 4.5|5.5) are at distance 0.707 < 1: exactly 4 cells.
+        assert_eq!(m.count(), 4);
+        assert!(
+            SolidMask::new(
+                g,
+                &[Geometry::Box {
+                    min: [-1.0, -1.0],
+                    max: [11.0, 11.0]
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            SolidMask::new(
+                g,
+                &[Geometry::Disc {
+                    center: [5.0, 5.0],
+                    radius: -1.0
+                }]
+            )
+            .is_err()
+        );
     }
 }

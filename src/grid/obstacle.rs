@@ -33,19 +33,29 @@ impl Geometry {
                 let (dx, dy) = (p[0] - center[0], p[1] - center[1]);
                 dx * dx + dy * dy <= radius * radius
             }
-            Geometry::Box { min, max } => p[0] >= min[0] && p[0] <= max[0] && p[1] >= min[1] && p[1] <= max[1],
+            Geometry::Box { min, max } => {
+                p[0] >= min[0] && p[0] <= max[0] && p[1] >= min[1] && p[1] <= max[1]
+            }
         }
     }
 
     /// Rejects degenerate or non-finite shapes.
     pub fn validate(&self) -> Result<()> {
         let ok = match *self {
-            Geometry::Disc { center, radius } => center.iter().all(|c| c.is_finite()) && radius.is_finite() && radius > 0.0,
+            Geometry::Disc { center, radius } => {
+                center.iter().all(|c| c.is_finite()) && radius.is_finite() && radius > 0.0
+            }
             Geometry::Box { min, max } => {
                 min.iter().chain(&max).all(|c| c.is_finite()) && max[0] > min[0] && max[1] > min[1]
             }
         };
-        if ok { Ok(()) } else { Err(DiffsimError::config(format!("degenerate geometry {self:?}"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(DiffsimError::config(format!(
+                "degenerate geometry {self:?}"
+            )))
+        }
     }
 
     /// Cells whose centre lies inside, as a `[ny, nx]` row-major mask.
@@ -78,7 +88,9 @@ impl SolidMask {
             }
         }
         if solid.iter().all(|&s| s) {
-            return Err(DiffsimError::config("the obstacles cover every cell: no fluid left"));
+            return Err(DiffsimError::config(
+                "the obstacles cover every cell: no fluid left",
+            ));
         }
         Ok(Self { grid, solid })
     }

@@ -61,7 +61,13 @@ impl SimWriter {
         let partial = PathBuf::from(partial);
         let file = hdf5::File::create(&partial).map_err(h5err(&partial))?;
         // From here on, an error drops the writer, which removes the partial file.
-        let writer = Self { file: Some(file), partial, target: path.to_path_buf(), grid: sim.grid, frames: 0 };
+        let writer = Self {
+            file: Some(file),
+            partial,
+            target: path.to_path_buf(),
+            grid: sim.grid,
+            frames: 0,
+        };
         writer.write_header(sim)?;
         Ok(writer)
     }
@@ -70,14 +76,37 @@ impl SimWriter {
         let file = self.file.as_ref().expect("writer is open");
         let err = h5err(&self.partial);
         let g = sim.grid;
-        let shapes = [[g.ny, g.nx + 1], [g.ny + 1, g.nx], [g.ny, g.nx], [g.ny, g.nx]];
+        let shapes = [
+            [g.ny, g.nx + 1],
+            [g.ny + 1, g.nx],
+            [g.ny, g.nx],
+            [g.ny, g.nx],
+        ];
         for (name, [a, b]) in FIELDS.iter().zip(shapes) {
-            file.new_dataset::<f32>().chunk((1, a, b)).deflate(4).shape((0.., a, b)).create(*name).map_err(&err)?;
+            file.new_dataset::<f32>()
+                .chunk((1, a, b))
+                .deflate(4)
+                .shape((0.., a, b))
+                .create(*name)
+                .map_err(&err)?;
         }
-        file.new_dataset::<u64>().chunk(256).shape(0..).create("step").map_err(&err)?;
-        file.new_dataset::<f64>().chunk(256).shape(0..).create("time").map_err(&err)?;
+        file.new_dataset::<u64>()
+            .chunk(256)
+            .shape(0..)
+            .create("step")
+            .map_err(&err)?;
+        file.new_dataset::<f64>()
+            .chunk(256)
+            .shape(0..)
+            .create("time")
+            .map_err(&err)?;
         let obstacle: Vec<u8> = sim.solid.solid.iter().map(|&s| u8::from(s)).collect();
-        file.new_dataset::<u8>().shape((g.ny, g.nx)).create("obstacle").map_err(&err)?.write_raw(&obstacle).map_err(&err)?;
+        file.new_dataset::<u8>()
+            .shape((g.ny, g.nx))
+            .create("obstacle")
+            .map_err(&err)?
+            .write_raw(&obstacle)
+            .map_err(&err)?;
         let scene = &sim.scene;
         let attr_f64 = |name: &str, v: f64| file.new_attr::<f64>().create(name)?.write_scalar(&v);
         attr_f64("dx", g.dx).map_err(&err)?;
@@ -86,15 +115,33 @@ impl SimWriter {
         if let Some(re) = scene.viscosity.reynolds() {
             attr_f64("reynolds", re).map_err(&err)?;
         }
-        file.new_attr::<u32>().create("format_version").and_then(|a| a.write_scalar(&FORMAT_VERSION)).map_err(&err)?;
+        file.new_attr::<u32>()
+            .create("format_version")
+            .and_then(|a| a.write_scalar(&FORMAT_VERSION))
+            .map_err(&err)?;
         for (name, v) in [("nx", g.nx as u64), ("ny", g.ny as u64)] {
-            file.new_attr::<u64>().create(name).and_then(|a| a.write_scalar(&v)).map_err(&err)?;
+            file.new_attr::<u64>()
+                .create(name)
+                .and_then(|a| a.write_scalar(&v))
+                .map_err(&err)?;
         }
-        file.new_attr::<f64>().shape(2).create("domain").and_then(|a| a.write_raw(&g.size())).map_err(&err)?;
+        file.new_attr::<f64>()
+            .shape(2)
+            .create("domain")
+            .and_then(|a| a.write_raw(&g.size()))
+            .map_err(&err)?;
         let json = serde_json::to_string(scene).expect("scene serialises");
-        write_str_attr(&file, "scene", &json).map_err(&err)?;
-        write_str_attr(&file, "created_by", concat!("diffsim ", env!("CARGO_PKG_VERSION"))).map_err(&err)?;
-        file.new_attr::<u8>().create("complete").and_then(|a| a.write_scalar(&0u8)).map_err(&err)?;
+        write_str_attr(file, "scene", &json).map_err(&err)?;
+        write_str_attr(
+            file,
+            "created_by",
+            concat!("diffsim ", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(&err)?;
+        file.new_attr::<u8>()
+            .create("complete")
+            .and_then(|a| a.write_scalar(&0u8))
+            .map_err(&err)?;
         Ok(())
     }
 
@@ -113,21 +160,32 @@ impl SimWriter {
         let data: [(&str, &[f32], [usize; 2]); 4] = [
             ("velocity_x", &f.u, [g.ny, g.nx + 1]),
             ("velocity_y", &f.v, [g.ny + 1, g.nx]),
-            ("pressure", f.pressure.as_deref().unwrap_or(&zeros), [g.ny, g.nx]),
-            ("marker", f.marker.as_deref().unwrap_or(&zeros), [g.ny, g.nx]),
+            (
+                "pressure",
+                f.pressure.as_deref().unwrap_or(&zeros),
+                [g.ny, g.nx],
+            ),
+            (
+                "marker",
+                f.marker.as_deref().unwrap_or(&zeros),
+                [g.ny, g.nx],
+            ),
         ];
         for (name, values, [a, b]) in data {
             let ds = file.dataset(name).map_err(&err)?;
             ds.resize((t + 1, a, b)).map_err(&err)?;
-            let view = ArrayView3::from_shape((1, a, b), values).expect("frame array has the grid's shape");
+            let view = ArrayView3::from_shape((1, a, b), values)
+                .expect("frame array has the grid's shape");
             ds.write_slice(&view, s![t..t + 1, .., ..]).map_err(&err)?;
         }
         let step = file.dataset("step").map_err(&err)?;
         step.resize(t + 1).map_err(&err)?;
-        step.write_slice(&ArrayView1::from(&[f.step]), s![t..t + 1]).map_err(&err)?;
+        step.write_slice(&ArrayView1::from(&[f.step]), s![t..t + 1])
+            .map_err(&err)?;
         let time = file.dataset("time").map_err(&err)?;
         time.resize(t + 1).map_err(&err)?;
-        time.write_slice(&ArrayView1::from(&[f.time]), s![t..t + 1]).map_err(&err)?;
+        time.write_slice(&ArrayView1::from(&[f.time]), s![t..t + 1])
+            .map_err(&err)?;
         self.frames += 1;
         Ok(())
     }
@@ -136,11 +194,17 @@ impl SimWriter {
     pub fn finish(mut self) -> Result<PathBuf> {
         let file = self.file.take().expect("writer is open");
         let err = h5err(&self.partial);
-        file.attr("complete").and_then(|a| a.write_scalar(&1u8)).map_err(&err)?;
-        file.new_attr::<u64>().create("frames").and_then(|a| a.write_scalar(&(self.frames as u64))).map_err(&err)?;
+        file.attr("complete")
+            .and_then(|a| a.write_scalar(&1u8))
+            .map_err(&err)?;
+        file.new_attr::<u64>()
+            .create("frames")
+            .and_then(|a| a.write_scalar(&(self.frames as u64)))
+            .map_err(&err)?;
         file.flush().map_err(&err)?;
         drop(file);
-        std::fs::rename(&self.partial, &self.target).map_err(|e| DiffsimError::file(&self.target, e))?;
+        std::fs::rename(&self.partial, &self.target)
+            .map_err(|e| DiffsimError::file(&self.target, e))?;
         Ok(self.target.clone())
     }
 }
@@ -155,8 +219,12 @@ impl Drop for SimWriter {
 }
 
 fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()> {
-    let v: VarLenUnicode = value.parse().map_err(|e| hdf5::Error::from(format!("{e:?}")))?;
-    file.new_attr::<VarLenUnicode>().create(name)?.write_scalar(&v)
+    let v: VarLenUnicode = value
+        .parse()
+        .map_err(|e| hdf5::Error::from(format!("{e:?}")))?;
+    file.new_attr::<VarLenUnicode>()
+        .create(name)?
+        .write_scalar(&v)
 }
 
 /// Reads the last frame of an HDF5 file in the layout above (also the PhiFlow initial states
@@ -164,19 +232,31 @@ fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()
 /// optional in the file.
 pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
     if !path.is_file() {
-        return Err(DiffsimError::file(path, "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5"));
+        return Err(DiffsimError::file(
+            path,
+            "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5",
+        ));
     }
     let err = h5err(path);
-    let file = hdf5::File::open(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
+    let file =
+        hdf5::File::open(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
     if let Ok(a) = file.attr("complete")
         && a.read_scalar::<u8>().map_err(&err)? == 0
     {
-        return Err(DiffsimError::file(path, "the file is marked incomplete (an interrupted run); rerun the simulation"));
+        return Err(DiffsimError::file(
+            path,
+            "the file is marked incomplete (an interrupted run); rerun the simulation",
+        ));
     }
     let read = |name: &str, shape: [usize; 2], required: bool| -> Result<Option<Vec<f32>>> {
         if !file.link_exists(name) {
             return if required {
-                Err(DiffsimError::file(path, format!("no dataset '{name}'; expected velocity_x [T, ny, nx+1] and velocity_y [T, ny+1, nx]")))
+                Err(DiffsimError::file(
+                    path,
+                    format!(
+                        "no dataset '{name}'; expected velocity_x [T, ny, nx+1] and velocity_y [T, ny+1, nx]"
+                    ),
+                ))
             } else {
                 Ok(None)
             };
@@ -195,10 +275,15 @@ pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
             ));
         }
         let t = sh[0] - 1;
-        let a = ds.read_slice::<f32, _, ndarray::Ix2>(s![t, .., ..]).map_err(&err)?;
+        let a = ds
+            .read_slice::<f32, _, ndarray::Ix2>(s![t, .., ..])
+            .map_err(&err)?;
         let values: Vec<f32> = a.iter().copied().collect();
         if values.iter().any(|x| !x.is_finite()) {
-            return Err(DiffsimError::file(path, format!("dataset '{name}' contains NaN or infinity")));
+            return Err(DiffsimError::file(
+                path,
+                format!("dataset '{name}' contains NaN or infinity"),
+            ));
         }
         Ok(Some(values))
     };
@@ -207,12 +292,20 @@ pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
     let v = read("velocity_y", [ny + 1, nx], true)?.expect("required");
     let pressure = read("pressure", [ny, nx], false)?;
     let marker = read("marker", [ny, nx], false)?;
-    Ok(Frame { u, v, pressure, marker, step: 0, time: 0.0 })
+    Ok(Frame {
+        u,
+        v,
+        pressure,
+        marker,
+        step: 0,
+        time: 0.0,
+    })
 }
 
 /// The resolution of the arrays stored in `path` (from the shape of `velocity_x`), if readable.
 pub fn stored_resolution(path: &Path) -> Option<crate::grid::Resolution> {
     let file = hdf5::File::open(path).ok()?;
     let sh = file.dataset("velocity_x").ok()?.shape();
-    (sh.len() == 3 && sh[2] >= 3 && sh[1] >= 2).then(|| crate::grid::Resolution::new(sh[2] - 1, sh[1]))
+    (sh.len() == 3 && sh[2] >= 3 && sh[1] >= 2)
+        .then(|| crate::grid::Resolution::new(sh[2] - 1, sh[1]))
 }

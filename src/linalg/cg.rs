@@ -4,11 +4,21 @@ use super::{SolveConfig, SolveError, SolveMethod, stencil::Stencil};
 
 /// Solves `A x = b` for one right-hand side; `x` holds the initial guess on entry.
 /// Returns `(iterations, max|r|)`.
-pub fn solve(stencil: &Stencil, b: &[f64], x: &mut [f64], cfg: &SolveConfig) -> Result<(usize, f64), SolveError> {
+pub fn solve(
+    stencil: &Stencil,
+    b: &[f64],
+    x: &mut [f64],
+    cfg: &SolveConfig,
+) -> Result<(usize, f64), SolveError> {
     let n = stencil.len();
-    let inv_diag: Option<Vec<f64>> = (cfg.method == SolveMethod::JacobiCg).then(|| stencil.diag.iter().map(|d| 1.0 / d).collect());
+    let inv_diag: Option<Vec<f64>> = (cfg.method == SolveMethod::JacobiCg)
+        .then(|| stencil.diag.iter().map(|d| 1.0 / d).collect());
     let precond = |r: &[f64], z: &mut [f64]| match &inv_diag {
-        Some(m) => z.iter_mut().zip(r).zip(m).for_each(|((z, r), m)| *z = r * m),
+        Some(m) => z
+            .iter_mut()
+            .zip(r)
+            .zip(m)
+            .for_each(|((z, r), m)| *z = r * m),
         None => z.copy_from_slice(r),
     };
     let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, a| m.max(a.abs()));
@@ -47,5 +57,10 @@ pub fn solve(stencil: &Stencil, b: &[f64], x: &mut [f64], cfg: &SolveConfig) -> 
         rz = rz_new;
         p.iter_mut().zip(&z).for_each(|(p, z)| *p = z + beta * *p);
     }
-    Err(SolveError::NotConverged { method: cfg.method, iterations: cfg.max_iters, residual: res, tolerance: tol })
+    Err(SolveError::NotConverged {
+        method: cfg.method,
+        iterations: cfg.max_iters,
+        residual: res,
+        tolerance: tol,
+    })
 }

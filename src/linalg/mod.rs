@@ -6,7 +6,7 @@
 mod cg;
 mod cholesky;
 pub mod poisson;
-mod solver;
+pub mod solver;
 mod stencil;
 
 pub use cholesky::{CholeskyFactor, factorization_count};
@@ -47,14 +47,25 @@ pub struct SolveConfig {
 
 impl Default for SolveConfig {
     fn default() -> Self {
-        Self { method: SolveMethod::Cholesky, rel_tol: 1e-6, abs_tol: 1e-8, max_iters: 10_000, warm_start: true }
+        Self {
+            method: SolveMethod::Cholesky,
+            rel_tol: 1e-6,
+            abs_tol: 1e-8,
+            max_iters: 10_000,
+            warm_start: true,
+        }
     }
 }
 
 impl SolveConfig {
     /// CG with the given absolute tolerance (relative tolerance 0).
     pub fn cg(abs_tol: f64) -> Self {
-        Self { method: SolveMethod::Cg, rel_tol: 0.0, abs_tol, ..Self::default() }
+        Self {
+            method: SolveMethod::Cg,
+            rel_tol: 0.0,
+            abs_tol,
+            ..Self::default()
+        }
     }
 
     /// Rejects tolerances that are negative or non-finite, and a zero iteration cap.
@@ -67,7 +78,9 @@ impl SolveConfig {
             )));
         }
         if self.method != SolveMethod::Cholesky && self.rel_tol == 0.0 && self.abs_tol == 0.0 {
-            return Err(SolveError::Config("an iterative solve needs rel_tol or abs_tol > 0".into()));
+            return Err(SolveError::Config(
+                "an iterative solve needs rel_tol or abs_tol > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -80,7 +93,8 @@ pub struct SolveInfo {
     pub method: SolveMethod,
     /// Iterations (the maximum over batch items; 0 for Cholesky).
     pub iterations: usize,
-    /// Final `max|b - A x|` over batch items.
+    /// Final `max|b - A x|` over batch items (Cholesky: the last measurement, taken on the
+    /// first solve and every [`solver::RESIDUAL_CHECK_EVERY`]-th).
     pub residual: f64,
     /// Right-hand sides solved.
     pub batch: usize,
@@ -93,9 +107,16 @@ pub enum SolveError {
     #[error(
         "{method:?} did not converge: residual {residual:.3e} > tolerance {tolerance:.3e} after {iterations} iterations; raise max_iters, loosen the tolerance or use method = \"cholesky\""
     )]
-    NotConverged { method: SolveMethod, iterations: usize, residual: f64, tolerance: f64 },
+    NotConverged {
+        method: SolveMethod,
+        iterations: usize,
+        residual: f64,
+        tolerance: f64,
+    },
     /// The matrix could not be factorised (not positive definite).
-    #[error("sparse Cholesky factorisation failed: {0}; the operator is singular or not positive definite")]
+    #[error(
+        "sparse Cholesky factorisation failed: {0}; the operator is singular or not positive definite"
+    )]
     Factorization(String),
     /// The right-hand side or the solution contains NaN or infinity.
     #[error("non-finite values in the {0} of a linear solve")]

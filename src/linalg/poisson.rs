@@ -59,7 +59,12 @@ impl PoissonSystem {
                 let rule = if (i == 0 || i == nx) && !periodic[0] {
                     let side = if i == 0 { bcs.x_lo } else { bcs.x_hi };
                     let cell = j * nx + if i == 0 { 0 } else { nx - 1 };
-                    boundary_rule(side, fluid(cell), &mut open_ghost[cell], &mut stencil.diag[cell])
+                    boundary_rule(
+                        side,
+                        fluid(cell),
+                        &mut open_ghost[cell],
+                        &mut stencil.diag[cell],
+                    )
                 } else {
                     let (l, r) = (j * nx + (i + nx - 1) % nx, j * nx + i % nx);
                     if fluid(l) && fluid(r) {
@@ -79,7 +84,12 @@ impl PoissonSystem {
                 let rule = if (j == 0 || j == ny) && !periodic[1] {
                     let side = if j == 0 { bcs.y_lo } else { bcs.y_hi };
                     let cell = if j == 0 { i } else { (ny - 1) * nx + i };
-                    boundary_rule(side, fluid(cell), &mut open_ghost[cell], &mut stencil.diag[cell])
+                    boundary_rule(
+                        side,
+                        fluid(cell),
+                        &mut open_ghost[cell],
+                        &mut stencil.diag[cell],
+                    )
                 } else {
                     let (b, t) = (((j + ny - 1) % ny) * nx + i, (j % ny) * nx + i);
                     if fluid(b) && fluid(t) {
@@ -103,7 +113,14 @@ impl PoissonSystem {
         for region in &floating {
             stencil.diag[region[0] as usize] += 1.0;
         }
-        Self { grid, stencil, u_faces, v_faces, floating, solid: solid.solid.clone() }
+        Self {
+            grid,
+            stencil,
+            u_faces,
+            v_faces,
+            floating,
+            solid: solid.solid.clone(),
+        }
     }
 
     /// Builds the right-hand side `−dx·(flux out)` of one batch item from the (already
@@ -117,7 +134,8 @@ impl PoissonSystem {
                 rhs[c] = if self.solid[c] {
                     0.0
                 } else {
-                    let flux = u[j * (nx + 1) + i + 1].into() - u[j * (nx + 1) + i].into() + v[(j + 1) * nx + i].into()
+                    let flux = u[j * (nx + 1) + i + 1].into() - u[j * (nx + 1) + i].into()
+                        + v[(j + 1) * nx + i].into()
                         - v[j * nx + i].into();
                     -dx * flux
                 };
@@ -133,7 +151,12 @@ impl PoissonSystem {
 }
 
 /// Rule of a non-periodic boundary face next to `cell`; an open side adds its Dirichlet ghost.
-fn boundary_rule(side: SideBc, cell_is_fluid: bool, open_ghost: &mut bool, diag: &mut f64) -> FaceRule {
+fn boundary_rule(
+    side: SideBc,
+    cell_is_fluid: bool,
+    open_ghost: &mut bool,
+    diag: &mut f64,
+) -> FaceRule {
     match side {
         _ if !cell_is_fluid => FaceRule::Fixed(0.0),
         SideBc::Open => {
@@ -176,4 +199,70 @@ fn floating_regions(stencil: &Stencil, solid: &[bool], open_ghost: &[bool]) -> V
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{Geometry, Resolution};
+
+    fn system(bcs: Boundaries, obstacles: &[Geometry]) -> PoissonSystem {
+        let grid = Grid::new(Resolution::new(8, 6), [8.0, 6.0]).unwrap();
+        PoissonSystem::new(&bcs, &SolidMask::new(grid, obstacles).unwrap())
+    }
+
+    #[test]
+    fn operator_is_symmetric() {
+        let s = system(
+            Boundaries::all(SideBc::Open),
+            &[Geometry::Disc {
+                center: [4.0, 3.0],
+                radius: 1.2,
+            }],
+        )
+        .stencil;
+        for c in 0..s.len() {
+            for d in Dir::ALL {
+                if let Some(n) = s.neighbour(c, d) {
+                    assert_eq!(
+                        s.w[d as usize][c],
+                        s.w[d.opposite() as usize][n],
+                        "cell {c} {d:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn closed_and_periodic_domains_are_pinned_once_open_ones_are_not() {
+        assert_eq!(
+            system(Boundaries::all(SideBc::Dirichlet(0.0)), &[])
+                .floating
+                .len(),
+            1
+        );
+        assert_eq!(
+            system(Boundaries::all(SideBc::Periodic), &[])
+                .floating
+                .len(),
+            1
+        );
+        assert!(
+            system(Boundaries::all(SideBc::Open), &[])
+                .floating
+                .is_empty()
+        );
+        // A box wall cutting the closed domain in two leaves two floating regions.
+        let wall = Geometry::Box {
+            min: [3.2, -1.0],
+            max: [3.8, 7.0],
+        };
+        assert_eq!(
+            system(Boundaries::all(SideBc::Dirichlet(0.0)), &[wall])
+                .floating
+                .len(),
+            2
+        );
+    }
 }

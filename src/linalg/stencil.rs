@@ -52,7 +52,13 @@ impl Stencil {
     /// All-zero operator.
     pub fn zeros(nx: usize, ny: usize, periodic: [bool; 2]) -> Self {
         let n = nx * ny;
-        Self { nx, ny, periodic, diag: vec![0.0; n], w: std::array::from_fn(|_| vec![0.0; n]) }
+        Self {
+            nx,
+            ny,
+            periodic,
+            diag: vec![0.0; n],
+            w: std::array::from_fn(|_| vec![0.0; n]),
+        }
     }
 
     /// Unknowns.
@@ -86,7 +92,9 @@ impl Stencil {
     /// Couples nodes `a` and its neighbour in direction `d` with weight `k` (symmetric):
     /// adds `k` to both diagonals and to both off-diagonal weights.
     pub fn couple(&mut self, a: usize, d: Dir, k: f64) {
-        let b = self.neighbour(a, d).expect("couple: no neighbour in that direction");
+        let b = self
+            .neighbour(a, d)
+            .expect("couple: no neighbour in that direction");
         self.w[d as usize][a] += k;
         self.w[d.opposite() as usize][b] += k;
         self.diag[a] += k;
@@ -96,17 +104,30 @@ impl Stencil {
     /// `y = A x` for one right-hand side.
     pub fn apply(&self, x: &[f64], y: &mut [f64]) {
         debug_assert_eq!(x.len(), self.len());
-        for (c, yc) in y.iter_mut().enumerate() {
-            let mut acc = self.diag[c] * x[c];
-            for d in Dir::ALL {
-                let wd = self.w[d as usize][c];
-                if wd != 0.0
-                    && let Some(n) = self.neighbour(c, d)
-                {
-                    acc -= wd * x[n];
-                }
+        let (nx, ny) = (self.nx, self.ny);
+        let [ww, we, ws, wn] = [&self.w[0], &self.w[1], &self.w[2], &self.w[3]];
+        for j in 0..ny {
+            for i in 0..nx {
+                let c = j * nx + i;
+                y[c] = if i > 0 && i + 1 < nx && j > 0 && j + 1 < ny {
+                    self.diag[c] * x[c]
+                        - ww[c] * x[c - 1]
+                        - we[c] * x[c + 1]
+                        - ws[c] * x[c - nx]
+                        - wn[c] * x[c + nx]
+                } else {
+                    let mut acc = self.diag[c] * x[c];
+                    for d in Dir::ALL {
+                        let wd = self.w[d as usize][c];
+                        if wd != 0.0
+                            && let Some(n) = self.neighbour(c, d)
+                        {
+                            acc -= wd * x[n];
+                        }
+                    }
+                    acc
+                };
             }
-            *yc = acc;
         }
     }
 

@@ -1,6 +1,9 @@
 //! The Flex (CPU) implementations: the fused kernels over raw slices, in f32 or f64.
 
-use super::{AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps, kernels};
+use super::{
+    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
+    ProjectionOps, kernels,
+};
 use crate::grid::ArraySpec;
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, Flex, TensorMetadata};
@@ -28,17 +31,24 @@ macro_rules! with_float {
 
 /// A contiguous copy of `t` if it is not contiguous already (then zero-copy).
 fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 /// The elements of a contiguous tensor.
 fn data<T: Real + Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
-    t.as_slice::<T>().expect("contiguous tensor of the dispatched dtype")
+    t.as_slice::<T>()
+        .expect("contiguous tensor of the dispatched dtype")
 }
 
 /// An owned `Vec` of the tensor's elements (reusing the buffer when uniquely owned).
 fn into_vec<T: Real + Element + bytemuck::Pod>(t: FlexTensor) -> Vec<T> {
-    t.into_data().try_into_vec::<T>().expect("tensor of the dispatched dtype")
+    t.into_data()
+        .try_into_vec::<T>()
+        .expect("tensor of the dispatched dtype")
 }
 
 /// Wraps a `Vec` as a tensor of shape `dims`.
@@ -99,7 +109,7 @@ impl DiffusionOps for Flex {
             let mut rhs = vec![0.0f64; b * nx * ny];
             for (k, r) in rhs.iter_mut().enumerate() {
                 let (bi, c) = (k / (nx * ny), k % (nx * ny));
-                let x: f64 = vals[bi * s.len() + (c / nx) * s.nx + c % nx].into();
+                let x = vals[bi * s.len() + (c / nx) * s.nx + c % nx].wide();
                 *r = x + op.ghost_rhs[c];
             }
             // A failed solve is recorded in the solver for the caller; the values stay finite.
@@ -123,7 +133,10 @@ impl ProjectionOps for Flex {
     fn divergence(u: FlexTensor, v: FlexTensor, dx: f64) -> FlexTensor {
         let (su, sv) = (u.shape(), v.shape());
         let (b, ny, nx) = (su[0], su[1], su[2] - 1);
-        assert!(sv[0] == b && sv[1] == ny + 1 && sv[2] == nx, "divergence: u {su:?} and v {sv:?} are not one MAC grid");
+        assert!(
+            sv[0] == b && sv[1] == ny + 1 && sv[2] == nx,
+            "divergence: u {su:?} and v {sv:?} are not one MAC grid"
+        );
         let (u, v) = (contiguous(u), contiguous(v));
         with_float!(u, T => {
             let mut out = vec![T::zero(); b * nx * ny];
@@ -132,11 +145,23 @@ impl ProjectionOps for Flex {
         })
     }
 
-    fn project(u: FlexTensor, v: FlexTensor, proj: Arc<PressureProjection>) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn project(
+        u: FlexTensor,
+        v: FlexTensor,
+        proj: Arc<PressureProjection>,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let g = proj.system.grid;
         let b = u.shape()[0];
-        assert_eq!(u.shape().to_vec(), vec![b, g.ny, g.nx + 1], "project: shape of u");
-        assert_eq!(v.shape().to_vec(), vec![b, g.ny + 1, g.nx], "project: shape of v");
+        assert_eq!(
+            u.shape().to_vec(),
+            vec![b, g.ny, g.nx + 1],
+            "project: shape of u"
+        );
+        assert_eq!(
+            v.shape().to_vec(),
+            vec![b, g.ny + 1, g.nx],
+            "project: shape of v"
+        );
         with_float!(u, T => {
             let mut uu = into_vec::<T>(u);
             let mut vv = into_vec::<T>(v);

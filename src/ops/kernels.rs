@@ -10,11 +10,27 @@ use crate::linalg::poisson::FaceRule;
 use rayon::prelude::*;
 
 /// Floating-point element types of the kernels.
-pub trait Real: num_traits::Float + num_traits::FromPrimitive + Into<f64> + Send + Sync + std::fmt::Debug + 'static {
+pub trait Real:
+    num_traits::Float + num_traits::FromPrimitive + Into<f64> + Send + Sync + std::fmt::Debug + 'static
+{
     /// Converts from `f64` (rounding for `f32`).
     #[inline]
     fn of(x: f64) -> Self {
         Self::from_f64(x).expect("finite conversion")
+    }
+    /// As `f64`.
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self.into()
+    }
+    /// `(⌊self⌋, self − ⌊self⌋)` by an integer cast (the x86-64 baseline has no floor
+    /// instruction, and libm's is slow in this loop); saturates far outside, NaN gives 0.
+    #[inline(always)]
+    fn floor_frac(self) -> (isize, Self) {
+        let x: f64 = self.into();
+        let t = x as isize;
+        let i = if (t as f64) > x { t - 1 } else { t };
+        (i, self - Self::of(i as f64))
     }
 }
 impl Real for f32 {}
@@ -25,12 +41,21 @@ pub const PAR_THRESHOLD: usize = 16 * 1024;
 
 /// Runs `row(j, out_row)` for every row of every batch item of `out` (rows of `nx` elements,
 /// `ny` rows per item), in parallel when the output is large.
-pub fn for_rows<E: Send>(out: &mut [E], nx: usize, ny: usize, row: impl Fn(usize, usize, &mut [E]) + Sync) {
+pub fn for_rows<E: Send>(
+    out: &mut [E],
+    nx: usize,
+    ny: usize,
+    row: impl Fn(usize, usize, &mut [E]) + Sync,
+) {
     let item = nx * ny;
     if out.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(nx).enumerate().for_each(|(r, o)| row(r / ny, r % ny, o));
+        out.par_chunks_mut(nx)
+            .enumerate()
+            .for_each(|(r, o)| row(r / ny, r % ny, o));
     } else {
-        out.chunks_mut(nx).enumerate().for_each(|(r, o)| row(r / ny, r % ny, o));
+        out.chunks_mut(nx)
+            .enumerate()
+            .for_each(|(r, o)| row(r / ny, r % ny, o));
     }
     debug_assert_eq!(out.len() % item, 0);
 }
@@ -71,19 +96,29 @@ pub fn fetch<T: Real>(a: &[T], s: &ArraySpec, j: isize, i: isize) -> T {
 /// 4 stencil values returned too (for limiters).
 #[inline(always)]
 pub fn sample4<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> (T, [T; 4]) {
-    let fx = px - T::of(s.ox);
-    let fy = py - T::of(s.oy);
-    let (x0, y0) = (fx.floor(), fy.floor());
-    let (tx, ty) = (fx - x0, fy - y0);
-    let (i0, j0) = (x0.to_isize().unwrap_or(isize::MIN / 2), y0.to_isize().unwrap_or(isize::MIN / 2));
+    let (i0, tx) = (px - T::of(s.ox)).floor_frac();
+    let (j0, ty) = (py - T::of(s.oy)).floor_frac();
     // Interior fast path: all four samples inside (and off a periodic seam).
-    let lim_x = if s.ext[0] == Extrap::Periodic { s.period_x } else { s.nx };
-    let lim_y = if s.ext[2] == Extrap::Periodic { s.period_y } else { s.ny };
+    let lim_x = if s.ext[0] == Extrap::Periodic {
+        s.period_x
+    } else {
+        s.nx
+    };
+    let lim_y = if s.ext[2] == Extrap::Periodic {
+        s.period_y
+    } else {
+        s.ny
+    };
     let q = if i0 >= 0 && j0 >= 0 && ((i0 + 1) as usize) < lim_x && ((j0 + 1) as usize) < lim_y {
         let b = j0 as usize * s.nx + i0 as usize;
         [a[b], a[b + 1], a[b + s.nx], a[b + s.nx + 1]]
     } else {
-        [fetch(a, s, j0, i0), fetch(a, s, j0, i0 + 1), fetch(a, s, j0 + 1, i0), fetch(a, s, j0 + 1, i0 + 1)]
+        [
+            fetch(a, s, j0, i0),
+            fetch(a, s, j0, i0 + 1),
+            fetch(a, s, j0 + 1, i0),
+            fetch(a, s, j0 + 1, i0 + 1),
+        ]
     };
     let one = T::one();
     let v = (one - ty) * ((one - tx) * q[0] + tx * q[1]) + ty * ((one - tx) * q[2] + tx * q[3]);
@@ -96,10 +131,65 @@ pub fn sample<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> T {
     sample4(a, s, px, py).0
 }
 
-/// The velocity `(u, v)` (domain units per time) at position `(px, py)` in cells.
+/// The velocity `(u, v)` (domain units per time) at element `[j, i]` of an array at the
+/// location of `sq`: the same values as bilinear sampling there (each component is exact on its
+/// own faces and an average of 2 or 4 faces elsewhere), read directly where all samples are
+/// inside the arrays and through the extrapolation at the edges.
 #[inline(always)]
-fn velocity_at<T: Real>(u: &[T], su: &ArraySpec, v: &[T], sv: &ArraySpec, px: T, py: T) -> (T, T) {
-    (sample(u, su, px, py), sample(v, sv, px, py))
+fn velocity_at<T: Real>(
+    u: &[T],
+    su: &ArraySpec,
+    v: &[T],
+    sv: &ArraySpec,
+    sq: &ArraySpec,
+    j: usize,
+    i: usize,
+) -> (T, T) {
+    let (nx, ny) = (su.nx - 1, sv.ny - 1);
+    let (uw, vw) = (su.nx, sv.nx);
+    // Periodic axes read the first column/row instead of its duplicate (as `fetch` does).
+    let (per_x, per_y) = (su.ext[0] == Extrap::Periodic, sv.ext[2] == Extrap::Periodic);
+    let col = |i: usize| if per_x && i == nx { 0 } else { i };
+    let row = |j: usize| if per_y && j == ny { 0 } else { j };
+    let half = T::of(0.5);
+    let quarter = T::of(0.25);
+    if sq.ox == 0.5 && sq.oy == 0.5 {
+        // Cell centre: both averages use faces of the cell itself.
+        (
+            half * (u[j * uw + i] + u[j * uw + col(i + 1)]),
+            half * (v[j * vw + i] + v[row(j + 1) * vw + i]),
+        )
+    } else if sq.ox == 0.0 {
+        // x-face (i in 0..=nx, j in 0..ny): u exact, v from the four surrounding y-faces.
+        let vx = u[j * uw + col(i)];
+        let vy = if i > 0 && i < nx && row(j + 1) == j + 1 {
+            let b = j * vw + i;
+            quarter * (v[b - 1] + v[b] + v[b + vw - 1] + v[b + vw])
+        } else {
+            let (jj, ii) = (j as isize, i as isize);
+            quarter
+                * (fetch(v, sv, jj, ii - 1)
+                    + fetch(v, sv, jj, ii)
+                    + fetch(v, sv, jj + 1, ii - 1)
+                    + fetch(v, sv, jj + 1, ii))
+        };
+        (vx, vy)
+    } else {
+        // y-face (i in 0..nx, j in 0..=ny): v exact, u from the four surrounding x-faces.
+        let vy = v[row(j) * vw + i];
+        let vx = if j > 0 && j < ny && col(i + 1) == i + 1 {
+            let a = j * uw + i;
+            quarter * (u[a - uw] + u[a - uw + 1] + u[a] + u[a + 1])
+        } else {
+            let (jj, ii) = (j as isize, i as isize);
+            quarter
+                * (fetch(u, su, jj - 1, ii)
+                    + fetch(u, su, jj - 1, ii + 1)
+                    + fetch(u, su, jj, ii)
+                    + fetch(u, su, jj, ii + 1))
+        };
+        (vx, vy)
+    }
 }
 
 /// Inputs of one advection: the advected array, the velocity and the scheme.
@@ -127,9 +217,10 @@ pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
     for_rows(out, sq.nx, sq.ny, |b, j, o| {
         let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
         let py = T::of(j as f64 + sq.oy);
+        let ox = T::of(sq.ox);
         for (i, o) in o.iter_mut().enumerate() {
-            let px = T::of(i as f64 + sq.ox);
-            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            let px = T::of(i as f64) + ox;
+            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
             *o = sample(q, sq, px - s * vx, py - s * vy);
         }
     });
@@ -148,21 +239,30 @@ pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
         let py = T::of(j as f64 + sq.oy);
         for (i, o) in o.iter_mut().enumerate() {
             let px = T::of(i as f64 + sq.ox);
-            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
             let (val, st) = sample4(q, sq, px - s * vx, py - s * vy);
-            *o = [val, st.iter().copied().fold(T::infinity(), T::min), st.iter().copied().fold(T::neg_infinity(), T::max)];
+            *o = [
+                val,
+                st.iter().copied().fold(T::infinity(), T::min),
+                st.iter().copied().fold(T::neg_infinity(), T::max),
+            ];
         }
     });
     let fwd: Vec<T> = pass1.iter().map(|f| f[0]).collect();
     // Pass 2: backward step from the forward result, correction, limiter.
     let half = T::of(0.5);
     for_rows(out, sq.nx, sq.ny, |b, j, o| {
-        let (q, u, v, f) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b), item(&fwd, sq, b));
+        let (q, u, v, f) = (
+            item(a.q, sq, b),
+            item(a.u, su, b),
+            item(a.v, sv, b),
+            item(&fwd, sq, b),
+        );
         let py = T::of(j as f64 + sq.oy);
         let base = b * sq.len() + j * sq.nx;
         for (i, o) in o.iter_mut().enumerate() {
             let px = T::of(i as f64 + sq.ox);
-            let (vx, vy) = velocity_at(u, su, v, sv, px, py);
+            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
             let back = sample(f, sq, px + s * vx, py + s * vy);
             let [f0, lo, hi] = pass1[base + i];
             let corrected = f0 + half * (q[j * sq.nx + i] - back);
@@ -178,12 +278,29 @@ pub fn diffuse_explicit<T: Real>(q: &[T], s: &ArraySpec, alpha: f64, out: &mut [
     let four = T::of(4.0);
     for_rows(out, s.nx, s.ny, |b, j, o| {
         let q = item(q, s, b);
-        let j = j as isize;
+        let (nx, ny) = (s.nx, s.ny);
+        // Rows whose vertical neighbours are inside (and off a periodic seam) take the fast path.
+        let inner_row =
+            j > 0 && j + 1 < ny && !(s.ext[2] == Extrap::Periodic && j + 1 >= s.period_y);
+        let seam_x = if s.ext[0] == Extrap::Periodic {
+            s.period_x
+        } else {
+            nx
+        };
+        let jj = j as isize;
         for (i, o) in o.iter_mut().enumerate() {
-            let ii = i as isize;
-            let c = q[j as usize * s.nx + i];
-            let lap = fetch(q, s, j, ii - 1) + fetch(q, s, j, ii + 1) + fetch(q, s, j - 1, ii) + fetch(q, s, j + 1, ii) - four * c;
-            *o = c + a * lap;
+            let c = j * nx + i;
+            let lap = if inner_row && i > 0 && i + 1 < seam_x {
+                q[c - 1] + q[c + 1] + q[c - nx] + q[c + nx] - four * q[c]
+            } else {
+                let ii = i as isize;
+                fetch(q, s, jj, ii - 1)
+                    + fetch(q, s, jj, ii + 1)
+                    + fetch(q, s, jj - 1, ii)
+                    + fetch(q, s, jj + 1, ii)
+                    - four * q[c]
+            };
+            *o = q[c] + a * lap;
         }
     });
 }
@@ -195,7 +312,9 @@ pub fn divergence<T: Real>(u: &[T], v: &[T], nx: usize, ny: usize, dx: f64, out:
         let u = &u[b * ny * (nx + 1)..];
         let v = &v[b * (ny + 1) * nx..];
         for (i, o) in o.iter_mut().enumerate() {
-            *o = (u[j * (nx + 1) + i + 1] - u[j * (nx + 1) + i] + v[(j + 1) * nx + i] - v[j * nx + i]) * inv;
+            *o = (u[j * (nx + 1) + i + 1] - u[j * (nx + 1) + i] + v[(j + 1) * nx + i]
+                - v[j * nx + i])
+                * inv;
         }
     });
 }
@@ -214,41 +333,75 @@ pub fn project<T: Real, E>(
     let (nx, ny) = (g.nx, g.ny);
     let (nu, nv, n) = (ny * (nx + 1), (ny + 1) * nx, nx * ny);
     let mut rhs = vec![0.0f64; batch * n];
-    u.par_chunks_mut(nu).zip(v.par_chunks_mut(nv)).zip(rhs.par_chunks_mut(n)).for_each(|((u, v), rhs)| {
-        constrain_faces(sys, u, v);
-        sys.rhs(u, v, rhs);
-    });
+    u.par_chunks_mut(nu)
+        .zip(v.par_chunks_mut(nv))
+        .zip(rhs.par_chunks_mut(n))
+        .for_each(|((u, v), rhs)| {
+            constrain_faces(sys, u, v);
+            sys.rhs(u, v, rhs);
+        });
     solve(&mut rhs)?;
     let p = rhs;
     let inv = T::of(1.0 / g.dx);
-    u.par_chunks_mut(nu).zip(v.par_chunks_mut(nv)).zip(p.par_chunks(n)).for_each(|((u, v), p)| {
-        let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
-        for j in 0..ny {
-            for i in 0..=nx {
-                if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
-                    let left = if i > 0 { pc(j, i - 1) } else if sys.stencil.periodic[0] { pc(j, nx - 1) } else { T::zero() };
-                    let right = if i < nx { pc(j, i) } else if sys.stencil.periodic[0] { pc(j, 0) } else { T::zero() };
-                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
+    u.par_chunks_mut(nu)
+        .zip(v.par_chunks_mut(nv))
+        .zip(p.par_chunks(n))
+        .for_each(|((u, v), p)| {
+            let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
+            for j in 0..ny {
+                for i in 0..=nx {
+                    if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
+                        let left = if i > 0 {
+                            pc(j, i - 1)
+                        } else if sys.stencil.periodic[0] {
+                            pc(j, nx - 1)
+                        } else {
+                            T::zero()
+                        };
+                        let right = if i < nx {
+                            pc(j, i)
+                        } else if sys.stencil.periodic[0] {
+                            pc(j, 0)
+                        } else {
+                            T::zero()
+                        };
+                        u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
+                    }
                 }
             }
-        }
-        for j in 0..=ny {
-            for i in 0..nx {
-                if sys.v_faces[j * nx + i] == FaceRule::Open {
-                    let below = if j > 0 { pc(j - 1, i) } else if sys.stencil.periodic[1] { pc(ny - 1, i) } else { T::zero() };
-                    let above = if j < ny { pc(j, i) } else if sys.stencil.periodic[1] { pc(0, i) } else { T::zero() };
-                    v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
+            for j in 0..=ny {
+                for i in 0..nx {
+                    if sys.v_faces[j * nx + i] == FaceRule::Open {
+                        let below = if j > 0 {
+                            pc(j - 1, i)
+                        } else if sys.stencil.periodic[1] {
+                            pc(ny - 1, i)
+                        } else {
+                            T::zero()
+                        };
+                        let above = if j < ny {
+                            pc(j, i)
+                        } else if sys.stencil.periodic[1] {
+                            pc(0, i)
+                        } else {
+                            T::zero()
+                        };
+                        v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
+                    }
                 }
             }
-        }
-    });
+        });
     Ok(p)
 }
 
 /// Sets fixed faces to their value and makes the periodic seam's two copies agree.
 pub fn constrain_faces<T: Real>(sys: &PoissonSystem, u: &mut [T], v: &mut [T]) {
     let (nx, ny) = (sys.grid.nx, sys.grid.ny);
-    for (x, rule) in u.iter_mut().zip(&sys.u_faces).chain(v.iter_mut().zip(&sys.v_faces)) {
+    for (x, rule) in u
+        .iter_mut()
+        .zip(&sys.u_faces)
+        .chain(v.iter_mut().zip(&sys.v_faces))
+    {
         if let FaceRule::Fixed(val) = rule {
             *x = T::of(*val);
         }

@@ -52,7 +52,12 @@ pub struct AdvectSpec {
 #[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait AdvectionOps: Backend {
     /// Advects `q: [B, qy, qx]` (centred or staggered, per `spec.q`) by `(u, v)` over one step.
-    fn advect(q: FloatTensor<Self>, u: FloatTensor<Self>, v: FloatTensor<Self>, spec: AdvectSpec) -> FloatTensor<Self> {
+    fn advect(
+        q: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        spec: AdvectSpec,
+    ) -> FloatTensor<Self> {
         reference::advect::<Self>(q, u, v, &spec)
     }
 }
@@ -98,26 +103,51 @@ impl ProjectionOps for burn::backend::Cube {}
 
 /// Advects `q` by the staggered velocity `(u, v)`; see [`AdvectionOps::advect`].
 pub fn advect(q: Tensor<3>, u: Tensor<3>, v: Tensor<3>, spec: AdvectSpec) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as AdvectionOps>::advect(q.into_dispatch(), u.into_dispatch(), v.into_dispatch(), spec))
+    Tensor::from_dispatch(<Dispatch as AdvectionOps>::advect(
+        q.into_dispatch(),
+        u.into_dispatch(),
+        v.into_dispatch(),
+        spec,
+    ))
 }
 
 /// One explicit diffusion step; see [`DiffusionOps::diffuse_explicit`].
 pub fn diffuse_explicit(q: Tensor<3>, spec: ArraySpec, alpha: f64) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as DiffusionOps>::diffuse_explicit(q.into_dispatch(), spec, alpha))
+    Tensor::from_dispatch(<Dispatch as DiffusionOps>::diffuse_explicit(
+        q.into_dispatch(),
+        spec,
+        alpha,
+    ))
 }
 
 /// One implicit diffusion step; see [`DiffusionOps::diffuse_implicit`].
 pub fn diffuse_implicit(q: Tensor<3>, op: &Arc<ImplicitDiffusion>) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as DiffusionOps>::diffuse_implicit(q.into_dispatch(), op.clone()))
+    Tensor::from_dispatch(<Dispatch as DiffusionOps>::diffuse_implicit(
+        q.into_dispatch(),
+        op.clone(),
+    ))
 }
 
 /// Divergence of `(u, v)`; see [`ProjectionOps::divergence`].
 pub fn divergence(u: Tensor<3>, v: Tensor<3>, dx: f64) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as ProjectionOps>::divergence(u.into_dispatch(), v.into_dispatch(), dx))
+    Tensor::from_dispatch(<Dispatch as ProjectionOps>::divergence(
+        u.into_dispatch(),
+        v.into_dispatch(),
+        dx,
+    ))
 }
 
 /// Pressure projection; returns `(u, v, p)`. See [`ProjectionOps::project`].
-pub fn project(u: Tensor<3>, v: Tensor<3>, proj: &Arc<PressureProjection>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
-    let (u, v, p) = <Dispatch as ProjectionOps>::project(u.into_dispatch(), v.into_dispatch(), proj.clone());
-    (Tensor::from_dispatch(u), Tensor::from_dispatch(v), Tensor::from_dispatch(p))
+pub fn project(
+    u: Tensor<3>,
+    v: Tensor<3>,
+    proj: &Arc<PressureProjection>,
+) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    let (u, v, p) =
+        <Dispatch as ProjectionOps>::project(u.into_dispatch(), v.into_dispatch(), proj.clone());
+    (
+        Tensor::from_dispatch(u),
+        Tensor::from_dispatch(v),
+        Tensor::from_dispatch(p),
+    )
 }

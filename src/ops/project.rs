@@ -1,7 +1,9 @@
 //! Prepared linear operators that ops carry: the pressure projection and implicit diffusion.
 
 use crate::grid::{ArraySpec, Boundaries, Extrap, SolidMask};
-use crate::linalg::{Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, Stencil};
+use crate::linalg::{
+    Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, Stencil,
+};
 
 /// A pressure projection prepared for one grid, boundary set and obstacle layout: the Poisson
 /// system and its solver (for Cholesky: factorised once, here).
@@ -15,7 +17,11 @@ pub struct PressureProjection {
 
 impl PressureProjection {
     /// Assembles and (for Cholesky) factorises. `bcs` must be validated.
-    pub fn new(bcs: &Boundaries, solid: &SolidMask, config: SolveConfig) -> Result<Self, SolveError> {
+    pub fn new(
+        bcs: &Boundaries,
+        solid: &SolidMask,
+        config: SolveConfig,
+    ) -> Result<Self, SolveError> {
         let system = PoissonSystem::new(bcs, solid);
         let solver = LinearSolver::new(system.stencil.clone(), config)?;
         Ok(Self { system, solver })
@@ -49,15 +55,20 @@ impl ImplicitDiffusion {
     /// Prepares (and for Cholesky factorises) the system of `spec` with diffusion number `alpha`.
     pub fn new(spec: ArraySpec, alpha: f64, config: SolveConfig) -> Result<Self, SolveError> {
         if !(alpha.is_finite() && alpha >= 0.0) {
-            return Err(SolveError::Config(format!("diffusion number {alpha} must be finite and >= 0")));
+            return Err(SolveError::Config(format!(
+                "diffusion number {alpha} must be finite and >= 0"
+            )));
         }
-        let periodic = [spec.ext[0] == Extrap::Periodic, spec.ext[2] == Extrap::Periodic];
+        let periodic = [
+            spec.ext[0] == Extrap::Periodic,
+            spec.ext[2] == Extrap::Periodic,
+        ];
         let nx = if periodic[0] { spec.period_x } else { spec.nx };
         let ny = if periodic[1] { spec.period_y } else { spec.ny };
         let mut stencil = Stencil::zeros(nx, ny, periodic);
         stencil.diag.fill(1.0);
         let mut ghost_rhs = vec![0.0; nx * ny];
-        for c in 0..nx * ny {
+        for (c, ghost) in ghost_rhs.iter_mut().enumerate() {
             for d in Dir::ALL {
                 match stencil.neighbour(c, d) {
                     // Each face once: from the cell on its west/south side.
@@ -67,13 +78,19 @@ impl ImplicitDiffusion {
                         let side = spec.ext[d as usize];
                         if let Extrap::Value(g) = side {
                             stencil.diag[c] += alpha;
-                            ghost_rhs[c] += alpha * g;
+                            *ghost += alpha * g;
                         }
                     }
                 }
             }
         }
         let solver = LinearSolver::new(stencil, config)?;
-        Ok(Self { spec, alpha, nodes: [nx, ny], ghost_rhs, solver })
+        Ok(Self {
+            spec,
+            alpha,
+            nodes: [nx, ny],
+            ghost_rhs,
+            solver,
+        })
     }
 }

@@ -112,7 +112,8 @@ impl<B: Backend> Ft<B> {
     }
     /// Largest absolute value, read back to the host.
     pub fn max_abs_host(self) -> f64 {
-        let data = pollster::block_on(B::float_into_data(B::float_max_abs(self.0))).expect("read back a scalar");
+        let data = pollster::block_on(B::float_into_data(B::float_max_abs(self.0)))
+            .expect("read back a scalar");
         data.convert::<f64>().try_to_vec::<f64>().expect("f64 data")[0]
     }
     /// A tensor with the host values `data` (shape `dims`), on the device and dtype of `like`.
@@ -122,16 +123,32 @@ impl<B: Backend> Ft<B> {
     }
     /// Zeros of shape `dims` like `like`.
     pub fn zeros(dims: &[usize], like: &FloatTensor<B>) -> Self {
-        Ft(B::float_zeros(Shape::from(dims.to_vec()), &like.device(), FloatDType::from(like.dtype())))
+        Ft(B::float_zeros(
+            Shape::from(dims.to_vec()),
+            &like.device(),
+            FloatDType::from(like.dtype()),
+        ))
     }
     /// A constant of shape `dims` like `like`.
     pub fn full(dims: &[usize], value: f64, like: &FloatTensor<B>) -> Self {
-        Ft(B::float_full(Shape::from(dims.to_vec()), value.into(), &like.device(), FloatDType::from(like.dtype())))
+        Ft(B::float_full(
+            Shape::from(dims.to_vec()),
+            value.into(),
+            &like.device(),
+            FloatDType::from(like.dtype()),
+        ))
     }
 }
 
 /// One ghost column/row beyond edge `side` of `q` along `dim` (2 = x, 1 = y).
-fn ghost<B: Backend>(q: &Ft<B>, dim: usize, n: usize, period: usize, rule: Extrap, high: bool) -> Ft<B> {
+fn ghost<B: Backend>(
+    q: &Ft<B>,
+    dim: usize,
+    n: usize,
+    period: usize,
+    rule: Extrap,
+    high: bool,
+) -> Ft<B> {
     match rule {
         Extrap::ZeroGradient => {
             let k = if high { n - 1 } else { 0 };
@@ -151,15 +168,25 @@ fn ghost<B: Backend>(q: &Ft<B>, dim: usize, n: usize, period: usize, rule: Extra
 
 /// `q: [B, ny, nx]` padded with one ghost layer: `[B, ny+2, nx+2]` (x first, then y).
 pub fn pad<B: Backend>(q: Ft<B>, s: &ArraySpec) -> Ft<B> {
-    let (l, r) = (ghost(&q, 2, s.nx, s.period_x, s.ext[0], false), ghost(&q, 2, s.nx, s.period_x, s.ext[1], true));
+    let (l, r) = (
+        ghost(&q, 2, s.nx, s.period_x, s.ext[0], false),
+        ghost(&q, 2, s.nx, s.period_x, s.ext[1], true),
+    );
     let qx = Ft::cat(vec![l, q, r], 2);
-    let (b, t) = (ghost(&qx, 1, s.ny, s.period_y, s.ext[2], false), ghost(&qx, 1, s.ny, s.period_y, s.ext[3], true));
+    let (b, t) = (
+        ghost(&qx, 1, s.ny, s.period_y, s.ext[2], false),
+        ghost(&qx, 1, s.ny, s.period_y, s.ext[3], true),
+    );
     Ft::cat(vec![b, qx, t], 1)
 }
 
 /// Index of padded column/row for integer-valued positions `k` along an axis of `n` elements.
 fn padded_index<B: Backend>(k: Ft<B>, n: usize, period: usize, periodic: bool) -> Ft<B> {
-    let k = if periodic { k.rem_euclid(period as f64) } else { k.clamp(-1.0, n as f64) };
+    let k = if periodic {
+        k.rem_euclid(period as f64)
+    } else {
+        k.clamp(-1.0, n as f64)
+    };
     k + 1.0
 }
 
@@ -172,17 +199,33 @@ fn sample4<B: Backend>(qp: &Ft<B>, s: &ArraySpec, px: Ft<B>, py: Ft<B>) -> (Ft<B
     let (x0, y0) = (fx.clone().floor(), fy.clone().floor());
     let (tx, ty) = (fx - x0.clone(), fy - y0.clone());
     let (px_, py_) = (s.ext[0] == Extrap::Periodic, s.ext[2] == Extrap::Periodic);
-    let ix = [padded_index(x0.clone(), s.nx, s.period_x, px_), padded_index(x0 + 1.0, s.nx, s.period_x, px_)];
-    let iy = [padded_index(y0.clone(), s.ny, s.period_y, py_), padded_index(y0 + 1.0, s.ny, s.period_y, py_)];
+    let ix = [
+        padded_index(x0.clone(), s.nx, s.period_x, px_),
+        padded_index(x0 + 1.0, s.nx, s.period_x, px_),
+    ];
+    let iy = [
+        padded_index(y0.clone(), s.ny, s.period_y, py_),
+        padded_index(y0 + 1.0, s.ny, s.period_y, py_),
+    ];
     let w = (s.nx + 2) as f64;
     let gather = |iy: &Ft<B>, ix: &Ft<B>| {
         let flat = iy.clone() * w + ix.clone();
-        Ft(B::float_gather(1, qp.0.clone(), B::float_into_int(flat.0, IntDType::I64)))
+        Ft(B::float_gather(
+            1,
+            qp.0.clone(),
+            B::float_into_int(flat.0, IntDType::I64),
+        ))
     };
-    let q = [gather(&iy[0], &ix[0]), gather(&iy[0], &ix[1]), gather(&iy[1], &ix[0]), gather(&iy[1], &ix[1])];
+    let q = [
+        gather(&iy[0], &ix[0]),
+        gather(&iy[0], &ix[1]),
+        gather(&iy[1], &ix[0]),
+        gather(&iy[1], &ix[1]),
+    ];
     let one_tx = -tx.clone() + 1.0;
     let one_ty = -ty.clone() + 1.0;
-    let v = one_ty * (one_tx.clone() * q[0].clone() + tx.clone() * q[1].clone()) + ty * (one_tx * q[2].clone() + tx * q[3].clone());
+    let v = one_ty * (one_tx.clone() * q[0].clone() + tx.clone() * q[1].clone())
+        + ty * (one_tx * q[2].clone() + tx * q[3].clone());
     (v, q)
 }
 
@@ -194,14 +237,26 @@ fn padded_flat<B: Backend>(q: Ft<B>, s: &ArraySpec) -> Ft<B> {
 
 /// Positions `(px, py)` of the elements of `s`, `[batch, ny*nx]` each.
 fn positions<B: Backend>(s: &ArraySpec, batch: usize, like: &FloatTensor<B>) -> (Ft<B>, Ft<B>) {
-    let px = (0..s.ny).flat_map(|_| (0..s.nx).map(|i| i as f64 + s.ox)).collect();
-    let py = (0..s.ny).flat_map(|j| (0..s.nx).map(move |_| j as f64 + s.oy)).collect();
+    let px = (0..s.ny)
+        .flat_map(|_| (0..s.nx).map(|i| i as f64 + s.ox))
+        .collect();
+    let py = (0..s.ny)
+        .flat_map(|j| (0..s.nx).map(move |_| j as f64 + s.oy))
+        .collect();
     let rep = |t: Ft<B>| Ft(B::float_repeat_dim(t.0, 0, batch));
-    (rep(Ft::from_host(px, &[1, s.len()], like)), rep(Ft::from_host(py, &[1, s.len()], like)))
+    (
+        rep(Ft::from_host(px, &[1, s.len()], like)),
+        rep(Ft::from_host(py, &[1, s.len()], like)),
+    )
 }
 
 /// Default body of [`super::AdvectionOps::advect`].
-pub fn advect<B: Backend>(q: FloatTensor<B>, u: FloatTensor<B>, v: FloatTensor<B>, spec: &AdvectSpec) -> FloatTensor<B> {
+pub fn advect<B: Backend>(
+    q: FloatTensor<B>,
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    spec: &AdvectSpec,
+) -> FloatTensor<B> {
     let b = q.shape()[0];
     let (sq, su, sv) = (&spec.q, &spec.u, &spec.v);
     let (px, py) = positions::<B>(sq, b, &q);
@@ -211,7 +266,12 @@ pub fn advect<B: Backend>(q: FloatTensor<B>, u: FloatTensor<B>, v: FloatTensor<B
     let q = Ft(q);
     let qp = padded_flat(q.clone(), sq);
     let s = spec.dt_dx;
-    let (fwd, st) = sample4(&qp, sq, px.clone() - vx.clone() * s, py.clone() - vy.clone() * s);
+    let (fwd, st) = sample4(
+        &qp,
+        sq,
+        px.clone() - vx.clone() * s,
+        py.clone() - vy.clone() * s,
+    );
     let out = match spec.scheme {
         AdvectScheme::SemiLagrangian => fwd,
         AdvectScheme::MacCormack => {
@@ -229,12 +289,18 @@ pub fn advect<B: Backend>(q: FloatTensor<B>, u: FloatTensor<B>, v: FloatTensor<B
 }
 
 /// Default body of [`super::DiffusionOps::diffuse_explicit`].
-pub fn diffuse_explicit<B: Backend>(q: FloatTensor<B>, s: &ArraySpec, alpha: f64) -> FloatTensor<B> {
+pub fn diffuse_explicit<B: Backend>(
+    q: FloatTensor<B>,
+    s: &ArraySpec,
+    alpha: f64,
+) -> FloatTensor<B> {
     let q = Ft::<B>(q);
     let p = pad(q.clone(), s);
     let inner_y = p.clone().narrow(1, 1, s.ny + 1);
     let inner_x = p.narrow(2, 1, s.nx + 1);
-    let lap = inner_y.clone().narrow(2, 0, s.nx) + inner_y.narrow(2, 2, s.nx + 2) + inner_x.clone().narrow(1, 0, s.ny)
+    let lap = inner_y.clone().narrow(2, 0, s.nx)
+        + inner_y.narrow(2, 2, s.nx + 2)
+        + inner_x.clone().narrow(1, 0, s.ny)
         + inner_x.narrow(1, 2, s.ny + 2)
         - q.clone() * 4.0;
     (q + lap * alpha).0
@@ -248,7 +314,8 @@ pub fn divergence<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, dx: f64) -> 
 /// Net outflow `u[i+1] − u[i] + v[j+1] − v[j]` per cell (velocity units), `[B, ny, nx]`.
 fn flux<B: Backend>(u: Ft<B>, v: Ft<B>) -> Ft<B> {
     let (nx1, ny1) = (u.dims()[2], v.dims()[1]);
-    u.clone().narrow(2, 1, nx1) - u.narrow(2, 0, nx1 - 1) + v.clone().narrow(1, 1, ny1) - v.narrow(1, 0, ny1 - 1)
+    u.clone().narrow(2, 1, nx1) - u.narrow(2, 0, nx1 - 1) + v.clone().narrow(1, 1, ny1)
+        - v.narrow(1, 0, ny1 - 1)
 }
 
 /// The stencil as device tensors `[1, ny, nx]`: diagonal and the four weights.
@@ -276,14 +343,26 @@ impl<B: Backend> StencilTensors<B> {
         let periodic = self.periodic[dir / 2];
         let mut edge_dims = dims.clone();
         edge_dims[dim] = 1;
-        let low = dir % 2 == 0; // W or S: value from index − 1
-        let body = if low { p.clone().narrow(dim, 0, n - 1) } else { p.clone().narrow(dim, 1, n) };
+        let low = dir.is_multiple_of(2); // W or S: value from index − 1
+        let body = if low {
+            p.clone().narrow(dim, 0, n - 1)
+        } else {
+            p.clone().narrow(dim, 1, n)
+        };
         let edge = if periodic {
-            if low { p.clone().narrow(dim, n - 1, n) } else { p.clone().narrow(dim, 0, 1) }
+            if low {
+                p.clone().narrow(dim, n - 1, n)
+            } else {
+                p.clone().narrow(dim, 0, 1)
+            }
         } else {
             Ft::zeros(&edge_dims, &p.0)
         };
-        if low { Ft::cat(vec![edge, body], dim) } else { Ft::cat(vec![body, edge], dim) }
+        if low {
+            Ft::cat(vec![edge, body], dim)
+        } else {
+            Ft::cat(vec![body, edge], dim)
+        }
     }
 
     fn apply(&self, p: &Ft<B>) -> Ft<B> {
@@ -298,12 +377,25 @@ impl<B: Backend> StencilTensors<B> {
 /// Matrix-free CG on `[B, ny, nx]` right-hand sides (per-item step sizes), as in
 /// [`crate::linalg`]'s CPU CG; a Jacobi preconditioner when the method asks for it. Direct
 /// methods fall back to CG with the configured tolerances.
-pub fn cg<B: Backend>(st: &Stencil, b: Ft<B>, cfg: &SolveConfig) -> (Ft<B>, Result<SolveInfo, SolveError>) {
+pub fn cg<B: Backend>(
+    st: &Stencil,
+    b: Ft<B>,
+    cfg: &SolveConfig,
+) -> (Ft<B>, Result<SolveInfo, SolveError>) {
     let ops = StencilTensors::<B>::new(st, &b.0);
     let batch = b.dims()[0];
-    let method = if cfg.method == SolveMethod::Cholesky { SolveMethod::Cg } else { cfg.method };
-    let inv_diag = (method == SolveMethod::JacobiCg)
-        .then(|| Ft::<B>::from_host(st.diag.iter().map(|d| 1.0 / d).collect(), &[1, st.ny, st.nx], &b.0));
+    let method = if cfg.method == SolveMethod::Cholesky {
+        SolveMethod::Cg
+    } else {
+        cfg.method
+    };
+    let inv_diag = (method == SolveMethod::JacobiCg).then(|| {
+        Ft::<B>::from_host(
+            st.diag.iter().map(|d| 1.0 / d).collect(),
+            &[1, st.ny, st.nx],
+            &b.0,
+        )
+    });
     let precond = |r: &Ft<B>| match &inv_diag {
         Some(m) => m.clone() * r.clone(),
         None => r.clone(),
@@ -337,22 +429,55 @@ pub fn cg<B: Backend>(st: &Stencil, b: Ft<B>, cfg: &SolveConfig) -> (Ft<B>, Resu
         }
     }
     let info = if res <= tol {
-        Ok(SolveInfo { method, iterations: it, residual: res, batch })
+        Ok(SolveInfo {
+            method,
+            iterations: it,
+            residual: res,
+            batch,
+        })
     } else {
-        Err(SolveError::NotConverged { method, iterations: it, residual: res, tolerance: tol })
+        Err(SolveError::NotConverged {
+            method,
+            iterations: it,
+            residual: res,
+            tolerance: tol,
+        })
     };
     (x, info)
 }
 
 /// Default body of [`super::ProjectionOps::project`].
-pub fn project<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, proj: &PressureProjection) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+pub fn project<B: Backend>(
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    proj: &PressureProjection,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let sys = &proj.system;
     let (nx, ny, dx) = (sys.grid.nx, sys.grid.ny, sys.grid.dx);
     let masks = |rules: &[FaceRule], dims: &[usize], like: &FloatTensor<B>| {
-        let keep = rules.iter().map(|r| if matches!(r, FaceRule::Fixed(_)) { 0.0 } else { 1.0 }).collect();
-        let fixed = rules.iter().map(|r| if let FaceRule::Fixed(x) = r { *x } else { 0.0 }).collect();
-        let open = rules.iter().map(|r| if *r == FaceRule::Open { 1.0 } else { 0.0 }).collect();
-        (Ft::<B>::from_host(keep, dims, like), Ft::from_host(fixed, dims, like), Ft::from_host(open, dims, like))
+        let keep = rules
+            .iter()
+            .map(|r| {
+                if matches!(r, FaceRule::Fixed(_)) {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let fixed = rules
+            .iter()
+            .map(|r| if let FaceRule::Fixed(x) = r { *x } else { 0.0 })
+            .collect();
+        let open = rules
+            .iter()
+            .map(|r| if *r == FaceRule::Open { 1.0 } else { 0.0 })
+            .collect();
+        (
+            Ft::<B>::from_host(keep, dims, like),
+            Ft::from_host(fixed, dims, like),
+            Ft::from_host(open, dims, like),
+        )
     };
     let (u_keep, u_fixed, u_open) = masks(&sys.u_faces, &[1, ny, nx + 1], &u);
     let (v_keep, v_fixed, v_open) = masks(&sys.v_faces, &[1, ny + 1, nx], &v);
@@ -365,7 +490,14 @@ pub fn project<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, proj: &Pressure
     if periodic[1] {
         v = Ft::cat(vec![v.clone().narrow(1, 0, ny), v.narrow(1, 0, 1)], 1);
     }
-    let fluid = Ft::<B>::from_host(sys.solid.iter().map(|&s| if s { 0.0 } else { 1.0 }).collect(), &[1, ny, nx], &u.0);
+    let fluid = Ft::<B>::from_host(
+        sys.solid
+            .iter()
+            .map(|&s| if s { 0.0 } else { 1.0 })
+            .collect(),
+        &[1, ny, nx],
+        &u.0,
+    );
     let mut rhs = flux(u.clone(), v.clone()) * fluid * (-dx);
     for region in &sys.floating {
         let mut m = vec![0.0; nx * ny];
@@ -386,8 +518,22 @@ pub fn project<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, proj: &Pressure
             Ft::zeros(&d, &p.0)
         }
     };
-    let px = Ft::cat(vec![edge(&p, 2, nx - 1, periodic[0]), p.clone(), edge(&p, 2, 0, periodic[0])], 2);
-    let py = Ft::cat(vec![edge(&p, 1, ny - 1, periodic[1]), p.clone(), edge(&p, 1, 0, periodic[1])], 1);
+    let px = Ft::cat(
+        vec![
+            edge(&p, 2, nx - 1, periodic[0]),
+            p.clone(),
+            edge(&p, 2, 0, periodic[0]),
+        ],
+        2,
+    );
+    let py = Ft::cat(
+        vec![
+            edge(&p, 1, ny - 1, periodic[1]),
+            p.clone(),
+            edge(&p, 1, 0, periodic[1]),
+        ],
+        1,
+    );
     let gu = (px.clone().narrow(2, 1, nx + 2) - px.narrow(2, 0, nx + 1)) * (1.0 / dx);
     let gv = (py.clone().narrow(1, 1, ny + 2) - py.narrow(1, 0, ny + 1)) * (1.0 / dx);
     ((u - gu * u_open).0, (v - gv * v_open).0, p.0)
@@ -401,7 +547,15 @@ pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -
     let rhs = nodes + Ft::from_host(op.ghost_rhs.clone(), &[1, ny, nx], &q);
     let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
     op.solver.record(info);
-    let x = if nx < s.nx { Ft::cat(vec![x.clone(), x.narrow(2, 0, s.nx - nx)], 2) } else { x };
-    let x = if ny < s.ny { Ft::cat(vec![x.clone(), x.narrow(1, 0, s.ny - ny)], 1) } else { x };
+    let x = if nx < s.nx {
+        Ft::cat(vec![x.clone(), x.narrow(2, 0, s.nx - nx)], 2)
+    } else {
+        x
+    };
+    let x = if ny < s.ny {
+        Ft::cat(vec![x.clone(), x.narrow(1, 0, s.ny - ny)], 1)
+    } else {
+        x
+    };
     x.0
 }

@@ -17,7 +17,10 @@ fn fonts() {
 }
 
 fn plot_err(path: &Path) -> impl Fn(String) -> DiffsimError + '_ {
-    move |e| DiffsimError::Plot { path: path.display().to_string(), message: e }
+    move |e| DiffsimError::Plot {
+        path: path.display().to_string(),
+        message: e,
+    }
 }
 
 /// Vorticity `ω = ∂v/∂x − ∂u/∂y` at cell centres, `[ny, nx]`, from `u: [ny, nx+1]`,
@@ -43,7 +46,11 @@ pub fn vorticity(u: &[f32], v: &[f32], grid: &Grid) -> Vec<f32> {
 fn diverging(t: f32) -> RGBColor {
     let t = t.clamp(-1.0, 1.0);
     let c = |x: f32| (255.0 * x).round() as u8;
-    if t < 0.0 { RGBColor(c(1.0 + t), c(1.0 + t), 255) } else { RGBColor(255, c(1.0 - t), c(1.0 - t)) }
+    if t < 0.0 {
+        RGBColor(c(1.0 + t), c(1.0 + t), 255)
+    } else {
+        RGBColor(255, c(1.0 - t), c(1.0 - t))
+    }
 }
 
 /// A scalar field picture: `values [ny, nx]`, solid cells grey, colour range `±range`.
@@ -74,21 +81,38 @@ impl FieldPicture<'_> {
         (self.nx as u32 * s, self.ny as u32 * s + 28)
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, plotters::coord::Shift>) -> std::result::Result<(), String> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String> {
         area.fill(&WHITE).map_err(|e| e.to_string())?;
         let (top, body) = area.split_vertically(28);
-        top.draw_text(&self.title, &("sans-serif", 16).into_font().color(&BLACK), (6, 6)).map_err(|e| e.to_string())?;
+        top.draw_text(
+            &self.title,
+            &("sans-serif", 16).into_font().color(&BLACK),
+            (6, 6),
+        )
+        .map_err(|e| e.to_string())?;
         let s = self.scale() as i32;
         let grey = RGBColor(110, 110, 110);
         for j in 0..self.ny {
             for i in 0..self.nx {
                 let k = j * self.nx + i;
-                let color = if self.solid.get(k).copied().unwrap_or(false) { grey } else { diverging(self.values[k] / self.range) };
+                let color = if self.solid.get(k).copied().unwrap_or(false) {
+                    grey
+                } else {
+                    diverging(self.values[k] / self.range)
+                };
                 let (x0, y0) = (i as i32 * s, (self.ny - 1 - j) as i32 * s);
                 if s == 1 {
-                    body.draw_pixel((x0, y0), &color).map_err(|e| e.to_string())?;
+                    body.draw_pixel((x0, y0), &color)
+                        .map_err(|e| e.to_string())?;
                 } else {
-                    body.draw(&Rectangle::new([(x0, y0), (x0 + s, y0 + s)], color.filled())).map_err(|e| e.to_string())?;
+                    body.draw(&Rectangle::new(
+                        [(x0, y0), (x0 + s, y0 + s)],
+                        color.filled(),
+                    ))
+                    .map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -124,15 +148,23 @@ impl GifWriter {
             std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
         }
         let tmp = path.with_extension("partial.gif");
-        let root = BitMapBackend::gif(tmp.clone(), size, delay_ms).map_err(|e| plot_err(path)(e.to_string()))?.into_drawing_area();
-        Ok(Self { root: Some(root), tmp, path: path.to_path_buf(), frames: 0 })
+        let root = BitMapBackend::gif(tmp.clone(), size, delay_ms)
+            .map_err(|e| plot_err(path)(e.to_string()))?
+            .into_drawing_area();
+        Ok(Self {
+            root: Some(root),
+            tmp,
+            path: path.to_path_buf(),
+            frames: 0,
+        })
     }
 
     /// Adds one frame.
     pub fn add(&mut self, pic: &FieldPicture<'_>) -> Result<()> {
         let root = self.root.as_ref().expect("gif is open");
         pic.draw(root).map_err(plot_err(&self.path))?;
-        root.present().map_err(|e| plot_err(&self.path)(e.to_string()))?;
+        root.present()
+            .map_err(|e| plot_err(&self.path)(e.to_string()))?;
         self.frames += 1;
         Ok(())
     }
@@ -152,7 +184,13 @@ impl Drop for GifWriter {
 }
 
 /// A line plot of named series `(x, y)` (PNG).
-pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
     fonts();
     let err = plot_err(path);
     let pts = series.iter().flat_map(|(_, s)| s.iter());
@@ -175,16 +213,28 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series:
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1.max(x0 + 1e-12), (y0 - pad)..(y1 + pad))
             .map_err(|e| err(e.to_string()))?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         for (k, (name, s)) in series.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
             chart
                 .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
                 .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
