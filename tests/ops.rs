@@ -321,3 +321,60 @@ fn cholesky_is_factorised_once_and_reused_for_every_step_and_batch_item() {
     let div = sim.max_divergence(&s);
     assert!(div < 1e-5, "f32 wake: max |div| {div}");
 }
+
+#[test]
+fn gradient_matches_default_body_and_the_projection_update() {
+    let grid = Grid::new(Resolution::new(11, 7), [22.0, 14.0]).unwrap();
+    let b = 2;
+    for bcs in boundary_sets() {
+        let sp = ArraySpec::new(&grid, Location::Center, bcs.pressure_extrap());
+        let p = field(b * grid.cells(), 0.2, 3.0);
+        let (ku, kv) =
+            <Flex as ProjectionOps>::gradient(flex(p.clone(), [b, grid.ny, grid.nx]), sp, grid.dx);
+        let (ru, rv) = reference::gradient::<Flex>(flex(p, [b, grid.ny, grid.nx]), &sp, grid.dx);
+        let (ku, kv) = (to_vec(ku), to_vec(kv));
+        assert!(
+            max_diff(&ku, &to_vec(ru)) < 1e-13 && max_diff(&kv, &to_vec(rv)) < 1e-13,
+            "{bcs:?}"
+        );
+        // The projection subtracts exactly this gradient of its pressure on open faces.
+        let solid = SolidMask::new(grid, &[]).unwrap();
+        let proj = Arc::new(PressureProjection::new(&bcs, &solid, SolveConfig::default()).unwrap());
+        let u = field(grid.ny * (grid.nx + 1), 0.5, 1.0);
+        let v = field((grid.ny + 1) * grid.nx, 0.6, 1.0);
+        let (pu, pv, pp) = <Flex as ProjectionOps>::project(
+            flex(u.clone(), [1, grid.ny, grid.nx + 1]),
+            flex(v.clone(), [1, grid.ny + 1, grid.nx]),
+            proj.clone(),
+        );
+        let (gu, gv) = <Flex as ProjectionOps>::gradient(pp, sp, grid.dx);
+        let (cu, cv) = {
+            let mut cu = u.clone();
+            let mut cv = v.clone();
+            diffsim::ops::kernels::constrain_faces(&proj.system, &mut cu, &mut cv);
+            (cu, cv)
+        };
+        for ((k, rule), (out, (inp, g))) in proj
+            .system
+            .u_faces
+            .iter()
+            .enumerate()
+            .zip(to_vec(pu).iter().zip(cu.iter().zip(to_vec(gu))))
+        {
+            if *rule == diffsim::linalg::poisson::FaceRule::Open {
+                assert!((out - (inp - g)).abs() < 1e-12, "{bcs:?} u face {k}");
+            }
+        }
+        for ((k, rule), (out, (inp, g))) in proj
+            .system
+            .v_faces
+            .iter()
+            .enumerate()
+            .zip(to_vec(pv).iter().zip(cv.iter().zip(to_vec(gv))))
+        {
+            if *rule == diffsim::linalg::poisson::FaceRule::Open {
+                assert!((out - (inp - g)).abs() < 1e-12, "{bcs:?} v face {k}");
+            }
+        }
+    }
+}

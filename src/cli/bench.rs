@@ -18,7 +18,7 @@ pub const PHIFLOW_MS_PER_STEP: [((usize, usize), f64); 2] = [((32, 64), 1.7), ((
 pub struct BenchArgs {
     /// Resolutions NXxNY to time (repeatable). Default: 32x64 and 128x256.
     #[arg(long)]
-    pub res: Vec<Resolution>,
+    pub res: Vec<String>,
     /// Timed steps per measurement.
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
@@ -108,7 +108,10 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     let resolutions = if args.res.is_empty() {
         vec![Resolution::new(32, 64), Resolution::new(128, 256)]
     } else {
-        args.res.clone()
+        args.res
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<Resolution>>>()?
     };
     let device = Device::flex();
     let mut out = Vec::new();

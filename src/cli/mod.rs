@@ -4,7 +4,7 @@ mod bench;
 mod simulate;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
-pub use simulate::{SimulateArgs, SimulateSummary, simulate};
+pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 
 use crate::error::Result;
 use crate::fluid::{BUILTIN_SCENES, SceneConfig};

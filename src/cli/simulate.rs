@@ -21,7 +21,7 @@ pub struct SimulateArgs {
     pub scene: String,
     /// Resolution NXxNY (x first), e.g. 32x64. Default: the scene's, or that of --init.
     #[arg(long)]
-    pub res: Option<Resolution>,
+    pub res: Option<String>,
     /// Number of steps. Default: the scene's.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -46,12 +46,24 @@ pub struct SimulateArgs {
     /// Write an animated GIF of the vorticity of the kept frames.
     #[arg(long)]
     pub gif: Option<PathBuf>,
+    /// Field shown in the pictures: vorticity or marker.
+    #[arg(long, value_enum, default_value_t = PictureField::Vorticity)]
+    pub field: PictureField,
     /// Pressure solver: cholesky (factor once, default), cg or jacobi-cg.
     #[arg(long, value_parser = parse_method)]
     pub solver: Option<SolveMethod>,
     /// Print a machine-readable JSON summary on stdout (and no progress).
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the pictures show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PictureField {
+    /// `∂v/∂x − ∂u/∂y` at cell centres (blue negative, red positive).
+    Vorticity,
+    /// The passive/buoyant marker (white 0, red high).
+    Marker,
 }
 
 fn parse_method(s: &str) -> std::result::Result<SolveMethod, String> {
@@ -138,10 +150,12 @@ impl SimulateSummary {
 /// Loads the scene and applies the command-line overrides.
 pub fn resolve_scene(args: &SimulateArgs) -> Result<SceneConfig> {
     let mut scene = SceneConfig::load(&args.scene)?;
-    if let Some(res) = args
+    let res = args
         .res
-        .or_else(|| args.init.as_deref().and_then(stored_resolution))
-    {
+        .as_deref()
+        .map(str::parse::<Resolution>)
+        .transpose()?;
+    if let Some(res) = res.or_else(|| args.init.as_deref().and_then(stored_resolution)) {
         scene.resolution = res;
     }
     if let Some(steps) = args.steps {
@@ -211,7 +225,14 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
         max_cfl = max_cfl.max(sim.cfl(state));
         let f = frame(&sim, state);
         if keep_pictures {
-            pictures.push((state.step, vorticity(&f.u, &f.v, &sim.grid)));
+            let values = match args.field {
+                PictureField::Vorticity => vorticity(&f.u, &f.v, &sim.grid),
+                PictureField::Marker => f
+                    .marker
+                    .clone()
+                    .unwrap_or_else(|| vec![0.0; sim.grid.cells()]),
+            };
+            pictures.push((state.step, values));
         }
         if let Some(w) = writer {
             w.append(&f)?;
@@ -240,7 +261,13 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     progress.finish();
     let frames = writer.as_ref().map_or(pictures.len(), |w| w.frames());
     let out = writer.map(|w| w.finish()).transpose()?;
-    write_pictures(&sim, &pictures, args.png.as_deref(), args.gif.as_deref())?;
+    write_pictures(
+        &sim,
+        args.field,
+        &pictures,
+        args.png.as_deref(),
+        args.gif.as_deref(),
+    )?;
     let n = steps.max(1) as f64;
     Ok(SimulateSummary {
         scene: scene.name.clone(),
@@ -264,10 +291,11 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     })
 }
 
-/// Vorticity PNGs and GIF with one colour range for all frames (the 99th percentile of |ω|
-/// in fluid cells over the frames).
+/// PNGs and GIF with one colour range for all frames (the 99th percentile of |value| in
+/// fluid cells over the frames).
 fn write_pictures(
     sim: &Simulation,
+    field: PictureField,
     frames: &[(usize, Vec<f32>)],
     png: Option<&Path>,
     gif: Option<&Path>,
@@ -294,11 +322,16 @@ fn write_pictures(
     };
     let range = if range > 0.0 { range } else { 1.0 };
     let g = sim.grid;
+    let name = match field {
+        PictureField::Vorticity => "vorticity",
+        PictureField::Marker => "marker",
+    };
     let title = |step: usize| {
         format!(
-            "{} {}  vorticity  step {step}  t = {:.1}",
+            "{} {}  {}  step {step}  t = {:.1}",
             sim.scene.name,
             g.resolution(),
+            name,
             step as f64 * sim.scene.dt
         )
     };
@@ -322,7 +355,7 @@ fn write_pictures(
         std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
         for (step, w) in frames {
             picture(w, solid, g, range, title(*step))
-                .save_png(&dir.join(format!("vorticity_{step:06}.png")))?;
+                .save_png(&dir.join(format!("{name}_{step:06}.png")))?;
         }
     }
     if let Some(path) = gif {

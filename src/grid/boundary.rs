@@ -142,6 +142,16 @@ impl Boundaries {
         })
     }
 
+    /// Extrapolation of the pressure: 0 beyond open sides, zero normal gradient at walls and
+    /// zero-gradient sides, wrapped on periodic axes.
+    pub fn pressure_extrap(&self) -> [Extrap; 4] {
+        self.sides().map(|bc| match bc {
+            SideBc::Periodic => Extrap::Periodic,
+            SideBc::Open => Extrap::Value(0.0),
+            SideBc::Dirichlet(_) | SideBc::ZeroGradient => Extrap::ZeroGradient,
+        })
+    }
+
     /// Array specs of `(u, v)` on `grid`.
     pub fn velocity_specs(&self, grid: &Grid) -> (ArraySpec, ArraySpec) {
         (

@@ -145,6 +145,18 @@ impl ProjectionOps for Flex {
         })
     }
 
+    fn gradient(p: FlexTensor, spec: ArraySpec, dx: f64) -> (FlexTensor, FlexTensor) {
+        let b = batch_of(&p, &spec, "gradient p");
+        let p = contiguous(p);
+        let (nx, ny) = (spec.nx, spec.ny);
+        with_float!(p, T => {
+            let mut gu = vec![T::zero(); b * ny * (nx + 1)];
+            let mut gv = vec![T::zero(); b * (ny + 1) * nx];
+            kernels::gradient(data::<T>(&p), &spec, dx, &mut gu, &mut gv);
+            (tensor(gu, [b, ny, nx + 1]), tensor(gv, [b, ny + 1, nx]))
+        })
+    }
+
     fn project(
         u: FlexTensor,
         v: FlexTensor,

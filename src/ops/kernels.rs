@@ -319,6 +319,29 @@ pub fn divergence<T: Real>(u: &[T], v: &[T], nx: usize, ny: usize, dx: f64, out:
     });
 }
 
+/// Gradient of the cell-centred `p` (spec `s`) on the MAC faces: `gu: [B, ny, nx+1]`,
+/// `gv: [B, ny+1, nx]`, differences over `dx` with the extrapolation of `s` beyond the edges.
+pub fn gradient<T: Real>(p: &[T], s: &ArraySpec, dx: f64, gu: &mut [T], gv: &mut [T]) {
+    let inv = T::of(1.0 / dx);
+    let (nx, ny) = (s.nx, s.ny);
+    for_rows(gu, nx + 1, ny, |b, j, o| {
+        let p = item(p, s, b);
+        let jj = j as isize;
+        for (i, o) in o.iter_mut().enumerate() {
+            let ii = i as isize;
+            *o = (fetch(p, s, jj, ii) - fetch(p, s, jj, ii - 1)) * inv;
+        }
+    });
+    for_rows(gv, nx, ny + 1, |b, j, o| {
+        let p = item(p, s, b);
+        let jj = j as isize;
+        for (i, o) in o.iter_mut().enumerate() {
+            let ii = i as isize;
+            *o = (fetch(p, s, jj, ii) - fetch(p, s, jj - 1, ii)) * inv;
+        }
+    });
+}
+
 /// Pressure projection of one batch of staggered velocities, in place: constrain the faces,
 /// solve `A p = rhs` for every item at once (`solve` gets `[B, n]` and must overwrite it with
 /// the solution), then subtract the pressure gradient on open faces. Returns `p` as `[B, n]`.

@@ -82,6 +82,16 @@ pub trait ProjectionOps: Backend {
     fn divergence(u: FloatTensor<Self>, v: FloatTensor<Self>, dx: f64) -> FloatTensor<Self> {
         reference::divergence::<Self>(u, v, dx)
     }
+    /// Gradient `(∂p/∂x on x-faces [B, ny, nx+1], ∂p/∂y on y-faces [B, ny+1, nx])` of a
+    /// cell-centred `p: [B, ny, nx]`, continued beyond the edges as `spec` says (see
+    /// [`crate::grid::Boundaries::pressure_extrap`]); `dx` is the cell size.
+    fn gradient(
+        p: FloatTensor<Self>,
+        spec: ArraySpec,
+        dx: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::gradient::<Self>(p, &spec, dx)
+    }
     /// Makes `(u, v)` discretely divergence-free in every fluid cell; returns `(u, v, p)` where
     /// `u_out = u_constrained − ∇p`. Solver failures are recorded in `proj` (see
     /// [`PressureProjection::take_outcome`]).
@@ -135,6 +145,12 @@ pub fn divergence(u: Tensor<3>, v: Tensor<3>, dx: f64) -> Tensor<3> {
         v.into_dispatch(),
         dx,
     ))
+}
+
+/// Gradient of a cell-centred field on the MAC faces; see [`ProjectionOps::gradient`].
+pub fn gradient(p: Tensor<3>, spec: ArraySpec, dx: f64) -> (Tensor<3>, Tensor<3>) {
+    let (gu, gv) = <Dispatch as ProjectionOps>::gradient(p.into_dispatch(), spec, dx);
+    (Tensor::from_dispatch(gu), Tensor::from_dispatch(gv))
 }
 
 /// Pressure projection; returns `(u, v, p)`. See [`ProjectionOps::project`].

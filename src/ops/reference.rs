@@ -311,6 +311,21 @@ pub fn divergence<B: Backend>(u: FloatTensor<B>, v: FloatTensor<B>, dx: f64) -> 
     (flux(Ft::<B>(u), Ft(v)) * (1.0 / dx)).0
 }
 
+/// Default body of [`super::ProjectionOps::gradient`].
+pub fn gradient<B: Backend>(
+    p: FloatTensor<B>,
+    s: &ArraySpec,
+    dx: f64,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (nx, ny) = (s.nx, s.ny);
+    let pp = pad(Ft::<B>(p), s);
+    let rows = pp.clone().narrow(1, 1, ny + 1);
+    let cols = pp.narrow(2, 1, nx + 1);
+    let gu = (rows.clone().narrow(2, 1, nx + 2) - rows.narrow(2, 0, nx + 1)) * (1.0 / dx);
+    let gv = (cols.clone().narrow(1, 1, ny + 2) - cols.narrow(1, 0, ny + 1)) * (1.0 / dx);
+    (gu.0, gv.0)
+}
+
 /// Net outflow `u[i+1] − u[i] + v[j+1] − v[j]` per cell (velocity units), `[B, ny, nx]`.
 fn flux<B: Backend>(u: Ft<B>, v: Ft<B>) -> Ft<B> {
     let (nx1, ny1) = (u.dims()[2], v.dims()[1]);
