@@ -23,18 +23,27 @@ pub trait Real:
     fn wide(self) -> f64 {
         self.into()
     }
-    /// `(⌊self⌋, self − ⌊self⌋)` by an integer cast (the x86-64 baseline has no floor
-    /// instruction, and libm's is slow in this loop); saturates far outside, NaN gives 0.
+    /// `(⌊self⌋, self − ⌊self⌋)` by an integer cast in the type's own precision (the x86-64
+    /// baseline has no floor instruction, and libm's is slow in this loop); saturates far
+    /// outside, NaN gives 0.
+    fn floor_frac(self) -> (isize, Self);
+}
+impl Real for f32 {
     #[inline(always)]
-    fn floor_frac(self) -> (isize, Self) {
-        let x: f64 = self.into();
-        let t = x as isize;
-        let i = if (t as f64) > x { t - 1 } else { t };
-        (i, self - Self::of(i as f64))
+    fn floor_frac(self) -> (isize, f32) {
+        let t = self as i32;
+        let i = if (t as f32) > self { t - 1 } else { t };
+        (i as isize, self - i as f32)
     }
 }
-impl Real for f32 {}
-impl Real for f64 {}
+impl Real for f64 {
+    #[inline(always)]
+    fn floor_frac(self) -> (isize, f64) {
+        let t = self as i64;
+        let i = if (t as f64) > self { t - 1 } else { t };
+        (i as isize, self - i as f64)
+    }
+}
 
 /// Below this many output elements a kernel runs on the calling thread.
 pub const PAR_THRESHOLD: usize = 16 * 1024;
@@ -216,12 +225,19 @@ pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
     let s = T::of(a.dt_dx);
     for_rows(out, sq.nx, sq.ny, |b, j, o| {
         let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
-        let py = T::of(j as f64 + sq.oy);
-        let ox = T::of(sq.ox);
+        // Back-traced positions relative to the array's own origin: sample at
+        // (i − s·vx, j − s·vy) with the array offset already cancelled.
+        let zero = ArraySpec {
+            ox: 0.0,
+            oy: 0.0,
+            ..*sq
+        };
+        let mut px = T::zero();
+        let py = T::of(j as f64);
         for (i, o) in o.iter_mut().enumerate() {
-            let px = T::of(i as f64) + ox;
             let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
-            *o = sample(q, sq, px - s * vx, py - s * vy);
+            *o = sample(q, &zero, px - s * vx, py - s * vy);
+            px = px + T::one();
         }
     });
 }
@@ -356,64 +372,81 @@ pub fn project<T: Real, E>(
     let (nx, ny) = (g.nx, g.ny);
     let (nu, nv, n) = (ny * (nx + 1), (ny + 1) * nx, nx * ny);
     let mut rhs = vec![0.0f64; batch * n];
-    u.par_chunks_mut(nu)
-        .zip(v.par_chunks_mut(nv))
-        .zip(rhs.par_chunks_mut(n))
-        .for_each(|((u, v), rhs)| {
-            constrain_faces(sys, u, v);
-            sys.rhs(u, v, rhs);
-        });
+    let parallel = batch > 1 && batch * n >= PAR_THRESHOLD;
+    let prepare = |((u, v), rhs): ((&mut [T], &mut [T]), &mut [f64])| {
+        constrain_faces(sys, u, v);
+        sys.rhs(u, v, rhs);
+    };
+    if parallel {
+        u.par_chunks_mut(nu)
+            .zip(v.par_chunks_mut(nv))
+            .zip(rhs.par_chunks_mut(n))
+            .for_each(prepare);
+    } else {
+        u.chunks_mut(nu)
+            .zip(v.chunks_mut(nv))
+            .zip(rhs.chunks_mut(n))
+            .for_each(prepare);
+    }
     solve(&mut rhs)?;
     let p = rhs;
     let inv = T::of(1.0 / g.dx);
-    u.par_chunks_mut(nu)
-        .zip(v.par_chunks_mut(nv))
-        .zip(p.par_chunks(n))
-        .for_each(|((u, v), p)| {
-            let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
-            for j in 0..ny {
-                for i in 0..=nx {
-                    if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
-                        let left = if i > 0 {
-                            pc(j, i - 1)
-                        } else if sys.stencil.periodic[0] {
-                            pc(j, nx - 1)
-                        } else {
-                            T::zero()
-                        };
-                        let right = if i < nx {
-                            pc(j, i)
-                        } else if sys.stencil.periodic[0] {
-                            pc(j, 0)
-                        } else {
-                            T::zero()
-                        };
-                        u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
-                    }
+    let update = |((u, v), p): ((&mut [T], &mut [T]), &[f64])| {
+        let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
+        for j in 0..ny {
+            for i in 0..=nx {
+                if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
+                    let left = if i > 0 {
+                        pc(j, i - 1)
+                    } else if sys.stencil.periodic[0] {
+                        pc(j, nx - 1)
+                    } else {
+                        T::zero()
+                    };
+                    let right = if i < nx {
+                        pc(j, i)
+                    } else if sys.stencil.periodic[0] {
+                        pc(j, 0)
+                    } else {
+                        T::zero()
+                    };
+                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
                 }
             }
-            for j in 0..=ny {
-                for i in 0..nx {
-                    if sys.v_faces[j * nx + i] == FaceRule::Open {
-                        let below = if j > 0 {
-                            pc(j - 1, i)
-                        } else if sys.stencil.periodic[1] {
-                            pc(ny - 1, i)
-                        } else {
-                            T::zero()
-                        };
-                        let above = if j < ny {
-                            pc(j, i)
-                        } else if sys.stencil.periodic[1] {
-                            pc(0, i)
-                        } else {
-                            T::zero()
-                        };
-                        v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
-                    }
+        }
+        for j in 0..=ny {
+            for i in 0..nx {
+                if sys.v_faces[j * nx + i] == FaceRule::Open {
+                    let below = if j > 0 {
+                        pc(j - 1, i)
+                    } else if sys.stencil.periodic[1] {
+                        pc(ny - 1, i)
+                    } else {
+                        T::zero()
+                    };
+                    let above = if j < ny {
+                        pc(j, i)
+                    } else if sys.stencil.periodic[1] {
+                        pc(0, i)
+                    } else {
+                        T::zero()
+                    };
+                    v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
                 }
             }
-        });
+        }
+    };
+    if parallel {
+        u.par_chunks_mut(nu)
+            .zip(v.par_chunks_mut(nv))
+            .zip(p.par_chunks(n))
+            .for_each(update);
+    } else {
+        u.chunks_mut(nu)
+            .zip(v.chunks_mut(nv))
+            .zip(p.chunks(n))
+            .for_each(update);
+    }
     Ok(p)
 }
 
