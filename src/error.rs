@@ -19,12 +19,16 @@ pub enum DiffsimError {
     Solve(#[from] SolveError),
     /// The simulation state stopped being finite.
     #[error(
-        "the simulation blew up: non-finite {field} after step {step}; reduce dt (CFL {cfl:.2}) or raise the viscosity"
+        "the simulation blew up: non-finite {field} after step {step}{}; reduce dt or raise the viscosity",
+        cfl.map(|c| format!(" (CFL {c:.2})")).unwrap_or_default()
     )]
     NonFinite {
+        /// The field that stopped being finite.
         field: &'static str,
+        /// The step after which it was detected.
         step: usize,
-        cfl: f64,
+        /// The CFL number of the state, where it could still be measured.
+        cfl: Option<f64>,
     },
     /// An HDF5 file could not be read or written, or has the wrong layout.
     #[error("{path}: {message}")]

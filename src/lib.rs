@@ -22,7 +22,7 @@ pub use error::{DiffsimError, Result};
 /// The commonly used types.
 pub mod prelude {
     pub use crate::error::{DiffsimError, Result};
-    pub use crate::fluid::{FluidState, Scene, SceneConfig, Simulation};
+    pub use crate::fluid::{FluidState, SceneConfig, Simulation};
     pub use crate::grid::{Boundaries, Geometry, Grid, Location, Resolution, SideBc};
     pub use crate::linalg::{SolveConfig, SolveInfo, SolveMethod};
     pub use crate::ops::AdvectScheme;

@@ -7,4 +7,4 @@ pub use scene::{
     BUILTIN_SCENES, DiffusionScheme, FaceRegion, Forcing, Initial, MarkerConfig, Precision,
     SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
-pub use sim::{FluidState, Scene, Simulation, StepInfo, taylor_green};
+pub use sim::{FluidState, Simulation, StepInfo, taylor_green};

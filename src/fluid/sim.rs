@@ -10,9 +10,6 @@ use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Alias kept for readability at call sites: a prepared scene is a [`Simulation`].
-pub type Scene = Simulation;
-
 /// The state of a batch of flows.
 #[derive(Clone, Debug)]
 pub struct FluidState {
@@ -111,10 +108,10 @@ impl Simulation {
         let mut v_forcing = Vec::new();
         for f in &scene.forcing {
             if let Some(val) = f.u {
-                u_forcing.push((face_mask(&grid, Location::FaceX, &f.region, device)?, val));
+                u_forcing.push((face_mask(&grid, Location::FaceX, &f.region, device), val));
             }
             if let Some(val) = f.v {
-                v_forcing.push((face_mask(&grid, Location::FaceY, &f.region, device)?, val));
+                v_forcing.push((face_mask(&grid, Location::FaceY, &f.region, device), val));
             }
         }
         let inflow = (!scene.marker.inflow.is_empty() && scene.marker.rate != 0.0).then(|| {
@@ -309,7 +306,7 @@ impl Simulation {
                 return Err(DiffsimError::NonFinite {
                     field: "velocity",
                     step: step + 1,
-                    cfl: f64::NAN,
+                    cfl: None,
                 });
             }
             Some(Err(e)) => return Err(e.into()),
@@ -381,7 +378,7 @@ impl Simulation {
                 return Err(DiffsimError::NonFinite {
                     field: name,
                     step: s.step,
-                    cfl: self.cfl(s),
+                    cfl: Some(self.cfl(s)),
                 });
             }
         }
@@ -404,12 +401,7 @@ fn tensor_of(data: Vec<f64>, dims: [usize; 3], precision: Precision, device: &De
 }
 
 /// The mask of the faces of `loc` in `region`, `[1, rows, cols]`.
-fn face_mask(
-    grid: &Grid,
-    loc: Location,
-    region: &FaceRegion,
-    device: &Device,
-) -> Result<Tensor<3, Bool>> {
+fn face_mask(grid: &Grid, loc: Location, region: &FaceRegion, device: &Device) -> Tensor<3, Bool> {
     let [ny, nx] = grid.shape(loc);
     let mut m = vec![false; ny * nx];
     for j in 0..ny {
@@ -425,10 +417,7 @@ fn face_mask(
             };
         }
     }
-    Ok(Tensor::<3, Bool>::from_data(
-        TensorData::new(m, [1, ny, nx]),
-        device,
-    ))
+    Tensor::<3, Bool>::from_data(TensorData::new(m, [1, ny, nx]), device)
 }
 
 /// The Taylor-Green velocity `u = A sin x cos y F`, `v = −A cos x sin y F`, `F = e^{−2νt}`, on

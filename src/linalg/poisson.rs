@@ -1,7 +1,7 @@
 //! The pressure Poisson system of the MAC grid with boundaries and obstacles.
 
 use super::stencil::{Dir, Stencil};
-use crate::grid::{Boundaries, Grid, SideBc, SolidMask};
+use crate::grid::{ArraySpec, Boundaries, Grid, Location, SideBc, SolidMask};
 
 /// What the projection does with one velocity face.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +39,8 @@ pub struct PoissonSystem {
     pub floating: Vec<Vec<u32>>,
     /// Solid cells, `[ny, nx]`.
     pub solid: Vec<bool>,
+    /// How the pressure continues beyond the edges (0 outside open sides).
+    pub pressure: ArraySpec,
 }
 
 impl PoissonSystem {
@@ -120,6 +122,7 @@ impl PoissonSystem {
             v_faces,
             floating,
             solid: solid.solid.clone(),
+            pressure: ArraySpec::new(&grid, Location::Center, bcs.pressure_extrap()),
         }
     }
 

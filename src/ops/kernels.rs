@@ -342,20 +342,30 @@ pub fn gradient<T: Real>(p: &[T], s: &ArraySpec, dx: f64, gu: &mut [T], gv: &mut
     let (nx, ny) = (s.nx, s.ny);
     for_rows(gu, nx + 1, ny, |b, j, o| {
         let p = item(p, s, b);
-        let jj = j as isize;
-        for (i, o) in o.iter_mut().enumerate() {
-            let ii = i as isize;
-            *o = (fetch(p, s, jj, ii) - fetch(p, s, jj, ii - 1)) * inv;
-        }
+        o.iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = diff_x(p, s, j, i) * inv);
     });
     for_rows(gv, nx, ny + 1, |b, j, o| {
         let p = item(p, s, b);
-        let jj = j as isize;
-        for (i, o) in o.iter_mut().enumerate() {
-            let ii = i as isize;
-            *o = (fetch(p, s, jj, ii) - fetch(p, s, jj - 1, ii)) * inv;
-        }
+        o.iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = diff_y(p, s, j, i) * inv);
     });
+}
+
+/// `p[j, i] − p[j, i−1]`: the difference across x-face `[j, i]` of a centred array.
+#[inline(always)]
+fn diff_x<T: Real>(p: &[T], s: &ArraySpec, j: usize, i: usize) -> T {
+    let (j, i) = (j as isize, i as isize);
+    fetch(p, s, j, i) - fetch(p, s, j, i - 1)
+}
+
+/// `p[j, i] − p[j−1, i]`: the difference across y-face `[j, i]` of a centred array.
+#[inline(always)]
+fn diff_y<T: Real>(p: &[T], s: &ArraySpec, j: usize, i: usize) -> T {
+    let (j, i) = (j as isize, i as isize);
+    fetch(p, s, j, i) - fetch(p, s, j - 1, i)
 }
 
 /// Pressure projection of one batch of staggered velocities, in place: constrain the faces,
@@ -392,46 +402,18 @@ pub fn project<T: Real, E>(
     let p = rhs;
     let inv = T::of(1.0 / g.dx);
     let update = |((u, v), p): ((&mut [T], &mut [T]), &[f64])| {
-        let pc = |j: usize, i: usize| T::of(p[j * nx + i]);
+        let ps = &sys.pressure;
         for j in 0..ny {
             for i in 0..=nx {
                 if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
-                    let left = if i > 0 {
-                        pc(j, i - 1)
-                    } else if sys.stencil.periodic[0] {
-                        pc(j, nx - 1)
-                    } else {
-                        T::zero()
-                    };
-                    let right = if i < nx {
-                        pc(j, i)
-                    } else if sys.stencil.periodic[0] {
-                        pc(j, 0)
-                    } else {
-                        T::zero()
-                    };
-                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - (right - left) * inv;
+                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - T::of(diff_x(p, ps, j, i)) * inv;
                 }
             }
         }
         for j in 0..=ny {
             for i in 0..nx {
                 if sys.v_faces[j * nx + i] == FaceRule::Open {
-                    let below = if j > 0 {
-                        pc(j - 1, i)
-                    } else if sys.stencil.periodic[1] {
-                        pc(ny - 1, i)
-                    } else {
-                        T::zero()
-                    };
-                    let above = if j < ny {
-                        pc(j, i)
-                    } else if sys.stencil.periodic[1] {
-                        pc(0, i)
-                    } else {
-                        T::zero()
-                    };
-                    v[j * nx + i] = v[j * nx + i] - (above - below) * inv;
+                    v[j * nx + i] = v[j * nx + i] - T::of(diff_y(p, ps, j, i)) * inv;
                 }
             }
         }

@@ -10,10 +10,10 @@
 
 mod flex;
 pub mod kernels;
-mod project;
 pub mod reference;
+mod systems;
 
-pub use project::{ImplicitDiffusion, PressureProjection};
+pub use systems::{ImplicitDiffusion, PressureProjection};
 
 use crate::grid::ArraySpec;
 use burn::backend::tensor::FloatTensor;
