@@ -238,7 +238,10 @@ fn wake_sheds_vortices_at_a_plausible_strouhal_number() {
 #[test]
 fn shared_phiflow_states_are_divergence_free_in_our_discretisation() {
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    for (res, tol) in [(Resolution::new(32, 64), 1e-6), (Resolution::new(128, 256), 5e-5)] {
+    for (res, tol) in [
+        (Resolution::new(32, 64), 1e-6),
+        (Resolution::new(128, 256), 5e-5),
+    ] {
         let path = data.join(format!("wake_phiflow_{res}.h5"));
         if !path.is_file() {
             eprintln!("skipping: {} not present", path.display());
@@ -251,7 +254,10 @@ fn shared_phiflow_states_are_divergence_free_in_our_discretisation() {
         let s = sim.state_from_arrays(f.u, f.v, None, 1);
         let div = sim.max_divergence(&s);
         eprintln!("PhiFlow state {res}: max |div| {div:.2e}");
-        assert!(div < tol, "{res}: max |div| {div:e} >= {tol:e}: the layouts or obstacle masks disagree");
+        assert!(
+            div < tol,
+            "{res}: max |div| {div:e} >= {tol:e}: the layouts or obstacle masks disagree"
+        );
         let s = (0..5).fold(s, |s, _| sim.step(s).unwrap().0);
         assert!(sim.max_divergence(&s) < 1e-5);
     }

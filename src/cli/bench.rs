@@ -4,7 +4,6 @@ use crate::error::{DiffsimError, Result};
 use crate::fluid::{SceneConfig, Simulation};
 use crate::grid::Resolution;
 use crate::io::read_frame;
-use burn::tensor::Device;
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -31,6 +30,9 @@ pub struct BenchArgs {
     /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, ../shared/data or shared/data.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU builds).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -113,7 +115,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             .map(|r| r.parse())
             .collect::<Result<Vec<Resolution>>>()?
     };
-    let device = Device::flex();
+    let device = super::device(&args.device)?;
     let mut out = Vec::new();
     for res in resolutions {
         let path = data_file(args, res)?;

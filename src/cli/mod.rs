@@ -46,6 +46,27 @@ pub enum BenchWhat {
     Fluid(BenchArgs),
 }
 
+/// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
+/// latter two when built with the cargo feature of the same name; they run the portable
+/// tensor-op bodies of the grid ops).
+pub fn device(name: &str) -> Result<burn::tensor::Device> {
+    match name {
+        "flex" | "cpu" => Ok(burn::tensor::Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(burn::tensor::Device::wgpu(
+            burn::tensor::DeviceKind::DefaultDevice,
+        )),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(burn::tensor::Device::cuda(0)),
+        "wgpu" | "cuda" => Err(crate::error::DiffsimError::config(format!(
+            "diffsim was built without the '{name}' feature; rebuild with `cargo build --release --features {name}`"
+        ))),
+        _ => Err(crate::error::DiffsimError::config(format!(
+            "unknown device '{name}': use flex, wgpu or cuda"
+        ))),
+    }
+}
+
 /// Parses the arguments, runs, and turns errors into one line on stderr and exit code 1.
 pub fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {

@@ -7,7 +7,7 @@ use crate::grid::Resolution;
 use crate::io::{Frame, SimWriter, read_frame, stored_resolution};
 use crate::linalg::SolveMethod;
 use crate::viz::{FieldPicture, GifWriter, vorticity};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,9 @@ pub struct SimulateArgs {
     /// Field shown in the pictures: vorticity or marker.
     #[arg(long, value_enum, default_value_t = PictureField::Vorticity)]
     pub field: PictureField,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU builds; portable op bodies, CG solves).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
     /// Pressure solver: cholesky (factor once, default), cg or jacobi-cg.
     #[arg(long, value_parser = parse_method)]
     pub solver: Option<SolveMethod>,
@@ -201,7 +204,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     if args.save_every == Some(0) {
         return Err(DiffsimError::config("--save-every must be at least 1"));
     }
-    let device = Device::flex();
+    let device = super::device(&args.device)?;
     let sim = Simulation::new(&scene, &device)?;
     let mut state = match &args.init {
         Some(path) => {
