@@ -284,14 +284,17 @@ impl Simulation {
             dt_dx,
             scheme: self.scene.advection,
         };
-        if self.has_marker() {
-            marker = ops::advect(marker, u.clone(), v.clone(), spec(self.marker_spec));
-            if let Some(inflow) = &self.inflow {
-                marker = marker + inflow.clone();
-            }
-        }
+        let has_marker = self.has_marker();
+        let marker_adv = has_marker
+            .then(|| ops::advect(marker.clone(), u.clone(), v.clone(), spec(self.marker_spec)));
         let u_adv = ops::advect(u.clone(), u.clone(), v.clone(), spec(self.u_spec));
-        let mut v_adv = ops::advect(v.clone(), u, v, spec(self.v_spec));
+        let mut v_adv = ops::advect(v.clone(), u.clone(), v.clone(), spec(self.v_spec));
+        if let Some(m) = marker_adv {
+            marker = match &self.inflow {
+                Some(inflow) => m + inflow.clone(),
+                None => m,
+            };
+        }
         if self.scene.marker.buoyancy != 0.0 {
             v_adv = v_adv
                 + self.marker_on_y_faces(marker.clone())

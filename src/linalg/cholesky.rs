@@ -23,7 +23,7 @@ pub fn factorization_count() -> usize {
 /// `P A Pᵀ = L Lᵀ` of an SPD stencil operator (AMD ordering `P`).
 #[derive(Debug)]
 pub struct CholeskyFactor {
-    symbolic: SymbolicCholesky<usize>,
+    symbolic: SymbolicCholesky<u32>,
     values: Vec<f64>,
     n: usize,
 }
@@ -42,12 +42,17 @@ impl CholeskyFactor {
     /// 0.6 ms): diffsim parallelises over right-hand sides instead.
     pub fn new(stencil: &Stencil) -> Result<Self, SolveError> {
         let n = stencil.len();
+        if n > u32::MAX as usize / 8 {
+            return Err(SolveError::Factorization(format!(
+                "{n} unknowns exceed the 32-bit sparse indices"
+            )));
+        }
         let trips: Vec<_> = stencil
             .lower_triplets()
             .into_iter()
-            .map(|(r, c, v)| Triplet::new(r, c, v))
+            .map(|(r, c, v)| Triplet::new(r as u32, c as u32, v))
             .collect();
-        let a = SparseColMat::<usize, f64>::try_new_from_triplets(n, n, &trips).map_err(fail)?;
+        let a = SparseColMat::<u32, f64>::try_new_from_triplets(n, n, &trips).map_err(fail)?;
         let params = CholeskySymbolicParams {
             supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
             ..Default::default()
