@@ -41,6 +41,25 @@ pub struct PoissonSystem {
     pub solid: Vec<bool>,
     /// How the pressure continues beyond the edges (0 outside open sides).
     pub pressure: ArraySpec,
+    /// The [`FaceRule::Fixed`] x-faces as `(index, value)`.
+    pub u_fixed: Vec<(u32, f64)>,
+    /// The [`FaceRule::Fixed`] y-faces as `(index, value)`.
+    pub v_fixed: Vec<(u32, f64)>,
+}
+
+/// `(index, value)` of the fixed faces among `rules`.
+fn fixed_faces(rules: &[FaceRule]) -> Vec<(u32, f64)> {
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| {
+            if let FaceRule::Fixed(v) = r {
+                Some((k as u32, *v))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 impl PoissonSystem {
@@ -118,6 +137,8 @@ impl PoissonSystem {
         Self {
             grid,
             stencil,
+            u_fixed: fixed_faces(&u_faces),
+            v_fixed: fixed_faces(&v_faces),
             u_faces,
             v_faces,
             floating,

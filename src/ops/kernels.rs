@@ -4,7 +4,7 @@
 //! above [`PAR_THRESHOLD`] elements. Positions are in cells; element `[j, i]` of an array sits
 //! at `(i + ox, j + oy)` (see [`ArraySpec`]).
 
-use crate::grid::{ArraySpec, Extrap};
+use crate::grid::{ArraySpec, Extrap, Location};
 use crate::linalg::PoissonSystem;
 use crate::linalg::poisson::FaceRule;
 use rayon::prelude::*;
@@ -101,103 +101,148 @@ pub fn fetch<T: Real>(a: &[T], s: &ArraySpec, j: isize, i: isize) -> T {
     }
 }
 
-/// Bilinear sample of array `a` at the position `(px, py)` (cells from the origin), with the
-/// 4 stencil values returned too (for limiters).
-#[inline(always)]
-pub fn sample4<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> (T, [T; 4]) {
-    let (i0, tx) = (px - T::of(s.ox)).floor_frac();
-    let (j0, ty) = (py - T::of(s.oy)).floor_frac();
-    // Interior fast path: all four samples inside (and off a periodic seam).
-    let lim_x = if s.ext[0] == Extrap::Periodic {
-        s.period_x
-    } else {
-        s.nx
-    };
-    let lim_y = if s.ext[2] == Extrap::Periodic {
-        s.period_y
-    } else {
-        s.ny
-    };
-    let q = if i0 >= 0 && j0 >= 0 && ((i0 + 1) as usize) < lim_x && ((j0 + 1) as usize) < lim_y {
-        let b = j0 as usize * s.nx + i0 as usize;
-        [a[b], a[b + 1], a[b + s.nx], a[b + s.nx + 1]]
-    } else {
-        [
-            fetch(a, s, j0, i0),
-            fetch(a, s, j0, i0 + 1),
-            fetch(a, s, j0 + 1, i0),
-            fetch(a, s, j0 + 1, i0 + 1),
-        ]
-    };
-    let one = T::one();
-    let v = (one - ty) * ((one - tx) * q[0] + tx * q[1]) + ty * ((one - tx) * q[2] + tx * q[3]);
-    (v, q)
+/// Bilinear sampling of one array (one batch item) at fractional *array indices* `(fx, fy)`
+/// (element `[j, i]` sits at `(i, j)`), extrapolated beyond the edges as its spec says.
+pub struct Sampler<'a, T> {
+    a: &'a [T],
+    s: &'a ArraySpec,
+    /// Largest `i0 + 1` (resp. `j0 + 1`) of the interior fast path: the array size, or the
+    /// period on a periodic axis (the duplicate column is never read directly).
+    lim: (usize, usize),
 }
 
-/// Bilinear sample (see [`sample4`]).
-#[inline(always)]
-pub fn sample<T: Real>(a: &[T], s: &ArraySpec, px: T, py: T) -> T {
-    sample4(a, s, px, py).0
+impl<'a, T: Real> Sampler<'a, T> {
+    /// A sampler of `a` (one item of the array described by `s`).
+    pub fn new(a: &'a [T], s: &'a ArraySpec) -> Self {
+        let lim_x = if s.ext[0] == Extrap::Periodic {
+            s.period_x
+        } else {
+            s.nx
+        };
+        let lim_y = if s.ext[2] == Extrap::Periodic {
+            s.period_y
+        } else {
+            s.ny
+        };
+        Self {
+            a,
+            s,
+            lim: (lim_x, lim_y),
+        }
+    }
+
+    /// The sample and its four stencil values (for limiters).
+    #[inline(always)]
+    pub fn at4(&self, fx: T, fy: T) -> (T, [T; 4]) {
+        let (i0, tx) = fx.floor_frac();
+        let (j0, ty) = fy.floor_frac();
+        let (a, s) = (self.a, self.s);
+        let q = if i0 >= 0
+            && j0 >= 0
+            && ((i0 + 1) as usize) < self.lim.0
+            && ((j0 + 1) as usize) < self.lim.1
+        {
+            let b = j0 as usize * s.nx + i0 as usize;
+            [a[b], a[b + 1], a[b + s.nx], a[b + s.nx + 1]]
+        } else {
+            [
+                fetch(a, s, j0, i0),
+                fetch(a, s, j0, i0 + 1),
+                fetch(a, s, j0 + 1, i0),
+                fetch(a, s, j0 + 1, i0 + 1),
+            ]
+        };
+        let lo = q[0] + tx * (q[1] - q[0]);
+        let hi = q[2] + tx * (q[3] - q[2]);
+        (lo + ty * (hi - lo), q)
+    }
+
+    /// The sample.
+    #[inline(always)]
+    pub fn at(&self, fx: T, fy: T) -> T {
+        self.at4(fx, fy).0
+    }
 }
 
-/// The velocity `(u, v)` (domain units per time) at element `[j, i]` of an array at the
-/// location of `sq`: the same values as bilinear sampling there (each component is exact on its
-/// own faces and an average of 2 or 4 faces elsewhere), read directly where all samples are
-/// inside the arrays and through the extrapolation at the edges.
-#[inline(always)]
-fn velocity_at<T: Real>(
-    u: &[T],
-    su: &ArraySpec,
-    v: &[T],
-    sv: &ArraySpec,
-    sq: &ArraySpec,
-    j: usize,
-    i: usize,
-) -> (T, T) {
-    let (nx, ny) = (su.nx - 1, sv.ny - 1);
-    let (uw, vw) = (su.nx, sv.nx);
-    // Periodic axes read the first column/row instead of its duplicate (as `fetch` does).
-    let (per_x, per_y) = (su.ext[0] == Extrap::Periodic, sv.ext[2] == Extrap::Periodic);
-    let col = |i: usize| if per_x && i == nx { 0 } else { i };
-    let row = |j: usize| if per_y && j == ny { 0 } else { j };
-    let half = T::of(0.5);
-    let quarter = T::of(0.25);
-    if sq.ox == 0.5 && sq.oy == 0.5 {
-        // Cell centre: both averages use faces of the cell itself.
-        (
-            half * (u[j * uw + i] + u[j * uw + col(i + 1)]),
-            half * (v[j * vw + i] + v[row(j + 1) * vw + i]),
-        )
-    } else if sq.ox == 0.0 {
-        // x-face (i in 0..=nx, j in 0..ny): u exact, v from the four surrounding y-faces.
-        let vx = u[j * uw + col(i)];
-        let vy = if i > 0 && i < nx && row(j + 1) == j + 1 {
-            let b = j * vw + i;
-            quarter * (v[b - 1] + v[b] + v[b + vw - 1] + v[b + vw])
-        } else {
-            let (jj, ii) = (j as isize, i as isize);
-            quarter
-                * (fetch(v, sv, jj, ii - 1)
-                    + fetch(v, sv, jj, ii)
-                    + fetch(v, sv, jj + 1, ii - 1)
-                    + fetch(v, sv, jj + 1, ii))
+/// Reads the velocity `(u, v)` (domain units per time) at the elements of an array at a given
+/// location: the same values as bilinear sampling there (each component is exact on its own
+/// faces and an average of 2 or 4 faces elsewhere), read directly where all of them are inside
+/// the arrays and through the extrapolation at the edges.
+struct Velocity<'a, T> {
+    u: &'a [T],
+    v: &'a [T],
+    su: &'a ArraySpec,
+    sv: &'a ArraySpec,
+    at: Location,
+    periodic: (bool, bool),
+}
+
+impl<'a, T: Real> Velocity<'a, T> {
+    fn new(u: &'a [T], su: &'a ArraySpec, v: &'a [T], sv: &'a ArraySpec, sq: &ArraySpec) -> Self {
+        let at = match (sq.ox == 0.0, sq.oy == 0.0) {
+            (true, _) => Location::FaceX,
+            (_, true) => Location::FaceY,
+            _ => Location::Center,
         };
-        (vx, vy)
-    } else {
-        // y-face (i in 0..nx, j in 0..=ny): v exact, u from the four surrounding x-faces.
-        let vy = v[row(j) * vw + i];
-        let vx = if j > 0 && j < ny && col(i + 1) == i + 1 {
-            let a = j * uw + i;
-            quarter * (u[a - uw] + u[a - uw + 1] + u[a] + u[a + 1])
-        } else {
-            let (jj, ii) = (j as isize, i as isize);
-            quarter
-                * (fetch(u, su, jj - 1, ii)
-                    + fetch(u, su, jj - 1, ii + 1)
-                    + fetch(u, su, jj, ii)
-                    + fetch(u, su, jj, ii + 1))
-        };
-        (vx, vy)
+        Self {
+            u,
+            v,
+            su,
+            sv,
+            at,
+            periodic: (su.ext[0] == Extrap::Periodic, sv.ext[2] == Extrap::Periodic),
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, j: usize, i: usize) -> (T, T) {
+        let (u, v, su, sv) = (self.u, self.v, self.su, self.sv);
+        let (nx, ny) = (su.nx - 1, sv.ny - 1);
+        let (uw, vw) = (su.nx, sv.nx);
+        // Periodic axes read the first column/row instead of its duplicate (as `fetch` does).
+        let col = |i: usize| if self.periodic.0 && i == nx { 0 } else { i };
+        let row = |j: usize| if self.periodic.1 && j == ny { 0 } else { j };
+        let half = T::of(0.5);
+        let quarter = T::of(0.25);
+        match self.at {
+            // Cell centre: both averages use faces of the cell itself.
+            Location::Center => (
+                half * (u[j * uw + i] + u[j * uw + col(i + 1)]),
+                half * (v[j * vw + i] + v[row(j + 1) * vw + i]),
+            ),
+            // x-face (i in 0..=nx, j in 0..ny): u exact, v from the four surrounding y-faces.
+            Location::FaceX => {
+                let vx = u[j * uw + col(i)];
+                let vy = if i > 0 && i < nx && row(j + 1) == j + 1 {
+                    let b = j * vw + i;
+                    quarter * (v[b - 1] + v[b] + v[b + vw - 1] + v[b + vw])
+                } else {
+                    let (jj, ii) = (j as isize, i as isize);
+                    quarter
+                        * (fetch(v, sv, jj, ii - 1)
+                            + fetch(v, sv, jj, ii)
+                            + fetch(v, sv, jj + 1, ii - 1)
+                            + fetch(v, sv, jj + 1, ii))
+                };
+                (vx, vy)
+            }
+            // y-face (i in 0..nx, j in 0..=ny): v exact, u from the four surrounding x-faces.
+            Location::FaceY => {
+                let vy = v[row(j) * vw + i];
+                let vx = if j > 0 && j < ny && col(i + 1) == i + 1 {
+                    let a = j * uw + i;
+                    quarter * (u[a - uw] + u[a - uw + 1] + u[a] + u[a + 1])
+                } else {
+                    let (jj, ii) = (j as isize, i as isize);
+                    quarter
+                        * (fetch(u, su, jj - 1, ii)
+                            + fetch(u, su, jj - 1, ii + 1)
+                            + fetch(u, su, jj, ii)
+                            + fetch(u, su, jj, ii + 1))
+                };
+                (vx, vy)
+            }
+        }
     }
 }
 
@@ -219,25 +264,31 @@ pub struct Advect<'a, T> {
     pub dt_dx: f64,
 }
 
+impl<'a, T: Real> Advect<'a, T> {
+    /// The velocity reader and the sampler of `q` for batch item `b`.
+    fn item(&self, b: usize) -> (Velocity<'a, T>, Sampler<'a, T>) {
+        let vel = Velocity::new(
+            item(self.u, self.su, b),
+            self.su,
+            item(self.v, self.sv, b),
+            self.sv,
+            self.sq,
+        );
+        (vel, Sampler::new(item(self.q, self.sq, b), self.sq))
+    }
+}
+
 /// First-order semi-Lagrangian advection: `out(x) = q(x − u(x)·dt)`, bilinear.
 pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
-    let (sq, su, sv) = (a.sq, a.su, a.sv);
     let s = T::of(a.dt_dx);
-    for_rows(out, sq.nx, sq.ny, |b, j, o| {
-        let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
-        // Back-traced positions relative to the array's own origin: sample at
-        // (i − s·vx, j − s·vy) with the array offset already cancelled.
-        let zero = ArraySpec {
-            ox: 0.0,
-            oy: 0.0,
-            ..*sq
-        };
-        let mut px = T::zero();
-        let py = T::of(j as f64);
+    for_rows(out, a.sq.nx, a.sq.ny, |b, j, o| {
+        let (vel, q) = a.item(b);
+        let fy = T::of(j as f64);
+        let mut fx = T::zero();
         for (i, o) in o.iter_mut().enumerate() {
-            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
-            *o = sample(q, &zero, px - s * vx, py - s * vy);
-            px = px + T::one();
+            let (vx, vy) = vel.at(j, i);
+            *o = q.at(fx - s * vx, fy - s * vy);
+            fx = fx + T::one();
         }
     });
 }
@@ -246,17 +297,16 @@ pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
 /// backward semi-Lagrangian step estimate the error, half of it is added back, and the result
 /// is clamped to the values of the forward step's interpolation stencil.
 pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
-    let (sq, su, sv) = (a.sq, a.su, a.sv);
+    let sq = a.sq;
     let s = T::of(a.dt_dx);
     // Pass 1: forward step and the bounds of its interpolation stencil.
     let mut pass1 = vec![[T::zero(); 3]; out.len()];
     for_rows(&mut pass1, sq.nx, sq.ny, |b, j, o| {
-        let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
-        let py = T::of(j as f64 + sq.oy);
+        let (vel, q) = a.item(b);
+        let fy = T::of(j as f64);
         for (i, o) in o.iter_mut().enumerate() {
-            let px = T::of(i as f64 + sq.ox);
-            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
-            let (val, st) = sample4(q, sq, px - s * vx, py - s * vy);
+            let (vx, vy) = vel.at(j, i);
+            let (val, st) = q.at4(T::of(i as f64) - s * vx, fy - s * vy);
             *o = [
                 val,
                 st.iter().copied().fold(T::infinity(), T::min),
@@ -268,20 +318,15 @@ pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
     // Pass 2: backward step from the forward result, correction, limiter.
     let half = T::of(0.5);
     for_rows(out, sq.nx, sq.ny, |b, j, o| {
-        let (q, u, v, f) = (
-            item(a.q, sq, b),
-            item(a.u, su, b),
-            item(a.v, sv, b),
-            item(&fwd, sq, b),
-        );
-        let py = T::of(j as f64 + sq.oy);
+        let (vel, q) = a.item(b);
+        let f = Sampler::new(item(&fwd, sq, b), sq);
+        let fy = T::of(j as f64);
         let base = b * sq.len() + j * sq.nx;
         for (i, o) in o.iter_mut().enumerate() {
-            let px = T::of(i as f64 + sq.ox);
-            let (vx, vy) = velocity_at(u, su, v, sv, sq, j, i);
-            let back = sample(f, sq, px + s * vx, py + s * vy);
+            let (vx, vy) = vel.at(j, i);
+            let back = f.at(T::of(i as f64) + s * vx, fy + s * vy);
             let [f0, lo, hi] = pass1[base + i];
-            let corrected = f0 + half * (q[j * sq.nx + i] - back);
+            let corrected = f0 + half * (q.a[j * sq.nx + i] - back);
             *o = corrected.max(lo).min(hi);
         }
     });
@@ -292,31 +337,46 @@ pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
 pub fn diffuse_explicit<T: Real>(q: &[T], s: &ArraySpec, alpha: f64, out: &mut [T]) {
     let a = T::of(alpha);
     let four = T::of(4.0);
-    for_rows(out, s.nx, s.ny, |b, j, o| {
+    let (nx, ny) = (s.nx, s.ny);
+    // Rows whose vertical neighbours are inside (and off a periodic seam) have a fast interior
+    // `1..seam_x-1`; everything else reads through the extrapolation.
+    let seam_x = if s.ext[0] == Extrap::Periodic {
+        s.period_x
+    } else {
+        nx
+    };
+    let seam_y = if s.ext[2] == Extrap::Periodic {
+        s.period_y
+    } else {
+        ny
+    };
+    for_rows(out, nx, ny, |b, j, o| {
         let q = item(q, s, b);
-        let (nx, ny) = (s.nx, s.ny);
-        // Rows whose vertical neighbours are inside (and off a periodic seam) take the fast path.
-        let inner_row =
-            j > 0 && j + 1 < ny && !(s.ext[2] == Extrap::Periodic && j + 1 >= s.period_y);
-        let seam_x = if s.ext[0] == Extrap::Periodic {
-            s.period_x
-        } else {
-            nx
-        };
+        let mid = &q[j * nx..(j + 1) * nx];
+        let mut fast = 1..1;
+        if j > 0 && j + 1 < seam_y && seam_x >= 3 {
+            fast = 1..seam_x - 1;
+            let (down, up) = (&q[(j - 1) * nx..j * nx], &q[(j + 1) * nx..(j + 2) * nx]);
+            let m = seam_x - 2;
+            let neighbours = mid[..m]
+                .iter()
+                .zip(&mid[2..m + 2])
+                .zip(down[1..m + 1].iter().zip(&up[1..m + 1]));
+            for ((o, c), ((l, r), (d, u))) in
+                o[1..m + 1].iter_mut().zip(&mid[1..m + 1]).zip(neighbours)
+            {
+                *o = *c + a * (*l + *r + *d + *u - four * *c);
+            }
+        }
         let jj = j as isize;
-        for (i, o) in o.iter_mut().enumerate() {
-            let c = j * nx + i;
-            let lap = if inner_row && i > 0 && i + 1 < seam_x {
-                q[c - 1] + q[c + 1] + q[c - nx] + q[c + nx] - four * q[c]
-            } else {
-                let ii = i as isize;
-                fetch(q, s, jj, ii - 1)
-                    + fetch(q, s, jj, ii + 1)
-                    + fetch(q, s, jj - 1, ii)
-                    + fetch(q, s, jj + 1, ii)
-                    - four * q[c]
-            };
-            *o = q[c] + a * lap;
+        for i in (0..nx).filter(|i| !fast.contains(i)) {
+            let ii = i as isize;
+            let lap = fetch(q, s, jj, ii - 1)
+                + fetch(q, s, jj, ii + 1)
+                + fetch(q, s, jj - 1, ii)
+                + fetch(q, s, jj + 1, ii)
+                - four * mid[i];
+            o[i] = mid[i] + a * lap;
         }
     });
 }
@@ -403,17 +463,35 @@ pub fn project<T: Real, E>(
     let inv = T::of(1.0 / g.dx);
     let update = |((u, v), p): ((&mut [T], &mut [T]), &[f64])| {
         let ps = &sys.pressure;
+        // Interior faces difference their two cells directly; faces on the domain edge go
+        // through the pressure's extrapolation.
         for j in 0..ny {
-            for i in 0..=nx {
-                if sys.u_faces[j * (nx + 1) + i] == FaceRule::Open {
-                    u[j * (nx + 1) + i] = u[j * (nx + 1) + i] - T::of(diff_x(p, ps, j, i)) * inv;
+            let (row, prow) = (
+                &mut u[j * (nx + 1)..(j + 1) * (nx + 1)],
+                &p[j * nx..(j + 1) * nx],
+            );
+            let open = &sys.u_faces[j * (nx + 1)..(j + 1) * (nx + 1)];
+            for i in 1..nx {
+                if open[i] == FaceRule::Open {
+                    row[i] = row[i] - T::of(prow[i] - prow[i - 1]) * inv;
+                }
+            }
+            for i in [0, nx] {
+                if open[i] == FaceRule::Open {
+                    row[i] = row[i] - T::of(diff_x(p, ps, j, i)) * inv;
                 }
             }
         }
         for j in 0..=ny {
+            let interior = j > 0 && j < ny;
             for i in 0..nx {
                 if sys.v_faces[j * nx + i] == FaceRule::Open {
-                    v[j * nx + i] = v[j * nx + i] - T::of(diff_y(p, ps, j, i)) * inv;
+                    let d = if interior {
+                        p[j * nx + i] - p[(j - 1) * nx + i]
+                    } else {
+                        diff_y(p, ps, j, i)
+                    };
+                    v[j * nx + i] = v[j * nx + i] - T::of(d) * inv;
                 }
             }
         }
@@ -435,14 +513,11 @@ pub fn project<T: Real, E>(
 /// Sets fixed faces to their value and makes the periodic seam's two copies agree.
 pub fn constrain_faces<T: Real>(sys: &PoissonSystem, u: &mut [T], v: &mut [T]) {
     let (nx, ny) = (sys.grid.nx, sys.grid.ny);
-    for (x, rule) in u
-        .iter_mut()
-        .zip(&sys.u_faces)
-        .chain(v.iter_mut().zip(&sys.v_faces))
-    {
-        if let FaceRule::Fixed(val) = rule {
-            *x = T::of(*val);
-        }
+    for &(k, val) in &sys.u_fixed {
+        u[k as usize] = T::of(val);
+    }
+    for &(k, val) in &sys.v_fixed {
+        v[k as usize] = T::of(val);
     }
     if sys.stencil.periodic[0] {
         (0..ny).for_each(|j| u[j * (nx + 1) + nx] = u[j * (nx + 1)]);
