@@ -25,7 +25,28 @@ pub fn factorization_count() -> usize {
 pub struct CholeskyFactor {
     symbolic: SymbolicCholesky<u32>,
     values: Vec<f64>,
+    /// `values` rounded to f32, for f32 right-hand sides (half the memory traffic per solve;
+    /// the backward error stays at f32 round-off).
+    values32: Vec<f32>,
     n: usize,
+}
+
+/// Element types the factor solves in: f64, and f32 with the rounded copy of the factor.
+pub trait FactorScalar: faer::traits::ComplexField + Copy + Send + Sync + 'static {
+    /// The factor's values in this type.
+    fn values(f: &CholeskyFactor) -> &[Self];
+}
+
+impl FactorScalar for f64 {
+    fn values(f: &CholeskyFactor) -> &[f64] {
+        &f.values
+    }
+}
+
+impl FactorScalar for f32 {
+    fn values(f: &CholeskyFactor) -> &[f32] {
+        &f.values32
+    }
 }
 
 fn fail(e: impl std::fmt::Debug) -> SolveError {
@@ -76,9 +97,11 @@ impl CholeskyFactor {
             )
             .map_err(fail)?;
         FACTORIZATIONS.fetch_add(1, Ordering::Relaxed);
+        let values32 = values.iter().map(|&x| x as f32).collect();
         Ok(Self {
             symbolic,
             values,
+            values32,
             n,
         })
     }
@@ -91,14 +114,13 @@ impl CholeskyFactor {
     /// Solves `A X = B` in place for `batch` right-hand sides stored one after another
     /// (`x.len() == batch * n`, a column-major `n × batch` matrix); blocks of right-hand sides
     /// run on separate rayon threads. `A` is symmetric, so the same call solves `Aᵀ X = B`.
-    pub fn solve_in_place(&self, x: &mut [f64], batch: usize) {
+    pub fn solve_in_place<T: FactorScalar>(&self, x: &mut [T], batch: usize) {
         assert_eq!(x.len(), self.n * batch, "right-hand side length");
-        let solve = |block: &mut [f64]| {
+        let solve = |block: &mut [T]| {
             let cols = block.len() / self.n;
-            let mut buf =
-                MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(cols, Par::Seq));
-            let m: MatMut<'_, f64> = MatMut::from_column_major_slice_mut(block, self.n, cols);
-            LltRef::new(&self.symbolic, &self.values).solve_in_place_with_conj(
+            let mut buf = MemBuffer::new(self.symbolic.solve_in_place_scratch::<T>(cols, Par::Seq));
+            let m: MatMut<'_, T> = MatMut::from_column_major_slice_mut(block, self.n, cols);
+            LltRef::new(&self.symbolic, T::values(self)).solve_in_place_with_conj(
                 Conj::No,
                 m,
                 Par::Seq,

@@ -9,9 +9,9 @@ pub mod poisson;
 pub mod solver;
 mod stencil;
 
-pub use cholesky::{CholeskyFactor, factorization_count};
+pub use cholesky::{CholeskyFactor, FactorScalar, factorization_count};
 pub use poisson::PoissonSystem;
-pub use solver::LinearSolver;
+pub use solver::{LinearSolver, SolveScalar};
 pub use stencil::{Dir, Stencil};
 
 use serde::{Deserialize, Serialize};

@@ -150,25 +150,33 @@ impl PoissonSystem {
     /// Builds the right-hand side `−dx·(flux out)` of one batch item from the (already
     /// face-constrained) velocity, with floating regions projected onto the range.
     /// `u: [ny, nx+1]`, `v: [ny+1, nx]`, `rhs: [ny, nx]`.
-    pub fn rhs<T: Copy + Into<f64>>(&self, u: &[T], v: &[T], rhs: &mut [f64]) {
-        let (nx, ny, dx) = (self.grid.nx, self.grid.ny, self.grid.dx);
+    pub fn rhs<T: num_traits::Float + num_traits::FromPrimitive>(
+        &self,
+        u: &[T],
+        v: &[T],
+        rhs: &mut [T],
+    ) {
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        let minus_dx = T::from_f64(-self.grid.dx).expect("finite dx");
         for j in 0..ny {
             for i in 0..nx {
                 let c = j * nx + i;
                 rhs[c] = if self.solid[c] {
-                    0.0
+                    T::zero()
                 } else {
-                    let flux = u[j * (nx + 1) + i + 1].into() - u[j * (nx + 1) + i].into()
-                        + v[(j + 1) * nx + i].into()
-                        - v[j * nx + i].into();
-                    -dx * flux
+                    let flux = u[j * (nx + 1) + i + 1] - u[j * (nx + 1) + i] + v[(j + 1) * nx + i]
+                        - v[j * nx + i];
+                    minus_dx * flux
                 };
             }
         }
         for region in &self.floating {
-            let mean = region.iter().map(|&c| rhs[c as usize]).sum::<f64>() / region.len() as f64;
+            let sum = region.iter().fold(0.0f64, |s, &c| {
+                s + rhs[c as usize].to_f64().unwrap_or(f64::NAN)
+            });
+            let mean = T::from_f64(sum / region.len() as f64).unwrap_or_else(T::nan);
             for &c in region {
-                rhs[c as usize] -= mean;
+                rhs[c as usize] = rhs[c as usize] - mean;
             }
         }
     }

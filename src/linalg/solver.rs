@@ -1,6 +1,7 @@
 //! [`LinearSolver`]: one SPD operator, its configured method, its cached factorisation and the
 //! statistics of its last solve.
 
+use super::cholesky::FactorScalar;
 use super::{
     SolveConfig, SolveError, SolveInfo, SolveMethod, cg, cholesky::CholeskyFactor, stencil::Stencil,
 };
@@ -22,6 +23,15 @@ pub struct LinearSolver {
     solves: std::sync::atomic::AtomicUsize,
     cholesky_residual: Mutex<f64>,
 }
+
+/// Element types a [`LinearSolver`] solves in (f64; f32 with the f32 copy of a Cholesky
+/// factor, iterative methods run in f64).
+pub trait SolveScalar:
+    FactorScalar + num_traits::Float + num_traits::FromPrimitive + Into<f64>
+{
+}
+impl SolveScalar for f32 {}
+impl SolveScalar for f64 {}
 
 /// Direct solves measure their residual on the first call and then on every this-many calls.
 pub const RESIDUAL_CHECK_EVERY: usize = 64;
@@ -68,7 +78,11 @@ impl LinearSolver {
 
     /// Solves in place for `batch` right-hand sides stored one after another (`[batch, n]`).
     /// The outcome is also kept for [`LinearSolver::take_last`].
-    pub fn solve(&self, x: &mut [f64], batch: usize) -> Result<SolveInfo, SolveError> {
+    pub fn solve<T: SolveScalar>(
+        &self,
+        x: &mut [T],
+        batch: usize,
+    ) -> Result<SolveInfo, SolveError> {
         self.solves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = self.solve_inner(x, batch);
@@ -87,7 +101,11 @@ impl LinearSolver {
         *self.last.lock().expect("solver stats lock") = Some(outcome);
     }
 
-    fn solve_inner(&self, x: &mut [f64], batch: usize) -> Result<SolveInfo, SolveError> {
+    fn solve_inner<T: SolveScalar>(
+        &self,
+        x: &mut [T],
+        batch: usize,
+    ) -> Result<SolveInfo, SolveError> {
         let n = self.stencil.len();
         assert_eq!(x.len(), n * batch);
         if x.iter().any(|v| !v.is_finite()) {
@@ -98,11 +116,12 @@ impl LinearSolver {
             // RESIDUAL_CHECK_EVERY-th after it (a stencil pass and a copy of b, ~15% of a
             // small solve); the other solves report the last measurement.
             let calls = self.solves.load(std::sync::atomic::Ordering::Relaxed);
-            let b = (calls % RESIDUAL_CHECK_EVERY == 1).then(|| x.to_vec());
+            let wide = |x: &[T]| x.iter().map(|&v| v.into()).collect::<Vec<f64>>();
+            let b = (calls % RESIDUAL_CHECK_EVERY == 1).then(|| wide(x));
             f.solve_in_place(x, batch);
             let mut last = self.cholesky_residual.lock().expect("residual lock");
             if let Some(b) = b {
-                *last = self.residual(&b, x);
+                *last = self.residual(&b, &wide(x));
             }
             if !x.iter().all(|v| v.is_finite()) {
                 return Err(SolveError::NonFinite("solution"));
@@ -114,15 +133,14 @@ impl LinearSolver {
                 batch,
             });
         }
-        let b = x.to_vec();
+        let b: Vec<f64> = x.iter().map(|&v| v.into()).collect();
+        let mut xs = vec![0.0; x.len()];
         let mut warm = self.warm.lock().expect("warm start lock");
         let use_warm = self.config.warm_start && warm.len() == x.len();
         if use_warm {
-            x.copy_from_slice(&warm);
-        } else {
-            x.fill(0.0);
+            xs.copy_from_slice(&warm);
         }
-        let results: Vec<_> = x
+        let results: Vec<_> = xs
             .par_chunks_mut(n)
             .zip(b.par_chunks(n))
             .map(|(xi, bi)| cg::solve(&self.stencil, bi, xi, &self.config))
@@ -140,7 +158,10 @@ impl LinearSolver {
         }
         if self.config.warm_start {
             warm.clear();
-            warm.extend_from_slice(x);
+            warm.extend_from_slice(&xs);
+        }
+        for (x, v) in x.iter_mut().zip(&xs) {
+            *x = T::from_f64(*v).expect("finite solution");
         }
         Ok(info)
     }

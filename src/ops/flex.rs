@@ -179,7 +179,7 @@ impl ProjectionOps for Flex {
             let mut vv = into_vec::<T>(v);
             let p = kernels::project(&proj.system, &mut uu, &mut vv, b, |rhs| proj.solver.solve(rhs, b).map(|_| ()));
             // A failed solve is recorded in the solver; return the constrained input with p = 0.
-            let p: Vec<T> = p.map(|p| p.into_iter().map(T::of).collect()).unwrap_or_else(|_| vec![T::zero(); b * g.cells()]);
+            let p: Vec<T> = p.unwrap_or_else(|_| vec![T::zero(); b * g.cells()]);
             (tensor(uu, [b, g.ny, g.nx + 1]), tensor(vv, [b, g.ny + 1, g.nx]), tensor(p, [b, g.ny, g.nx]))
         })
     }

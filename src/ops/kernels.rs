@@ -10,9 +10,7 @@ use crate::linalg::poisson::FaceRule;
 use rayon::prelude::*;
 
 /// Floating-point element types of the kernels.
-pub trait Real:
-    num_traits::Float + num_traits::FromPrimitive + Into<f64> + Send + Sync + std::fmt::Debug + 'static
-{
+pub trait Real: crate::linalg::SolveScalar + std::fmt::Debug {
     /// Converts from `f64` (rounding for `f32`).
     #[inline]
     fn of(x: f64) -> Self {
@@ -436,14 +434,14 @@ pub fn project<T: Real, E>(
     u: &mut [T],
     v: &mut [T],
     batch: usize,
-    solve: impl FnOnce(&mut [f64]) -> Result<(), E>,
-) -> Result<Vec<f64>, E> {
+    solve: impl FnOnce(&mut [T]) -> Result<(), E>,
+) -> Result<Vec<T>, E> {
     let g = sys.grid;
     let (nx, ny) = (g.nx, g.ny);
     let (nu, nv, n) = (ny * (nx + 1), (ny + 1) * nx, nx * ny);
-    let mut rhs = vec![0.0f64; batch * n];
+    let mut rhs = vec![T::zero(); batch * n];
     let parallel = batch > 1 && batch * n >= PAR_THRESHOLD;
-    let prepare = |((u, v), rhs): ((&mut [T], &mut [T]), &mut [f64])| {
+    let prepare = |((u, v), rhs): ((&mut [T], &mut [T]), &mut [T])| {
         constrain_faces(sys, u, v);
         sys.rhs(u, v, rhs);
     };
@@ -461,7 +459,7 @@ pub fn project<T: Real, E>(
     solve(&mut rhs)?;
     let p = rhs;
     let inv = T::of(1.0 / g.dx);
-    let update = |((u, v), p): ((&mut [T], &mut [T]), &[f64])| {
+    let update = |((u, v), p): ((&mut [T], &mut [T]), &[T])| {
         let ps = &sys.pressure;
         // Interior faces difference their two cells directly; faces on the domain edge go
         // through the pressure's extrapolation.
@@ -473,12 +471,12 @@ pub fn project<T: Real, E>(
             let open = &sys.u_faces[j * (nx + 1)..(j + 1) * (nx + 1)];
             for i in 1..nx {
                 if open[i] == FaceRule::Open {
-                    row[i] = row[i] - T::of(prow[i] - prow[i - 1]) * inv;
+                    row[i] = row[i] - (prow[i] - prow[i - 1]) * inv;
                 }
             }
             for i in [0, nx] {
                 if open[i] == FaceRule::Open {
-                    row[i] = row[i] - T::of(diff_x(p, ps, j, i)) * inv;
+                    row[i] = row[i] - diff_x(p, ps, j, i) * inv;
                 }
             }
         }
@@ -491,7 +489,7 @@ pub fn project<T: Real, E>(
                     } else {
                         diff_y(p, ps, j, i)
                     };
-                    v[j * nx + i] = v[j * nx + i] - T::of(d) * inv;
+                    v[j * nx + i] = v[j * nx + i] - d * inv;
                 }
             }
         }
