@@ -286,7 +286,7 @@ pub fn semi_lagrangian<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
         for (i, o) in o.iter_mut().enumerate() {
             let (vx, vy) = vel.at(j, i);
             *o = q.at(fx - s * vx, fy - s * vy);
-            fx = fx + T::one();
+            fx += T::one();
         }
     });
 }
@@ -471,12 +471,12 @@ pub fn project<T: Real, E>(
             let open = &sys.u_faces[j * (nx + 1)..(j + 1) * (nx + 1)];
             for i in 1..nx {
                 if open[i] == FaceRule::Open {
-                    row[i] = row[i] - (prow[i] - prow[i - 1]) * inv;
+                    row[i] -= (prow[i] - prow[i - 1]) * inv;
                 }
             }
             for i in [0, nx] {
                 if open[i] == FaceRule::Open {
-                    row[i] = row[i] - diff_x(p, ps, j, i) * inv;
+                    row[i] -= diff_x(p, ps, j, i) * inv;
                 }
             }
         }
@@ -489,7 +489,7 @@ pub fn project<T: Real, E>(
                     } else {
                         diff_y(p, ps, j, i)
                     };
-                    v[j * nx + i] = v[j * nx + i] - d * inv;
+                    v[j * nx + i] -= d * inv;
                 }
             }
         }
