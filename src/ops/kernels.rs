@@ -173,6 +173,8 @@ struct Velocity<'a, T> {
     sv: &'a ArraySpec,
     at: Location,
     periodic: (bool, bool),
+    half: T,
+    quarter: T,
 }
 
 impl<'a, T: Real> Velocity<'a, T> {
@@ -189,6 +191,8 @@ impl<'a, T: Real> Velocity<'a, T> {
             sv,
             at,
             periodic: (su.ext[0] == Extrap::Periodic, sv.ext[2] == Extrap::Periodic),
+            half: T::of(0.5),
+            quarter: T::of(0.25),
         }
     }
 
@@ -200,8 +204,7 @@ impl<'a, T: Real> Velocity<'a, T> {
         // Periodic axes read the first column/row instead of its duplicate (as `fetch` does).
         let col = |i: usize| if self.periodic.0 && i == nx { 0 } else { i };
         let row = |j: usize| if self.periodic.1 && j == ny { 0 } else { j };
-        let half = T::of(0.5);
-        let quarter = T::of(0.25);
+        let (half, quarter) = (self.half, self.quarter);
         match self.at {
             // Cell centre: both averages use faces of the cell itself.
             Location::Center => (
