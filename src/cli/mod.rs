@@ -100,18 +100,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` and a newline to stdout; a closed pipe (`diffsim ... | head`) ends the output
+/// quietly instead of failing.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::error::DiffsimError::file("<stdout>", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `value` as pretty JSON to stdout.
+fn json<T: serde::Serialize>(value: &T) -> Result<()> {
+    out(&serde_json::to_string_pretty(value).expect("output serialises"))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(args) => {
-            let json = args.json;
             let summary = simulate(&args)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).expect("summary serialises")
-                );
+            if args.json {
+                json(&summary)?
             } else {
-                println!("{}", summary.human());
+                out(&summary.human())?
             }
         }
         Command::Bench {
@@ -119,32 +132,29 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let results = bench_fluid(&args)?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&results).expect("results serialise")
-                );
+                json(&results)?;
             } else {
                 for r in &results {
-                    println!("{}", r.human());
+                    out(&r.human())?;
                 }
             }
         }
         Command::Scenes { name: Some(name) } => {
-            print!("{}", SceneConfig::builtin(&name)?.to_toml())
+            out(SceneConfig::builtin(&name)?.to_toml().trim_end())?
         }
         Command::Scenes { name: None } => {
             for name in BUILTIN_SCENES {
                 let s = SceneConfig::builtin(name)?;
-                println!(
+                out(&format!(
                     "{name:14} {:>9}  {} steps, dt {}",
                     s.resolution.to_string(),
                     s.steps,
                     s.dt
-                );
+                ))?;
             }
-            println!(
-                "\n`diffsim scenes NAME` prints a scene as TOML; a TOML file with `base = \"NAME\"` overrides fields."
-            );
+            out(
+                "\n`diffsim scenes NAME` prints a scene as TOML; a TOML file with `base = \"NAME\"` overrides fields.",
+            )?;
         }
     }
     Ok(())
