@@ -444,25 +444,15 @@ pub fn project<T: Real, E>(
     let (nu, nv, n) = (ny * (nx + 1), (ny + 1) * nx, nx * ny);
     let mut rhs = vec![T::zero(); batch * n];
     let parallel = batch > 1 && batch * n >= PAR_THRESHOLD;
-    let prepare = |((u, v), rhs): ((&mut [T], &mut [T]), &mut [T])| {
+    for_items(parallel, (u, nu), (v, nv), (&mut rhs, n), |u, v, rhs| {
         constrain_faces(sys, u, v);
         sys.rhs(u, v, rhs);
-    };
-    if parallel {
-        u.par_chunks_mut(nu)
-            .zip(v.par_chunks_mut(nv))
-            .zip(rhs.par_chunks_mut(n))
-            .for_each(prepare);
-    } else {
-        u.chunks_mut(nu)
-            .zip(v.chunks_mut(nv))
-            .zip(rhs.chunks_mut(n))
-            .for_each(prepare);
-    }
+    });
     solve(&mut rhs)?;
-    let p = rhs;
+    let mut p = rhs;
     let inv = T::of(1.0 / g.dx);
-    let update = |((u, v), p): ((&mut [T], &mut [T]), &[T])| {
+    for_items(parallel, (u, nu), (v, nv), (&mut p, n), |u, v, p| {
+        let p = &*p;
         let ps = &sys.pressure;
         // Interior faces difference their two cells directly; faces on the domain edge go
         // through the pressure's extrapolation.
@@ -496,19 +486,30 @@ pub fn project<T: Real, E>(
                 }
             }
         }
-    };
+    });
+    Ok(p)
+}
+
+/// Runs `f(u, v, c)` on the items of three batched arrays (item sizes given), in parallel
+/// over items when `parallel`.
+fn for_items<T: Real>(
+    parallel: bool,
+    (u, nu): (&mut [T], usize),
+    (v, nv): (&mut [T], usize),
+    (c, nc): (&mut [T], usize),
+    f: impl Fn(&mut [T], &mut [T], &mut [T]) + Sync,
+) {
     if parallel {
         u.par_chunks_mut(nu)
             .zip(v.par_chunks_mut(nv))
-            .zip(p.par_chunks(n))
-            .for_each(update);
+            .zip(c.par_chunks_mut(nc))
+            .for_each(|((u, v), c)| f(u, v, c));
     } else {
         u.chunks_mut(nu)
             .zip(v.chunks_mut(nv))
-            .zip(p.chunks(n))
-            .for_each(update);
+            .zip(c.chunks_mut(nc))
+            .for_each(|((u, v), c)| f(u, v, c));
     }
-    Ok(p)
 }
 
 /// Sets fixed faces to their value and makes the periodic seam's two copies agree.
