@@ -239,3 +239,59 @@ pub fn line_plot(
     }
     std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::Resolution;
+
+    #[test]
+    fn vorticity_of_solid_body_rotation_is_twice_the_rate() {
+        // u = −ω (y − yc), v = ω (x − xc): ω_z = 2ω everywhere (exact for the centred differences).
+        let g = Grid::new(Resolution::new(8, 6), [8.0, 6.0]).unwrap();
+        let w = 0.3f32;
+        let u: Vec<f32> = (0..6)
+            .flat_map(|j| (0..9).map(move |_| -w * (j as f32 + 0.5 - 3.0)))
+            .collect();
+        let v: Vec<f32> = (0..7)
+            .flat_map(|_| (0..8).map(move |i| w * (i as f32 + 0.5 - 4.0)))
+            .collect();
+        for z in vorticity(&u, &v, &g) {
+            assert!((z - 2.0 * w).abs() < 1e-6, "{z}");
+        }
+    }
+
+    #[test]
+    fn line_plot_and_field_picture_write_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curve.png");
+        let series = vec![(
+            "sin".to_string(),
+            (0..50)
+                .map(|k| (k as f64, (k as f64 * 0.2).sin()))
+                .collect(),
+        )];
+        line_plot(&path, "probe", "step", "u", &series).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(line_plot(&dir.path().join("empty.png"), "t", "x", "y", &[]).is_err());
+        let values = vec![0.5f32; 12];
+        let pic = FieldPicture {
+            values: &values,
+            nx: 4,
+            ny: 3,
+            solid: &[false; 12],
+            range: 1.0,
+            title: "f".into(),
+        };
+        let png = dir.path().join("field.png");
+        pic.save_png(&png).unwrap();
+        assert_eq!(pic.size(), (512, 3 * 128 + 28));
+        assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+}
