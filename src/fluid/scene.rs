@@ -349,7 +349,9 @@ impl SceneConfig {
         }
     }
 
-    /// A buoyant plume rising from a disc source in a closed 100x100 box.
+    /// A buoyant plume rising from a disc source in a closed 100x100 box. Semi-Lagrangian: its
+    /// marker stays within 8% of what the source injected at 64x64, MacCormack's within 43%
+    /// (see the validation tests).
     pub fn smoke() -> Self {
         Self {
             name: "smoke".into(),
@@ -361,7 +363,7 @@ impl SceneConfig {
             obstacles: Vec::new(),
             viscosity: Viscosity::Kinematic(0.01),
             diffusion: DiffusionScheme::Explicit,
-            advection: AdvectScheme::MacCormack,
+            advection: AdvectScheme::SemiLagrangian,
             forcing: Vec::new(),
             marker: MarkerConfig {
                 inflow: vec![Geometry::Disc {
