@@ -178,7 +178,7 @@ impl Simulation {
         let u = self.repeat(u, [ny, nx + 1], batch);
         let v = self.repeat(v, [ny + 1, nx], batch);
         let marker = self.zeros([batch, ny, nx]);
-        let (u, v, pressure) = self.project(u, v)?;
+        let (u, v, pressure, _) = self.project(u, v, 0)?;
         Ok(FluidState {
             u,
             v,
@@ -234,12 +234,16 @@ impl Simulation {
     }
 
     /// Projects and checks the solver outcome.
-    fn project(&self, u: Tensor<3>, v: Tensor<3>) -> Result<(Tensor<3>, Tensor<3>, Tensor<3>)> {
-        let out = ops::project(u, v, &self.projection);
-        match self.projection.take_outcome() {
-            Some(Err(e)) => Err(e.into()),
-            _ => Ok(out),
-        }
+    /// Projects `(u, v)` and checks the solve; `step` names the step in a blow-up error.
+    fn project(
+        &self,
+        u: Tensor<3>,
+        v: Tensor<3>,
+        step: usize,
+    ) -> Result<(Tensor<3>, Tensor<3>, Tensor<3>, SolveInfo)> {
+        let (u, v, p) = ops::project(u, v, &self.projection);
+        let info = solve_outcome(self.projection.take_outcome(), step)?;
+        Ok((u, v, p, info))
     }
 
     /// Advances one time step (reference §A.1 order): viscosity, velocity forcing,
@@ -259,9 +263,7 @@ impl Simulation {
                 u = ops::diffuse_implicit(u, du);
                 v = ops::diffuse_implicit(v, dv);
                 for d in [du, dv] {
-                    if let Some(Err(e)) = d.solver.take_last() {
-                        return Err(e.into());
-                    }
+                    solve_outcome(d.solver.take_last(), step + 1)?;
                 }
             }
             (None, DiffusionScheme::Explicit) if self.alpha > 0.0 => {
@@ -301,20 +303,8 @@ impl Simulation {
                     * (self.scene.dt * self.scene.marker.buoyancy) as f32;
         }
         let tp = Instant::now();
-        let (u, v, pressure) = ops::project(u_adv, v_adv, &self.projection);
+        let (u, v, pressure, solve) = self.project(u_adv, v_adv, step + 1)?;
         let projection_secs = tp.elapsed().as_secs_f64();
-        let solve = match self.projection.take_outcome() {
-            Some(Ok(info)) => info,
-            Some(Err(SolveError::NonFinite(_))) => {
-                return Err(DiffsimError::NonFinite {
-                    field: "velocity",
-                    step: step + 1,
-                    cfl: None,
-                });
-            }
-            Some(Err(e)) => return Err(e.into()),
-            None => SolveInfo::default(),
-        };
         let info = StepInfo {
             solve,
             projection_secs,
@@ -386,6 +376,21 @@ impl Simulation {
             }
         }
         Ok(())
+    }
+}
+
+/// Turns the recorded outcome of an op's solve into a result: a non-finite right-hand side
+/// means the state blew up during `step`; no outcome (nothing solved) is an empty `SolveInfo`.
+fn solve_outcome(outcome: Option<Result<SolveInfo, SolveError>>, step: usize) -> Result<SolveInfo> {
+    match outcome {
+        Some(Ok(info)) => Ok(info),
+        Some(Err(SolveError::NonFinite(_))) => Err(DiffsimError::NonFinite {
+            field: "velocity",
+            step,
+            cfl: None,
+        }),
+        Some(Err(e)) => Err(e.into()),
+        None => Ok(SolveInfo::default()),
     }
 }
 

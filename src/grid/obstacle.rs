@@ -95,11 +95,6 @@ impl SolidMask {
         Ok(Self { grid, solid })
     }
 
-    /// Is cell `[j, i]` solid?
-    pub fn is_solid(&self, j: usize, i: usize) -> bool {
-        self.solid[j * self.grid.nx + i]
-    }
-
     /// Number of solid cells.
     pub fn count(&self) -> usize {
         self.solid.iter().filter(|&&s| s).count()

@@ -106,11 +106,6 @@ impl CholeskyFactor {
         })
     }
 
-    /// Non-zeros of the factor.
-    pub fn factor_nnz(&self) -> usize {
-        self.values.len()
-    }
-
     /// Solves `A X = B` in place for `batch` right-hand sides stored one after another
     /// (`x.len() == batch * n`, a column-major `n × batch` matrix); blocks of right-hand sides
     /// run on separate rayon threads. `A` is symmetric, so the same call solves `Aᵀ X = B`.
