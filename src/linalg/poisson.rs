@@ -45,6 +45,10 @@ pub struct PoissonSystem {
     pub u_fixed: Vec<(u32, f64)>,
     /// The [`FaceRule::Fixed`] y-faces as `(index, value)`.
     pub v_fixed: Vec<(u32, f64)>,
+    /// Whether each x-face is [`FaceRule::Open`] (corrected by the pressure gradient).
+    pub u_open: Vec<bool>,
+    /// Whether each y-face is [`FaceRule::Open`].
+    pub v_open: Vec<bool>,
 }
 
 /// `(index, value)` of the fixed faces among `rules`.
@@ -139,6 +143,8 @@ impl PoissonSystem {
             stencil,
             u_fixed: fixed_faces(&u_faces),
             v_fixed: fixed_faces(&v_faces),
+            u_open: u_faces.iter().map(|r| *r == FaceRule::Open).collect(),
+            v_open: v_faces.iter().map(|r| *r == FaceRule::Open).collect(),
             u_faces,
             v_faces,
             floating,
@@ -158,16 +164,13 @@ impl PoissonSystem {
     ) {
         let (nx, ny) = (self.grid.nx, self.grid.ny);
         let minus_dx = T::from_f64(-self.grid.dx).expect("finite dx");
-        for j in 0..ny {
+        for (j, row) in rhs[..nx * ny].chunks_exact_mut(nx).enumerate() {
+            let uj = &u[j * (nx + 1)..(j + 1) * (nx + 1)];
+            let (v0, v1) = (&v[j * nx..(j + 1) * nx], &v[(j + 1) * nx..(j + 2) * nx]);
+            let solid = &self.solid[j * nx..(j + 1) * nx];
             for i in 0..nx {
-                let c = j * nx + i;
-                rhs[c] = if self.solid[c] {
-                    T::zero()
-                } else {
-                    let flux = u[j * (nx + 1) + i + 1] - u[j * (nx + 1) + i] + v[(j + 1) * nx + i]
-                        - v[j * nx + i];
-                    minus_dx * flux
-                };
+                let flux = uj[i + 1] - uj[i] + v1[i] - v0[i];
+                row[i] = if solid[i] { T::zero() } else { minus_dx * flux };
             }
         }
         for region in &self.floating {

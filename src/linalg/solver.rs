@@ -29,9 +29,26 @@ pub struct LinearSolver {
 pub trait SolveScalar:
     FactorScalar + num_traits::Float + num_traits::FromPrimitive + Into<f64>
 {
+    /// Whether every element is finite, as an integer OR over the exponent bits (vectorises,
+    /// unlike a short-circuiting float test).
+    fn all_finite(x: &[Self]) -> bool;
 }
-impl SolveScalar for f32 {}
-impl SolveScalar for f64 {}
+impl SolveScalar for f32 {
+    fn all_finite(x: &[f32]) -> bool {
+        const EXP: u32 = 0x7f80_0000;
+        x.iter()
+            .fold(0u32, |bad, v| bad | u32::from(v.to_bits() & EXP == EXP))
+            == 0
+    }
+}
+impl SolveScalar for f64 {
+    fn all_finite(x: &[f64]) -> bool {
+        const EXP: u64 = 0x7ff0_0000_0000_0000;
+        x.iter()
+            .fold(0u64, |bad, v| bad | u64::from(v.to_bits() & EXP == EXP))
+            == 0
+    }
+}
 
 /// Direct solves measure their residual on the first call and then on every this-many calls.
 pub const RESIDUAL_CHECK_EVERY: usize = 64;
@@ -108,7 +125,7 @@ impl LinearSolver {
     ) -> Result<SolveInfo, SolveError> {
         let n = self.stencil.len();
         assert_eq!(x.len(), n * batch);
-        if x.iter().any(|v| !v.is_finite()) {
+        if !T::all_finite(x) {
             return Err(SolveError::NonFinite("right-hand side"));
         }
         if let Some(f) = &self.factor {
@@ -123,7 +140,7 @@ impl LinearSolver {
             if let Some(b) = b {
                 *last = self.residual(&b, &wide(x));
             }
-            if !x.iter().all(|v| v.is_finite()) {
+            if !T::all_finite(x) {
                 return Err(SolveError::NonFinite("solution"));
             }
             return Ok(SolveInfo {
