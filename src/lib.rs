@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod error;
 pub mod fluid;
+pub mod gradcheck;
 pub mod grid;
 pub mod io;
 pub mod linalg;

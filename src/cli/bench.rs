@@ -3,7 +3,7 @@
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{SceneConfig, Simulation};
 use crate::grid::Resolution;
-use crate::io::read_frame;
+use crate::io::{phiflow_state, read_frame};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -86,18 +86,6 @@ impl BenchResult {
     }
 }
 
-fn data_file(args: &BenchArgs, res: Resolution) -> Result<PathBuf> {
-    let name = format!("wake_phiflow_{res}.h5");
-    let mut dirs: Vec<PathBuf> = args.data.iter().cloned().collect();
-    if args.data.is_none() {
-        dirs.extend(std::env::var_os("DIFFSIM_DATA").map(PathBuf::from));
-        dirs.extend(["../shared/data", "shared/data"].map(PathBuf::from));
-    }
-    dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file()).ok_or_else(|| {
-        DiffsimError::file(&name, format!("initial state not found in {dirs:?}; pass --data DIR (the folder of the shared PhiFlow states)"))
-    })
-}
-
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -118,7 +106,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     let device = super::device(&args.device)?;
     let mut out = Vec::new();
     for res in resolutions {
-        let path = data_file(args, res)?;
+        let path = phiflow_state(args.data.as_deref(), res)?;
         let mut scene = SceneConfig::wake_phiflow();
         scene.resolution = res;
         let sim = Simulation::new(&scene, &device)?;

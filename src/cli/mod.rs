@@ -1,9 +1,11 @@
 //! The `diffsim` command line (clap). `main.rs` only calls [`main`].
 
 mod bench;
+mod gradcheck;
 mod simulate;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
+pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 
 use crate::error::Result;
@@ -32,6 +34,9 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Check the gradients of every differentiable op and of 16-step unrolls against f64
+    /// central finite differences; exits non-zero when any check fails.
+    Gradcheck(GradcheckArgs),
     /// List the built-in scenes, or print one as TOML to start a scene file from.
     Scenes {
         /// A built-in scene to print as TOML.
@@ -137,6 +142,38 @@ fn run(cli: Cli) -> Result<()> {
                 for r in &results {
                     out(&r.human())?;
                 }
+            }
+        }
+        Command::Gradcheck(args) => {
+            if args.list {
+                return CHECKS.iter().try_for_each(|c| out(c));
+            }
+            let reports = gradcheck(&args)?;
+            if args.json {
+                json(&reports)?;
+            } else {
+                for r in &reports {
+                    out(&format!(
+                        "{:24} max rel error {:9.2e}  {} probes, {} redrawn  {}",
+                        r.name,
+                        r.max_rel_error,
+                        r.probes.len(),
+                        r.redraws,
+                        if r.passed { "ok" } else { "FAILED" }
+                    ))?;
+                }
+            }
+            let failed: Vec<&str> = reports
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| r.name.as_str())
+                .collect();
+            if !failed.is_empty() {
+                return Err(crate::error::DiffsimError::config(format!(
+                    "gradient check failed for {} (rtol {})",
+                    failed.join(", "),
+                    args.rtol
+                )));
             }
         }
         Command::Scenes { name: Some(name) } => {

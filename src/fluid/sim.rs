@@ -26,6 +26,19 @@ pub struct FluidState {
 }
 
 impl FluidState {
+    /// The same state cut from any autodiff graph. Run evaluation rollouts from a detached
+    /// state: ops on untracked tensors record nothing, so no orphaned graph slows the next
+    /// backward pass.
+    pub fn detach(self) -> Self {
+        Self {
+            u: self.u.detach(),
+            v: self.v.detach(),
+            marker: self.marker.detach(),
+            pressure: self.pressure.detach(),
+            step: self.step,
+        }
+    }
+
     /// Batch size.
     pub fn batch(&self) -> usize {
         self.u.dims()[0]

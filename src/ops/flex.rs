@@ -87,6 +87,46 @@ impl AdvectionOps for Flex {
             tensor(out, [b, spec.q.ny, spec.q.nx])
         })
     }
+
+    fn advect_backward(
+        q: FlexTensor,
+        u: FlexTensor,
+        v: FlexTensor,
+        grad: FlexTensor,
+        spec: AdvectSpec,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        // MacCormack: Burn's autodiff of the default body (the same discretisation).
+        if spec.scheme == AdvectScheme::MacCormack {
+            let [gq, gu, gv] =
+                super::reference::vjp::<Flex, 3, 1>([q, u, v], [grad], |[q, u, v]| {
+                    [super::reference::advect::<burn::backend::Autodiff<Flex>>(
+                        q, u, v, &spec,
+                    )]
+                });
+            return (gq, gu, gv);
+        }
+        let b = batch_of(&q, &spec.q, "advect_backward q");
+        let (q, u, v, g) = (
+            contiguous(q),
+            contiguous(u),
+            contiguous(v),
+            contiguous(grad),
+        );
+        with_float!(q, T => {
+            let args = kernels::Advect {
+                q: data::<T>(&q), sq: &spec.q, u: data::<T>(&u), v: data::<T>(&v), su: &spec.u, sv: &spec.v, dt_dx: spec.dt_dx,
+            };
+            let mut gq = vec![T::zero(); b * spec.q.len()];
+            let mut gu = vec![T::zero(); b * spec.u.len()];
+            let mut gv = vec![T::zero(); b * spec.v.len()];
+            kernels::adjoint::semi_lagrangian(&args, data::<T>(&g), &mut gq, &mut gu, &mut gv);
+            (
+                tensor(gq, [b, spec.q.ny, spec.q.nx]),
+                tensor(gu, [b, spec.u.ny, spec.u.nx]),
+                tensor(gv, [b, spec.v.ny, spec.v.nx]),
+            )
+        })
+    }
 }
 
 impl DiffusionOps for Flex {
@@ -97,6 +137,47 @@ impl DiffusionOps for Flex {
             let mut out = vec![T::zero(); b * spec.len()];
             kernels::diffuse_explicit(data::<T>(&q), &spec, alpha, &mut out);
             tensor(out, [b, spec.ny, spec.nx])
+        })
+    }
+
+    fn diffuse_explicit_backward(grad: FlexTensor, spec: ArraySpec, alpha: f64) -> FlexTensor {
+        let b = batch_of(&grad, &spec, "diffuse_explicit_backward grad");
+        let g = contiguous(grad);
+        with_float!(g, T => {
+            let mut out = vec![T::zero(); b * spec.len()];
+            kernels::adjoint::diffuse_explicit(data::<T>(&g), &spec, alpha, &mut out);
+            tensor(out, [b, spec.ny, spec.nx])
+        })
+    }
+
+    fn diffuse_implicit_backward(grad: FlexTensor, op: Arc<ImplicitDiffusion>) -> FlexTensor {
+        let s = op.spec;
+        let b = batch_of(&grad, &s, "diffuse_implicit_backward grad");
+        let [nx, ny] = op.nodes;
+        let g = contiguous(grad);
+        with_float!(g, T => {
+            let g = data::<T>(&g);
+            // Elements that copy a node (periodic duplicates) send their gradient to it.
+            let mut rhs = vec![0.0f64; b * nx * ny];
+            for bi in 0..b {
+                for j in 0..s.ny {
+                    for i in 0..s.nx {
+                        rhs[bi * nx * ny + (j % ny) * nx + i % nx] += g[bi * s.len() + j * s.nx + i].wide();
+                    }
+                }
+            }
+            let mut out = vec![T::zero(); b * s.len()];
+            // A failed solve is recorded in the solver for the caller.
+            if op.solver.solve(&mut rhs, b).is_ok() {
+                for bi in 0..b {
+                    for j in 0..ny {
+                        for i in 0..nx {
+                            out[bi * s.len() + j * s.nx + i] = T::of(rhs[bi * nx * ny + j * nx + i]);
+                        }
+                    }
+                }
+            }
+            tensor(out, [b, s.ny, s.nx])
         })
     }
 
@@ -145,6 +226,18 @@ impl ProjectionOps for Flex {
         })
     }
 
+    fn divergence_backward(grad: FlexTensor, dx: f64) -> (FlexTensor, FlexTensor) {
+        let sh = grad.shape();
+        let (b, ny, nx) = (sh[0], sh[1], sh[2]);
+        let g = contiguous(grad);
+        with_float!(g, T => {
+            let mut gu = vec![T::zero(); b * ny * (nx + 1)];
+            let mut gv = vec![T::zero(); b * (ny + 1) * nx];
+            kernels::adjoint::divergence(data::<T>(&g), nx, ny, dx, &mut gu, &mut gv);
+            (tensor(gu, [b, ny, nx + 1]), tensor(gv, [b, ny + 1, nx]))
+        })
+    }
+
     fn gradient(p: FlexTensor, spec: ArraySpec, dx: f64) -> (FlexTensor, FlexTensor) {
         let b = batch_of(&p, &spec, "gradient p");
         let p = contiguous(p);
@@ -154,6 +247,16 @@ impl ProjectionOps for Flex {
             let mut gv = vec![T::zero(); b * (ny + 1) * nx];
             kernels::gradient(data::<T>(&p), &spec, dx, &mut gu, &mut gv);
             (tensor(gu, [b, ny, nx + 1]), tensor(gv, [b, ny + 1, nx]))
+        })
+    }
+
+    fn gradient_backward(gu: FlexTensor, gv: FlexTensor, spec: ArraySpec, dx: f64) -> FlexTensor {
+        let b = gu.shape()[0];
+        let (gu, gv) = (contiguous(gu), contiguous(gv));
+        with_float!(gu, T => {
+            let mut gp = vec![T::zero(); b * spec.len()];
+            kernels::adjoint::gradient(data::<T>(&gu), data::<T>(&gv), &spec, dx, &mut gp);
+            tensor(gp, [b, spec.ny, spec.nx])
         })
     }
 
@@ -181,6 +284,24 @@ impl ProjectionOps for Flex {
             // A failed solve is recorded in the solver; return the constrained input with p = 0.
             let p: Vec<T> = p.unwrap_or_else(|_| vec![T::zero(); b * g.cells()]);
             (tensor(uu, [b, g.ny, g.nx + 1]), tensor(vv, [b, g.ny + 1, g.nx]), tensor(p, [b, g.ny, g.nx]))
+        })
+    }
+
+    fn project_backward(
+        gu: FlexTensor,
+        gv: FlexTensor,
+        gp: FlexTensor,
+        proj: Arc<PressureProjection>,
+    ) -> (FlexTensor, FlexTensor) {
+        let g = proj.system.grid;
+        let b = gu.shape()[0];
+        with_float!(gu, T => {
+            let mut uu = into_vec::<T>(gu);
+            let mut vv = into_vec::<T>(gv);
+            let pp = into_vec::<T>(gp);
+            // A failed solve is recorded in the solver for the caller.
+            let _ = kernels::adjoint::project(&proj.system, &mut uu, &mut vv, pp, b, |r| proj.solver.solve(r, b).map(|_| ()));
+            (tensor(uu, [b, g.ny, g.nx + 1]), tensor(vv, [b, g.ny + 1, g.nx]))
         })
     }
 }

@@ -6,8 +6,16 @@
 //! (wgpu, CUDA) runs unchanged. Tests run the default bodies on Flex and compare them with the
 //! kernels. The free functions at the bottom are the user-facing API on `Tensor<3>`.
 //!
+//! Every op is differentiable: `Autodiff<B>` registers one custom backward node per op whose
+//! adjoint is the `*_backward` method of the same trait. Flex runs hand-written adjoint
+//! kernels ([`kernels::adjoint`]); other backends run default bodies that differentiate the
+//! default forward bodies with Burn's own autodiff ([`reference::vjp`]), except the
+//! projection, whose adjoint is always one solve with the forward operator (never a
+//! backpropagation through solver iterations).
+//!
 //! Shapes: `u: [B, ny, nx+1]`, `v: [B, ny+1, nx]`, scalars and pressure `[B, ny, nx]`.
 
+mod autodiff;
 mod flex;
 pub mod kernels;
 pub mod reference;
@@ -17,7 +25,7 @@ pub use systems::{ImplicitDiffusion, PressureProjection};
 
 use crate::grid::ArraySpec;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -49,7 +57,7 @@ pub struct AdvectSpec {
 }
 
 /// Advection of one array by a staggered velocity.
-#[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait AdvectionOps: Backend {
     /// Advects `q: [B, qy, qx]` (centred or staggered, per `spec.q`) by `(u, v)` over one step.
     fn advect(
@@ -60,27 +68,75 @@ pub trait AdvectionOps: Backend {
     ) -> FloatTensor<Self> {
         reference::advect::<Self>(q, u, v, &spec)
     }
+    /// Adjoint of [`AdvectionOps::advect`]: `(q̄, ū, v̄)` from the output gradient `grad`.
+    fn advect_backward(
+        q: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: AdvectSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [gq, gu, gv] = reference::vjp::<Self, 3, 1>([q, u, v], [grad], |[q, u, v]| {
+            [reference::advect::<Autodiff<Self>>(q, u, v, &spec)]
+        });
+        (gq, gu, gv)
+    }
 }
 
 /// Diffusion of one array.
-#[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait DiffusionOps: Backend {
     /// One explicit step `q + α·Lap₅(q)` with `α = ν·dt/dx²` (cell units), `q: [B, qy, qx]`.
     fn diffuse_explicit(q: FloatTensor<Self>, spec: ArraySpec, alpha: f64) -> FloatTensor<Self> {
         reference::diffuse_explicit::<Self>(q, &spec, alpha)
     }
+    /// Adjoint of [`DiffusionOps::diffuse_explicit`] (a linear op: no inputs needed).
+    fn diffuse_explicit_backward(
+        grad: FloatTensor<Self>,
+        spec: ArraySpec,
+        alpha: f64,
+    ) -> FloatTensor<Self> {
+        let q = reference::Ft::<Self>::zeros(&grad.shape().to_vec(), &grad).0;
+        let [gq] = reference::vjp::<Self, 1, 1>([q], [grad], |[q]| {
+            [reference::diffuse_explicit::<Autodiff<Self>>(
+                q, &spec, alpha,
+            )]
+        });
+        gq
+    }
     /// One implicit (backward Euler) step: solves `(I − α·Lap₅) q' = q`.
     fn diffuse_implicit(q: FloatTensor<Self>, op: Arc<ImplicitDiffusion>) -> FloatTensor<Self> {
         reference::diffuse_implicit::<Self>(q, &op)
     }
+    /// Adjoint of [`DiffusionOps::diffuse_implicit`]: one solve with the same (symmetric)
+    /// operator.
+    fn diffuse_implicit_backward(
+        grad: FloatTensor<Self>,
+        op: Arc<ImplicitDiffusion>,
+    ) -> FloatTensor<Self> {
+        reference::diffuse_implicit_adjoint::<Self>(grad, &op)
+    }
 }
 
 /// Divergence and pressure projection on the MAC grid.
-#[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
 pub trait ProjectionOps: Backend {
     /// Discrete divergence `[B, ny, nx]` of `(u, v)` (domain units).
     fn divergence(u: FloatTensor<Self>, v: FloatTensor<Self>, dx: f64) -> FloatTensor<Self> {
         reference::divergence::<Self>(u, v, dx)
+    }
+    /// Adjoint of [`ProjectionOps::divergence`]: `(ū, v̄)` from `grad: [B, ny, nx]`.
+    fn divergence_backward(
+        grad: FloatTensor<Self>,
+        dx: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [b, ny, nx] = grad.shape().dims();
+        let u = reference::Ft::<Self>::zeros(&[b, ny, nx + 1], &grad).0;
+        let v = reference::Ft::<Self>::zeros(&[b, ny + 1, nx], &grad).0;
+        let [gu, gv] = reference::vjp::<Self, 2, 1>([u, v], [grad], |[u, v]| {
+            [reference::divergence::<Autodiff<Self>>(u, v, dx)]
+        });
+        (gu, gv)
     }
     /// Gradient `(∂p/∂x on x-faces [B, ny, nx+1], ∂p/∂y on y-faces [B, ny+1, nx])` of a
     /// cell-centred `p: [B, ny, nx]`, continued beyond the edges as `spec` says (see
@@ -92,6 +148,20 @@ pub trait ProjectionOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         reference::gradient::<Self>(p, &spec, dx)
     }
+    /// Adjoint of [`ProjectionOps::gradient`]: `p̄` from the face gradients `(gu, gv)`.
+    fn gradient_backward(
+        gu: FloatTensor<Self>,
+        gv: FloatTensor<Self>,
+        spec: ArraySpec,
+        dx: f64,
+    ) -> FloatTensor<Self> {
+        let p = reference::Ft::<Self>::zeros(&[gu.shape()[0], spec.ny, spec.nx], &gu).0;
+        let [gp] = reference::vjp::<Self, 1, 2>([p], [gu, gv], |[p]| {
+            let (u, v) = reference::gradient::<Autodiff<Self>>(p, &spec, dx);
+            [u, v]
+        });
+        gp
+    }
     /// Makes `(u, v)` discretely divergence-free in every fluid cell; returns `(u, v, p)` where
     /// `u_out = u_constrained − ∇p`. Solver failures are recorded in `proj` (see
     /// [`PressureProjection::take_outcome`]).
@@ -101,6 +171,17 @@ pub trait ProjectionOps: Backend {
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         reference::project::<Self>(u, v, &proj)
+    }
+    /// Adjoint of [`ProjectionOps::project`] (affine in `(u, v)`: no inputs needed): `(ū, v̄)`
+    /// from the gradients of the returned `(u, v, p)`, with one solve by `proj`'s solver (the
+    /// operator is symmetric; a Cholesky factor is reused, not recomputed).
+    fn project_backward(
+        gu: FloatTensor<Self>,
+        gv: FloatTensor<Self>,
+        gp: FloatTensor<Self>,
+        proj: Arc<PressureProjection>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::project_adjoint::<Self>(gu, gv, gp, &proj)
     }
 }
 

@@ -10,9 +10,11 @@
 use super::{AdvectScheme, AdvectSpec, ImplicitDiffusion, PressureProjection};
 use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::poisson::FaceRule;
-use crate::linalg::{SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
+use crate::linalg::{PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, TensorMetadata};
+use burn::backend::{AutodiffBackend, Backend, TensorMetadata};
 use burn::tensor::{FloatDType, IntDType, Shape, Slice, TensorData};
 use std::ops::{Add, Mul, Neg, Sub};
 
@@ -461,41 +463,38 @@ pub fn cg<B: Backend>(
     (x, info)
 }
 
-/// Default body of [`super::ProjectionOps::project`].
-pub fn project<B: Backend>(
+/// Per-face masks of one rule set as `(keep: not fixed, fixed values, open)`, `[1, ..dims]`.
+fn face_masks<B: Backend>(
+    rules: &[FaceRule],
+    dims: &[usize],
+    like: &FloatTensor<B>,
+) -> (Ft<B>, Ft<B>, Ft<B>) {
+    let mask = |f: &dyn Fn(&FaceRule) -> f64| {
+        Ft::<B>::from_host(rules.iter().map(f).collect(), dims, like)
+    };
+    (
+        mask(&|r| {
+            if matches!(r, FaceRule::Fixed(_)) {
+                0.0
+            } else {
+                1.0
+            }
+        }),
+        mask(&|r| if let FaceRule::Fixed(x) = r { *x } else { 0.0 }),
+        mask(&|r| if *r == FaceRule::Open { 1.0 } else { 0.0 }),
+    )
+}
+
+/// The affine first half of the projection: constrained faces `(u_c, v_c)` and the Poisson
+/// right-hand side `−dx·div(u_c)` (0 in solids, mean-free on floating regions).
+pub fn constrain_and_rhs<B: Backend>(
     u: FloatTensor<B>,
     v: FloatTensor<B>,
-    proj: &PressureProjection,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let sys = &proj.system;
+    sys: &PoissonSystem,
+) -> (Ft<B>, Ft<B>, Ft<B>) {
     let (nx, ny, dx) = (sys.grid.nx, sys.grid.ny, sys.grid.dx);
-    let masks = |rules: &[FaceRule], dims: &[usize], like: &FloatTensor<B>| {
-        let keep = rules
-            .iter()
-            .map(|r| {
-                if matches!(r, FaceRule::Fixed(_)) {
-                    0.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let fixed = rules
-            .iter()
-            .map(|r| if let FaceRule::Fixed(x) = r { *x } else { 0.0 })
-            .collect();
-        let open = rules
-            .iter()
-            .map(|r| if *r == FaceRule::Open { 1.0 } else { 0.0 })
-            .collect();
-        (
-            Ft::<B>::from_host(keep, dims, like),
-            Ft::from_host(fixed, dims, like),
-            Ft::from_host(open, dims, like),
-        )
-    };
-    let (u_keep, u_fixed, u_open) = masks(&sys.u_faces, &[1, ny, nx + 1], &u);
-    let (v_keep, v_fixed, v_open) = masks(&sys.v_faces, &[1, ny + 1, nx], &v);
+    let (u_keep, u_fixed, _) = face_masks(&sys.u_faces, &[1, ny, nx + 1], &u);
+    let (v_keep, v_fixed, _) = face_masks(&sys.v_faces, &[1, ny + 1, nx], &v);
     let mut u = Ft(u) * u_keep + u_fixed;
     let mut v = Ft(v) * v_keep + v_fixed;
     let periodic = sys.stencil.periodic;
@@ -521,8 +520,18 @@ pub fn project<B: Backend>(
         let mean = (rhs.clone() * m.clone()).sum_items() * (1.0 / region.len() as f64);
         rhs = rhs - mean * m;
     }
-    let (p, info) = cg::<B>(&sys.stencil, rhs, proj.solver.config());
-    proj.solver.record(info);
+    (u, v, rhs)
+}
+
+/// The linear second half of the projection: the correction `(∇p on open faces)` that is
+/// subtracted from the constrained velocity (`p = 0` beyond open sides, wrapped on periodic
+/// ones).
+pub fn open_gradient<B: Backend>(p: FloatTensor<B>, sys: &PoissonSystem) -> (Ft<B>, Ft<B>) {
+    let (nx, ny, dx) = (sys.grid.nx, sys.grid.ny, sys.grid.dx);
+    let p = Ft::<B>(p);
+    let (_, _, u_open) = face_masks(&sys.u_faces, &[1, ny, nx + 1], &p.0);
+    let (_, _, v_open) = face_masks(&sys.v_faces, &[1, ny + 1, nx], &p.0);
+    let periodic = sys.stencil.periodic;
     let b = p.dims()[0];
     let edge = |p: &Ft<B>, dim: usize, k: usize, wrap: bool| {
         if wrap {
@@ -551,7 +560,79 @@ pub fn project<B: Backend>(
     );
     let gu = (px.clone().narrow(2, 1, nx + 2) - px.narrow(2, 0, nx + 1)) * (1.0 / dx);
     let gv = (py.clone().narrow(1, 1, ny + 2) - py.narrow(1, 0, ny + 1)) * (1.0 / dx);
-    ((u - gu * u_open).0, (v - gv * v_open).0, p.0)
+    (gu * u_open, gv * v_open)
+}
+
+/// Default body of [`super::ProjectionOps::project`].
+pub fn project<B: Backend>(
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    proj: &PressureProjection,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let sys = &proj.system;
+    let (u, v, rhs) = constrain_and_rhs(u, v, sys);
+    let (p, info) = cg::<B>(&sys.stencil, rhs, proj.solver.config());
+    proj.solver.record(info);
+    let (gu, gv) = open_gradient(p.0.clone(), sys);
+    ((u - gu).0, (v - gv).0, p.0)
+}
+
+/// Default body of [`super::ProjectionOps::project_backward`]: `p̄ = ḡp − Gᵀḡu` (Burn's
+/// autodiff of [`open_gradient`]), `r̄ = A⁻¹p̄` (one CG solve with the forward solver's
+/// configuration, outcome recorded on it), then `(ū, v̄)` = the transpose of
+/// [`constrain_and_rhs`] applied to `(ḡu, ḡv, r̄)`.
+pub fn project_adjoint<B: Backend>(
+    gu: FloatTensor<B>,
+    gv: FloatTensor<B>,
+    gp: FloatTensor<B>,
+    proj: &PressureProjection,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let sys = &proj.system;
+    let p0 = Ft::<B>::zeros(&gp.shape().to_vec(), &gp).0;
+    let [through_u] = vjp::<B, 1, 2>([p0], [gu.clone(), gv.clone()], |[p]| {
+        let (cu, cv) = open_gradient::<Autodiff<B>>(p, sys);
+        [cu.0, cv.0]
+    });
+    let (r, info) = cg::<B>(&sys.stencil, Ft(gp) - Ft(through_u), proj.solver.config());
+    proj.solver.record(info);
+    let (u0, v0) = (
+        Ft::<B>::zeros(&gu.shape().to_vec(), &gu).0,
+        Ft::<B>::zeros(&gv.shape().to_vec(), &gv).0,
+    );
+    let [bu, bv] = vjp::<B, 2, 3>([u0, v0], [gu, gv, r.0], |[u, v]| {
+        let (u, v, rhs) = constrain_and_rhs::<Autodiff<B>>(u, v, sys);
+        [u.0, v.0, rhs.0]
+    });
+    (bu, bv)
+}
+
+/// Vector-Jacobian product by Burn's autodiff: the gradients of `Σ_m ⟨grads[m], f(x)[m]⟩`
+/// with respect to each input `x[n]`, where `f` is written in primitives of `Autodiff<B>`.
+/// Default adjoints of the ops are this applied to their default forward bodies.
+pub fn vjp<B: Backend, const N: usize, const M: usize>(
+    inputs: [FloatTensor<B>; N],
+    grads: [FloatTensor<B>; M],
+    f: impl FnOnce([FloatTensor<Autodiff<B>>; N]) -> [FloatTensor<Autodiff<B>>; M],
+) -> [FloatTensor<B>; N] {
+    type Ad<B> = Autodiff<B>;
+    let zeros: Vec<FloatTensor<B>> = inputs
+        .iter()
+        .map(|x| Ft::<B>::zeros(&x.shape().to_vec(), x).0)
+        .collect();
+    let xs = inputs.map(|x| Ad::<B>::float_set_require_grad(Ad::<B>::from_inner(x), true));
+    let outs = f(xs.clone());
+    let loss = outs
+        .into_iter()
+        .zip(grads)
+        .map(|(o, g)| Ad::<B>::float_sum(Ad::<B>::float_mul(o, Ad::<B>::from_inner(g))))
+        .reduce(Ad::<B>::float_add)
+        .expect("at least one output");
+    let g = Ad::<B>::backward(loss);
+    let mut zeros = zeros.into_iter();
+    xs.map(|x| {
+        let z = zeros.next().expect("one zero per input");
+        Ad::<B>::grad(&x, &g).unwrap_or(z)
+    })
 }
 
 /// Default body of [`super::DiffusionOps::diffuse_implicit`].
@@ -569,6 +650,46 @@ pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -
     };
     let x = if ny < s.ny {
         Ft::cat(vec![x.clone(), x.narrow(1, 0, s.ny - ny)], 1)
+    } else {
+        x
+    };
+    x.0
+}
+
+/// Default body of [`super::DiffusionOps::diffuse_implicit_backward`]: the gradients of the
+/// elements that copy a node (the duplicate column/row of a periodic face array) are summed
+/// into it, then one CG solve with the symmetric operator (no ghost term: it is constant).
+pub fn diffuse_implicit_adjoint<B: Backend>(
+    g: FloatTensor<B>,
+    op: &ImplicitDiffusion,
+) -> FloatTensor<B> {
+    let s = &op.spec;
+    let [nx, ny] = op.nodes;
+    let mut g = Ft::<B>(g);
+    if ny < s.ny {
+        let extra = g.clone().narrow(1, ny, s.ny);
+        let head = g.clone().narrow(1, 0, s.ny - ny) + extra;
+        g = Ft::cat(vec![head, g.narrow(1, s.ny - ny, ny)], 1);
+    }
+    if nx < s.nx {
+        let extra = g.clone().narrow(2, nx, s.nx);
+        let head = g.clone().narrow(2, 0, s.nx - nx) + extra;
+        g = Ft::cat(vec![head, g.narrow(2, s.nx - nx, nx)], 2);
+    }
+    let (x, info) = cg::<B>(
+        op.solver.stencil(),
+        g.narrow(1, 0, ny).narrow(2, 0, nx),
+        op.solver.config(),
+    );
+    op.solver.record(info);
+    let b = x.dims()[0];
+    let x = if nx < s.nx {
+        Ft::cat(vec![x.clone(), Ft::zeros(&[b, ny, s.nx - nx], &x.0)], 2)
+    } else {
+        x
+    };
+    let x = if ny < s.ny {
+        Ft::cat(vec![x.clone(), Ft::zeros(&[b, s.ny - ny, s.nx], &x.0)], 1)
     } else {
         x
     };

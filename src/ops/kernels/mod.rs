@@ -8,6 +8,7 @@ use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::PoissonSystem;
 use rayon::prelude::*;
 
+pub mod adjoint;
 mod advect;
 pub use advect::{Advect, maccormack, semi_lagrangian};
 

@@ -1,0 +1,318 @@
+//! Gradients: every op and 16-step unrolls against f64 finite differences, the checker's own
+//! failure detection, the adjoint solve reusing the forward factorisation, checkpointed vs
+//! plain backward, and the fused Flex adjoints against the default bodies' adjoints.
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Device, Tensor, TensorData};
+use diffsim::cli::{kinetic_loss, run_gradchecks};
+use diffsim::fluid::{Precision, SceneConfig, Simulation};
+use diffsim::gradcheck::{GradCheckConfig, check, tensor_f64, values};
+use diffsim::grid::{
+    ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask,
+};
+use diffsim::linalg::{SolveConfig, factorization_count};
+use diffsim::ops::{
+    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
+    ProjectionOps, reference,
+};
+use std::sync::{Arc, Mutex};
+
+/// Tests that build solvers hold this, so the process-wide factorisation count is only
+/// changed by the test that reads it.
+static FACTOR_LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    FACTOR_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn every_op_and_unroll_passes_the_gradient_check() {
+    let _g = lock();
+    let reports = run_gradchecks(&[], &GradCheckConfig::default()).unwrap();
+    assert_eq!(reports.len(), diffsim::cli::CHECKS.len());
+    for r in &reports {
+        println!(
+            "{:24} {:9.2e} ({} redrawn)",
+            r.name, r.max_rel_error, r.redraws
+        );
+        assert!(r.passed, "{} failed: {:?}", r.name, r.probes);
+        assert!(r.max_rel_error <= 1e-5);
+    }
+}
+
+#[test]
+fn the_checker_fails_a_wrong_gradient() {
+    // f(x) = Σ x² with one factor detached: reverse mode gives x, finite differences 2x.
+    let dev = Device::flex().autodiff();
+    let x = tensor_f64(
+        (0..24).map(|k| 0.1 * k as f64 - 1.0).collect(),
+        [1, 4, 6],
+        &dev,
+    );
+    let loss = |x: &[Tensor<3>]| (x[0].clone().detach() * x[0].clone()).sum();
+    let r = check("detached", &[x], &loss, &GradCheckConfig::default()).unwrap();
+    assert!(!r.passed && r.max_rel_error > 0.3, "{r:?}");
+    // And a NaN is never a pass.
+    let y = tensor_f64(vec![1.0; 6], [1, 2, 3], &dev);
+    let nan = |x: &[Tensor<3>]| (x[0].clone().log() * f64::NAN).sum();
+    assert!(
+        !check("nan", &[y], &nan, &GradCheckConfig::default())
+            .unwrap()
+            .passed
+    );
+}
+
+fn small_wake(dev: &Device) -> Simulation {
+    let mut scene = SceneConfig::wake();
+    scene.resolution = Resolution::new(16, 32);
+    scene.precision = Precision::F64;
+    Simulation::new(&scene, dev).unwrap()
+}
+
+/// Gradient of the kinetic loss after `steps` steps with respect to the initial `(u, v)`.
+fn unrolled_gradient(sim: &Simulation, steps: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    let init = sim.initial_state(1).unwrap();
+    let (u0, v0) = (init.u.clone().require_grad(), init.v.clone().require_grad());
+    let mut s = diffsim::fluid::FluidState {
+        u: u0.clone(),
+        v: v0.clone(),
+        ..init
+    };
+    for _ in 0..steps {
+        s = sim.step(s).unwrap().0;
+    }
+    let loss = kinetic_loss(&s);
+    let value = loss.clone().into_scalar::<f64>();
+    let grads = loss.backward();
+    (
+        value,
+        values(&u0.grad(&grads).unwrap()),
+        values(&v0.grad(&grads).unwrap()),
+    )
+}
+
+#[test]
+fn the_adjoint_solves_reuse_the_forward_factorisation() {
+    let _g = lock();
+    let sim = small_wake(&Device::flex().autodiff());
+    let (factors, solves) = (factorization_count(), sim.projection.solver.solve_calls());
+    let steps = 16;
+    let (_, gu, _) = unrolled_gradient(&sim, steps);
+    assert!(gu.iter().any(|g| *g != 0.0));
+    assert_eq!(factorization_count(), factors, "backward factorised again");
+    // One projection solve per step forward, one adjoint solve per step backward (plus the
+    // initial state's projection).
+    let calls = sim.projection.solver.solve_calls() - solves;
+    assert!(
+        calls == 2 * steps || calls == 2 * steps + 1,
+        "{calls} solves"
+    );
+}
+
+#[test]
+fn checkpointed_and_plain_backward_agree() {
+    let _g = lock();
+    let plain = unrolled_gradient(&small_wake(&Device::flex().autodiff()), 16);
+    let ck = unrolled_gradient(
+        &small_wake(&Device::flex().autodiff().gradient_checkpointing()),
+        16,
+    );
+    assert_eq!(plain.0, ck.0);
+    let scale = plain
+        .1
+        .iter()
+        .chain(&plain.2)
+        .fold(0.0f64, |m, g| m.max(g.abs()));
+    for (a, b) in plain.1.iter().chain(&plain.2).zip(ck.1.iter().chain(&ck.2)) {
+        assert!((a - b).abs() <= 1e-13 * scale, "{a} vs {b}");
+    }
+}
+
+fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, dims))
+}
+
+fn host(t: FlexTensor) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()
+}
+
+fn smooth(n: usize, seed: f64) -> Vec<f64> {
+    (0..n)
+        .map(|k| (k as f64 * 0.731 + seed).sin() + 0.5 * (k as f64 * 0.113 + seed).cos())
+        .collect()
+}
+
+fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+    let scale = b.iter().fold(1e-300f64, |m, x| m.max(x.abs()));
+    let err = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        err <= tol * scale,
+        "{what}: max difference {err:e} (scale {scale:e})"
+    );
+}
+
+#[test]
+fn fused_adjoints_match_the_default_bodies() {
+    let _g = lock();
+    let grid = Grid::new(Resolution::new(9, 11), [9.0, 11.0]).unwrap();
+    let bcs = Boundaries {
+        x_lo: SideBc::Dirichlet(0.0),
+        x_hi: SideBc::Dirichlet(0.0),
+        y_lo: SideBc::Open,
+        y_hi: SideBc::ZeroGradient,
+    };
+    let (su, sv) = bcs.velocity_specs(&grid);
+    let sc = ArraySpec::new(
+        &grid,
+        Location::Center,
+        [
+            Extrap::Value(0.3),
+            Extrap::ZeroGradient,
+            Extrap::Value(-0.2),
+            Extrap::ZeroGradient,
+        ],
+    );
+    let b = 2;
+    let dims = |s: &ArraySpec| [b, s.ny, s.nx];
+    let (u, v) = (smooth(b * su.len(), 0.4), smooth(b * sv.len(), 1.1));
+    for (sq, q) in [
+        (sc, smooth(b * sc.len(), 2.0)),
+        (su, u.clone()),
+        (sv, v.clone()),
+    ] {
+        let spec = AdvectSpec {
+            q: sq,
+            u: su,
+            v: sv,
+            dt_dx: 1.3,
+            scheme: AdvectScheme::SemiLagrangian,
+        };
+        let g = smooth(b * sq.len(), 3.0);
+        let (kq, ku, kv) = Flex::advect_backward(
+            flex(q.clone(), dims(&sq)),
+            flex(u.clone(), dims(&su)),
+            flex(v.clone(), dims(&sv)),
+            flex(g.clone(), dims(&sq)),
+            spec,
+        );
+        let [rq, ru, rv] = reference::vjp::<Flex, 3, 1>(
+            [
+                flex(q, dims(&sq)),
+                flex(u.clone(), dims(&su)),
+                flex(v.clone(), dims(&sv)),
+            ],
+            [flex(g, dims(&sq))],
+            |[q, u, v]| {
+                [reference::advect::<burn::backend::Autodiff<Flex>>(
+                    q, u, v, &spec,
+                )]
+            },
+        );
+        assert_close(&host(kq), &host(rq), 1e-12, "advect q̄");
+        assert_close(&host(ku), &host(ru), 1e-12, "advect ū");
+        assert_close(&host(kv), &host(rv), 1e-12, "advect v̄");
+    }
+    // Explicit diffusion, divergence and gradient: fused vs Burn autodiff of the default body.
+    let g = smooth(b * su.len(), 5.0);
+    let k = Flex::diffuse_explicit_backward(flex(g.clone(), dims(&su)), su, 0.2);
+    let [r] = reference::vjp::<Flex, 1, 1>(
+        [flex(vec![0.0; g.len()], dims(&su))],
+        [flex(g, dims(&su))],
+        |[q]| [reference::diffuse_explicit::<burn::backend::Autodiff<Flex>>(q, &su, 0.2)],
+    );
+    assert_close(&host(k), &host(r), 1e-12, "diffuse_explicit");
+    let ps = ArraySpec::new(&grid, Location::Center, bcs.pressure_extrap());
+    let gd = smooth(b * ps.len(), 6.0);
+    let (ku, kv) = Flex::divergence_backward(flex(gd.clone(), dims(&ps)), 0.7);
+    let [ru, rv] = reference::vjp::<Flex, 2, 1>(
+        [
+            flex(vec![0.0; b * su.len()], dims(&su)),
+            flex(vec![0.0; b * sv.len()], dims(&sv)),
+        ],
+        [flex(gd, dims(&ps))],
+        |[u, v]| {
+            [reference::divergence::<burn::backend::Autodiff<Flex>>(
+                u, v, 0.7,
+            )]
+        },
+    );
+    assert_close(&host(ku), &host(ru), 1e-12, "divergence ū");
+    assert_close(&host(kv), &host(rv), 1e-12, "divergence v̄");
+    let kp = Flex::gradient_backward(
+        flex(u.clone(), dims(&su)),
+        flex(v.clone(), dims(&sv)),
+        ps,
+        0.7,
+    );
+    let [rp] = reference::vjp::<Flex, 1, 2>(
+        [flex(vec![0.0; b * ps.len()], dims(&ps))],
+        [flex(u.clone(), dims(&su)), flex(v.clone(), dims(&sv))],
+        |[p]| {
+            let (a, c) = reference::gradient::<burn::backend::Autodiff<Flex>>(p, &ps, 0.7);
+            [a, c]
+        },
+    );
+    assert_close(&host(kp), &host(rp), 1e-12, "gradient p̄");
+    // Projection (with a disc) and implicit diffusion: the default bodies solve with CG.
+    let solid = SolidMask::new(
+        grid,
+        &[Geometry::Disc {
+            center: [4.5, 5.0],
+            radius: 2.0,
+        }],
+    )
+    .unwrap();
+    let cfg = SolveConfig {
+        rel_tol: 1e-13,
+        ..SolveConfig::default()
+    };
+    let proj = Arc::new(PressureProjection::new(&bcs, &solid, cfg).unwrap());
+    let gp = smooth(b * ps.len(), 7.0);
+    let run = |f: &dyn Fn(FlexTensor, FlexTensor, FlexTensor) -> (FlexTensor, FlexTensor)| {
+        let (a, c) = f(
+            flex(u.clone(), dims(&su)),
+            flex(v.clone(), dims(&sv)),
+            flex(gp.clone(), dims(&ps)),
+        );
+        (host(a), host(c))
+    };
+    let (ku, kv) = run(&|a, c, p| Flex::project_backward(a, c, p, proj.clone()));
+    let (ru, rv) = run(&|a, c, p| reference::project_adjoint::<Flex>(a, c, p, &proj));
+    assert_close(&ku, &ru, 1e-9, "project ū");
+    assert_close(&kv, &rv, 1e-9, "project v̄");
+    let imp = Arc::new(ImplicitDiffusion::new(su, 0.6, cfg).unwrap());
+    let k = Flex::diffuse_implicit_backward(flex(u.clone(), dims(&su)), imp.clone());
+    let r = reference::diffuse_implicit_adjoint::<Flex>(flex(u.clone(), dims(&su)), &imp);
+    assert_close(&host(k), &host(r), 1e-9, "diffuse_implicit");
+}
+
+#[test]
+fn detached_evaluation_rollouts_build_no_graph() {
+    let _g = lock();
+    let dev = Device::flex().autodiff();
+    let sim = small_wake(&dev);
+    let init = sim.initial_state(1).unwrap();
+    let u0 = init.u.clone().require_grad();
+    let s = diffsim::fluid::FluidState {
+        u: u0.clone(),
+        ..init
+    };
+    let s = sim.step(s).unwrap().0;
+    // An evaluation rollout from a detached state stays untracked...
+    let mut e = s.clone().detach();
+    for _ in 0..20 {
+        e = sim.step(e).unwrap().0;
+    }
+    assert!(!e.u.is_require_grad() && !e.v.is_require_grad());
+    // ...and the tracked branch still differentiates.
+    let grads = kinetic_loss(&s).backward();
+    assert!(u0.grad(&grads).is_some());
+}
