@@ -18,9 +18,15 @@ pub struct BenchArgs {
     /// Resolutions NXxNY to time (repeatable). Default: 32x64 and 128x256.
     #[arg(long)]
     pub res: Vec<String>,
-    /// Timed steps per measurement.
-    #[arg(long, default_value_t = 100)]
-    pub steps: usize,
+    /// Timed steps per measurement (forward); with `--grad`, the unroll length (default 16).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Time one (loss, gradient) evaluation through an unroll instead of single steps.
+    #[arg(long)]
+    pub grad: bool,
+    /// With `--grad`: evaluations per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
     /// Untimed steps first.
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,
@@ -86,23 +92,26 @@ impl BenchResult {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// The resolutions of `--res`, or 32x64 and 128x256.
+pub(super) fn resolutions(args: &BenchArgs) -> Result<Vec<Resolution>> {
+    if args.res.is_empty() {
+        return Ok(vec![Resolution::new(32, 64), Resolution::new(128, 256)]);
+    }
+    args.res.iter().map(|r| r.parse()).collect()
+}
+
+/// The `q`-quantile of sorted values.
+pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Times the forward step; one result per resolution and batch size.
 pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
-    if args.steps == 0 {
+    let steps = args.steps.unwrap_or(100);
+    if steps == 0 {
         return Err(DiffsimError::config("--steps must be at least 1"));
     }
-    let resolutions = if args.res.is_empty() {
-        vec![Resolution::new(32, 64), Resolution::new(128, 256)]
-    } else {
-        args.res
-            .iter()
-            .map(|r| r.parse())
-            .collect::<Result<Vec<Resolution>>>()?
-    };
+    let resolutions = resolutions(args)?;
     let device = super::device(&args.device)?;
     let mut out = Vec::new();
     for res in resolutions {
@@ -119,9 +128,9 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             for _ in 0..args.warmup {
                 state = sim.step(state)?.0;
             }
-            let mut times = Vec::with_capacity(args.steps);
-            let mut shares = Vec::with_capacity(args.steps);
-            for _ in 0..args.steps {
+            let mut times = Vec::with_capacity(steps);
+            let mut shares = Vec::with_capacity(steps);
+            for _ in 0..steps {
                 let (next, info) = sim.step(state)?;
                 state = next;
                 times.push(1e3 * info.step_secs);
@@ -140,7 +149,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
                 scene: scene.name.clone(),
                 resolution: res.to_string(),
                 batch,
-                steps: args.steps,
+                steps,
                 median_ms_per_step: median,
                 p10_ms: percentile(&times, 0.1),
                 p90_ms: percentile(&times, 0.9),

@@ -1,10 +1,12 @@
 //! The `diffsim` command line (clap). `main.rs` only calls [`main`].
 
 mod bench;
+mod bench_grad;
 mod gradcheck;
 mod simulate;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
+pub use bench_grad::{GradBenchResult, bench_grad};
 pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 
@@ -47,7 +49,8 @@ pub enum Command {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
-    /// Forward step of the `wake-phiflow` scene from the shared PhiFlow initial state.
+    /// Forward step of the `wake-phiflow` scene from the shared PhiFlow initial state; with
+    /// `--grad`, one (loss, gradient) evaluation through a 16-step unroll.
     Fluid(BenchArgs),
 }
 
@@ -130,6 +133,18 @@ fn run(cli: Cli) -> Result<()> {
                 json(&summary)?
             } else {
                 out(&summary.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Fluid(args),
+        } if args.grad => {
+            let results = bench_grad(&args)?;
+            if args.json {
+                json(&results)?;
+            } else {
+                for r in &results {
+                    out(&r.human())?;
+                }
             }
         }
         Command::Bench {

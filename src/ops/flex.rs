@@ -119,7 +119,7 @@ impl AdvectionOps for Flex {
             let mut gq = vec![T::zero(); b * spec.q.len()];
             let mut gu = vec![T::zero(); b * spec.u.len()];
             let mut gv = vec![T::zero(); b * spec.v.len()];
-            kernels::adjoint::semi_lagrangian(&args, data::<T>(&g), &mut gq, &mut gu, &mut gv);
+            kernels::semi_lagrangian_adjoint(&args, data::<T>(&g), &mut gq, &mut gu, &mut gv);
             (
                 tensor(gq, [b, spec.q.ny, spec.q.nx]),
                 tensor(gu, [b, spec.u.ny, spec.u.nx]),

@@ -1,11 +1,12 @@
 //! Adjoint (vector-Jacobian) kernels of the grid ops: given the gradient `ḡ` of a loss with
-//! respect to an op's output, the gradients with respect to its inputs. Each mirrors its
+//! respect to an op's output, the gradients with respect to its inputs (advection's is
+//! [`super::semi_lagrangian_adjoint`], beside its padded forward). Each mirrors its
 //! forward kernel line by line: a read `fetch(q, j, i)` becomes [`fetch_add`] into `q̄`
 //! (nothing for constant extrapolation, the edge for zero-gradient, the wrapped element on a
 //! periodic axis).
 
 use super::{Real, item, resolve};
-use crate::grid::{ArraySpec, Location};
+use crate::grid::ArraySpec;
 use crate::linalg::PoissonSystem;
 
 /// The transpose of [`super::fetch`]: adds `val` to the element that `fetch(a, s, j, i)` reads
@@ -23,123 +24,6 @@ pub fn fetch_add<T: Real>(a: &mut [T], s: &ArraySpec, j: isize, i: isize, val: T
 fn item_mut<'a, T>(a: &'a mut [T], s: &ArraySpec, b: usize) -> &'a mut [T] {
     let n = s.len();
     &mut a[b * n..(b + 1) * n]
-}
-
-/// The faces (and weights) whose combination is the velocity `(u, v)` at element `[j, i]` of
-/// an array at `location`: the face itself, or the mean of 2 or 4 faces.
-struct Taps<T> {
-    taps: [(T, isize, isize); 4],
-    len: usize,
-}
-
-impl<T: Copy> Taps<T> {
-    fn new(list: &[(T, isize, isize)]) -> Self {
-        let mut taps = [list[0]; 4];
-        taps[..list.len()].copy_from_slice(list);
-        Self {
-            taps,
-            len: list.len(),
-        }
-    }
-    fn iter(&self) -> std::slice::Iter<'_, (T, isize, isize)> {
-        self.taps[..self.len].iter()
-    }
-}
-
-/// `(u taps, v taps)` at element `[j, i]`; `w = [½, ¼, 1]`.
-fn velocity_taps<T: Copy>(location: Location, j: isize, i: isize, w: [T; 3]) -> (Taps<T>, Taps<T>) {
-    let [half, quarter, one] = w;
-    match location {
-        Location::Center => (
-            Taps::new(&[(half, j, i), (half, j, i + 1)]),
-            Taps::new(&[(half, j, i), (half, j + 1, i)]),
-        ),
-        Location::FaceX => (
-            Taps::new(&[(one, j, i)]),
-            Taps::new(&[
-                (quarter, j, i - 1),
-                (quarter, j, i),
-                (quarter, j + 1, i - 1),
-                (quarter, j + 1, i),
-            ]),
-        ),
-        Location::FaceY => (
-            Taps::new(&[
-                (quarter, j - 1, i),
-                (quarter, j - 1, i + 1),
-                (quarter, j, i),
-                (quarter, j, i + 1),
-            ]),
-            Taps::new(&[(one, j, i)]),
-        ),
-    }
-}
-
-/// Adjoint of semi-Lagrangian advection: adds to `gq`, `gu`, `gv` (zeroed by the caller, shapes
-/// of `q`, `u`, `v`) the gradients of `Σ g·out`. The position of each sample depends on the
-/// velocity interpolated at the element (exact, or the mean of 2 or 4 faces), so `gu`/`gv`
-/// receive `−(dt/dx)·∂q/∂x` spread back over those faces.
-pub fn semi_lagrangian<T: Real>(
-    a: &super::Advect<'_, T>,
-    g: &[T],
-    gq: &mut [T],
-    gu: &mut [T],
-    gv: &mut [T],
-) {
-    let (sq, su, sv) = (a.sq, a.su, a.sv);
-    let s = T::of(a.dt_dx);
-    let (half, quarter, one) = (T::of(0.5), T::of(0.25), T::one());
-    let location = match (sq.ox == 0.0, sq.oy == 0.0) {
-        (true, _) => Location::FaceX,
-        (_, true) => Location::FaceY,
-        _ => Location::Center,
-    };
-    for b in 0..a.q.len() / sq.len() {
-        let (q, u, v) = (item(a.q, sq, b), item(a.u, su, b), item(a.v, sv, b));
-        let (gq, gu, gv) = (
-            item_mut(gq, sq, b),
-            item_mut(gu, su, b),
-            item_mut(gv, sv, b),
-        );
-        let g = item(g, sq, b);
-        for j in 0..sq.ny {
-            for i in 0..sq.nx {
-                let gk = g[j * sq.nx + i];
-                let (ji, ii) = (j as isize, i as isize);
-                let (uf, vf) = velocity_taps(location, ji, ii, [half, quarter, one]);
-                let read = |taps: &Taps<T>, a: &[T], sa: &ArraySpec| {
-                    taps.iter().fold(T::zero(), |acc, &(w, fj, fi)| {
-                        acc + w * super::fetch(a, sa, fj, fi)
-                    })
-                };
-                let (vx, vy) = (read(&uf, u, su), read(&vf, v, sv));
-                let (fx, fy) = (T::of_index(i) - s * vx, T::of_index(j) - s * vy);
-                let (i0, tx) = fx.floor_frac();
-                let (j0, ty) = fy.floor_frac();
-                let at = |dj: isize, di: isize| super::fetch(q, sq, j0 + dj, i0 + di);
-                let (q00, q01, q10, q11) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
-                // ∂out/∂q: the bilinear weights.
-                for (dj, di, w) in [
-                    (0, 0, (one - tx) * (one - ty)),
-                    (0, 1, tx * (one - ty)),
-                    (1, 0, (one - tx) * ty),
-                    (1, 1, tx * ty),
-                ] {
-                    fetch_add(gq, sq, j0 + dj, i0 + di, gk * w);
-                }
-                // ∂out/∂(fx, fy), then ∂(fx, fy)/∂(vx, vy) = −s.
-                let dfx = (one - ty) * (q01 - q00) + ty * (q11 - q10);
-                let dfy = (one - tx) * (q10 - q00) + tx * (q11 - q01);
-                let (gvx, gvy) = (-s * gk * dfx, -s * gk * dfy);
-                for &(w, fj, fi) in uf.iter() {
-                    fetch_add(gu, su, fj, fi, w * gvx);
-                }
-                for &(w, fj, fi) in vf.iter() {
-                    fetch_add(gv, sv, fj, fi, w * gvy);
-                }
-            }
-        }
-    }
 }
 
 /// Adjoint of [`super::diffuse_explicit`]: `gq = Σ g·∂out/∂q` (`gq` zeroed by the caller).

@@ -60,23 +60,56 @@ impl<T: Real> Axis<T> {
     }
 }
 
+/// Where each row and ghost column of a padded array comes from: an element of the array
+/// (`Ok(index)`) or a constant (`Err(value)`), from the array's extrapolation.
+struct PadLayout {
+    /// Padded width `nx + 4`.
+    width: usize,
+    /// Columns copied directly: `nx`, or the period on a periodic x axis (a face array's
+    /// duplicate last column is rebuilt from the first, as `fetch` reads it).
+    lim: usize,
+    /// Sources of the padded rows, `ny + 4`.
+    rows: Vec<Result<usize, f64>>,
+    /// Sources of the columns before the copied ones.
+    left: Vec<Result<usize, f64>>,
+    /// Sources of the columns after the copied ones.
+    right: Vec<Result<usize, f64>>,
+}
+
+impl PadLayout {
+    fn new(s: &ArraySpec) -> Self {
+        let lim = if s.ext[0] == Extrap::Periodic {
+            s.period_x
+        } else {
+            s.nx
+        };
+        let g = GHOST as isize;
+        let col = |i: isize| resolve(i, s.nx, s.period_x, s.ext[0], s.ext[1]);
+        Self {
+            width: s.nx + 2 * GHOST,
+            lim,
+            rows: (-g..s.ny as isize + g)
+                .map(|j| resolve(j, s.ny, s.period_y, s.ext[2], s.ext[3]))
+                .collect(),
+            left: (-g..0).map(col).collect(),
+            right: (lim as isize..s.nx as isize + g).map(col).collect(),
+        }
+    }
+}
+
 impl<T: Real> Padded<T> {
     /// Pads one item `a` of the array described by `s`.
     pub fn new(a: &[T], s: &ArraySpec) -> Self {
-        let (w, h) = (s.nx + 2 * GHOST, s.ny + 2 * GHOST);
-        let periodic = (s.ext[0] == Extrap::Periodic, s.ext[2] == Extrap::Periodic);
-        // Periodic axes wrap at the period: a face array's duplicate last column is rebuilt from
-        // the first, as `fetch` reads it.
-        let lim = if periodic.0 { s.period_x } else { s.nx };
-        let g = GHOST as isize;
-        // Where the ghost columns come from, the same for every row.
-        let source =
-            |i: isize| resolve(i, s.nx, s.period_x, s.ext[0], s.ext[1]).map_err(|c| T::of(c));
-        let left: Vec<_> = (-g..0).map(source).collect();
-        let right: Vec<_> = (lim as isize..s.nx as isize + g).map(source).collect();
-        let mut data = Vec::with_capacity(w * h);
-        for j in -g..s.ny as isize + g {
-            match resolve(j, s.ny, s.period_y, s.ext[2], s.ext[3]) {
+        let l = PadLayout::new(s);
+        let w = l.width;
+        let constant = |src: &Result<usize, f64>| src.map_err(|c| T::of(c));
+        let (left, right): (Vec<_>, Vec<_>) = (
+            l.left.iter().map(constant).collect(),
+            l.right.iter().map(constant).collect(),
+        );
+        let mut data = Vec::with_capacity(w * l.rows.len());
+        for src in &l.rows {
+            match *src {
                 Err(c) => data.resize(data.len() + w, T::of(c)),
                 Ok(jj) => {
                     let row = &a[jj * s.nx..(jj + 1) * s.nx];
@@ -85,17 +118,44 @@ impl<T: Real> Padded<T> {
                         Err(c) => c,
                     };
                     left.iter().for_each(|src| data.push(ghost(src)));
-                    data.extend_from_slice(&row[..lim]);
+                    data.extend_from_slice(&row[..l.lim]);
                     right.iter().for_each(|src| data.push(ghost(src)));
                 }
             }
         }
-        debug_assert_eq!(data.len(), w * h);
+        let periodic = (s.ext[0] == Extrap::Periodic, s.ext[2] == Extrap::Periodic);
         Self {
             data,
             width: w,
             x: Axis::new(s.nx, periodic.0, s.period_x),
             y: Axis::new(s.ny, periodic.1, s.period_y),
+        }
+    }
+
+    /// The transpose of [`Padded::new`]: adds each element of a padded-shape gradient `pad` to
+    /// the array element it was copied from (constants receive nothing), into `out`.
+    pub fn fold(pad: &[T], s: &ArraySpec, out: &mut [T]) {
+        let l = PadLayout::new(s);
+        let (w, g) = (l.width, GHOST);
+        for (r, src) in l.rows.iter().enumerate() {
+            let Ok(jj) = *src else { continue };
+            let (prow, row) = (
+                &pad[r * w..(r + 1) * w],
+                &mut out[jj * s.nx..(jj + 1) * s.nx],
+            );
+            for (o, p) in row[..l.lim].iter_mut().zip(&prow[g..g + l.lim]) {
+                *o += *p;
+            }
+            let ghosts = l
+                .left
+                .iter()
+                .zip(&prow[..g])
+                .chain(l.right.iter().zip(&prow[g + l.lim..]));
+            for (src, p) in ghosts {
+                if let Ok(i) = *src {
+                    row[i] += *p;
+                }
+            }
         }
     }
 
@@ -356,6 +416,90 @@ pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
             row[i] = (f0 + half * (q0[i] - back)).max(lo).min(hi);
         });
     });
+}
+
+/// Adjoint of [`semi_lagrangian`]: adds to `gq`, `gu`, `gv` (shapes of `q`, `u`, `v`) the
+/// gradients of `Σ g·out`. Each sample scatters its bilinear weights into a padded gradient
+/// of `q`, and `−(dt/dx)·g·∂q/∂x` into padded gradients of `u` and `v` over the faces its
+/// velocity was averaged from; [`Padded::fold`] then returns the ghost entries to the
+/// elements they were copied from. A clamped (far outside) sample has two equal nodes, so
+/// its position derivative is 0, as for the extrapolated field.
+pub fn semi_lagrangian_adjoint<T: Real>(
+    a: &Advect<'_, T>,
+    g: &[T],
+    gq: &mut [T],
+    gu: &mut [T],
+    gv: &mut [T],
+) {
+    let (sq, su, sv) = (a.sq, a.su, a.sv);
+    let (s, one) = (T::of(a.dt_dx), T::one());
+    let (half, quarter) = (T::of(0.5), T::of(0.25));
+    let (flows, mut own) = (a.flows(), Vec::new());
+    let q = a.padded_q(&flows, &mut own);
+    let location = location(sq);
+    let (wq, wu, wv) = (sq.nx + 2 * GHOST, su.nx + 2 * GHOST, sv.nx + 2 * GHOST);
+    // Padded index of element [j, i] of an array of padded width w.
+    let at = |w: usize, j: usize, i: usize| (j + GHOST) * w + i + GHOST;
+    for b in 0..a.batch() {
+        let mut pq = vec![T::zero(); wq * (sq.ny + 2 * GHOST)];
+        let mut pu = vec![T::zero(); wu * (su.ny + 2 * GHOST)];
+        let mut pv = vec![T::zero(); wv * (sv.ny + 2 * GHOST)];
+        let view = q[b].view();
+        let g = item(g, sq, b);
+        for j in 0..sq.ny {
+            let fy = T::of_index(j);
+            let grow = &g[j * sq.nx..(j + 1) * sq.nx];
+            let vel: &dyn Fn(usize) -> (T, T) = match location {
+                Location::Center => &flows[b].center(j, sq.nx),
+                Location::FaceX => &flows[b].face_x(j, sq.nx),
+                Location::FaceY => &flows[b].face_y(j, sq.nx),
+            };
+            for (i, &gk) in grow.iter().enumerate() {
+                let (vx, vy) = vel(i);
+                let (ci, tx) = view.x.locate(T::of_index(i) - s * vx);
+                let (cj, ty) = view.y.locate(fy - s * vy);
+                let k = cj * wq + ci;
+                let d = &view.data[k..k + wq + 2];
+                let (q00, q01, q10, q11) = (d[0], d[1], d[wq], d[wq + 1]);
+                pq[k] += gk * (one - tx) * (one - ty);
+                pq[k + 1] += gk * tx * (one - ty);
+                pq[k + wq] += gk * (one - tx) * ty;
+                pq[k + wq + 1] += gk * tx * ty;
+                let gx = -s * gk * ((one - ty) * (q01 - q00) + ty * (q11 - q10));
+                let gy = -s * gk * ((one - tx) * (q10 - q00) + tx * (q11 - q01));
+                match location {
+                    Location::Center => {
+                        let (ku, kv) = (at(wu, j, i), at(wv, j, i));
+                        pu[ku] += half * gx;
+                        pu[ku + 1] += half * gx;
+                        pv[kv] += half * gy;
+                        pv[kv + wv] += half * gy;
+                    }
+                    Location::FaceX => {
+                        pu[at(wu, j, i)] += gx;
+                        let kv = at(wv, j, i) - 1;
+                        let w = quarter * gy;
+                        pv[kv] += w;
+                        pv[kv + 1] += w;
+                        pv[kv + wv] += w;
+                        pv[kv + wv + 1] += w;
+                    }
+                    Location::FaceY => {
+                        let ku = at(wu, j, i) - wu;
+                        let w = quarter * gx;
+                        pu[ku] += w;
+                        pu[ku + 1] += w;
+                        pu[ku + wu] += w;
+                        pu[ku + wu + 1] += w;
+                        pv[at(wv, j, i)] += gy;
+                    }
+                }
+            }
+        }
+        Padded::fold(&pq, sq, &mut gq[b * sq.len()..(b + 1) * sq.len()]);
+        Padded::fold(&pu, su, &mut gu[b * su.len()..(b + 1) * su.len()]);
+        Padded::fold(&pv, sv, &mut gv[b * sv.len()..(b + 1) * sv.len()]);
+    }
 }
 
 #[cfg(test)]

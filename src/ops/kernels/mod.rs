@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 pub mod adjoint;
 mod advect;
-pub use advect::{Advect, maccormack, semi_lagrangian};
+pub use advect::{Advect, maccormack, semi_lagrangian, semi_lagrangian_adjoint};
 
 /// Floating-point element types of the kernels.
 pub trait Real: crate::linalg::SolveScalar + std::fmt::Debug {

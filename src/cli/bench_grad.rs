@@ -1,0 +1,145 @@
+//! `diffsim bench fluid --grad`: the wall time of one (loss, gradient) evaluation through an
+//! unrolled `wake-phiflow` from the shared PhiFlow state, next to the forward-only time.
+
+use super::bench::{BenchArgs, percentile, resolutions};
+use super::gradcheck::kinetic_loss;
+use crate::error::{DiffsimError, Result};
+use crate::fluid::{FluidState, SceneConfig, Simulation};
+use crate::io::{phiflow_state, read_frame};
+use serde::Serialize;
+use std::time::Instant;
+
+/// PhiFlow 3.4 + JAX jit on this kind of machine: one 16-step (loss, gradient) evaluation of
+/// the same scene, state and loss (issue "Differentiable fluid"), in ms, after a 16–34 s jit.
+pub const PHIFLOW_GRAD_MS: [((usize, usize), f64); 2] = [((32, 64), 67.0), ((128, 256), 5500.0)];
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct GradBenchResult {
+    /// Scene.
+    pub scene: String,
+    /// Resolution.
+    pub resolution: String,
+    /// Unrolled steps.
+    pub unroll: usize,
+    /// Timed evaluations.
+    pub repeats: usize,
+    /// Median wall time of the forward unroll alone, no autodiff (ms).
+    pub forward_ms: f64,
+    /// Median wall time of one (loss, gradient) evaluation: tracked forward + backward (ms).
+    pub grad_ms: f64,
+    /// The first (loss, gradient) evaluation after the scene was built (ms): no warm-up
+    /// beyond the factorisation, which happens when the scene is built.
+    pub first_grad_ms: f64,
+    /// `grad_ms / forward_ms`.
+    pub grad_over_forward: f64,
+    /// PhiFlow 3.4 + JAX (ms), where known.
+    pub phiflow_ms: Option<f64>,
+    /// `phiflow_ms / grad_ms`.
+    pub speedup_vs_phiflow: Option<f64>,
+}
+
+impl GradBenchResult {
+    /// One readable line.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{} {} unroll {}: (loss, gradient) {:.2} ms (first {:.2} ms), forward {:.2} ms, ratio {:.2}",
+            self.scene,
+            self.resolution,
+            self.unroll,
+            self.grad_ms,
+            self.first_grad_ms,
+            self.forward_ms,
+            self.grad_over_forward
+        );
+        if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
+            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms)");
+        }
+        s
+    }
+}
+
+/// Times one (loss, gradient) evaluation and the forward unroll per resolution.
+pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
+    let unroll = args.steps.unwrap_or(16);
+    if unroll == 0 || args.repeats == 0 {
+        return Err(DiffsimError::config(
+            "--steps and --repeats must be at least 1",
+        ));
+    }
+    let device = super::device(&args.device)?;
+    let mut out = Vec::new();
+    for res in resolutions(args)? {
+        let mut scene = SceneConfig::wake_phiflow();
+        scene.resolution = res;
+        let frame = |sim: &Simulation| -> Result<FluidState> {
+            let f = read_frame(&phiflow_state(args.data.as_deref(), res)?, &sim.grid)?;
+            Ok(sim.state_from_arrays(f.u, f.v, None, 1))
+        };
+        // Forward only, on the plain device.
+        let sim = Simulation::new(&scene, &device)?;
+        let start = frame(&sim)?;
+        let mut forward = Vec::new();
+        for _ in 0..args.repeats + 1 {
+            let t = Instant::now();
+            let mut s = start.clone();
+            for _ in 0..unroll {
+                s = sim.step(s)?.0;
+            }
+            kinetic_loss(&s).into_scalar::<f64>();
+            forward.push(1e3 * t.elapsed().as_secs_f64());
+        }
+        // (loss, gradient) on the autodiff device.
+        let sim = Simulation::new(&scene, &device.clone().autodiff())?;
+        let start = frame(&sim)?;
+        let mut grad = Vec::new();
+        for _ in 0..args.repeats + 1 {
+            let t = Instant::now();
+            let (u0, v0) = (
+                start.u.clone().require_grad(),
+                start.v.clone().require_grad(),
+            );
+            let mut s = FluidState {
+                u: u0.clone(),
+                v: v0.clone(),
+                ..start.clone()
+            };
+            for _ in 0..unroll {
+                s = sim.step(s)?.0;
+            }
+            let loss = kinetic_loss(&s);
+            let value = loss.clone().into_scalar::<f64>();
+            let grads = loss.backward();
+            let (gu, gv) = (u0.grad(&grads), v0.grad(&grads));
+            if !value.is_finite() || gu.is_none() || gv.is_none() {
+                return Err(DiffsimError::config(
+                    "the benchmark gradient is missing or not finite",
+                ));
+            }
+            grad.push(1e3 * t.elapsed().as_secs_f64());
+        }
+        let first_grad_ms = grad[0];
+        // The first forward run is a warm-up; the first gradient is reported separately.
+        let (mut forward, mut grad) = (forward.split_off(1), grad.split_off(1));
+        forward.sort_by(f64::total_cmp);
+        grad.sort_by(f64::total_cmp);
+        let (forward_ms, grad_ms) = (percentile(&forward, 0.5), percentile(&grad, 0.5));
+        let phiflow = PHIFLOW_GRAD_MS
+            .iter()
+            .find(|(r, _)| *r == (res.nx, res.ny) && unroll == 16)
+            .map(|(_, ms)| *ms);
+        out.push(GradBenchResult {
+            scene: scene.name.clone(),
+            resolution: res.to_string(),
+            unroll,
+            repeats: args.repeats,
+            forward_ms,
+            grad_ms,
+            first_grad_ms,
+            grad_over_forward: grad_ms / forward_ms,
+            phiflow_ms: phiflow,
+            speedup_vs_phiflow: phiflow.map(|p| p / grad_ms),
+        });
+    }
+    Ok(out)
+}
