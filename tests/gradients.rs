@@ -316,3 +316,31 @@ fn detached_evaluation_rollouts_build_no_graph() {
     let grads = kinetic_loss(&s).backward();
     assert!(u0.grad(&grads).is_some());
 }
+
+#[test]
+fn segment_checkpointing_gives_the_taped_gradient() {
+    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    let _g = lock();
+    let sim = small_wake(&Device::flex().autodiff());
+    let init = sim.initial_state(1).unwrap();
+    let tape = unrolled_gradient(&sim, &init, 16, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let (tu, tv) = (values(&tape.u), values(&tape.v));
+    let scale = tu.iter().chain(&tv).fold(0.0f64, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0);
+    for k in [1, 4, 5, 16, 40] {
+        let seg =
+            unrolled_gradient(&sim, &init, 16, Checkpointing::Segments(k), &kinetic_loss).unwrap();
+        assert_eq!(seg.loss, tape.loss, "segments of {k}");
+        for (a, b) in values(&seg.u)
+            .iter()
+            .chain(&values(&seg.v))
+            .zip(tu.iter().chain(&tv))
+        {
+            assert!(
+                (a - b).abs() <= 1e-13 * scale,
+                "segments of {k}: {a} vs {b}"
+            );
+        }
+    }
+    assert!(unrolled_gradient(&sim, &init, 16, Checkpointing::Segments(0), &kinetic_loss).is_err());
+}

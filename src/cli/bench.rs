@@ -27,6 +27,13 @@ pub struct BenchArgs {
     /// With `--grad`: evaluations per measurement.
     #[arg(long, default_value_t = 10)]
     pub repeats: usize,
+    /// With `--grad`: `tape` (record every step), `burn` (tape on a device with Burn's
+    /// gradient checkpointing) or `segments` (keep every K-th state, recompute segments).
+    #[arg(long, default_value = "tape")]
+    pub checkpoint: String,
+    /// With `--checkpoint segments`: steps per segment (default ⌈√N⌉).
+    #[arg(long)]
+    pub segment: Option<usize>,
     /// Untimed steps first.
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,

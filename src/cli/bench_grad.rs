@@ -4,7 +4,7 @@
 use super::bench::{BenchArgs, percentile, resolutions};
 use super::gradcheck::kinetic_loss;
 use crate::error::{DiffsimError, Result};
-use crate::fluid::{FluidState, SceneConfig, Simulation};
+use crate::fluid::{Checkpointing, FluidState, SceneConfig, Simulation, unrolled_gradient};
 use crate::io::{phiflow_state, read_frame};
 use serde::Serialize;
 use std::time::Instant;
@@ -37,16 +37,30 @@ pub struct GradBenchResult {
     pub phiflow_ms: Option<f64>,
     /// `phiflow_ms / grad_ms`.
     pub speedup_vs_phiflow: Option<f64>,
+    /// How the backward pass got its states: `tape`, `burn` or `segments K`.
+    pub checkpointing: String,
+    /// Peak resident memory of this process (MB, `VmHWM`): run one configuration per process
+    /// to compare them.
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 impl GradBenchResult {
     /// One readable line.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{} {} unroll {}: (loss, gradient) {:.2} ms (first {:.2} ms), forward {:.2} ms, ratio {:.2}",
+            "{} {} unroll {} ({}): (loss, gradient) {:.2} ms (first {:.2} ms), forward {:.2} ms, ratio {:.2}",
             self.scene,
             self.resolution,
             self.unroll,
+            self.checkpointing,
             self.grad_ms,
             self.first_grad_ms,
             self.forward_ms,
@@ -54,6 +68,9 @@ impl GradBenchResult {
         );
         if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
             s += &format!(", {x:.0}x faster than PhiFlow ({p} ms)");
+        }
+        if let Some(m) = self.peak_rss_mb {
+            s += &format!(", peak RSS {m:.0} MB");
         }
         s
     }
@@ -90,31 +107,33 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             forward.push(1e3 * t.elapsed().as_secs_f64());
         }
         // (loss, gradient) on the autodiff device.
-        let sim = Simulation::new(&scene, &device.clone().autodiff())?;
+        let (ad_device, mode) = match args.checkpoint.as_str() {
+            "tape" => (device.clone().autodiff(), Checkpointing::Tape),
+            "burn" => (
+                device.clone().autodiff().gradient_checkpointing(),
+                Checkpointing::Tape,
+            ),
+            "segments" => (
+                device.clone().autodiff(),
+                args.segment
+                    .map_or(Checkpointing::sqrt(unroll), Checkpointing::Segments),
+            ),
+            other => {
+                return Err(DiffsimError::config(format!(
+                    "unknown --checkpoint '{other}': use tape, burn or segments"
+                )));
+            }
+        };
+        let sim = Simulation::new(&scene, &ad_device)?;
         let start = frame(&sim)?;
         let mut grad = Vec::new();
         for _ in 0..args.repeats + 1 {
             let t = Instant::now();
-            let (u0, v0) = (
-                start.u.clone().require_grad(),
-                start.v.clone().require_grad(),
-            );
-            let mut s = FluidState {
-                u: u0.clone(),
-                v: v0.clone(),
-                ..start.clone()
-            };
-            for _ in 0..unroll {
-                s = sim.step(s)?.0;
-            }
-            let loss = kinetic_loss(&s);
-            let value = loss.clone().into_scalar::<f64>();
-            let grads = loss.backward();
-            let (gu, gv) = (u0.grad(&grads), v0.grad(&grads));
-            if !value.is_finite() || gu.is_none() || gv.is_none() {
-                return Err(DiffsimError::config(
-                    "the benchmark gradient is missing or not finite",
-                ));
+            let g = unrolled_gradient(&sim, &start, unroll, mode, &kinetic_loss)?;
+            let finite =
+                g.loss.is_finite() && g.u.clone().abs().max().into_scalar::<f64>().is_finite();
+            if !finite {
+                return Err(DiffsimError::config("the benchmark gradient is not finite"));
             }
             grad.push(1e3 * t.elapsed().as_secs_f64());
         }
@@ -139,6 +158,11 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             grad_over_forward: grad_ms / forward_ms,
             phiflow_ms: phiflow,
             speedup_vs_phiflow: phiflow.map(|p| p / grad_ms),
+            checkpointing: match (args.checkpoint.as_str(), mode) {
+                (_, Checkpointing::Segments(k)) => format!("segments {k}"),
+                (name, _) => name.to_string(),
+            },
+            peak_rss_mb: peak_rss_mb(),
         });
     }
     Ok(out)

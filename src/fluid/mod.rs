@@ -2,9 +2,11 @@
 
 mod scene;
 mod sim;
+mod unroll;
 
 pub use scene::{
     BUILTIN_SCENES, DiffusionScheme, FaceRegion, Forcing, Initial, MarkerConfig, Precision,
     SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
 pub use sim::{FluidState, Simulation, StepInfo, taylor_green};
+pub use unroll::{Checkpointing, UnrollGradient, unrolled_gradient};
