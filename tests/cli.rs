@@ -241,3 +241,47 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     }
     no_files_in(dir.path());
 }
+
+#[test]
+fn gradcheck_prints_rows_and_fails_on_unknown_ops() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args([
+            "gradcheck",
+            "--op",
+            "divergence",
+            "--op",
+            "project-obstacle-open",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 2);
+    assert!(reports[1]["passed"].as_bool().unwrap());
+    // A tolerance no finite difference can meet fails, with a non-zero exit and one line.
+    let strict = Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args([
+            "gradcheck",
+            "--op",
+            "divergence",
+            "--rtol",
+            "1e-30",
+            "--atol",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stdout).contains("FAILED"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["gradcheck", "--op", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+}

@@ -28,9 +28,12 @@ pub struct GradcheckArgs {
     /// List the names and exit.
     #[arg(long)]
     pub list: bool,
-    /// Relative tolerance.
+    /// Relative tolerance: a probe passes iff |AD − FD| ≤ atol + rtol·|FD|.
     #[arg(long, default_value_t = 1e-5)]
     pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-9)]
+    pub atol: f64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -324,8 +327,12 @@ fn unroll_check(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
 
 /// `diffsim gradcheck`: prints one row per check; fails when any check fails.
 pub fn gradcheck(args: &GradcheckArgs) -> Result<Vec<GradCheckReport>> {
+    if !(args.rtol > 0.0 && args.atol >= 0.0) {
+        return Err(DiffsimError::config("--rtol must be > 0 and --atol >= 0"));
+    }
     let cfg = GradCheckConfig {
         rtol: args.rtol,
+        atol: args.atol,
         ..Default::default()
     };
     run_gradchecks(&args.op, &cfg)

@@ -2,11 +2,13 @@
 
 mod bench;
 mod bench_grad;
+mod experiment;
 mod gradcheck;
 mod simulate;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
 pub use bench_grad::{GradBenchResult, bench_grad};
+pub use experiment::{ExperimentArgs, experiment};
 pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 
@@ -36,6 +38,8 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Run a reproducible study (`smoke-target`) and write its pictures and numbers.
+    Experiment(ExperimentArgs),
     /// Check the gradients of every differentiable op and of 16-step unrolls against f64
     /// central finite differences; exits non-zero when any check fails.
     Gradcheck(GradcheckArgs),
@@ -159,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Experiment(args) => experiment(&args)?,
         Command::Gradcheck(args) => {
             if args.list {
                 return CHECKS.iter().try_for_each(|c| out(c));

@@ -126,6 +126,9 @@ pub struct MarkerConfig {
     pub outside: ScalarOutside,
     /// Buoyancy: `v += dt · buoyancy · marker` (marker averaged to y-faces).
     pub buoyancy: f64,
+    /// Advect the marker even without sources or buoyancy (for runs that start from a given
+    /// marker field). Without any of the three the marker is not stepped at all.
+    pub carried: bool,
 }
 
 /// The initial velocity.
@@ -315,6 +318,7 @@ impl SceneConfig {
                 rate: 1.0,
                 outside: ScalarOutside::Zero,
                 buoyancy: 0.0,
+                carried: false,
             },
             initial: Initial::SolPoke,
             solve: SolveConfig::default(),
@@ -373,6 +377,7 @@ impl SceneConfig {
                 rate: 0.2,
                 outside: ScalarOutside::Zero,
                 buoyancy: 0.05,
+                carried: false,
             },
             initial: Initial::Rest,
             solve: SolveConfig::default(),

@@ -156,9 +156,9 @@ impl Simulation {
         })
     }
 
-    /// True when the scene carries a marker (inflow or buoyancy).
+    /// True when the scene steps a marker (inflow, buoyancy or `marker.carried`).
     pub fn has_marker(&self) -> bool {
-        self.inflow.is_some() || self.scene.marker.buoyancy != 0.0
+        self.inflow.is_some() || self.scene.marker.buoyancy != 0.0 || self.scene.marker.carried
     }
 
     /// The initial state of the scene, repeated `batch` times; projected once so that it is

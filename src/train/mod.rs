@@ -1,0 +1,3 @@
+//! Optimisation and training loops through unrolled differentiable solves.
+
+pub mod smoke_target;
