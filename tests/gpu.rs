@@ -47,3 +47,47 @@ fn wgpu_step_matches_flex() {
     assert!(err < 1e-3, "wgpu and flex differ by {err}");
     assert!(gdiv < 1e-4);
 }
+
+/// Gradients on wgpu: the default adjoints (Burn's autodiff of the default bodies, and the
+/// projection's adjoint CG solve) against the fused Flex adjoints, 4 steps of wake-phiflow.
+#[test]
+fn wgpu_gradient_matches_flex() {
+    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/wake_phiflow_32x64.h5");
+    let mut scene = SceneConfig::wake_phiflow();
+    scene.resolution = Resolution::new(32, 64);
+    scene.solve = diffsim::linalg::SolveConfig {
+        rel_tol: 1e-6,
+        abs_tol: 1e-7,
+        ..Default::default()
+    };
+    let run = |device: Device| {
+        let sim = Simulation::new(&scene, &device.autodiff()).unwrap();
+        let f = diffsim::io::read_frame(&path, &sim.grid).unwrap();
+        let s = sim.state_from_arrays(f.u, f.v, None, 1);
+        let g = unrolled_gradient(
+            &sim,
+            &s,
+            4,
+            Checkpointing::Tape,
+            &diffsim::cli::kinetic_loss,
+        )
+        .unwrap();
+        (host(&g.u), host(&g.v))
+    };
+    let (fu, fv) = run(Device::flex());
+    let (gu, gv) = run(Device::wgpu(DeviceKind::DefaultDevice));
+    let scale = fu.iter().chain(&fv).fold(0.0f32, |m, x| m.max(x.abs()));
+    let err = fu
+        .iter()
+        .zip(&gu)
+        .chain(fv.iter().zip(&gv))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("wgpu vs flex gradient after 4 steps: max |Δ| {err:.2e} (scale {scale:.2e})");
+    assert!(
+        err < 1e-3 * scale,
+        "wgpu and flex gradients differ by {err} (scale {scale})"
+    );
+}

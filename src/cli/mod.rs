@@ -70,13 +70,22 @@ pub fn device(name: &str) -> Result<burn::tensor::Device> {
         )),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(burn::tensor::Device::cuda(0)),
-        "wgpu" | "cuda" => Err(crate::error::DiffsimError::config(format!(
-            "diffsim was built without the '{name}' feature; rebuild with `cargo build --release --features {name}`"
-        ))),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(not_built(name)),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(not_built(name)),
         _ => Err(crate::error::DiffsimError::config(format!(
             "unknown device '{name}': use flex, wgpu or cuda"
         ))),
     }
+}
+
+/// The error for a GPU backend whose cargo feature is off.
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+fn not_built(name: &str) -> crate::error::DiffsimError {
+    crate::error::DiffsimError::config(format!(
+        "diffsim was built without the '{name}' feature; rebuild with `cargo build --release --features {name}`"
+    ))
 }
 
 /// Parses the arguments, runs, and turns errors into one line on stderr and exit code 1.
