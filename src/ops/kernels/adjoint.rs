@@ -5,6 +5,7 @@
 //! (nothing for constant extrapolation, the edge for zero-gradient, the wrapped element on a
 //! periodic axis).
 
+use super::advect::{GHOST, Padded};
 use super::{Real, item, resolve};
 use crate::grid::ArraySpec;
 use crate::linalg::PoissonSystem;
@@ -26,22 +27,38 @@ fn item_mut<'a, T>(a: &'a mut [T], s: &ArraySpec, b: usize) -> &'a mut [T] {
     &mut a[b * n..(b + 1) * n]
 }
 
-/// Adjoint of [`super::diffuse_explicit`]: `gq = Σ g·∂out/∂q` (`gq` zeroed by the caller).
+/// Adjoint of [`super::diffuse_explicit`]: `gq += (1 − 4α)·g + α·foldᵀ(N)`, where `N` sums the
+/// four neighbours of every position of `g` zero-padded with [`Padded`]'s ghost layers (each
+/// element scatters `α·g` to the positions it read) and [`Padded::fold`] returns the ghost
+/// positions to the elements the extrapolation read there. The centre term stays on its own
+/// element (a periodic array's duplicate column included).
 pub fn diffuse_explicit<T: Real>(g: &[T], s: &ArraySpec, alpha: f64, gq: &mut [T]) {
     let a = T::of(alpha);
     let centre = T::one() - T::of(4.0) * a;
+    let (w, h) = (s.nx + 2 * GHOST, s.ny + 2 * GHOST);
+    let mut zg = vec![T::zero(); w * h];
+    let mut n = vec![T::zero(); w * h];
     for b in 0..g.len() / s.len() {
         let (g, gq) = (item(g, s, b), item_mut(gq, s, b));
-        for j in 0..s.ny {
-            for i in 0..s.nx {
-                let gk = g[j * s.nx + i];
-                gq[j * s.nx + i] += centre * gk;
-                let (jj, ii) = (j as isize, i as isize);
-                for (dj, di) in [(0, -1), (0, 1), (-1, 0), (1, 0)] {
-                    fetch_add(gq, s, jj + dj, ii + di, a * gk);
-                }
+        for (j, row) in g.chunks_exact(s.nx).enumerate() {
+            let k = (j + GHOST) * w + GHOST;
+            zg[k..k + s.nx].copy_from_slice(row);
+        }
+        for r in 1..h - 1 {
+            let (up, mid, down) = (
+                &zg[(r - 1) * w..r * w],
+                &zg[r * w..(r + 1) * w],
+                &zg[(r + 1) * w..(r + 2) * w],
+            );
+            let out = &mut n[r * w + 1..(r + 1) * w - 1];
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = a * (mid[c] + mid[c + 2] + up[c + 1] + down[c + 1]);
             }
         }
+        for (o, x) in gq.iter_mut().zip(g) {
+            *o += centre * *x;
+        }
+        Padded::fold(&n, s, gq);
     }
 }
 
@@ -76,8 +93,21 @@ pub fn gradient<T: Real>(gu: &[T], gv: &[T], s: &ArraySpec, dx: f64, gp: &mut [T
     }
 }
 
-/// Adds `Σ_faces w_f·(p[f+] − p[f−])` transposed to `gp`: for each x-face `[j, i]` with
-/// `keep_u(k)`, `w = gu[k]·scale` goes to `+fetch(j, i)` and `−fetch(j, i−1)`; y-faces alike.
+/// `dst[m] += src[m−1] − src[m]` for `m` in `0..=n` (`src` is 0 beyond its `n` elements):
+/// the transpose of differencing neighbours.
+fn add_adjacent_differences<T: Real>(dst: &mut [T], src: &[T]) {
+    let n = src.len();
+    dst[0] -= src[0];
+    for (d, pair) in dst[1..n].iter_mut().zip(src.windows(2)) {
+        *d += pair[0] - pair[1];
+    }
+    dst[n] += src[n - 1];
+}
+
+/// Adds `Σ_faces w_f·(p[f+] − p[f−])` transposed to `gp` (one item of the centred array `s`):
+/// `w = gu[k]·scale` on x-faces with `keep_u(k)` (`p[f+]` is `fetch(j, i)`, `p[f−]` is
+/// `fetch(j, i−1)`), y-faces alike. The differences land in a [`Padded`]-shape buffer, folded
+/// back through the extrapolation.
 fn face_differences_adjoint<T: Real>(
     gu: &[T],
     gv: &[T],
@@ -88,28 +118,30 @@ fn face_differences_adjoint<T: Real>(
     gp: &mut [T],
 ) {
     let (nx, ny) = (s.nx, s.ny);
+    let w = nx + 2 * GHOST;
+    let mut pad = vec![T::zero(); w * (ny + 2 * GHOST)];
+    let weights = |g: &[T], keep: &dyn Fn(usize) -> bool, start: usize, len: usize| -> Vec<T> {
+        (start..start + len)
+            .map(|k| if keep(k) { g[k] * scale } else { T::zero() })
+            .collect()
+    };
+    // x-faces: padded row j, array columns −1..=nx.
     for j in 0..ny {
-        for i in 0..=nx {
-            let k = j * (nx + 1) + i;
-            if keep_u(k) {
-                let w = gu[k] * scale;
-                let (jj, ii) = (j as isize, i as isize);
-                fetch_add(gp, s, jj, ii, w);
-                fetch_add(gp, s, jj, ii - 1, -w);
+        let row = weights(gu, &keep_u, j * (nx + 1), nx + 1);
+        let k = (j + GHOST) * w + GHOST - 1;
+        add_adjacent_differences(&mut pad[k..k + nx + 2], &row);
+    }
+    // y-faces: face row r adds to cell row r and subtracts from row r − 1.
+    for r in 0..=ny {
+        let row = weights(gv, &keep_v, r * nx, nx);
+        for (dr, sign) in [(0, T::one()), (1, -T::one())] {
+            let k = (r + GHOST - dr) * w + GHOST;
+            for (p, x) in pad[k..k + nx].iter_mut().zip(&row) {
+                *p += sign * *x;
             }
         }
     }
-    for j in 0..=ny {
-        for i in 0..nx {
-            let k = j * nx + i;
-            if keep_v(k) {
-                let w = gv[k] * scale;
-                let (jj, ii) = (j as isize, i as isize);
-                fetch_add(gp, s, jj, ii, w);
-                fetch_add(gp, s, jj - 1, ii, -w);
-            }
-        }
-    }
+    Padded::fold(&pad, s, gp);
 }
 
 /// Adjoint of [`super::project`], in place: `gu`, `gv` (gradients of the projected velocity)
@@ -156,17 +188,17 @@ pub fn project<T: Real, E>(
         }
         let (gu, gv) = (&mut gu[b * nu..(b + 1) * nu], &mut gv[b * nv..(b + 1) * nv]);
         // rhs_c = −dx·(u[i+1] − u[i] + v[j+1] − v[j]) in fluid cells.
-        for j in 0..ny {
-            for i in 0..nx {
-                let c = j * nx + i;
-                if sys.solid[c] {
-                    continue;
+        let w: Vec<T> = r
+            .iter()
+            .zip(&sys.solid)
+            .map(|(x, &solid)| if solid { T::zero() } else { minus_dx * *x })
+            .collect();
+        for (j, wrow) in w.chunks_exact(nx).enumerate() {
+            add_adjacent_differences(&mut gu[j * (nx + 1)..(j + 1) * (nx + 1)], wrow);
+            for (f, sign) in [(j + 1, T::one()), (j, -T::one())] {
+                for (o, x) in gv[f * nx..(f + 1) * nx].iter_mut().zip(wrow) {
+                    *o += sign * *x;
                 }
-                let w = minus_dx * r[c];
-                gu[j * (nx + 1) + i + 1] += w;
-                gu[j * (nx + 1) + i] -= w;
-                gv[(j + 1) * nx + i] += w;
-                gv[j * nx + i] -= w;
             }
         }
         // The constraints, in reverse: the periodic seam copy, then the fixed faces.

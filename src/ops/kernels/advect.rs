@@ -5,7 +5,7 @@ use super::{Real, for_rows, item, resolve};
 use crate::grid::{ArraySpec, Extrap, Location};
 
 /// Ghost layers on each side of a [`Padded`] array.
-const GHOST: usize = 2;
+pub(super) const GHOST: usize = 2;
 
 /// One batch item of an array with [`GHOST`] layers on every side filled by the array's
 /// extrapolation, `[ny+4, nx+4]`, element `[j, i]` of the array at `[j+2, i+2]`.
@@ -418,6 +418,56 @@ pub fn maccormack<T: Real>(a: &Advect<'_, T>, out: &mut [T]) {
     });
 }
 
+/// The bilinear samples of one output row, transposed: scatters `g·weights` into the padded
+/// gradient `pq` and writes `gx[i], gy[i] = −s·g·∂q/∂(x, y)` (the gradient of each sample's
+/// velocity).
+#[inline(always)]
+fn sample_adjoint<T: Real>(
+    vel: impl Fn(usize) -> (T, T),
+    view: PaddedView<'_, T>,
+    s: T,
+    (g, fy): (&[T], T),
+    pq: &mut [T],
+    gx: &mut [T],
+    gy: &mut [T],
+) {
+    let (w, one) = (view.width, T::one());
+    for (i, &gk) in g.iter().enumerate() {
+        let (vx, vy) = vel(i);
+        let (ci, tx) = view.x.locate(T::of_index(i) - s * vx);
+        let (cj, ty) = view.y.locate(fy - s * vy);
+        let k = cj * w + ci;
+        let d = &view.data[k..k + w + 2];
+        let (q00, q01, q10, q11) = (d[0], d[1], d[w], d[w + 1]);
+        let p = &mut pq[k..k + w + 2];
+        let (gy0, gy1) = (gk * (one - ty), gk * ty);
+        p[0] += gy0 * (one - tx);
+        p[1] += gy0 * tx;
+        p[w] += gy1 * (one - tx);
+        p[w + 1] += gy1 * tx;
+        gx[i] = -s * (gy0 * (q01 - q00) + gy1 * (q11 - q10));
+        gy[i] = -s * gk * ((one - tx) * (q10 - q00) + tx * (q11 - q01));
+    }
+}
+
+/// `dst[c] += w·(src[c−1] + src[c])` for `c` in `0..=n` (`src` is 0 beyond its `n` elements;
+/// `dst` has `n + 1`): the transpose of averaging neighbouring pairs.
+fn add_pair_sums<T: Real>(dst: &mut [T], src: &[T], w: T) {
+    let n = src.len();
+    dst[0] += w * src[0];
+    for (d, pair) in dst[1..n].iter_mut().zip(src.windows(2)) {
+        *d += w * (pair[0] + pair[1]);
+    }
+    dst[n] += w * src[n - 1];
+}
+
+/// `dst += w·src`.
+fn add_scaled<T: Real>(dst: &mut [T], src: &[T], w: T) {
+    for (d, x) in dst.iter_mut().zip(src) {
+        *d += w * *x;
+    }
+}
+
 /// Adjoint of [`semi_lagrangian`]: adds to `gq`, `gu`, `gv` (shapes of `q`, `u`, `v`) the
 /// gradients of `Σ g·out`. Each sample scatters its bilinear weights into a padded gradient
 /// of `q`, and `−(dt/dx)·g·∂q/∂x` into padded gradients of `u` and `v` over the faces its
@@ -438,61 +488,45 @@ pub fn semi_lagrangian_adjoint<T: Real>(
     let q = a.padded_q(&flows, &mut own);
     let location = location(sq);
     let (wq, wu, wv) = (sq.nx + 2 * GHOST, su.nx + 2 * GHOST, sv.nx + 2 * GHOST);
-    // Padded index of element [j, i] of an array of padded width w.
-    let at = |w: usize, j: usize, i: usize| (j + GHOST) * w + i + GHOST;
+    // Padded index of element [j, i] (ghosts at −1, −2) of an array of padded width w.
+    let ghost = GHOST as isize;
+    let off = |w: usize, j: isize, i: isize| ((j + ghost) * w as isize + i + ghost) as usize;
     for b in 0..a.batch() {
         let mut pq = vec![T::zero(); wq * (sq.ny + 2 * GHOST)];
         let mut pu = vec![T::zero(); wu * (su.ny + 2 * GHOST)];
         let mut pv = vec![T::zero(); wv * (sv.ny + 2 * GHOST)];
         let view = q[b].view();
         let g = item(g, sq, b);
+        let n = sq.nx;
+        let (mut gx, mut gy) = (vec![T::zero(); n], vec![T::zero(); n]);
         for j in 0..sq.ny {
-            let fy = T::of_index(j);
-            let grow = &g[j * sq.nx..(j + 1) * sq.nx];
-            let vel: &dyn Fn(usize) -> (T, T) = match location {
-                Location::Center => &flows[b].center(j, sq.nx),
-                Location::FaceX => &flows[b].face_x(j, sq.nx),
-                Location::FaceY => &flows[b].face_y(j, sq.nx),
-            };
-            for (i, &gk) in grow.iter().enumerate() {
-                let (vx, vy) = vel(i);
-                let (ci, tx) = view.x.locate(T::of_index(i) - s * vx);
-                let (cj, ty) = view.y.locate(fy - s * vy);
-                let k = cj * wq + ci;
-                let d = &view.data[k..k + wq + 2];
-                let (q00, q01, q10, q11) = (d[0], d[1], d[wq], d[wq + 1]);
-                pq[k] += gk * (one - tx) * (one - ty);
-                pq[k + 1] += gk * tx * (one - ty);
-                pq[k + wq] += gk * (one - tx) * ty;
-                pq[k + wq + 1] += gk * tx * ty;
-                let gx = -s * gk * ((one - ty) * (q01 - q00) + ty * (q11 - q10));
-                let gy = -s * gk * ((one - tx) * (q10 - q00) + tx * (q11 - q01));
-                match location {
-                    Location::Center => {
-                        let (ku, kv) = (at(wu, j, i), at(wv, j, i));
-                        pu[ku] += half * gx;
-                        pu[ku + 1] += half * gx;
-                        pv[kv] += half * gy;
-                        pv[kv + wv] += half * gy;
-                    }
-                    Location::FaceX => {
-                        pu[at(wu, j, i)] += gx;
-                        let kv = at(wv, j, i) - 1;
-                        let w = quarter * gy;
-                        pv[kv] += w;
-                        pv[kv + 1] += w;
-                        pv[kv + wv] += w;
-                        pv[kv + wv + 1] += w;
-                    }
-                    Location::FaceY => {
-                        let ku = at(wu, j, i) - wu;
-                        let w = quarter * gx;
-                        pu[ku] += w;
-                        pu[ku + 1] += w;
-                        pu[ku + wu] += w;
-                        pu[ku + wu + 1] += w;
-                        pv[at(wv, j, i)] += gy;
-                    }
+            let row = (&g[j * n..(j + 1) * n], T::of_index(j));
+            let (flow, pqr, gxr, gyr) = (&flows[b], &mut pq[..], &mut gx[..], &mut gy[..]);
+            // One monomorphised loop per location; then the velocity gradients spread over
+            // the faces the velocity was averaged from, as vectorisable row sums.
+            match location {
+                Location::Center => sample_adjoint(flow.center(j, n), view, s, row, pqr, gxr, gyr),
+                Location::FaceX => sample_adjoint(flow.face_x(j, n), view, s, row, pqr, gxr, gyr),
+                Location::FaceY => sample_adjoint(flow.face_y(j, n), view, s, row, pqr, gxr, gyr),
+            }
+            let j = j as isize;
+            let urow = |r: isize, c: isize, len: usize| off(wu, r, c)..off(wu, r, c) + len;
+            let vrow = |r: isize, c: isize, len: usize| off(wv, r, c)..off(wv, r, c) + len;
+            match location {
+                Location::Center => {
+                    add_pair_sums(&mut pu[urow(j, 0, n + 1)], &gx, half);
+                    add_scaled(&mut pv[vrow(j, 0, n)], &gy, half);
+                    add_scaled(&mut pv[vrow(j + 1, 0, n)], &gy, half);
+                }
+                Location::FaceX => {
+                    add_scaled(&mut pu[urow(j, 0, n)], &gx, one);
+                    add_pair_sums(&mut pv[vrow(j, -1, n + 1)], &gy, quarter);
+                    add_pair_sums(&mut pv[vrow(j + 1, -1, n + 1)], &gy, quarter);
+                }
+                Location::FaceY => {
+                    add_pair_sums(&mut pu[urow(j - 1, 0, n + 1)], &gx, quarter);
+                    add_pair_sums(&mut pu[urow(j, 0, n + 1)], &gx, quarter);
+                    add_scaled(&mut pv[vrow(j, 0, n)], &gy, one);
                 }
             }
         }
