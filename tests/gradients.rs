@@ -344,3 +344,56 @@ fn segment_checkpointing_gives_the_taped_gradient() {
     }
     assert!(unrolled_gradient(&sim, &init, 16, Checkpointing::Segments(0), &kinetic_loss).is_err());
 }
+
+#[test]
+fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
+    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    use diffsim::linalg::SolveMethod;
+    let _g = lock();
+    let dev = Device::flex().autodiff();
+    let cholesky = small_wake(&dev);
+    let init = cholesky.initial_state(1).unwrap();
+    let exact = unrolled_gradient(&cholesky, &init, 4, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let cg = |adjoint: SolveConfig| {
+        let mut scene = cholesky.scene.clone();
+        scene.solve = SolveConfig {
+            method: SolveMethod::JacobiCg,
+            rel_tol: 1e-12,
+            abs_tol: 1e-14,
+            ..SolveConfig::default()
+        };
+        scene.adjoint_solve = Some(adjoint);
+        Simulation::new(&scene, &dev).unwrap()
+    };
+    // Its own tolerance: the adjoint CG solver does the backward solves, 4 of them.
+    let sim = cg(SolveConfig {
+        method: SolveMethod::Cg,
+        rel_tol: 1e-12,
+        abs_tol: 1e-14,
+        ..SolveConfig::default()
+    });
+    let (fwd, adj) = (
+        sim.projection.solver.solve_calls(),
+        sim.projection.adjoint_solver().solve_calls(),
+    );
+    let g = unrolled_gradient(&sim, &init, 4, Checkpointing::Tape, &kinetic_loss).unwrap();
+    assert_eq!(sim.projection.adjoint_solver().solve_calls() - adj, 4);
+    assert_eq!(sim.projection.solver.solve_calls() - fwd, 4);
+    let (a, b) = (values(&g.u), values(&exact.u));
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= 1e-8 * scale));
+    // An adjoint solve that cannot converge: NaN gradients and the failure on record.
+    let sim = cg(SolveConfig {
+        method: SolveMethod::Cg,
+        max_iters: 1,
+        rel_tol: 1e-14,
+        abs_tol: 0.0,
+        ..SolveConfig::default()
+    });
+    let g = unrolled_gradient(&sim, &init, 2, Checkpointing::Tape, &kinetic_loss).unwrap();
+    assert!(values(&g.u).iter().all(|x| x.is_nan()));
+    assert!(matches!(
+        sim.projection.adjoint_solver().take_last(),
+        Some(Err(_))
+    ));
+}

@@ -191,6 +191,10 @@ pub struct SceneConfig {
     pub initial: Initial,
     /// Pressure solve.
     pub solve: SolveConfig,
+    /// The adjoint pressure solves of backward passes (default: the forward `solve`, whose
+    /// Cholesky factor is then reused). Set it to give CG adjoint solves their own tolerance.
+    #[serde(default)]
+    pub adjoint_solve: Option<SolveConfig>,
     /// Tensor precision.
     pub precision: Precision,
 }
@@ -212,6 +216,7 @@ impl Default for SceneConfig {
             marker: MarkerConfig::default(),
             initial: Initial::Rest,
             solve: SolveConfig::default(),
+            adjoint_solve: None,
             precision: Precision::F32,
         }
     }
@@ -322,6 +327,7 @@ impl SceneConfig {
             },
             initial: Initial::SolPoke,
             solve: SolveConfig::default(),
+            adjoint_solve: None,
             precision: Precision::F32,
         }
     }
@@ -381,6 +387,7 @@ impl SceneConfig {
             },
             initial: Initial::Rest,
             solve: SolveConfig::default(),
+            adjoint_solve: None,
             precision: Precision::F32,
         }
     }
@@ -403,6 +410,7 @@ impl SceneConfig {
             marker: MarkerConfig::default(),
             initial: Initial::TaylorGreen(1.0),
             solve: SolveConfig::default(),
+            adjoint_solve: None,
             precision: Precision::F32,
         }
     }

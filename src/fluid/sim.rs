@@ -109,7 +109,9 @@ impl Simulation {
                 grid.resolution()
             )));
         }
-        let projection = Arc::new(PressureProjection::new(bcs, &solid, scene.solve)?);
+        let projection = Arc::new(
+            PressureProjection::new(bcs, &solid, scene.solve)?.with_adjoint(scene.adjoint_solve)?,
+        );
         let implicit = match scene.diffusion {
             DiffusionScheme::Implicit if alpha > 0.0 => Some([
                 Arc::new(ImplicitDiffusion::new(u_spec, alpha, scene.solve)?),

@@ -166,9 +166,10 @@ impl DiffusionOps for Flex {
                     }
                 }
             }
-            let mut out = vec![T::zero(); b * s.len()];
-            // A failed solve is recorded in the solver for the caller.
-            if op.solver.solve(&mut rhs, b).is_ok() {
+            // A failed solve is recorded on the solver and makes the gradient NaN.
+            let fill = if op.solver.solve(&mut rhs, b).is_ok() { T::zero() } else { <T as num_traits::Float>::nan() };
+            let mut out = vec![fill; b * s.len()];
+            if fill == T::zero() {
                 for bi in 0..b {
                     for j in 0..ny {
                         for i in 0..nx {
@@ -299,8 +300,12 @@ impl ProjectionOps for Flex {
             let mut uu = into_vec::<T>(gu);
             let mut vv = into_vec::<T>(gv);
             let pp = into_vec::<T>(gp);
-            // A failed solve is recorded in the solver for the caller.
-            let _ = kernels::adjoint::project(&proj.system, &mut uu, &mut vv, pp, b, |r| proj.solver.solve(r, b).map(|_| ()));
+            let solver = proj.adjoint_solver();
+            // A failed solve is recorded on the solver and makes the gradient NaN.
+            if kernels::adjoint::project(&proj.system, &mut uu, &mut vv, pp, b, |r| solver.solve(r, b).map(|_| ())).is_err() {
+                uu.fill(<T as num_traits::Float>::nan());
+                vv.fill(<T as num_traits::Float>::nan());
+            }
             (tensor(uu, [b, g.ny, g.nx + 1]), tensor(vv, [b, g.ny + 1, g.nx]))
         })
     }

@@ -109,7 +109,7 @@ pub trait DiffusionOps: Backend {
         reference::diffuse_implicit::<Self>(q, &op)
     }
     /// Adjoint of [`DiffusionOps::diffuse_implicit`]: one solve with the same (symmetric)
-    /// operator.
+    /// operator; a failed solve is recorded on its solver and makes the gradient NaN.
     fn diffuse_implicit_backward(
         grad: FloatTensor<Self>,
         op: Arc<ImplicitDiffusion>,
@@ -173,8 +173,10 @@ pub trait ProjectionOps: Backend {
         reference::project::<Self>(u, v, &proj)
     }
     /// Adjoint of [`ProjectionOps::project`] (affine in `(u, v)`: no inputs needed): `(ū, v̄)`
-    /// from the gradients of the returned `(u, v, p)`, with one solve by `proj`'s solver (the
-    /// operator is symmetric; a Cholesky factor is reused, not recomputed).
+    /// from the gradients of the returned `(u, v, p)`, with one solve by
+    /// [`PressureProjection::adjoint_solver`] (the operator is symmetric; a Cholesky factor is
+    /// reused, not recomputed). A failed solve is recorded on that solver and makes the
+    /// gradients NaN.
     fn project_backward(
         gu: FloatTensor<Self>,
         gv: FloatTensor<Self>,

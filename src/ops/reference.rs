@@ -578,7 +578,7 @@ pub fn project<B: Backend>(
 }
 
 /// Default body of [`super::ProjectionOps::project_backward`]: `p̄ = ḡp − Gᵀḡu` (Burn's
-/// autodiff of [`open_gradient`]), `r̄ = A⁻¹p̄` (one CG solve with the forward solver's
+/// autodiff of [`open_gradient`]), `r̄ = A⁻¹p̄` (one CG solve with the adjoint solver's
 /// configuration, outcome recorded on it), then `(ū, v̄)` = the transpose of
 /// [`constrain_and_rhs`] applied to `(ḡu, ḡv, r̄)`.
 pub fn project_adjoint<B: Backend>(
@@ -593,8 +593,11 @@ pub fn project_adjoint<B: Backend>(
         let (cu, cv) = open_gradient::<Autodiff<B>>(p, sys);
         [cu.0, cv.0]
     });
-    let (r, info) = cg::<B>(&sys.stencil, Ft(gp) - Ft(through_u), proj.solver.config());
-    proj.solver.record(info);
+    let solver = proj.adjoint_solver();
+    let (r, info) = cg::<B>(&sys.stencil, Ft(gp) - Ft(through_u), solver.config());
+    // A failed solve is recorded on the solver and makes the gradient NaN.
+    let r = if info.is_ok() { r } else { r * f64::NAN };
+    solver.record(info);
     let (u0, v0) = (
         Ft::<B>::zeros(&gu.shape().to_vec(), &gu).0,
         Ft::<B>::zeros(&gv.shape().to_vec(), &gv).0,

@@ -2,7 +2,7 @@
 
 use crate::grid::{ArraySpec, Boundaries, Extrap, SolidMask};
 use crate::linalg::{
-    Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, Stencil,
+    Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil,
 };
 
 /// A pressure projection prepared for one grid, boundary set and obstacle layout: the Poisson
@@ -13,6 +13,10 @@ pub struct PressureProjection {
     pub system: PoissonSystem,
     /// The solver of `A p = rhs`.
     pub solver: LinearSolver,
+    /// A separate solver for the adjoint solves of the backward pass (`A` is symmetric), when
+    /// one was configured with [`PressureProjection::with_adjoint`]; otherwise they use `solver`
+    /// (a Cholesky factor is then reused, never recomputed).
+    adjoint: Option<LinearSolver>,
 }
 
 impl PressureProjection {
@@ -24,7 +28,31 @@ impl PressureProjection {
     ) -> Result<Self, SolveError> {
         let system = PoissonSystem::new(bcs, solid);
         let solver = LinearSolver::new(system.stencil.clone(), config)?;
-        Ok(Self { system, solver })
+        Ok(Self {
+            system,
+            solver,
+            adjoint: None,
+        })
+    }
+
+    /// Gives the backward pass's adjoint solves their own configuration (e.g. a CG tolerance).
+    /// `None`, or Cholesky on top of a Cholesky forward solver, keeps sharing the forward
+    /// solver and its factor.
+    pub fn with_adjoint(mut self, config: Option<SolveConfig>) -> Result<Self, SolveError> {
+        let shared = |c: &SolveConfig| {
+            c.method == SolveMethod::Cholesky
+                && self.solver.config().method == SolveMethod::Cholesky
+        };
+        self.adjoint = match config {
+            Some(c) if !shared(&c) => Some(LinearSolver::new(self.system.stencil.clone(), c)?),
+            _ => None,
+        };
+        Ok(self)
+    }
+
+    /// The solver of the adjoint solves.
+    pub fn adjoint_solver(&self) -> &LinearSolver {
+        self.adjoint.as_ref().unwrap_or(&self.solver)
     }
 
     /// The outcome of the last projection's solve (taken: the next call returns None until
