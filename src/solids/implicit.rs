@@ -1,0 +1,386 @@
+//! Implicit (backward) Euler by Newton's method, with an implicit-function-theorem adjoint.
+//!
+//! A step minimises the incremental potential
+//! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
+//! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
+//! the Warp spring damping with its direction lagged one step, which keeps `Φ` a potential and
+//! its Hessian symmetric). `∇Φ(xₙ₊₁) = 0` is backward Euler with `vₙ₊₁ = (xₙ₊₁ − xₙ)/h`.
+//!
+//! Newton uses the exact Hessian while it is positive definite and the Hessian with each
+//! spring's transverse term clamped at 0 otherwise, with a backtracking line search on `Φ`; the
+//! sparse Cholesky's symbolic analysis is done once per model. After convergence the exact
+//! Hessian `H` at `xₙ₊₁` is factorised once more; the adjoint of the step solves `H·λ = x̄ₙ₊₁ +
+//! v̄ₙ₊₁/h` with that factor (`dx/dp = −H⁻¹ ∂G/∂p`, `G = ∇Φ`) and needs no other solve.
+
+use super::mass_spring::{MassSpring, V3};
+use super::{Params, Rollout};
+use crate::error::{DiffsimError, Result};
+use faer::linalg::solvers::Solve;
+use faer::sparse::linalg::solvers::{Llt, SymbolicLlt};
+use faer::sparse::{SparseColMat, Triplet};
+use faer::{Mat, Side};
+
+/// Newton settings.
+#[derive(Clone, Copy, Debug)]
+pub struct NewtonConfig {
+    /// Converged when `|∇Φ|∞ ≤ tol·(1 + |M(x − x̃)/h²|∞)`.
+    pub tol: f64,
+    /// Iterations at most per step.
+    pub max_iters: usize,
+}
+
+impl Default for NewtonConfig {
+    fn default() -> Self {
+        Self {
+            tol: 1e-12,
+            max_iters: 50,
+        }
+    }
+}
+
+/// The stepper: the model's free-particle numbering and the symbolic factorisation.
+pub struct Implicit<'a> {
+    model: &'a MassSpring,
+    h: f64,
+    cfg: NewtonConfig,
+    /// Unknown index of each particle (None: fixed).
+    index: Vec<Option<usize>>,
+    symbolic: SymbolicLlt<usize>,
+}
+
+/// One implicit step's result: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor at `xₙ₊₁`, Newton
+/// iterations.
+pub type StepResult = (Vec<V3>, Vec<V3>, Llt<usize, f64>, usize);
+
+/// A trajectory with the exact-Hessian factor of every step (for the adjoint) and the Newton
+/// iterations per step.
+pub struct ImplicitRollout {
+    /// The states.
+    pub run: Rollout,
+    /// Factor of `H(xₙ₊₁)` per step.
+    factors: Vec<Llt<usize, f64>>,
+    /// Newton iterations per step.
+    pub newton_iters: Vec<usize>,
+}
+
+impl<'a> Implicit<'a> {
+    /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
+    pub fn new(model: &'a MassSpring, h: f64, cfg: NewtonConfig) -> Result<Self> {
+        model.validate()?;
+        if !(h > 0.0 && h.is_finite()) {
+            return Err(DiffsimError::config("the time step must be positive"));
+        }
+        let mut k = 0;
+        let index = (0..model.len())
+            .map(|p| {
+                model.free(p).then(|| {
+                    k += 1;
+                    k - 1
+                })
+            })
+            .collect();
+        let mut s = Self {
+            model,
+            h,
+            cfg,
+            index,
+            symbolic: SymbolicLlt::try_new(
+                SparseColMat::<usize, f64>::try_new_from_triplets(0, 0, &[])
+                    .map_err(fail)?
+                    .symbolic(),
+                Side::Lower,
+            )
+            .map_err(fail)?,
+        };
+        let x0 = vec![[0.0; 3]; model.len()];
+        let pattern = s.hessian(&x0, &x0, false)?;
+        s.symbolic = SymbolicLlt::try_new(pattern.symbolic(), Side::Lower).map_err(fail)?;
+        Ok(s)
+    }
+
+    fn unknowns(&self) -> usize {
+        3 * self.index.iter().flatten().count()
+    }
+
+    /// `∇Φ` over the unknowns at `x`, and `Φ`.
+    fn gradient(&self, x: &[V3], xn: &[V3], vn: &[V3]) -> (Vec<f64>, f64) {
+        let (m, h) = (self.model, self.h);
+        let mut g = vec![0.0; self.unknowns()];
+        let mut phi = m.energy(x);
+        let mut f = vec![[0.0; 3]; m.len()];
+        let zero = vec![[0.0; 3]; m.len()];
+        // Elastic forces only (no velocities): f = −∇E.
+        let elastic = MassSpring {
+            springs: m
+                .springs
+                .iter()
+                .map(|s| super::Spring { kd: 0.0, ..*s })
+                .collect(),
+            ..m.clone()
+        };
+        elastic.add_forces(x, &zero, &mut f);
+        for s in &m.springs {
+            let nh = m.frame(s, xn).n;
+            let r: f64 = (0..3)
+                .map(|a| nh[a] * (x[s.i][a] - x[s.j][a] - xn[s.i][a] + xn[s.j][a]))
+                .sum();
+            phi += 0.5 * s.kd / h * r * r;
+            for a in 0..3 {
+                f[s.i][a] -= s.kd / h * r * nh[a];
+                f[s.j][a] += s.kd / h * r * nh[a];
+            }
+        }
+        for (p, idx) in self.index.iter().enumerate() {
+            let Some(k) = idx else { continue };
+            for a in 0..3 {
+                let dx = x[p][a] - xn[p][a] - h * vn[p][a];
+                phi += 0.5 * m.mass[p] / (h * h) * dx * dx - m.mass[p] * m.gravity[a] * x[p][a];
+                g[3 * k + a] = m.mass[p] * dx / (h * h) - f[p][a] - m.mass[p] * m.gravity[a];
+            }
+        }
+        (g, phi)
+    }
+
+    /// The Hessian of `Φ` (lower triangle, every block of the pattern present), exact or with
+    /// each spring's transverse term clamped at 0 (`project`).
+    fn hessian(&self, x: &[V3], xn: &[V3], project: bool) -> Result<SparseColMat<usize, f64>> {
+        let (m, h) = (self.model, self.h);
+        let mut trips = Vec::new();
+        let mut block = |pi: usize, pj: usize, b: &[[f64; 3]; 3], sign: f64| {
+            if let (Some(ki), Some(kj)) = (self.index[pi], self.index[pj]) {
+                for (a, row) in b.iter().enumerate() {
+                    for (c, val) in row.iter().enumerate() {
+                        let (r, col) = (3 * ki + a, 3 * kj + c);
+                        if r >= col {
+                            trips.push(Triplet::new(r, col, sign * val));
+                        }
+                    }
+                }
+            }
+        };
+        for p in 0..m.len() {
+            let d = m.mass[p] / (h * h);
+            block(p, p, &[[d, 0.0, 0.0], [0.0, d, 0.0], [0.0, 0.0, d]], 1.0);
+        }
+        for s in &m.springs {
+            let fr = m.frame(s, x);
+            let nh = m.frame(s, xn).n;
+            let t = 1.0 - s.rest / fr.len.max(1e-300);
+            let t = if project { t.max(0.0) } else { t };
+            let b: [[f64; 3]; 3] = std::array::from_fn(|a| {
+                std::array::from_fn(|c| {
+                    let id = f64::from(u8::from(a == c));
+                    s.ke * (fr.n[a] * fr.n[c] + t * (id - fr.n[a] * fr.n[c]))
+                        + s.kd / h * nh[a] * nh[c]
+                })
+            });
+            block(s.i, s.i, &b, 1.0);
+            block(s.j, s.j, &b, 1.0);
+            block(s.i, s.j, &b, -1.0);
+            block(s.j, s.i, &b, -1.0);
+        }
+        let n = self.unknowns();
+        SparseColMat::try_new_from_triplets(n, n, &trips).map_err(fail)
+    }
+
+    fn factor(&self, a: &SparseColMat<usize, f64>) -> Option<Llt<usize, f64>> {
+        Llt::try_new_with_symbolic(self.symbolic.clone(), a.as_ref(), Side::Lower).ok()
+    }
+
+    /// One step from `(xn, vn)`: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor at `xₙ₊₁`, and the
+    /// Newton iterations.
+    pub fn step(&self, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
+        let (m, h) = (self.model, self.h);
+        let mut x: Vec<V3> = (0..m.len())
+            .map(|p| {
+                if m.free(p) {
+                    std::array::from_fn(|a| xn[p][a] + h * vn[p][a])
+                } else {
+                    xn[p]
+                }
+            })
+            .collect();
+        let scale = 1.0 + (0..m.len()).map(|p| m.mass[p] / h).fold(0.0, f64::max);
+        let mut iters = 0;
+        loop {
+            let (g, phi) = self.gradient(&x, xn, vn);
+            let gmax = g.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+            if !gmax.is_finite() {
+                return Err(DiffsimError::config(
+                    "implicit step: the state became non-finite",
+                ));
+            }
+            if gmax <= self.cfg.tol * scale {
+                break;
+            }
+            if iters == self.cfg.max_iters {
+                return Err(DiffsimError::config(format!(
+                    "implicit step: Newton did not converge in {iters} iterations (|∇Φ| = {gmax:e})"
+                )));
+            }
+            let llt = match self.factor(&self.hessian(&x, xn, false)?) {
+                Some(f) => f,
+                None => self.factor(&self.hessian(&x, xn, true)?).ok_or_else(|| {
+                    DiffsimError::config(
+                        "implicit step: the projected Hessian is not positive definite",
+                    )
+                })?,
+            };
+            let rhs = Mat::from_fn(g.len(), 1, |r, _| -g[r]);
+            let dx = llt.solve(&rhs);
+            // Backtracking (Armijo) on Φ.
+            let slope: f64 = (0..g.len()).map(|r| g[r] * dx[(r, 0)]).sum();
+            let mut alpha = 1.0;
+            let trial = |alpha: f64| -> Vec<V3> {
+                let mut y = x.clone();
+                for (p, idx) in self.index.iter().enumerate() {
+                    if let Some(k) = idx {
+                        for a in 0..3 {
+                            y[p][a] += alpha * dx[(3 * k + a, 0)];
+                        }
+                    }
+                }
+                y
+            };
+            // Accept a step that decreases Φ enough, or (near the solution, where Φ's changes
+            // fall below its round-off) one that decreases |∇Φ|.
+            let accept = |y: &[V3], alpha: f64| {
+                let (gy, phiy) = self.gradient(y, xn, vn);
+                phiy <= phi + 1e-4 * alpha * slope
+                    || gy.iter().fold(0.0f64, |a, b| a.max(b.abs())) < gmax
+            };
+            let mut y = trial(alpha);
+            while !accept(&y, alpha) && alpha > 1e-8 {
+                alpha *= 0.5;
+                y = trial(alpha);
+            }
+            x = y;
+            iters += 1;
+        }
+        let factor = self.factor(&self.hessian(&x, xn, false)?).ok_or_else(|| {
+            DiffsimError::config("implicit step: the Hessian at the solution is not positive definite, so the step is not differentiable there")
+        })?;
+        let v = (0..m.len())
+            .map(|p| std::array::from_fn(|a| (x[p][a] - xn[p][a]) / h))
+            .collect();
+        Ok((x, v, factor, iters))
+    }
+
+    /// `steps` steps from `(x0, v0)`, keeping states and factors.
+    pub fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> Result<ImplicitRollout> {
+        let mut states = vec![(x0.to_vec(), v0.to_vec())];
+        let (mut factors, mut newton_iters) = (Vec::new(), Vec::new());
+        for _ in 0..steps {
+            let (x, v) = states.last().expect("one state");
+            let (x1, v1, f, it) = self.step(x, v)?;
+            states.push((x1, v1));
+            factors.push(f);
+            newton_iters.push(it);
+        }
+        Ok(ImplicitRollout {
+            run: Rollout { states },
+            factors,
+            newton_iters,
+        })
+    }
+
+    /// Gradients of a loss given its gradients `(x̄_N, v̄_N)` at the last state: one solve
+    /// per step with that step's factor.
+    pub fn adjoint(&self, r: &ImplicitRollout, xbar: &[V3], vbar: &[V3]) -> Params {
+        let (m, h) = (self.model, self.h);
+        let np = m.len();
+        let mut g = Params::zeros(m);
+        let (mut xb, mut vb) = (xbar.to_vec(), vbar.to_vec());
+        for n in (0..r.factors.len()).rev() {
+            let (xn, _) = &r.run.states[n];
+            let (x1, _) = &r.run.states[n + 1];
+            // v₁ = (x₁ − xₙ)/h; x₁ solves G = ∇Φ = 0: λ = H⁻¹ (x̄₁ + v̄₁/h).
+            let rhs = Mat::from_fn(self.unknowns(), 1, |row, _| {
+                let (k, a) = (row / 3, row % 3);
+                let p = self
+                    .index
+                    .iter()
+                    .position(|i| *i == Some(k))
+                    .expect("unknown");
+                xb[p][a] + vb[p][a] / h
+            });
+            let lam_u = r.factors[n].solve(&rhs);
+            let lam: Vec<V3> = (0..np)
+                .map(|p| match self.index[p] {
+                    Some(k) => std::array::from_fn(|a| lam_u[(3 * k + a, 0)]),
+                    None => [0.0; 3],
+                })
+                .collect();
+            let (mut xbn, mut vbn) = (vec![[0.0; 3]; np], vec![[0.0; 3]; np]);
+            for p in 0..np {
+                for a in 0..3 {
+                    if m.free(p) {
+                        // G ∋ m(x₁ − xₙ − h vₙ)/h²; v₁ ∋ −xₙ/h.
+                        xbn[p][a] += m.mass[p] * lam[p][a] / (h * h) - vb[p][a] / h;
+                        vbn[p][a] += m.mass[p] * lam[p][a] / h;
+                    } else {
+                        // A fixed particle stays where it is (v = 0): x̄ passes through.
+                        xbn[p][a] += xb[p][a];
+                    }
+                }
+            }
+            for (k, s) in m.springs.iter().enumerate() {
+                let mu: V3 = std::array::from_fn(|a| lam[s.i][a] - lam[s.j][a]);
+                let fr = m.frame(s, x1);
+                let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
+                let mn: f64 = (0..3).map(|a| mu[a] * fr.n[a]).sum();
+                // ∇ₓᵢE = ke(l − L)n: ∂/∂L = −ke n, ∂/∂ke = (l − L) n; q̄ −= μ·∂G/∂q.
+                g.rest[k] += s.ke * mn;
+                g.ke[k] -= (fr.len - s.rest) * mn;
+                // Damping term T = kd/h·n̂(n̂·ρ), ρ = Δ(x₁) − Δ(xₙ).
+                let rho: V3 =
+                    std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
+                let (nr, mnh) = (
+                    (0..3).map(|a| nh[a] * rho[a]).sum::<f64>(),
+                    (0..3).map(|a| mu[a] * nh[a]).sum::<f64>(),
+                );
+                g.kd[k] -= mnh * nr / h;
+                // ∂T/∂Δₙ = kd/h·[−n̂n̂ᵀ + ((n̂·ρ)I + n̂ρᵀ)(I − n̂n̂ᵀ)/lₙ]; Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
+                let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
+                for b in 0..3 {
+                    let mut col = -nh[b] * mnh;
+                    for a in 0..3 {
+                        let inner: f64 = (0..3)
+                            .map(|c| {
+                                (nr * f64::from(u8::from(a == c)) + nh[a] * rho[c]) * proj(c, b)
+                            })
+                            .sum();
+                        col += mu[a] * inner / ln;
+                    }
+                    let d = -s.kd / h * col;
+                    xbn[s.i][b] += d;
+                    xbn[s.j][b] -= d;
+                }
+                // E also depends on fixed particles' x₁ (= xₙ): ∂G/∂x₁ of a fixed endpoint.
+                if !(m.free(s.i) && m.free(s.j)) {
+                    let (hess, _) = m.spring_jacobians(&super::Spring { kd: 0.0, ..*s }, x1, x1);
+                    for b in 0..3 {
+                        // Gᵢ ∋ fs(Δ), Gⱼ ∋ −fs(Δ), J = ∂fs/∂Δ, μ = λᵢ − λⱼ (0 at the fixed end):
+                        // a fixed j gets −(∂Gᵢ/∂xⱼ)ᵀλᵢ = Jᵀμ, a fixed i gets −(∂Gⱼ/∂xᵢ)ᵀλⱼ = −Jᵀμ.
+                        let jt_mu: f64 = (0..3).map(|a| mu[a] * hess[a][b]).sum();
+                        if !m.free(s.i) {
+                            xbn[s.i][b] -= jt_mu;
+                        }
+                        if !m.free(s.j) {
+                            xbn[s.j][b] += jt_mu;
+                        }
+                    }
+                }
+            }
+            xb = xbn;
+            vb = vbn;
+        }
+        g.x0 = xb;
+        g.v0 = vb;
+        g
+    }
+}
+
+fn fail(e: impl std::fmt::Debug) -> DiffsimError {
+    DiffsimError::config(format!("sparse Cholesky: {e:?}"))
+}

@@ -1,0 +1,165 @@
+//! Particles joined by damped springs (3D, f64): energies, forces, Hessians and the
+//! derivatives the integrators' adjoints need.
+//!
+//! Spring `s` between particles `i` and `j`, with `d = xᵢ − xⱼ`, `l = |d|`, `n = d/l`:
+//! elastic energy `½·ke·(l − L)²`, so the force on `i` is `−ke·(l − L)·n` (and the opposite
+//! on `j`); the Warp damping force on `i` is `−kd·(n·(vᵢ − vⱼ))·n`.
+
+use crate::error::{DiffsimError, Result};
+
+/// A 3-vector.
+pub type V3 = [f64; 3];
+
+fn sub(a: V3, b: V3) -> V3 {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn dot(a: V3, b: V3) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn scale(a: V3, s: f64) -> V3 {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+
+/// One spring.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spring {
+    /// First particle.
+    pub i: usize,
+    /// Second particle.
+    pub j: usize,
+    /// Stiffness (N/m).
+    pub ke: f64,
+    /// Damping along the spring (N·s/m).
+    pub kd: f64,
+    /// Rest length (m).
+    pub rest: f64,
+}
+
+/// Particles and springs. Particles with `mass = 0` are fixed (infinite mass, as in Warp).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MassSpring {
+    /// Mass per particle (kg); 0 fixes the particle.
+    pub mass: Vec<f64>,
+    /// The springs.
+    pub springs: Vec<Spring>,
+    /// Gravity (m/s²).
+    pub gravity: V3,
+}
+
+/// Per-spring geometry at a configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct SpringFrame {
+    /// Unit direction `n` from `j` to `i`.
+    pub n: V3,
+    /// Length `l`.
+    pub len: f64,
+}
+
+impl MassSpring {
+    /// Checks indices, masses, stiffnesses and rest lengths.
+    pub fn validate(&self) -> Result<()> {
+        let np = self.mass.len();
+        if self.mass.iter().any(|m| !(m.is_finite() && *m >= 0.0)) {
+            return Err(DiffsimError::config(
+                "particle masses must be finite and >= 0",
+            ));
+        }
+        for (k, s) in self.springs.iter().enumerate() {
+            if s.i >= np || s.j >= np || s.i == s.j {
+                return Err(DiffsimError::config(format!(
+                    "spring {k} joins particles {} and {} of {np}",
+                    s.i, s.j
+                )));
+            }
+            if !(s.ke.is_finite() && s.kd.is_finite() && s.rest.is_finite())
+                || s.ke < 0.0
+                || s.kd < 0.0
+                || s.rest < 0.0
+            {
+                return Err(DiffsimError::config(format!(
+                    "spring {k}: ke, kd and rest must be finite and >= 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Particles.
+    pub fn len(&self) -> usize {
+        self.mass.len()
+    }
+
+    /// True without particles.
+    pub fn is_empty(&self) -> bool {
+        self.mass.is_empty()
+    }
+
+    /// Whether particle `p` moves.
+    pub fn free(&self, p: usize) -> bool {
+        self.mass[p] > 0.0
+    }
+
+    /// The frame of spring `s` at positions `x` (`[n_particles][3]`).
+    pub fn frame(&self, s: &Spring, x: &[V3]) -> SpringFrame {
+        let d = sub(x[s.i], x[s.j]);
+        let len = dot(d, d).sqrt();
+        SpringFrame {
+            n: scale(d, 1.0 / len.max(1e-300)),
+            len,
+        }
+    }
+
+    /// Elastic energy at `x`.
+    pub fn energy(&self, x: &[V3]) -> f64 {
+        self.springs
+            .iter()
+            .map(|s| 0.5 * s.ke * (self.frame(s, x).len - s.rest).powi(2))
+            .sum()
+    }
+
+    /// Spring forces at `(x, v)` (elastic and damping; no gravity), added into `f`.
+    pub fn add_forces(&self, x: &[V3], v: &[V3], f: &mut [V3]) {
+        for s in &self.springs {
+            let fs = self.spring_force(s, x, v);
+            for a in 0..3 {
+                f[s.i][a] -= fs[a];
+                f[s.j][a] += fs[a];
+            }
+        }
+    }
+
+    /// `fs = (ke·(l − L) + kd·n·(vᵢ − vⱼ))·n`: the force on `j` (minus the force on `i`).
+    pub fn spring_force(&self, s: &Spring, x: &[V3], v: &[V3]) -> V3 {
+        let fr = self.frame(s, x);
+        let rate = dot(fr.n, sub(v[s.i], v[s.j]));
+        scale(fr.n, s.ke * (fr.len - s.rest) + s.kd * rate)
+    }
+
+    /// `∂fs/∂d` (3×3, `d = xᵢ − xⱼ`) of [`MassSpring::spring_force`] at fixed velocities, and
+    /// `∂fs/∂(vᵢ − vⱼ)` (3×3).
+    pub fn spring_jacobians(
+        &self,
+        s: &Spring,
+        x: &[V3],
+        v: &[V3],
+    ) -> ([[f64; 3]; 3], [[f64; 3]; 3]) {
+        let fr = self.frame(s, x);
+        let (n, l) = (fr.n, fr.len.max(1e-300));
+        let w = sub(v[s.i], v[s.j]);
+        let rate = dot(n, w);
+        let c = s.ke * (fr.len - s.rest) + s.kd * rate;
+        // fs = c·n;  ∂n/∂d = (I − n nᵀ)/l;  ∂c/∂d = ke·nᵀ + kd·wᵀ(I − n nᵀ)/l.
+        let mut jd = [[0.0; 3]; 3];
+        let mut jw = [[0.0; 3]; 3];
+        let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - n[a] * n[b];
+        for a in 0..3 {
+            for b in 0..3 {
+                let dn_ab = proj(a, b) / l;
+                let dc_b = s.ke * n[b] + s.kd * (0..3).map(|k| w[k] * proj(k, b)).sum::<f64>() / l;
+                jd[a][b] = c * dn_ab + n[a] * dc_b;
+                jw[a][b] = s.kd * n[a] * n[b];
+            }
+        }
+        (jd, jw)
+    }
+}

@@ -1,0 +1,171 @@
+//! Solids: spring forces and Jacobians against finite differences; the explicit (Warp) and
+//! implicit (Newton + IFT) adjoints against f64 central differences on the spring cage.
+
+use diffsim::solids::implicit::{Implicit, NewtonConfig};
+use diffsim::solids::{MassSpring, Params, V3, explicit, scenes};
+
+/// The cage with rest lengths 10–30% off equilibrium, so the particle moves.
+fn cage() -> (MassSpring, Vec<V3>, V3) {
+    let (mut m, x, t) = scenes::spring_cage();
+    for (k, s) in m.springs.iter_mut().enumerate() {
+        s.rest *= 1.1 + 0.025 * k as f64;
+    }
+    (m, x, t)
+}
+
+fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
+    let d: V3 = std::array::from_fn(|a| x[0][a] - target[a]);
+    let mut g = vec![[0.0; 3]; x.len()];
+    g[0] = d.map(|c| 2.0 * c);
+    (d.iter().map(|c| c * c).sum(), g)
+}
+
+/// Central differences of `f` in every rest length, stiffness, damping and the free
+/// particle's initial position and velocity, against `grad`.
+fn check(
+    name: &str,
+    m: &MassSpring,
+    x0: &[V3],
+    grad: &Params,
+    f: &dyn Fn(&MassSpring, &[V3], &[V3]) -> f64,
+) {
+    // Steps relative to each parameter's size; pass iff |AD − FD| ≤ 1e-6·|FD| + 1e-10.
+    let v0 = vec![[0.0; 3]; m.len()];
+    let mut worst: f64 = 0.0;
+    let mut probe = |what: String, ad: f64, plus: f64, minus: f64, eps: f64| {
+        let fd = (plus - minus) / (2.0 * eps);
+        let err = (ad - fd).abs() / (fd.abs() + 1e-4);
+        worst = worst.max(err);
+        assert!(
+            (ad - fd).abs() <= 1e-6 * fd.abs() + 1e-10,
+            "{name} {what}: adjoint {ad:e} vs FD {fd:e}"
+        );
+    };
+    for k in 0..m.springs.len() {
+        for (field, ad) in [
+            ("rest", grad.rest[k]),
+            ("ke", grad.ke[k]),
+            ("kd", grad.kd[k]),
+        ] {
+            let s = m.springs[k];
+            let eps = 1e-6
+                * match field {
+                    "rest" => s.rest,
+                    "ke" => s.ke,
+                    _ => s.kd,
+                }
+                .max(1.0);
+            let with = |d: f64| {
+                let mut m2 = m.clone();
+                let s = &mut m2.springs[k];
+                match field {
+                    "rest" => s.rest += d,
+                    "ke" => s.ke += d,
+                    _ => s.kd += d,
+                }
+                f(&m2, x0, &v0)
+            };
+            probe(format!("{field}[{k}]"), ad, with(eps), with(-eps), eps);
+        }
+    }
+    let eps = 1e-6;
+    for a in 0..3 {
+        let shift = |d: f64, vel: bool| {
+            let (mut x, mut v) = (x0.to_vec(), v0.clone());
+            if vel {
+                v[0][a] += d
+            } else {
+                x[0][a] += d
+            }
+            f(m, &x, &v)
+        };
+        probe(
+            format!("x0[{a}]"),
+            grad.x0[0][a],
+            shift(eps, false),
+            shift(-eps, false),
+            eps,
+        );
+        probe(
+            format!("v0[{a}]"),
+            grad.v0[0][a],
+            shift(eps, true),
+            shift(-eps, true),
+            eps,
+        );
+    }
+    println!("{name}: worst error {worst:.1e} (relative, floored at |FD| = 1e-4)");
+}
+
+#[test]
+fn spring_force_jacobians_match_finite_differences() {
+    let (m, x, _) = cage();
+    let v: Vec<V3> = (0..m.len()).map(|p| [0.3 * p as f64, -0.2, 0.1]).collect();
+    let s = &m.springs[3];
+    let (jd, jw) = m.spring_jacobians(s, &x, &v);
+    let eps = 1e-7;
+    for b in 0..3 {
+        let (mut xp, mut xm, mut vp, mut vm) = (x.clone(), x.clone(), v.clone(), v.clone());
+        xp[s.i][b] += eps;
+        xm[s.i][b] -= eps;
+        vp[s.i][b] += eps;
+        vm[s.i][b] -= eps;
+        let (fxp, fxm) = (m.spring_force(s, &xp, &v), m.spring_force(s, &xm, &v));
+        let (fvp, fvm) = (m.spring_force(s, &x, &vp), m.spring_force(s, &x, &vm));
+        for a in 0..3 {
+            assert!((jd[a][b] - (fxp[a] - fxm[a]) / (2.0 * eps)).abs() < 1e-6);
+            assert!((jw[a][b] - (fvp[a] - fvm[a]) / (2.0 * eps)).abs() < 1e-6);
+        }
+    }
+    // Energy gradient = −force on particle i.
+    let mut f = vec![[0.0; 3]; m.len()];
+    let zero = vec![[0.0; 3]; m.len()];
+    let elastic = MassSpring {
+        springs: m
+            .springs
+            .iter()
+            .map(|s| diffsim::solids::Spring { kd: 0.0, ..*s })
+            .collect(),
+        ..m.clone()
+    };
+    elastic.add_forces(&x, &zero, &mut f);
+    let mut xp = x.clone();
+    xp[0][1] += 1e-7;
+    let mut xm = x.clone();
+    xm[0][1] -= 1e-7;
+    let de = (m.energy(&xp) - m.energy(&xm)) / 2e-7;
+    assert!((de + f[0][1]).abs() < 1e-6, "{de} vs {}", -f[0][1]);
+}
+
+#[test]
+fn explicit_adjoint_matches_finite_differences() {
+    let (m, x0, target) = cage();
+    let (dt, steps) = (1.0 / 30.0, 30);
+    let v0 = vec![[0.0; 3]; m.len()];
+    let run = explicit::rollout(&m, &x0, &v0, dt, steps);
+    let (_, gx) = loss(&run.last().0, target);
+    let grad = explicit::adjoint(&m, &run, dt, &gx, &vec![[0.0; 3]; m.len()]);
+    check("explicit", &m, &x0, &grad, &|m, x, v| {
+        loss(&explicit::rollout(m, x, v, dt, steps).last().0, target).0
+    });
+}
+
+#[test]
+fn implicit_adjoint_matches_finite_differences() {
+    let (m, x0, target) = cage();
+    let (dt, steps) = (1.0 / 30.0, 60);
+    let v0 = vec![[0.0; 3]; m.len()];
+    let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+    let r = sim.rollout(&x0, &v0, steps).unwrap();
+    assert!(
+        r.newton_iters.iter().all(|&k| (1..=8).contains(&k)),
+        "{:?}",
+        r.newton_iters
+    );
+    let (_, gx) = loss(&r.run.last().0, target);
+    let grad = sim.adjoint(&r, &gx, &vec![[0.0; 3]; m.len()]);
+    check("implicit", &m, &x0, &grad, &|m, x, v| {
+        let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
+        loss(&sim.rollout(x, v, steps).unwrap().run.last().0, target).0
+    });
+}
