@@ -20,15 +20,12 @@ fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
     (d.iter().map(|c| c * c).sum(), g)
 }
 
+/// A loss of a rollout from `(model, x0, v0)`.
+type RolloutLoss<'a> = dyn Fn(&MassSpring, &[V3], &[V3]) -> f64 + 'a;
+
 /// Central differences of `f` in every rest length, stiffness, damping and the free
 /// particle's initial position and velocity, against `grad`.
-fn check(
-    name: &str,
-    m: &MassSpring,
-    x0: &[V3],
-    grad: &Params,
-    f: &dyn Fn(&MassSpring, &[V3], &[V3]) -> f64,
-) {
+fn check(name: &str, m: &MassSpring, x0: &[V3], grad: &Params, f: &RolloutLoss<'_>) {
     // Steps relative to each parameter's size; pass iff |AD − FD| ≤ 1e-6·|FD| + 1e-10.
     let v0 = vec![[0.0; 3]; m.len()];
     let mut worst: f64 = 0.0;
