@@ -16,6 +16,7 @@ pub mod grid;
 pub mod io;
 pub mod linalg;
 pub mod ops;
+pub mod optim;
 pub mod solids;
 pub mod train;
 pub mod viz;

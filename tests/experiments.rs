@@ -47,3 +47,21 @@ fn smoke_target_cli_writes_pictures_and_json() {
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 }
+
+#[test]
+fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
+    use diffsim::optim::spring_cage::{SpringCageConfig, run};
+    let r = run(&SpringCageConfig::default()).unwrap();
+    let e = &r.explicit.trace.losses;
+    // The Warp step and schedule: 0.21875 → 0.0997 / 1.13e-2 / 3.5e-4 after 1 / 4 / 9 steps.
+    assert!((e[0] - 0.21875).abs() < 1e-12);
+    for (k, want) in [(1, 0.0997), (4, 1.13e-2), (9, 3.5e-4)] {
+        assert!((e[k] / want - 1.0).abs() < 0.01, "GD step {k}: {}", e[k]);
+    }
+    assert!(r.warp_criteria_met);
+    assert!(r.explicit.gradient_fd_error <= 1e-6 && r.implicit.gradient_fd_error <= 1e-6);
+    let it = r.lbfgs_iterations_to_1e6.expect("L-BFGS reaches 1e-6");
+    assert!(it <= 4, "L-BFGS needed {it} iterations");
+    let (mean, max) = r.implicit.newton_iterations.unwrap();
+    assert!(mean >= 1.0 && max <= 8, "Newton iterations {mean} / {max}");
+}

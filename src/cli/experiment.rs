@@ -2,6 +2,7 @@
 
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
+use crate::optim::spring_cage::{self, SpringCageConfig};
 use crate::train::smoke_target::{self, SmokeTargetConfig, SmokeTargetResult};
 use crate::viz::{FieldPicture, line_plot};
 use clap::Args;
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
     /// The experiment: `smoke-target` (optimise an initial velocity so that a smoke blob
-    /// reaches a target shape, Adam through the unrolled solver).
+    /// reaches a target shape, Adam through the unrolled solver) or `spring-cage` (B1: rest
+    /// lengths of a spring cage, Warp step + gradient descent and implicit Euler + L-BFGS).
     pub name: String,
     /// The toy-size version (seconds; the test suite runs it).
     #[arg(long)]
@@ -35,12 +37,85 @@ fn read_config(path: &Path) -> Result<SmokeTargetConfig> {
 
 /// Runs the named experiment and writes its outputs.
 pub fn experiment(args: &ExperimentArgs) -> Result<()> {
-    if args.name != "smoke-target" {
-        return Err(DiffsimError::config(format!(
-            "unknown experiment '{}'; available: smoke-target",
-            args.name
-        )));
+    match args.name.as_str() {
+        "smoke-target" => smoke(args),
+        "spring-cage" => cage(args),
+        other => Err(DiffsimError::config(format!(
+            "unknown experiment '{other}'; available: smoke-target, spring-cage"
+        ))),
     }
+}
+
+fn out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&args.name));
+    std::fs::create_dir_all(&dir).map_err(|e| DiffsimError::file(&dir, e))?;
+    Ok(dir)
+}
+
+fn cage(args: &ExperimentArgs) -> Result<()> {
+    if args.config.is_some() {
+        return Err(DiffsimError::config(
+            "spring-cage takes no --config (its settings are the benchmark's)",
+        ));
+    }
+    let dir = out_dir(args)?;
+    let r = spring_cage::run(&SpringCageConfig::default())?;
+    let curve = |t: &crate::optim::Trace| -> Vec<(f64, f64)> {
+        t.losses
+            .iter()
+            .enumerate()
+            .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
+            .collect()
+    };
+    line_plot(
+        &dir.join("loss.png"),
+        "spring-cage: loss (log10) per iteration",
+        "iteration",
+        "log10 loss",
+        &[
+            (
+                "explicit (Warp step), gradient descent".into(),
+                curve(&r.explicit.trace),
+            ),
+            ("implicit Euler, L-BFGS".into(), curve(&r.implicit.trace)),
+        ],
+    )?;
+    write_json(&r, &dir.join("result.json"))?;
+    if args.json {
+        return json(&r);
+    }
+    let last = |t: &crate::optim::Trace| *t.losses.last().expect("a loss");
+    out(&format!(
+        "spring-cage explicit: loss {:.3e} -> {:.3e} in {} GD iterations (Warp criteria {}), adjoint vs FD {:.1e}, {:.3} ms per evaluation",
+        r.explicit.trace.losses[0],
+        last(&r.explicit.trace),
+        r.explicit.trace.iterations,
+        if r.warp_criteria_met {
+            "met"
+        } else {
+            "NOT met"
+        },
+        r.explicit.gradient_fd_error,
+        r.explicit.ms_per_evaluation
+    ))?;
+    out(&format!(
+        "spring-cage implicit: loss {:.3e} -> {:.3e} in {} L-BFGS iterations ({} evaluations; < 1e-6 after {}), adjoint vs FD {:.1e}, {:.3} ms per evaluation; pictures in {}",
+        r.implicit.trace.losses[0],
+        last(&r.implicit.trace),
+        r.implicit.trace.iterations,
+        r.implicit.trace.evaluations,
+        r.lbfgs_iterations_to_1e6
+            .map_or("never".into(), |k| k.to_string()),
+        r.implicit.gradient_fd_error,
+        r.implicit.ms_per_evaluation,
+        dir.display()
+    ))
+}
+
+fn smoke(args: &ExperimentArgs) -> Result<()> {
     let cfg = match (&args.config, args.quick) {
         (Some(p), _) => read_config(p)?,
         (None, true) => SmokeTargetConfig::quick(),
@@ -106,12 +181,16 @@ fn write_outputs(r: &SmokeTargetResult, dir: &Path) -> Result<()> {
         }
         .save_png(&dir.join(format!("{name}.png")))?;
     }
-    let path = dir.join("result.json");
+    write_json(r, &dir.join("result.json"))
+}
+
+/// Writes `value` as JSON under a temporary name, renamed when complete.
+fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
     let tmp = path.with_extension("json.partial");
     std::fs::write(
         &tmp,
-        serde_json::to_string_pretty(r).expect("result serialises"),
+        serde_json::to_string_pretty(value).expect("result serialises"),
     )
-    .and_then(|_| std::fs::rename(&tmp, &path))
-    .map_err(|e| DiffsimError::file(&path, e))
+    .and_then(|_| std::fs::rename(&tmp, path))
+    .map_err(|e| DiffsimError::file(path, e))
 }

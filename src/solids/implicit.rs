@@ -98,6 +98,32 @@ impl<'a> Implicit<'a> {
         Ok(s)
     }
 
+    /// The same stepper for `model`, a model with the same particles (free or fixed) and
+    /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
+    pub fn with_model<'b>(&self, model: &'b MassSpring) -> Result<Implicit<'b>> {
+        model.validate()?;
+        let same = model.len() == self.model.len()
+            && (0..model.len()).all(|p| model.free(p) == self.model.free(p))
+            && model.springs.len() == self.model.springs.len()
+            && model
+                .springs
+                .iter()
+                .zip(&self.model.springs)
+                .all(|(a, b)| (a.i, a.j) == (b.i, b.j));
+        if !same {
+            return Err(DiffsimError::config(
+                "with_model needs the same particles and spring endpoints",
+            ));
+        }
+        Ok(Implicit {
+            model,
+            h: self.h,
+            cfg: self.cfg,
+            index: self.index.clone(),
+            symbolic: self.symbolic.clone(),
+        })
+    }
+
     fn unknowns(&self) -> usize {
         3 * self.index.iter().flatten().count()
     }
