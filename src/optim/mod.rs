@@ -135,3 +135,63 @@ pub fn lbfgs(
         evaluations,
     })
 }
+
+/// Residuals `r(p)` and a Gauss-Newton step `Δp` computed at `p`.
+pub type GaussNewtonStep<'a> = dyn Fn(&[f64]) -> Result<(Vec<f64>, Vec<f64>)> + 'a;
+
+/// The dense Gauss-Newton step `Δp = −(JᵀJ + μI)⁻¹Jᵀr` (faer Cholesky); `jac` holds the rows
+/// `∂rᵢ/∂p`. A small `μ` gives the minimum-norm step of an under-determined problem.
+pub fn dense_gn_step(r: &[f64], jac: &[Vec<f64>], mu: f64) -> Result<Vec<f64>> {
+    use faer::Mat;
+    use faer::linalg::solvers::Solve;
+    let n = jac.first().map_or(0, Vec::len);
+    let jtj = Mat::from_fn(n, n, |a, b| {
+        jac.iter().map(|row| row[a] * row[b]).sum::<f64>()
+    });
+    let lhs = Mat::from_fn(n, n, |a, b| jtj[(a, b)] + if a == b { mu } else { 0.0 });
+    let rhs = Mat::from_fn(n, 1, |a, _| {
+        -jac.iter().zip(r).map(|(row, ri)| row[a] * ri).sum::<f64>()
+    });
+    let step = lhs
+        .llt(faer::Side::Lower)
+        .map_err(|e| DiffsimError::config(format!("Gauss-Newton: {e:?}")))?
+        .solve(&rhs);
+    Ok((0..n).map(|k| step[(k, 0)]).collect())
+}
+
+/// Gauss-Newton on `L = |r(p)|²` with steps from `f` (dense or sparse), halving a step until
+/// the loss decreases. Stops below `target` or after `max_iters` iterations.
+pub fn gauss_newton(
+    f: &GaussNewtonStep<'_>,
+    p0: &[f64],
+    max_iters: usize,
+    target: f64,
+) -> Result<Trace> {
+    let loss = |r: &[f64]| r.iter().map(|x| x * x).sum::<f64>();
+    let mut p = p0.to_vec();
+    let (mut r, mut step) = f(&p)?;
+    let mut losses = vec![loss(&r)];
+    let (mut iterations, mut evaluations) = (0, 1);
+    while iterations < max_iters && *losses.last().expect("a loss") > target {
+        let current = *losses.last().expect("a loss");
+        let mut alpha = 1.0;
+        loop {
+            let q: Vec<f64> = p.iter().zip(&step).map(|(x, s)| x + alpha * s).collect();
+            let (rq, sq) = f(&q)?;
+            evaluations += 1;
+            if loss(&rq) < current || alpha < 1e-6 {
+                (p, r, step) = (q, rq, sq);
+                break;
+            }
+            alpha *= 0.5;
+        }
+        losses.push(loss(&r));
+        iterations += 1;
+    }
+    Ok(Trace {
+        losses,
+        params: p,
+        iterations,
+        evaluations,
+    })
+}

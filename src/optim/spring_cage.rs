@@ -10,6 +10,9 @@ use crate::solids::{MassSpring, V3, explicit, scenes};
 use serde::Serialize;
 use std::time::Instant;
 
+/// Damping `μ` of the Gauss-Newton normal equations (the Jacobian entries are O(1) here).
+pub const GN_DAMPING: f64 = 1e-12;
+
 /// Settings.
 #[derive(Clone, Debug, Serialize)]
 pub struct SpringCageConfig {
@@ -29,6 +32,8 @@ pub struct SpringCageConfig {
     pub lbfgs_iterations: u64,
     /// L-BFGS stops below this loss.
     pub target_loss: f64,
+    /// Horizons (steps) at which one dense and one sparse Gauss-Newton step are timed.
+    pub horizons: Vec<usize>,
 }
 
 impl Default for SpringCageConfig {
@@ -42,6 +47,7 @@ impl Default for SpringCageConfig {
             implicit_steps: 60,
             lbfgs_iterations: 10,
             target_loss: 1e-10,
+            horizons: vec![60, 240, 960],
         }
     }
 }
@@ -76,6 +82,17 @@ pub struct SpringCageResult {
     pub implicit: Run,
     /// L-BFGS iterations until the loss was below 1e-6 (None: never).
     pub lbfgs_iterations_to_1e6: Option<usize>,
+    /// Implicit Euler + dense Gauss-Newton (Jacobian rows by 3 adjoint sweeps).
+    pub gauss_newton: Run,
+    /// Gauss-Newton iterations until the loss was below 1e-6 (None: never).
+    pub gn_iterations_to_1e6: Option<usize>,
+    /// Implicit Euler + sparse Gauss-Newton (one KKT solve per step).
+    pub sparse_gauss_newton: Run,
+    /// Sparse Gauss-Newton iterations until the loss was below 1e-6 (None: never).
+    pub sgn_iterations_to_1e6: Option<usize>,
+    /// Time of one Gauss-Newton step (after the forward rollout) against the horizon:
+    /// `(steps, dense ms, sparse ms)`, medians of 5.
+    pub gn_step_ms_vs_horizon: Vec<(usize, f64, f64)>,
 }
 
 fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
@@ -195,11 +212,102 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         newton_iterations: Some(newton),
         trace,
     };
+    // Gauss-Newton on r = x₀(T) − target. Dense: one Jacobian row per residual by an adjoint
+    // sweep; sparse: one KKT solve over the trajectory.
+    let gn = |rest: &[f64], sparse: bool| -> Result<(Vec<f64>, Vec<f64>)> {
+        let m = with_rest(&model, rest);
+        let sim = stepper.with_model(&m)?;
+        let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
+        let x = &r.run.last().0;
+        let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
+        let zero = vec![[0.0; 3]; m.len()];
+        let seeds: Vec<Vec<V3>> = (0..3)
+            .map(|a| {
+                let mut seed = zero.clone();
+                seed[0][a] = 1.0;
+                seed
+            })
+            .collect();
+        let step = if sparse {
+            sim.sparse_gn_step(&r, &res, &seeds, GN_DAMPING)?
+        } else {
+            let rows: Vec<Vec<f64>> = seeds
+                .iter()
+                .map(|s| sim.adjoint(&r, s, &zero).rest)
+                .collect();
+            super::dense_gn_step(&res, &rows, GN_DAMPING)?
+        };
+        Ok((res, step))
+    };
+    let gn_run = |sparse: bool| -> Result<Run> {
+        let clock = std::cell::Cell::new((0.0, 0));
+        let step = |p: &[f64]| {
+            let t = Instant::now();
+            let out = gn(p, sparse);
+            let (s, n) = clock.get();
+            clock.set((s + t.elapsed().as_secs_f64(), n + 1));
+            out
+        };
+        let trace = super::gauss_newton(&step, &rest0, 10, cfg.target_loss)?;
+        Ok(Run {
+            gradient_fd_error: implicit.gradient_fd_error,
+            ms_per_evaluation: 1e3 * clock.get().0 / clock.get().1.max(1) as f64,
+            newton_iterations: implicit.newton_iterations,
+            trace,
+        })
+    };
+    let gauss_newton = gn_run(false)?;
+    let sparse_gauss_newton = gn_run(true)?;
+    let gn_iterations_to_1e6 = gauss_newton.trace.losses.iter().position(|l| *l < 1e-6);
+    let mut gn_step_ms_vs_horizon = Vec::new();
+    for steps in cfg.horizons.iter().copied() {
+        let sim = stepper.with_model(&mid)?;
+        let r = sim.rollout(&x0, &v0, steps)?;
+        let x = &r.run.last().0;
+        let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
+        let zero = vec![[0.0; 3]; mid.len()];
+        let seeds: Vec<Vec<V3>> = (0..3)
+            .map(|a| {
+                let mut seed = zero.clone();
+                seed[0][a] = 1.0;
+                seed
+            })
+            .collect();
+        let median = |f: &dyn Fn() -> Result<Vec<f64>>| -> Result<f64> {
+            let mut t = Vec::new();
+            for _ in 0..5 {
+                let t0 = Instant::now();
+                f()?;
+                t.push(1e3 * t0.elapsed().as_secs_f64());
+            }
+            t.sort_by(f64::total_cmp);
+            Ok(t[2])
+        };
+        let dense = median(&|| {
+            let rows: Vec<Vec<f64>> = seeds
+                .iter()
+                .map(|s| sim.adjoint(&r, s, &zero).rest)
+                .collect();
+            super::dense_gn_step(&res, &rows, GN_DAMPING)
+        })?;
+        let sparse = median(&|| sim.sparse_gn_step(&r, &res, &seeds, GN_DAMPING))?;
+        gn_step_ms_vs_horizon.push((steps, dense, sparse));
+    }
+    let sgn_iterations_to_1e6 = sparse_gauss_newton
+        .trace
+        .losses
+        .iter()
+        .position(|l| *l < 1e-6);
     Ok(SpringCageResult {
         config: cfg.clone(),
         explicit,
         warp_criteria_met,
         implicit,
         lbfgs_iterations_to_1e6,
+        gauss_newton,
+        gn_iterations_to_1e6,
+        sparse_gauss_newton,
+        sgn_iterations_to_1e6,
+        gn_step_ms_vs_horizon,
     })
 }

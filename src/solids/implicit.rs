@@ -407,6 +407,150 @@ impl<'a> Implicit<'a> {
     }
 }
 
+/// Sparse Gauss-Newton (Zehnder et al. 2021): one GN step for the rest lengths from a single
+/// sparse solve of the KKT system over the whole trajectory, instead of a Jacobian built by
+/// one adjoint sweep per residual (dense GN).
+///
+/// Unknowns: the position changes `ΔX₁..ΔX_N` of the free particles, the rest-length change
+/// `Δp`, and multipliers `Λ₀..Λ_{N−1}` of the linearised step equations
+/// `Hₙ·ΔXₙ₊₁ + Aₙ·ΔXₙ + Bₙ·ΔXₙ₋₁ + Pₙ·Δp = 0` (`Gₙ = M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² + ∇E(xₙ₊₁) + Dₙ`).
+/// The objective is `½|r + J_r·ΔX_N|² + ½μ|Δp|²`, so the step equals dense GN's
+/// `(JᵀJ + μI)⁻¹(−Jᵀr)`; the KKT matrix is solved by faer's sparse LU.
+impl Implicit<'_> {
+    /// The step `Δp` for residuals `res` with gradients `jr[k]` (`∂r_k/∂x_N`) at the end of
+    /// `run`, damping `mu`.
+    pub fn sparse_gn_step(
+        &self,
+        run: &ImplicitRollout,
+        res: &[f64],
+        jr: &[Vec<V3>],
+        mu: f64,
+    ) -> Result<Vec<f64>> {
+        use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
+        let (m, h) = (self.model, self.h);
+        let (d, n_steps, np) = (self.unknowns(), run.factors.len(), m.springs.len());
+        // Per step the block [ΔXₙ₊₁, Λₙ], then Δp: a block-banded KKT matrix with a border.
+        let xvar = |n: usize| (n - 1) * 2 * d;
+        let lam = |n: usize| n * 2 * d + d;
+        let pvar = n_steps * 2 * d;
+        let size = pvar + np;
+        let mut t: Vec<Triplet<usize, usize, f64>> = Vec::new();
+        let dof = |p: usize| self.index[p].map(|k| 3 * k);
+        // C entries (row r of constraint block n, column c) and their transposes.
+        let c_entry =
+            |t: &mut Vec<Triplet<usize, usize, f64>>, n: usize, r: usize, c: usize, v: f64| {
+                if v != 0.0 {
+                    t.push(Triplet::new(lam(n) + r, c, v));
+                    t.push(Triplet::new(c, lam(n) + r, v));
+                }
+            };
+        // W: J_rᵀJ_r on X_N, μI on p.
+        let mut grad = vec![0.0; size];
+        for p in 0..m.len() {
+            let Some(bp) = dof(p) else { continue };
+            for q in 0..m.len() {
+                let Some(bq) = dof(q) else { continue };
+                for a in 0..3 {
+                    for b in 0..3 {
+                        let w: f64 = jr.iter().map(|row| row[p][a] * row[q][b]).sum();
+                        if w != 0.0 {
+                            t.push(Triplet::new(
+                                xvar(n_steps) + bp + a,
+                                xvar(n_steps) + bq + b,
+                                w,
+                            ));
+                        }
+                    }
+                }
+            }
+            for a in 0..3 {
+                grad[xvar(n_steps) + bp + a] =
+                    jr.iter().zip(res).map(|(row, r)| row[p][a] * r).sum();
+            }
+        }
+        (0..np).for_each(|k| t.push(Triplet::new(pvar + k, pvar + k, mu)));
+        for n in 0..n_steps {
+            let (xn, x1) = (&run.run.states[n].0, &run.run.states[n + 1].0);
+            // Mass terms: x_{n+1} (+M/h²), x_n (−M/h², −2M/h² past the first step), x_{n−1}.
+            for p in 0..m.len() {
+                let Some(b) = dof(p) else { continue };
+                let w = m.mass[p] / (h * h);
+                for a in 0..3 {
+                    c_entry(&mut t, n, b + a, xvar(n + 1) + b + a, w);
+                    if n >= 1 {
+                        c_entry(&mut t, n, b + a, xvar(n) + b + a, -2.0 * w);
+                    }
+                    if n >= 2 {
+                        c_entry(&mut t, n, b + a, xvar(n - 1) + b + a, w);
+                    }
+                }
+            }
+            for (k, s) in m.springs.iter().enumerate() {
+                let fr = m.frame(s, x1);
+                let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
+                let tr = 1.0 - s.rest / fr.len.max(1e-300);
+                let rho: V3 =
+                    std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
+                let nr: f64 = (0..3).map(|a| nh[a] * rho[a]).sum();
+                let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
+                let id = |a: usize, b: usize| f64::from(u8::from(a == b));
+                // ∂Gᵢ/∂Δ(x_{n+1}) (elastic + damping) and ∂Gᵢ/∂Δ(x_n) (damping, n ≥ 1 only:
+                // x_0 is not a variable).
+                let hb: [[f64; 3]; 3] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| {
+                        s.ke * (fr.n[a] * fr.n[b] + tr * (id(a, b) - fr.n[a] * fr.n[b]))
+                            + s.kd / h * nh[a] * nh[b]
+                    })
+                });
+                let kb: [[f64; 3]; 3] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| {
+                        let inner: f64 = (0..3)
+                            .map(|c| (nr * id(a, c) + nh[a] * rho[c]) * proj(c, b))
+                            .sum();
+                        s.kd / h * (-nh[a] * nh[b] + inner / ln)
+                    })
+                });
+                for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
+                    let Some(bi) = dof(pi) else { continue };
+                    for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
+                        let Some(bj) = dof(pj) else { continue };
+                        for a in 0..3 {
+                            for b in 0..3 {
+                                c_entry(
+                                    &mut t,
+                                    n,
+                                    bi + a,
+                                    xvar(n + 1) + bj + b,
+                                    si * sj * hb[a][b],
+                                );
+                                if n >= 1 {
+                                    c_entry(
+                                        &mut t,
+                                        n,
+                                        bi + a,
+                                        xvar(n) + bj + b,
+                                        si * sj * kb[a][b],
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
+                    for a in 0..3 {
+                        c_entry(&mut t, n, bi + a, pvar + k, -si * s.ke * fr.n[a]);
+                    }
+                }
+            }
+        }
+        let a = SparseColMat::<usize, f64>::try_new_from_triplets(size, size, &t).map_err(fail)?;
+        let lu =
+            Lu::try_new_with_symbolic(SymbolicLu::try_new(a.symbolic()).map_err(fail)?, a.as_ref())
+                .map_err(fail)?;
+        let z = lu.solve(&Mat::from_fn(size, 1, |r, _| -grad[r]));
+        Ok((0..np).map(|k| z[(pvar + k, 0)]).collect())
+    }
+}
+
 fn fail(e: impl std::fmt::Debug) -> DiffsimError {
     DiffsimError::config(format!("sparse Cholesky: {e:?}"))
 }
