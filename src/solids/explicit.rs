@@ -83,3 +83,24 @@ pub fn adjoint(model: &MassSpring, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[
     g.v0 = vb;
     g
 }
+
+/// The explicit integrator as an [`super::Integrator`] (for segment checkpointing).
+pub struct Explicit<'a> {
+    /// The model.
+    pub model: &'a MassSpring,
+    /// Time step.
+    pub dt: f64,
+}
+
+impl super::Integrator for Explicit<'_> {
+    type Run = Rollout;
+    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> crate::error::Result<Rollout> {
+        Ok(rollout(self.model, x0, v0, self.dt, steps))
+    }
+    fn last<'r>(&self, run: &'r Rollout) -> &'r (Vec<V3>, Vec<V3>) {
+        run.last()
+    }
+    fn adjoint(&self, run: &Rollout, xbar: &[V3], vbar: &[V3]) -> Params {
+        adjoint(self.model, run, self.dt, xbar, vbar)
+    }
+}

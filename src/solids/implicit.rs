@@ -551,6 +551,19 @@ impl Implicit<'_> {
     }
 }
 
+impl super::Integrator for Implicit<'_> {
+    type Run = ImplicitRollout;
+    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> Result<ImplicitRollout> {
+        Implicit::rollout(self, x0, v0, steps)
+    }
+    fn last<'r>(&self, run: &'r ImplicitRollout) -> &'r (Vec<V3>, Vec<V3>) {
+        run.run.last()
+    }
+    fn adjoint(&self, run: &ImplicitRollout, xbar: &[V3], vbar: &[V3]) -> Params {
+        Implicit::adjoint(self, run, xbar, vbar)
+    }
+}
+
 fn fail(e: impl std::fmt::Debug) -> DiffsimError {
     DiffsimError::config(format!("sparse Cholesky: {e:?}"))
 }

@@ -51,3 +51,81 @@ impl Params {
         }
     }
 }
+
+impl Params {
+    /// Adds the parameter gradients (rest, ke, kd) of `other`; the state gradients are left.
+    pub fn add_parameters(&mut self, other: &Params) {
+        for (a, b) in [
+            (&mut self.rest, &other.rest),
+            (&mut self.ke, &other.ke),
+            (&mut self.kd, &other.kd),
+        ] {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+    }
+}
+
+/// What segment checkpointing needs from an integrator.
+pub trait Integrator {
+    /// A rollout with what its adjoint needs (states, factors).
+    type Run;
+    /// `steps` steps from `(x0, v0)`.
+    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> crate::error::Result<Self::Run>;
+    /// The last state of a rollout.
+    fn last<'r>(&self, run: &'r Self::Run) -> &'r (Vec<V3>, Vec<V3>);
+    /// Gradients given `(x̄, v̄)` at the last state; `x0`/`v0` of the result are the
+    /// gradients at the rollout's first state.
+    fn adjoint(&self, run: &Self::Run, xbar: &[V3], vbar: &[V3]) -> Params;
+}
+
+/// Segment checkpointing for the solids integrators: the trajectory is run once keeping only
+/// every `k`-th state; the backward pass recomputes one segment at a time from its start and
+/// runs the integrator's adjoint on it, seeded with the gradient arriving at the segment's end
+/// (`seed(last state)` gives the loss gradient `(x̄_N, v̄_N)`). Memory: `N/k + k` states
+/// instead of `N + 1`; the cost: one extra forward pass. Returns the gradients and the largest
+/// number of states held at once.
+pub fn segmented_gradient<I: Integrator>(
+    integrator: &I,
+    (x0, v0): (&[V3], &[V3]),
+    steps: usize,
+    k: usize,
+    seed: impl Fn(&[V3], &[V3]) -> (Vec<V3>, Vec<V3>),
+) -> crate::error::Result<(Params, usize)> {
+    if k == 0 {
+        return Err(crate::error::DiffsimError::config(
+            "segments must be at least 1 step long",
+        ));
+    }
+    let mut starts = vec![(x0.to_vec(), v0.to_vec())];
+    let mut n = 0;
+    while n + k < steps {
+        let (x, v) = starts.last().expect("one start");
+        let seg = integrator.rollout(x, v, k)?;
+        starts.push(integrator.last(&seg).clone());
+        n += k;
+    }
+    let held = starts.len() + k + 1;
+    let mut total: Option<Params> = None;
+    let mut bar: Option<(Vec<V3>, Vec<V3>)> = None;
+    while let Some((x, v)) = starts.pop() {
+        let first = starts.len() * k;
+        let seg = integrator.rollout(&x, &v, steps.min(first + k) - first)?;
+        let (xb, vb) = match bar.take() {
+            Some(b) => b,
+            None => {
+                let (xe, ve) = integrator.last(&seg);
+                seed(xe, ve)
+            }
+        };
+        let g = integrator.adjoint(&seg, &xb, &vb);
+        bar = Some((g.x0.clone(), g.v0.clone()));
+        match &mut total {
+            Some(t) => t.add_parameters(&g),
+            None => total = Some(g),
+        }
+    }
+    let mut total = total.expect("at least one segment");
+    let (x0b, v0b) = bar.expect("at least one segment");
+    (total.x0, total.v0) = (x0b, v0b);
+    Ok((total, held))
+}
