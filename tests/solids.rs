@@ -200,3 +200,127 @@ fn segment_checkpointing_gives_the_taped_gradients() {
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-3), "{a} vs {b}");
     }
 }
+
+#[test]
+fn contact_force_jacobians_match_finite_differences() {
+    use diffsim::solids::contact::{Contact, Shape, force};
+    let c = Contact {
+        ke: 1e4,
+        kd: 10.0,
+        mu: 0.2,
+        smoothing: 1e-2,
+    };
+    let plane = Shape::Plane {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+    };
+    let boxed = Shape::Box {
+        center: [2.0, 1.0, 0.0],
+        half: [0.25, 1.0, 1.0],
+    };
+    // Plane: touching, stick (slow tangential) and slip (fast); box: face, edge, corner, inside.
+    let cases = [
+        (plane, [0.3, -0.004, 0.1], [0.001, -0.5, 0.002]),
+        (plane, [0.3, 0.002, 0.1], [2.0, -0.5, 1.0]),
+        (boxed, [1.745, 1.2, 0.3], [3.0, 0.4, 0.1]),
+        (boxed, [1.745, 2.003, 0.3], [3.0, -0.4, 0.1]),
+        (boxed, [1.745, 2.004, 1.003], [1.0, -0.4, -0.7]),
+        (boxed, [1.76, 1.5, 0.2], [1.0, 0.3, 0.0]),
+    ];
+    for (shape, x, v) in cases {
+        let (_, jx, jv) = force(&c, &shape, x, v);
+        let eps = 1e-7;
+        for b in 0..3 {
+            let shift = |p: [f64; 3], d: f64| {
+                let mut q = p;
+                q[b] += d;
+                q
+            };
+            let (fxp, _, _) = force(&c, &shape, shift(x, eps), v);
+            let (fxm, _, _) = force(&c, &shape, shift(x, -eps), v);
+            let (fvp, _, _) = force(&c, &shape, x, shift(v, eps));
+            let (fvm, _, _) = force(&c, &shape, x, shift(v, -eps));
+            for a in 0..3 {
+                let (dx, dv) = (
+                    (fxp[a] - fxm[a]) / (2.0 * eps),
+                    (fvp[a] - fvm[a]) / (2.0 * eps),
+                );
+                assert!(
+                    (jx[a][b] - dx).abs() <= 1e-5 * dx.abs().max(1.0),
+                    "{shape:?} x {x:?}: ∂f{a}/∂x{b} {} vs {dx}",
+                    jx[a][b]
+                );
+                assert!(
+                    (jv[a][b] - dv).abs() <= 1e-5 * dv.abs().max(1.0),
+                    "{shape:?} x {x:?}: ∂f{a}/∂v{b} {} vs {dv}",
+                    jv[a][b]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_through_contact_matches_finite_differences() {
+    // The Warp bounce (wall and ground, friction), 288 steps of 1/480 s: ∂loss/∂v₀.
+    let (m, x0, v0, target) = scenes::bounce(1e-2);
+    let dt = 1.0 / 480.0;
+    let run = explicit::rollout(&m, &x0, &v0, dt, 288);
+    let (l, gx) = loss(&run.last().0, target);
+    assert!(l.is_finite(), "loss {l}");
+    println!("bounce loss at v0: {l}");
+    let g = explicit::adjoint(&m, &run, dt, &gx, &[[0.0; 3]]);
+    let eps = 1e-6;
+    for a in 0..2 {
+        let at = |d: f64| {
+            let mut v = v0.clone();
+            v[0][a] += d;
+            loss(&explicit::rollout(&m, &x0, &v, dt, 288).last().0, target).0
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (g.v0[0][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-8,
+            "v0[{a}]: {} vs {fd}",
+            g.v0[0][a]
+        );
+    }
+}
+
+#[test]
+fn gradient_through_sliding_then_sticking_friction_matches_finite_differences() {
+    // A particle thrown along the ground with friction: it slides, then sticks (|v_t| falls
+    // below the smoothing speed) within the 0.5 s horizon.
+    use diffsim::solids::contact::{Contact, Shape};
+    let (mut m, _, _, _) = scenes::bounce(1e-3);
+    m.shapes = vec![Shape::Plane {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+    }];
+    m.contact = Contact {
+        ke: 1e4,
+        kd: 50.0,
+        mu: 0.5,
+        smoothing: 1e-3,
+    };
+    let (x0, v0) = (vec![[0.0, 0.0, 0.0]], vec![[1.5, 0.0, 0.5]]);
+    let (dt, steps) = (1.0 / 480.0, 240);
+    let run = explicit::rollout(&m, &x0, &v0, dt, steps);
+    let end_speed = run.last().1[0][0].hypot(run.last().1[0][2]);
+    assert!(end_speed < 1e-2, "still sliding at {end_speed}");
+    let target = [0.4, 0.0, 0.2];
+    let g = explicit::adjoint(&m, &run, dt, &loss(&run.last().0, target).1, &[[0.0; 3]]);
+    let eps = 1e-6;
+    for a in [0, 2] {
+        let at = |d: f64| {
+            let mut v = v0.clone();
+            v[0][a] += d;
+            loss(&explicit::rollout(&m, &x0, &v, dt, steps).last().0, target).0
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (g.v0[0][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-8,
+            "v0[{a}]: {} vs {fd}",
+            g.v0[0][a]
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! Semi-implicit (symplectic) Euler, the Warp `SemiImplicitIntegrator` particle step, with a
-//! hand-written reverse-mode adjoint over the stored states:
+//! hand-written reverse-mode adjoint over the stored states (springs and smooth contact):
 //! `v' = v + dt·(f(x, v)/m + g)`, `x' = x + dt·v'` (fixed particles keep their velocity).
 
 use super::mass_spring::{MassSpring, V3};
@@ -9,6 +9,7 @@ use super::{Params, Rollout};
 pub fn step(model: &MassSpring, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     let mut f = vec![[0.0; 3]; model.len()];
     model.add_forces(x, v, &mut f);
+    model.add_contact_forces(x, v, &mut f, None);
     let mut v1 = v.to_vec();
     let mut x1 = x.to_vec();
     for p in 0..model.len() {
@@ -59,6 +60,17 @@ pub fn adjoint(model: &MassSpring, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[
                 }
             })
             .collect();
+        if !model.shapes.is_empty() {
+            let mut f = vec![[0.0; 3]; np];
+            let mut jac = vec![([[0.0; 3]; 3], [[0.0; 3]; 3]); np];
+            model.add_contact_forces(x, v, &mut f, Some(&mut jac));
+            for p in 0..np {
+                for b in 0..3 {
+                    xb[p][b] += (0..3).map(|a| u[p][a] * jac[p].0[a][b]).sum::<f64>();
+                    vb[p][b] += (0..3).map(|a| u[p][a] * jac[p].1[a][b]).sum::<f64>();
+                }
+            }
+        }
         for (k, s) in model.springs.iter().enumerate() {
             // f_i = −fs, f_j = +fs: the weight of fs is u_j − u_i.
             let w: V3 = std::array::from_fn(|a| u[s.j][a] - u[s.i][a]);

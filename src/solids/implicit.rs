@@ -67,6 +67,11 @@ impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
     pub fn new(model: &'a MassSpring, h: f64, cfg: NewtonConfig) -> Result<Self> {
         model.validate()?;
+        if !model.shapes.is_empty() {
+            return Err(DiffsimError::config(
+                "the implicit integrator does not handle contact yet; use the explicit one",
+            ));
+        }
         if !(h > 0.0 && h.is_finite()) {
             return Err(DiffsimError::config("the time step must be positive"));
         }
@@ -102,6 +107,11 @@ impl<'a> Implicit<'a> {
     /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
     pub fn with_model<'b>(&self, model: &'b MassSpring) -> Result<Implicit<'b>> {
         model.validate()?;
+        if !model.shapes.is_empty() {
+            return Err(DiffsimError::config(
+                "the implicit integrator does not handle contact yet; use the explicit one",
+            ));
+        }
         let same = model.len() == self.model.len()
             && (0..model.len()).all(|p| model.free(p) == self.model.free(p))
             && model.springs.len() == self.model.springs.len()

@@ -44,6 +44,10 @@ pub struct MassSpring {
     pub springs: Vec<Spring>,
     /// Gravity (m/s²).
     pub gravity: V3,
+    /// Static obstacles the free particles touch (explicit integrator only, so far).
+    pub shapes: Vec<super::contact::Shape>,
+    /// Their contact parameters.
+    pub contact: super::contact::Contact,
 }
 
 /// Per-spring geometry at a configuration.
@@ -81,6 +85,14 @@ impl MassSpring {
                 )));
             }
         }
+        let c = &self.contact;
+        if !self.shapes.is_empty()
+            && !(c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite())
+        {
+            return Err(DiffsimError::config(
+                "contact: ke, kd, mu must be >= 0 and the smoothing length > 0",
+            ));
+        }
         Ok(())
     }
 
@@ -115,6 +127,33 @@ impl MassSpring {
             .iter()
             .map(|s| 0.5 * s.ke * (self.frame(s, x).len - s.rest).powi(2))
             .sum()
+    }
+
+    /// Contact forces on the free particles at `(x, v)`, added into `f`; with `jac`, their
+    /// per-particle Jacobians `(∂f/∂x, ∂f/∂v)` are added too.
+    pub fn add_contact_forces(
+        &self,
+        x: &[V3],
+        v: &[V3],
+        f: &mut [V3],
+        mut jac: Option<&mut [([[f64; 3]; 3], [[f64; 3]; 3])]>,
+    ) {
+        for p in (0..self.len()).filter(|&p| self.free(p)) {
+            for shape in &self.shapes {
+                let (fc, jx, jv) = super::contact::force(&self.contact, shape, x[p], v[p]);
+                for a in 0..3 {
+                    f[p][a] += fc[a];
+                }
+                if let Some(j) = jac.as_deref_mut() {
+                    for a in 0..3 {
+                        for b in 0..3 {
+                            j[p].0[a][b] += jx[a][b];
+                            j[p].1[a][b] += jv[a][b];
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Spring forces at `(x, v)` (elastic and damping; no gravity), added into `f`.
