@@ -10,6 +10,9 @@ use crate::error::{DiffsimError, Result};
 /// A 3-vector.
 pub type V3 = [f64; 3];
 
+/// A 3×3 matrix, row-major.
+pub type M3 = [[f64; 3]; 3];
+
 fn sub(a: V3, b: V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
@@ -86,9 +89,9 @@ impl MassSpring {
             }
         }
         let c = &self.contact;
-        if !self.shapes.is_empty()
-            && !(c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite())
-        {
+        let valid =
+            c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite();
+        if !self.shapes.is_empty() && !valid {
             return Err(DiffsimError::config(
                 "contact: ke, kd, mu must be >= 0 and the smoothing length > 0",
             ));
@@ -136,7 +139,7 @@ impl MassSpring {
         x: &[V3],
         v: &[V3],
         f: &mut [V3],
-        mut jac: Option<&mut [([[f64; 3]; 3], [[f64; 3]; 3])]>,
+        mut jac: Option<&mut [(M3, M3)]>,
     ) {
         for p in (0..self.len()).filter(|&p| self.free(p)) {
             for shape in &self.shapes {
