@@ -77,3 +77,31 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
         "dense {gn:?} vs sparse {sgn:?}"
     );
 }
+
+#[test]
+fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
+    use diffsim::optim::bounce::{BounceConfig, run};
+    let r = run(&BounceConfig::default()).unwrap();
+    assert!(r.gradient_fd_error <= 1e-5);
+    let l = &r.trace.losses;
+    assert!(
+        *l.last().unwrap() < 0.05 * l[0],
+        "{} -> {}",
+        l[0],
+        l.last().unwrap()
+    );
+    assert!(r.decreasing_by_1e3 as f64 >= 0.9 * (l.len() - 2) as f64);
+    // From ke ≈ 300 on: finite, one sign, converging.
+    let stiff: Vec<_> = r
+        .gradient_vs_stiffness
+        .iter()
+        .filter(|s| s.0 >= 300.0)
+        .collect();
+    assert!(
+        stiff
+            .iter()
+            .all(|s| s.1.is_finite() && s.2.is_finite() && s.1 < 0.0)
+    );
+    let (a, b) = (stiff[stiff.len() - 2].1, stiff[stiff.len() - 1].1);
+    assert!((a - b).abs() < 0.05 * b.abs(), "{a} vs {b}");
+}

@@ -40,8 +40,9 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     match args.name.as_str() {
         "smoke-target" => smoke(args),
         "spring-cage" => cage(args),
+        "bounce" => bounce(args),
         other => Err(DiffsimError::config(format!(
-            "unknown experiment '{other}'; available: smoke-target, spring-cage"
+            "unknown experiment '{other}'; available: smoke-target, spring-cage, bounce"
         ))),
     }
 }
@@ -111,6 +112,60 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
             .map_or("never".into(), |k| k.to_string()),
         r.implicit.gradient_fd_error,
         r.implicit.ms_per_evaluation,
+        dir.display()
+    ))
+}
+
+fn bounce(args: &ExperimentArgs) -> Result<()> {
+    if args.config.is_some() {
+        return Err(DiffsimError::config(
+            "bounce takes no --config (its settings are the benchmark's)",
+        ));
+    }
+    let dir = out_dir(args)?;
+    let r = crate::optim::bounce::run(&crate::optim::bounce::BounceConfig::default())?;
+    let curve: Vec<(f64, f64)> = r
+        .trace
+        .losses
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
+        .collect();
+    line_plot(
+        &dir.join("loss.png"),
+        "bounce: loss (log10) per gradient-descent iteration",
+        "iteration",
+        "log10 loss",
+        &[("loss".into(), curve)],
+    )?;
+    let sweep = |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
+        r.gradient_vs_stiffness
+            .iter()
+            .map(|s| (s.0.log10(), pick(s)))
+            .collect()
+    };
+    line_plot(
+        &dir.join("stiffness.png"),
+        "bounce: dL/dv0 at the initial v0 against the contact stiffness",
+        "log10 ke (N/m)",
+        "dL/dv0",
+        &[
+            ("dL/dv0x".into(), sweep(|s| s.1)),
+            ("dL/dv0y".into(), sweep(|s| s.2)),
+        ],
+    )?;
+    write_json(&r, &dir.join("result.json"))?;
+    if args.json {
+        return json(&r);
+    }
+    out(&format!(
+        "bounce: loss {:.3e} -> {:.3e} in {} GD iterations ({} lowered it by > 1e-3), adjoint vs FD {:.1e}, {:.2} ms per evaluation; pictures in {}",
+        r.trace.losses[0],
+        r.trace.losses.last().expect("a loss"),
+        r.trace.iterations,
+        r.decreasing_by_1e3,
+        r.gradient_fd_error,
+        r.ms_per_evaluation,
         dir.display()
     ))
 }

@@ -1,6 +1,7 @@
 //! Outer loops for parameter optimisation over simulations: gradient descent and L-BFGS
 //! (argmin, on `Vec<f64>`), each recording the loss per iteration.
 
+pub mod bounce;
 pub mod spring_cage;
 
 use crate::error::{DiffsimError, Result};

@@ -1,0 +1,111 @@
+//! B2, the Warp bounce (`../shared/reference/solids.md` §2): gradient descent on the initial
+//! velocity of a particle that bounces off the ground and a wall to reach a target, through
+//! smooth contact; and the gradient against the contact stiffness.
+
+use super::{Trace, gradient_descent};
+use crate::error::Result;
+use crate::solids::{V3, explicit, scenes};
+use serde::Serialize;
+
+/// Settings (Warp's: 60 fps × 8 substeps for 0.6 s, lr 0.02, 250 iterations).
+#[derive(Clone, Debug, Serialize)]
+pub struct BounceConfig {
+    /// Time step (s).
+    pub dt: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Gradient-descent rate.
+    pub learning_rate: f64,
+    /// Iterations.
+    pub iterations: usize,
+    /// Contact smoothing length (m).
+    pub smoothing: f64,
+    /// Stiffnesses of the sweep (N/m).
+    pub stiffnesses: Vec<f64>,
+}
+
+impl Default for BounceConfig {
+    fn default() -> Self {
+        Self {
+            dt: 1.0 / 480.0,
+            steps: 288,
+            learning_rate: 0.02,
+            iterations: 250,
+            smoothing: 1e-2,
+            stiffnesses: (0..=12)
+                .map(|k| 10f64.powf(2.0 + 0.25 * k as f64))
+                .collect(),
+        }
+    }
+}
+
+/// What the experiment measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BounceResult {
+    /// Settings.
+    pub config: BounceConfig,
+    /// The optimisation of v₀.
+    pub trace: Trace,
+    /// Largest relative difference of the adjoint gradient and central differences at v₀.
+    pub gradient_fd_error: f64,
+    /// Iterations (the last excepted) that lowered the loss by more than 1e-3 (Newton's test).
+    pub decreasing_by_1e3: usize,
+    /// `(ke, ∂L/∂v₀ₓ, ∂L/∂v₀ᵧ)` at the initial v₀.
+    pub gradient_vs_stiffness: Vec<(f64, f64, f64)>,
+    /// Mean wall time of one forward + backward (ms).
+    pub ms_per_evaluation: f64,
+}
+
+fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
+    let d: V3 = std::array::from_fn(|a| x[0][a] - target[a]);
+    (d.iter().map(|c| c * c).sum(), vec![d.map(|c| 2.0 * c)])
+}
+
+/// Runs the optimisation and the stiffness sweep.
+pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
+    let (model, x0, v0, target) = scenes::bounce(cfg.smoothing);
+    let objective = |m: &crate::solids::MassSpring, v: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let v0 = vec![[v[0], v[1], v[2]]];
+        let run = explicit::rollout(m, &x0, &v0, cfg.dt, cfg.steps);
+        let (l, gx) = loss(&run.last().0, target);
+        let g = explicit::adjoint(m, &run, cfg.dt, &gx, &[[0.0; 3]]);
+        Ok((l, g.v0[0].to_vec()))
+    };
+    let f = |v: &[f64]| objective(&model, v);
+    let start = v0[0].to_vec();
+    let (_, g0) = f(&start)?;
+    let mut fd_error: f64 = 0.0;
+    for a in 0..3 {
+        let at = |d: f64| {
+            let mut v = start.clone();
+            v[a] += d;
+            f(&v).map(|r| r.0)
+        };
+        let fd = (at(1e-6)? - at(-1e-6)?) / 2e-6;
+        fd_error = fd_error.max((g0[a] - fd).abs() / fd.abs().max(1e-6));
+    }
+    let t = std::time::Instant::now();
+    let trace = gradient_descent(&f, &start, cfg.learning_rate, cfg.iterations)?;
+    let ms_per_evaluation = 1e3 * t.elapsed().as_secs_f64() / trace.evaluations as f64;
+    let decreasing_by_1e3 = trace.losses[..trace.losses.len() - 1]
+        .windows(2)
+        .filter(|w| w[0] - w[1] > 1e-3)
+        .count();
+    let gradient_vs_stiffness = cfg
+        .stiffnesses
+        .iter()
+        .map(|&ke| {
+            let mut m = model.clone();
+            m.contact.ke = ke;
+            objective(&m, &start).map(|(_, g)| (ke, g[0], g[1]))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BounceResult {
+        config: cfg.clone(),
+        trace,
+        gradient_fd_error: fd_error,
+        decreasing_by_1e3,
+        gradient_vs_stiffness,
+        ms_per_evaluation,
+    })
+}
