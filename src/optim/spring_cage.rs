@@ -47,7 +47,7 @@ impl Default for SpringCageConfig {
             implicit_steps: 60,
             lbfgs_iterations: 10,
             target_loss: 1e-10,
-            horizons: vec![60, 240, 960],
+            horizons: vec![60, 240, 960, 3840],
         }
     }
 }
@@ -93,6 +93,10 @@ pub struct SpringCageResult {
     /// Time of one Gauss-Newton step (after the forward rollout) against the horizon:
     /// `(steps, dense ms, sparse ms)`, medians of 5.
     pub gn_step_ms_vs_horizon: Vec<(usize, f64, f64)>,
+    /// Implicit (loss, gradient) with the whole trajectory stored against segment
+    /// checkpointing (k = ⌈√N⌉): `(steps, states held tape, states held segments, ms tape,
+    /// ms segments, max relative gradient difference)`.
+    pub checkpointing: Vec<(usize, usize, usize, f64, f64, f64)>,
 }
 
 fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
@@ -293,6 +297,28 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let sparse = median(&|| sim.sparse_gn_step(&r, &res, &seeds, GN_DAMPING))?;
         gn_step_ms_vs_horizon.push((steps, dense, sparse));
     }
+    let mut checkpointing = Vec::new();
+    for steps in cfg.horizons.iter().copied() {
+        let sim = stepper.with_model(&mid)?;
+        let zero = vec![[0.0; 3]; mid.len()];
+        let t = Instant::now();
+        let r = sim.rollout(&x0, &v0, steps)?;
+        let tape = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &zero);
+        let tape_ms = 1e3 * t.elapsed().as_secs_f64();
+        let k = (steps as f64).sqrt().ceil() as usize;
+        let t = Instant::now();
+        let (seg, held) = crate::solids::segmented_gradient(&sim, (&x0, &v0), steps, k, |x, _| {
+            (loss(x, target).1, zero.clone())
+        })?;
+        let seg_ms = 1e3 * t.elapsed().as_secs_f64();
+        let diff = tape
+            .rest
+            .iter()
+            .zip(&seg.rest)
+            .map(|(a, b)| (a - b).abs() / a.abs().max(1e-12))
+            .fold(0.0, f64::max);
+        checkpointing.push((steps, steps + 1, held, tape_ms, seg_ms, diff));
+    }
     let sgn_iterations_to_1e6 = sparse_gauss_newton
         .trace
         .losses
@@ -309,5 +335,6 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         sparse_gauss_newton,
         sgn_iterations_to_1e6,
         gn_step_ms_vs_horizon,
+        checkpointing,
     })
 }
