@@ -324,3 +324,70 @@ fn gradient_through_sliding_then_sticking_friction_matches_finite_differences() 
         );
     }
 }
+
+/// A random mass-spring network: `n` particles (the first two fixed), springs between random
+/// pairs with random stiffness, damping and rest lengths (off equilibrium), gravity.
+fn random_network(seed: &[f64], n: usize) -> (MassSpring, Vec<V3>) {
+    let at = |k: usize| seed[k % seed.len()];
+    let x: Vec<V3> = (0..n)
+        .map(|p| [at(3 * p), at(3 * p + 1) + p as f64 * 0.3, at(3 * p + 2)])
+        .collect();
+    let mut springs = Vec::new();
+    for i in 0..n {
+        for j in (i + 1)..n {
+            if (i + j) % 2 == 1 || j == i + 1 {
+                let d: f64 = (0..3)
+                    .map(|a| (x[i][a] - x[j][a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                springs.push(diffsim::solids::Spring {
+                    i,
+                    j,
+                    ke: 20.0 + 40.0 * at(i + 2 * j).abs(),
+                    kd: 0.5 + at(2 * i + j).abs(),
+                    rest: d * (0.8 + 0.4 * at(i * j + 1).abs()),
+                });
+            }
+        }
+    }
+    let mass = (0..n)
+        .map(|p| if p < 2 { 0.0 } else { 0.5 + at(p + 7).abs() })
+        .collect();
+    let (m, _, _) = scenes::spring_cage();
+    (
+        MassSpring {
+            mass,
+            springs,
+            gravity: [0.0, -9.8, 0.0],
+            ..m
+        },
+        x,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// Explicit and implicit adjoints equal central differences on random networks.
+    #[test]
+    fn adjoints_match_finite_differences_on_random_networks(
+        seed in proptest::collection::vec(-1.0f64..1.0, 12),
+        n in 3usize..7,
+    ) {
+        let (m, x0) = random_network(&seed, n);
+        let target = [0.1, 0.2, -0.1];
+        let zero = vec![[0.0; 3]; m.len()];
+        let dt = 1.0 / 60.0;
+        let run = explicit::rollout(&m, &x0, &zero, dt, 20);
+        let g = explicit::adjoint(&m, &run, dt, &loss(&run.last().0, target).1, &zero);
+        check("random explicit", &m, &x0, &g, &|m, x, v| {
+            loss(&explicit::rollout(m, x, v, dt, 20).last().0, target).0
+        });
+        let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+        let r = sim.rollout(&x0, &zero, 20).unwrap();
+        let g = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &zero);
+        check("random implicit", &m, &x0, &g, &|m, x, v| {
+            let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
+            loss(&sim.rollout(x, v, 20).unwrap().run.last().0, target).0
+        });
+    }
+}
