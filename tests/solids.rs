@@ -2,10 +2,10 @@
 //! implicit (Newton + IFT) adjoints against f64 central differences on the spring cage.
 
 use diffsim::solids::implicit::{Implicit, NewtonConfig};
-use diffsim::solids::{MassSpring, Params, V3, explicit, scenes};
+use diffsim::solids::{Model, Params, V3, explicit, scenes};
 
 /// The cage with rest lengths 10–30% off equilibrium, so the particle moves.
-fn cage() -> (MassSpring, Vec<V3>, V3) {
+fn cage() -> (Model, Vec<V3>, V3) {
     let (mut m, x, t) = scenes::spring_cage();
     for (k, s) in m.springs.iter_mut().enumerate() {
         s.rest *= 1.1 + 0.025 * k as f64;
@@ -21,11 +21,11 @@ fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
 }
 
 /// A loss of a rollout from `(model, x0, v0)`.
-type RolloutLoss<'a> = dyn Fn(&MassSpring, &[V3], &[V3]) -> f64 + 'a;
+type RolloutLoss<'a> = dyn Fn(&Model, &[V3], &[V3]) -> f64 + 'a;
 
 /// Central differences of `f` in every rest length, stiffness, damping and the free
 /// particle's initial position and velocity, against `grad`.
-fn check(name: &str, m: &MassSpring, x0: &[V3], grad: &Params, f: &RolloutLoss<'_>) {
+fn check(name: &str, m: &Model, x0: &[V3], grad: &Params, f: &RolloutLoss<'_>) {
     // Steps relative to each parameter's size; pass iff |AD − FD| ≤ 1e-6·|FD| + 1e-10.
     let v0 = vec![[0.0; 3]; m.len()];
     let mut worst: f64 = 0.0;
@@ -117,7 +117,7 @@ fn spring_force_jacobians_match_finite_differences() {
     // Energy gradient = −force on particle i.
     let mut f = vec![[0.0; 3]; m.len()];
     let zero = vec![[0.0; 3]; m.len()];
-    let elastic = MassSpring {
+    let elastic = Model {
         springs: m
             .springs
             .iter()
@@ -327,7 +327,7 @@ fn gradient_through_sliding_then_sticking_friction_matches_finite_differences() 
 
 /// A random mass-spring network: `n` particles (the first two fixed), springs between random
 /// pairs with random stiffness, damping and rest lengths (off equilibrium), gravity.
-fn random_network(seed: &[f64], n: usize) -> (MassSpring, Vec<V3>) {
+fn random_network(seed: &[f64], n: usize) -> (Model, Vec<V3>) {
     let at = |k: usize| seed[k % seed.len()];
     let x: Vec<V3> = (0..n)
         .map(|p| [at(3 * p), at(3 * p + 1) + p as f64 * 0.3, at(3 * p + 2)])
@@ -355,7 +355,7 @@ fn random_network(seed: &[f64], n: usize) -> (MassSpring, Vec<V3>) {
         .collect();
     let (m, _, _) = scenes::spring_cage();
     (
-        MassSpring {
+        Model {
             mass,
             springs,
             gravity: [0.0, -9.8, 0.0],
@@ -389,5 +389,150 @@ proptest::proptest! {
             let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
             loss(&sim.rollout(x, v, 20).unwrap().run.last().0, target).0
         });
+    }
+}
+
+/// Two stable Neo-Hookean tetrahedra sharing a face, three nodes fixed, stretched and sagging
+/// under gravity.
+fn tet_block() -> (Model, Vec<V3>) {
+    use diffsim::solids::fem::Tet;
+    let x: Vec<V3> = vec![
+        [0.0, 0.0, 0.0],
+        [0.1, 0.0, 0.0],
+        [0.0, 0.1, 0.0],
+        [0.03, 0.03, 0.1],
+        [0.08, 0.09, -0.07],
+    ];
+    let mut t0 = Tet::new([0, 1, 2, 3], &x, 5e3, 2e4).unwrap();
+    let mut t1 = Tet::new([0, 2, 1, 4], &x, 7e3, 1e4).unwrap();
+    t0.activation = 0.05;
+    t1.activation = -0.02;
+    let (m, _, _) = scenes::spring_cage();
+    let model = Model {
+        mass: vec![0.0, 0.0, 0.0, 0.2, 0.3],
+        springs: Vec::new(),
+        gravity: [0.0, -9.8, 0.0],
+        tets: vec![t0, t1],
+        ..m
+    };
+    // A deformed start.
+    let mut x0 = x;
+    x0[3] = [0.04, 0.02, 0.12];
+    x0[4] = [0.07, 0.1, -0.09];
+    (model, x0)
+}
+
+#[test]
+fn tet_forces_jacobians_and_parameter_gradients_match_finite_differences() {
+    let (m, x) = tet_block();
+    let t = &m.tets[0];
+    let eps = 1e-7;
+    let mut f = vec![[0.0; 3]; m.len()];
+    t.add_forces(&x, &mut f);
+    let u: Vec<V3> = (0..m.len())
+        .map(|p| [0.3 - 0.1 * p as f64, 0.2, -0.5 + 0.2 * p as f64])
+        .collect();
+    let mut jtu = vec![[0.0; 3]; m.len()];
+    t.add_force_jacobian_transpose(&x, &u, &mut jtu);
+    let udotf = |x: &[V3], t: &diffsim::solids::fem::Tet| {
+        let mut f = vec![[0.0; 3]; x.len()];
+        t.add_forces(x, &mut f);
+        (0..x.len())
+            .map(|p| (0..3).map(|a| u[p][a] * f[p][a]).sum::<f64>())
+            .sum::<f64>()
+    };
+    for p in 0..4 {
+        for a in 0..3 {
+            let shifted = |d: f64| {
+                let mut y = x.clone();
+                y[t.nodes[p]][a] += d;
+                y
+            };
+            let de = (t.energy(&shifted(eps)) - t.energy(&shifted(-eps))) / (2.0 * eps);
+            let n = t.nodes[p];
+            assert!(
+                (f[n][a] + de).abs() <= 1e-5 * de.abs().max(1.0),
+                "force {n},{a}: {} vs {}",
+                f[n][a],
+                -de
+            );
+            let dj = (udotf(&shifted(eps), t) - udotf(&shifted(-eps), t)) / (2.0 * eps);
+            assert!(
+                (jtu[n][a] - dj).abs() <= 1e-5 * dj.abs().max(1.0),
+                "Jᵀu {n},{a}: {} vs {dj}",
+                jtu[n][a]
+            );
+        }
+    }
+    let g = t.parameter_gradients(&x, &u);
+    for (k, name) in ["mu", "lambda", "activation"].iter().enumerate() {
+        let h = [1e-3, 1e-3, 1e-7][k];
+        let at = |d: f64| {
+            let mut t2 = *t;
+            match k {
+                0 => t2.mu += d,
+                1 => t2.lambda += d,
+                _ => t2.activation += d,
+            }
+            udotf(&x, &t2)
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h);
+        assert!(
+            (g[k] - fd).abs() <= 1e-5 * fd.abs().max(1e-6),
+            "{name}: {} vs {fd}",
+            g[k]
+        );
+    }
+}
+
+#[test]
+fn explicit_adjoint_through_tetrahedra_matches_finite_differences() {
+    let (m, x0) = tet_block();
+    let (dt, steps) = (1e-4, 100);
+    let zero = vec![[0.0; 3]; m.len()];
+    let target = [0.05, 0.0, 0.1];
+    let l = |x: &[V3]| -> (f64, Vec<V3>) {
+        let d: V3 = std::array::from_fn(|a| x[3][a] - target[a]);
+        let mut g = vec![[0.0; 3]; x.len()];
+        g[3] = d.map(|c| 2.0 * c);
+        (d.iter().map(|c| c * c).sum(), g)
+    };
+    let run = explicit::rollout(&m, &x0, &zero, dt, steps);
+    let g = explicit::adjoint(&m, &run, dt, &l(&run.last().0).1, &zero);
+    let f = |m: &Model, x: &[V3]| l(&explicit::rollout(m, x, &zero, dt, steps).last().0).0;
+    for k in 0..2 {
+        for (field, ad, h) in [
+            ("mu", g.mu[k], 1e-2),
+            ("lambda", g.lambda[k], 1e-2),
+            ("activation", g.activation[k], 1e-6),
+        ] {
+            let at = |d: f64| {
+                let mut m2 = m.clone();
+                match field {
+                    "mu" => m2.tets[k].mu += d,
+                    "lambda" => m2.tets[k].lambda += d,
+                    _ => m2.tets[k].activation += d,
+                }
+                f(&m2, &x0)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (ad - fd).abs() <= 1e-5 * fd.abs() + 1e-12,
+                "tet {k} {field}: {ad:e} vs {fd:e}"
+            );
+        }
+    }
+    for a in 0..3 {
+        let at = |d: f64| {
+            let mut x = x0.clone();
+            x[4][a] += d;
+            f(&m, &x)
+        };
+        let fd = (at(1e-7) - at(-1e-7)) / 2e-7;
+        assert!(
+            (g.x0[4][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-10,
+            "x0[4][{a}]: {} vs {fd}",
+            g.x0[4][a]
+        );
     }
 }

@@ -64,7 +64,7 @@ fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
 /// Runs the optimisation and the stiffness sweep.
 pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
     let (model, x0, v0, target) = scenes::bounce(cfg.smoothing);
-    let objective = |m: &crate::solids::MassSpring, v: &[f64]| -> Result<(f64, Vec<f64>)> {
+    let objective = |m: &crate::solids::Model, v: &[f64]| -> Result<(f64, Vec<f64>)> {
         let v0 = vec![[v[0], v[1], v[2]]];
         let run = explicit::rollout(m, &x0, &v0, cfg.dt, cfg.steps);
         let (l, gx) = loss(&run.last().0, target);

@@ -6,7 +6,7 @@
 use super::{Objective, Trace, gradient_descent, lbfgs};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
-use crate::solids::{MassSpring, V3, explicit, scenes};
+use crate::solids::{Model, V3, explicit, scenes};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -106,7 +106,7 @@ fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
     (d.iter().map(|c| c * c).sum(), g)
 }
 
-fn with_rest(model: &MassSpring, rest: &[f64]) -> MassSpring {
+fn with_rest(model: &Model, rest: &[f64]) -> Model {
     let mut m = model.clone();
     m.springs
         .iter_mut()

@@ -2,11 +2,11 @@
 //! hand-written reverse-mode adjoint over the stored states (springs and smooth contact):
 //! `v' = v + dt·(f(x, v)/m + g)`, `x' = x + dt·v'` (fixed particles keep their velocity).
 
-use super::mass_spring::{MassSpring, V3};
+use super::mass_spring::{Model, V3};
 use super::{Params, Rollout};
 
 /// One step.
-pub fn step(model: &MassSpring, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
+pub fn step(model: &Model, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     let mut f = vec![[0.0; 3]; model.len()];
     model.add_forces(x, v, &mut f);
     model.add_contact_forces(x, v, &mut f, None);
@@ -26,7 +26,7 @@ pub fn step(model: &MassSpring, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3
 }
 
 /// `steps` steps from `(x0, v0)`, keeping every state.
-pub fn rollout(model: &MassSpring, x0: &[V3], v0: &[V3], dt: f64, steps: usize) -> Rollout {
+pub fn rollout(model: &Model, x0: &[V3], v0: &[V3], dt: f64, steps: usize) -> Rollout {
     let mut states = vec![(x0.to_vec(), v0.to_vec())];
     for _ in 0..steps {
         let (x, v) = states.last().expect("one state");
@@ -38,7 +38,7 @@ pub fn rollout(model: &MassSpring, x0: &[V3], v0: &[V3], dt: f64, steps: usize) 
 
 /// Gradients of a loss with respect to the initial state and the spring parameters, given
 /// its gradients `(x̄_N, v̄_N)` at the last state of `run`.
-pub fn adjoint(model: &MassSpring, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) -> Params {
+pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) -> Params {
     let np = model.len();
     let mut g = Params::zeros(model);
     let (mut xb, mut vb) = (xbar.to_vec(), vbar.to_vec());
@@ -60,6 +60,13 @@ pub fn adjoint(model: &MassSpring, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[
                 }
             })
             .collect();
+        for (k, t) in model.tets.iter().enumerate() {
+            t.add_force_jacobian_transpose(x, &u, &mut xb);
+            let [gmu, glambda, gact] = t.parameter_gradients(x, &u);
+            g.mu[k] += gmu;
+            g.lambda[k] += glambda;
+            g.activation[k] += gact;
+        }
         if !model.shapes.is_empty() {
             let mut f = vec![[0.0; 3]; np];
             let mut jac = vec![([[0.0; 3]; 3], [[0.0; 3]; 3]); np];
@@ -99,7 +106,7 @@ pub fn adjoint(model: &MassSpring, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[
 /// The explicit integrator as an [`super::Integrator`] (for segment checkpointing).
 pub struct Explicit<'a> {
     /// The model.
-    pub model: &'a MassSpring,
+    pub model: &'a Model,
     /// Time step.
     pub dt: f64,
 }

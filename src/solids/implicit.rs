@@ -12,7 +12,7 @@
 //! Hessian `H` at `xₙ₊₁` is factorised once more; the adjoint of the step solves `H·λ = x̄ₙ₊₁ +
 //! v̄ₙ₊₁/h` with that factor (`dx/dp = −H⁻¹ ∂G/∂p`, `G = ∇Φ`) and needs no other solve.
 
-use super::mass_spring::{MassSpring, V3};
+use super::mass_spring::{Model, V3};
 use super::{Params, Rollout};
 use crate::error::{DiffsimError, Result};
 use faer::linalg::solvers::Solve;
@@ -40,7 +40,7 @@ impl Default for NewtonConfig {
 
 /// The stepper: the model's free-particle numbering and the symbolic factorisation.
 pub struct Implicit<'a> {
-    model: &'a MassSpring,
+    model: &'a Model,
     h: f64,
     cfg: NewtonConfig,
     /// Unknown index of each particle (None: fixed).
@@ -65,11 +65,11 @@ pub struct ImplicitRollout {
 
 impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
-    pub fn new(model: &'a MassSpring, h: f64, cfg: NewtonConfig) -> Result<Self> {
+    pub fn new(model: &'a Model, h: f64, cfg: NewtonConfig) -> Result<Self> {
         model.validate()?;
-        if !model.shapes.is_empty() {
+        if !(model.shapes.is_empty() && model.tets.is_empty()) {
             return Err(DiffsimError::config(
-                "the implicit integrator does not handle contact yet; use the explicit one",
+                "the implicit integrator handles springs only so far (no contact, no tetrahedra); use the explicit one",
             ));
         }
         if !(h > 0.0 && h.is_finite()) {
@@ -105,11 +105,11 @@ impl<'a> Implicit<'a> {
 
     /// The same stepper for `model`, a model with the same particles (free or fixed) and
     /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
-    pub fn with_model<'b>(&self, model: &'b MassSpring) -> Result<Implicit<'b>> {
+    pub fn with_model<'b>(&self, model: &'b Model) -> Result<Implicit<'b>> {
         model.validate()?;
-        if !model.shapes.is_empty() {
+        if !(model.shapes.is_empty() && model.tets.is_empty()) {
             return Err(DiffsimError::config(
-                "the implicit integrator does not handle contact yet; use the explicit one",
+                "the implicit integrator handles springs only so far (no contact, no tetrahedra); use the explicit one",
             ));
         }
         let same = model.len() == self.model.len()
@@ -146,7 +146,7 @@ impl<'a> Implicit<'a> {
         let mut f = vec![[0.0; 3]; m.len()];
         let zero = vec![[0.0; 3]; m.len()];
         // Elastic forces only (no velocities): f = −∇E.
-        let elastic = MassSpring {
+        let elastic = Model {
             springs: m
                 .springs
                 .iter()

@@ -1,5 +1,6 @@
-//! Particles joined by damped springs (3D, f64): energies, forces, Hessians and the
-//! derivatives the integrators' adjoints need.
+//! The solids model (3D, f64): particles joined by damped springs and stable Neo-Hookean
+//! tetrahedra, touching static obstacles; energies, forces and the derivatives the
+//! integrators' adjoints need.
 //!
 //! Spring `s` between particles `i` and `j`, with `d = xᵢ − xⱼ`, `l = |d|`, `n = d/l`:
 //! elastic energy `½·ke·(l − L)²`, so the force on `i` is `−ke·(l − L)·n` (and the opposite
@@ -40,13 +41,15 @@ pub struct Spring {
 
 /// Particles and springs. Particles with `mass = 0` are fixed (infinite mass, as in Warp).
 #[derive(Clone, Debug, PartialEq)]
-pub struct MassSpring {
+pub struct Model {
     /// Mass per particle (kg); 0 fixes the particle.
     pub mass: Vec<f64>,
     /// The springs.
     pub springs: Vec<Spring>,
     /// Gravity (m/s²).
     pub gravity: V3,
+    /// Stable Neo-Hookean tetrahedra (explicit integrator only, so far).
+    pub tets: Vec<super::fem::Tet>,
     /// Static obstacles the free particles touch (explicit integrator only, so far).
     pub shapes: Vec<super::contact::Shape>,
     /// Their contact parameters.
@@ -62,7 +65,7 @@ pub struct SpringFrame {
     pub len: f64,
 }
 
-impl MassSpring {
+impl Model {
     /// Checks indices, masses, stiffnesses and rest lengths.
     pub fn validate(&self) -> Result<()> {
         let np = self.mass.len();
@@ -124,12 +127,14 @@ impl MassSpring {
         }
     }
 
-    /// Elastic energy at `x`.
+    /// Elastic energy at `x` (springs and tetrahedra).
     pub fn energy(&self, x: &[V3]) -> f64 {
-        self.springs
+        let springs: f64 = self
+            .springs
             .iter()
             .map(|s| 0.5 * s.ke * (self.frame(s, x).len - s.rest).powi(2))
-            .sum()
+            .sum();
+        springs + self.tets.iter().map(|t| t.energy(x)).sum::<f64>()
     }
 
     /// Contact forces on the free particles at `(x, v)`, added into `f`; with `jac`, their
@@ -159,8 +164,12 @@ impl MassSpring {
         }
     }
 
-    /// Spring forces at `(x, v)` (elastic and damping; no gravity), added into `f`.
+    /// Spring and tetrahedron forces at `(x, v)` (elastic and damping; no gravity, no
+    /// contact), added into `f`.
     pub fn add_forces(&self, x: &[V3], v: &[V3], f: &mut [V3]) {
+        for t in &self.tets {
+            t.add_forces(x, f);
+        }
         for s in &self.springs {
             let fs = self.spring_force(s, x, v);
             for a in 0..3 {
@@ -177,7 +186,7 @@ impl MassSpring {
         scale(fr.n, s.ke * (fr.len - s.rest) + s.kd * rate)
     }
 
-    /// `∂fs/∂d` (3×3, `d = xᵢ − xⱼ`) of [`MassSpring::spring_force`] at fixed velocities, and
+    /// `∂fs/∂d` (3×3, `d = xᵢ − xⱼ`) of [`Model::spring_force`] at fixed velocities, and
     /// `∂fs/∂(vᵢ − vⱼ)` (3×3).
     pub fn spring_jacobians(
         &self,

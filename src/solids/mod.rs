@@ -4,11 +4,12 @@
 
 pub mod contact;
 pub mod explicit;
+pub mod fem;
 pub mod implicit;
 pub mod mass_spring;
 pub mod scenes;
 
-pub use mass_spring::{MassSpring, Spring, V3};
+pub use mass_spring::{Model, Spring, V3};
 
 /// A trajectory: `(x, v)` per step, the initial state first.
 #[derive(Clone, Debug)]
@@ -33,7 +34,13 @@ pub struct Params {
     pub ke: Vec<f64>,
     /// Per spring damping.
     pub kd: Vec<f64>,
-    /// Initial positions (fixed particles: 0).
+    /// Per tetrahedron μ, λ and activation.
+    pub mu: Vec<f64>,
+    /// See `mu`.
+    pub lambda: Vec<f64>,
+    /// See `mu`.
+    pub activation: Vec<f64>,
+    /// Initial positions.
     pub x0: Vec<V3>,
     /// Initial velocities.
     pub v0: Vec<V3>,
@@ -41,12 +48,15 @@ pub struct Params {
 
 impl Params {
     /// Zeros shaped like `model`.
-    pub fn zeros(model: &MassSpring) -> Self {
-        let (ns, np) = (model.springs.len(), model.len());
+    pub fn zeros(model: &Model) -> Self {
+        let (ns, np, nt) = (model.springs.len(), model.len(), model.tets.len());
         Self {
             rest: vec![0.0; ns],
             ke: vec![0.0; ns],
             kd: vec![0.0; ns],
+            mu: vec![0.0; nt],
+            lambda: vec![0.0; nt],
+            activation: vec![0.0; nt],
             x0: vec![[0.0; 3]; np],
             v0: vec![[0.0; 3]; np],
         }
@@ -54,12 +64,15 @@ impl Params {
 }
 
 impl Params {
-    /// Adds the parameter gradients (rest, ke, kd) of `other`; the state gradients are left.
+    /// Adds the parameter gradients of `other`; the state gradients are left.
     pub fn add_parameters(&mut self, other: &Params) {
         for (a, b) in [
             (&mut self.rest, &other.rest),
             (&mut self.ke, &other.ke),
             (&mut self.kd, &other.kd),
+            (&mut self.mu, &other.mu),
+            (&mut self.lambda, &other.lambda),
+            (&mut self.activation, &other.activation),
         ] {
             a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         }

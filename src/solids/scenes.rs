@@ -1,12 +1,12 @@
 //! Benchmark set-ups from `../shared/reference/solids.md` §2.
 
 use super::contact::{Contact, Shape};
-use super::{MassSpring, Spring, V3};
+use super::{Model, Spring, V3};
 
 /// B1, the Warp spring cage: a free particle (m = 1) at the origin held by 8 springs
 /// (ke = 100, kd = 10, rest = initial lengths, so it starts at equilibrium) to 8 fixed cage
 /// points; no gravity. Returns the model, the initial positions and the target of particle 0.
-pub fn spring_cage() -> (MassSpring, Vec<V3>, V3) {
+pub fn spring_cage() -> (Model, Vec<V3>, V3) {
     let cage: [V3; 8] = [
         [-0.7, 0.8, 0.2],
         [0.0, 0.2, 1.1],
@@ -31,10 +31,11 @@ pub fn spring_cage() -> (MassSpring, Vec<V3>, V3) {
     let mut mass = vec![0.0; 9];
     mass[0] = 1.0;
     (
-        MassSpring {
+        Model {
             mass,
             springs,
             gravity: [0.0; 3],
+            tets: Vec::new(),
             shapes: Vec::new(),
             contact: Contact::default(),
         },
@@ -47,12 +48,13 @@ pub fn spring_cage() -> (MassSpring, Vec<V3>, V3) {
 /// wall box at (2, 1, 0) with half extents (0.25, 1, 1), the ground plane y = 0, gravity
 /// (0, −9.8, 0); contact ke = 1e4, kd = 10 and no friction (Warp's friction force is
 /// `min(kf·|v_t|, μ·|f_n|)` with kf = 0 there). Returns the model, x₀, v₀ and the target.
-pub fn bounce(smoothing: f64) -> (MassSpring, Vec<V3>, Vec<V3>, V3) {
+pub fn bounce(smoothing: f64) -> (Model, Vec<V3>, Vec<V3>, V3) {
     (
-        MassSpring {
+        Model {
             mass: vec![1.0],
             springs: Vec::new(),
             gravity: [0.0, -9.8, 0.0],
+            tets: Vec::new(),
             shapes: vec![
                 Shape::Box {
                     center: [2.0, 1.0, 0.0],
