@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
     /// The experiment: `smoke-target` (optimise an initial velocity so that a smoke blob
-    /// reaches a target shape, Adam through the unrolled solver) or `spring-cage` (B1: rest
-    /// lengths of a spring cage, Warp step + gradient descent and implicit Euler + L-BFGS).
+    /// reaches a target shape, Adam through the unrolled solver), `spring-cage` (B1: rest
+    /// lengths of a spring cage, Warp step + gradient descent, implicit Euler + L-BFGS /
+    /// Gauss-Newton / sparse Gauss-Newton) or `bounce` (B2: initial velocity of a particle
+    /// bouncing off a wall and the ground, through smooth contact).
     pub name: String,
-    /// The toy-size version (seconds; the test suite runs it).
+    /// The toy-size version of smoke-target (the test suite runs it); the solids experiments
+    /// run at full size in seconds and ignore it.
     #[arg(long)]
     pub quick: bool,
     /// A TOML file overriding the experiment's settings (see experiments/NAME/config.toml).
