@@ -5,8 +5,13 @@
 //! for GPU backends), a factor-once sparse Cholesky pressure solver, the wake-flow scenes of
 //! Solver-in-the-Loop, HDF5 output readable by h5py, and pictures.
 //!
-//! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
-//! [`io`], [`viz`] and [`cli`] sit on top.
+//! Every grid op is a Burn custom autodiff op with a hand-written adjoint ([`ops`]), checked by
+//! the finite-difference checker [`gradcheck`]; [`solids`] holds mass-spring, tetrahedral FEM
+//! and contact models with explicit and implicit (IFT-adjoint) integrators, and [`optim`] the
+//! outer loops (L-BFGS, Gauss-Newton, sparse Gauss-Newton).
+//!
+//! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`] ← [`train`];
+//! [`solids`] ← [`optim`]; [`io`], [`viz`], [`gradcheck`] and [`cli`] sit on top.
 
 pub mod cli;
 pub mod error;
