@@ -62,6 +62,32 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
     assert!(r.explicit.gradient_fd_error <= 1e-6 && r.implicit.gradient_fd_error <= 1e-6);
     let it = r.lbfgs_iterations_to_1e6.expect("L-BFGS reaches 1e-6");
     assert!(it <= 4, "L-BFGS needed {it} iterations");
+    // Box-constrained L-BFGS (rest lengths within ±40%): the target is still reached, with a
+    // bound active, and every iterate feasible.
+    let b = &r.bounded.trace;
+    assert!(
+        b.losses.iter().position(|l| *l < 1e-6).unwrap() <= 6,
+        "{:?}",
+        b.losses
+    );
+    let (_, x0, _) = diffsim::solids::scenes::spring_cage();
+    let rest0: Vec<f64> = x0[1..]
+        .iter()
+        .map(|p| p.iter().map(|c| c * c).sum::<f64>().sqrt())
+        .collect();
+    let ratio: Vec<f64> = b.params.iter().zip(&rest0).map(|(p, r)| p / r).collect();
+    assert!(
+        ratio
+            .iter()
+            .all(|q| (0.6 - 1e-12..=1.4 + 1e-12).contains(q)),
+        "{ratio:?}"
+    );
+    assert!(
+        ratio
+            .iter()
+            .any(|q| (q - 0.6).abs() < 1e-9 || (q - 1.4).abs() < 1e-9),
+        "{ratio:?}"
+    );
     let (mean, max) = r.implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 8, "Newton iterations {mean} / {max}");
     // Gauss-Newton, dense (Jacobian by adjoint sweeps) and sparse (one KKT solve): the same

@@ -82,6 +82,9 @@ pub struct SpringCageResult {
     pub implicit: Run,
     /// L-BFGS iterations until the loss was below 1e-6 (None: never).
     pub lbfgs_iterations_to_1e6: Option<usize>,
+    /// Implicit Euler + box-constrained L-BFGS with every rest length within ±40% of its
+    /// initial value.
+    pub bounded: Run,
     /// Implicit Euler + dense Gauss-Newton (Jacobian rows by 3 adjoint sweeps).
     pub gauss_newton: Run,
     /// Gauss-Newton iterations until the loss was below 1e-6 (None: never).
@@ -207,12 +210,30 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     )?;
     let implicit_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
     let lbfgs_iterations_to_1e6 = trace.losses.iter().position(|l| *l < 1e-6);
+    let implicit_trace = trace;
+    let (lo, hi): (Vec<f64>, Vec<f64>) = rest0.iter().map(|r| (0.6 * r, 1.4 * r)).unzip();
+    let clock = std::cell::Cell::new((0.0, 0));
+    let trace = super::lbfgs_box(
+        &timed(&implicit_f, &clock),
+        &rest0,
+        (&lo, &hi),
+        50,
+        cfg.target_loss,
+        1e-12,
+    )?;
+    let bounded_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
     let implicit = Run {
         gradient_fd_error: fd_error(
             &implicit_f,
             &mid.springs.iter().map(|s| s.rest).collect::<Vec<_>>(),
         )?,
         ms_per_evaluation: implicit_ms,
+        newton_iterations: Some(newton),
+        trace: implicit_trace,
+    };
+    let bounded = Run {
+        gradient_fd_error: implicit.gradient_fd_error,
+        ms_per_evaluation: bounded_ms,
         newton_iterations: Some(newton),
         trace,
     };
@@ -330,6 +351,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         warp_criteria_met,
         implicit,
         lbfgs_iterations_to_1e6,
+        bounded,
         gauss_newton,
         gn_iterations_to_1e6,
         sparse_gauss_newton,
