@@ -536,3 +536,75 @@ fn explicit_adjoint_through_tetrahedra_matches_finite_differences() {
         );
     }
 }
+
+#[test]
+fn implicit_adjoint_through_tetrahedra_matches_finite_differences() {
+    let (m, x0) = tet_block();
+    let (dt, steps) = (5e-3, 40);
+    let zero = vec![[0.0; 3]; m.len()];
+    let target = [0.05, 0.0, 0.1];
+    let l = |x: &[V3]| -> (f64, Vec<V3>) {
+        let d: V3 = std::array::from_fn(|a| x[3][a] - target[a]);
+        let mut g = vec![[0.0; 3]; x.len()];
+        g[3] = d.map(|c| 2.0 * c);
+        (d.iter().map(|c| c * c).sum(), g)
+    };
+    let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+    let r = sim.rollout(&x0, &zero, steps).unwrap();
+    assert!(
+        r.newton_iters.iter().all(|&k| k <= 12),
+        "{:?}",
+        r.newton_iters
+    );
+    let g = sim.adjoint(&r, &l(&r.run.last().0).1, &zero);
+    let f = |m: &Model, x: &[V3], v: &[V3]| {
+        let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
+        l(&sim.rollout(x, v, steps).unwrap().run.last().0).0
+    };
+    for k in 0..2 {
+        for (field, ad, h) in [
+            ("mu", g.mu[k], 1e-2),
+            ("lambda", g.lambda[k], 1e-2),
+            ("activation", g.activation[k], 1e-6),
+        ] {
+            let at = |d: f64| {
+                let mut m2 = m.clone();
+                match field {
+                    "mu" => m2.tets[k].mu += d,
+                    "lambda" => m2.tets[k].lambda += d,
+                    _ => m2.tets[k].activation += d,
+                }
+                f(&m2, &x0, &zero)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (ad - fd).abs() <= 1e-5 * fd.abs() + 1e-11,
+                "tet {k} {field}: {ad:e} vs {fd:e}"
+            );
+        }
+    }
+    for (p, a) in [(4, 0), (4, 2), (1, 1)] {
+        let at = |d: f64| {
+            let mut x = x0.clone();
+            x[p][a] += d;
+            f(&m, &x, &zero)
+        };
+        let fd = (at(1e-7) - at(-1e-7)) / 2e-7;
+        assert!(
+            (g.x0[p][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-10,
+            "x0[{p}][{a}]: {} vs {fd}",
+            g.x0[p][a]
+        );
+    }
+    let at = |d: f64| {
+        let mut v = zero.clone();
+        v[3][1] += d;
+        f(&m, &x0, &v)
+    };
+    let fd = (at(1e-7) - at(-1e-7)) / 2e-7;
+    assert!(
+        (g.v0[3][1] - fd).abs() <= 1e-5 * fd.abs() + 1e-10,
+        "v0: {} vs {fd}",
+        g.v0[3][1]
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! A step minimises the incremental potential
 //! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
+//! (`E`: springs and stable Neo-Hookean tetrahedra)
 //! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
 //! the Warp spring damping with its direction lagged one step, which keeps `Φ` a potential and
 //! its Hessian symmetric). `∇Φ(xₙ₊₁) = 0` is backward Euler with `vₙ₊₁ = (xₙ₊₁ − xₙ)/h`.
@@ -67,9 +68,9 @@ impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
     pub fn new(model: &'a Model, h: f64, cfg: NewtonConfig) -> Result<Self> {
         model.validate()?;
-        if !(model.shapes.is_empty() && model.tets.is_empty()) {
+        if !model.shapes.is_empty() {
             return Err(DiffsimError::config(
-                "the implicit integrator handles springs only so far (no contact, no tetrahedra); use the explicit one",
+                "the implicit integrator does not handle contact yet; use the explicit one",
             ));
         }
         if !(h > 0.0 && h.is_finite()) {
@@ -98,7 +99,7 @@ impl<'a> Implicit<'a> {
             .map_err(fail)?,
         };
         let x0 = vec![[0.0; 3]; model.len()];
-        let pattern = s.hessian(&x0, &x0, false)?;
+        let pattern = s.hessian(&x0, &x0, false, 0.0)?;
         s.symbolic = SymbolicLlt::try_new(pattern.symbolic(), Side::Lower).map_err(fail)?;
         Ok(s)
     }
@@ -107,9 +108,9 @@ impl<'a> Implicit<'a> {
     /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
     pub fn with_model<'b>(&self, model: &'b Model) -> Result<Implicit<'b>> {
         model.validate()?;
-        if !(model.shapes.is_empty() && model.tets.is_empty()) {
+        if !model.shapes.is_empty() {
             return Err(DiffsimError::config(
-                "the implicit integrator handles springs only so far (no contact, no tetrahedra); use the explicit one",
+                "the implicit integrator does not handle contact yet; use the explicit one",
             ));
         }
         let same = model.len() == self.model.len()
@@ -178,8 +179,14 @@ impl<'a> Implicit<'a> {
     }
 
     /// The Hessian of `Φ` (lower triangle, every block of the pattern present), exact or with
-    /// each spring's transverse term clamped at 0 (`project`).
-    fn hessian(&self, x: &[V3], xn: &[V3], project: bool) -> Result<SparseColMat<usize, f64>> {
+    /// each spring's transverse term clamped at 0 (`project`), plus `shift` on the diagonal.
+    fn hessian(
+        &self,
+        x: &[V3],
+        xn: &[V3],
+        project: bool,
+        shift: f64,
+    ) -> Result<SparseColMat<usize, f64>> {
         let (m, h) = (self.model, self.h);
         let mut trips = Vec::new();
         let mut block = |pi: usize, pj: usize, b: &[[f64; 3]; 3], sign: f64| {
@@ -195,8 +202,31 @@ impl<'a> Implicit<'a> {
             }
         };
         for p in 0..m.len() {
-            let d = m.mass[p] / (h * h);
+            let d = m.mass[p] / (h * h) + shift;
             block(p, p, &[[d, 0.0, 0.0], [0.0, d, 0.0], [0.0, 0.0, d]], 1.0);
+        }
+        // Tetrahedra: the 12×12 element Hessian, one column per unit node displacement
+        // (`(∂f/∂x)ᵀ·e = −H·e`).
+        for t in &m.tets {
+            let mut cols = [[[[0.0; 3]; 3]; 4]; 4]; // cols[a][b][i][c] = H_(a,i),(b,c)
+            for (b, &nb) in t.nodes.iter().enumerate() {
+                for c in 0..3 {
+                    let mut e = vec![[0.0; 3]; m.len()];
+                    e[nb][c] = 1.0;
+                    let mut out = vec![[0.0; 3]; m.len()];
+                    t.add_force_jacobian_transpose(x, &e, &mut out);
+                    for (a, &na) in t.nodes.iter().enumerate() {
+                        for i in 0..3 {
+                            cols[a][b][i][c] = -out[na][i];
+                        }
+                    }
+                }
+            }
+            for (a, &na) in t.nodes.iter().enumerate() {
+                for (b, &nb) in t.nodes.iter().enumerate() {
+                    block(na, nb, &cols[a][b], 1.0);
+                }
+            }
         }
         for s in &m.springs {
             let fr = m.frame(s, x);
@@ -254,14 +284,20 @@ impl<'a> Implicit<'a> {
                     "implicit step: Newton did not converge in {iters} iterations (|∇Φ| = {gmax:e})"
                 )));
             }
-            let llt = match self.factor(&self.hessian(&x, xn, false)?) {
-                Some(f) => f,
-                None => self.factor(&self.hessian(&x, xn, true)?).ok_or_else(|| {
-                    DiffsimError::config(
-                        "implicit step: the projected Hessian is not positive definite",
-                    )
-                })?,
-            };
+            // The exact Hessian; else springs' transverse terms clamped; else (tetrahedra)
+            // a growing diagonal shift.
+            let mut llt = self.factor(&self.hessian(&x, xn, false, 0.0)?);
+            if llt.is_none() {
+                llt = self.factor(&self.hessian(&x, xn, true, 0.0)?);
+            }
+            let mut shift = 1e-8 * scale * scale;
+            while llt.is_none() && shift < 1e8 * scale * scale {
+                llt = self.factor(&self.hessian(&x, xn, true, shift)?);
+                shift *= 10.0;
+            }
+            let llt = llt.ok_or_else(|| {
+                DiffsimError::config("implicit step: no positive definite Newton matrix")
+            })?;
             let rhs = Mat::from_fn(g.len(), 1, |r, _| -g[r]);
             let dx = llt.solve(&rhs);
             // Backtracking (Armijo) on Φ.
@@ -293,7 +329,7 @@ impl<'a> Implicit<'a> {
             x = y;
             iters += 1;
         }
-        let factor = self.factor(&self.hessian(&x, xn, false)?).ok_or_else(|| {
+        let factor = self.factor(&self.hessian(&x, xn, false, 0.0)?).ok_or_else(|| {
             DiffsimError::config("implicit step: the Hessian at the solution is not positive definite, so the step is not differentiable there")
         })?;
         let v = (0..m.len())
@@ -408,6 +444,22 @@ impl<'a> Implicit<'a> {
                     }
                 }
             }
+            // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
+            let mut fixed = vec![[0.0; 3]; np];
+            for (k, t) in m.tets.iter().enumerate() {
+                let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
+                g.mu[k] += gmu;
+                g.lambda[k] += glambda;
+                g.activation[k] += gact;
+                if t.nodes.iter().any(|&p| !m.free(p)) {
+                    t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
+                }
+            }
+            for p in (0..np).filter(|&p| !m.free(p)) {
+                for a in 0..3 {
+                    xbn[p][a] += fixed[p][a];
+                }
+            }
             xb = xbn;
             vb = vbn;
         }
@@ -438,6 +490,11 @@ impl Implicit<'_> {
     ) -> Result<Vec<f64>> {
         use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
         let (m, h) = (self.model, self.h);
+        if !m.tets.is_empty() {
+            return Err(DiffsimError::config(
+                "sparse Gauss-Newton handles spring models only so far",
+            ));
+        }
         let (d, n_steps, np) = (self.unknowns(), run.factors.len(), m.springs.len());
         // Per step the block [ΔXₙ₊₁, Λₙ], then Δp: a block-banded KKT matrix with a border.
         let xvar = |n: usize| (n - 1) * 2 * d;
