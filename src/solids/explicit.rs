@@ -81,7 +81,7 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
         for (k, s) in model.springs.iter().enumerate() {
             // f_i = −fs, f_j = +fs: the weight of fs is u_j − u_i.
             let w: V3 = std::array::from_fn(|a| u[s.j][a] - u[s.i][a]);
-            let (jd, jw) = model.spring_jacobians(s, x, v);
+            let (jd, jw) = model.spring_jacobians(s, x, Some(v));
             let fr = model.frame(s, x);
             let rate: f64 = (0..3).map(|a| fr.n[a] * (v[s.i][a] - v[s.j][a])).sum();
             let wn: f64 = (0..3).map(|a| w[a] * fr.n[a]).sum();

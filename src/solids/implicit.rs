@@ -145,17 +145,7 @@ impl<'a> Implicit<'a> {
         let mut g = vec![0.0; self.unknowns()];
         let mut phi = m.energy(x);
         let mut f = vec![[0.0; 3]; m.len()];
-        let zero = vec![[0.0; 3]; m.len()];
-        // Elastic forces only (no velocities): f = −∇E.
-        let elastic = Model {
-            springs: m
-                .springs
-                .iter()
-                .map(|s| super::Spring { kd: 0.0, ..*s })
-                .collect(),
-            ..m.clone()
-        };
-        elastic.add_forces(x, &zero, &mut f);
+        m.add_elastic_forces(x, &mut f);
         for s in &m.springs {
             let nh = m.frame(s, xn).n;
             let r: f64 = (0..3)
@@ -430,7 +420,7 @@ impl<'a> Implicit<'a> {
                 }
                 // E also depends on fixed particles' x₁ (= xₙ): ∂G/∂x₁ of a fixed endpoint.
                 if !(m.free(s.i) && m.free(s.j)) {
-                    let (hess, _) = m.spring_jacobians(&super::Spring { kd: 0.0, ..*s }, x1, x1);
+                    let (hess, _) = m.spring_jacobians(s, x1, None);
                     for b in 0..3 {
                         // Gᵢ ∋ fs(Δ), Gⱼ ∋ −fs(Δ), J = ∂fs/∂Δ, μ = λᵢ − λⱼ (0 at the fixed end):
                         // a fixed j gets −(∂Gᵢ/∂xⱼ)ᵀλᵢ = Jᵀμ, a fixed i gets −(∂Gⱼ/∂xᵢ)ᵀλⱼ = −Jᵀμ.

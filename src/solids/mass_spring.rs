@@ -167,6 +167,15 @@ impl Model {
     /// Spring and tetrahedron forces at `(x, v)` (elastic and damping; no gravity, no
     /// contact), added into `f`.
     pub fn add_forces(&self, x: &[V3], v: &[V3], f: &mut [V3]) {
+        self.add_internal_forces(x, Some(v), f);
+    }
+
+    /// The elastic forces `−∇E(x)` alone (springs and tetrahedra), added into `f`.
+    pub fn add_elastic_forces(&self, x: &[V3], f: &mut [V3]) {
+        self.add_internal_forces(x, None, f);
+    }
+
+    fn add_internal_forces(&self, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
         for t in &self.tets {
             t.add_forces(x, f);
         }
@@ -179,26 +188,22 @@ impl Model {
         }
     }
 
-    /// `fs = (ke·(l − L) + kd·n·(vᵢ − vⱼ))·n`: the force on `j` (minus the force on `i`).
-    pub fn spring_force(&self, s: &Spring, x: &[V3], v: &[V3]) -> V3 {
+    /// `fs = (ke·(l − L) + kd·n·(vᵢ − vⱼ))·n`: the force on `j` (minus the force on `i`);
+    /// without velocities, the elastic part alone.
+    pub fn spring_force(&self, s: &Spring, x: &[V3], v: Option<&[V3]>) -> V3 {
         let fr = self.frame(s, x);
-        let rate = dot(fr.n, sub(v[s.i], v[s.j]));
-        scale(fr.n, s.ke * (fr.len - s.rest) + s.kd * rate)
+        let damping = v.map_or(0.0, |v| s.kd * dot(fr.n, sub(v[s.i], v[s.j])));
+        scale(fr.n, s.ke * (fr.len - s.rest) + damping)
     }
 
     /// `∂fs/∂d` (3×3, `d = xᵢ − xⱼ`) of [`Model::spring_force`] at fixed velocities, and
-    /// `∂fs/∂(vᵢ − vⱼ)` (3×3).
-    pub fn spring_jacobians(
-        &self,
-        s: &Spring,
-        x: &[V3],
-        v: &[V3],
-    ) -> ([[f64; 3]; 3], [[f64; 3]; 3]) {
+    /// `∂fs/∂(vᵢ − vⱼ)` (3×3); without velocities, those of the elastic part alone.
+    pub fn spring_jacobians(&self, s: &Spring, x: &[V3], v: Option<&[V3]>) -> (M3, M3) {
         let fr = self.frame(s, x);
         let (n, l) = (fr.n, fr.len.max(1e-300));
-        let w = sub(v[s.i], v[s.j]);
+        let (w, kd) = v.map_or(([0.0; 3], 0.0), |v| (sub(v[s.i], v[s.j]), s.kd));
         let rate = dot(n, w);
-        let c = s.ke * (fr.len - s.rest) + s.kd * rate;
+        let c = s.ke * (fr.len - s.rest) + kd * rate;
         // fs = c·n;  ∂n/∂d = (I − n nᵀ)/l;  ∂c/∂d = ke·nᵀ + kd·wᵀ(I − n nᵀ)/l.
         let mut jd = [[0.0; 3]; 3];
         let mut jw = [[0.0; 3]; 3];
@@ -206,9 +211,9 @@ impl Model {
         for a in 0..3 {
             for b in 0..3 {
                 let dn_ab = proj(a, b) / l;
-                let dc_b = s.ke * n[b] + s.kd * (0..3).map(|k| w[k] * proj(k, b)).sum::<f64>() / l;
+                let dc_b = s.ke * n[b] + kd * (0..3).map(|k| w[k] * proj(k, b)).sum::<f64>() / l;
                 jd[a][b] = c * dn_ab + n[a] * dc_b;
-                jw[a][b] = s.kd * n[a] * n[b];
+                jw[a][b] = kd * n[a] * n[b];
             }
         }
         (jd, jw)
