@@ -14,10 +14,7 @@ fn cage() -> (Model, Vec<V3>, V3) {
 }
 
 fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
-    let d: V3 = std::array::from_fn(|a| x[0][a] - target[a]);
-    let mut g = vec![[0.0; 3]; x.len()];
-    g[0] = d.map(|c| 2.0 * c);
-    (d.iter().map(|c| c * c).sum(), g)
+    diffsim::solids::point_loss(x, 0, target)
 }
 
 /// A loss of a rollout from `(model, x0, v0)`.
@@ -488,12 +485,7 @@ fn explicit_adjoint_through_tetrahedra_matches_finite_differences() {
     let (dt, steps) = (1e-4, 100);
     let zero = vec![[0.0; 3]; m.len()];
     let target = [0.05, 0.0, 0.1];
-    let l = |x: &[V3]| -> (f64, Vec<V3>) {
-        let d: V3 = std::array::from_fn(|a| x[3][a] - target[a]);
-        let mut g = vec![[0.0; 3]; x.len()];
-        g[3] = d.map(|c| 2.0 * c);
-        (d.iter().map(|c| c * c).sum(), g)
-    };
+    let l = |x: &[V3]| diffsim::solids::point_loss(x, 3, target);
     let run = explicit::rollout(&m, &x0, &zero, dt, steps);
     let g = explicit::adjoint(&m, &run, dt, &l(&run.last().0).1, &zero);
     let f = |m: &Model, x: &[V3]| l(&explicit::rollout(m, x, &zero, dt, steps).last().0).0;
@@ -540,12 +532,7 @@ fn implicit_adjoint_through_tetrahedra_matches_finite_differences() {
     let (dt, steps) = (5e-3, 40);
     let zero = vec![[0.0; 3]; m.len()];
     let target = [0.05, 0.0, 0.1];
-    let l = |x: &[V3]| -> (f64, Vec<V3>) {
-        let d: V3 = std::array::from_fn(|a| x[3][a] - target[a]);
-        let mut g = vec![[0.0; 3]; x.len()];
-        g[3] = d.map(|c| 2.0 * c);
-        (d.iter().map(|c| c * c).sum(), g)
-    };
+    let l = |x: &[V3]| diffsim::solids::point_loss(x, 3, target);
     let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
     let r = sim.rollout(&x0, &zero, steps).unwrap();
     assert!(

@@ -4,7 +4,7 @@
 
 use super::{Trace, gradient_descent};
 use crate::error::Result;
-use crate::solids::{V3, explicit, scenes};
+use crate::solids::{explicit, point_loss, scenes};
 use serde::Serialize;
 
 /// Settings (Warp's: 60 fps × 8 substeps for 0.6 s, lr 0.02, 250 iterations).
@@ -56,18 +56,13 @@ pub struct BounceResult {
     pub ms_per_evaluation: f64,
 }
 
-fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
-    let d: V3 = std::array::from_fn(|a| x[0][a] - target[a]);
-    (d.iter().map(|c| c * c).sum(), vec![d.map(|c| 2.0 * c)])
-}
-
 /// Runs the optimisation and the stiffness sweep.
 pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
     let (model, x0, v0, target) = scenes::bounce(cfg.smoothing);
     let objective = |m: &crate::solids::Model, v: &[f64]| -> Result<(f64, Vec<f64>)> {
         let v0 = vec![[v[0], v[1], v[2]]];
         let run = explicit::rollout(m, &x0, &v0, cfg.dt, cfg.steps);
-        let (l, gx) = loss(&run.last().0, target);
+        let (l, gx) = point_loss(&run.last().0, 0, target);
         let g = explicit::adjoint(m, &run, cfg.dt, &gx, &[[0.0; 3]]);
         Ok((l, g.v0[0].to_vec()))
     };

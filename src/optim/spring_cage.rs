@@ -6,7 +6,7 @@
 use super::{Objective, Trace, gradient_descent, lbfgs};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
-use crate::solids::{Model, V3, explicit, scenes};
+use crate::solids::{Model, V3, explicit, point_loss, scenes};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -102,13 +102,6 @@ pub struct SpringCageResult {
     pub checkpointing: Vec<(usize, usize, usize, f64, f64, f64)>,
 }
 
-fn loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
-    let d: V3 = std::array::from_fn(|a| x[0][a] - target[a]);
-    let mut g = vec![[0.0; 3]; x.len()];
-    g[0] = d.map(|c| 2.0 * c);
-    (d.iter().map(|c| c * c).sum(), g)
-}
-
 fn with_rest(model: &Model, rest: &[f64]) -> Model {
     let mut m = model.clone();
     m.springs
@@ -157,7 +150,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     let explicit_f = |rest: &[f64]| -> Result<(f64, Vec<f64>)> {
         let m = with_rest(&model, rest);
         let run = explicit::rollout(&m, &x0, &v0, cfg.explicit_dt, cfg.explicit_steps);
-        let (l, gx) = loss(&run.last().0, target);
+        let (l, gx) = point_loss(&run.last().0, 0, target);
         let g = explicit::adjoint(&m, &run, cfg.explicit_dt, &gx, &vec![[0.0; 3]; m.len()]);
         Ok((l, g.rest))
     };
@@ -185,7 +178,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let m = with_rest(&model, rest);
         let sim = stepper.with_model(&m)?;
         let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
-        let (l, gx) = loss(&r.run.last().0, target);
+        let (l, gx) = point_loss(&r.run.last().0, 0, target);
         Ok((l, sim.adjoint(&r, &gx, &vec![[0.0; 3]; m.len()]).rest))
     };
     let mid = with_rest(&model, &rest0.iter().map(|r| r * 1.05).collect::<Vec<_>>());
@@ -324,12 +317,12 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let zero = vec![[0.0; 3]; mid.len()];
         let t = Instant::now();
         let r = sim.rollout(&x0, &v0, steps)?;
-        let tape = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &zero);
+        let tape = sim.adjoint(&r, &point_loss(&r.run.last().0, 0, target).1, &zero);
         let tape_ms = 1e3 * t.elapsed().as_secs_f64();
         let k = (steps as f64).sqrt().ceil() as usize;
         let t = Instant::now();
         let (seg, held) = crate::solids::segmented_gradient(&sim, (&x0, &v0), steps, k, |x, _| {
-            (loss(x, target).1, zero.clone())
+            (point_loss(x, 0, target).1, zero.clone())
         })?;
         let seg_ms = 1e3 * t.elapsed().as_secs_f64();
         let diff = tape

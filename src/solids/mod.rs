@@ -11,6 +11,14 @@ pub mod scenes;
 
 pub use mass_spring::{Model, Spring, V3};
 
+/// `|x_p − target|²` for particle `p`, and its gradient with respect to every position.
+pub fn point_loss(x: &[V3], p: usize, target: V3) -> (f64, Vec<V3>) {
+    let d: V3 = std::array::from_fn(|a| x[p][a] - target[a]);
+    let mut g = vec![[0.0; 3]; x.len()];
+    g[p] = d.map(|c| 2.0 * c);
+    (d.iter().map(|c| c * c).sum(), g)
+}
+
 /// A trajectory: `(x, v)` per step, the initial state first.
 #[derive(Clone, Debug)]
 pub struct Rollout {
