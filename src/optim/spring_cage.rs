@@ -127,11 +127,23 @@ fn fd_error(f: &Objective<'_>, p: &[f64]) -> Result<f64> {
     Ok(worst)
 }
 
+/// The loss gradients `∂r_a/∂x` of the residuals `r_a = x₀[a] − target[a]`: unit vectors at
+/// particle 0, for a model of `n` particles.
+fn unit_seeds(n: usize) -> Vec<Vec<V3>> {
+    (0..3)
+        .map(|a| {
+            let mut seed = vec![[0.0; 3]; n];
+            seed[0][a] = 1.0;
+            seed
+        })
+        .collect()
+}
+
 /// Times `f` over an optimisation: wraps it with a clock.
-fn timed<'a>(
-    f: &'a Objective<'a>,
+fn timed<'a, R>(
+    f: &'a (dyn Fn(&[f64]) -> Result<R> + 'a),
     clock: &'a std::cell::Cell<(f64, usize)>,
-) -> impl Fn(&[f64]) -> Result<(f64, Vec<f64>)> + 'a {
+) -> impl Fn(&[f64]) -> Result<R> + 'a {
     move |p| {
         let t = Instant::now();
         let r = f(p);
@@ -239,13 +251,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let x = &r.run.last().0;
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let zero = vec![[0.0; 3]; m.len()];
-        let seeds: Vec<Vec<V3>> = (0..3)
-            .map(|a| {
-                let mut seed = zero.clone();
-                seed[0][a] = 1.0;
-                seed
-            })
-            .collect();
+        let seeds = unit_seeds(m.len());
         let step = if sparse {
             sim.sparse_gn_step(&r, &res, &seeds, GN_DAMPING)?
         } else {
@@ -259,14 +265,8 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     };
     let gn_run = |sparse: bool| -> Result<Run> {
         let clock = std::cell::Cell::new((0.0, 0));
-        let step = |p: &[f64]| {
-            let t = Instant::now();
-            let out = gn(p, sparse);
-            let (s, n) = clock.get();
-            clock.set((s + t.elapsed().as_secs_f64(), n + 1));
-            out
-        };
-        let trace = super::gauss_newton(&step, &rest0, 10, cfg.target_loss)?;
+        let step = |p: &[f64]| gn(p, sparse);
+        let trace = super::gauss_newton(&timed(&step, &clock), &rest0, 10, cfg.target_loss)?;
         Ok(Run {
             gradient_fd_error: implicit.gradient_fd_error,
             ms_per_evaluation: 1e3 * clock.get().0 / clock.get().1.max(1) as f64,
@@ -284,13 +284,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let x = &r.run.last().0;
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let zero = vec![[0.0; 3]; mid.len()];
-        let seeds: Vec<Vec<V3>> = (0..3)
-            .map(|a| {
-                let mut seed = zero.clone();
-                seed[0][a] = 1.0;
-                seed
-            })
-            .collect();
+        let seeds = unit_seeds(mid.len());
         let median = |f: &dyn Fn() -> Result<Vec<f64>>| -> Result<f64> {
             let mut t = Vec::new();
             for _ in 0..5 {
