@@ -15,8 +15,9 @@ fn host(t: &Tensor<3>) -> Vec<f32> {
         .unwrap()
 }
 
-#[test]
-fn wgpu_step_matches_flex() {
+/// The wake-phiflow 32x64 scene on `device` (CG tolerance 1e-6) and the shared PhiFlow state,
+/// `batch` times.
+fn shared_state(device: Device, batch: usize) -> (Simulation, diffsim::fluid::FluidState) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/wake_phiflow_32x64.h5");
     let mut scene = SceneConfig::wake_phiflow();
@@ -26,10 +27,23 @@ fn wgpu_step_matches_flex() {
         abs_tol: 1e-7,
         ..Default::default()
     };
+    let sim = Simulation::new(&scene, &device).unwrap();
+    let f = diffsim::io::read_frame(&path, &sim.grid).unwrap();
+    let s = sim.state_from_arrays(f.u, f.v, None, batch);
+    (sim, s)
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn wgpu_step_matches_flex() {
     let run = |device: Device| {
-        let sim = Simulation::new(&scene, &device).unwrap();
-        let f = diffsim::io::read_frame(&path, &sim.grid).unwrap();
-        let mut s = sim.state_from_arrays(f.u, f.v, None, 2);
+        let (sim, mut s) = shared_state(device, 2);
         for _ in 0..3 {
             s = sim.step(s).unwrap().0;
         }
@@ -37,12 +51,7 @@ fn wgpu_step_matches_flex() {
     };
     let (fu, fv, _) = run(Device::flex());
     let (gu, gv, gdiv) = run(Device::wgpu(DeviceKind::DefaultDevice));
-    let err = fu
-        .iter()
-        .zip(&gu)
-        .chain(fv.iter().zip(&gv))
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let err = max_diff(&fu, &gu).max(max_diff(&fv, &gv));
     eprintln!("wgpu vs flex after 3 steps: max |Δu| {err:.2e}, wgpu max |div| {gdiv:.2e}");
     assert!(err < 1e-3, "wgpu and flex differ by {err}");
     assert!(gdiv < 1e-4);
@@ -53,19 +62,8 @@ fn wgpu_step_matches_flex() {
 #[test]
 fn wgpu_gradient_matches_flex() {
     use diffsim::fluid::{Checkpointing, unrolled_gradient};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/wake_phiflow_32x64.h5");
-    let mut scene = SceneConfig::wake_phiflow();
-    scene.resolution = Resolution::new(32, 64);
-    scene.solve = diffsim::linalg::SolveConfig {
-        rel_tol: 1e-6,
-        abs_tol: 1e-7,
-        ..Default::default()
-    };
     let run = |device: Device| {
-        let sim = Simulation::new(&scene, &device.autodiff()).unwrap();
-        let f = diffsim::io::read_frame(&path, &sim.grid).unwrap();
-        let s = sim.state_from_arrays(f.u, f.v, None, 1);
+        let (sim, s) = shared_state(device.autodiff(), 1);
         let g = unrolled_gradient(
             &sim,
             &s,
@@ -79,12 +77,7 @@ fn wgpu_gradient_matches_flex() {
     let (fu, fv) = run(Device::flex());
     let (gu, gv) = run(Device::wgpu(DeviceKind::DefaultDevice));
     let scale = fu.iter().chain(&fv).fold(0.0f32, |m, x| m.max(x.abs()));
-    let err = fu
-        .iter()
-        .zip(&gu)
-        .chain(fv.iter().zip(&gv))
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let err = max_diff(&fu, &gu).max(max_diff(&fv, &gv));
     eprintln!("wgpu vs flex gradient after 4 steps: max |Δ| {err:.2e} (scale {scale:.2e})");
     assert!(
         err < 1e-3 * scale,
