@@ -4,7 +4,7 @@
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use diffsim::cli::{kinetic_loss, run_gradchecks};
 use diffsim::fluid::{Precision, SceneConfig, Simulation};
 use diffsim::gradcheck::{GradCheckConfig, check, tensor_f64, values};
@@ -17,6 +17,9 @@ use diffsim::ops::{
     ProjectionOps, reference,
 };
 use std::sync::{Arc, Mutex};
+
+mod common;
+use common::{flex, max_diff, to_vec};
 
 /// Tests that build solvers hold this, so the process-wide factorisation count is only
 /// changed by the test that reads it.
@@ -129,17 +132,6 @@ fn checkpointed_and_plain_backward_agree() {
     }
 }
 
-fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, dims))
-}
-
-fn host(t: FlexTensor) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .unwrap()
-}
-
 fn smooth(n: usize, seed: f64) -> Vec<f64> {
     (0..n)
         .map(|k| (k as f64 * 0.731 + seed).sin() + 0.5 * (k as f64 * 0.113 + seed).cos())
@@ -148,11 +140,7 @@ fn smooth(n: usize, seed: f64) -> Vec<f64> {
 
 fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     let scale = b.iter().fold(1e-300f64, |m, x| m.max(x.abs()));
-    let err = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
+    let err = max_diff(a, b);
     assert!(
         err <= tol * scale,
         "{what}: max difference {err:e} (scale {scale:e})"
@@ -216,9 +204,9 @@ fn fused_adjoints_match_the_default_bodies() {
                 )]
             },
         );
-        assert_close(&host(kq), &host(rq), 1e-12, "advect q̄");
-        assert_close(&host(ku), &host(ru), 1e-12, "advect ū");
-        assert_close(&host(kv), &host(rv), 1e-12, "advect v̄");
+        assert_close(&to_vec(kq), &to_vec(rq), 1e-12, "advect q̄");
+        assert_close(&to_vec(ku), &to_vec(ru), 1e-12, "advect ū");
+        assert_close(&to_vec(kv), &to_vec(rv), 1e-12, "advect v̄");
     }
     // Explicit diffusion, divergence and gradient: fused vs Burn autodiff of the default body.
     let g = smooth(b * su.len(), 5.0);
@@ -228,7 +216,7 @@ fn fused_adjoints_match_the_default_bodies() {
         [flex(g, dims(&su))],
         |[q]| [reference::diffuse_explicit::<burn::backend::Autodiff<Flex>>(q, &su, 0.2)],
     );
-    assert_close(&host(k), &host(r), 1e-12, "diffuse_explicit");
+    assert_close(&to_vec(k), &to_vec(r), 1e-12, "diffuse_explicit");
     let ps = ArraySpec::new(&grid, Location::Center, bcs.pressure_extrap());
     let gd = smooth(b * ps.len(), 6.0);
     let (ku, kv) = Flex::divergence_backward(flex(gd.clone(), dims(&ps)), 0.7);
@@ -244,8 +232,8 @@ fn fused_adjoints_match_the_default_bodies() {
             )]
         },
     );
-    assert_close(&host(ku), &host(ru), 1e-12, "divergence ū");
-    assert_close(&host(kv), &host(rv), 1e-12, "divergence v̄");
+    assert_close(&to_vec(ku), &to_vec(ru), 1e-12, "divergence ū");
+    assert_close(&to_vec(kv), &to_vec(rv), 1e-12, "divergence v̄");
     let kp = Flex::gradient_backward(
         flex(u.clone(), dims(&su)),
         flex(v.clone(), dims(&sv)),
@@ -260,7 +248,7 @@ fn fused_adjoints_match_the_default_bodies() {
             [a, c]
         },
     );
-    assert_close(&host(kp), &host(rp), 1e-12, "gradient p̄");
+    assert_close(&to_vec(kp), &to_vec(rp), 1e-12, "gradient p̄");
     // Projection (with a disc) and implicit diffusion: the default bodies solve with CG.
     let solid = SolidMask::new(
         grid,
@@ -282,7 +270,7 @@ fn fused_adjoints_match_the_default_bodies() {
             flex(v.clone(), dims(&sv)),
             flex(gp.clone(), dims(&ps)),
         );
-        (host(a), host(c))
+        (to_vec(a), to_vec(c))
     };
     let (ku, kv) = run(&|a, c, p| Flex::project_backward(a, c, p, proj.clone()));
     let (ru, rv) = run(&|a, c, p| reference::project_adjoint::<Flex>(a, c, p, &proj));
@@ -291,7 +279,7 @@ fn fused_adjoints_match_the_default_bodies() {
     let imp = Arc::new(ImplicitDiffusion::new(su, 0.6, cfg).unwrap());
     let k = Flex::diffuse_implicit_backward(flex(u.clone(), dims(&su)), imp.clone());
     let r = reference::diffuse_implicit_adjoint::<Flex>(flex(u.clone(), dims(&su)), &imp);
-    assert_close(&host(k), &host(r), 1e-9, "diffuse_implicit");
+    assert_close(&to_vec(k), &to_vec(r), 1e-9, "diffuse_implicit");
 }
 
 #[test]

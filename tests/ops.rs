@@ -1,9 +1,7 @@
 //! Grid ops: fused CPU kernels vs the portable default bodies (run on Flex), projection
 //! divergence at round-off, Cholesky vs CG, implicit diffusion, factor-once.
 
-use burn::backend::flex::FlexTensor;
 use burn::backend::{Flex, TensorMetadata};
-use burn::tensor::TensorData;
 use diffsim::fluid::{SceneConfig, Simulation};
 use diffsim::grid::{
     ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask,
@@ -15,6 +13,9 @@ use diffsim::ops::{
 };
 use std::sync::Arc;
 
+mod common;
+use common::{flex, max_diff, to_vec};
+
 /// A smooth, non-symmetric pseudo-random field of `n` values (deterministic).
 fn field(n: usize, seed: f64, amp: f64) -> Vec<f64> {
     (0..n)
@@ -22,25 +23,6 @@ fn field(n: usize, seed: f64, amp: f64) -> Vec<f64> {
             amp * ((k as f64 * 0.731 + seed).sin() + 0.5 * (k as f64 * 0.113 + 2.0 * seed).cos())
         })
         .collect()
-}
-
-fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, dims))
-}
-
-fn to_vec(t: FlexTensor) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .unwrap()
-}
-
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 /// Boundary sets covering every side kind.
