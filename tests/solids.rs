@@ -458,6 +458,24 @@ fn tet_forces_jacobians_and_parameter_gradients_match_finite_differences() {
             );
         }
     }
+    // The element Hessian blocks apply as −(∂f/∂x)ᵀ.
+    let hb = t.hessian_blocks(&x);
+    for (a, &na) in t.nodes.iter().enumerate() {
+        for i in 0..3 {
+            let hu: f64 = (0..4)
+                .map(|b| {
+                    (0..3)
+                        .map(|c| hb[a][b][i][c] * u[t.nodes[b]][c])
+                        .sum::<f64>()
+                })
+                .sum();
+            assert!(
+                (hu + jtu[na][i]).abs() <= 1e-9 * hu.abs().max(1.0),
+                "H·u {na},{i}: {hu} vs {}",
+                -jtu[na][i]
+            );
+        }
+    }
     let g = t.parameter_gradients(&x, &u);
     for (k, name) in ["mu", "lambda", "activation"].iter().enumerate() {
         let h = [1e-3, 1e-3, 1e-7][k];

@@ -140,16 +140,47 @@ impl Tet {
         })
     }
 
-    /// Spreads `G` (a 3×3 "stress times volume") to node forces: node `k+1` gets `−G·D_m⁻ᵀ`
-    /// column `k`, node 0 minus their sum; added into `f`.
-    fn scatter(&self, g: &M3, f: &mut [V3]) {
+    /// The gradient of `G : (D_s·D_m⁻¹)` with respect to the four nodes (`G` a 3×3 "stress
+    /// times volume"): node `k+1` gets column `k` of `G·D_m⁻ᵀ`, node 0 minus their sum.
+    fn node_gradients(&self, g: &M3) -> [V3; 4] {
         let h = mul(g, &transpose(&self.dm_inv));
-        for k in 0..3 {
+        let col = |k: usize| [h[0][k], h[1][k], h[2][k]];
+        let first = std::array::from_fn(|a| -(h[a][0] + h[a][1] + h[a][2]));
+        [first, col(0), col(1), col(2)]
+    }
+
+    /// Subtracts the node gradients of `G` from `f` (forces are minus energy gradients).
+    fn scatter(&self, g: &M3, f: &mut [V3]) {
+        for (k, n) in self.node_gradients(g).iter().enumerate() {
             for a in 0..3 {
-                f[self.nodes[k + 1]][a] -= h[a][k];
-                f[self.nodes[0]][a] += h[a][k];
+                f[self.nodes[k]][a] -= n[a];
             }
         }
+    }
+
+    /// The 12×12 Hessian of `V·Ψ` at `x` as 3×3 blocks `H[a][b]` between local nodes `a`, `b`.
+    pub fn hessian_blocks(&self, x: &[V3]) -> [[M3; 4]; 4] {
+        let f = self.deformation(x);
+        // cols[b][c][a] = the node-a gradient for a unit displacement of node b along c.
+        let cols: [[[V3; 4]; 3]; 4] = std::array::from_fn(|b| {
+            std::array::from_fn(|c| {
+                // The edge matrix D_s of that displacement.
+                let du: M3 = std::array::from_fn(|r| {
+                    std::array::from_fn(|k| match (r == c, b) {
+                        (false, _) => 0.0,
+                        (true, 0) => -1.0,
+                        (true, b) => f64::from(u8::from(k + 1 == b)),
+                    })
+                });
+                let dp = self.stress_differential(&f, &mul(&du, &self.dm_inv));
+                self.node_gradients(&dp.map(|r| r.map(|v| v * self.volume)))
+            })
+        });
+        std::array::from_fn(|a| {
+            std::array::from_fn(|b| {
+                std::array::from_fn(|i| std::array::from_fn(|c| cols[b][c][a][i]))
+            })
+        })
     }
 
     /// Elastic forces `−∂(V·Ψ)/∂x` at `x`, added into `f`.

@@ -195,26 +195,11 @@ impl<'a> Implicit<'a> {
             let d = m.mass[p] / (h * h) + shift;
             block(p, p, &[[d, 0.0, 0.0], [0.0, d, 0.0], [0.0, 0.0, d]], 1.0);
         }
-        // Tetrahedra: the 12×12 element Hessian, one column per unit node displacement
-        // (`(∂f/∂x)ᵀ·e = −H·e`).
         for t in &m.tets {
-            let mut cols = [[[[0.0; 3]; 3]; 4]; 4]; // cols[a][b][i][c] = H_(a,i),(b,c)
-            for (b, &nb) in t.nodes.iter().enumerate() {
-                for c in 0..3 {
-                    let mut e = vec![[0.0; 3]; m.len()];
-                    e[nb][c] = 1.0;
-                    let mut out = vec![[0.0; 3]; m.len()];
-                    t.add_force_jacobian_transpose(x, &e, &mut out);
-                    for (a, &na) in t.nodes.iter().enumerate() {
-                        for i in 0..3 {
-                            cols[a][b][i][c] = -out[na][i];
-                        }
-                    }
-                }
-            }
+            let hb = t.hessian_blocks(x);
             for (a, &na) in t.nodes.iter().enumerate() {
                 for (b, &nb) in t.nodes.iter().enumerate() {
-                    block(na, nb, &cols[a][b], 1.0);
+                    block(na, nb, &hb[a][b], 1.0);
                 }
             }
         }
