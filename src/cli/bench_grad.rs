@@ -85,6 +85,24 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
         ));
     }
     let device = super::device(&args.device)?;
+    // Checked before any timing runs.
+    let (ad_device, mode) = match args.checkpoint.as_str() {
+        "tape" => (device.clone().autodiff(), Checkpointing::Tape),
+        "burn" => (
+            device.clone().autodiff().gradient_checkpointing(),
+            Checkpointing::Tape,
+        ),
+        "segments" => (
+            device.clone().autodiff(),
+            args.segment
+                .map_or(Checkpointing::sqrt(unroll), Checkpointing::Segments),
+        ),
+        other => {
+            return Err(DiffsimError::config(format!(
+                "unknown --checkpoint '{other}': use tape, burn or segments"
+            )));
+        }
+    };
     let mut out = Vec::new();
     for res in resolutions(args)? {
         let mut scene = SceneConfig::wake_phiflow();
@@ -106,23 +124,6 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             forward.push(1e3 * t.elapsed().as_secs_f64());
         }
         // (loss, gradient) on the autodiff device.
-        let (ad_device, mode) = match args.checkpoint.as_str() {
-            "tape" => (device.clone().autodiff(), Checkpointing::Tape),
-            "burn" => (
-                device.clone().autodiff().gradient_checkpointing(),
-                Checkpointing::Tape,
-            ),
-            "segments" => (
-                device.clone().autodiff(),
-                args.segment
-                    .map_or(Checkpointing::sqrt(unroll), Checkpointing::Segments),
-            ),
-            other => {
-                return Err(DiffsimError::config(format!(
-                    "unknown --checkpoint '{other}': use tape, burn or segments"
-                )));
-            }
-        };
         let sim = Simulation::new(&scene, &ad_device)?;
         let start = frame(&sim);
         let mut grad = Vec::new();
