@@ -179,11 +179,8 @@ fn smoke(args: &ExperimentArgs) -> Result<()> {
         (None, true) => SmokeTargetConfig::quick(),
         (None, false) => SmokeTargetConfig::default(),
     };
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("out").join(&args.name));
-    std::fs::create_dir_all(&dir).map_err(|e| DiffsimError::file(&dir, e))?;
+    cfg.validate()?;
+    let dir = out_dir(args)?;
     let bar = Progress::new("smoke-target", cfg.iterations as u64, args.json);
     let result = smoke_target::run(&cfg, |k, _| bar.set(k as u64))?;
     bar.finish();

@@ -69,7 +69,8 @@ impl SmokeTargetConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings (also done by [`run`]).
+    pub fn validate(&self) -> Result<()> {
         let ok = self.steps > 0
             && self.iterations > 0
             && self.learning_rate > 0.0
