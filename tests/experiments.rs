@@ -131,3 +131,34 @@ fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
     let (a, b) = (stiff[stiff.len() - 2].1, stiff[stiff.len() - 1].1);
     assert!((a - b).abs() < 0.05 * b.abs(), "{a} vs {b}");
 }
+
+#[test]
+fn softbody_material_gradient_is_exact_and_bounded_lbfgs_beats_warp_sgd() {
+    use diffsim::optim::softbody::{SoftbodyConfig, run};
+    // A quarter of the benchmark's horizon (0.25 s, the cube hits the wall) and short runs.
+    let cfg = SoftbodyConfig {
+        steps: 240,
+        sgd_iterations: 5,
+        lbfgs_iterations: 5,
+        ..SoftbodyConfig::default()
+    };
+    let r = run(&cfg).unwrap();
+    assert!(r.gradient_fd_error <= 1e-6, "{}", r.gradient_fd_error);
+    let (s, l) = (&r.sgd.trace, &r.lbfgs.trace);
+    assert!(s.losses.iter().chain(&l.losses).all(|v| v.is_finite()));
+    assert_eq!(l.losses.len(), 6);
+    assert!(l.losses.windows(2).all(|w| w[1] <= w[0]), "{:?}", l.losses);
+    assert!(
+        l.losses[5] < s.losses[5],
+        "L-BFGS {:?} vs SGD {:?}",
+        l.losses,
+        s.losses
+    );
+    // Every material stays inside Warp's clamp [500, 4e6].
+    assert!(
+        s.params
+            .iter()
+            .chain(&l.params)
+            .all(|p| (500.0 * (1.0 - 1e-12)..=4e6 * (1.0 + 1e-12)).contains(p))
+    );
+}

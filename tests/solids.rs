@@ -416,6 +416,20 @@ fn tet_block() -> (Model, Vec<V3>) {
     (model, x0)
 }
 
+/// Stable Neo-Hookean with `α = 1 + 3μ/(4λ)` is rest-stable: the undeformed soft grid of B4
+/// carries no elastic force (with `α = 1 + μ/λ`, `P(I) = −μ/4·I` and the corner nodes feel newtons).
+#[test]
+fn soft_grid_at_rest_feels_no_elastic_force() {
+    let (m, x0, _, _) = scenes::softbody_material(1e-3).unwrap();
+    assert_eq!((m.len(), m.tets.len()), (27, 40));
+    let volume: f64 = m.tets.iter().map(|t| t.volume).sum();
+    assert!((volume - 0.008).abs() < 1e-15, "{volume}");
+    let mut f = vec![[0.0; 3]; m.len()];
+    m.add_elastic_forces(&x0, &mut f);
+    let worst = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
+    assert!(worst < 1e-9, "{worst}");
+}
+
 #[test]
 fn tet_forces_jacobians_and_parameter_gradients_match_finite_differences() {
     let (m, x) = tet_block();

@@ -3,8 +3,9 @@
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
 use crate::optim::spring_cage::{self, SpringCageConfig};
+use crate::solids::{Model, V3};
 use crate::train::smoke_target::{self, SmokeTargetConfig, SmokeTargetResult};
-use crate::viz::{FieldPicture, line_plot};
+use crate::viz::{FieldPicture, GifWriter, ScenePicture, line_plot};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,9 @@ pub struct ExperimentArgs {
     /// reaches a target shape, Adam through the unrolled solver), `spring-cage` (B1: rest
     /// lengths of a spring cage, Warp step + gradient descent, implicit Euler + L-BFGS /
     /// Gauss-Newton / sparse Gauss-Newton) or `bounce` (B2: initial velocity of a particle
-    /// bouncing off a wall and the ground, through smooth contact).
+    /// bouncing off a wall and the ground, through smooth contact) or `softbody-material` (B4:
+    /// per-tetrahedron Lamé parameters of a bouncing soft cube, Warp's SGD and bounded
+    /// L-BFGS).
     pub name: String,
     /// The toy-size version of smoke-target (the test suite runs it); the solids experiments
     /// run at full size in seconds and ignore it.
@@ -44,8 +47,9 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         "smoke-target" => smoke(args),
         "spring-cage" => cage(args),
         "bounce" => bounce(args),
+        "softbody-material" => softbody(args),
         other => Err(DiffsimError::config(format!(
-            "unknown experiment '{other}'; available: smoke-target, spring-cage, bounce"
+            "unknown experiment '{other}'; available: smoke-target, spring-cage, bounce, softbody-material"
         ))),
     }
 }
@@ -67,6 +71,7 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
     }
     let dir = out_dir(args)?;
     let r = spring_cage::run(&SpringCageConfig::default())?;
+
     let curve = |t: &crate::optim::Trace| -> Vec<(f64, f64)> {
         t.losses
             .iter()
@@ -86,6 +91,15 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
             ),
             ("implicit Euler, L-BFGS".into(), curve(&r.implicit.trace)),
         ],
+    )?;
+    let cfg = SpringCageConfig::default();
+    let (m, run, target) = spring_cage::trajectory(&cfg, &r.explicit.trace.params);
+    trajectory_gif(
+        &dir.join("trajectory.gif"),
+        &m,
+        &every(&run.states, 1),
+        Some(target),
+        "spring-cage, optimised rest lengths",
     )?;
     write_json(&r, &dir.join("result.json"))?;
     if args.json {
@@ -126,7 +140,17 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         ));
     }
     let dir = out_dir(args)?;
-    let r = crate::optim::bounce::run(&crate::optim::bounce::BounceConfig::default())?;
+    let cfg = crate::optim::bounce::BounceConfig::default();
+    let r = crate::optim::bounce::run(&cfg)?;
+    let p = &r.trace.params;
+    let (m, run, target) = crate::optim::bounce::trajectory(&cfg, [p[0], p[1], p[2]]);
+    trajectory_gif(
+        &dir.join("trajectory.gif"),
+        &m,
+        &every(&run.states, 8),
+        Some(target),
+        "bounce, optimised v0",
+    )?;
     let curve: Vec<(f64, f64)> = r
         .trace
         .losses
@@ -171,6 +195,164 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         r.ms_per_evaluation,
         dir.display()
     ))
+}
+
+fn softbody(args: &ExperimentArgs) -> Result<()> {
+    use crate::optim::softbody::{SoftbodyConfig, run, trajectory};
+    if args.config.is_some() {
+        return Err(DiffsimError::config(
+            "softbody-material takes no --config (its settings are the benchmark's)",
+        ));
+    }
+    let dir = out_dir(args)?;
+    let cfg = SoftbodyConfig::default();
+    let r = run(&cfg)?;
+    let (m, traj, target) = trajectory(&cfg, &r.lbfgs.trace.params)?;
+    trajectory_gif(
+        &dir.join("trajectory.gif"),
+        &m,
+        &every(&traj.states, 16),
+        Some(target),
+        "softbody-material, L-BFGS materials",
+    )?;
+    let curve = |t: &crate::optim::Trace| -> Vec<(f64, f64)> {
+        t.losses
+            .iter()
+            .enumerate()
+            .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
+            .collect()
+    };
+    line_plot(
+        &dir.join("loss.png"),
+        "softbody-material: loss (log10) per iteration",
+        "iteration",
+        "log10 loss",
+        &[
+            ("Warp SGD (lr 1e7, clamped)".into(), curve(&r.sgd.trace)),
+            (
+                "bounded L-BFGS on ln(mu, lambda)".into(),
+                curve(&r.lbfgs.trace),
+            ),
+        ],
+    )?;
+    write_json(&r, &dir.join("result.json"))?;
+    if args.json {
+        return json(&r);
+    }
+    for (name, run) in [("Warp SGD", &r.sgd), ("bounded L-BFGS", &r.lbfgs)] {
+        out(&format!(
+            "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation",
+            run.trace.losses[0],
+            run.trace.losses.last().expect("a loss"),
+            run.trace.iterations,
+            run.trace.evaluations,
+            run.decreasing,
+            if run.warp_criteria_met {
+                "met"
+            } else {
+                "NOT met"
+            },
+            run.ms_per_evaluation
+        ))?;
+    }
+    out(&format!(
+        "softbody-material: adjoint vs FD {:.1e}; the tape holds {} states ({:.1} MB); pictures in {}",
+        r.gradient_fd_error,
+        r.tape_states,
+        r.tape_bytes as f64 / 1e6,
+        dir.display()
+    ))
+}
+
+/// A GIF of positions `frames` of `model` seen from the side (x right, y up): springs and
+/// element edges, obstacles, the centre of mass's path and `target`.
+fn trajectory_gif(
+    path: &Path,
+    model: &Model,
+    frames: &[&[V3]],
+    target: Option<V3>,
+    title: &str,
+) -> Result<()> {
+    use crate::solids::contact::Shape;
+    let flat = |p: &V3| [p[0], p[1]];
+    let com = |x: &[V3]| -> [f64; 2] {
+        let n = x.len().max(1) as f64;
+        [0, 1].map(|a| x.iter().map(|p| p[a]).sum::<f64>() / n)
+    };
+    let mut view = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    let mut grow = |p: [f64; 2]| {
+        view = [
+            view[0].min(p[0]),
+            view[1].min(p[1]),
+            view[2].max(p[0]),
+            view[3].max(p[1]),
+        ]
+    };
+    frames
+        .iter()
+        .flat_map(|x| x.iter())
+        .for_each(|p| grow(flat(p)));
+    target.iter().for_each(|t| grow(flat(t)));
+    let pad = 0.08 * (view[2] - view[0]).max(view[3] - view[1]).max(1e-3);
+    let view = [view[0] - pad, view[1] - pad, view[2] + pad, view[3] + pad];
+    let boxes: Vec<[f64; 4]> = model
+        .shapes
+        .iter()
+        .filter_map(|s| match *s {
+            Shape::Box { center, half } => Some([
+                center[0] - half[0],
+                center[1] - half[1],
+                center[0] + half[0],
+                center[1] + half[1],
+            ]),
+            // The ground (a plane facing +y), drawn to the bottom of the window.
+            Shape::Plane { normal, offset } if normal[1] > 0.99 => {
+                Some([view[0], view[1].min(offset) - pad, view[2], offset])
+            }
+            Shape::Plane { .. } => None,
+        })
+        .collect();
+    let mut edges: Vec<(usize, usize)> = model.springs.iter().map(|s| (s.i, s.j)).collect();
+    for t in &model.tets {
+        for a in 0..4 {
+            for b in a + 1..4 {
+                let (i, j) = (t.nodes[a], t.nodes[b]);
+                edges.push((i.min(j), i.max(j)));
+            }
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    let marks: Vec<[f64; 2]> = target.iter().map(flat).collect();
+    let mut trail = Vec::new();
+    let mut gif = GifWriter::create(path, ScenePicture::size(view), 50)?;
+    for (k, x) in frames.iter().enumerate() {
+        trail.push(com(x));
+        let points: Vec<[f64; 2]> = x.iter().map(flat).collect();
+        gif.add(&ScenePicture {
+            points: &points,
+            edges: &edges,
+            boxes: &boxes,
+            marks: &marks,
+            trail: &trail,
+            view,
+            title: format!("{title} (frame {}/{})", k + 1, frames.len()),
+        })?;
+    }
+    gif.finish().map(|_| ())
+}
+
+/// Every `stride`-th state's positions of a trajectory, and the last.
+fn every(states: &[(Vec<V3>, Vec<V3>)], stride: usize) -> Vec<&[V3]> {
+    let mut f: Vec<&[V3]> = states
+        .iter()
+        .step_by(stride.max(1))
+        .map(|s| &s.0[..])
+        .collect();
+    if !(states.len() - 1).is_multiple_of(stride.max(1)) {
+        f.push(&states.last().expect("a state").0);
+    }
+    f
 }
 
 fn smoke(args: &ExperimentArgs) -> Result<()> {

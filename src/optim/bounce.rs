@@ -4,7 +4,7 @@
 
 use super::{Trace, gradient_descent};
 use crate::error::Result;
-use crate::solids::{explicit, point_loss, scenes};
+use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
 use serde::Serialize;
 
 /// Settings (Warp's: 60 fps × 8 substeps for 0.6 s, lr 0.02, 250 iterations).
@@ -56,6 +56,13 @@ pub struct BounceResult {
     pub ms_per_evaluation: f64,
 }
 
+/// The scene, its trajectory from initial velocity `v0` and the target.
+pub fn trajectory(cfg: &BounceConfig, v0: V3) -> (Model, Rollout, V3) {
+    let (model, x0, _, target) = scenes::bounce(cfg.smoothing);
+    let run = explicit::rollout(&model, &x0, &[v0], cfg.dt, cfg.steps);
+    (model, run, target)
+}
+
 /// Runs the optimisation and the stiffness sweep.
 pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
     let (model, x0, v0, target) = scenes::bounce(cfg.smoothing);
@@ -80,7 +87,7 @@ pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
         fd_error = fd_error.max((g0[a] - fd).abs() / fd.abs().max(1e-6));
     }
     let t = std::time::Instant::now();
-    let trace = gradient_descent(&f, &start, cfg.learning_rate, cfg.iterations)?;
+    let trace = gradient_descent(&f, &start, cfg.learning_rate, cfg.iterations, None)?;
     let ms_per_evaluation = 1e3 * t.elapsed().as_secs_f64() / trace.evaluations as f64;
     let decreasing_by_1e3 = trace.losses[..trace.losses.len() - 1]
         .windows(2)

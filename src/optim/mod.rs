@@ -2,6 +2,7 @@
 //! (argmin, on `Vec<f64>`), each recording the loss per iteration.
 
 pub mod bounce;
+pub mod softbody;
 pub mod spring_cage;
 
 use crate::error::{DiffsimError, Result};
@@ -28,19 +29,30 @@ pub struct Trace {
     pub evaluations: usize,
 }
 
-/// Plain gradient descent `p ← p − lr·∇L` for `iterations` steps.
+/// Gradient descent `p ← P(p − lr·∇L)` for `iterations` steps, `P` the clamp to the box
+/// `bounds = (lo, hi)` when given (Warp's SGD followed by its clamp kernel).
 pub fn gradient_descent(
     f: &Objective<'_>,
     p0: &[f64],
     lr: f64,
     iterations: usize,
+    bounds: Option<(&[f64], &[f64])>,
 ) -> Result<Trace> {
+    let clamp = |p: &mut [f64]| {
+        if let Some((lo, hi)) = bounds {
+            p.iter_mut()
+                .zip(lo.iter().zip(hi))
+                .for_each(|(x, (l, h))| *x = x.clamp(*l, *h));
+        }
+    };
     let mut p = p0.to_vec();
+    clamp(&mut p);
     let mut losses = Vec::new();
     for _ in 0..iterations {
         let (l, g) = f(&p)?;
         losses.push(l);
         p.iter_mut().zip(&g).for_each(|(x, g)| *x -= lr * g);
+        clamp(&mut p);
     }
     losses.push(f(&p)?.0);
     Ok(Trace {
@@ -49,6 +61,39 @@ pub fn gradient_descent(
         iterations,
         evaluations: iterations + 1,
     })
+}
+
+/// `|∇L − FD|∞ / |FD|∞`: the adjoint gradient of `f` at `p` against central differences with
+/// step `h` (normwise, so that entries far below the largest are not measured against their
+/// own round-off).
+pub(crate) fn fd_error(f: &Objective<'_>, p: &[f64], h: f64) -> Result<f64> {
+    let (_, g) = f(p)?;
+    let (mut err, mut size) = (0.0f64, 0.0f64);
+    for k in 0..p.len() {
+        let at = |d: f64| {
+            let mut q = p.to_vec();
+            q[k] += d;
+            f(&q).map(|r| r.0)
+        };
+        let fd = (at(h)? - at(-h)?) / (2.0 * h);
+        err = err.max((g[k] - fd).abs());
+        size = size.max(fd.abs());
+    }
+    Ok(err / size.max(1e-300))
+}
+
+/// Times `f` over an optimisation: wraps it with a clock.
+pub(crate) fn timed<'a, R>(
+    f: &'a (dyn Fn(&[f64]) -> Result<R> + 'a),
+    clock: &'a std::cell::Cell<(f64, usize)>,
+) -> impl Fn(&[f64]) -> Result<R> + 'a {
+    move |p| {
+        let t = std::time::Instant::now();
+        let r = f(p);
+        let (s, n) = clock.get();
+        clock.set((s + t.elapsed().as_secs_f64(), n + 1));
+        r
+    }
 }
 
 struct Problem<'a> {

@@ -3,10 +3,10 @@
 //! steps) with gradient descent (lr 0.5, 25 iterations), checked against Warp's pass criteria;
 //! implicit version: backward Euler (dt = 1/30, 60 steps) with L-BFGS on the IFT adjoint.
 
-use super::{Objective, Trace, gradient_descent, lbfgs};
+use super::{Trace, fd_error, gradient_descent, lbfgs, timed};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
-use crate::solids::{Model, V3, explicit, point_loss, scenes};
+use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -57,8 +57,8 @@ impl Default for SpringCageConfig {
 pub struct Run {
     /// The optimisation.
     pub trace: Trace,
-    /// Largest relative difference of the adjoint gradient and central differences (step
-    /// 1e-6): explicit at the final parameters (the start is an equilibrium with zero
+    /// `|∇L − FD|∞/|FD|∞`, the adjoint gradient against central differences (step 1e-6):
+    /// explicit at the final parameters (the start is an equilibrium with zero
     /// gradient), implicit with rest lengths 5% off equilibrium.
     pub gradient_fd_error: f64,
     /// Mean wall time of one (loss, gradient) evaluation (ms).
@@ -111,22 +111,6 @@ fn with_rest(model: &Model, rest: &[f64]) -> Model {
     m
 }
 
-/// Max relative difference of `grad` and central differences of `f` at `p` (step 1e-6).
-fn fd_error(f: &Objective<'_>, p: &[f64]) -> Result<f64> {
-    let (_, g) = f(p)?;
-    let mut worst: f64 = 0.0;
-    for k in 0..p.len() {
-        let at = |d: f64| {
-            let mut q = p.to_vec();
-            q[k] += d;
-            f(&q).map(|r| r.0)
-        };
-        let fd = (at(1e-6)? - at(-1e-6)?) / 2e-6;
-        worst = worst.max((g[k] - fd).abs() / fd.abs().max(1e-8));
-    }
-    Ok(worst)
-}
-
 /// The loss gradients `∂r_a/∂x` of the residuals `r_a = x₀[a] − target[a]`: unit vectors at
 /// particle 0, for a model of `n` particles.
 fn unit_seeds(n: usize) -> Vec<Vec<V3>> {
@@ -139,18 +123,13 @@ fn unit_seeds(n: usize) -> Vec<Vec<V3>> {
         .collect()
 }
 
-/// Times `f` over an optimisation: wraps it with a clock.
-fn timed<'a, R>(
-    f: &'a (dyn Fn(&[f64]) -> Result<R> + 'a),
-    clock: &'a std::cell::Cell<(f64, usize)>,
-) -> impl Fn(&[f64]) -> Result<R> + 'a {
-    move |p| {
-        let t = Instant::now();
-        let r = f(p);
-        let (s, n) = clock.get();
-        clock.set((s + t.elapsed().as_secs_f64(), n + 1));
-        r
-    }
+/// The cage with rest lengths `rest`, its explicit trajectory and the target.
+pub fn trajectory(cfg: &SpringCageConfig, rest: &[f64]) -> (Model, Rollout, V3) {
+    let (model, x0, target) = scenes::spring_cage();
+    let m = with_rest(&model, rest);
+    let v0 = vec![[0.0; 3]; m.len()];
+    let run = explicit::rollout(&m, &x0, &v0, cfg.explicit_dt, cfg.explicit_steps);
+    (m, run, target)
 }
 
 /// Runs both versions.
@@ -172,6 +151,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         &rest0,
         cfg.learning_rate,
         cfg.gd_iterations,
+        None,
     )?;
     let explicit_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
     let decreasing = trace.losses.windows(2).filter(|w| w[1] < w[0]).count();
@@ -179,7 +159,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         trace.losses.iter().all(|l| *l < 0.3) && 2 * decreasing >= trace.iterations;
     // The Warp start is at equilibrium (zero gradient); check the gradient after one step.
     let explicit = Run {
-        gradient_fd_error: fd_error(&explicit_f, &trace.params)?,
+        gradient_fd_error: fd_error(&explicit_f, &trace.params, 1e-6)?,
         ms_per_evaluation: explicit_ms,
         newton_iterations: None,
         trace,
@@ -231,6 +211,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         gradient_fd_error: fd_error(
             &implicit_f,
             &mid.springs.iter().map(|s| s.rest).collect::<Vec<_>>(),
+            1e-6,
         )?,
         ms_per_evaluation: implicit_ms,
         newton_iterations: Some(newton),

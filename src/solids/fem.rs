@@ -1,6 +1,7 @@
 //! Linear tetrahedra with the stable Neo-Hookean energy of Smith et al. 2018, as in Warp's
 //! `eval_tetrahedra`: per element `Ψ(F) = μ/2·(I_C − 3) − μ/2·ln(I_C + 1) + λ/2·(J − α + a)²`,
-//! `F = D_s·D_m⁻¹`, `I_C = |F|²`, `J = det F`, `α = 1 + μ/λ`, `a` the activation (a muscle term
+//! `F = D_s·D_m⁻¹`, `I_C = |F|²`, `J = det F`, `α = 1 + 3μ/(4λ)` (so that `P(I) = 0`: the rest
+//! shape is in equilibrium, Warp's `1 + μ/λ − μ/(4λ)`), `a` the activation (a muscle term
 //! that shifts the rest volume). Energy `V·Ψ` (V the rest volume); forces `−V·P·D_m⁻ᵀ` with
 //! `P = ∂Ψ/∂F`; the adjoint needs `dP[dF]` (the Hessian applied to a direction).
 
@@ -94,7 +95,7 @@ impl Tet {
     }
 
     fn alpha(&self) -> f64 {
-        1.0 + self.mu / self.lambda
+        1.0 + 0.75 * self.mu / self.lambda
     }
 
     /// `V·Ψ(F)` at `x`.
@@ -204,13 +205,13 @@ impl Tet {
         let ic = ddot(&f, &f);
         let cof = cofactor(&f);
         let j = det(&f) - self.alpha() + self.activation;
-        // Σ uᵢ·fᵢ = −V·P:dF(u); ∂P/∂μ = F(1 − 1/(I_C+1)) − cof, ∂P/∂λ = (J − α + a + μ/λ)·cof,
-        // ∂P/∂a = λ·cof.
+        // Σ uᵢ·fᵢ = −V·P:dF(u); ∂P/∂μ = F(1 − 1/(I_C+1)) − ¾cof,
+        // ∂P/∂λ = (J − α + a + ¾μ/λ)·cof, ∂P/∂a = λ·cof.
         let (pf, pc) = (ddot(&f, &du), ddot(&cof, &du));
         let v = self.volume;
         [
-            -v * ((1.0 - 1.0 / (ic + 1.0)) * pf - pc),
-            -v * (j + self.mu / self.lambda) * pc,
+            -v * ((1.0 - 1.0 / (ic + 1.0)) * pf - 0.75 * pc),
+            -v * (j + 0.75 * self.mu / self.lambda) * pc,
             -v * self.lambda * pc,
         ]
     }

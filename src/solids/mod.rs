@@ -19,6 +19,15 @@ pub fn point_loss(x: &[V3], p: usize, target: V3) -> (f64, Vec<V3>) {
     (d.iter().map(|c| c * c).sum(), g)
 }
 
+/// The centre of mass of `x`, its squared distance to `target` and that distance's gradient
+/// with respect to every position.
+pub fn com_loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
+    let n = x.len() as f64;
+    let d: V3 = std::array::from_fn(|a| x.iter().map(|p| p[a]).sum::<f64>() / n - target[a]);
+    let g = d.map(|c| 2.0 * c / n);
+    (d.iter().map(|c| c * c).sum(), vec![g; x.len()])
+}
+
 /// A trajectory: `(x, v)` per step, the initial state first.
 #[derive(Clone, Debug)]
 pub struct Rollout {

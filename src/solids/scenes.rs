@@ -1,6 +1,7 @@
 //! Benchmark set-ups from `../shared/reference/solids.md` §2.
 
 use super::contact::{Contact, Shape};
+use super::fem::Tet;
 use super::{Model, Spring, V3};
 
 /// B1, the Warp spring cage: a free particle (m = 1) at the origin held by 8 springs
@@ -76,4 +77,83 @@ pub fn bounce(smoothing: f64) -> (Model, Vec<V3>, Vec<V3>, V3) {
         vec![[5.0, -5.0, 0.0]],
         [-2.0, 1.5, 0.0],
     )
+}
+
+/// B4, the Warp soft-body material identification (`example_softbody_properties.py`): a
+/// 2×2×2 grid of cubes (cell 0.1 m, lowest corner at (−0.5, 1, −0.1)) split into 5 stable
+/// Neo-Hookean tetrahedra each (Warp's alternating split, 40 tetrahedra), 27 particles of
+/// 0.2/27 kg, v₀ = (5, −5, 0), E = 1.5e4 Pa and ν = 0.3 in every tetrahedron, gravity
+/// −9.80665; the wall box and the ground of B2 with contact ke = 1e3, kd = 1 and no friction
+/// (Warp's kf = 0). Warp's surface triangles (tri_ke = 1e-4) carry no force worth modelling
+/// and are left out. Returns the model, x₀, v₀ and the target of the centre of mass.
+pub fn softbody_material(smoothing: f64) -> crate::error::Result<(Model, Vec<V3>, Vec<V3>, V3)> {
+    const DIM: usize = 2;
+    const CELL: f64 = 0.1;
+    let (young, poisson) = (1.5e4, 0.3);
+    let mu = 0.5 * young / (1.0 + poisson);
+    let lambda = young * poisson / ((1.0 + poisson) * (1.0 - 2.0 * poisson));
+    let id = |x: usize, y: usize, z: usize| (DIM + 1) * (DIM + 1) * z + (DIM + 1) * y + x;
+    let mut x0 = vec![[0.0; 3]; (DIM + 1).pow(3)];
+    for z in 0..=DIM {
+        for y in 0..=DIM {
+            for x in 0..=DIM {
+                x0[id(x, y, z)] = [
+                    -0.5 + x as f64 * CELL,
+                    1.0 + y as f64 * CELL,
+                    -0.1 + z as f64 * CELL,
+                ];
+            }
+        }
+    }
+    let mut tets = Vec::new();
+    for z in 0..DIM {
+        for y in 0..DIM {
+            for x in 0..DIM {
+                let v = [
+                    id(x, y, z),
+                    id(x + 1, y, z),
+                    id(x + 1, y, z + 1),
+                    id(x, y, z + 1),
+                    id(x, y + 1, z),
+                    id(x + 1, y + 1, z),
+                    id(x + 1, y + 1, z + 1),
+                    id(x, y + 1, z + 1),
+                ];
+                let split: [[usize; 4]; 5] = if (x ^ y ^ z) & 1 == 1 {
+                    [
+                        [0, 1, 4, 3],
+                        [2, 3, 6, 1],
+                        [5, 4, 1, 6],
+                        [7, 6, 3, 4],
+                        [4, 1, 6, 3],
+                    ]
+                } else {
+                    [
+                        [1, 2, 5, 0],
+                        [3, 0, 7, 2],
+                        [4, 7, 0, 5],
+                        [6, 5, 2, 7],
+                        [5, 2, 7, 0],
+                    ]
+                };
+                for t in split {
+                    tets.push(Tet::new(t.map(|k| v[k]), &x0, mu, lambda)?);
+                }
+            }
+        }
+    }
+    let n = x0.len();
+    let (model, _, v0, _) = bounce(smoothing);
+    let model = Model {
+        mass: vec![0.2 / n as f64; n],
+        gravity: [0.0, -9.80665, 0.0],
+        tets,
+        contact: Contact {
+            ke: 1e3,
+            kd: 1.0,
+            ..model.contact
+        },
+        ..model
+    };
+    Ok((model, x0, vec![v0[0]; n], [-1.0, 1.5, 0.0]))
 }

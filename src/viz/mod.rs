@@ -132,6 +132,108 @@ impl FieldPicture<'_> {
     }
 }
 
+/// A picture that can be a GIF frame.
+pub trait Frame {
+    /// Draws the whole frame on `area`.
+    fn draw_frame(
+        &self,
+        area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String>;
+}
+
+impl Frame for FieldPicture<'_> {
+    fn draw_frame(
+        &self,
+        area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String> {
+        self.draw(area)
+    }
+}
+
+/// A side view of particles (metres, projected on two axes): edges between them, static
+/// boxes (grey), targets (red crosses) and a trail (the path of a marked point).
+pub struct ScenePicture<'a> {
+    /// Particle positions `[n][2]`.
+    pub points: &'a [[f64; 2]],
+    /// Lines between particles (springs, element edges).
+    pub edges: &'a [(usize, usize)],
+    /// Obstacles `[x0, y0, x1, y1]`.
+    pub boxes: &'a [[f64; 4]],
+    /// Targets.
+    pub marks: &'a [[f64; 2]],
+    /// A path drawn as a thin line.
+    pub trail: &'a [[f64; 2]],
+    /// The window `[x0, y0, x1, y1]` shown.
+    pub view: [f64; 4],
+    /// Caption.
+    pub title: String,
+}
+
+impl ScenePicture<'_> {
+    /// Picture size: 640 px wide, the height of the window's aspect, plus the caption.
+    pub fn size(view: [f64; 4]) -> (u32, u32) {
+        let aspect = (view[3] - view[1]) / (view[2] - view[0]).max(1e-12);
+        (
+            640,
+            (640.0 * aspect).round().clamp(64.0, 1280.0) as u32 + 28,
+        )
+    }
+}
+
+impl Frame for ScenePicture<'_> {
+    fn draw_frame(
+        &self,
+        area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String> {
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        area.fill(&WHITE).map_err(e)?;
+        let (top, body) = area.split_vertically(28);
+        top.draw_text(
+            &self.title,
+            &("sans-serif", 16).into_font().color(&BLACK),
+            (6, 6),
+        )
+        .map_err(e)?;
+        let (w, h) = body.dim_in_pixel();
+        let [x0, y0, x1, y1] = self.view;
+        let px = |p: [f64; 2]| -> (i32, i32) {
+            (
+                ((p[0] - x0) / (x1 - x0) * f64::from(w)).round() as i32,
+                ((y1 - p[1]) / (y1 - y0) * f64::from(h)).round() as i32,
+            )
+        };
+        let grey = RGBColor(150, 150, 150);
+        for b in self.boxes {
+            body.draw(&Rectangle::new(
+                [px([b[0], b[3]]), px([b[2], b[1]])],
+                grey.filled(),
+            ))
+            .map_err(e)?;
+        }
+        if self.trail.len() > 1 {
+            let path: Vec<_> = self.trail.iter().map(|p| px(*p)).collect();
+            body.draw(&PathElement::new(path, RGBColor(90, 160, 90)))
+                .map_err(e)?;
+        }
+        for &(i, j) in self.edges {
+            body.draw(&PathElement::new(
+                vec![px(self.points[i]), px(self.points[j])],
+                RGBColor(70, 110, 200),
+            ))
+            .map_err(e)?;
+        }
+        for p in self.points {
+            body.draw(&Circle::new(px(*p), 3, BLACK.filled()))
+                .map_err(e)?;
+        }
+        for m in self.marks {
+            body.draw(&Cross::new(px(*m), 6, RED.stroke_width(2)))
+                .map_err(e)?;
+        }
+        Ok(())
+    }
+}
+
 /// An animated GIF written frame by frame (via a temporary file, renamed by `finish`).
 pub struct GifWriter {
     root: Option<DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>>,
@@ -160,9 +262,9 @@ impl GifWriter {
     }
 
     /// Adds one frame.
-    pub fn add(&mut self, pic: &FieldPicture<'_>) -> Result<()> {
+    pub fn add(&mut self, pic: &dyn Frame) -> Result<()> {
         let root = self.root.as_ref().expect("gif is open");
-        pic.draw(root).map_err(plot_err(&self.path))?;
+        pic.draw_frame(root).map_err(plot_err(&self.path))?;
         root.present()
             .map_err(|e| plot_err(&self.path)(e.to_string()))?;
         self.frames += 1;
@@ -259,6 +361,31 @@ mod tests {
         for z in vorticity(&u, &v, &g) {
             assert!((z - 2.0 * w).abs() < 1e-6, "{z}");
         }
+    }
+
+    #[test]
+    fn scene_frames_make_a_gif() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scene.gif");
+        let view = [-1.0, 0.0, 1.0, 1.0];
+        assert_eq!(ScenePicture::size(view), (640, 320 + 28));
+        let mut gif = GifWriter::create(&path, ScenePicture::size(view), 50).unwrap();
+        for k in 0..2 {
+            let points = [[-0.5 + 0.1 * k as f64, 0.5], [0.5, 0.5]];
+            gif.add(&ScenePicture {
+                points: &points,
+                edges: &[(0, 1)],
+                boxes: &[[0.8, 0.0, 1.0, 1.0]],
+                marks: &[[0.0, 0.9]],
+                trail: &points,
+                view,
+                title: format!("frame {k}"),
+            })
+            .unwrap();
+        }
+        assert_eq!(gif.finish().unwrap(), 2);
+        assert_eq!(&std::fs::read(&path).unwrap()[..3], b"GIF");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

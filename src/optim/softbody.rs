@@ -1,0 +1,168 @@
+//! B4, soft-body material identification (`../shared/reference/solids.md` §2): find the
+//! per-tetrahedron Lamé parameters (μ, λ) for which a bouncing soft cube's centre of mass
+//! ends at a target. Warp's recipe, SGD with lr 1e7 clamped to [500, 4e6] for 300
+//! iterations, is run as published; next to it, box-constrained L-BFGS on (ln μ, ln λ) with
+//! the same bounds, which needs no learning rate.
+
+use super::{Objective, Trace, fd_error, gradient_descent, lbfgs_box, timed};
+use crate::error::Result;
+use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes};
+use serde::Serialize;
+
+/// Settings (Warp's: 60 fps × 16 substeps for 1 s).
+#[derive(Clone, Debug, Serialize)]
+pub struct SoftbodyConfig {
+    /// Time step (s).
+    pub dt: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Contact smoothing length (m).
+    pub smoothing: f64,
+    /// Warp's SGD rate (on Pa).
+    pub sgd_learning_rate: f64,
+    /// Warp's SGD iterations.
+    pub sgd_iterations: usize,
+    /// L-BFGS iterations at most.
+    pub lbfgs_iterations: usize,
+    /// Bounds of μ and λ (Pa).
+    pub bounds: (f64, f64),
+}
+
+impl Default for SoftbodyConfig {
+    fn default() -> Self {
+        Self {
+            dt: 1.0 / 960.0,
+            steps: 960,
+            smoothing: 1e-3,
+            sgd_learning_rate: 1e7,
+            sgd_iterations: 300,
+            lbfgs_iterations: 50,
+            bounds: (500.0, 4e6),
+        }
+    }
+}
+
+/// One optimisation's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct SoftbodyRun {
+    /// The optimisation (parameters `[μ₀, λ₀, μ₁, λ₁, …]` in Pa).
+    pub trace: Trace,
+    /// Iterations that lowered the loss.
+    pub decreasing: usize,
+    /// Newton's pass criteria: every loss < 0.8 and ≥ 80% of the iterations lower the loss.
+    pub warp_criteria_met: bool,
+    /// Mean wall time of one forward + backward (ms).
+    pub ms_per_evaluation: f64,
+}
+
+/// What the experiment measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct SoftbodyResult {
+    /// Settings.
+    pub config: SoftbodyConfig,
+    /// Warp's SGD.
+    pub sgd: SoftbodyRun,
+    /// Box-constrained L-BFGS on (ln μ, ln λ).
+    pub lbfgs: SoftbodyRun,
+    /// `|∇L − FD|∞/|FD|∞` at the start, the gradient with respect to every ln μ and ln λ
+    /// against central differences with step 1e-5 (the best step here: truncation error
+    /// falls as h², round-off through 960 steps with contact grows as 1/h below it).
+    pub gradient_fd_error: f64,
+    /// The first L-BFGS iteration whose loss is at or below Warp SGD's final loss.
+    pub lbfgs_iterations_to_sgd_loss: Option<usize>,
+    /// States the adjoint keeps (the whole trajectory) and their size (bytes).
+    pub tape_states: usize,
+    /// See `tape_states`.
+    pub tape_bytes: usize,
+}
+
+fn with_materials(model: &Model, p: &[f64]) -> Model {
+    let mut m = model.clone();
+    for (t, pair) in m.tets.iter_mut().zip(p.chunks(2)) {
+        (t.mu, t.lambda) = (pair[0], pair[1]);
+    }
+    m
+}
+
+fn run_summary(trace: Trace, ms_per_evaluation: f64) -> SoftbodyRun {
+    let decreasing = trace.losses.windows(2).filter(|w| w[1] < w[0]).count();
+    let warp_criteria_met =
+        trace.losses.iter().all(|l| *l < 0.8) && 5 * decreasing >= 4 * trace.iterations;
+    SoftbodyRun {
+        trace,
+        decreasing,
+        warp_criteria_met,
+        ms_per_evaluation,
+    }
+}
+
+/// The scene with materials `p` (`[μ₀, λ₀, …]`), its trajectory and the target.
+pub fn trajectory(cfg: &SoftbodyConfig, p: &[f64]) -> Result<(Model, Rollout, V3)> {
+    let (model, x0, v0, target) = scenes::softbody_material(cfg.smoothing)?;
+    let m = with_materials(&model, p);
+    let run = explicit::rollout(&m, &x0, &v0, cfg.dt, cfg.steps);
+    Ok((m, run, target))
+}
+
+/// Runs both optimisations.
+pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
+    let (model, x0, v0, target) = scenes::softbody_material(cfg.smoothing)?;
+    let np = model.len();
+    // Loss and gradient with respect to [μ₀, λ₀, μ₁, λ₁, …] (Pa).
+    let pa = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let m = with_materials(&model, p);
+        let run = explicit::rollout(&m, &x0, &v0, cfg.dt, cfg.steps);
+        let (l, gx) = com_loss(&run.last().0, target);
+        let g = explicit::adjoint(&m, &run, cfg.dt, &gx, &vec![[0.0; 3]; np]);
+        let grad = g.mu.iter().zip(&g.lambda).flat_map(|(a, b)| [*a, *b]);
+        Ok((l, grad.collect()))
+    };
+    // The same in ln(Pa).
+    let log = |q: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let p: Vec<f64> = q.iter().map(|v| v.exp()).collect();
+        let (l, g) = pa(&p)?;
+        Ok((l, g.iter().zip(&p).map(|(g, p)| g * p).collect()))
+    };
+    let p0: Vec<f64> = model.tets.iter().flat_map(|t| [t.mu, t.lambda]).collect();
+    let q0: Vec<f64> = p0.iter().map(|p| p.ln()).collect();
+    let gradient_fd_error = fd_error(&log, &q0, 1e-5)?;
+    let n = p0.len();
+    let (lo, hi) = (vec![cfg.bounds.0; n], vec![cfg.bounds.1; n]);
+    let clock = std::cell::Cell::new((0.0, 0));
+    let timed_pa: &Objective<'_> = &timed(&pa, &clock);
+    let sgd = gradient_descent(
+        timed_pa,
+        &p0,
+        cfg.sgd_learning_rate,
+        cfg.sgd_iterations,
+        Some((&lo, &hi)),
+    )?;
+    let sgd = run_summary(sgd, 1e3 * clock.get().0 / clock.get().1.max(1) as f64);
+    let clock = std::cell::Cell::new((0.0, 0));
+    let (llo, lhi): (Vec<f64>, Vec<f64>) = (
+        lo.iter().map(|v| v.ln()).collect(),
+        hi.iter().map(|v| v.ln()).collect(),
+    );
+    let mut trace = lbfgs_box(
+        &timed(&log, &clock),
+        &q0,
+        (&llo, &lhi),
+        cfg.lbfgs_iterations,
+        0.0,
+        1e-12,
+    )?;
+    trace.params.iter_mut().for_each(|q| *q = q.exp());
+    let lbfgs = run_summary(trace, 1e3 * clock.get().0 / clock.get().1.max(1) as f64);
+    let sgd_final = *sgd.trace.losses.last().expect("a loss");
+    let lbfgs_iterations_to_sgd_loss = lbfgs.trace.losses.iter().position(|l| *l <= sgd_final);
+    let tape_states = cfg.steps + 1;
+    Ok(SoftbodyResult {
+        config: cfg.clone(),
+        sgd,
+        lbfgs,
+        gradient_fd_error,
+        lbfgs_iterations_to_sgd_loss,
+        tape_states,
+        tape_bytes: tape_states * np * 2 * std::mem::size_of::<V3>(),
+    })
+}
