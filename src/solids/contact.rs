@@ -90,6 +90,68 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
+/// `∫_{−∞}^{z} softplus(t) dt = −Li₂(−e^z)`: the series `Σ (−1)^{k+1} e^{kz}/k²` for
+/// `z ≤ −1`, 8-point Gauss-Legendre from −1 on `(−1, 0]`, and `F(z) = π²/6 + z²/2 − F(−z)`
+/// above (as `softplus(t) − softplus(−t) = t`). Accurate to ~1e-15 relative.
+fn softplus_integral(z: f64) -> f64 {
+    if z > 0.0 {
+        return std::f64::consts::PI.powi(2) / 6.0 + 0.5 * z * z - softplus_integral(-z);
+    }
+    let series = |z: f64| -> f64 {
+        let u = z.exp();
+        let (mut sum, mut term, mut k) = (0.0f64, u, 1.0f64);
+        while term > 1e-18 * sum.max(1e-300) && k < 200.0 {
+            sum += term / (k * k) * if (k as i64) % 2 == 1 { 1.0 } else { -1.0 };
+            term *= u;
+            k += 1.0;
+        }
+        sum
+    };
+    if z <= -1.0 {
+        return series(z);
+    }
+    const NODES: [(f64, f64); 4] = [
+        (0.183_434_642_495_649_8, 0.362_683_783_378_362),
+        (0.525_532_409_916_329, 0.313_706_645_877_887_3),
+        (0.796_666_477_413_626_7, 0.222_381_034_453_374_5),
+        (0.960_289_856_497_536_3, 0.101_228_536_290_376_3),
+    ];
+    let (mid, half) = (0.5 * (z - 1.0), 0.5 * (z + 1.0));
+    let quad: f64 = NODES
+        .iter()
+        .map(|&(t, w)| w * (softplus(mid + half * t) + softplus(mid - half * t)))
+        .sum();
+    series(-1.0) + half * quad
+}
+
+/// The normal force alone, from the potential `U = ke·s²·F(−φ/s)` (`F` the integral of the
+/// softplus): `(U, f = −∇U, ∂f/∂x)` for a particle at `x`. With `project`, the term from the
+/// turning normal at box edges and corners (which makes `U` non-convex there) is left out of
+/// `∂f/∂x`, so that `−∂f/∂x` is positive semi-definite.
+pub fn normal(c: &Contact, shape: &Shape, x: V3, project: bool) -> (f64, V3, [[f64; 3]; 3]) {
+    let s = c.smoothing.max(1e-300);
+    let (phi, n, dn) = distance(shape, x);
+    let z = -phi / s;
+    let g = c.ke * s * softplus(z);
+    let dg = -c.ke * sigmoid(z);
+    let turn = if project { 0.0 } else { g };
+    (
+        c.ke * s * s * softplus_integral(z),
+        n.map(|a| g * a),
+        std::array::from_fn(|a| std::array::from_fn(|b| dg * n[b] * n[a] + turn * dn[a][b])),
+    )
+}
+
+/// The damping frame at a (previous) position `x`: `(w, n, ∂w/∂x, ∂n/∂x)` with `w =
+/// kd·σ(−φ/s)`; the damping force at velocity `v` is `−w·(n·v)·n`.
+pub fn damping_frame(c: &Contact, shape: &Shape, x: V3) -> (f64, V3, V3, [[f64; 3]; 3]) {
+    let s = c.smoothing.max(1e-300);
+    let (phi, n, dn) = distance(shape, x);
+    let sg = sigmoid(-phi / s);
+    let dw = -c.kd * sg * (1.0 - sg) / s;
+    (c.kd * sg, n, n.map(|a| dw * a), dn)
+}
+
 /// The contact force on a particle at `(x, v)`, and its Jacobians `∂f/∂x`, `∂f/∂v`.
 pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[f64; 3]; 3]) {
     let s = c.smoothing.max(1e-300);
@@ -129,4 +191,30 @@ pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[
         }
     }
     (f, jx, jv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softplus_integral_is_continuous_and_its_derivative_is_the_softplus() {
+        let pi2 = std::f64::consts::PI.powi(2);
+        assert!((softplus_integral(0.0) - pi2 / 12.0).abs() < 1e-15);
+        for z in [-1.0, 0.0] {
+            let jump = softplus_integral(z + 1e-12) - softplus_integral(z - 1e-12);
+            assert!(jump.abs() < 1e-11, "jump {jump:e} at {z}");
+        }
+        for z in [-40.0, -3.0, -1.0, -0.5, 0.0, 0.3, 1.0, 5.0, 40.0] {
+            let h = 1e-5;
+            let fd = (softplus_integral(z + h) - softplus_integral(z - h)) / (2.0 * h);
+            let want = softplus(z);
+            assert!(
+                (fd - want).abs() <= 1e-9 * (1.0 + want),
+                "z {z}: {fd} vs {want}"
+            );
+        }
+        // Deep inside: F(z) → z²/2 + π²/6.
+        assert!((softplus_integral(50.0) - (1250.0 + pi2 / 6.0)).abs() < 1e-9);
+    }
 }

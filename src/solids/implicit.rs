@@ -2,7 +2,10 @@
 //!
 //! A step minimises the incremental potential
 //! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
-//! (`E`: springs and stable Neo-Hookean tetrahedra)
+//! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))²]`
+//! (`E`: springs and stable Neo-Hookean tetrahedra; `U` the smooth contact's normal
+//! potential, `w = kd·σ(−φ/s)` and `n̂` its damping weight and normal at `xₙ`: contact damping
+//! lagged like the springs'. Friction is not handled implicitly.)
 //! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
 //! the Warp spring damping with its direction lagged one step, which keeps `Φ` a potential and
 //! its Hessian symmetric). `∇Φ(xₙ₊₁) = 0` is backward Euler with `vₙ₊₁ = (xₙ₊₁ − xₙ)/h`.
@@ -13,6 +16,7 @@
 //! Hessian `H` at `xₙ₊₁` is factorised once more; the adjoint of the step solves `H·λ = x̄ₙ₊₁ +
 //! v̄ₙ₊₁/h` with that factor (`dx/dp = −H⁻¹ ∂G/∂p`, `G = ∇Φ`) and needs no other solve.
 
+use super::contact;
 use super::mass_spring::{Model, V3};
 use super::{Params, Rollout};
 use crate::error::{DiffsimError, Result};
@@ -68,11 +72,7 @@ impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
     pub fn new(model: &'a Model, h: f64, cfg: NewtonConfig) -> Result<Self> {
         model.validate()?;
-        if !model.shapes.is_empty() {
-            return Err(DiffsimError::config(
-                "the implicit integrator does not handle contact yet; use the explicit one",
-            ));
-        }
+        frictionless(model)?;
         if !(h > 0.0 && h.is_finite()) {
             return Err(DiffsimError::config("the time step must be positive"));
         }
@@ -108,11 +108,7 @@ impl<'a> Implicit<'a> {
     /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
     pub fn with_model<'b>(&self, model: &'b Model) -> Result<Implicit<'b>> {
         model.validate()?;
-        if !model.shapes.is_empty() {
-            return Err(DiffsimError::config(
-                "the implicit integrator does not handle contact yet; use the explicit one",
-            ));
-        }
+        frictionless(model)?;
         let same = model.len() == self.model.len()
             && (0..model.len()).all(|p| model.free(p) == self.model.free(p))
             && model.springs.len() == self.model.springs.len()
@@ -157,6 +153,17 @@ impl<'a> Implicit<'a> {
                 f[s.j][a] += s.kd / h * r * nh[a];
             }
         }
+        for p in (0..m.len()).filter(|&p| m.free(p)) {
+            for shape in &m.shapes {
+                let (u, fc, _) = contact::normal(&m.contact, shape, x[p], false);
+                let (w, n, _, _) = contact::damping_frame(&m.contact, shape, xn[p]);
+                let r: f64 = (0..3).map(|a| n[a] * (x[p][a] - xn[p][a])).sum();
+                phi += u + 0.5 * w / h * r * r;
+                for a in 0..3 {
+                    f[p][a] += fc[a] - w / h * r * n[a];
+                }
+            }
+        }
         for (p, idx) in self.index.iter().enumerate() {
             let Some(k) = idx else { continue };
             for a in 0..3 {
@@ -194,6 +201,17 @@ impl<'a> Implicit<'a> {
         for p in 0..m.len() {
             let d = m.mass[p] / (h * h) + shift;
             block(p, p, &[[d, 0.0, 0.0], [0.0, d, 0.0], [0.0, 0.0, d]], 1.0);
+            if !m.free(p) {
+                continue;
+            }
+            for shape in &m.shapes {
+                let (_, _, jx) = contact::normal(&m.contact, shape, x[p], project);
+                let (w, n, _, _) = contact::damping_frame(&m.contact, shape, xn[p]);
+                let b = std::array::from_fn(|a| {
+                    std::array::from_fn(|c| -jx[a][c] + w / h * n[a] * n[c])
+                });
+                block(p, p, &b, 1.0);
+            }
         }
         for t in &m.tets {
             let hb = t.hessian_blocks(x);
@@ -419,6 +437,22 @@ impl<'a> Implicit<'a> {
                     }
                 }
             }
+            // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
+            // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ.
+            for p in (0..np).filter(|&p| m.free(p)) {
+                for shape in &m.shapes {
+                    let (w, n, dw, dn) = contact::damping_frame(&m.contact, shape, xn[p]);
+                    let d: V3 = std::array::from_fn(|a| x1[p][a] - xn[p][a]);
+                    let r: f64 = (0..3).map(|a| n[a] * d[a]).sum();
+                    let ln: f64 = (0..3).map(|a| lam[p][a] * n[a]).sum();
+                    for b in 0..3 {
+                        let dnd: f64 = (0..3).map(|a| d[a] * dn[a][b]).sum();
+                        let ldn: f64 = (0..3).map(|a| lam[p][a] * dn[a][b]).sum();
+                        let col = r * ln * dw[b] + w * r * ldn + w * ln * (dnd - n[b]);
+                        xbn[p][b] -= col / h;
+                    }
+                }
+            }
             // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
             let mut fixed = vec![[0.0; 3]; np];
             for (k, t) in m.tets.iter().enumerate() {
@@ -604,6 +638,15 @@ impl super::Integrator for Implicit<'_> {
     fn adjoint(&self, run: &ImplicitRollout, xbar: &[V3], vbar: &[V3]) -> Params {
         Implicit::adjoint(self, run, xbar, vbar)
     }
+}
+
+fn frictionless(model: &Model) -> Result<()> {
+    if !model.shapes.is_empty() && model.contact.mu != 0.0 {
+        return Err(DiffsimError::config(
+            "the implicit integrator handles frictionless contact only (contact mu = 0); use the explicit one for friction",
+        ));
+    }
+    Ok(())
 }
 
 fn fail(e: impl std::fmt::Debug) -> DiffsimError {
