@@ -133,17 +133,29 @@ fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
 }
 
 #[test]
-fn softbody_material_gradient_is_exact_and_bounded_lbfgs_beats_warp_sgd() {
+fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
     use diffsim::optim::softbody::{SoftbodyConfig, run};
     // A quarter of the benchmark's horizon (0.25 s, the cube hits the wall) and short runs.
     let cfg = SoftbodyConfig {
         steps: 240,
         sgd_iterations: 5,
         lbfgs_iterations: 5,
+        implicit_steps: 60,
         ..SoftbodyConfig::default()
     };
     let r = run(&cfg).unwrap();
     assert!(r.gradient_fd_error <= 1e-6, "{}", r.gradient_fd_error);
+    assert!(
+        r.implicit_gradient_fd_error <= 1e-5,
+        "{}",
+        r.implicit_gradient_fd_error
+    );
+    let i = &r.implicit_lbfgs;
+    assert!(
+        i.trace.losses.windows(2).all(|w| w[1] <= w[0]) && i.trace.losses[5] < i.trace.losses[0]
+    );
+    let (mean, max) = i.newton_iterations.unwrap();
+    assert!(mean >= 1.0 && max <= 20, "Newton {mean} / {max}");
     let (s, l) = (&r.sgd.trace, &r.lbfgs.trace);
     assert!(s.losses.iter().chain(&l.losses).all(|v| v.is_finite()));
     assert_eq!(l.losses.len(), 6);

@@ -239,9 +239,13 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
     if args.json {
         return json(&r);
     }
-    for (name, run) in [("Warp SGD", &r.sgd), ("bounded L-BFGS", &r.lbfgs)] {
+    for (name, run) in [
+        ("Warp SGD", &r.sgd),
+        ("bounded L-BFGS", &r.lbfgs),
+        ("implicit + bounded L-BFGS", &r.implicit_lbfgs),
+    ] {
         out(&format!(
-            "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation",
+            "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation{}",
             run.trace.losses[0],
             run.trace.losses.last().expect("a loss"),
             run.trace.iterations,
@@ -252,12 +256,17 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
             } else {
                 "NOT met"
             },
-            run.ms_per_evaluation
+            run.ms_per_evaluation,
+            run.newton_iterations
+                .map_or(String::new(), |(mean, max)| format!(
+                    ", Newton iterations per step {mean:.2} (max {max})"
+                ))
         ))?;
     }
     out(&format!(
-        "softbody-material: adjoint vs FD {:.1e}; the tape holds {} states ({:.1} MB); pictures in {}",
+        "softbody-material: adjoint vs FD {:.1e} (explicit), {:.1e} (implicit); the explicit tape holds {} states ({:.1} MB); pictures in {}",
         r.gradient_fd_error,
+        r.implicit_gradient_fd_error,
         r.tape_states,
         r.tape_bytes as f64 / 1e6,
         dir.display()

@@ -28,7 +28,8 @@ use faer::{Mat, Side};
 /// Newton settings.
 #[derive(Clone, Copy, Debug)]
 pub struct NewtonConfig {
-    /// Converged when `|∇Φ|∞ ≤ tol·(1 + |M(x − x̃)/h²|∞)`.
+    /// Converged when `|∇Φ|∞ ≤ tol·(1 + max m/h)`, or when the Newton step falls below the
+    /// positions' round-off (4ε·max|x|).
     pub tol: f64,
     /// Iterations at most per step.
     pub max_iters: usize,
@@ -293,6 +294,12 @@ impl<'a> Implicit<'a> {
             })?;
             let rhs = Mat::from_fn(g.len(), 1, |r, _| -g[r]);
             let dx = llt.solve(&rhs);
+            // A Newton step below the positions' round-off: |∇Φ| is at its floor.
+            let xmax = x.iter().flatten().fold(1.0f64, |a, b| a.max(b.abs()));
+            let dmax = (0..g.len()).fold(0.0f64, |a, r| a.max(dx[(r, 0)].abs()));
+            if dmax <= 4.0 * f64::EPSILON * xmax {
+                break;
+            }
             // Backtracking (Armijo) on Φ.
             let slope: f64 = (0..g.len()).map(|r| g[r] * dx[(r, 0)]).sum();
             let mut alpha = 1.0;
