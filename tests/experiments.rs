@@ -130,6 +130,18 @@ fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
     );
     let (a, b) = (stiff[stiff.len() - 2].1, stiff[stiff.len() - 1].1);
     assert!((a - b).abs() < 0.05 * b.abs(), "{a} vs {b}");
+    // Implicit Euler goes on to ke = 1e7 (the explicit step's limit is ~1e5 here): still
+    // finite, one sign, and converging as the contact stiffens.
+    let im = &r.implicit_gradient_vs_stiffness;
+    assert!(im.last().unwrap().0 >= 1e7);
+    let stiff: Vec<_> = im.iter().filter(|s| s.0 >= 562.0).collect();
+    assert!(
+        stiff
+            .iter()
+            .all(|s| s.1.is_finite() && s.2.is_finite() && s.1 < 0.0)
+    );
+    let (a, b) = (stiff[stiff.len() - 2].1, stiff[stiff.len() - 1].1);
+    assert!((a - b).abs() < 0.01 * b.abs(), "{a} vs {b}");
 }
 
 #[test]

@@ -165,20 +165,20 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         "log10 loss",
         &[("loss".into(), curve)],
     )?;
-    let sweep = |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
-        r.gradient_vs_stiffness
-            .iter()
-            .map(|s| (s.0.log10(), pick(s)))
-            .collect()
+    let sweep = |pts: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
+        pts.iter().map(|s| (s.0.log10(), pick(s))).collect()
     };
+    let (ex, im) = (&r.gradient_vs_stiffness, &r.implicit_gradient_vs_stiffness);
     line_plot(
         &dir.join("stiffness.png"),
         "bounce: dL/dv0 at the initial v0 against the contact stiffness",
         "log10 ke (N/m)",
         "dL/dv0",
         &[
-            ("dL/dv0x".into(), sweep(|s| s.1)),
-            ("dL/dv0y".into(), sweep(|s| s.2)),
+            ("dL/dv0x, explicit".into(), sweep(ex, |s| s.1)),
+            ("dL/dv0y, explicit".into(), sweep(ex, |s| s.2)),
+            ("dL/dv0x, implicit".into(), sweep(im, |s| s.1)),
+            ("dL/dv0y, implicit".into(), sweep(im, |s| s.2)),
         ],
     )?;
     write_json(&r, &dir.join("result.json"))?;
