@@ -63,22 +63,30 @@ fn out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn cage(args: &ExperimentArgs) -> Result<()> {
+/// The output folder of an experiment whose settings are a benchmark's (no --config).
+fn benchmark_out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
     if args.config.is_some() {
-        return Err(DiffsimError::config(
-            "spring-cage takes no --config (its settings are the benchmark's)",
-        ));
+        return Err(DiffsimError::config(format!(
+            "{} takes no --config (its settings are the benchmark's)",
+            args.name
+        )));
     }
-    let dir = out_dir(args)?;
-    let r = spring_cage::run(&SpringCageConfig::default())?;
+    out_dir(args)
+}
 
-    let curve = |t: &crate::optim::Trace| -> Vec<(f64, f64)> {
-        t.losses
-            .iter()
-            .enumerate()
-            .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
-            .collect()
-    };
+/// `(iteration, log10 loss)` of an optimisation's losses (floored at 1e-30).
+fn log_loss_curve(losses: &[f64]) -> Vec<(f64, f64)> {
+    losses
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
+        .collect()
+}
+
+fn cage(args: &ExperimentArgs) -> Result<()> {
+    let dir = benchmark_out_dir(args)?;
+    let cfg = SpringCageConfig::default();
+    let r = spring_cage::run(&cfg)?;
     line_plot(
         &dir.join("loss.png"),
         "spring-cage: loss (log10) per iteration",
@@ -87,12 +95,14 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
         &[
             (
                 "explicit (Warp step), gradient descent".into(),
-                curve(&r.explicit.trace),
+                log_loss_curve(&r.explicit.trace.losses),
             ),
-            ("implicit Euler, L-BFGS".into(), curve(&r.implicit.trace)),
+            (
+                "implicit Euler, L-BFGS".into(),
+                log_loss_curve(&r.implicit.trace.losses),
+            ),
         ],
     )?;
-    let cfg = SpringCageConfig::default();
     let (m, run, target) = spring_cage::trajectory(&cfg, &r.explicit.trace.params);
     trajectory_gif(
         &dir.join("trajectory.gif"),
@@ -134,12 +144,7 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
 }
 
 fn bounce(args: &ExperimentArgs) -> Result<()> {
-    if args.config.is_some() {
-        return Err(DiffsimError::config(
-            "bounce takes no --config (its settings are the benchmark's)",
-        ));
-    }
-    let dir = out_dir(args)?;
+    let dir = benchmark_out_dir(args)?;
     let cfg = crate::optim::bounce::BounceConfig::default();
     let r = crate::optim::bounce::run(&cfg)?;
     let p = &r.trace.params;
@@ -151,19 +156,12 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         Some(target),
         "bounce, optimised v0",
     )?;
-    let curve: Vec<(f64, f64)> = r
-        .trace
-        .losses
-        .iter()
-        .enumerate()
-        .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
-        .collect();
     line_plot(
         &dir.join("loss.png"),
         "bounce: loss (log10) per gradient-descent iteration",
         "iteration",
         "log10 loss",
-        &[("loss".into(), curve)],
+        &[("loss".into(), log_loss_curve(&r.trace.losses))],
     )?;
     let sweep = |pts: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
         pts.iter().map(|s| (s.0.log10(), pick(s))).collect()
@@ -199,12 +197,7 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
 
 fn softbody(args: &ExperimentArgs) -> Result<()> {
     use crate::optim::softbody::{SoftbodyConfig, run, trajectory};
-    if args.config.is_some() {
-        return Err(DiffsimError::config(
-            "softbody-material takes no --config (its settings are the benchmark's)",
-        ));
-    }
-    let dir = out_dir(args)?;
+    let dir = benchmark_out_dir(args)?;
     let cfg = SoftbodyConfig::default();
     let r = run(&cfg)?;
     let (m, traj, target) = trajectory(&cfg, &r.lbfgs.trace.params)?;
@@ -215,23 +208,23 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
         Some(target),
         "softbody-material, L-BFGS materials",
     )?;
-    let curve = |t: &crate::optim::Trace| -> Vec<(f64, f64)> {
-        t.losses
-            .iter()
-            .enumerate()
-            .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
-            .collect()
-    };
     line_plot(
         &dir.join("loss.png"),
         "softbody-material: loss (log10) per iteration",
         "iteration",
         "log10 loss",
         &[
-            ("Warp SGD (lr 1e7, clamped)".into(), curve(&r.sgd.trace)),
+            (
+                "Warp SGD (lr 1e7, clamped)".into(),
+                log_loss_curve(&r.sgd.trace.losses),
+            ),
             (
                 "bounded L-BFGS on ln(mu, lambda)".into(),
-                curve(&r.lbfgs.trace),
+                log_loss_curve(&r.lbfgs.trace.losses),
+            ),
+            (
+                "implicit Euler (1/240 s), bounded L-BFGS".into(),
+                log_loss_curve(&r.implicit_lbfgs.trace.losses),
             ),
         ],
     )?;
@@ -394,18 +387,12 @@ fn smoke(args: &ExperimentArgs) -> Result<()> {
 }
 
 fn write_outputs(r: &SmokeTargetResult, dir: &Path) -> Result<()> {
-    let curve: Vec<(f64, f64)> = r
-        .losses
-        .iter()
-        .enumerate()
-        .map(|(k, l)| (k as f64, l.log10()))
-        .collect();
     line_plot(
         &dir.join("loss.png"),
         "smoke-target: loss (log10) per Adam iteration",
         "iteration",
         "log10 loss",
-        &[("loss".into(), curve)],
+        &[("loss".into(), log_loss_curve(&r.losses))],
     )?;
     let res = r.config.resolution;
     let titles = [

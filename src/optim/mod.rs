@@ -82,17 +82,29 @@ pub(crate) fn fd_error(f: &Objective<'_>, p: &[f64], h: f64) -> Result<f64> {
     Ok(err / size.max(1e-300))
 }
 
-/// Times `f` over an optimisation: wraps it with a clock.
-pub(crate) fn timed<'a, R>(
-    f: &'a (dyn Fn(&[f64]) -> Result<R> + 'a),
-    clock: &'a std::cell::Cell<(f64, usize)>,
-) -> impl Fn(&[f64]) -> Result<R> + 'a {
-    move |p| {
-        let t = std::time::Instant::now();
-        let r = f(p);
-        let (s, n) = clock.get();
-        clock.set((s + t.elapsed().as_secs_f64(), n + 1));
-        r
+/// Wall time spent in an objective over an optimisation.
+#[derive(Default)]
+pub(crate) struct Clock(std::cell::Cell<(f64, usize)>);
+
+impl Clock {
+    /// `f`, timed on this clock.
+    pub(crate) fn wrap<'a, R>(
+        &'a self,
+        f: &'a (dyn Fn(&[f64]) -> Result<R> + 'a),
+    ) -> impl Fn(&[f64]) -> Result<R> + 'a {
+        move |p| {
+            let t = std::time::Instant::now();
+            let r = f(p);
+            let (s, n) = self.0.get();
+            self.0.set((s + t.elapsed().as_secs_f64(), n + 1));
+            r
+        }
+    }
+
+    /// Mean wall time per call (ms).
+    pub(crate) fn mean_ms(&self) -> f64 {
+        let (s, n) = self.0.get();
+        1e3 * s / n.max(1) as f64
     }
 }
 

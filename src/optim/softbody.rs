@@ -5,10 +5,10 @@
 //! the same bounds, which needs no learning rate, through the same explicit simulation and
 //! through implicit Euler (Newton, IFT adjoint) with 4× fewer steps.
 
-use super::{Objective, Trace, fd_error, gradient_descent, lbfgs_box, timed};
+use super::{Clock, Objective, Trace, fd_error, gradient_descent, lbfgs_box};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
-use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes};
+use crate::solids::{Model, Params, Rollout, V3, com_loss, explicit, scenes};
 use serde::Serialize;
 
 /// Settings (Warp's: 60 fps × 16 substeps for 1 s).
@@ -100,6 +100,23 @@ fn with_materials(model: &Model, p: &[f64]) -> Model {
     m
 }
 
+/// `[∂L/∂μ₀, ∂L/∂λ₀, ∂L/∂μ₁, …]` from an adjoint's parameter gradients.
+fn material_gradient(g: &Params) -> Vec<f64> {
+    g.mu.iter()
+        .zip(&g.lambda)
+        .flat_map(|(a, b)| [*a, *b])
+        .collect()
+}
+
+/// `f` (of parameters in Pa) as a function of their logarithms: `p = e^q`, `∂L/∂q = p·∂L/∂p`.
+fn in_log<'a>(f: &'a Objective<'a>) -> impl Fn(&[f64]) -> Result<(f64, Vec<f64>)> + 'a {
+    move |q| {
+        let p: Vec<f64> = q.iter().map(|v| v.exp()).collect();
+        let (l, g) = f(&p)?;
+        Ok((l, g.iter().zip(&p).map(|(g, p)| g * p).collect()))
+    }
+}
+
 fn run_summary(trace: Trace, ms_per_evaluation: f64) -> SoftbodyRun {
     let decreasing = trace.losses.windows(2).filter(|w| w[1] < w[0]).count();
     let warp_criteria_met =
@@ -121,7 +138,7 @@ pub fn trajectory(cfg: &SoftbodyConfig, p: &[f64]) -> Result<(Model, Rollout, V3
     Ok((m, run, target))
 }
 
-/// Runs both optimisations.
+/// Runs the three optimisations (Warp SGD, bounded L-BFGS explicit and implicit).
 pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
     let (model, x0, v0, target) = scenes::softbody_material(cfg.smoothing)?;
     let np = model.len();
@@ -131,84 +148,68 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         let run = explicit::rollout(&m, &x0, &v0, cfg.dt, cfg.steps);
         let (l, gx) = com_loss(&run.last().0, target);
         let g = explicit::adjoint(&m, &run, cfg.dt, &gx, &vec![[0.0; 3]; np]);
-        let grad = g.mu.iter().zip(&g.lambda).flat_map(|(a, b)| [*a, *b]);
-        Ok((l, grad.collect()))
-    };
-    // The same in ln(Pa).
-    let log = |q: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let p: Vec<f64> = q.iter().map(|v| v.exp()).collect();
-        let (l, g) = pa(&p)?;
-        Ok((l, g.iter().zip(&p).map(|(g, p)| g * p).collect()))
+        Ok((l, material_gradient(&g)))
     };
     let p0: Vec<f64> = model.tets.iter().flat_map(|t| [t.mu, t.lambda]).collect();
     let q0: Vec<f64> = p0.iter().map(|p| p.ln()).collect();
-    let gradient_fd_error = fd_error(&log, &q0, 1e-5)?;
+    let gradient_fd_error = fd_error(&in_log(&pa), &q0, 1e-5)?;
     let n = p0.len();
     let (lo, hi) = (vec![cfg.bounds.0; n], vec![cfg.bounds.1; n]);
-    let clock = std::cell::Cell::new((0.0, 0));
-    let timed_pa: &Objective<'_> = &timed(&pa, &clock);
+    let clock = Clock::default();
     let sgd = gradient_descent(
-        timed_pa,
+        &clock.wrap(&pa),
         &p0,
         cfg.sgd_learning_rate,
         cfg.sgd_iterations,
         Some((&lo, &hi)),
     )?;
-    let sgd = run_summary(sgd, 1e3 * clock.get().0 / clock.get().1.max(1) as f64);
-    let clock = std::cell::Cell::new((0.0, 0));
+    let sgd = run_summary(sgd, clock.mean_ms());
+    // Bounded L-BFGS on ln(Pa), from ln p₀, within the log bounds.
     let (llo, lhi): (Vec<f64>, Vec<f64>) = (
         lo.iter().map(|v| v.ln()).collect(),
         hi.iter().map(|v| v.ln()).collect(),
     );
-    let mut trace = lbfgs_box(
-        &timed(&log, &clock),
-        &q0,
-        (&llo, &lhi),
-        cfg.lbfgs_iterations,
-        0.0,
-        1e-12,
-    )?;
-    trace.params.iter_mut().for_each(|q| *q = q.exp());
-    let lbfgs = run_summary(trace, 1e3 * clock.get().0 / clock.get().1.max(1) as f64);
+    let bounded_lbfgs = |f: &Objective<'_>| -> Result<SoftbodyRun> {
+        let clock = Clock::default();
+        let mut trace = lbfgs_box(
+            &clock.wrap(&in_log(f)),
+            &q0,
+            (&llo, &lhi),
+            cfg.lbfgs_iterations,
+            0.0,
+            1e-12,
+        )?;
+        trace.params.iter_mut().for_each(|q| *q = q.exp());
+        Ok(run_summary(trace, clock.mean_ms()))
+    };
+    let lbfgs = bounded_lbfgs(&pa)?;
     let sgd_final = *sgd.trace.losses.last().expect("a loss");
     let lbfgs_iterations_to_sgd_loss = lbfgs.trace.losses.iter().position(|l| *l <= sgd_final);
     // Implicit Euler: one symbolic analysis, reused for every material.
     let stepper = Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?;
     let newton = std::cell::Cell::new((0.0, 0));
-    let implicit = |q: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let p: Vec<f64> = q.iter().map(|v| v.exp()).collect();
-        let m = with_materials(&model, &p);
+    let implicit = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let m = with_materials(&model, p);
         let sim = stepper.with_model(&m)?;
         let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
-        let it = &r.newton_iters;
-        let mean = it.iter().sum::<usize>() as f64 / it.len().max(1) as f64;
-        newton.set((mean, it.iter().copied().max().unwrap_or(0)));
+        newton.set(r.newton_stats());
         let (l, gx) = com_loss(&r.run.last().0, target);
-        let g = sim.adjoint(&r, &gx, &vec![[0.0; 3]; np]);
-        let grad = g.mu.iter().zip(&g.lambda).flat_map(|(a, b)| [*a, *b]);
-        Ok((l, grad.zip(&p).map(|(g, p)| g * p).collect()))
+        Ok((
+            l,
+            material_gradient(&sim.adjoint(&r, &gx, &vec![[0.0; 3]; np])),
+        ))
     };
     // FD costs two rollouts per parameter: check the first 4 tetrahedra's (8 numbers).
+    let log_implicit = in_log(&implicit);
     let first = |q: &[f64]| -> Result<(f64, Vec<f64>)> {
         let mut full = q0.clone();
         full[..q.len()].copy_from_slice(q);
-        let (l, g) = implicit(&full)?;
+        let (l, g) = log_implicit(&full)?;
         Ok((l, g[..q.len()].to_vec()))
     };
     let implicit_gradient_fd_error = fd_error(&first, &q0[..8], 1e-5)?;
-    let clock = std::cell::Cell::new((0.0, 0));
-    let mut trace = lbfgs_box(
-        &timed(&implicit, &clock),
-        &q0,
-        (&llo, &lhi),
-        cfg.lbfgs_iterations,
-        0.0,
-        1e-12,
-    )?;
-    let newton_last = newton.get();
-    trace.params.iter_mut().for_each(|q| *q = q.exp());
-    let mut implicit_lbfgs = run_summary(trace, 1e3 * clock.get().0 / clock.get().1.max(1) as f64);
-    implicit_lbfgs.newton_iterations = Some(newton_last);
+    let mut implicit_lbfgs = bounded_lbfgs(&implicit)?;
+    implicit_lbfgs.newton_iterations = Some(newton.get());
     let tape_states = cfg.steps + 1;
     Ok(SoftbodyResult {
         config: cfg.clone(),

@@ -3,7 +3,7 @@
 //! steps) with gradient descent (lr 0.5, 25 iterations), checked against Warp's pass criteria;
 //! implicit version: backward Euler (dt = 1/30, 60 steps) with L-BFGS on the IFT adjoint.
 
-use super::{Trace, fd_error, gradient_descent, lbfgs, timed};
+use super::{Clock, Trace, fd_error, gradient_descent, lbfgs};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
@@ -145,15 +145,15 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let g = explicit::adjoint(&m, &run, cfg.explicit_dt, &gx, &vec![[0.0; 3]; m.len()]);
         Ok((l, g.rest))
     };
-    let clock = std::cell::Cell::new((0.0, 0));
+    let clock = Clock::default();
     let trace = gradient_descent(
-        &timed(&explicit_f, &clock),
+        &clock.wrap(&explicit_f),
         &rest0,
         cfg.learning_rate,
         cfg.gd_iterations,
         None,
     )?;
-    let explicit_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
+    let explicit_ms = clock.mean_ms();
     let decreasing = trace.losses.windows(2).filter(|w| w[1] < w[0]).count();
     let warp_criteria_met =
         trace.losses.iter().all(|l| *l < 0.3) && 2 * decreasing >= trace.iterations;
@@ -174,39 +174,33 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         Ok((l, sim.adjoint(&r, &gx, &vec![[0.0; 3]; m.len()]).rest))
     };
     let mid = with_rest(&model, &rest0.iter().map(|r| r * 1.05).collect::<Vec<_>>());
-    let newton = {
-        // From the equilibrium start Newton has nothing to do; count it with 5% longer rests.
-        let r = stepper
-            .with_model(&mid)?
-            .rollout(&x0, &v0, cfg.implicit_steps)?;
-        let it = &r.newton_iters;
-        (
-            it.iter().sum::<usize>() as f64 / it.len().max(1) as f64,
-            it.iter().copied().max().unwrap_or(0),
-        )
-    };
-    let clock = std::cell::Cell::new((0.0, 0));
+    // From the equilibrium start Newton has nothing to do; count it with 5% longer rests.
+    let newton = stepper
+        .with_model(&mid)?
+        .rollout(&x0, &v0, cfg.implicit_steps)?
+        .newton_stats();
+    let clock = Clock::default();
     let trace = lbfgs(
-        &timed(&implicit_f, &clock),
+        &clock.wrap(&implicit_f),
         &rest0,
         cfg.lbfgs_iterations,
         cfg.target_loss,
         1e-14,
     )?;
-    let implicit_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
+    let implicit_ms = clock.mean_ms();
     let lbfgs_iterations_to_1e6 = trace.losses.iter().position(|l| *l < 1e-6);
     let implicit_trace = trace;
     let (lo, hi): (Vec<f64>, Vec<f64>) = rest0.iter().map(|r| (0.6 * r, 1.4 * r)).unzip();
-    let clock = std::cell::Cell::new((0.0, 0));
+    let clock = Clock::default();
     let trace = super::lbfgs_box(
-        &timed(&implicit_f, &clock),
+        &clock.wrap(&implicit_f),
         &rest0,
         (&lo, &hi),
         50,
         cfg.target_loss,
         1e-12,
     )?;
-    let bounded_ms = 1e3 * clock.get().0 / clock.get().1.max(1) as f64;
+    let bounded_ms = clock.mean_ms();
     let implicit = Run {
         gradient_fd_error: fd_error(
             &implicit_f,
@@ -245,12 +239,12 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         Ok((res, step))
     };
     let gn_run = |sparse: bool| -> Result<Run> {
-        let clock = std::cell::Cell::new((0.0, 0));
+        let clock = Clock::default();
         let step = |p: &[f64]| gn(p, sparse);
-        let trace = super::gauss_newton(&timed(&step, &clock), &rest0, 10, cfg.target_loss)?;
+        let trace = super::gauss_newton(&clock.wrap(&step), &rest0, 10, cfg.target_loss)?;
         Ok(Run {
             gradient_fd_error: implicit.gradient_fd_error,
-            ms_per_evaluation: 1e3 * clock.get().0 / clock.get().1.max(1) as f64,
+            ms_per_evaluation: clock.mean_ms(),
             newton_iterations: implicit.newton_iterations,
             trace,
         })

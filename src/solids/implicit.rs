@@ -69,6 +69,17 @@ pub struct ImplicitRollout {
     pub newton_iters: Vec<usize>,
 }
 
+impl ImplicitRollout {
+    /// Newton iterations per step: (mean, max).
+    pub fn newton_stats(&self) -> (f64, usize) {
+        let it = &self.newton_iters;
+        (
+            it.iter().sum::<usize>() as f64 / it.len().max(1) as f64,
+            it.iter().copied().max().unwrap_or(0),
+        )
+    }
+}
+
 impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
     pub fn new(model: &'a Model, h: f64, cfg: NewtonConfig) -> Result<Self> {
