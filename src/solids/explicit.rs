@@ -1,5 +1,6 @@
 //! Semi-implicit (symplectic) Euler, the Warp `SemiImplicitIntegrator` particle step, with a
-//! hand-written reverse-mode adjoint over the stored states (springs and smooth contact):
+//! hand-written reverse-mode adjoint over the stored states (springs, tetrahedra, cloth and
+//! smooth contact):
 //! `v' = v + dt·(f(x, v)/m + g)`, `x' = x + dt·v'` (fixed particles keep their velocity).
 
 use super::mass_spring::{Model, V3};
@@ -66,6 +67,12 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
             g.mu[k] += gmu;
             g.lambda[k] += glambda;
             g.activation[k] += gact;
+        }
+        for t in &model.tris {
+            t.add_vjp(x, v, &u, &mut xb, &mut vb);
+        }
+        for b in &model.bends {
+            b.add_vjp(x, v, &u, &mut xb, &mut vb);
         }
         if !model.shapes.is_empty() {
             let mut f = vec![[0.0; 3]; np];

@@ -17,7 +17,7 @@
 //! v̄ₙ₊₁/h` with that factor (`dx/dp = −H⁻¹ ∂G/∂p`, `G = ∇Φ`) and needs no other solve.
 
 use super::contact;
-use super::mass_spring::{Model, V3};
+use super::mass_spring::{M3, Model, V3};
 use super::{Params, Rollout};
 use crate::error::{DiffsimError, Result};
 use faer::linalg::solvers::Solve;
@@ -128,10 +128,25 @@ impl<'a> Implicit<'a> {
                 .springs
                 .iter()
                 .zip(&self.model.springs)
-                .all(|(a, b)| (a.i, a.j) == (b.i, b.j));
+                .all(|(a, b)| (a.i, a.j) == (b.i, b.j))
+            && model
+                .tets
+                .iter()
+                .map(|t| t.nodes)
+                .eq(self.model.tets.iter().map(|t| t.nodes))
+            && model
+                .tris
+                .iter()
+                .map(|t| t.nodes)
+                .eq(self.model.tris.iter().map(|t| t.nodes))
+            && model
+                .bends
+                .iter()
+                .map(|b| b.nodes)
+                .eq(self.model.bends.iter().map(|b| b.nodes));
         if !same {
             return Err(DiffsimError::config(
-                "with_model needs the same particles and spring endpoints",
+                "with_model needs the same particles and element nodes",
             ));
         }
         Ok(Implicit {
@@ -175,6 +190,31 @@ impl<'a> Implicit<'a> {
                     f[p][a] += fc[a] - w / h * r * n[a];
                 }
             }
+        }
+        for t in &m.tris {
+            damping_term(
+                &t.nodes,
+                &t.damping_blocks(xn),
+                (x, xn),
+                h,
+                (&mut phi, &mut f),
+            );
+            let air = t.air_force(xn, vn);
+            for &p in &t.nodes {
+                for a in 0..3 {
+                    f[p][a] += air[a];
+                    phi -= air[a] * x[p][a];
+                }
+            }
+        }
+        for b in &m.bends {
+            damping_term(
+                &b.nodes,
+                &b.damping_blocks(xn),
+                (x, xn),
+                h,
+                (&mut phi, &mut f),
+            );
         }
         for (p, idx) in self.index.iter().enumerate() {
             let Some(k) = idx else { continue };
@@ -230,6 +270,22 @@ impl<'a> Implicit<'a> {
             for (a, &na) in t.nodes.iter().enumerate() {
                 for (b, &nb) in t.nodes.iter().enumerate() {
                     block(na, nb, &hb[a][b], 1.0);
+                }
+            }
+        }
+        for t in &m.tris {
+            let (hb, kb) = (t.hessian_blocks(x, project), t.damping_blocks(xn));
+            for (a, &na) in t.nodes.iter().enumerate() {
+                for (b, &nb) in t.nodes.iter().enumerate() {
+                    block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
+                }
+            }
+        }
+        for e in &m.bends {
+            let (hb, kb) = (e.hessian_blocks(x, project), e.damping_blocks(xn));
+            for (a, &na) in e.nodes.iter().enumerate() {
+                for (b, &nb) in e.nodes.iter().enumerate() {
+                    block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
                 }
             }
         }
@@ -375,7 +431,7 @@ impl<'a> Implicit<'a> {
         let mut g = Params::zeros(m);
         let (mut xb, mut vb) = (xbar.to_vec(), vbar.to_vec());
         for n in (0..r.factors.len()).rev() {
-            let (xn, _) = &r.run.states[n];
+            let (xn, vn) = &r.run.states[n];
             let (x1, _) = &r.run.states[n + 1];
             // v₁ = (x₁ − xₙ)/h; x₁ solves G = ∇Φ = 0: λ = H⁻¹ (x̄₁ + v̄₁/h).
             let rhs = Mat::from_fn(self.unknowns(), 1, |row, _| {
@@ -480,6 +536,21 @@ impl<'a> Implicit<'a> {
                 g.activation[k] += gact;
                 if t.nodes.iter().any(|&p| !m.free(p)) {
                     t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
+                }
+            }
+            // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
+            for t in &m.tris {
+                t.add_lagged_vjp((x1, xn, vn), &lam, h, &mut xbn, &mut vbn);
+                if t.nodes.iter().any(|&p| !m.free(p)) {
+                    let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
+                    fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+                }
+            }
+            for b in &m.bends {
+                b.add_lagged_vjp((x1, xn), &lam, h, &mut xbn);
+                if b.nodes.iter().any(|&p| !m.free(p)) {
+                    let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
+                    fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
                 }
             }
             for p in (0..np).filter(|&p| !m.free(p)) {
@@ -655,6 +726,52 @@ impl super::Integrator for Implicit<'_> {
     }
     fn adjoint(&self, run: &ImplicitRollout, xbar: &[V3], vbar: &[V3]) -> Params {
         Implicit::adjoint(self, run, xbar, vbar)
+    }
+}
+
+/// `Φ ∋ ½·ΔᵀKΔ/h` and `f −= KΔ/h` for a damping `K` (node blocks) on `Δ = x − xₙ`.
+fn damping_term<const N: usize>(
+    nodes: &[usize; N],
+    k: &[[M3; N]; N],
+    (x, xn): (&[V3], &[V3]),
+    h: f64,
+    (phi, f): (&mut f64, &mut [V3]),
+) {
+    let d: [V3; N] = nodes.map(|p| std::array::from_fn(|a| x[p][a] - xn[p][a]));
+    for (a, &na) in nodes.iter().enumerate() {
+        let kd: V3 = std::array::from_fn(|r| {
+            (0..N)
+                .map(|b| (0..3).map(|c| k[a][b][r][c] * d[b][c]).sum::<f64>())
+                .sum()
+        });
+        for r in 0..3 {
+            *phi += 0.5 * d[a][r] * kd[r] / h;
+            f[na][r] -= kd[r] / h;
+        }
+    }
+}
+
+/// `H + s·K` for 3×3 blocks.
+fn combine(hb: &M3, kb: &M3, s: f64) -> M3 {
+    std::array::from_fn(|r| std::array::from_fn(|c| hb[r][c] + s * kb[r][c]))
+}
+
+/// `out[p] −= Σ_b (H + K/h)[a][b]·λ_b` for the fixed nodes `p = nodes[a]` of an element.
+fn fixed_node_terms<const N: usize>(
+    nodes: &[usize; N],
+    (hb, kb): (&[[M3; N]; N], &[[M3; N]; N]),
+    h: f64,
+    m: &Model,
+    lam: &[V3],
+    out: &mut [V3],
+) {
+    for (a, &na) in nodes.iter().enumerate().filter(|(_, p)| !m.free(**p)) {
+        for (b, &nb) in nodes.iter().enumerate() {
+            let blk = combine(&hb[a][b], &kb[a][b], 1.0 / h);
+            for r in 0..3 {
+                out[na][r] -= (0..3).map(|c| blk[r][c] * lam[nb][c]).sum::<f64>();
+            }
+        }
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Spring {
 }
 
 /// Particles and springs. Particles with `mass = 0` are fixed (infinite mass, as in Warp).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Model {
     /// Mass per particle (kg); 0 fixes the particle.
     pub mass: Vec<f64>,
@@ -48,9 +48,13 @@ pub struct Model {
     pub springs: Vec<Spring>,
     /// Gravity (m/s²).
     pub gravity: V3,
-    /// Stable Neo-Hookean tetrahedra (explicit integrator only, so far).
+    /// Stable Neo-Hookean tetrahedra.
     pub tets: Vec<super::fem::Tet>,
-    /// Static obstacles the free particles touch (explicit integrator only, so far).
+    /// Cloth membrane triangles.
+    pub tris: Vec<super::cloth::Triangle>,
+    /// Cloth bending elements.
+    pub bends: Vec<super::cloth::Bend>,
+    /// Static obstacles the free particles touch.
     pub shapes: Vec<super::contact::Shape>,
     /// Their contact parameters.
     pub contact: super::contact::Contact,
@@ -91,6 +95,17 @@ impl Model {
                 )));
             }
         }
+        let elements = self.tets.iter().map(|t| t.nodes.to_vec());
+        let elements = elements
+            .chain(self.tris.iter().map(|t| t.nodes.to_vec()))
+            .chain(self.bends.iter().map(|b| b.nodes.to_vec()));
+        for nodes in elements {
+            if nodes.iter().any(|&n| n >= np) {
+                return Err(DiffsimError::config(format!(
+                    "element {nodes:?} refers to a particle beyond the {np} particles"
+                )));
+            }
+        }
         let c = &self.contact;
         let valid =
             c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite();
@@ -127,14 +142,18 @@ impl Model {
         }
     }
 
-    /// Elastic energy at `x` (springs and tetrahedra).
+    /// Elastic energy at `x` (springs, tetrahedra, cloth triangles and bending with its rest
+    /// edge length).
     pub fn energy(&self, x: &[V3]) -> f64 {
         let springs: f64 = self
             .springs
             .iter()
             .map(|s| 0.5 * s.ke * (self.frame(s, x).len - s.rest).powi(2))
             .sum();
-        springs + self.tets.iter().map(|t| t.energy(x)).sum::<f64>()
+        springs
+            + self.tets.iter().map(|t| t.energy(x)).sum::<f64>()
+            + self.tris.iter().map(|t| t.energy(x)).sum::<f64>()
+            + self.bends.iter().map(|b| b.energy(x)).sum::<f64>()
     }
 
     /// Contact forces on the free particles at `(x, v)`, added into `f`; with `jac`, their
@@ -164,13 +183,13 @@ impl Model {
         }
     }
 
-    /// Spring and tetrahedron forces at `(x, v)` (elastic and damping; no gravity, no
-    /// contact), added into `f`.
+    /// Spring, tetrahedron and cloth forces at `(x, v)` (elastic, damping, air; no gravity,
+    /// no contact; Warp's bending force with the current edge length), added into `f`.
     pub fn add_forces(&self, x: &[V3], v: &[V3], f: &mut [V3]) {
         self.add_internal_forces(x, Some(v), f);
     }
 
-    /// The elastic forces `−∇E(x)` alone (springs and tetrahedra), added into `f`.
+    /// The elastic forces `−∇E(x)` alone (of [`Model::energy`]), added into `f`.
     pub fn add_elastic_forces(&self, x: &[V3], f: &mut [V3]) {
         self.add_internal_forces(x, None, f);
     }
@@ -178,6 +197,12 @@ impl Model {
     fn add_internal_forces(&self, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
         for t in &self.tets {
             t.add_forces(x, f);
+        }
+        for t in &self.tris {
+            t.add_forces(x, v, f);
+        }
+        for b in &self.bends {
+            b.add_forces(x, v, f);
         }
         for s in &self.springs {
             let fs = self.spring_force(s, x, v);

@@ -2,6 +2,7 @@
 //! reverse-mode adjoint, and implicit Euler solved by Newton with an implicit-function-theorem
 //! adjoint that reuses the forward factorisation.
 
+pub mod cloth;
 pub mod contact;
 pub mod explicit;
 pub mod fem;

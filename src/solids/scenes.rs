@@ -1,5 +1,6 @@
 //! Benchmark set-ups from `../shared/reference/solids.md` §2.
 
+use super::cloth::{Bend, ClothMaterial, Triangle};
 use super::contact::{Contact, Shape};
 use super::fem::Tet;
 use super::{Model, Spring, V3};
@@ -36,9 +37,7 @@ pub fn spring_cage() -> (Model, Vec<V3>, V3) {
             mass,
             springs,
             gravity: [0.0; 3],
-            tets: Vec::new(),
-            shapes: Vec::new(),
-            contact: Contact::default(),
+            ..Model::default()
         },
         x,
         [0.125, 0.25, 0.375],
@@ -55,7 +54,6 @@ pub fn bounce(smoothing: f64) -> (Model, Vec<V3>, Vec<V3>, V3) {
             mass: vec![1.0],
             springs: Vec::new(),
             gravity: [0.0, -9.8, 0.0],
-            tets: Vec::new(),
             shapes: vec![
                 Shape::Box {
                     center: [2.0, 1.0, 0.0],
@@ -72,6 +70,7 @@ pub fn bounce(smoothing: f64) -> (Model, Vec<V3>, Vec<V3>, V3) {
                 mu: 0.0,
                 smoothing,
             },
+            ..Model::default()
         },
         vec![[-0.5, 1.0, 0.0]],
         vec![[5.0, -5.0, 0.0]],
@@ -156,4 +155,101 @@ pub fn softbody_material(smoothing: f64) -> crate::error::Result<(Model, Vec<V3>
         ..model
     };
     Ok((model, x0, vec![v0[0]; n], [-1.0, 1.5, 0.0]))
+}
+
+/// Warp's `add_cloth_grid`: `(nx + 1)·(ny + 1)` particles of mass `mass` on a grid of cells
+/// `cell` (m) in the local xy-plane, rotated by `angle` (rad) about the x-axis, all moving at
+/// `velocity`; two triangles per cell (`(v₀₀, v₁₀, v₀₁)`, `(v₁₀, v₁₁, v₀₁)`) and one bending
+/// element per interior edge (its opposite vertices first, the edge as the first triangle
+/// that has it orders it; rest angle from the rest shape). Returns the model, x₀ and v₀.
+pub fn cloth_grid(
+    (nx, ny): (usize, usize),
+    cell: f64,
+    angle: f64,
+    velocity: V3,
+    mass: f64,
+    material: &ClothMaterial,
+) -> crate::error::Result<(Model, Vec<V3>, Vec<V3>)> {
+    let (s, c) = angle.sin_cos();
+    let index = |x: usize, y: usize| y * (nx + 1) + x;
+    let x0: Vec<V3> = (0..=ny)
+        .flat_map(|y| (0..=nx).map(move |x| (x as f64 * cell, y as f64 * cell)))
+        .map(|(px, py)| [px, py * c, py * s])
+        .collect();
+    let mut faces = Vec::new();
+    for y in 1..=ny {
+        for x in 1..=nx {
+            faces.push([index(x - 1, y - 1), index(x, y - 1), index(x - 1, y)]);
+            faces.push([index(x, y - 1), index(x, y), index(x - 1, y)]);
+        }
+    }
+    let tris = faces
+        .iter()
+        .map(|&f| Triangle::new(f, &x0, material))
+        .collect::<crate::error::Result<Vec<_>>>()?;
+    // Edge (sorted) → (first vertex, second vertex, opposite in the first face, opposite in
+    // the second face).
+    let mut edges: std::collections::BTreeMap<
+        (usize, usize),
+        (usize, usize, usize, Option<usize>),
+    > = std::collections::BTreeMap::new();
+    for &[a, b, c] in &faces {
+        for (i, j, o) in [(a, b, c), (b, c, a), (c, a, b)] {
+            edges
+                .entry((i.min(j), i.max(j)))
+                .and_modify(|e| e.3 = Some(o))
+                .or_insert((i, j, o, None));
+        }
+    }
+    let bends = edges
+        .values()
+        .filter_map(|&(v0, v1, o0, o1)| {
+            let nodes = [o0, o1?, v0, v1];
+            let mut bend = Bend {
+                nodes,
+                ke: material.edge_ke,
+                kd: material.edge_kd,
+                rest_angle: 0.0,
+                rest_length: (0..3)
+                    .map(|a| (x0[v1][a] - x0[v0][a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt(),
+            };
+            bend.rest_angle = bend.angle(&x0).unwrap_or(0.0);
+            Some(bend)
+        })
+        .collect();
+    let n = x0.len();
+    let model = Model {
+        mass: vec![mass; n],
+        gravity: [0.0, -9.80665, 0.0],
+        tris,
+        bends,
+        ..Model::default()
+    };
+    Ok((model, x0, vec![velocity; n]))
+}
+
+/// B3, the Warp cloth throw (`example_cloth_throw.py`): a 16×16-cell cloth (cell 1/16 m,
+/// mass 1 per particle) rotated −45° about x, thrown with v₀ = (0.1, 0.1, 0); tri_ke =
+/// tri_ka = 1e4, tri_kd = 100, lift 10, drag 5, bending 100; gravity, no ground. Returns the
+/// model, x₀, v₀ and the centre-of-mass target (8, 0, 0).
+pub fn cloth_throw() -> crate::error::Result<(Model, Vec<V3>, Vec<V3>, V3)> {
+    let material = ClothMaterial {
+        tri_ke: 1e4,
+        tri_ka: 1e4,
+        tri_kd: 100.0,
+        drag: 5.0,
+        lift: 10.0,
+        ..ClothMaterial::default()
+    };
+    let (model, x0, v0) = cloth_grid(
+        (16, 16),
+        1.0 / 16.0,
+        -std::f64::consts::FRAC_PI_4,
+        [0.1, 0.1, 0.0],
+        1.0,
+        &material,
+    )?;
+    Ok((model, x0, v0, [8.0, 0.0, 0.0]))
 }
