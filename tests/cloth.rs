@@ -58,11 +58,11 @@ fn cloth_elastic_forces_are_minus_the_energy_gradient() {
     let scale = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
     assert!(scale > 1.0, "the bent cloth is loaded ({scale})");
     let eps = 1e-6;
-    for p in 0..m.len() {
-        for a in 0..3 {
+    for (p, fp) in f.iter().enumerate() {
+        for (a, fa) in fp.iter().enumerate() {
             let de = (m.energy(&shifted(&x, p, a, eps)) - m.energy(&shifted(&x, p, a, -eps)))
                 / (2.0 * eps);
-            assert_close(&format!("f[{p}][{a}]"), f[p][a], -de, 1e-6, 1e-7 * scale);
+            assert_close(&format!("f[{p}][{a}]"), *fa, -de, 1e-6, 1e-7 * scale);
         }
     }
 }
@@ -95,6 +95,7 @@ fn check_hessian<const N: usize>(
         .flatten()
         .fold(0.0f64, |a, b| a.max(b.abs()));
     for (b, &nb) in nodes.iter().enumerate() {
+        #[allow(clippy::needless_range_loop)] // c indexes a coordinate and a block column
         for c in 0..3 {
             let (fp, fm) = (
                 force(&shifted(x, nb, c, eps)),
@@ -137,14 +138,13 @@ fn cloth_hessians_match_finite_differences() {
     }
 }
 
+/// An element force `f(x, v)`.
+type ForceFn<'a> = dyn Fn(&[V3], &[V3]) -> Vec<V3> + 'a;
+/// `(x, v, u, x̄, v̄)`: adds `(∂f/∂x)ᵀu`, `(∂f/∂v)ᵀu` into `x̄`, `v̄`.
+type VjpFn<'a> = dyn Fn(&[V3], &[V3], &[V3], &mut [V3], &mut [V3]) + 'a;
+
 /// `(∂f/∂x)ᵀu`, `(∂f/∂v)ᵀu` of Warp's element force against central differences of `u·f`.
-fn check_vjp(
-    name: &str,
-    x: &[V3],
-    v: &[V3],
-    force: &dyn Fn(&[V3], &[V3]) -> Vec<V3>,
-    vjp: &dyn Fn(&[V3], &[V3], &[V3], &mut [V3], &mut [V3]),
-) {
+fn check_vjp(name: &str, x: &[V3], v: &[V3], force: &ForceFn<'_>, vjp: &VjpFn<'_>) {
     let u: Vec<V3> = (0..x.len())
         .map(|p| std::array::from_fn(|a| noise(500 + 3 * p + a)))
         .collect();

@@ -186,3 +186,27 @@ fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
             .all(|p| (500.0 * (1.0 - 1e-12)..=4e6 * (1.0 + 1e-12)).contains(p))
     );
 }
+
+#[test]
+fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_steps() {
+    use diffsim::optim::cloth_throw::{ClothThrowConfig, run};
+    let cfg = ClothThrowConfig::quick();
+    let r = run(&cfg).unwrap();
+    for (name, run) in [("explicit", &r.explicit), ("implicit", &r.implicit)] {
+        assert!(
+            run.gradient_fd_error <= 1e-6,
+            "{name}: {}",
+            run.gradient_fd_error
+        );
+        let l = &run.trace.losses;
+        assert_eq!(l.len(), cfg.iterations + 1);
+        assert!(l.windows(2).all(|w| w[1] < w[0]), "{name}: {l:?}");
+    }
+    assert_eq!(cfg.steps, 16 * cfg.implicit_steps);
+    // Same physics at 16× the step: the losses agree to 1% over the descent.
+    for (e, i) in r.explicit.trace.losses.iter().zip(&r.implicit.trace.losses) {
+        assert!((e - i).abs() <= 0.01 * e, "explicit {e} vs implicit {i}");
+    }
+    let (mean, max) = r.implicit.newton_iterations.unwrap();
+    assert!(mean >= 1.0 && max <= 10, "Newton {mean} / {max}");
+}

@@ -2,6 +2,7 @@
 //! (argmin, on `Vec<f64>`), each recording the loss per iteration.
 
 pub mod bounce;
+pub mod cloth_throw;
 pub mod softbody;
 pub mod spring_cage;
 
@@ -67,9 +68,14 @@ pub fn gradient_descent(
 /// step `h` (normwise, so that entries far below the largest are not measured against their
 /// own round-off).
 pub(crate) fn fd_error(f: &Objective<'_>, p: &[f64], h: f64) -> Result<f64> {
+    fd_error_on(f, p, &(0..p.len()).collect::<Vec<_>>(), h)
+}
+
+/// [`fd_error`] over the entries `probes` of `p` only (two evaluations each).
+pub(crate) fn fd_error_on(f: &Objective<'_>, p: &[f64], probes: &[usize], h: f64) -> Result<f64> {
     let (_, g) = f(p)?;
     let (mut err, mut size) = (0.0f64, 0.0f64);
-    for k in 0..p.len() {
+    for &k in probes {
         let at = |d: f64| {
             let mut q = p.to_vec();
             q[k] += d;

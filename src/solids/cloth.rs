@@ -144,7 +144,7 @@ impl Triangle {
         let n = cross(qp, rp);
         let nlen = dot(n, n).sqrt();
         let (qlen, rlen) = (dot(qp, qp).sqrt(), dot(rp, rp).sqrt());
-        if nlen <= 1e-12 * (qlen * rlen).max(1e-300) || !(m.tri_ka > 0.0) {
+        if nlen <= 1e-12 * (qlen * rlen).max(1e-300) || m.tri_ka.is_nan() || m.tri_ka <= 0.0 {
             return Err(DiffsimError::config(format!(
                 "triangle {nodes:?}: degenerate, or tri_ka not positive"
             )));
@@ -433,24 +433,23 @@ impl Triangle {
 
 /// Node blocks of a quadratic form given on the edges `e₁ = x_j − x_i`, `e₂ = x_k − x_i`.
 fn edge_to_node_blocks(he: &[[M3; 2]; 2]) -> [[M3; 3]; 3] {
-    // x_i enters both edges with −1: the node-to-edge map is [−1 1 0; −1 0 1].
-    let coef = |n: usize, e: usize| match (n, e) {
-        (0, _) => -1.0,
-        (n, e) if n == e + 1 => 1.0,
-        _ => 0.0,
-    };
-    std::array::from_fn(|p| {
-        std::array::from_fn(|q| {
-            std::array::from_fn(|a| {
-                std::array::from_fn(|b| {
-                    (0..2)
-                        .flat_map(|r| (0..2).map(move |s| (r, s)))
-                        .map(|(r, s)| coef(p, r) * coef(q, s) * he[r][s][a][b])
-                        .sum()
-                })
-            })
-        })
-    })
+    // Node j is edge 0, node k edge 1, node i minus both.
+    let mut out = [[[[0.0; 3]; 3]; 3]; 3];
+    for a in 0..3 {
+        for b in 0..3 {
+            let e = |r: usize, s: usize| he[r][s][a][b];
+            out[1][1][a][b] = e(0, 0);
+            out[1][2][a][b] = e(0, 1);
+            out[2][1][a][b] = e(1, 0);
+            out[2][2][a][b] = e(1, 1);
+            out[0][1][a][b] = -(e(0, 0) + e(1, 0));
+            out[0][2][a][b] = -(e(0, 1) + e(1, 1));
+            out[1][0][a][b] = -(e(0, 0) + e(0, 1));
+            out[2][0][a][b] = -(e(1, 0) + e(1, 1));
+            out[0][0][a][b] = e(0, 0) + e(0, 1) + e(1, 0) + e(1, 1);
+        }
+    }
+    out
 }
 
 /// `−λᵀ∂T/∂xₙ` for a lagged rank-one damping `T = k·g(xₙ)(g(xₙ)·Δ)`, `Δ = x − xₙ`, `g` a
@@ -462,10 +461,6 @@ fn lagged_rank_one(k: f64, (g, hl, hd): (&[V3], &[V3], &[V3]), l: &[V3], dx: &[V
     (0..g.len())
         .map(|c| std::array::from_fn(|a| -k * (gd * hl[c][a] + gl * (hd[c][a] - g[c][a]))))
         .collect()
-}
-
-fn displacement(x1: &[V3], xn: &[V3]) -> Vec<V3> {
-    x1.iter().zip(xn).map(|(a, b)| sub(*a, *b)).collect()
 }
 
 /// The pieces of Warp's air force.
@@ -525,13 +520,13 @@ fn dihedral<T: Real>(x: [[T; 3]; 4]) -> Option<(T, [[T; 3]; 4], T)> {
     if l1.re() < 1e-6 || l2.re() < 1e-6 {
         return None;
     }
-    let cos = (dot(n1, n2) / (l1 * l2)).re().clamp(-1.0, 1.0);
     let e = sub(x4, x3);
     let elen = dot(e, e).sqrt();
     let eh = scale(e, elen.recip());
     let (m1, m2) = (scale(n1, (l1 * l1).recip()), scale(n2, (l2 * l2).recip()));
-    let side = dot(cross(m2, m1), eh).re();
-    let angle = T::from(cos.acos() * if side < 0.0 { -1.0 } else { 1.0 });
+    // Warp's sign(((n₂ × n₁)·ê))·acos(n̂₁·n̂₂), as an atan2: acos loses half the digits near
+    // a flat hinge (θ ≈ 1e-8 from round-off), which would leave Newton a noisy gradient.
+    let angle = T::from(dot(cross(n2, n1), eh).re().atan2(dot(n1, n2).re()));
     let d1 = scale(m1, elen);
     let d2 = scale(m2, elen);
     let d3 = add(
@@ -555,10 +550,10 @@ impl Bend {
         dihedral(self.at(x)).map(|(t, _, _)| t)
     }
 
-    /// `(θ, d, D(d)[w])`: `d = ∇θ` and its derivative along the node displacements `w`.
-    fn along(&self, x: &[V3], w: &[V3]) -> Option<(f64, [V3; 4], [V3; 4])> {
-        let xd: [[Dual64; 3]; 4] =
-            std::array::from_fn(|a| seed(x[self.nodes[a]], w[self.nodes[a]]));
+    /// `(θ, d, D(d)[w])`: `d = ∇θ` and its derivative along the displacements `w` of the
+    /// element's nodes.
+    fn along(&self, x: &[V3], w: [V3; 4]) -> Option<(f64, [V3; 4], [V3; 4])> {
+        let xd: [[Dual64; 3]; 4] = std::array::from_fn(|a| seed(x[self.nodes[a]], w[a]));
         dihedral(xd).map(|(t, d, _)| (t.re, d.map(re), d.map(eps)))
     }
 
@@ -589,7 +584,9 @@ impl Bend {
 
     /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of Warp's force into `xbar`, `vbar`.
     pub fn add_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
-        let (Some((theta, d, hu)), Some((_, _, hv))) = (self.along(x, u), self.along(x, v)) else {
+        let (ul, vl) = (self.nodes.map(|n| u[n]), self.nodes.map(|n| v[n]));
+        let (Some((theta, d, hu)), Some((_, _, hv))) = (self.along(x, ul), self.along(x, vl))
+        else {
             return;
         };
         let nd = self.nodes;
@@ -632,11 +629,9 @@ impl Bend {
             return;
         }
         let nd = self.nodes;
-        let l: Vec<V3> = nd.iter().map(|&n| lam[n]).collect();
-        let dx: Vec<V3> = nd.iter().map(|&n| sub(x1[n], xn[n])).collect();
-        let (Some((_, d, hl)), Some((_, _, hd))) =
-            (self.along(xn, lam), self.along(xn, &displacement(x1, xn)))
-        else {
+        let l = nd.map(|n| lam[n]);
+        let dx = nd.map(|n| sub(x1[n], xn[n]));
+        let (Some((_, d, hl)), Some((_, _, hd))) = (self.along(xn, l), self.along(xn, dx)) else {
             return;
         };
         let ex = lagged_rank_one(self.kd * self.rest_length / h, (&d, &hl, &hd), &l, &dx);
@@ -663,18 +658,17 @@ impl Bend {
             }
         }
         if !project {
-            let mut w = vec![[0.0; 3]; x.len()];
             for b in 0..4 {
                 for c in 0..3 {
-                    w[self.nodes[b]][c] = 1.0;
-                    if let Some((_, _, col)) = self.along(x, &w) {
+                    let mut w = [[0.0; 3]; 4];
+                    w[b][c] = 1.0;
+                    if let Some((_, _, col)) = self.along(x, w) {
                         for a in 0..4 {
                             for r in 0..3 {
                                 hb[a][b][r][c] += k * (theta - self.rest_angle) * col[a][r];
                             }
                         }
                     }
-                    w[self.nodes[b]][c] = 0.0;
                 }
             }
         }

@@ -2,17 +2,21 @@
 //!
 //! A step minimises the incremental potential
 //! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
-//! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))²]`
-//! (`E`: springs and stable Neo-Hookean tetrahedra; `U` the smooth contact's normal
-//! potential, `w = kd·σ(−φ/s)` and `n̂` its damping weight and normal at `xₙ`: contact damping
-//! lagged like the springs'. Friction is not handled implicitly.)
+//! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))²] + Σ_cloth [½ΔᵀKΔ/h − f_air(xₙ, vₙ)·x]`
+//! (`E`: springs, stable Neo-Hookean tetrahedra, cloth membranes and bending with its rest
+//! edge length; `U` the smooth contact's normal potential, `w = kd·σ(−φ/s)` and `n̂` its
+//! damping weight and normal at `xₙ`: contact damping lagged like the springs'. Friction is
+//! not handled implicitly. Cloth: `K` the membrane damping (exact, `Ḟ` is linear in `v`) and
+//! the area and bending damping with `∇J`, `∇θ` lagged at `xₙ`; the air force is taken at
+//! `(xₙ, vₙ)`; these lagged terms are evaluated once per step.)
 //! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
 //! the Warp spring damping with its direction lagged one step, which keeps `Φ` a potential and
 //! its Hessian symmetric). `∇Φ(xₙ₊₁) = 0` is backward Euler with `vₙ₊₁ = (xₙ₊₁ − xₙ)/h`.
 //!
 //! Newton uses the exact Hessian while it is positive definite and the Hessian with each
 //! spring's transverse term clamped at 0 otherwise, with a backtracking line search on `Φ`; the
-//! sparse Cholesky's symbolic analysis is done once per model. After convergence the exact
+//! sparse Cholesky's symbolic analysis and the order that sums the element entries into the
+//! pattern are computed once per model. After convergence the exact
 //! Hessian `H` at `xₙ₊₁` is factorised once more; the adjoint of the step solves `H·λ = x̄ₙ₊₁ +
 //! v̄ₙ₊₁/h` with that factor (`dx/dp = −H⁻¹ ∂G/∂p`, `G = ∇Φ`) and needs no other solve.
 
@@ -22,7 +26,7 @@ use super::{Params, Rollout};
 use crate::error::{DiffsimError, Result};
 use faer::linalg::solvers::Solve;
 use faer::sparse::linalg::solvers::{Llt, SymbolicLlt};
-use faer::sparse::{SparseColMat, Triplet};
+use faer::sparse::{Argsort, Pair, SparseColMat, SymbolicSparseColMat, Triplet};
 use faer::{Mat, Side};
 
 /// Newton settings.
@@ -51,7 +55,29 @@ pub struct Implicit<'a> {
     cfg: NewtonConfig,
     /// Unknown index of each particle (None: fixed).
     index: Vec<Option<usize>>,
+    /// The Hessian's pattern and the order that sums its entries into it (no sort per
+    /// assembly).
+    pattern: SymbolicSparseColMat<usize>,
+    order: Argsort<usize>,
     symbolic: SymbolicLlt<usize>,
+}
+
+/// The terms of a step that depend on `(xₙ, vₙ)` alone: cloth damping matrices (node
+/// blocks, `Φ ∋ ½ΔᵀKΔ/h`) and the air force per triangle.
+struct Lagged {
+    tri: Vec<[[M3; 3]; 3]>,
+    bend: Vec<[[M3; 4]; 4]>,
+    air: Vec<V3>,
+}
+
+impl Lagged {
+    fn new(m: &Model, xn: &[V3], vn: &[V3]) -> Self {
+        Self {
+            tri: m.tris.iter().map(|t| t.damping_blocks(xn)).collect(),
+            bend: m.bends.iter().map(|b| b.damping_blocks(xn)).collect(),
+            air: m.tris.iter().map(|t| t.air_force(xn, vn)).collect(),
+        }
+    }
 }
 
 /// One implicit step's result: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor at `xₙ₊₁`, Newton
@@ -97,22 +123,28 @@ impl<'a> Implicit<'a> {
                 })
             })
             .collect();
+        let (pattern, order) =
+            SymbolicSparseColMat::try_new_from_indices(0, 0, &[]).map_err(fail)?;
         let mut s = Self {
             model,
             h,
             cfg,
             index,
-            symbolic: SymbolicLlt::try_new(
-                SparseColMat::<usize, f64>::try_new_from_triplets(0, 0, &[])
-                    .map_err(fail)?
-                    .symbolic(),
-                Side::Lower,
-            )
-            .map_err(fail)?,
+            symbolic: SymbolicLlt::try_new(pattern.as_ref(), Side::Lower).map_err(fail)?,
+            pattern,
+            order,
         };
         let x0 = vec![[0.0; 3]; model.len()];
-        let pattern = s.hessian(&x0, &x0, false, 0.0)?;
-        s.symbolic = SymbolicLlt::try_new(pattern.symbolic(), Side::Lower).map_err(fail)?;
+        let lag = Lagged::new(model, &x0, &x0);
+        let pairs: Vec<Pair<usize, usize>> = s
+            .hessian_entries((&x0, &x0), &lag, (false, 0.0))
+            .iter()
+            .map(|t| Pair::new(t.row, t.col))
+            .collect();
+        let n = s.unknowns();
+        (s.pattern, s.order) =
+            SymbolicSparseColMat::try_new_from_indices(n, n, &pairs).map_err(fail)?;
+        s.symbolic = SymbolicLlt::try_new(s.pattern.as_ref(), Side::Lower).map_err(fail)?;
         Ok(s)
     }
 
@@ -154,8 +186,24 @@ impl<'a> Implicit<'a> {
             h: self.h,
             cfg: self.cfg,
             index: self.index.clone(),
+            pattern: self.pattern.clone(),
+            order: self.order.clone(),
             symbolic: self.symbolic.clone(),
         })
+    }
+
+    /// Numbers stored in one factor of the step's Hessian (what the adjoint keeps per step
+    /// besides the state).
+    pub fn factor_len(&self) -> Result<usize> {
+        use faer::sparse::linalg::cholesky::factorize_symbolic_cholesky;
+        let s = factorize_symbolic_cholesky(
+            self.pattern.as_ref(),
+            Side::Lower,
+            Default::default(),
+            Default::default(),
+        )
+        .map_err(fail)?;
+        Ok(s.len_val())
     }
 
     fn unknowns(&self) -> usize {
@@ -163,7 +211,7 @@ impl<'a> Implicit<'a> {
     }
 
     /// `∇Φ` over the unknowns at `x`, and `Φ`.
-    fn gradient(&self, x: &[V3], xn: &[V3], vn: &[V3]) -> (Vec<f64>, f64) {
+    fn gradient(&self, x: &[V3], (xn, vn): (&[V3], &[V3]), lag: &Lagged) -> (Vec<f64>, f64) {
         let (m, h) = (self.model, self.h);
         let mut g = vec![0.0; self.unknowns()];
         let mut phi = m.energy(x);
@@ -191,15 +239,8 @@ impl<'a> Implicit<'a> {
                 }
             }
         }
-        for t in &m.tris {
-            damping_term(
-                &t.nodes,
-                &t.damping_blocks(xn),
-                (x, xn),
-                h,
-                (&mut phi, &mut f),
-            );
-            let air = t.air_force(xn, vn);
+        for ((t, k), air) in m.tris.iter().zip(&lag.tri).zip(&lag.air) {
+            damping_term(&t.nodes, k, (x, xn), h, (&mut phi, &mut f));
             for &p in &t.nodes {
                 for a in 0..3 {
                     f[p][a] += air[a];
@@ -207,14 +248,8 @@ impl<'a> Implicit<'a> {
                 }
             }
         }
-        for b in &m.bends {
-            damping_term(
-                &b.nodes,
-                &b.damping_blocks(xn),
-                (x, xn),
-                h,
-                (&mut phi, &mut f),
-            );
+        for (b, k) in m.bends.iter().zip(&lag.bend) {
+            damping_term(&b.nodes, k, (x, xn), h, (&mut phi, &mut f));
         }
         for (p, idx) in self.index.iter().enumerate() {
             let Some(k) = idx else { continue };
@@ -233,9 +268,25 @@ impl<'a> Implicit<'a> {
         &self,
         x: &[V3],
         xn: &[V3],
+        lag: &Lagged,
         project: bool,
         shift: f64,
     ) -> Result<SparseColMat<usize, f64>> {
+        let values: Vec<f64> = self
+            .hessian_entries((x, xn), lag, (project, shift))
+            .iter()
+            .map(|t| t.val)
+            .collect();
+        SparseColMat::new_from_argsort(self.pattern.clone(), &self.order, &values).map_err(fail)
+    }
+
+    /// The entries of [`Implicit::hessian`], always the same positions in the same order.
+    fn hessian_entries(
+        &self,
+        (x, xn): (&[V3], &[V3]),
+        lag: &Lagged,
+        (project, shift): (bool, f64),
+    ) -> Vec<Triplet<usize, usize, f64>> {
         let (m, h) = (self.model, self.h);
         let mut trips = Vec::new();
         let mut block = |pi: usize, pj: usize, b: &[[f64; 3]; 3], sign: f64| {
@@ -273,16 +324,16 @@ impl<'a> Implicit<'a> {
                 }
             }
         }
-        for t in &m.tris {
-            let (hb, kb) = (t.hessian_blocks(x, project), t.damping_blocks(xn));
+        for (t, kb) in m.tris.iter().zip(&lag.tri) {
+            let hb = t.hessian_blocks(x, project);
             for (a, &na) in t.nodes.iter().enumerate() {
                 for (b, &nb) in t.nodes.iter().enumerate() {
                     block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
                 }
             }
         }
-        for e in &m.bends {
-            let (hb, kb) = (e.hessian_blocks(x, project), e.damping_blocks(xn));
+        for (e, kb) in m.bends.iter().zip(&lag.bend) {
+            let hb = e.hessian_blocks(x, project);
             for (a, &na) in e.nodes.iter().enumerate() {
                 for (b, &nb) in e.nodes.iter().enumerate() {
                     block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
@@ -306,8 +357,7 @@ impl<'a> Implicit<'a> {
             block(s.i, s.j, &b, -1.0);
             block(s.j, s.i, &b, -1.0);
         }
-        let n = self.unknowns();
-        SparseColMat::try_new_from_triplets(n, n, &trips).map_err(fail)
+        trips
     }
 
     fn factor(&self, a: &SparseColMat<usize, f64>) -> Option<Llt<usize, f64>> {
@@ -327,10 +377,11 @@ impl<'a> Implicit<'a> {
                 }
             })
             .collect();
+        let lag = Lagged::new(m, xn, vn);
         let scale = 1.0 + (0..m.len()).map(|p| m.mass[p] / h).fold(0.0, f64::max);
         let mut iters = 0;
         loop {
-            let (g, phi) = self.gradient(&x, xn, vn);
+            let (g, phi) = self.gradient(&x, (xn, vn), &lag);
             let gmax = g.iter().fold(0.0f64, |a, b| a.max(b.abs()));
             if !gmax.is_finite() {
                 return Err(DiffsimError::config(
@@ -347,13 +398,13 @@ impl<'a> Implicit<'a> {
             }
             // The exact Hessian; else springs' transverse terms clamped; else (tetrahedra)
             // a growing diagonal shift.
-            let mut llt = self.factor(&self.hessian(&x, xn, false, 0.0)?);
+            let mut llt = self.factor(&self.hessian(&x, xn, &lag, false, 0.0)?);
             if llt.is_none() {
-                llt = self.factor(&self.hessian(&x, xn, true, 0.0)?);
+                llt = self.factor(&self.hessian(&x, xn, &lag, true, 0.0)?);
             }
             let mut shift = 1e-8 * scale * scale;
             while llt.is_none() && shift < 1e8 * scale * scale {
-                llt = self.factor(&self.hessian(&x, xn, true, shift)?);
+                llt = self.factor(&self.hessian(&x, xn, &lag, true, shift)?);
                 shift *= 10.0;
             }
             let llt = llt.ok_or_else(|| {
@@ -384,7 +435,7 @@ impl<'a> Implicit<'a> {
             // Accept a step that decreases Φ enough, or (near the solution, where Φ's changes
             // fall below its round-off) one that decreases |∇Φ|.
             let accept = |y: &[V3], alpha: f64| {
-                let (gy, phiy) = self.gradient(y, xn, vn);
+                let (gy, phiy) = self.gradient(y, (xn, vn), &lag);
                 phiy <= phi + 1e-4 * alpha * slope
                     || gy.iter().fold(0.0f64, |a, b| a.max(b.abs())) < gmax
             };
@@ -396,7 +447,7 @@ impl<'a> Implicit<'a> {
             x = y;
             iters += 1;
         }
-        let factor = self.factor(&self.hessian(&x, xn, false, 0.0)?).ok_or_else(|| {
+        let factor = self.factor(&self.hessian(&x, xn, &lag, false, 0.0)?).ok_or_else(|| {
             DiffsimError::config("implicit step: the Hessian at the solution is not positive definite, so the step is not differentiable there")
         })?;
         let v = (0..m.len())
@@ -434,15 +485,14 @@ impl<'a> Implicit<'a> {
             let (xn, vn) = &r.run.states[n];
             let (x1, _) = &r.run.states[n + 1];
             // v₁ = (x₁ − xₙ)/h; x₁ solves G = ∇Φ = 0: λ = H⁻¹ (x̄₁ + v̄₁/h).
-            let rhs = Mat::from_fn(self.unknowns(), 1, |row, _| {
-                let (k, a) = (row / 3, row % 3);
-                let p = self
-                    .index
-                    .iter()
-                    .position(|i| *i == Some(k))
-                    .expect("unknown");
-                xb[p][a] + vb[p][a] / h
-            });
+            let mut rhs = Mat::zeros(self.unknowns(), 1);
+            for (p, idx) in self.index.iter().enumerate() {
+                if let Some(k) = idx {
+                    for a in 0..3 {
+                        rhs[(3 * k + a, 0)] = xb[p][a] + vb[p][a] / h;
+                    }
+                }
+            }
             let lam_u = r.factors[n].solve(&rhs);
             let lam: Vec<V3> = (0..np)
                 .map(|p| match self.index[p] {

@@ -189,10 +189,8 @@ pub fn cloth_grid(
         .collect::<crate::error::Result<Vec<_>>>()?;
     // Edge (sorted) → (first vertex, second vertex, opposite in the first face, opposite in
     // the second face).
-    let mut edges: std::collections::BTreeMap<
-        (usize, usize),
-        (usize, usize, usize, Option<usize>),
-    > = std::collections::BTreeMap::new();
+    type Edge = (usize, usize, usize, Option<usize>);
+    let mut edges: std::collections::BTreeMap<(usize, usize), Edge> = Default::default();
     for &[a, b, c] in &faces {
         for (i, j, o) in [(a, b, c), (b, c, a), (c, a, b)] {
             edges

@@ -1,0 +1,180 @@
+//! B3, the cloth throw (`../shared/reference/solids.md` §2): the initial velocity of every
+//! particle of a 16×16 cloth so that its centre of mass is at (8, 0, 0) after 2 s. Warp's
+//! recipe, semi-implicit Euler with 1920 steps and gradient descent (lr 5, 64 iterations), is
+//! run as published; next to it the same descent through implicit Euler with one step per
+//! frame (120 steps, 16× fewer) and the IFT adjoint.
+
+use super::{Clock, Objective, Trace, fd_error_on, gradient_descent};
+use crate::error::Result;
+use crate::solids::implicit::{Implicit, NewtonConfig};
+use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes};
+use serde::Serialize;
+
+/// Settings (Warp's: 60 fps × 16 substeps for 2 s).
+#[derive(Clone, Debug, Serialize)]
+pub struct ClothThrowConfig {
+    /// Explicit time step (s).
+    pub dt: f64,
+    /// Explicit steps.
+    pub steps: usize,
+    /// Implicit time step (s).
+    pub implicit_dt: f64,
+    /// Implicit steps.
+    pub implicit_steps: usize,
+    /// Gradient-descent rate (on m/s per unit gradient).
+    pub learning_rate: f64,
+    /// Gradient-descent iterations.
+    pub iterations: usize,
+}
+
+impl Default for ClothThrowConfig {
+    fn default() -> Self {
+        Self {
+            dt: 1.0 / 960.0,
+            steps: 1920,
+            implicit_dt: 1.0 / 60.0,
+            implicit_steps: 120,
+            learning_rate: 5.0,
+            iterations: 64,
+        }
+    }
+}
+
+impl ClothThrowConfig {
+    /// The toy version the test suite runs: a quarter second, 3 iterations.
+    pub fn quick() -> Self {
+        Self {
+            steps: 240,
+            implicit_steps: 15,
+            iterations: 3,
+            ..Self::default()
+        }
+    }
+}
+
+/// One optimisation's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClothThrowRun {
+    /// The descent (parameters: `[v₀ₓ, v₀ᵧ, v₀𝓏]` per particle, m/s).
+    pub trace: Trace,
+    /// Iterations that lowered the loss.
+    pub decreasing: usize,
+    /// Iterations that lowered the loss by more than 1.0.
+    pub decreasing_by_one: usize,
+    /// Newton's pass criteria over the iterations its test runs (the first 4): every loss
+    /// < 300 and ≥ 80% of the iterations lower it by > 1.
+    pub warp_criteria_met: bool,
+    /// `|∇L − FD|∞/|FD|∞` at the start over the velocities of 4 particles (corners and
+    /// centre, 12 numbers), step 1e-5.
+    pub gradient_fd_error: f64,
+    /// Mean wall time of one forward + backward (ms).
+    pub ms_per_evaluation: f64,
+    /// Newton iterations per step over the last trajectory (mean, max); None when explicit.
+    pub newton_iterations: Option<(f64, usize)>,
+    /// States the adjoint keeps (the whole trajectory).
+    pub tape_states: usize,
+    /// Their size with, for implicit Euler, every step's Hessian factor (bytes).
+    pub tape_bytes: usize,
+}
+
+/// What the experiment measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClothThrowResult {
+    /// Settings.
+    pub config: ClothThrowConfig,
+    /// Warp's recipe.
+    pub explicit: ClothThrowRun,
+    /// Implicit Euler, 16× fewer steps.
+    pub implicit: ClothThrowRun,
+    /// The explicit (fine) simulation's loss at the velocities the implicit descent found.
+    pub implicit_velocities_explicit_loss: f64,
+}
+
+/// Descent iterations of Newton's cloth test (`newton/tests/test_examples.py`, GPU).
+const WARP_TEST_ITERATIONS: usize = 4;
+
+fn flatten(v: &[V3]) -> Vec<f64> {
+    v.iter().flatten().copied().collect()
+}
+
+fn unflatten(p: &[f64]) -> Vec<V3> {
+    p.chunks(3).map(|c| [c[0], c[1], c[2]]).collect()
+}
+
+/// The explicit trajectory from the initial velocities `v0` (flattened), and the target.
+pub fn trajectory(cfg: &ClothThrowConfig, v0: &[f64]) -> Result<(Model, Rollout, V3)> {
+    let (model, x0, _, target) = scenes::cloth_throw()?;
+    let run = explicit::rollout(&model, &x0, &unflatten(v0), cfg.dt, cfg.steps);
+    Ok((model, run, target))
+}
+
+fn summary(
+    trace: Trace,
+    gradient_fd_error: f64,
+    ms_per_evaluation: f64,
+    (states, particles): (usize, usize),
+) -> ClothThrowRun {
+    let lowered = |by: f64, l: &[f64]| l.windows(2).filter(|w| w[1] < w[0] - by).count();
+    let test = &trace.losses[..trace.losses.len().min(WARP_TEST_ITERATIONS + 1)];
+    let warp_criteria_met =
+        test.iter().all(|l| *l < 300.0) && 5 * lowered(1.0, test) >= 4 * (test.len() - 1);
+    ClothThrowRun {
+        decreasing: lowered(0.0, &trace.losses),
+        decreasing_by_one: lowered(1.0, &trace.losses),
+        trace,
+        warp_criteria_met,
+        gradient_fd_error,
+        ms_per_evaluation,
+        newton_iterations: None,
+        tape_states: states,
+        tape_bytes: states * particles * 2 * std::mem::size_of::<V3>(),
+    }
+}
+
+/// Runs the two descents (explicit, Warp's; implicit, 16× fewer steps).
+pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
+    let (model, x0, v0, target) = scenes::cloth_throw()?;
+    let np = model.len();
+    let zeros = vec![[0.0; 3]; np];
+    let p0 = flatten(&v0);
+    // The velocities of two corners, an edge middle and the centre.
+    let probes: Vec<usize> = [0, 16, 144, 280]
+        .iter()
+        .flat_map(|p| (0..3).map(move |a| 3 * p + a))
+        .collect();
+    let descend = |f: &Objective<'_>| -> Result<(Trace, f64, f64)> {
+        let fd = fd_error_on(f, &p0, &probes, 1e-5)?;
+        let clock = Clock::default();
+        let trace = gradient_descent(&clock.wrap(f), &p0, cfg.learning_rate, cfg.iterations, None)?;
+        Ok((trace, fd, clock.mean_ms()))
+    };
+    let explicit_loss = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let run = explicit::rollout(&model, &x0, &unflatten(p), cfg.dt, cfg.steps);
+        let (l, gx) = com_loss(&run.last().0, target);
+        Ok((
+            l,
+            flatten(&explicit::adjoint(&model, &run, cfg.dt, &gx, &zeros).v0),
+        ))
+    };
+    let (trace, fd, ms) = descend(&explicit_loss)?;
+    let explicit = summary(trace, fd, ms, (cfg.steps + 1, np));
+    let stepper = Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?;
+    let newton = std::cell::Cell::new((0.0, 0));
+    let implicit_loss = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let r = stepper.rollout(&x0, &unflatten(p), cfg.implicit_steps)?;
+        newton.set(r.newton_stats());
+        let (l, gx) = com_loss(&r.run.last().0, target);
+        Ok((l, flatten(&stepper.adjoint(&r, &gx, &zeros).v0)))
+    };
+    let (trace, fd, ms) = descend(&implicit_loss)?;
+    let mut implicit = summary(trace, fd, ms, (cfg.implicit_steps + 1, np));
+    implicit.newton_iterations = Some(newton.get());
+    implicit.tape_bytes += cfg.implicit_steps * stepper.factor_len()? * std::mem::size_of::<f64>();
+    let implicit_velocities_explicit_loss = explicit_loss(&implicit.trace.params)?.0;
+    Ok(ClothThrowResult {
+        config: cfg.clone(),
+        explicit,
+        implicit,
+        implicit_velocities_explicit_loss,
+    })
+}
