@@ -1,5 +1,5 @@
-//! The solids model (3D, f64): particles joined by damped springs and stable Neo-Hookean
-//! tetrahedra, touching static obstacles; energies, forces and the derivatives the
+//! The solids model (3D, f64): particles joined by damped springs, stable Neo-Hookean
+//! tetrahedra and cloth elements, touching static obstacles; energies, forces and the derivatives the
 //! integrators' adjoints need.
 //!
 //! Spring `s` between particles `i` and `j`, with `d = xᵢ − xⱼ`, `l = |d|`, `n = d/l`:

@@ -1,5 +1,6 @@
-//! Differentiable solids (f64): mass-spring models, the Warp semi-implicit Euler step with a
-//! reverse-mode adjoint, and implicit Euler solved by Newton with an implicit-function-theorem
+//! Differentiable solids (f64): particles with springs, stable Neo-Hookean tetrahedra, cloth
+//! (membranes, bending, lift/drag) and smooth contact; the Warp semi-implicit Euler step with
+//! a reverse-mode adjoint, and implicit Euler solved by Newton with an implicit-function-theorem
 //! adjoint that reuses the forward factorisation.
 
 pub mod cloth;
