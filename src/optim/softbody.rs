@@ -5,7 +5,7 @@
 //! the same bounds, which needs no learning rate, through the same explicit simulation and
 //! through implicit Euler (Newton, IFT adjoint) with 4× fewer steps.
 
-use super::{Clock, Objective, Trace, fd_error, gradient_descent, lbfgs_box};
+use super::{Clock, Objective, Trace, fd_error, fd_error_on, gradient_descent, lbfgs_box};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
 use crate::solids::{Model, Params, Rollout, V3, com_loss, explicit, scenes};
@@ -200,14 +200,8 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         ))
     };
     // FD costs two rollouts per parameter: check the first 4 tetrahedra's (8 numbers).
-    let log_implicit = in_log(&implicit);
-    let first = |q: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let mut full = q0.clone();
-        full[..q.len()].copy_from_slice(q);
-        let (l, g) = log_implicit(&full)?;
-        Ok((l, g[..q.len()].to_vec()))
-    };
-    let implicit_gradient_fd_error = fd_error(&first, &q0[..8], 1e-5)?;
+    let probes: Vec<usize> = (0..8).collect();
+    let implicit_gradient_fd_error = fd_error_on(&in_log(&implicit), &q0, &probes, 1e-5)?;
     let mut implicit_lbfgs = bounded_lbfgs(&implicit)?;
     implicit_lbfgs.newton_iterations = Some(newton.get());
     let tape_states = cfg.steps + 1;

@@ -283,10 +283,45 @@ impl Triangle {
         (cross(e2, nvec), cross(nvec, e1), mbar)
     }
 
+    /// `(J, ∇J, D(∇J)[t])` at the edges `(e₁, e₂)`, `t` a change of the edges (one dual pass).
+    fn area_along(&self, (e1, e2): (V3, V3), t: [V3; 2]) -> (f64, [V3; 2], [V3; 2]) {
+        let (j, dq, dr) = area_ratio(seed(e1, t[0]), seed(e2, t[1]), 1.0 / self.rest_area);
+        (j.re, [re(dq), re(dr)], [eps(dq), eps(dr)])
+    }
+
+    /// `A₀·(k_m·D_m⁻¹D_m⁻ᵀ ⊗ I + k_a·∇J∇Jᵀ)` on the edges (2×2 blocks of 3×3).
+    fn membrane_area_blocks(&self, k_m: f64, k_a: f64, grad: &[V3; 2]) -> [[M3; 2]; 2] {
+        let (a0, d) = (self.rest_area, self.dm);
+        std::array::from_fn(|r| {
+            std::array::from_fn(|s| {
+                std::array::from_fn(|a| {
+                    std::array::from_fn(|b| {
+                        let id = f64::from(u8::from(a == b));
+                        a0 * (k_m * id * (d[r][0] * d[s][0] + d[r][1] * d[s][1])
+                            + k_a * grad[r][a] * grad[s][b])
+                    })
+                })
+            })
+        })
+    }
+
+    /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of the air force (every node gets `−(drag + lift)`)
+    /// at `(x, v)` into `xbar`, `vbar`.
+    fn add_air_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
+        let (e1, e2) = self.edges(x);
+        let [i, j, k] = self.nodes;
+        let big_u = add(add(u[i], u[j]), u[k]);
+        let (b1, b2, mbar) = self.aero_vjp(e1, e2, self.mean_velocity(v), big_u);
+        self.scatter([scale(b1, -1.0), scale(b2, -1.0)], xbar);
+        for &n in &self.nodes {
+            axpy(-0.3333, mbar, &mut vbar[n]);
+        }
+    }
+
     /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of [`Triangle::add_forces`] (with velocities) into
     /// `xbar`, `vbar`.
     pub fn add_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
-        let (e1, e2) = self.edges(x);
+        let e = self.edges(x);
         let a0 = self.rest_area;
         let w = self.gather(u);
         let vd = self.gather(v);
@@ -295,13 +330,8 @@ impl Triangle {
         self.scatter(back.map(|c| scale(c, -self.ke * a0)), xbar);
         self.scatter(back.map(|c| scale(c, -self.kd * a0)), vbar);
         // Area: Σ uₐ·fₐ = −σ·Du, σ = A₀(ka·c + kd·ċ), Du = ∇J·u, ċ = ∇J·v.
-        let inv = 1.0 / a0;
-        let along = |t: [V3; 2]| {
-            let (j, dq, dr) = area_ratio(seed(e1, t[0]), seed(e2, t[1]), inv);
-            (j.re, [re(dq), re(dr)], [eps(dq), eps(dr)])
-        };
-        let (j, grad, hu) = along(w);
-        let (_, _, hv) = along(vd);
+        let (j, grad, hu) = self.area_along(e, w);
+        let (_, _, hv) = self.area_along(e, vd);
         let du = dot(grad[0], w[0]) + dot(grad[1], w[1]);
         let cdot = dot(grad[0], vd[0]) + dot(grad[1], vd[1]);
         let sigma = a0 * (self.ka * (j - self.alpha() + self.activation) + self.kd * cdot);
@@ -312,45 +342,25 @@ impl Triangle {
         });
         self.scatter(ex, xbar);
         self.scatter(grad.map(|g| scale(g, -du * a0 * self.kd)), vbar);
-        // Air: every node gets −(drag + lift).
-        let [i, j, k] = self.nodes;
-        let big_u = add(add(u[i], u[j]), u[k]);
-        let (b1, b2, mbar) = self.aero_vjp(e1, e2, self.mean_velocity(v), big_u);
-        self.scatter([scale(b1, -1.0), scale(b2, -1.0)], xbar);
-        for &n in &self.nodes {
-            axpy(-0.3333, mbar, &mut vbar[n]);
-        }
+        self.add_air_vjp(x, v, u, xbar, vbar);
     }
 
     /// The 3×3 blocks `H[a][b]` of the elastic energy's Hessian at `x`; with `project`, the
     /// area term's curvature `ka·c·∇²J` is dropped (what remains is positive semi-definite).
     pub fn hessian_blocks(&self, x: &[V3], project: bool) -> [[M3; 3]; 3] {
-        let (e1, e2) = self.edges(x);
+        let e = self.edges(x);
         let a0 = self.rest_area;
-        let d = self.dm;
         // In edge coordinates: A₀·ke·(D_m⁻¹D_m⁻ᵀ ⊗ I) + A₀·ka·(∇J∇Jᵀ + c·∇²J).
-        let mut he = [[[[0.0; 3]; 3]; 2]; 2];
-        let ddt = |r: usize, c: usize| d[r][0] * d[c][0] + d[r][1] * d[c][1];
-        let (j, dq, dr) = area_ratio(e1, e2, 1.0 / a0);
-        let grad = [dq, dr];
+        let (j, grad, _) = self.area_along(e, [[0.0; 3]; 2]);
+        let mut he = self.membrane_area_blocks(self.ke, self.ka, &grad);
         let c = j - self.alpha() + self.activation;
-        for (r, her) in he.iter_mut().enumerate() {
-            for (s, hrs) in her.iter_mut().enumerate() {
-                for a in 0..3 {
-                    hrs[a][a] += a0 * self.ke * ddt(r, s);
-                    for b in 0..3 {
-                        hrs[a][b] += a0 * self.ka * grad[r][a] * grad[s][b];
-                    }
-                }
-            }
-        }
         if !project {
             for s in 0..2 {
                 for b in 0..3 {
                     let mut t = [[0.0; 3]; 2];
                     t[s][b] = 1.0;
-                    let (_, tq, tr) = area_ratio(seed(e1, t[0]), seed(e2, t[1]), 1.0 / a0);
-                    for (r, col) in [eps(tq), eps(tr)].iter().enumerate() {
+                    let (_, _, col) = self.area_along(e, t);
+                    for (r, col) in col.iter().enumerate() {
                         for a in 0..3 {
                             he[r][s][a][b] += a0 * self.ka * c * col[a];
                         }
@@ -365,23 +375,8 @@ impl Triangle {
     /// backward Euler: membrane damping exact (`A₀·kd·D_m⁻¹D_m⁻ᵀ ⊗ I` on the edges), area
     /// damping with `∇J` lagged at `xₙ` (`A₀·kd·∇J∇Jᵀ`). 3×3 node blocks.
     pub fn damping_blocks(&self, xn: &[V3]) -> [[M3; 3]; 3] {
-        let (e1, e2) = self.edges(xn);
-        let (a0, d) = (self.rest_area, self.dm);
-        let (_, dq, dr) = area_ratio(e1, e2, 1.0 / a0);
-        let grad = [dq, dr];
-        let he: [[M3; 2]; 2] = std::array::from_fn(|r| {
-            std::array::from_fn(|s| {
-                std::array::from_fn(|a| {
-                    std::array::from_fn(|b| {
-                        let id = f64::from(u8::from(a == b));
-                        a0 * self.kd
-                            * (id * (d[r][0] * d[s][0] + d[r][1] * d[s][1])
-                                + grad[r][a] * grad[s][b])
-                    })
-                })
-            })
-        });
-        edge_to_node_blocks(&he)
+        let (_, grad, _) = self.area_along(self.edges(xn), [[0.0; 3]; 2]);
+        edge_to_node_blocks(&self.membrane_area_blocks(self.kd, self.kd, &grad))
     }
 
     /// `x̄ₙ += −(∂T/∂xₙ)ᵀλ` for the lagged area damping `T = A₀·kd·∇Jₙ(∇Jₙ·(x − xₙ))/h`
@@ -395,7 +390,7 @@ impl Triangle {
         xbar: &mut [V3],
         vbar: &mut [V3],
     ) {
-        let (e1, e2) = self.edges(xn);
+        let e = self.edges(xn);
         let a0 = self.rest_area;
         let l = self.gather(lam);
         let dx = {
@@ -406,22 +401,11 @@ impl Triangle {
         let back = self.pull_back(self.deformation(l[0], l[1]));
         self.scatter(back.map(|c| scale(c, a0 * self.kd / h)), xbar);
         // Area damping: λᵀ∂T/∂xₙ = A₀kd/h·[(∇J·Δ)∇²Jλ + (∇J·λ)(∇²JΔ − ∇J)].
-        let along = |t: [V3; 2]| {
-            let (_, dq, dr) = area_ratio(seed(e1, t[0]), seed(e2, t[1]), 1.0 / a0);
-            ([re(dq), re(dr)], [eps(dq), eps(dr)])
-        };
-        let (grad, hl) = along(l);
-        let (_, hd) = along(dx);
+        let (_, grad, hl) = self.area_along(e, l);
+        let (_, _, hd) = self.area_along(e, dx);
         let ex = lagged_rank_one(a0 * self.kd / h, (&grad, &hl, &hd), &l, &dx);
         self.scatter([ex[0], ex[1]], xbar);
-        // Air: f = −A(xₙ, vₙ) on every node.
-        let [i, j, kk] = self.nodes;
-        let big_l = add(add(lam[i], lam[j]), lam[kk]);
-        let (b1, b2, mbar) = self.aero_vjp(e1, e2, self.mean_velocity(vn), big_l);
-        self.scatter([scale(b1, -1.0), scale(b2, -1.0)], xbar);
-        for &n in &self.nodes {
-            axpy(-0.3333, mbar, &mut vbar[n]);
-        }
+        self.add_air_vjp(xn, vn, lam, xbar, vbar);
     }
 
     /// The air force on each node, `−(drag + lift)`, at `(x, v)`.

@@ -325,20 +325,10 @@ impl<'a> Implicit<'a> {
             }
         }
         for (t, kb) in m.tris.iter().zip(&lag.tri) {
-            let hb = t.hessian_blocks(x, project);
-            for (a, &na) in t.nodes.iter().enumerate() {
-                for (b, &nb) in t.nodes.iter().enumerate() {
-                    block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
-                }
-            }
+            cloth_blocks(&mut block, &t.nodes, (&t.hessian_blocks(x, project), kb), h);
         }
         for (e, kb) in m.bends.iter().zip(&lag.bend) {
-            let hb = e.hessian_blocks(x, project);
-            for (a, &na) in e.nodes.iter().enumerate() {
-                for (b, &nb) in e.nodes.iter().enumerate() {
-                    block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
-                }
-            }
+            cloth_blocks(&mut block, &e.nodes, (&e.hessian_blocks(x, project), kb), h);
         }
         for s in &m.springs {
             let fr = m.frame(s, x);
@@ -797,6 +787,20 @@ fn damping_term<const N: usize>(
         for r in 0..3 {
             *phi += 0.5 * d[a][r] * kd[r] / h;
             f[na][r] -= kd[r] / h;
+        }
+    }
+}
+
+/// Emits `H + K/h` of a cloth element (node blocks) through `block(pᵢ, pⱼ, B, sign)`.
+fn cloth_blocks<const N: usize>(
+    block: &mut impl FnMut(usize, usize, &M3, f64),
+    nodes: &[usize; N],
+    (hb, kb): (&[[M3; N]; N], &[[M3; N]; N]),
+    h: f64,
+) {
+    for (a, &na) in nodes.iter().enumerate() {
+        for (b, &nb) in nodes.iter().enumerate() {
+            block(na, nb, &combine(&hb[a][b], &kb[a][b], 1.0 / h), 1.0);
         }
     }
 }
