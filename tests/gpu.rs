@@ -61,7 +61,7 @@ fn wgpu_step_matches_flex() {
 /// projection's adjoint CG solve) against the fused Flex adjoints, 4 steps of wake-phiflow.
 #[test]
 fn wgpu_gradient_matches_flex() {
-    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     let run = |device: Device| {
         let (sim, s) = shared_state(device.autodiff(), 1);
         let g = unrolled_gradient(
@@ -69,6 +69,7 @@ fn wgpu_gradient_matches_flex() {
             &s,
             4,
             Checkpointing::Tape,
+            Reads::Velocity,
             &diffsim::cli::kinetic_loss,
         )
         .unwrap();

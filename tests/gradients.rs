@@ -307,17 +307,32 @@ fn detached_evaluation_rollouts_build_no_graph() {
 
 #[test]
 fn segment_checkpointing_gives_the_taped_gradient() {
-    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     let _g = lock();
     let sim = small_wake(&Device::flex().autodiff());
     let init = sim.initial_state(1).unwrap();
-    let tape = unrolled_gradient(&sim, &init, 16, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let tape = unrolled_gradient(
+        &sim,
+        &init,
+        16,
+        Checkpointing::Tape,
+        Reads::All,
+        &kinetic_loss,
+    )
+    .unwrap();
     let (tu, tv) = (values(&tape.u), values(&tape.v));
     let scale = tu.iter().chain(&tv).fold(0.0f64, |m, g| m.max(g.abs()));
     assert!(scale > 0.0);
     for k in [1, 4, 5, 16, 40] {
-        let seg =
-            unrolled_gradient(&sim, &init, 16, Checkpointing::Segments(k), &kinetic_loss).unwrap();
+        let seg = unrolled_gradient(
+            &sim,
+            &init,
+            16,
+            Checkpointing::Segments(k),
+            Reads::All,
+            &kinetic_loss,
+        )
+        .unwrap();
         assert_eq!(seg.loss, tape.loss, "segments of {k}");
         for (a, b) in values(&seg.u)
             .iter()
@@ -330,18 +345,91 @@ fn segment_checkpointing_gives_the_taped_gradient() {
             );
         }
     }
-    assert!(unrolled_gradient(&sim, &init, 16, Checkpointing::Segments(0), &kinetic_loss).is_err());
+    assert!(
+        unrolled_gradient(
+            &sim,
+            &init,
+            16,
+            Checkpointing::Segments(0),
+            Reads::All,
+            &kinetic_loss
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_velocity_loss_skips_the_passive_marker_and_keeps_the_gradient() {
+    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
+    let _g = lock();
+    let sim = small_wake(&Device::flex().autodiff());
+    let init = sim.initial_state(1).unwrap();
+    let all = unrolled_gradient(
+        &sim,
+        &init,
+        8,
+        Checkpointing::Tape,
+        Reads::All,
+        &kinetic_loss,
+    )
+    .unwrap();
+    let (au, av) = (values(&all.u), values(&all.v));
+    for mode in [Checkpointing::Tape, Checkpointing::Segments(3)] {
+        let vel = unrolled_gradient(&sim, &init, 8, mode, Reads::Velocity, &kinetic_loss).unwrap();
+        assert_eq!(vel.loss, all.loss, "{mode:?}");
+        assert_eq!(values(&vel.u), au, "{mode:?}");
+        assert_eq!(values(&vel.v), av, "{mode:?}");
+        assert!(values(&vel.marker).iter().all(|g| *g == 0.0));
+    }
+    // A loss that reads the skipped marker gets NaN, not a stale marker.
+    let marker_loss = |s: &diffsim::fluid::FluidState| s.marker.clone().sum();
+    let g = unrolled_gradient(
+        &sim,
+        &init,
+        2,
+        Checkpointing::Tape,
+        Reads::Velocity,
+        &marker_loss,
+    )
+    .unwrap();
+    assert!(g.loss.is_nan());
+    // A buoyant marker drives the velocity: it cannot be skipped.
+    let mut scene = SceneConfig::smoke();
+    scene.resolution = Resolution::new(16, 16);
+    let smoke = Simulation::new(&scene, &Device::flex()).unwrap();
+    let s = smoke.initial_state(1).unwrap();
+    assert!(!smoke.marker_is_passive());
+    assert!(smoke.step_velocity(s.clone()).is_err());
+    let smoke = Simulation::new(&scene, &Device::flex().autodiff()).unwrap();
+    let g = unrolled_gradient(
+        &smoke,
+        &smoke.initial_state(1).unwrap(),
+        2,
+        Checkpointing::Tape,
+        Reads::Velocity,
+        &kinetic_loss,
+    )
+    .unwrap();
+    assert!(g.loss.is_finite() && values(&g.marker).iter().any(|x| *x != 0.0));
 }
 
 #[test]
 fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
-    use diffsim::fluid::{Checkpointing, unrolled_gradient};
+    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     use diffsim::linalg::SolveMethod;
     let _g = lock();
     let dev = Device::flex().autodiff();
     let cholesky = small_wake(&dev);
     let init = cholesky.initial_state(1).unwrap();
-    let exact = unrolled_gradient(&cholesky, &init, 4, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let exact = unrolled_gradient(
+        &cholesky,
+        &init,
+        4,
+        Checkpointing::Tape,
+        Reads::All,
+        &kinetic_loss,
+    )
+    .unwrap();
     let cg = |adjoint: SolveConfig| {
         let mut scene = cholesky.scene.clone();
         scene.solve = SolveConfig {
@@ -364,7 +452,15 @@ fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
         sim.projection.solver.solve_calls(),
         sim.projection.adjoint_solver().solve_calls(),
     );
-    let g = unrolled_gradient(&sim, &init, 4, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let g = unrolled_gradient(
+        &sim,
+        &init,
+        4,
+        Checkpointing::Tape,
+        Reads::All,
+        &kinetic_loss,
+    )
+    .unwrap();
     assert_eq!(sim.projection.adjoint_solver().solve_calls() - adj, 4);
     assert_eq!(sim.projection.solver.solve_calls() - fwd, 4);
     let (a, b) = (values(&g.u), values(&exact.u));
@@ -378,7 +474,15 @@ fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
         abs_tol: 0.0,
         ..SolveConfig::default()
     });
-    let g = unrolled_gradient(&sim, &init, 2, Checkpointing::Tape, &kinetic_loss).unwrap();
+    let g = unrolled_gradient(
+        &sim,
+        &init,
+        2,
+        Checkpointing::Tape,
+        Reads::All,
+        &kinetic_loss,
+    )
+    .unwrap();
     assert!(values(&g.u).iter().all(|x| x.is_nan()));
     assert!(matches!(
         sim.projection.adjoint_solver().take_last(),

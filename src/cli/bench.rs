@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// With `--checkpoint segments`: steps per segment (default ⌈√N⌉).
     #[arg(long)]
     pub segment: Option<usize>,
+    /// With `--grad`: also advect the passive marker, which the loss never reads (by default
+    /// it is skipped in both the forward and the (loss, gradient) timing, as JAX's jit drops
+    /// it from PhiFlow's).
+    #[arg(long)]
+    pub with_marker: bool,
     /// Untimed steps first.
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,

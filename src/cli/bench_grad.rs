@@ -4,7 +4,7 @@
 use super::bench::{BenchArgs, percentile, resolutions};
 use super::gradcheck::kinetic_loss;
 use crate::error::{DiffsimError, Result};
-use crate::fluid::{Checkpointing, SceneConfig, Simulation, unrolled_gradient};
+use crate::fluid::{Checkpointing, Reads, SceneConfig, Simulation, unrolled_gradient};
 use crate::io::{phiflow_state, read_frame};
 use serde::Serialize;
 use std::time::Instant;
@@ -39,6 +39,8 @@ pub struct GradBenchResult {
     pub speedup_vs_phiflow: Option<f64>,
     /// How the backward pass got its states: `tape`, `burn` or `segments K`.
     pub checkpointing: String,
+    /// Whether the passive marker was advected too (`--with-marker`).
+    pub with_marker: bool,
     /// Peak resident memory of this process (MB, `VmHWM`): run one configuration per process
     /// to compare them.
     pub peak_rss_mb: Option<f64>,
@@ -56,11 +58,16 @@ impl GradBenchResult {
     /// One readable line.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{} {} unroll {} ({}): (loss, gradient) {:.2} ms (first {:.2} ms), forward {:.2} ms, ratio {:.2}",
+            "{} {} unroll {} ({}{}): (loss, gradient) {:.2} ms (first {:.2} ms), forward {:.2} ms, ratio {:.2}",
             self.scene,
             self.resolution,
             self.unroll,
             self.checkpointing,
+            if self.with_marker {
+                ", with marker"
+            } else {
+                ""
+            },
             self.grad_ms,
             self.first_grad_ms,
             self.forward_ms,
@@ -103,6 +110,10 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             )));
         }
     };
+    let reads = match args.with_marker {
+        true => Reads::All,
+        false => Reads::Velocity,
+    };
     let mut out = Vec::new();
     for res in resolutions(args)? {
         let mut scene = SceneConfig::wake_phiflow();
@@ -118,7 +129,10 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             let t = Instant::now();
             let mut s = start.clone();
             for _ in 0..unroll {
-                s = sim.step(s)?.0;
+                s = match reads {
+                    Reads::All => sim.step(s)?.0,
+                    Reads::Velocity => sim.step_velocity(s)?.0,
+                };
             }
             kinetic_loss(&s).into_scalar::<f64>();
             forward.push(1e3 * t.elapsed().as_secs_f64());
@@ -129,7 +143,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
         let mut grad = Vec::new();
         for _ in 0..args.repeats + 1 {
             let t = Instant::now();
-            let g = unrolled_gradient(&sim, &start, unroll, mode, &kinetic_loss)?;
+            let g = unrolled_gradient(&sim, &start, unroll, mode, reads, &kinetic_loss)?;
             let finite =
                 g.loss.is_finite() && g.u.clone().abs().max().into_scalar::<f64>().is_finite();
             if !finite {
@@ -162,6 +176,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
                 (_, Checkpointing::Segments(k)) => format!("segments {k}"),
                 (name, _) => name.to_string(),
             },
+            with_marker: args.with_marker,
             peak_rss_mb: peak_rss_mb(),
         });
     }

@@ -9,4 +9,4 @@ pub use scene::{
     SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
 pub use sim::{FluidState, Simulation, StepInfo, taylor_green};
-pub use unroll::{Checkpointing, UnrollGradient, unrolled_gradient};
+pub use unroll::{Checkpointing, Reads, UnrollGradient, unrolled_gradient};

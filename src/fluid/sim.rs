@@ -265,6 +265,30 @@ impl Simulation {
     /// semi-Lagrangian (or MacCormack) advection of marker and velocity, marker inflow,
     /// buoyancy, pressure projection with obstacles.
     pub fn step(&self, s: FluidState) -> Result<(FluidState, StepInfo)> {
+        self.advance(s, true)
+    }
+
+    /// True when the marker does not act on the velocity (no buoyancy): the velocity of
+    /// [`Simulation::step`] and [`Simulation::step_velocity`] are then the same.
+    pub fn marker_is_passive(&self) -> bool {
+        self.scene.marker.buoyancy == 0.0
+    }
+
+    /// Advances the velocity (and pressure) one step and carries the marker unchanged, for
+    /// callers that never read a passive marker (a velocity loss): the same velocity as
+    /// [`Simulation::step`] without the marker's advection and inflow. Fails when the marker
+    /// is not passive.
+    pub fn step_velocity(&self, s: FluidState) -> Result<(FluidState, StepInfo)> {
+        if !self.marker_is_passive() {
+            return Err(DiffsimError::config(
+                "the marker drives the velocity (buoyancy): step the whole state",
+            ));
+        }
+        self.advance(s, false)
+    }
+
+    /// One step; the marker is advected and fed only when `with_marker`.
+    fn advance(&self, s: FluidState, with_marker: bool) -> Result<(FluidState, StepInfo)> {
         let t0 = Instant::now();
         let FluidState {
             mut u,
@@ -301,7 +325,7 @@ impl Simulation {
             dt_dx,
             scheme: self.scene.advection,
         };
-        let has_marker = self.has_marker();
+        let has_marker = with_marker && self.has_marker();
         let marker_adv = has_marker
             .then(|| ops::advect(marker.clone(), u.clone(), v.clone(), spec(self.marker_spec)));
         let u_adv = ops::advect(u.clone(), u.clone(), v.clone(), spec(self.u_spec));
@@ -312,7 +336,7 @@ impl Simulation {
                 None => m,
             };
         }
-        if self.scene.marker.buoyancy != 0.0 {
+        if !self.marker_is_passive() {
             v_adv = v_adv
                 + self.marker_on_y_faces(marker.clone())
                     * (self.scene.dt * self.scene.marker.buoyancy) as f32;

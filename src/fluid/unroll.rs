@@ -28,6 +28,18 @@ impl Checkpointing {
     }
 }
 
+/// The fields of the final state that a loss reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Velocity, marker and pressure.
+    All,
+    /// Velocity and pressure only. A passive marker (no buoyancy) then cannot reach the loss,
+    /// so the unroll does not advect it ([`Simulation::step_velocity`]): the dead code that a
+    /// tracing compiler such as JAX's jit removes. The loss sees a NaN marker, so a loss that
+    /// reads it anyway gives NaN, not a silently stale value; the marker's gradient is zero.
+    Velocity,
+}
+
 /// The loss after an unroll and its gradient with respect to the initial state.
 #[derive(Clone, Debug)]
 pub struct UnrollGradient {
@@ -61,12 +73,14 @@ fn grads_of(objective: Tensor<1>, start: &FluidState) -> [Tensor<3>; 3] {
 }
 
 /// Runs `steps` steps from `init` on `sim` (an autodiff device) and differentiates
-/// `loss(final state)` with respect to the initial velocity and marker.
+/// `loss(final state)` with respect to the initial velocity and marker; `reads` says which
+/// fields `loss` reads.
 pub fn unrolled_gradient(
     sim: &Simulation,
     init: &FluidState,
     steps: usize,
     mode: Checkpointing,
+    reads: Reads,
     loss: &dyn Fn(&FluidState) -> Tensor<1>,
 ) -> Result<UnrollGradient> {
     let k = match mode {
@@ -78,12 +92,21 @@ pub fn unrolled_gradient(
         }
         Checkpointing::Segments(k) => k,
     };
+    let velocity_only = reads == Reads::Velocity && sim.marker_is_passive();
+    let step = |s| match velocity_only {
+        true => sim.step_velocity(s),
+        false => sim.step(s),
+    };
+    let mut init = init.clone().detach();
+    if velocity_only {
+        init.marker = init.marker.full_like(f64::NAN);
+    }
     // Forward without a graph, keeping the segment starts.
-    let mut starts = vec![init.clone().detach()];
+    let mut starts = vec![init.clone()];
     if k < steps {
-        let mut s = init.clone().detach();
+        let mut s = init;
         for n in 1..steps {
-            s = sim.step(s)?.0;
+            s = step(s)?.0;
             if n % k == 0 {
                 starts.push(s.clone());
             }
@@ -97,7 +120,7 @@ pub fn unrolled_gradient(
         let start = tracked(&start);
         let mut s = start.clone();
         for _ in first..steps.min(first + k) {
-            s = sim.step(s)?.0;
+            s = step(s)?.0;
         }
         let objective = match &seed {
             None => {
@@ -106,7 +129,11 @@ pub fn unrolled_gradient(
                 l
             }
             Some([gu, gv, gm]) => {
-                (s.u * gu.clone()).sum() + (s.v * gv.clone()).sum() + (s.marker * gm.clone()).sum()
+                let flow = (s.u * gu.clone()).sum() + (s.v * gv.clone()).sum();
+                match velocity_only {
+                    true => flow,
+                    false => flow + (s.marker * gm.clone()).sum(),
+                }
             }
         };
         seed = Some(grads_of(objective, &start));
