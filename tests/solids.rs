@@ -719,13 +719,110 @@ fn implicit_gradient_through_contact_matches_finite_differences() {
             );
         }
     }
-    // Friction is explicit-only: a clear error, not a wrong gradient.
-    let mut rough = m.clone();
-    rough.contact.mu = 0.3;
-    let err = Implicit::new(&rough, dt, NewtonConfig::default())
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("frictionless"), "{err}");
+}
+
+/// A particle thrown along the ground with friction (μ = 0.5), as in the explicit test.
+fn sliding_particle() -> (Model, Vec<V3>, Vec<V3>) {
+    use diffsim::solids::contact::{Contact, Shape};
+    let (mut m, _, _, _) = scenes::bounce(1e-3);
+    m.shapes = vec![Shape::Plane {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+    }];
+    m.contact = Contact {
+        ke: 1e4,
+        kd: 50.0,
+        mu: 0.5,
+        smoothing: 1e-3,
+    };
+    // Resting depth: the normal force ke·s·softplus(−y/s) equals m·g.
+    let s = m.contact.smoothing;
+    let weight = m.mass[0] * -m.gravity[1];
+    let y0 = -s * (weight / (m.contact.ke * s)).exp_m1().ln();
+    (m, vec![[0.0, y0, 0.0]], vec![[1.5, 0.0, 0.5]])
+}
+
+#[test]
+fn implicit_friction_stops_a_sliding_particle_where_coulomb_says() {
+    // Coulomb: deceleration a = μg while sliding. Backward Euler takes v_k = v₀ − k·h·a, so it
+    // stops after h·Σ v_k (→ |v₀|²/(2a) = 0.2551 m as h → 0, 0.2421 m at h = 1/60).
+    let (m, x0, v0) = sliding_particle();
+    let speed = v0[0][0].hypot(v0[0][2]);
+    let decel = m.contact.mu * -m.gravity[1];
+    for dt in [1.0 / 60.0, 1.0 / 240.0] {
+        let want: f64 = (1..)
+            .map(|k| speed - k as f64 * dt * decel)
+            .take_while(|v| *v > 0.0)
+            .sum::<f64>()
+            * dt;
+        let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+        let r = sim.rollout(&x0, &v0, (0.6 / dt) as usize).unwrap();
+        let (x, v) = r.run.last();
+        let (dist, end) = (x[0][0].hypot(x[0][2]), v[0][0].hypot(v[0][2]));
+        let newton = r.newton_stats();
+        println!(
+            "dt {dt:.4}: slid {dist:.4} m (Coulomb {want:.4}), end speed {end:.1e}, Newton {newton:?}"
+        );
+        assert!(end < 1e-6, "still sliding at {end}");
+        assert!((dist - want).abs() <= 2e-3 * want, "slid {dist} vs {want}");
+        // Straight along the throw, on the ground.
+        assert!((x[0][2] / x[0][0] - v0[0][2] / v0[0][0]).abs() < 1e-9);
+        assert!((x[0][1] - x0[0][1]).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn implicit_gradient_through_sliding_then_sticking_friction_matches_finite_differences() {
+    let (m, x0, v0) = sliding_particle();
+    let (dt, steps) = (1.0 / 120.0, 60);
+    let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+    let r = sim.rollout(&x0, &v0, steps).unwrap();
+    let end = r.run.last().1[0][0].hypot(r.run.last().1[0][2]);
+    assert!(end < 1e-2, "still sliding at {end}");
+    // It slid for a while: the first steps move faster than the smoothing speed.
+    assert!(r.run.states[5].1[0][0] > 0.5);
+    let target = [0.4, 0.0, 0.2];
+    let g = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &[[0.0; 3]]);
+    let f = |x: &[V3], v: &[V3]| loss(&sim.rollout(x, v, steps).unwrap().run.last().0, target).0;
+    let eps = 1e-6;
+    for a in 0..3 {
+        for (vel, ad) in [(true, g.v0[0][a]), (false, g.x0[0][a])] {
+            let at = |d: f64| {
+                let (mut x, mut v) = (x0.clone(), v0.clone());
+                if vel {
+                    v[0][a] += d
+                } else {
+                    x[0][a] += d
+                }
+                f(&x, &v)
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            assert!(
+                (ad - fd).abs() <= 1e-5 * fd.abs() + 1e-8,
+                "{} [{a}]: {ad} vs {fd}",
+                if vel { "v0" } else { "x0" }
+            );
+        }
+    }
+    // Mid-slide too, where |v_t| ≫ s (the slip branch).
+    let short = 10;
+    let r = sim.rollout(&x0, &v0, short).unwrap();
+    assert!(r.run.last().1[0][0] > 0.5);
+    let g = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &[[0.0; 3]]);
+    let f = |v: &[V3]| loss(&sim.rollout(&x0, v, short).unwrap().run.last().0, target).0;
+    for a in 0..3 {
+        let at = |d: f64| {
+            let mut v = v0.clone();
+            v[0][a] += d;
+            f(&v)
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (g.v0[0][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-8,
+            "slip v0[{a}]: {} vs {fd}",
+            g.v0[0][a]
+        );
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! Every term is smooth in `(x, v)` away from a box's edges and corners, where `n` turns; the
 //! Jacobians below are exact there too (`∂n/∂x` included).
 
-use super::mass_spring::V3;
+use super::mass_spring::{M3, V3};
 
 /// A static obstacle.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -152,6 +152,65 @@ pub fn damping_frame(c: &Contact, shape: &Shape, x: V3) -> (f64, V3, V3, [[f64; 
     (c.kd * sg, n, n.map(|a| dw * a), dn)
 }
 
+/// The lagged friction frame at a previous position `xₙ`: the normal force magnitude
+/// `λ = ke·s·softplus(−φ/s)`, its gradient `∇λ = −ke·σ(−φ/s)·n`, `n` and `∂n/∂x`.
+fn friction_frame(c: &Contact, shape: &Shape, xn: V3) -> (f64, V3, V3, M3) {
+    let s = c.smoothing.max(1e-300);
+    let (phi, n, dn) = distance(shape, xn);
+    let z = -phi / s;
+    let dl = -c.ke * sigmoid(z);
+    (c.ke * s * softplus(z), n.map(|a| dl * a), n, dn)
+}
+
+/// The tangential velocity `t = T(x − xₙ)/h` (`T = I − n nᵀ`) and `w = √(|t|² + s²)`.
+fn tangential(n: V3, d: V3, h: f64, s: f64) -> (V3, f64) {
+    let dn: f64 = (0..3).map(|a| d[a] * n[a]).sum();
+    let t: V3 = std::array::from_fn(|a| (d[a] - dn * n[a]) / h);
+    (t, (t.iter().map(|c| c * c).sum::<f64>() + s * s).sqrt())
+}
+
+/// Friction for an implicit step from `xₙ` with time step `h`, lagged as in IPC (Li et al.
+/// 2020): with the normal force magnitude `λ` and the tangent projector `T = I − n nᵀ` taken at
+/// `xₙ`, the potential `D(x) = μ·λ·h·√(|t|² + s²)` of the tangential velocity
+/// `t = T(x − xₙ)/h` gives `−∇D = −μ·λ·t/√(|t|² + s²)`: the explicit friction force with
+/// its frame one step behind. `D` is convex. Returns `(D, ∇D, ∇²D)` at `x`.
+pub fn friction(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> (f64, V3, M3) {
+    let s = c.smoothing.max(1e-300);
+    let (lam, _, n, _) = friction_frame(c, shape, xn);
+    let d: V3 = std::array::from_fn(|a| x[a] - xn[a]);
+    let (t, w) = tangential(n, d, h, s);
+    let k = c.mu * lam;
+    let hess = std::array::from_fn(|a| {
+        std::array::from_fn(|b| {
+            let proj = f64::from(u8::from(a == b)) - n[a] * n[b];
+            k / h * (proj - t[a] * t[b] / (w * w)) / w
+        })
+    });
+    (k * h * w, t.map(|ta| k * ta / w), hess)
+}
+
+/// `(∂∇D/∂xₙ)ᵀ·y` for [`friction`]'s `D` at `(x, xₙ)`: through `λ`, `n` and `x − xₙ`.
+pub fn friction_lagged_vjp(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64, y: V3) -> V3 {
+    let s = c.smoothing.max(1e-300);
+    let (lam, dlam, n, dn) = friction_frame(c, shape, xn);
+    let d: V3 = std::array::from_fn(|a| x[a] - xn[a]);
+    let (t, w) = tangential(n, d, h, s);
+    // ∇D = μλ·q(t), q = t/w, ∂q/∂t = Q = (I − t tᵀ/w²)/w (symmetric).
+    let q: V3 = t.map(|ta| ta / w);
+    let ty: f64 = (0..3).map(|a| t[a] * y[a]).sum();
+    let qy: V3 = std::array::from_fn(|a| (y[a] - t[a] * ty / (w * w)) / w);
+    let yq: f64 = (0..3).map(|a| y[a] * q[a]).sum();
+    // h·∂t/∂xₙ_b = −dn[:, b](n·d) − n (dᵀ dn[:, b]) − T e_b.
+    let nd: f64 = (0..3).map(|a| n[a] * d[a]).sum();
+    let nqy: f64 = (0..3).map(|a| n[a] * qy[a]).sum();
+    std::array::from_fn(|b| {
+        let ddn: f64 = (0..3).map(|a| d[a] * dn[a][b]).sum();
+        let dnqy: f64 = (0..3).map(|a| qy[a] * dn[a][b]).sum();
+        let dt = -dnqy * nd - nqy * ddn - (qy[b] - nqy * n[b]);
+        c.mu * (dlam[b] * yq + lam * dt / h)
+    })
+}
+
 /// The contact force on a particle at `(x, v)`, and its Jacobians `∂f/∂x`, `∂f/∂v`.
 pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[f64; 3]; 3]) {
     let s = c.smoothing.max(1e-300);
@@ -196,6 +255,70 @@ pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn implicit_friction_derivatives_match_finite_differences() {
+        let c = Contact {
+            ke: 1e3,
+            kd: 0.0,
+            mu: 0.4,
+            smoothing: 1e-2,
+        };
+        let shapes = [
+            Shape::Plane {
+                normal: [0.6, 0.8, 0.0],
+                offset: 0.1,
+            },
+            // Near the box's edge, where the normal turns.
+            Shape::Box {
+                center: [0.0, 0.0, 0.0],
+                half: [0.5, 0.5, 0.5],
+            },
+        ];
+        let (h, eps) = (0.01, 1e-6);
+        let points = [
+            ([0.3, 0.05, 0.2], [0.31, 0.06, 0.17]),
+            ([0.503, 0.502, 0.1], [0.507, 0.515, 0.12]),
+        ];
+        for (shape, (x, xn)) in shapes.iter().zip(points) {
+            let (_, g, hess) = friction(&c, shape, x, xn, h);
+            let y = [0.7, -0.3, 0.5];
+            let vjp = friction_lagged_vjp(&c, shape, x, xn, h, y);
+            let moved = |v: V3, b: usize, d: f64| {
+                let mut v = v;
+                v[b] += d;
+                v
+            };
+            for b in 0..3 {
+                let dx = |d: f64| friction(&c, shape, moved(x, b, d), xn, h);
+                let fd = (dx(eps).0 - dx(-eps).0) / (2.0 * eps);
+                assert!(
+                    (fd - g[b]).abs() <= 1e-7 * (1.0 + fd.abs()),
+                    "∇D {b}: {} vs {fd}",
+                    g[b]
+                );
+                for (a, row) in hess.iter().enumerate() {
+                    let fd = (dx(eps).1[a] - dx(-eps).1[a]) / (2.0 * eps);
+                    let tol = 1e-6 * (1.0 + fd.abs());
+                    assert!((fd - row[b]).abs() <= tol, "∇²D {a}{b}: {} vs {fd}", row[b]);
+                }
+                let dxn = |d: f64| friction(&c, shape, x, moved(xn, b, d), h).1;
+                let (p, q) = (dxn(eps), dxn(-eps));
+                let fd: f64 = (0..3).map(|a| y[a] * (p[a] - q[a]) / (2.0 * eps)).sum();
+                assert!(
+                    (fd - vjp[b]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                    "vjp {b}: {} vs {fd}",
+                    vjp[b]
+                );
+            }
+            // −∇D is the explicit friction force with the frame at xₙ: opposite the
+            // tangential velocity, at most μλ.
+            let (lam, _, n, _) = friction_frame(&c, shape, xn);
+            let gn: f64 = (0..3).map(|a| g[a] * n[a]).sum();
+            let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!(gn.abs() < 1e-12 && norm <= c.mu * lam && norm > 0.0);
+        }
+    }
 
     #[test]
     fn softplus_integral_is_continuous_and_its_derivative_is_the_softplus() {

@@ -2,11 +2,12 @@
 //!
 //! A step minimises the incremental potential
 //! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
-//! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))²] + Σ_cloth [½ΔᵀKΔ/h − f_air(xₙ, vₙ)·x]`
+//! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))² + D(x_p)] + Σ_cloth [½ΔᵀKΔ/h − f_air(xₙ, vₙ)·x]`
 //! (`E`: springs, stable Neo-Hookean tetrahedra, cloth membranes and bending with its rest
 //! edge length; `U` the smooth contact's normal potential, `w = kd·σ(−φ/s)` and `n̂` its
-//! damping weight and normal at `xₙ`: contact damping lagged like the springs'. Friction is
-//! not handled implicitly. Cloth: `K` the membrane damping (exact, `Ḟ` is linear in `v`) and
+//! damping weight and normal at `xₙ`: contact damping lagged like the springs'; and friction's
+//! potential `D = μ·λ·h·√(|T(x − xₙ)/h|² + s²)` with the normal force `λ` and tangent
+//! projector `T` at `xₙ` ([`contact::friction`]). Cloth: `K` the membrane damping (exact, `Ḟ` is linear in `v`) and
 //! the area and bending damping with `∇J`, `∇θ` lagged at `xₙ`; the air force is taken at
 //! `(xₙ, vₙ)`; these lagged terms are evaluated once per step.)
 //! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
@@ -110,7 +111,6 @@ impl<'a> Implicit<'a> {
     /// Prepares the stepper for `model` with time step `h` (symbolic analysis once).
     pub fn new(model: &'a Model, h: f64, cfg: NewtonConfig) -> Result<Self> {
         model.validate()?;
-        frictionless(model)?;
         if !(h > 0.0 && h.is_finite()) {
             return Err(DiffsimError::config("the time step must be positive"));
         }
@@ -152,7 +152,6 @@ impl<'a> Implicit<'a> {
     /// springs (endpoints) but other parameter values: the symbolic factorisation is reused.
     pub fn with_model<'b>(&self, model: &'b Model) -> Result<Implicit<'b>> {
         model.validate()?;
-        frictionless(model)?;
         let same = model.len() == self.model.len()
             && (0..model.len()).all(|p| model.free(p) == self.model.free(p))
             && model.springs.len() == self.model.springs.len()
@@ -237,6 +236,13 @@ impl<'a> Implicit<'a> {
                 for a in 0..3 {
                     f[p][a] += fc[a] - w / h * r * n[a];
                 }
+                if m.contact.mu != 0.0 {
+                    let (d, gd, _) = contact::friction(&m.contact, shape, x[p], xn[p], h);
+                    phi += d;
+                    for a in 0..3 {
+                        f[p][a] -= gd[a];
+                    }
+                }
             }
         }
         for ((t, k), air) in m.tris.iter().zip(&lag.tri).zip(&lag.air) {
@@ -310,9 +316,13 @@ impl<'a> Implicit<'a> {
             for shape in &m.shapes {
                 let (_, _, jx) = contact::normal(&m.contact, shape, x[p], project);
                 let (w, n, _, _) = contact::damping_frame(&m.contact, shape, xn[p]);
-                let b = std::array::from_fn(|a| {
+                let mut b: M3 = std::array::from_fn(|a| {
                     std::array::from_fn(|c| -jx[a][c] + w / h * n[a] * n[c])
                 });
+                if m.contact.mu != 0.0 {
+                    let (_, _, hf) = contact::friction(&m.contact, shape, x[p], xn[p], h);
+                    b = combine(&b, &hf, 1.0);
+                }
                 block(p, p, &b, 1.0);
             }
         }
@@ -552,7 +562,8 @@ impl<'a> Implicit<'a> {
                 }
             }
             // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
-            // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ.
+            // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ;
+            // friction likewise through its lagged λ, n and x₁ − xₙ.
             for p in (0..np).filter(|&p| m.free(p)) {
                 for shape in &m.shapes {
                     let (w, n, dw, dn) = contact::damping_frame(&m.contact, shape, xn[p]);
@@ -564,6 +575,13 @@ impl<'a> Implicit<'a> {
                         let ldn: f64 = (0..3).map(|a| lam[p][a] * dn[a][b]).sum();
                         let col = r * ln * dw[b] + w * r * ldn + w * ln * (dnd - n[b]);
                         xbn[p][b] -= col / h;
+                    }
+                    if m.contact.mu != 0.0 {
+                        let c = &m.contact;
+                        let fr = contact::friction_lagged_vjp(c, shape, x1[p], xn[p], h, lam[p]);
+                        for b in 0..3 {
+                            xbn[p][b] -= fr[b];
+                        }
                     }
                 }
             }
@@ -827,15 +845,6 @@ fn fixed_node_terms<const N: usize>(
             }
         }
     }
-}
-
-fn frictionless(model: &Model) -> Result<()> {
-    if !model.shapes.is_empty() && model.contact.mu != 0.0 {
-        return Err(DiffsimError::config(
-            "the implicit integrator handles frictionless contact only (contact mu = 0); use the explicit one for friction",
-        ));
-    }
-    Ok(())
 }
 
 fn fail(e: impl std::fmt::Debug) -> DiffsimError {
