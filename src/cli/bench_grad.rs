@@ -110,9 +110,10 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             )));
         }
     };
-    let reads = match args.with_marker {
-        true => Reads::All,
-        false => Reads::Velocity,
+    let reads = if args.with_marker {
+        Reads::All
+    } else {
+        Reads::Velocity
     };
     let mut out = Vec::new();
     for res in resolutions(args)? {
@@ -129,10 +130,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             let t = Instant::now();
             let mut s = start.clone();
             for _ in 0..unroll {
-                s = match reads {
-                    Reads::All => sim.step(s)?.0,
-                    Reads::Velocity => sim.step_velocity(s)?.0,
-                };
+                s = sim.step_for(s, reads)?.0;
             }
             kinetic_loss(&s).into_scalar::<f64>();
             forward.push(1e3 * t.elapsed().as_secs_f64());

@@ -1,6 +1,7 @@
 //! [`Simulation`]: a scene prepared on a device (grid, masks, factorised pressure solver), and
 //! its time step.
 
+use super::Reads;
 use super::scene::{DiffusionScheme, FaceRegion, Initial, Precision, SceneConfig, Side};
 use crate::error::{DiffsimError, Result};
 use crate::grid::{ArraySpec, Grid, Location, SolidMask};
@@ -285,6 +286,18 @@ impl Simulation {
             ));
         }
         self.advance(s, false)
+    }
+
+    /// True when a loss that reads `reads` lets the unroll skip the marker: a velocity loss
+    /// and a passive marker.
+    pub fn skips_marker(&self, reads: Reads) -> bool {
+        reads == Reads::Velocity && self.marker_is_passive()
+    }
+
+    /// One step of what a loss reading `reads` needs: [`Simulation::step_velocity`] where
+    /// [`Simulation::skips_marker`], else [`Simulation::step`].
+    pub fn step_for(&self, s: FluidState, reads: Reads) -> Result<(FluidState, StepInfo)> {
+        self.advance(s, !self.skips_marker(reads))
     }
 
     /// One step; the marker is advected and fed only when `with_marker`.

@@ -92,11 +92,8 @@ pub fn unrolled_gradient(
         }
         Checkpointing::Segments(k) => k,
     };
-    let velocity_only = reads == Reads::Velocity && sim.marker_is_passive();
-    let step = |s| match velocity_only {
-        true => sim.step_velocity(s),
-        false => sim.step(s),
-    };
+    let velocity_only = sim.skips_marker(reads);
+    let step = |s| sim.step_for(s, reads);
     let mut init = init.clone().detach();
     if velocity_only {
         init.marker = init.marker.full_like(f64::NAN);
@@ -130,9 +127,10 @@ pub fn unrolled_gradient(
             }
             Some([gu, gv, gm]) => {
                 let flow = (s.u * gu.clone()).sum() + (s.v * gv.clone()).sum();
-                match velocity_only {
-                    true => flow,
-                    false => flow + (s.marker * gm.clone()).sum(),
+                if velocity_only {
+                    flow
+                } else {
+                    flow + (s.marker * gm.clone()).sum()
                 }
             }
         };
