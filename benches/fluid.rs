@@ -51,6 +51,17 @@ fn ops(c: &mut Criterion) {
         g.bench_function(id("project"), |b| {
             b.iter(|| ops::project(s.u.clone(), s.v.clone(), &sim.projection))
         });
+        let solver = &sim.projection.solver;
+        let rhs: Vec<f32> = (0..solver.stencil().len())
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        g.bench_function(id("pressure_solve"), |b| {
+            b.iter_batched_ref(
+                || rhs.clone(),
+                |x| solver.solve(x, 1).unwrap(),
+                criterion::BatchSize::SmallInput,
+            )
+        });
         let mask = Tensor::<3>::ones(s.v.dims(), &dev).greater_elem(0.5);
         g.bench_function(id("mask_fill"), |b| {
             b.iter(|| s.v.clone().mask_fill(mask.clone(), 1.0))

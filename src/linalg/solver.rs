@@ -26,9 +26,7 @@ pub struct LinearSolver {
 
 /// Element types a [`LinearSolver`] solves in (f64; f32 with the f32 copy of a Cholesky
 /// factor, iterative methods run in f64).
-pub trait SolveScalar:
-    FactorScalar + num_traits::Float + num_traits::FromPrimitive + Into<f64>
-{
+pub trait SolveScalar: FactorScalar + Into<f64> {
     /// Whether every element is finite, as an integer OR over the exponent bits (vectorises,
     /// unlike a short-circuiting float test).
     fn all_finite(x: &[Self]) -> bool;
