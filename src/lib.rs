@@ -20,6 +20,7 @@ pub mod gradcheck;
 pub mod grid;
 pub mod io;
 pub mod linalg;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod solids;

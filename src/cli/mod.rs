@@ -2,12 +2,14 @@
 
 mod bench;
 mod bench_grad;
+mod dataset;
 mod experiment;
 mod gradcheck;
 mod simulate;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
 pub use bench_grad::{GradBenchResult, bench_grad};
+pub use dataset::{DatasetArgs, DatasetName, dataset};
 pub use experiment::{ExperimentArgs, experiment};
 pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
@@ -32,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a scene and write HDF5 frames, vorticity pictures and a summary.
     Simulate(SimulateArgs),
+    /// Generate reference data (`diffsim dataset wake-flow`): HDF5 files, one per simulation,
+    /// and a dataset.toml with the normalisation statistics. Resumable.
+    Dataset(DatasetArgs),
     /// Time the solver (`diffsim bench fluid`).
     Bench {
         /// What to time.
@@ -171,6 +176,25 @@ fn run(cli: Cli) -> Result<()> {
                 for r in &results {
                     out(&r.human())?;
                 }
+            }
+        }
+        Command::Dataset(args) => {
+            let (manifest, dir) = dataset(&args)?;
+            if args.json {
+                json(&manifest)?
+            } else {
+                let s = &manifest.stats;
+                out(&format!(
+                    "{}: {} simulations at {} ({} reference), std|u| {:.4}, std|v| {:.4}, Re std {:.2}, {:.1} s",
+                    dir.display(),
+                    manifest.sims.len(),
+                    manifest.resolution,
+                    manifest.recipe.reference,
+                    s.std_abs_u,
+                    s.std_abs_v,
+                    s.re_std,
+                    manifest.generation_s
+                ))?
             }
         }
         Command::Experiment(args) => experiment(&args)?,

@@ -7,7 +7,6 @@ use crate::grid::Resolution;
 use crate::io::{Frame, SimWriter, read_frame, stored_resolution};
 use crate::linalg::SolveMethod;
 use crate::viz::{FieldPicture, GifWriter, vorticity};
-use burn::tensor::Tensor;
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -176,27 +175,6 @@ pub fn resolve_scene(args: &SimulateArgs) -> Result<SceneConfig> {
     Ok(scene)
 }
 
-/// Item 0 of a batched tensor as a host vector.
-pub fn host(t: &Tensor<3>) -> Vec<f32> {
-    t.clone()
-        .narrow(0, 0, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data")
-}
-
-fn frame(sim: &Simulation, s: &FluidState) -> Frame {
-    Frame {
-        u: host(&s.u),
-        v: host(&s.v),
-        pressure: Some(host(&s.pressure)),
-        marker: sim.has_marker().then(|| host(&s.marker)),
-        step: s.step as u64,
-        time: s.step as f64 * sim.scene.dt,
-    }
-}
-
 /// Runs `diffsim simulate`.
 pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     let t0 = Instant::now();
@@ -226,7 +204,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
     let mut keep = |state: &FluidState, writer: &mut Option<SimWriter>| -> Result<()> {
         sim.check_finite(state)?;
         max_cfl = max_cfl.max(sim.cfl(state));
-        let f = frame(&sim, state);
+        let f = Frame::of_state(&sim, state, 0);
         if keep_pictures {
             let values = match args.field {
                 PictureField::Vorticity => vorticity(&f.u, &f.v, &sim.grid),

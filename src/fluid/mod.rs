@@ -8,5 +8,5 @@ pub use scene::{
     BUILTIN_SCENES, DiffusionScheme, FaceRegion, Forcing, Initial, MarkerConfig, Precision,
     SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
-pub use sim::{FluidState, Simulation, StepInfo, taylor_green};
+pub use sim::{FluidState, Simulation, StepInfo, host_item, taylor_green};
 pub use unroll::{Checkpointing, Reads, UnrollGradient, unrolled_gradient};

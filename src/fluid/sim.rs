@@ -46,6 +46,16 @@ impl FluidState {
     }
 }
 
+/// Batch item `b` of a `[B, …]` tensor as a host f32 vector (row-major).
+pub fn host_item(t: &Tensor<3>, b: usize) -> Vec<f32> {
+    t.clone()
+        .narrow(0, b, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
 /// Statistics of one step.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepInfo {

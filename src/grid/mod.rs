@@ -7,6 +7,7 @@
 
 mod boundary;
 mod obstacle;
+pub mod resample;
 
 pub use boundary::{Boundaries, Extrap, ScalarOutside, SideBc};
 pub use obstacle::{Geometry, SolidMask};

@@ -9,7 +9,7 @@
 //! complete; an abandoned writer removes its partial file.
 
 use crate::error::{DiffsimError, Result};
-use crate::fluid::Simulation;
+use crate::fluid::{FluidState, Simulation, host_item};
 use crate::grid::Grid;
 use hdf5::types::VarLenUnicode;
 use ndarray::{ArrayView1, ArrayView3, s};
@@ -33,6 +33,21 @@ pub struct Frame {
     pub step: u64,
     /// Simulated time.
     pub time: f64,
+}
+
+impl Frame {
+    /// Batch item `b` of a state on the host (pressure always, the marker when the scene has
+    /// one).
+    pub fn of_state(sim: &Simulation, s: &FluidState, b: usize) -> Self {
+        Self {
+            u: host_item(&s.u, b),
+            v: host_item(&s.v, b),
+            pressure: Some(host_item(&s.pressure, b)),
+            marker: sim.has_marker().then(|| host_item(&s.marker, b)),
+            step: s.step as u64,
+            time: s.step as f64 * sim.scene.dt,
+        }
+    }
 }
 
 /// Writes a simulation frame by frame.
@@ -145,6 +160,25 @@ impl SimWriter {
         Ok(())
     }
 
+    /// Adds a root attribute holding `values` (a scalar when there is one value).
+    pub fn attr_f64s(&self, name: &str, values: &[f64]) -> Result<()> {
+        let file = self.file.as_ref().expect("writer is open");
+        let builder = file.new_attr::<f64>();
+        let attr = if values.len() == 1 {
+            builder.create(name)
+        } else {
+            builder.shape(values.len()).create(name)
+        };
+        attr.and_then(|a| a.write_raw(values))
+            .map_err(h5err(&self.partial))
+    }
+
+    /// Adds a root string attribute (e.g. JSON).
+    pub fn attr_str(&self, name: &str, value: &str) -> Result<()> {
+        let file = self.file.as_ref().expect("writer is open");
+        write_str_attr(file, name, value).map_err(h5err(&self.partial))
+    }
+
     /// Frames written so far.
     pub fn frames(&self) -> usize {
         self.frames
@@ -231,23 +265,8 @@ fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()
 /// in `../shared/data/`), checking that its arrays fit `grid`. `pressure` and `marker` are
 /// optional in the file.
 pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
-    if !path.is_file() {
-        return Err(DiffsimError::file(
-            path,
-            "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5",
-        ));
-    }
+    let file = open_complete(path)?;
     let err = h5err(path);
-    let file =
-        hdf5::File::open(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
-    if let Ok(a) = file.attr("complete")
-        && a.read_scalar::<u8>().map_err(&err)? == 0
-    {
-        return Err(DiffsimError::file(
-            path,
-            "the file is marked incomplete (an interrupted run); rerun the simulation",
-        ));
-    }
     let read = |name: &str, shape: [usize; 2], required: bool| -> Result<Option<Vec<f32>>> {
         if !file.link_exists(name) {
             return if required {
@@ -300,6 +319,95 @@ pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
         step: 0,
         time: 0.0,
     })
+}
+
+/// Opens an HDF5 file for reading; a file marked incomplete is an error.
+fn open_complete(path: &Path) -> Result<hdf5::File> {
+    if !path.is_file() {
+        return Err(DiffsimError::file(
+            path,
+            "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5",
+        ));
+    }
+    let file =
+        hdf5::File::open(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
+    if let Ok(a) = file.attr("complete")
+        && a.read_scalar::<u8>().map_err(h5err(path))? == 0
+    {
+        return Err(DiffsimError::file(
+            path,
+            "the file is marked incomplete (an interrupted run); rerun the simulation",
+        ));
+    }
+    Ok(file)
+}
+
+/// Every frame of the velocity in a complete file of the layout above.
+#[derive(Clone, Debug)]
+pub struct Trajectory {
+    /// Frames `T`.
+    pub frames: usize,
+    /// `[T, ny, nx+1]`, row-major.
+    pub u: Vec<f32>,
+    /// `[T, ny+1, nx]`, row-major.
+    pub v: Vec<f32>,
+}
+
+/// Reads all velocity frames of `path`, checking that they fit `grid` and are finite.
+pub fn read_trajectory(path: &Path, grid: &Grid) -> Result<Trajectory> {
+    let file = open_complete(path)?;
+    let err = h5err(path);
+    let read = |name: &str, shape: [usize; 2]| -> Result<(usize, Vec<f32>)> {
+        let ds = file.dataset(name).map_err(|_| {
+            DiffsimError::file(
+                path,
+                format!("no dataset '{name}'; not a diffsim dataset file"),
+            )
+        })?;
+        let sh = ds.shape();
+        if sh.len() != 3 || sh[1..] != shape || sh[0] == 0 {
+            return Err(DiffsimError::file(
+                path,
+                format!(
+                    "dataset '{name}' has shape {sh:?}, expected [T>=1, {}, {}] ({})",
+                    shape[0],
+                    shape[1],
+                    grid.resolution()
+                ),
+            ));
+        }
+        let values = ds.read_raw::<f32>().map_err(&err)?;
+        if values.iter().any(|x| !x.is_finite()) {
+            return Err(DiffsimError::file(
+                path,
+                format!("dataset '{name}' contains NaN or infinity"),
+            ));
+        }
+        Ok((sh[0], values))
+    };
+    let (nx, ny) = (grid.nx, grid.ny);
+    let (frames, u) = read("velocity_x", [ny, nx + 1])?;
+    let (fv, v) = read("velocity_y", [ny + 1, nx])?;
+    if fv != frames {
+        return Err(DiffsimError::file(
+            path,
+            format!("velocity_x has {frames} frames but velocity_y {fv}"),
+        ));
+    }
+    Ok(Trajectory { frames, u, v })
+}
+
+/// A root attribute of `path` as f64 values (None when absent or unreadable).
+pub fn read_attr_f64s(path: &Path, name: &str) -> Option<Vec<f64>> {
+    let file = hdf5::File::open(path).ok()?;
+    file.attr(name).ok()?.read_raw::<f64>().ok()
+}
+
+/// A root string attribute of `path` (None when absent or unreadable).
+pub fn read_attr_str(path: &Path, name: &str) -> Option<String> {
+    let file = hdf5::File::open(path).ok()?;
+    let v = file.attr(name).ok()?.read_scalar::<VarLenUnicode>().ok()?;
+    Some(v.as_str().to_string())
 }
 
 /// The resolution of the arrays stored in `path` (from the shape of `velocity_x`), if readable.

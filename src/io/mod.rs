@@ -2,7 +2,10 @@
 
 mod h5;
 
-pub use h5::{FORMAT_VERSION, Frame, SimWriter, read_frame, stored_resolution};
+pub use h5::{
+    FORMAT_VERSION, Frame, SimWriter, Trajectory, read_attr_f64s, read_attr_str, read_frame,
+    read_trajectory, stored_resolution,
+};
 
 use crate::error::{DiffsimError, Result};
 use crate::grid::Resolution;

@@ -8,7 +8,7 @@
 //! physical initial states are searched.
 
 use crate::error::{DiffsimError, Result};
-use crate::fluid::{FluidState, Precision, SceneConfig, Simulation};
+use crate::fluid::{FluidState, Precision, SceneConfig, Simulation, host_item};
 use crate::grid::{Resolution, ScalarOutside};
 use crate::ops;
 use burn::module::{Module, Param};
@@ -165,13 +165,6 @@ fn rollout(
     Ok(s.marker)
 }
 
-fn host(t: Tensor<3>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data")
-}
-
 /// Runs the experiment; `progress(iteration, loss)` is called after every evaluation.
 pub fn run(
     cfg: &SmokeTargetConfig,
@@ -213,8 +206,10 @@ pub fn run(
         u: Param::from_tensor(Tensor::zeros(du, &device)),
         v: Param::from_tensor(Tensor::zeros(dv, &device)),
     };
-    let zero_marker =
-        host(rollout(&sim, &start, control.u.val(), control.v.val(), cfg.steps)?.detach());
+    let zero_marker = host_item(
+        &rollout(&sim, &start, control.u.val(), control.v.val(), cfg.steps)?.detach(),
+        0,
+    );
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::new();
     let t0 = Instant::now();
@@ -243,8 +238,10 @@ pub fn run(
         iterations += 1;
     }
     let wall_s = t0.elapsed().as_secs_f64();
-    let final_marker =
-        host(rollout(&sim, &start, control.u.val(), control.v.val(), cfg.steps)?.detach());
+    let final_marker = host_item(
+        &rollout(&sim, &start, control.u.val(), control.v.val(), cfg.steps)?.detach(),
+        0,
+    );
     let (initial_loss, final_loss) = (losses[0], *losses.last().expect("one loss"));
     Ok(SmokeTargetResult {
         config: cfg.clone(),
@@ -255,6 +252,6 @@ pub fn run(
         wall_s,
         ms_per_iteration: 1e3 * wall_s / losses.len() as f64,
         losses,
-        pictures: [zero_marker, final_marker, host(target)],
+        pictures: [zero_marker, final_marker, host_item(&target, 0)],
     })
 }

@@ -1,0 +1,151 @@
+//! The Solver-in-the-Loop ResNet corrector (reference §A.3, `model_mars_moon`): a 5×5
+//! convolution to `width` channels, `blocks` residual blocks of two 5×5 convolutions with a
+//! skip connection, and a linear 5×5 convolution to 2 channels; LeakyReLU(0.3), 'same' zero
+//! padding, Glorot-uniform weights and zero biases (Keras defaults).
+//!
+//! [`CorrectorConfig::mars_moon`] is the paper's network (32 channels, 5 blocks, 260,354
+//! parameters); [`CorrectorConfig::small`] the CPU-scale one of §C.1 (16 channels, 2 blocks,
+//! 27,682 parameters, output weights ×0.1 at initialisation so that the first corrections are
+//! small and the unrolled training starts near the source solver).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, LeakyRelu, LeakyReluConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+
+/// Architecture of a [`Corrector`].
+#[derive(Config, Debug, PartialEq)]
+pub struct CorrectorConfig {
+    /// Input channels (§A.3: v_y, v_x, Re).
+    #[config(default = 3)]
+    pub inputs: usize,
+    /// Output channels (Δv_y, Δv_x).
+    #[config(default = 2)]
+    pub outputs: usize,
+    /// Channels of the hidden layers.
+    #[config(default = 32)]
+    pub width: usize,
+    /// Residual blocks.
+    #[config(default = 5)]
+    pub blocks: usize,
+    /// Square kernel size (odd).
+    #[config(default = 5)]
+    pub kernel: usize,
+    /// Negative slope of the LeakyReLUs.
+    #[config(default = 0.3)]
+    pub slope: f64,
+    /// Factor on the output layer's initial weights (1: Glorot as is).
+    #[config(default = 1.0)]
+    pub output_init_scale: f64,
+}
+
+impl CorrectorConfig {
+    /// The paper's network (§A.3).
+    pub fn mars_moon() -> Self {
+        Self::new()
+    }
+
+    /// The CPU-scale network of §C.1.
+    pub fn small() -> Self {
+        Self::new()
+            .with_width(16)
+            .with_blocks(2)
+            .with_output_init_scale(0.1)
+    }
+
+    fn conv(&self, channels: [usize; 2], device: &Device) -> Conv2d {
+        let mut conv = Conv2dConfig::new(channels, [self.kernel; 2])
+            .with_padding(PaddingConfig2d::Same)
+            .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+            .init(device);
+        conv.bias = Some(Param::from_tensor(Tensor::zeros([channels[1]], device)));
+        conv
+    }
+
+    /// A freshly initialised network (seed the device's RNG first for reproducibility).
+    pub fn init(&self, device: &Device) -> Corrector {
+        let w = self.width;
+        let mut output = self.conv([w, self.outputs], device);
+        if self.output_init_scale != 1.0 {
+            let scaled = output.weight.val().mul_scalar(self.output_init_scale);
+            output.weight = Param::from_tensor(scaled);
+        }
+        Corrector {
+            input: self.conv([self.inputs, w], device),
+            blocks: (0..self.blocks)
+                .map(|_| ResBlock {
+                    first: self.conv([w, w], device),
+                    second: self.conv([w, w], device),
+                })
+                .collect(),
+            output,
+            activation: LeakyReluConfig::new()
+                .with_negative_slope(self.slope)
+                .init(),
+        }
+    }
+}
+
+/// Two convolutions with a skip connection: `act(x + conv₂(act(conv₁(x))))`.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    /// First convolution.
+    pub first: Conv2d,
+    /// Second convolution.
+    pub second: Conv2d,
+}
+
+/// The corrector network.
+#[derive(Module, Debug)]
+pub struct Corrector {
+    /// `inputs → width`.
+    pub input: Conv2d,
+    /// Residual blocks.
+    pub blocks: Vec<ResBlock>,
+    /// `width → outputs`, linear.
+    pub output: Conv2d,
+    /// LeakyReLU.
+    pub activation: LeakyRelu,
+}
+
+impl Corrector {
+    /// `x: [B, inputs, ny, nx]` → `[B, outputs, ny, nx]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let act = |t| self.activation.forward(t);
+        let mut h = act(self.input.forward(x));
+        for b in &self.blocks {
+            let inner = act(b.first.forward(h.clone()));
+            h = act(h + b.second.forward(inner));
+        }
+        self.output.forward(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_match_the_paper_and_the_cpu_variant() {
+        let dev = Device::flex();
+        assert_eq!(
+            CorrectorConfig::mars_moon().init(&dev).num_params(),
+            260_354
+        );
+        assert_eq!(CorrectorConfig::small().init(&dev).num_params(), 27_682);
+    }
+
+    #[test]
+    fn same_padding_keeps_the_grid_and_biases_start_at_zero() {
+        let dev = Device::flex();
+        let net = CorrectorConfig::small().init(&dev);
+        let y = net.forward(Tensor::ones([2, 3, 8, 4], &dev));
+        assert_eq!(y.dims(), [2, 2, 8, 4]);
+        let b = net.input.bias.as_ref().unwrap().val();
+        assert_eq!(b.abs().sum().into_scalar::<f32>(), 0.0);
+        // A zero input gives exactly zero output (zero biases throughout).
+        let z = net.forward(Tensor::zeros([1, 3, 8, 4], &dev));
+        assert_eq!(z.abs().max().into_scalar::<f32>(), 0.0);
+    }
+}
