@@ -145,3 +145,46 @@ fn dataset_cli_reports_json_and_rejects_bad_recipes() {
     assert!(err.contains("divisible"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// SOL-2 training on the toy data lowers the loss; a run stopped and resumed continues from
+/// its checkpoint (its losses up to the stop are the uninterrupted run's) and keeps learning.
+#[test]
+fn sol_training_lowers_the_loss_and_resumes_from_its_checkpoint() {
+    use diffsim::train::wake_flow::{TrainConfig, train};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    quick_dataset(&data_dir);
+    let data = WakeData::open(&data_dir).unwrap();
+    let cfg = TrainConfig {
+        unroll: 2,
+        iterations: 25,
+        checkpoint_every: 5,
+        ..TrainConfig::default()
+    };
+    let (_, full) = train(&data, &cfg, &dir.path().join("full"), false, |_, _| {}).unwrap();
+    let l = &full.losses;
+    let head = l[..5].iter().sum::<f64>();
+    let tail = l[20..].iter().sum::<f64>();
+    assert!(tail < 0.7 * head, "losses {l:?}");
+
+    let short = TrainConfig {
+        iterations: 10,
+        ..cfg.clone()
+    };
+    let part = dir.path().join("part");
+    train(&data, &short, &part, false, |_, _| {}).unwrap();
+    // Resuming needs the same settings.
+    assert!(train(&data, &cfg, &part, true, |_, _| {}).is_err());
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("train.json")).unwrap()).unwrap();
+    report["config"]["iterations"] = 25.into();
+    std::fs::write(part.join("train.json"), report.to_string()).unwrap();
+    let (_, resumed) = train(&data, &cfg, &part, true, |_, _| {}).unwrap();
+    assert_eq!(resumed.losses.len(), 25);
+    // Same weights, batches and learning rate until the short run's schedule decays (7).
+    for (a, b) in resumed.losses[..7].iter().zip(&full.losses[..7]) {
+        assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
+    }
+    assert!(resumed.losses[20..].iter().sum::<f64>() < 0.7 * head);
+    assert!(resumed.losses.iter().all(|x| x.is_finite()));
+}

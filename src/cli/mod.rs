@@ -6,6 +6,7 @@ mod dataset;
 mod experiment;
 mod gradcheck;
 mod simulate;
+mod train;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
 pub use bench_grad::{GradBenchResult, bench_grad};
@@ -13,6 +14,7 @@ pub use dataset::{DatasetArgs, DatasetName, dataset};
 pub use experiment::{ExperimentArgs, experiment};
 pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
+pub use train::{TrainArgs, train_cmd};
 
 use crate::error::Result;
 use crate::fluid::{BUILTIN_SCENES, SceneConfig};
@@ -37,6 +39,9 @@ pub enum Command {
     /// Generate reference data (`diffsim dataset wake-flow`): HDF5 files, one per simulation,
     /// and a dataset.toml with the normalisation statistics. Resumable.
     Dataset(DatasetArgs),
+    /// Train a Solver-in-the-Loop corrector (`diffsim train wake-flow --unroll M`): NON (M = 1)
+    /// or SOL-M through the differentiable solver; checkpoints, --resume, loss curve.
+    Train(TrainArgs),
     /// Time the solver (`diffsim bench fluid`).
     Bench {
         /// What to time.
@@ -194,6 +199,23 @@ fn run(cli: Cli) -> Result<()> {
                     s.std_abs_v,
                     s.re_std,
                     manifest.generation_s
+                ))?
+            }
+        }
+        Command::Train(args) => {
+            let (r, dir) = train_cmd(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&format!(
+                    "{}: {} iterations, loss {:.3e} -> {:.3e}, {:.2} it/s, solver {:.0}% of the forward, {:.1} s",
+                    dir.display(),
+                    r.iterations,
+                    r.losses.first().copied().unwrap_or(f64::NAN),
+                    r.losses.last().copied().unwrap_or(f64::NAN),
+                    r.iterations_per_s,
+                    100.0 * r.solver_share_forward,
+                    r.wall_s
                 ))?
             }
         }

@@ -68,8 +68,9 @@ impl CorrectorConfig {
         let w = self.width;
         let mut output = self.conv([w, self.outputs], device);
         if self.output_init_scale != 1.0 {
+            // Rebuilt from data: a parameter must be a leaf of the autodiff graph.
             let scaled = output.weight.val().mul_scalar(self.output_init_scale);
-            output.weight = Param::from_tensor(scaled);
+            output.weight = Param::from_tensor(Tensor::from_data(scaled.into_data(), device));
         }
         Corrector {
             input: self.conv([self.inputs, w], device),

@@ -2,5 +2,8 @@
 //! reference data, training of a corrector through unrolled differentiable solves, evaluation.
 
 pub mod dataset;
+pub mod hybrid;
+pub mod train;
 
 pub use dataset::{Manifest, NormStats, Split, WakeData, WakeDataConfig};
+pub use train::{ModelKind, TrainConfig, TrainReport, train};

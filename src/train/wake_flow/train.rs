@@ -1,0 +1,374 @@
+//! Training a corrector through unrolled differentiable solves (reference §A.3, §C.1).
+//!
+//! NON is `unroll = 1` (supervised: the solver step has no parameters, so no gradient passes
+//! through it); SOL-m back-propagates the loss of `m` hybrid steps through the source solver's
+//! custom adjoints. Per iteration: `batch` random (training simulation, start frame) pairs,
+//! loss `(1/m) Σᵢ mean(((r − s̃)/std)²)` over every staggered sample of both components, one
+//! Adam step. Start frames and the network's initial weights come from `seed` alone, so
+//! every model of a comparison sees the same data in the same order.
+
+use super::dataset::{NormStats, WakeData};
+use super::hybrid::{correct, features, source_step};
+use crate::error::{DiffsimError, Result};
+use crate::fluid::{FluidState, Simulation};
+use crate::nn::{Corrector, CorrectorConfig};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Which corrector architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// §C.1: 16 channels, 2 residual blocks, 27,682 parameters.
+    Small,
+    /// §A.3 "mars_moon": 32 channels, 5 residual blocks, 260,354 parameters.
+    MarsMoon,
+}
+
+impl ModelKind {
+    /// Its architecture.
+    pub fn config(self) -> CorrectorConfig {
+        match self {
+            Self::Small => CorrectorConfig::small(),
+            Self::MarsMoon => CorrectorConfig::mars_moon(),
+        }
+    }
+}
+
+/// Training settings. TOML-serialisable, saved beside the model; every field has a default
+/// (§C.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub model: ModelKind,
+    /// Hybrid steps per loss (1: NON; 4, 8, 16, 32: SOL-m).
+    pub unroll: usize,
+    /// Adam iterations.
+    pub iterations: usize,
+    /// (simulation, start frame) pairs per iteration.
+    pub batch: usize,
+    /// Adam learning rate for the first `1 − decay_fraction` of the iterations.
+    pub learning_rate: f64,
+    /// Learning rate of the last `decay_fraction` of the iterations.
+    pub final_learning_rate: f64,
+    /// Fraction of iterations at `final_learning_rate` (§C.1: 0.3).
+    pub decay_fraction: f64,
+    /// Seed of the initial weights and of the batch sampling.
+    pub seed: u64,
+    /// Save the model and the loss history every this many iterations (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelKind::Small,
+            unroll: 4,
+            iterations: 1000,
+            batch: 3,
+            learning_rate: 1e-3,
+            final_learning_rate: 1e-4,
+            decay_fraction: 0.3,
+            seed: 0,
+            checkpoint_every: 100,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings against the data (`frames` per training simulation).
+    pub fn validate(&self, frames: usize) -> Result<()> {
+        if self.unroll == 0 || self.unroll >= frames {
+            return Err(DiffsimError::config(format!(
+                "unroll {} must be between 1 and {} (the training simulations have {frames} frames)",
+                self.unroll,
+                frames - 1
+            )));
+        }
+        if self.batch == 0 || self.iterations == 0 {
+            return Err(DiffsimError::config(
+                "batch and iterations must be at least 1",
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.final_learning_rate > 0.0) {
+            return Err(DiffsimError::config("learning rates must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.decay_fraction) {
+            return Err(DiffsimError::config("decay_fraction must be in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of iteration `k` (0-based).
+    pub fn learning_rate_at(&self, k: usize) -> f64 {
+        let switch = ((1.0 - self.decay_fraction) * self.iterations as f64).round() as usize;
+        if k < switch {
+            self.learning_rate
+        } else {
+            self.final_learning_rate
+        }
+    }
+}
+
+/// The (simulation, start frame) pairs of iteration `k`: a SplitMix64 stream keyed by
+/// `(seed, k)`, so a resumed run draws what the uninterrupted one would have.
+pub fn batch_of(
+    seed: u64,
+    k: usize,
+    batch: usize,
+    sims: usize,
+    starts: usize,
+) -> Vec<(usize, usize)> {
+    let mut x = seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..batch)
+        .map(|_| {
+            (
+                (next() % sims as u64) as usize,
+                (next() % starts as u64) as usize,
+            )
+        })
+        .collect()
+}
+
+/// What training reports (also written as `train.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// The settings.
+    pub config: TrainConfig,
+    /// Loss of every iteration so far.
+    pub losses: Vec<f64>,
+    /// Iterations done.
+    pub iterations: usize,
+    /// Iterations per second of this run (resumed iterations not counted).
+    pub iterations_per_s: f64,
+    /// Share of the forward wall time spent in the source solver (the rest: network,
+    /// features, loss); the backward is not split.
+    pub solver_share_forward: f64,
+    /// Wall time of this run (s).
+    pub wall_s: f64,
+}
+
+/// A velocity frame of a loaded simulation on `sim`'s device, batch 1, untracked.
+pub fn frame_state(sim: &Simulation, data: &super::dataset::LoadedSim, t: usize) -> FluidState {
+    let g = sim.grid;
+    let (nu, nv) = (g.ny * (g.nx + 1), (g.ny + 1) * g.nx);
+    let f = &data.frames;
+    sim.state_from_arrays(
+        f.u[t * nu..(t + 1) * nu].to_vec(),
+        f.v[t * nv..(t + 1) * nv].to_vec(),
+        None,
+        1,
+    )
+}
+
+/// `mean(((r − s)/std)²)` over every staggered sample of the batch, both components.
+pub fn normalised_mse(
+    states: &[FluidState],
+    targets: &[FluidState],
+    stats: &NormStats,
+) -> Tensor<1> {
+    let flat = |s: &[FluidState], u: bool| {
+        Tensor::cat(
+            s.iter()
+                .map(|x| if u { x.u.clone() } else { x.v.clone() }.flatten::<1>(0, 2))
+                .collect(),
+            0,
+        )
+    };
+    let du = (flat(states, true) - flat(targets, true)).div_scalar(stats.std_abs_u);
+    let dv = (flat(states, false) - flat(targets, false)).div_scalar(stats.std_abs_v);
+    Tensor::cat(vec![du, dv], 0).powf_scalar(2.0).mean()
+}
+
+/// The source simulations of the training set on `device` (one per Reynolds number).
+pub fn sims_for(data: &WakeData, device: &Device, test: bool) -> Result<Vec<Simulation>> {
+    let list = if test { &data.test } else { &data.train };
+    list.iter()
+        .map(|s| {
+            let scene = data
+                .manifest
+                .recipe
+                .scene(data.manifest.resolution, s.entry.reynolds)?;
+            Simulation::new(&scene, device)
+        })
+        .collect()
+}
+
+/// Trains (or resumes from `dir/model.bpk` + `dir/train.json` when `resume`), writing the
+/// model, `train.toml` and `train.json` into `dir` every `checkpoint_every` iterations and at
+/// the end. `progress(iteration, loss)` after every iteration.
+pub fn train(
+    data: &WakeData,
+    cfg: &TrainConfig,
+    dir: &Path,
+    resume: bool,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<(Corrector, TrainReport)> {
+    let frames = data.train.iter().map(|s| s.entry.frames).min().unwrap_or(0);
+    cfg.validate(frames)?;
+    std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let mut net = cfg.model.config().init(&device);
+    let mut losses = Vec::new();
+    if resume {
+        let report = read_report(dir)?;
+        if report.config != *cfg {
+            return Err(DiffsimError::file(
+                dir.join("train.json"),
+                "was trained with other settings; resume with the same config, or use another output folder",
+            ));
+        }
+        net = net
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| DiffsimError::file(dir.join("model.bpk"), format!("{e:?}")))?;
+        losses = report.losses;
+    }
+    std::fs::write(
+        dir.join("train.toml"),
+        toml::to_string_pretty(cfg).expect("config serialises"),
+    )
+    .map_err(|e| DiffsimError::file(dir.join("train.toml"), e))?;
+    let sims = sims_for(data, &device, false)?;
+    let stats = data.manifest.stats;
+    // Adam's moments restart on resume (the weights and the batch stream continue).
+    let mut optim = AdamConfig::new().init();
+    let t0 = Instant::now();
+    let (mut solver_s, mut forward_s) = (0.0, 0.0);
+    let start_iteration = losses.len();
+    for k in start_iteration..cfg.iterations {
+        let tf = Instant::now();
+        let picks = batch_of(cfg.seed, k, cfg.batch, sims.len(), frames - cfg.unroll);
+        let item_sims: Vec<&Simulation> = picks.iter().map(|p| &sims[p.0]).collect();
+        let re: Vec<f64> = picks
+            .iter()
+            .map(|p| data.train[p.0].entry.reynolds)
+            .collect();
+        let mut states: Vec<FluidState> = picks
+            .iter()
+            .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t))
+            .collect();
+        let mut loss: Option<Tensor<1>> = None;
+        for i in 1..=cfg.unroll {
+            let ts = Instant::now();
+            states = source_step(&item_sims, states)?;
+            solver_s += ts.elapsed().as_secs_f64();
+            let c = net.forward(features(&states, &re, &stats));
+            states = correct(states, c, &stats);
+            let targets: Vec<FluidState> = picks
+                .iter()
+                .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t + i))
+                .collect();
+            let l = normalised_mse(&states, &targets, &stats);
+            loss = Some(match loss {
+                Some(acc) => acc + l,
+                None => l,
+            });
+        }
+        let loss = loss.expect("unroll ≥ 1").div_scalar(cfg.unroll as f64);
+        forward_s += tf.elapsed().as_secs_f64();
+        let value = loss.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            return Err(DiffsimError::config(format!(
+                "training diverged: loss {value} at iteration {k}; lower learning_rate"
+            )));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(cfg.learning_rate_at(k), net, grads);
+        losses.push(value);
+        progress(k + 1, value);
+        let done = k + 1;
+        if done == cfg.iterations || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
+        {
+            let report = report_of(
+                cfg,
+                &losses,
+                t0,
+                done - start_iteration,
+                solver_s,
+                forward_s,
+            );
+            save(dir, &net, &report)?;
+        }
+    }
+    let report = report_of(
+        cfg,
+        &losses,
+        t0,
+        cfg.iterations - start_iteration,
+        solver_s,
+        forward_s,
+    );
+    save(dir, &net, &report)?;
+    Ok((net, report))
+}
+
+fn report_of(
+    cfg: &TrainConfig,
+    losses: &[f64],
+    t0: Instant,
+    run: usize,
+    solver_s: f64,
+    forward_s: f64,
+) -> TrainReport {
+    let wall_s = t0.elapsed().as_secs_f64();
+    TrainReport {
+        config: cfg.clone(),
+        losses: losses.to_vec(),
+        iterations: losses.len(),
+        iterations_per_s: run as f64 / wall_s.max(1e-9),
+        solver_share_forward: solver_s / forward_s.max(1e-12),
+        wall_s,
+    }
+}
+
+/// Writes `model.bpk` and `train.json` (each through a temporary name, then renamed).
+fn save(dir: &Path, net: &Corrector, report: &TrainReport) -> Result<()> {
+    let model = dir.join("model.bpk");
+    let tmp = dir.join("model.bpk.partial");
+    net.clone()
+        .save_file(&tmp)
+        .map_err(|e| DiffsimError::file(&tmp, format!("{e:?}")))?;
+    std::fs::rename(&tmp, &model).map_err(|e| DiffsimError::file(&model, e))?;
+    let json = dir.join("train.json");
+    let tmp = dir.join("train.json.partial");
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(report).expect("report serialises"),
+    )
+    .map_err(|e| DiffsimError::file(&tmp, e))?;
+    std::fs::rename(&tmp, &json).map_err(|e| DiffsimError::file(&json, e))
+}
+
+/// Reads `dir/train.json`.
+pub fn read_report(dir: &Path) -> Result<TrainReport> {
+    let path = dir.join("train.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| DiffsimError::file(&path, "no training run here (train.json missing)"))?;
+    serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))
+}
+
+/// Loads a trained corrector from `dir` (its `train.json` names the architecture) onto `device`.
+pub fn load_model(dir: &Path, device: &Device) -> Result<(Corrector, TrainReport)> {
+    let report = read_report(dir)?;
+    let net = report
+        .config
+        .model
+        .config()
+        .init(device)
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(|e| DiffsimError::file(dir.join("model.bpk"), format!("{e:?}")))?;
+    Ok((net, report))
+}
