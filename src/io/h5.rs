@@ -123,12 +123,11 @@ impl SimWriter {
             .write_raw(&obstacle)
             .map_err(&err)?;
         let scene = &sim.scene;
-        let attr_f64 = |name: &str, v: f64| file.new_attr::<f64>().create(name)?.write_scalar(&v);
-        attr_f64("dx", g.dx).map_err(&err)?;
-        attr_f64("dt", scene.dt).map_err(&err)?;
-        attr_f64("nu", sim.nu).map_err(&err)?;
+        self.attr_f64s("dx", &[g.dx])?;
+        self.attr_f64s("dt", &[scene.dt])?;
+        self.attr_f64s("nu", &[sim.nu])?;
         if let Some(re) = scene.viscosity.reynolds() {
-            attr_f64("reynolds", re).map_err(&err)?;
+            self.attr_f64s("reynolds", &[re])?;
         }
         file.new_attr::<u32>()
             .create("format_version")
@@ -140,19 +139,12 @@ impl SimWriter {
                 .and_then(|a| a.write_scalar(&v))
                 .map_err(&err)?;
         }
-        file.new_attr::<f64>()
-            .shape(2)
-            .create("domain")
-            .and_then(|a| a.write_raw(&g.size()))
-            .map_err(&err)?;
-        let json = serde_json::to_string(scene).expect("scene serialises");
-        write_str_attr(file, "scene", &json).map_err(&err)?;
-        write_str_attr(
-            file,
-            "created_by",
-            concat!("diffsim ", env!("CARGO_PKG_VERSION")),
-        )
-        .map_err(&err)?;
+        self.attr_f64s("domain", &g.size())?;
+        self.attr_str(
+            "scene",
+            &serde_json::to_string(scene).expect("scene serialises"),
+        )?;
+        self.attr_str("created_by", concat!("diffsim ", env!("CARGO_PKG_VERSION")))?;
         file.new_attr::<u8>()
             .create("complete")
             .and_then(|a| a.write_scalar(&0u8))
@@ -268,43 +260,13 @@ pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
     let file = open_complete(path)?;
     let err = h5err(path);
     let read = |name: &str, shape: [usize; 2], required: bool| -> Result<Option<Vec<f32>>> {
-        if !file.link_exists(name) {
-            return if required {
-                Err(DiffsimError::file(
-                    path,
-                    format!(
-                        "no dataset '{name}'; expected velocity_x [T, ny, nx+1] and velocity_y [T, ny+1, nx]"
-                    ),
-                ))
-            } else {
-                Ok(None)
-            };
-        }
-        let ds = file.dataset(name).map_err(&err)?;
-        let sh = ds.shape();
-        if sh.len() != 3 || sh[1] != shape[0] || sh[2] != shape[1] || sh[0] == 0 {
-            return Err(DiffsimError::file(
-                path,
-                format!(
-                    "dataset '{name}' has shape {sh:?}, expected [T>=1, {}, {}] for resolution {}; pass the matching --res",
-                    shape[0],
-                    shape[1],
-                    grid.resolution()
-                ),
-            ));
-        }
-        let t = sh[0] - 1;
-        let a = ds
-            .read_slice::<f32, _, ndarray::Ix2>(s![t, .., ..])
+        let Some((ds, frames)) = frames_dataset(&file, path, grid, name, shape, required)? else {
+            return Ok(None);
+        };
+        let last = ds
+            .read_slice::<f32, _, ndarray::Ix2>(s![frames - 1, .., ..])
             .map_err(&err)?;
-        let values: Vec<f32> = a.iter().copied().collect();
-        if values.iter().any(|x| !x.is_finite()) {
-            return Err(DiffsimError::file(
-                path,
-                format!("dataset '{name}' contains NaN or infinity"),
-            ));
-        }
-        Ok(Some(values))
+        finite(path, name, last.iter().copied().collect()).map(Some)
     };
     let (nx, ny) = (grid.nx, grid.ny);
     let u = read("velocity_x", [ny, nx + 1], true)?.expect("required");
@@ -319,6 +281,55 @@ pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
         step: 0,
         time: 0.0,
     })
+}
+
+/// Dataset `name` of `[T ≥ 1, shape]` frames and its `T`; None when it is absent and not
+/// `required`.
+fn frames_dataset(
+    file: &hdf5::File,
+    path: &Path,
+    grid: &Grid,
+    name: &str,
+    shape: [usize; 2],
+    required: bool,
+) -> Result<Option<(hdf5::Dataset, usize)>> {
+    if !file.link_exists(name) {
+        return if required {
+            Err(DiffsimError::file(
+                path,
+                format!(
+                    "no dataset '{name}'; expected velocity_x [T, ny, nx+1] and velocity_y [T, ny+1, nx]"
+                ),
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    let ds = file.dataset(name).map_err(h5err(path))?;
+    let sh = ds.shape();
+    if sh.len() != 3 || sh[1..] != shape || sh[0] == 0 {
+        return Err(DiffsimError::file(
+            path,
+            format!(
+                "dataset '{name}' has shape {sh:?}, expected [T>=1, {}, {}] for resolution {}; pass the matching --res",
+                shape[0],
+                shape[1],
+                grid.resolution()
+            ),
+        ));
+    }
+    Ok(Some((ds, sh[0])))
+}
+
+/// `values`, or an error naming `name` when one is NaN or infinite.
+fn finite(path: &Path, name: &str, values: Vec<f32>) -> Result<Vec<f32>> {
+    if values.iter().any(|x| !x.is_finite()) {
+        return Err(DiffsimError::file(
+            path,
+            format!("dataset '{name}' contains NaN or infinity"),
+        ));
+    }
+    Ok(values)
 }
 
 /// Opens an HDF5 file for reading; a file marked incomplete is an error.
@@ -358,32 +369,11 @@ pub fn read_trajectory(path: &Path, grid: &Grid) -> Result<Trajectory> {
     let file = open_complete(path)?;
     let err = h5err(path);
     let read = |name: &str, shape: [usize; 2]| -> Result<(usize, Vec<f32>)> {
-        let ds = file.dataset(name).map_err(|_| {
-            DiffsimError::file(
-                path,
-                format!("no dataset '{name}'; not a diffsim dataset file"),
-            )
-        })?;
-        let sh = ds.shape();
-        if sh.len() != 3 || sh[1..] != shape || sh[0] == 0 {
-            return Err(DiffsimError::file(
-                path,
-                format!(
-                    "dataset '{name}' has shape {sh:?}, expected [T>=1, {}, {}] ({})",
-                    shape[0],
-                    shape[1],
-                    grid.resolution()
-                ),
-            ));
-        }
-        let values = ds.read_raw::<f32>().map_err(&err)?;
-        if values.iter().any(|x| !x.is_finite()) {
-            return Err(DiffsimError::file(
-                path,
-                format!("dataset '{name}' contains NaN or infinity"),
-            ));
-        }
-        Ok((sh[0], values))
+        let (ds, frames) = frames_dataset(&file, path, grid, name, shape, true)?.expect("required");
+        Ok((
+            frames,
+            finite(path, name, ds.read_raw::<f32>().map_err(&err)?)?,
+        ))
     };
     let (nx, ny) = (grid.nx, grid.ny);
     let (frames, u) = read("velocity_x", [ny, nx + 1])?;

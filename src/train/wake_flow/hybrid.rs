@@ -10,7 +10,6 @@
 use super::dataset::NormStats;
 use crate::error::Result;
 use crate::fluid::{FluidState, Reads, Simulation};
-use crate::nn::Corrector;
 use burn::tensor::Tensor;
 
 /// Input features `[B, 3, ny, nx]` of a batch of single-item states with their Reynolds
@@ -60,22 +59,4 @@ pub fn source_step(sims: &[&Simulation], states: Vec<FluidState>) -> Result<Vec<
         .zip(sims)
         .map(|(s, sim)| Ok(sim.step_for(s, Reads::Velocity)?.0))
         .collect()
-}
-
-/// One hybrid step; without a network it is the source solver alone (SRC).
-pub fn hybrid_step(
-    sims: &[&Simulation],
-    reynolds: &[f64],
-    net: Option<&Corrector>,
-    stats: &NormStats,
-    states: Vec<FluidState>,
-) -> Result<Vec<FluidState>> {
-    let states = source_step(sims, states)?;
-    Ok(match net {
-        Some(net) => {
-            let c = net.forward(features(&states, reynolds, stats));
-            correct(states, c, stats)
-        }
-        None => states,
-    })
 }

@@ -218,7 +218,6 @@ pub fn train(
 ) -> Result<(Corrector, TrainReport)> {
     let frames = data.train.iter().map(|s| s.entry.frames).min().unwrap_or(0);
     cfg.validate(frames)?;
-    std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let mut net = cfg.model.config().init(&device);
@@ -236,6 +235,7 @@ pub fn train(
             .map_err(|e| DiffsimError::file(dir.join("model.bpk"), format!("{e:?}")))?;
         losses = report.losses;
     }
+    std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
     std::fs::write(
         dir.join("train.toml"),
         toml::to_string_pretty(cfg).expect("config serialises"),
@@ -289,9 +289,9 @@ pub fn train(
         net = optim.step(cfg.learning_rate_at(k), net, grads);
         losses.push(value);
         progress(k + 1, value);
+        // Checkpoints in between; the last iteration is saved once, after the loop.
         let done = k + 1;
-        if done == cfg.iterations || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
-        {
+        if done < cfg.iterations && cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
             let report = report_of(
                 cfg,
                 &losses,
