@@ -19,10 +19,12 @@ pub struct ExperimentArgs {
     /// bouncing off a wall and the ground, through smooth contact), `softbody-material` (B4:
     /// per-tetrahedron Lamé parameters of a bouncing soft cube, Warp's SGD and bounded
     /// L-BFGS) or `cloth-throw` (B3: every particle's initial velocity of a thrown cloth with
-    /// lift and drag, Warp's explicit recipe and implicit Euler with 16× fewer steps).
+    /// lift and drag, Warp's explicit recipe and implicit Euler with 16× fewer steps) or
+    /// `wake-flow` (Solver-in-the-Loop, §C.1: reference data, NON / SOL-4 / SOL-8 correctors,
+    /// test rollouts against the source solver, acceptance criteria; resumable).
     pub name: String,
-    /// The toy-size version of smoke-target and cloth-throw (the test suite runs them); the
-    /// other solids experiments run at full size in seconds and ignore it.
+    /// The toy-size version of smoke-target, cloth-throw and wake-flow (the test suite runs
+    /// them); the other solids experiments run at full size in seconds and ignore it.
     #[arg(long)]
     pub quick: bool,
     /// A TOML file overriding the experiment's settings (see experiments/NAME/config.toml).
@@ -36,7 +38,8 @@ pub struct ExperimentArgs {
     pub json: bool,
 }
 
-fn read_config(path: &Path) -> Result<SmokeTargetConfig> {
+/// Reads an experiment's TOML settings.
+pub(super) fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
     toml::from_str(&text)
         .map_err(|e| DiffsimError::config(format!("{}: {}", path.display(), e.message())))
@@ -50,13 +53,14 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         "bounce" => bounce(args),
         "softbody-material" => softbody(args),
         "cloth-throw" => cloth_throw(args),
+        "wake-flow" => super::wake_flow::experiment(args),
         other => Err(DiffsimError::config(format!(
-            "unknown experiment '{other}'; available: smoke-target, spring-cage, bounce, softbody-material, cloth-throw"
+            "unknown experiment '{other}'; available: smoke-target, spring-cage, bounce, softbody-material, cloth-throw, wake-flow"
         ))),
     }
 }
 
-fn out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
+pub(super) fn out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
     let dir = args
         .out
         .clone()
@@ -493,7 +497,7 @@ fn write_outputs(r: &SmokeTargetResult, dir: &Path) -> Result<()> {
 }
 
 /// Writes `value` as JSON under a temporary name, renamed when complete.
-fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+pub(super) fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
     let tmp = path.with_extension("json.partial");
     std::fs::write(
         &tmp,

@@ -3,18 +3,22 @@
 mod bench;
 mod bench_grad;
 mod dataset;
+mod eval;
 mod experiment;
 mod gradcheck;
 mod simulate;
 mod train;
+mod wake_flow;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
 pub use bench_grad::{GradBenchResult, bench_grad};
 pub use dataset::{DatasetArgs, DatasetName, dataset};
+pub use eval::{EvalArgs, EvalReport, eval_cmd, evaluate};
 pub use experiment::{ExperimentArgs, experiment};
 pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 pub use train::{TrainArgs, train_cmd};
+pub use wake_flow::{WakeFlowExperiment, WakeFlowResult};
 
 use crate::error::Result;
 use crate::fluid::{BUILTIN_SCENES, SceneConfig};
@@ -42,6 +46,10 @@ pub enum Command {
     /// Train a Solver-in-the-Loop corrector (`diffsim train wake-flow --unroll M`): NON (M = 1)
     /// or SOL-M through the differentiable solver; checkpoints, --resume, loss curve.
     Train(TrainArgs),
+    /// Evaluate trained correctors (`diffsim eval wake-flow --model DIR`): rollouts of SRC and
+    /// every model from the test frames, pooled velocity MAE per Reynolds number and per step,
+    /// vorticity pictures side by side, GIFs, error curves.
+    Eval(EvalArgs),
     /// Time the solver (`diffsim bench fluid`).
     Bench {
         /// What to time.
@@ -217,6 +225,22 @@ fn run(cli: Cli) -> Result<()> {
                     100.0 * r.solver_share_forward,
                     r.wall_s
                 ))?
+            }
+        }
+        Command::Eval(args) => {
+            let (r, dir) = eval_cmd(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&format!("{} ({} steps):\n{}", r.metric, r.steps, r.table()))?;
+                for c in &r.acceptance {
+                    out(&format!(
+                        "{} {}",
+                        if c.passed { "ok  " } else { "FAIL" },
+                        c.what
+                    ))?;
+                }
+                out(&format!("pictures and eval.json in {}", dir.display()))?;
             }
         }
         Command::Experiment(args) => experiment(&args)?,

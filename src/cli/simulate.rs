@@ -6,7 +6,7 @@ use crate::fluid::{FluidState, SceneConfig, Simulation};
 use crate::grid::Resolution;
 use crate::io::{Frame, SimWriter, read_frame, stored_resolution};
 use crate::linalg::SolveMethod;
-use crate::viz::{FieldPicture, GifWriter, vorticity};
+use crate::viz::{FieldPicture, GifWriter, robust_range, vorticity};
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -288,23 +288,7 @@ fn write_pictures(
         return Ok(());
     }
     let solid = &sim.solid.solid;
-    let mut mags: Vec<f32> = frames
-        .iter()
-        .flat_map(|(_, w)| {
-            w.iter()
-                .zip(solid.iter().cycle())
-                .filter(|(_, s)| !**s)
-                .map(|(x, _)| x.abs())
-        })
-        .collect();
-    let k = (mags.len() as f64 * 0.99) as usize;
-    let last = mags.len().saturating_sub(1);
-    let range = if mags.is_empty() {
-        1.0
-    } else {
-        *mags.select_nth_unstable_by(k.min(last), f32::total_cmp).1
-    };
-    let range = if range > 0.0 { range } else { 1.0 };
+    let range = robust_range(frames.iter().map(|(_, w)| w.as_slice()), solid);
     let g = sim.grid;
     let name = match field {
         PictureField::Vorticity => "vorticity",
@@ -319,35 +303,23 @@ fn write_pictures(
             step as f64 * sim.scene.dt
         )
     };
-    fn picture<'a>(
-        values: &'a [f32],
-        solid: &'a [bool],
-        g: crate::grid::Grid,
-        range: f32,
-        title: String,
-    ) -> FieldPicture<'a> {
-        FieldPicture {
-            values,
-            nx: g.nx,
-            ny: g.ny,
-            solid,
-            range,
-            title,
-        }
-    }
     if let Some(dir) = png {
         std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
         for (step, w) in frames {
-            picture(w, solid, g, range, title(*step))
+            FieldPicture::on_grid(w, solid, &g, range, title(*step))
                 .save_png(&dir.join(format!("{name}_{step:06}.png")))?;
         }
     }
     if let Some(path) = gif {
         let (_, w0) = &frames[0];
-        let mut gw = GifWriter::create(path, picture(w0, solid, g, range, title(0)).size(), 80)?;
+        let mut gw = GifWriter::create(
+            path,
+            FieldPicture::on_grid(w0, solid, &g, range, title(0)).size(),
+            80,
+        )?;
         let stride = frames.len().div_ceil(200);
         for (step, w) in frames.iter().step_by(stride) {
-            gw.add(&picture(w, solid, g, range, title(*step)))?;
+            gw.add(&FieldPicture::on_grid(w, solid, &g, range, title(*step)))?;
         }
         gw.finish()?;
     }

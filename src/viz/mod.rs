@@ -42,6 +42,25 @@ pub fn vorticity(u: &[f32], v: &[f32], grid: &Grid) -> Vec<f32> {
     w
 }
 
+/// A colour range for a set of `[ny, nx]` fields: the 99th percentile of |value| over their
+/// fluid cells (`solid` marks the others), 1 when that is zero or there are none.
+pub fn robust_range<'a>(fields: impl Iterator<Item = &'a [f32]>, solid: &[bool]) -> f32 {
+    let mut mags: Vec<f32> = fields
+        .flat_map(|w| {
+            w.iter()
+                .zip(solid.iter().chain(std::iter::repeat(&false)))
+                .filter(|(_, s)| !**s)
+                .map(|(x, _)| x.abs())
+        })
+        .collect();
+    if mags.is_empty() {
+        return 1.0;
+    }
+    let k = ((mags.len() as f64 * 0.99) as usize).min(mags.len() - 1);
+    let range = *mags.select_nth_unstable_by(k, f32::total_cmp).1;
+    if range > 0.0 { range } else { 1.0 }
+}
+
 /// Blue (−1) – white (0) – red (+1).
 fn diverging(t: f32) -> RGBColor {
     let t = t.clamp(-1.0, 1.0);
@@ -69,7 +88,25 @@ pub struct FieldPicture<'a> {
     pub title: String,
 }
 
-impl FieldPicture<'_> {
+impl<'a> FieldPicture<'a> {
+    /// A picture of `values [grid.ny, grid.nx]`.
+    pub fn on_grid(
+        values: &'a [f32],
+        solid: &'a [bool],
+        grid: &Grid,
+        range: f32,
+        title: String,
+    ) -> Self {
+        Self {
+            values,
+            nx: grid.nx,
+            ny: grid.ny,
+            solid,
+            range,
+            title,
+        }
+    }
+
     /// Pixels per cell so that the longer side is about 512 px.
     fn scale(&self) -> u32 {
         (512 / self.nx.max(self.ny)).max(1) as u32
@@ -121,14 +158,69 @@ impl FieldPicture<'_> {
 
     /// Writes the picture as a PNG (via a temporary file, renamed when complete).
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        fonts();
-        let tmp = path.with_extension("partial.png");
-        {
-            let root = BitMapBackend::new(&tmp, self.size()).into_drawing_area();
-            self.draw(&root).map_err(plot_err(path))?;
-            root.present().map_err(|e| plot_err(path)(e.to_string()))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
+        save_png(path, self.size(), |area| self.draw(area))
+    }
+}
+
+/// Draws `size` pixels with `draw` into a PNG (via a temporary file, renamed when complete).
+fn save_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(
+        &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String>,
+) -> Result<()> {
+    fonts();
+    let tmp = path.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw(&root).map_err(plot_err(path))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| DiffsimError::file(path, e))
+}
+
+/// Field pictures side by side, each with its own caption and colour range.
+pub struct Panels<'a>(pub Vec<FieldPicture<'a>>);
+
+impl Panels<'_> {
+    /// Picture size (pixels): the widths add up, the tallest panel sets the height.
+    pub fn size(&self) -> (u32, u32) {
+        self.0
+            .iter()
+            .map(FieldPicture::size)
+            .fold((0, 0), |(w, h), (pw, ph)| (w + pw, h.max(ph)))
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String> {
+        area.fill(&WHITE).map_err(|e| e.to_string())?;
+        let breaks: Vec<u32> = self
+            .0
+            .iter()
+            .scan(0, |x, p| {
+                *x += p.size().0;
+                Some(*x)
+            })
+            .collect();
+        let areas = area.split_by_breakpoints(&breaks[..breaks.len().saturating_sub(1)], [0u32; 0]);
+        self.0.iter().zip(&areas).try_for_each(|(p, a)| p.draw(a))
+    }
+
+    /// Writes the panels as one PNG (via a temporary file, renamed when complete).
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        save_png(path, self.size(), |area| self.draw(area))
+    }
+}
+
+impl Frame for Panels<'_> {
+    fn draw_frame(
+        &self,
+        area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String> {
+        self.draw(area)
     }
 }
 

@@ -2,6 +2,7 @@
 //! reference data, training of a corrector through unrolled differentiable solves, evaluation.
 
 pub mod dataset;
+pub mod eval;
 pub mod hybrid;
 pub mod train;
 

@@ -13,7 +13,7 @@ use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, Simulation};
 use crate::nn::{Corrector, CorrectorConfig};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -243,8 +243,13 @@ pub fn train(
     .map_err(|e| DiffsimError::file(dir.join("train.toml"), e))?;
     let sims = sims_for(data, &device, false)?;
     let stats = data.manifest.stats;
-    // Adam's moments restart on resume (the weights and the batch stream continue).
     let mut optim = AdamConfig::new().init();
+    if resume {
+        let path = dir.join(OPTIMIZER);
+        optim = optim
+            .load(&path)
+            .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+    }
     let t0 = Instant::now();
     let (mut solver_s, mut forward_s) = (0.0, 0.0);
     let start_iteration = losses.len();
@@ -300,7 +305,7 @@ pub fn train(
                 solver_s,
                 forward_s,
             );
-            save(dir, &net, &report)?;
+            save(dir, &net, &optim, &report)?;
         }
     }
     let report = report_of(
@@ -311,7 +316,7 @@ pub fn train(
         solver_s,
         forward_s,
     );
-    save(dir, &net, &report)?;
+    save(dir, &net, &optim, &report)?;
     Ok((net, report))
 }
 
@@ -334,22 +339,30 @@ fn report_of(
     }
 }
 
-/// Writes `model.bpk` and `train.json` (each through a temporary name, then renamed).
-fn save(dir: &Path, net: &Corrector, report: &TrainReport) -> Result<()> {
-    let model = dir.join("model.bpk");
-    let tmp = dir.join("model.bpk.partial");
-    net.clone()
-        .save_file(&tmp)
-        .map_err(|e| DiffsimError::file(&tmp, format!("{e:?}")))?;
-    std::fs::rename(&tmp, &model).map_err(|e| DiffsimError::file(&model, e))?;
-    let json = dir.join("train.json");
-    let tmp = dir.join("train.json.partial");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(report).expect("report serialises"),
-    )
-    .map_err(|e| DiffsimError::file(&tmp, e))?;
-    std::fs::rename(&tmp, &json).map_err(|e| DiffsimError::file(&json, e))
+/// The optimizer state's file in a training folder (Adam's moments, burnpack).
+pub const OPTIMIZER: &str = "optimizer.bpk";
+
+/// Writes `model.bpk`, `optimizer.bpk` and `train.json`, each through a temporary name, then
+/// renamed; `train.json` last, so a folder whose `train.json` names iteration k holds the model
+/// and optimizer of iteration k (or later, when a save was cut short).
+fn save(dir: &Path, net: &Corrector, optim: &ModuleOptimizer, report: &TrainReport) -> Result<()> {
+    let write = |name: &str, f: &dyn Fn(&Path) -> std::result::Result<(), String>| {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.partial"));
+        f(&tmp).map_err(|e| DiffsimError::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| DiffsimError::file(&path, e))
+    };
+    write("model.bpk", &|p| {
+        net.clone().save_file(p).map_err(|e| format!("{e:?}"))
+    })?;
+    write(OPTIMIZER, &|p| optim.save(p).map_err(|e| format!("{e:?}")))?;
+    write("train.json", &|p| {
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(report).expect("report serialises"),
+        )
+        .map_err(|e| e.to_string())
+    })
 }
 
 /// Reads `dir/train.json`.
