@@ -41,7 +41,7 @@ pub struct GradcheckArgs {
 
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, and 16-step unrolls of the fluid step.
-pub const CHECKS: [&str; 15] = [
+pub const CHECKS: [&str; 16] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -57,6 +57,7 @@ pub const CHECKS: [&str; 15] = [
     "unroll16-wake",
     "unroll16-control-force",
     "unroll16-checkpointed",
+    "conv-same",
 ];
 
 /// Runs the named checks (all when `names` is empty).
@@ -204,6 +205,19 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
                     move |x: &[Tensor<3>]| weighted(ops::diffuse_implicit(x[0].clone(), &op), 9);
                 check(name, &x, &loss, cfg)
             }
+        }
+        "conv-same" => {
+            // x [2, 3, 6, 5], w [4, 3, 3, 3], b [4], passed as 3-D tensors and reshaped.
+            let x = [f([b * 3, 6, 5], 11), f([4 * 3, 3, 3], 12), f([1, 1, 4], 13)];
+            let loss = move |x: &[Tensor<3>]| {
+                let y = crate::nn::conv_same(
+                    x[0].clone().reshape([b, 3, 6, 5]),
+                    x[1].clone().reshape([4, 3, 3, 3]),
+                    x[2].clone().reshape([4]),
+                );
+                weighted(y.reshape([b * 4, 6, 5]), 9)
+            };
+            check(name, &x, &loss, cfg)
         }
         "divergence" => {
             let (grid, _, _) = layout("periodic");

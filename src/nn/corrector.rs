@@ -8,6 +8,7 @@
 //! 27,682 parameters, output weights ×0.1 at initialisation so that the first corrections are
 //! small and the unrolled training starts near the source solver).
 
+use super::conv::conv_same;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -114,13 +115,23 @@ impl Corrector {
     /// `x: [B, inputs, ny, nx]` → `[B, outputs, ny, nx]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let act = |t| self.activation.forward(t);
-        let mut h = act(self.input.forward(x));
+        let mut h = act(apply(&self.input, x));
         for b in &self.blocks {
-            let inner = act(b.first.forward(h.clone()));
-            h = act(h + b.second.forward(inner));
+            let inner = act(apply(&b.first, h.clone()));
+            h = act(h + apply(&b.second, inner));
         }
-        self.output.forward(h)
+        apply(&self.output, h)
     }
+}
+
+/// A layer's convolution through [`conv_same`] (Burn's `Conv2d` holds the parameters and
+/// the record layout; its forward would give the slow weight gradient, see [`super::conv`]).
+fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let bias = conv
+        .bias
+        .as_ref()
+        .expect("corrector convolutions have biases");
+    conv_same(x, conv.weight.val(), bias.val())
 }
 
 #[cfg(test)]
@@ -135,6 +146,55 @@ mod tests {
             260_354
         );
         assert_eq!(CorrectorConfig::small().init(&dev).num_params(), 27_682);
+    }
+
+    /// The network's convolutions give Burn's `Conv2d` outputs and parameter gradients (the
+    /// weight gradient is computed differently, see `nn::conv`), in f64.
+    #[test]
+    fn conv_same_matches_burns_conv2d_values_and_gradients() {
+        use burn::tensor::{DType, Distribution};
+        let dev = Device::flex().autodiff();
+        dev.seed(3);
+        let conv = CorrectorConfig::small().conv([5, 6], &dev);
+        let conv = Conv2d {
+            weight: Param::from_tensor(
+                Tensor::from_data(conv.weight.val().into_data(), (&dev, DType::F64)).require_grad(),
+            ),
+            bias: Some(Param::from_tensor(
+                Tensor::random([6], Distribution::Normal(0.0, 1.0), (&dev, DType::F64))
+                    .require_grad(),
+            )),
+            ..conv
+        };
+        let x = Tensor::<4>::random(
+            [3, 5, 9, 7],
+            Distribution::Normal(0.0, 1.0),
+            (&dev, DType::F64),
+        )
+        .require_grad();
+        let r = Tensor::<4>::random(
+            [3, 6, 9, 7],
+            Distribution::Normal(0.0, 1.0),
+            (&dev, DType::F64),
+        );
+        let ours = apply(&conv, x.clone());
+        let burns = conv.forward(x.clone());
+        let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f64>();
+        assert!(diff(ours.clone(), burns.clone()) < 1e-12);
+        let grads_of = |y: Tensor<4>| {
+            let g = (y * r.clone()).sum().backward();
+            (
+                conv.weight.val().grad(&g).unwrap(),
+                conv.bias.as_ref().unwrap().val().grad(&g).unwrap(),
+                x.grad(&g).unwrap(),
+            )
+        };
+        let (w1, b1, x1) = grads_of(ours);
+        let (w2, b2, x2) = grads_of(burns);
+        let scale = w2.clone().abs().max().into_scalar::<f64>();
+        assert!(diff(w1, w2) < 1e-12 * scale);
+        assert!((b1 - b2).abs().max().into_scalar::<f64>() < 1e-10);
+        assert!(diff(x1, x2) < 1e-10);
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! The corrector's convolution: stride 1, zero 'same' padding, odd square kernel, with bias,
+//! as a backend extension with its own backward node.
+//!
+//! Why: Burn computes a convolution's weight gradient as a convolution of the input with the
+//! output gradient, batch and channel axes swapped, whose "input channels" are the batch. At
+//! the training batch of 3, Flex sends that to its small-channel path (≤ 4 input channels),
+//! which sweeps a 64×32 "kernel" over 5×5 outputs one (channel, channel) plane at a time: 74%
+//! of a SOL-4 training iteration (perf, 32x64, small net). Here the weight gradient is an
+//! im2col product instead, `∂L/∂w = Σ_b g_b · im2col(x_b)ᵀ`, one batched GEMM with the
+//! `ny·nx` samples as the inner dimension. The forward and the input gradient stay Burn's
+//! (`conv2d`, `conv2d_x_backward`); the bias gradient is the sum of `g` over batch and space.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Shape, Slice, Tensor};
+
+/// Stride 1, padding `k / 2` on every side, no dilation, one group.
+fn same(kernel: usize) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [kernel / 2; 2], [1, 1], 1)
+}
+
+/// Convolution ops of the corrector network.
+#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+pub trait ConvOps: Backend {
+    /// `y = conv(x, w) + b` with zero 'same' padding: `x [B, C_in, H, W]`,
+    /// `w [C_out, C_in, k, k]` (k odd), `b [C_out]` → `[B, C_out, H, W]`.
+    fn conv_same(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let k = w.shape()[2];
+        Self::conv2d(x, w, Some(b), same(k))
+    }
+
+    /// `∂L/∂w [C_out, C_in, k, k]` of [`conv_same`](ConvOps::conv_same) from the input
+    /// `x [B, C_in, H, W]` and the output gradient `g [B, C_out, H, W]`: the columns of the
+    /// zero-padded input (`[B, C_in·k², H·W]`, ordered `(c, kh, kw)` like the weight) times
+    /// `g`, summed over the batch.
+    fn conv_same_weight_backward(
+        x: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        kernel: usize,
+    ) -> FloatTensor<Self> {
+        let [b, c, h, w] = x.shape().dims();
+        let c_out = g.shape()[1];
+        let p = kernel / 2;
+        let padded = Self::float_slice_assign(
+            Self::float_zeros(
+                Shape::from(vec![b, c, h + 2 * p, w + 2 * p]),
+                &x.device(),
+                x.dtype().into(),
+            ),
+            &[
+                Slice::full(),
+                Slice::full(),
+                Slice::new(p as isize, Some((p + h) as isize), 1),
+                Slice::new(p as isize, Some((p + w) as isize), 1),
+            ],
+            x,
+        );
+        let shifts: Vec<FloatTensor<Self>> = (0..kernel * kernel)
+            .map(|s| {
+                let (dy, dx) = (s / kernel, s % kernel);
+                let window = Self::float_slice(
+                    padded.clone(),
+                    &[
+                        Slice::full(),
+                        Slice::full(),
+                        Slice::new(dy as isize, Some((dy + h) as isize), 1),
+                        Slice::new(dx as isize, Some((dx + w) as isize), 1),
+                    ],
+                );
+                Self::float_reshape(window, Shape::from(vec![b, c, 1, h * w]))
+            })
+            .collect();
+        let columns = Self::float_reshape(
+            Self::float_cat(shifts, 2),
+            Shape::from(vec![b, c * kernel * kernel, h * w]),
+        );
+        let g = Self::float_reshape(g, Shape::from(vec![b, c_out, h * w]));
+        let per_item = Self::float_matmul(g, Self::float_swap_dims(columns, 1, 2));
+        Self::float_reshape(
+            Self::float_sum_dim(per_item, 0),
+            Shape::from(vec![c_out, c, kernel, kernel]),
+        )
+    }
+}
+
+impl ConvOps for burn::backend::Flex {}
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl ConvOps for burn::backend::Cube {}
+
+impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
+    fn conv_same(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvSameBackward;
+        impl<B: ConvOps> Backward<B, 3> for ConvSameBackward {
+            type State = (NodeId, NodeId, usize);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                ck: &mut Checkpointer,
+            ) {
+                let (xid, wid, k) = ops.state;
+                let x: FloatTensor<B> = ck.retrieve_node_output(xid);
+                let w: FloatTensor<B> = ck.retrieve_node_output(wid);
+                let g = grads.consume::<B>(&ops.node);
+                let [px, pw, pb] = &ops.parents;
+                if let Some(node) = pb {
+                    let c_out = g.shape()[1];
+                    let gb = B::float_reshape(
+                        B::float_sum_dims(g.clone(), &[0, 2, 3]),
+                        Shape::from(vec![c_out]),
+                    );
+                    grads.register::<B>(node.id, gb);
+                }
+                if let Some(node) = pw {
+                    let gw = B::conv_same_weight_backward(x.clone(), g.clone(), k);
+                    grads.register::<B>(node.id, gw);
+                }
+                if let Some(node) = px {
+                    grads.register::<B>(node.id, B::conv2d_x_backward(x, w, g, same(k)));
+                }
+            }
+        }
+        let k = w.shape()[2];
+        match ConvSameBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let out = B::conv_same(x.into_primitive(), w.into_primitive(), b.into_primitive());
+                prep.finish((ids.0, ids.1, k), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv_same(
+                x.into_primitive(),
+                w.into_primitive(),
+                b.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// [`ConvOps::conv_same`] on tensors: `x [B, C_in, H, W]`, `w [C_out, C_in, k, k]`, `b [C_out]`.
+pub fn conv_same(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ConvOps>::conv_same(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+    ))
+}
