@@ -12,6 +12,25 @@ fn quick_dataset(dir: &Path) -> diffsim::train::wake_flow::Manifest {
     dataset::generate(&WakeDataConfig::quick(), dir, |_, _| {}).unwrap()
 }
 
+/// Runs the `diffsim` binary.
+fn diffsim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `diffsim` with `args`, which must succeed, and parses its standard output as JSON.
+fn diffsim_json(args: &[&str]) -> serde_json::Value {
+    let out = diffsim(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn modified(p: &Path) -> std::time::SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
 }
@@ -106,14 +125,8 @@ fn generation_resumes_and_never_trusts_partial_or_foreign_files() {
 #[test]
 fn dataset_cli_reports_json_and_rejects_bad_recipes() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_diffsim"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let out_dir = dir.path().join("d");
-    let out = run(&[
+    let j = diffsim_json(&[
         "dataset",
         "wake-flow",
         "--quick",
@@ -121,18 +134,12 @@ fn dataset_cli_reports_json_and_rejects_bad_recipes() {
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["resolution"], "16x32");
     assert_eq!(j["sims"].as_array().unwrap().len(), 4);
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "reference = \"30x64\"\n").unwrap();
-    let out = run(&[
+    let out = diffsim(&[
         "dataset",
         "wake-flow",
         "--config",
@@ -205,27 +212,15 @@ fn sol_training_lowers_the_loss_and_resumes_exactly_from_its_checkpoint() {
 fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("wf");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_diffsim"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let experiment = || {
-        let out = run(&[
+        diffsim_json(&[
             "experiment",
             "wake-flow",
             "--quick",
             "--json",
             "--out",
             out_dir.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        ])
     };
     let first = experiment();
     let models = first["eval"]["models"].as_array().unwrap();
@@ -281,7 +276,7 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
 
     // `diffsim eval` on the trained folder gives the experiment's numbers.
     let data = out_dir.join("data");
-    let out = run(&[
+    let ev = diffsim_json(&[
         "eval",
         "wake-flow",
         "--data",
@@ -294,12 +289,6 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
         "--out",
         dir.path().join("ev").to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ev["models"][1]["name"], "SOL-4");
     assert_eq!(ev["models"][1]["mae"], first["eval"]["models"][2]["mae"]);
     for bad in [
@@ -308,7 +297,7 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
     ] {
         let mut args = vec!["eval", "wake-flow", "--data", data.to_str().unwrap()];
         args.extend(bad.iter().copied());
-        let out = run(&args);
+        let out = diffsim(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert_eq!(err.trim().lines().count(), 1, "{err}");
