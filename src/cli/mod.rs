@@ -56,8 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Run a reproducible study (`smoke-target`, `spring-cage`, `bounce`, `softbody-material`)
-    /// and write its pictures and numbers.
+    /// Run a reproducible study (`wake-flow`, `smoke-target`, `spring-cage`, `bounce`,
+    /// `softbody-material`, `cloth-throw`) and write its pictures and numbers.
     Experiment(ExperimentArgs),
     /// Check the gradients of every differentiable op and of 16-step unrolls against f64
     /// central finite differences; exits non-zero when any check fails.

@@ -67,10 +67,12 @@ pub trait ConvOps: Backend {
             ],
             x,
         );
-        let shifts: Vec<FloatTensor<Self>> = (0..kernel * kernel)
+        // The k² shifted windows, concatenated along H: `[B, C_in, k²·H, W]` is, in memory,
+        // `[B, C_in·k², H·W]` (the views are copied once, by the concatenation).
+        let windows: Vec<FloatTensor<Self>> = (0..kernel * kernel)
             .map(|s| {
                 let (dy, dx) = (s / kernel, s % kernel);
-                let window = Self::float_slice(
+                Self::float_slice(
                     padded.clone(),
                     &[
                         Slice::full(),
@@ -78,18 +80,26 @@ pub trait ConvOps: Backend {
                         Slice::new(dy as isize, Some((dy + h) as isize), 1),
                         Slice::new(dx as isize, Some((dx + w) as isize), 1),
                     ],
-                );
-                Self::float_reshape(window, Shape::from(vec![b, c, 1, h * w]))
+                )
             })
             .collect();
         let columns = Self::float_reshape(
-            Self::float_cat(shifts, 2),
+            Self::float_cat(windows, 2),
             Shape::from(vec![b, c * kernel * kernel, h * w]),
         );
-        let g = Self::float_reshape(g, Shape::from(vec![b, c_out, h * w]));
-        let per_item = Self::float_matmul(g, Self::float_swap_dims(columns, 1, 2));
-        Self::float_reshape(
+        // Transpose the small factor: columns [B, C_in·k², H·W] · gᵀ [B, H·W, C_out].
+        let g = Self::float_swap_dims(
+            Self::float_reshape(g, Shape::from(vec![b, c_out, h * w])),
+            1,
+            2,
+        );
+        let per_item = Self::float_matmul(columns, g);
+        let summed = Self::float_reshape(
             Self::float_sum_dim(per_item, 0),
+            Shape::from(vec![c * kernel * kernel, c_out]),
+        );
+        Self::float_reshape(
+            Self::float_swap_dims(summed, 0, 1),
             Shape::from(vec![c_out, c, kernel, kernel]),
         )
     }
