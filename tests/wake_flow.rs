@@ -274,6 +274,39 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
         first["eval"]["models"][2]["mae"]
     );
 
+    // Other data (a longer warm-up) retrains the models, though their settings are the same.
+    let mut other = diffsim::cli::WakeFlowExperiment::quick();
+    other.data.warmup += 2;
+    let cfg = dir.path().join("other.toml");
+    std::fs::write(&cfg, toml::to_string(&other).unwrap()).unwrap();
+    let third = diffsim_json(&[
+        "experiment",
+        "wake-flow",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_ne!(modified(&model), stamp, "a model of other data was kept");
+    assert_ne!(
+        third["training"][1]["losses"],
+        first["training"][1]["losses"]
+    );
+    // Resuming a run on other data is refused.
+    let tc = diffsim::train::wake_flow::TrainConfig {
+        unroll: 4,
+        ..other.train.clone()
+    };
+    let quick_data_dir = dir.path().join("quick-data");
+    quick_dataset(&quick_data_dir);
+    let quick_data = WakeData::open(&quick_data_dir).unwrap();
+    let err =
+        diffsim::train::wake_flow::train(&quick_data, &tc, &out_dir.join("sol-4"), true, |_, _| {})
+            .err()
+            .unwrap();
+    assert!(err.to_string().contains("another dataset"), "{err}");
+
     // `diffsim eval` on the trained folder gives the experiment's numbers.
     let data = out_dir.join("data");
     let ev = diffsim_json(&[
@@ -290,7 +323,7 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
         dir.path().join("ev").to_str().unwrap(),
     ]);
     assert_eq!(ev["models"][1]["name"], "SOL-4");
-    assert_eq!(ev["models"][1]["mae"], first["eval"]["models"][2]["mae"]);
+    assert_eq!(ev["models"][1]["mae"], third["eval"]["models"][2]["mae"]);
     for bad in [
         vec!["--steps", "13"],
         vec!["--model", dir.path().join("nothing").to_str().unwrap()],

@@ -498,11 +498,17 @@ fn write_outputs(r: &SmokeTargetResult, dir: &Path) -> Result<()> {
 
 /// Writes `value` as JSON under a temporary name, renamed when complete.
 pub(super) fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("json.partial");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(value).expect("result serialises"),
+    write_text(
+        path,
+        &serde_json::to_string_pretty(value).expect("result serialises"),
     )
-    .and_then(|_| std::fs::rename(&tmp, path))
-    .map_err(|e| DiffsimError::file(path, e))
+}
+
+/// Writes `text` to `path` through a temporary name, renamed when complete.
+pub(super) fn write_text(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| DiffsimError::file(path, e))
 }

@@ -5,7 +5,7 @@
 //! are kept, an interrupted training run continues from its last checkpoint.
 
 use super::eval::{EvalReport, evaluate};
-use super::experiment::{ExperimentArgs, read_config, write_json};
+use super::experiment::{ExperimentArgs, read_config, write_json, write_text};
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
 use crate::train::wake_flow::dataset::generate;
@@ -79,7 +79,8 @@ pub struct WakeFlowResult {
     pub accepted: bool,
 }
 
-/// Runs the experiment into `--out` (default out/wake-flow): `data/`, one folder per model
+/// Runs the experiment into `--out` (default out/wake-flow, out/wake-flow-quick with
+/// `--quick`): `data/`, one folder per model
 /// (`non`, `sol-4`, …), the evaluation's pictures, `loss.png`, `results.json`, `results.md`.
 pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     let cfg: WakeFlowExperiment = match (&args.config, args.quick) {
@@ -90,7 +91,14 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     if cfg.unrolls.is_empty() {
         return Err(DiffsimError::config("unrolls must name at least one model"));
     }
-    let dir = super::experiment::out_dir(args)?;
+    let dir = match (&args.out, args.quick) {
+        (None, true) => {
+            let dir = std::path::PathBuf::from("out/wake-flow-quick");
+            std::fs::create_dir_all(&dir).map_err(|e| DiffsimError::file(&dir, e))?;
+            dir
+        }
+        _ => super::experiment::out_dir(args)?,
+    };
     let t0 = Instant::now();
     let bar = Progress::new(
         "wake-flow data (reference steps)",
@@ -150,8 +158,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     };
     write_json(&result, &dir.join("results.json"))?;
     let page = results_page(&result);
-    std::fs::write(dir.join("results.md"), &page)
-        .map_err(|e| DiffsimError::file(dir.join("results.md"), e))?;
+    write_text(&dir.join("results.md"), &page)?;
     if args.json {
         json(&result)
     } else {
@@ -160,8 +167,8 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     }
 }
 
-/// Trains the model of `cfg` into `dir`, resuming an interrupted run of the same settings and
-/// keeping a finished one.
+/// Trains the model of `cfg` into `dir`, resuming an interrupted run of the same settings on
+/// the same data and keeping a finished one.
 fn train_or_keep(
     data: &WakeData,
     cfg: &TrainConfig,
@@ -169,7 +176,9 @@ fn train_or_keep(
     name: &str,
     quiet: bool,
 ) -> Result<TrainReport> {
-    let previous = read_report(dir).ok().filter(|r| r.config == *cfg);
+    let previous = read_report(dir)
+        .ok()
+        .filter(|r| r.config == *cfg && r.data_recipe.as_ref() == Some(&data.manifest.recipe));
     if let Some(r) = previous.as_ref().filter(|r| r.iterations == cfg.iterations) {
         return Ok(r.clone());
     }

@@ -7,7 +7,7 @@
 //! Adam step. Start frames and the network's initial weights come from `seed` alone, so
 //! every model of a comparison sees the same data in the same order.
 
-use super::dataset::{NormStats, WakeData};
+use super::dataset::{NormStats, WakeData, WakeDataConfig};
 use super::hybrid::{correct, features, source_step};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, Simulation};
@@ -158,6 +158,9 @@ pub struct TrainReport {
     pub solver_share_forward: f64,
     /// Wall time of this run (s).
     pub wall_s: f64,
+    /// The recipe of the dataset trained on (absent in reports of older versions).
+    #[serde(default)]
+    pub data_recipe: Option<WakeDataConfig>,
 }
 
 /// A velocity frame of a loaded simulation on `sim`'s device, batch 1, untracked.
@@ -230,6 +233,12 @@ pub fn train(
                 "was trained with other settings; resume with the same config, or use another output folder",
             ));
         }
+        if report.data_recipe.as_ref() != Some(&data.manifest.recipe) {
+            return Err(DiffsimError::file(
+                dir.join("train.json"),
+                "was trained on another dataset; resume on the same data, or use another output folder",
+            ));
+        }
         net = net
             .try_load_file(dir.join("model.bpk"))
             .map_err(|e| DiffsimError::file(dir.join("model.bpk"), format!("{e:?}")))?;
@@ -298,6 +307,7 @@ pub fn train(
         let done = k + 1;
         if done < cfg.iterations && cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
             let report = report_of(
+                data,
                 cfg,
                 &losses,
                 t0,
@@ -309,6 +319,7 @@ pub fn train(
         }
     }
     let report = report_of(
+        data,
         cfg,
         &losses,
         t0,
@@ -321,6 +332,7 @@ pub fn train(
 }
 
 fn report_of(
+    data: &WakeData,
     cfg: &TrainConfig,
     losses: &[f64],
     t0: Instant,
@@ -336,6 +348,7 @@ fn report_of(
         iterations_per_s: run as f64 / wall_s.max(1e-9),
         solver_share_forward: solver_s / forward_s.max(1e-12),
         wall_s,
+        data_recipe: Some(data.manifest.recipe.clone()),
     }
 }
 
