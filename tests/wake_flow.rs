@@ -324,6 +324,12 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
     ]);
     assert_eq!(ev["models"][1]["name"], "SOL-4");
     assert_eq!(ev["models"][1]["mae"], third["eval"]["models"][2]["mae"]);
+    // A model named twice is refused before any work.
+    let dup = dir.path().join("dup.toml");
+    std::fs::write(&dup, "unrolls = [4, 4]\n").unwrap();
+    let out = diffsim(&["experiment", "wake-flow", "--config", dup.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("each once"), "{err}");
     for bad in [
         vec!["--steps", "13"],
         vec!["--model", dir.path().join("nothing").to_str().unwrap()],

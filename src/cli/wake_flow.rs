@@ -88,8 +88,13 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         (None, true) => WakeFlowExperiment::quick(),
         (None, false) => WakeFlowExperiment::default(),
     };
-    if cfg.unrolls.is_empty() {
-        return Err(DiffsimError::config("unrolls must name at least one model"));
+    let mut unrolls = cfg.unrolls.clone();
+    unrolls.sort_unstable();
+    unrolls.dedup();
+    if unrolls.is_empty() || unrolls.len() != cfg.unrolls.len() {
+        return Err(DiffsimError::config(
+            "unrolls must name at least one model, each once (1 = NON, m = SOL-m)",
+        ));
     }
     let dir = match (&args.out, args.quick) {
         (None, true) => {
