@@ -14,6 +14,7 @@
 //! [`solids`] ← [`optim`]; [`io`], [`viz`], [`gradcheck`] and [`cli`] sit on top.
 
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod fluid;
 pub mod gradcheck;

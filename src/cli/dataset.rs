@@ -1,7 +1,7 @@
 //! `diffsim dataset wake-flow`: the Solver-in-the-Loop reference data.
 
 use super::Progress;
-use crate::error::{DiffsimError, Result};
+use crate::error::Result;
 use crate::train::wake_flow::{Manifest, WakeDataConfig};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -48,15 +48,7 @@ pub fn recipe(quick: bool, config: Option<&Path>) -> Result<WakeDataConfig> {
     let Some(path) = config else {
         return Ok(base);
     };
-    let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
-    let mut merged = toml::Table::try_from(&base).expect("recipe serialises");
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| DiffsimError::file(path, e.message()))?;
-    merged.extend(table);
-    merged
-        .try_into()
-        .map_err(|e: toml::de::Error| DiffsimError::file(path, e.message()))
+    super::experiment::read_config_over(path, &base)
 }
 
 /// Runs `diffsim dataset`.

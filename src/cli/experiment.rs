@@ -27,7 +27,8 @@ pub struct ExperimentArgs {
     /// them); the other solids experiments run at full size in seconds and ignore it.
     #[arg(long)]
     pub quick: bool,
-    /// A TOML file overriding the experiment's settings (see experiments/NAME/config.toml).
+    /// A TOML file of settings laid over the defaults (or over --quick's): it names only what it
+    /// changes, tables merged key by key (see experiments/NAME/config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output folder (default out/NAME).
@@ -38,11 +39,17 @@ pub struct ExperimentArgs {
     pub json: bool,
 }
 
-/// Reads an experiment's TOML settings.
-pub(super) fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+/// Reads a TOML settings file laid over `base` (the file names only what it changes).
+pub(super) fn read_config_over<T>(path: &Path, base: &T) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
     let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
-    toml::from_str(&text)
-        .map_err(|e| DiffsimError::config(format!("{}: {}", path.display(), e.message())))
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| DiffsimError::file(path, e.message()))?;
+    crate::config::overlay(base, table, crate::config::Merge::Deep)
+        .map_err(|e| DiffsimError::file(path, e.message()))
 }
 
 /// Runs the named experiment and writes its outputs.
@@ -437,10 +444,14 @@ fn every(states: &[(Vec<V3>, Vec<V3>)], stride: usize) -> Vec<&[V3]> {
 }
 
 fn smoke(args: &ExperimentArgs) -> Result<()> {
-    let cfg = match (&args.config, args.quick) {
-        (Some(p), _) => read_config(p)?,
-        (None, true) => SmokeTargetConfig::quick(),
-        (None, false) => SmokeTargetConfig::default(),
+    let base = if args.quick {
+        SmokeTargetConfig::quick()
+    } else {
+        SmokeTargetConfig::default()
+    };
+    let cfg = match &args.config {
+        Some(p) => read_config_over(p, &base)?,
+        None => base,
     };
     cfg.validate()?;
     let dir = out_dir(args)?;

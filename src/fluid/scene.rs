@@ -265,14 +265,8 @@ impl SceneConfig {
             }
             None => Self::default(),
         };
-        let mut merged =
-            toml::Table::try_from(&base).map_err(|e| DiffsimError::config(e.to_string()))?;
-        for (k, v) in table {
-            merged.insert(k, v);
-        }
-        merged
-            .try_into()
-            .map_err(|e: toml::de::Error| DiffsimError::config(one_line(&e)))
+        crate::config::overlay(&base, table, crate::config::Merge::TopLevel)
+            .map_err(|e| DiffsimError::config(one_line(&e)))
     }
 
     /// The scene as TOML.
