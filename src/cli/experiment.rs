@@ -39,6 +39,22 @@ pub struct ExperimentArgs {
     pub json: bool,
 }
 
+/// An experiment's settings: `full()`, or `quick()` with --quick, with --config laid over.
+pub(super) fn settings<T>(
+    args: &ExperimentArgs,
+    quick: impl FnOnce() -> T,
+    full: impl FnOnce() -> T,
+) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let base = if args.quick { quick() } else { full() };
+    match &args.config {
+        Some(p) => read_config_over(p, &base),
+        None => Ok(base),
+    }
+}
+
 /// Reads a TOML settings file laid over `base` (the file names only what it changes).
 pub(super) fn read_config_over<T>(path: &Path, base: &T) -> Result<T>
 where
@@ -444,15 +460,7 @@ fn every(states: &[(Vec<V3>, Vec<V3>)], stride: usize) -> Vec<&[V3]> {
 }
 
 fn smoke(args: &ExperimentArgs) -> Result<()> {
-    let base = if args.quick {
-        SmokeTargetConfig::quick()
-    } else {
-        SmokeTargetConfig::default()
-    };
-    let cfg = match &args.config {
-        Some(p) => read_config_over(p, &base)?,
-        None => base,
-    };
+    let cfg = settings(args, SmokeTargetConfig::quick, SmokeTargetConfig::default)?;
     cfg.validate()?;
     let dir = out_dir(args)?;
     let bar = Progress::new("smoke-target", cfg.iterations as u64, args.json);

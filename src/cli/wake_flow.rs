@@ -5,7 +5,7 @@
 //! are kept, an interrupted training run continues from its last checkpoint.
 
 use super::eval::{EvalReport, evaluate};
-use super::experiment::{ExperimentArgs, read_config_over, write_json, write_text};
+use super::experiment::{ExperimentArgs, settings, write_json, write_text};
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
 use crate::train::wake_flow::dataset::generate;
@@ -83,15 +83,7 @@ pub struct WakeFlowResult {
 /// `--quick`): `data/`, one folder per model
 /// (`non`, `sol-4`, …), the evaluation's pictures, `loss.png`, `results.json`, `results.md`.
 pub fn experiment(args: &ExperimentArgs) -> Result<()> {
-    let base = if args.quick {
-        WakeFlowExperiment::quick()
-    } else {
-        WakeFlowExperiment::default()
-    };
-    let cfg = match &args.config {
-        Some(p) => read_config_over(p, &base)?,
-        None => base,
-    };
+    let cfg = settings(args, WakeFlowExperiment::quick, WakeFlowExperiment::default)?;
     let mut unrolls = cfg.unrolls.clone();
     unrolls.sort_unstable();
     unrolls.dedup();
