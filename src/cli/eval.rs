@@ -4,12 +4,13 @@
 use super::Progress;
 use super::experiment::write_json;
 use crate::error::{DiffsimError, Result};
+use crate::fluid::Simulation;
 use crate::nn::Corrector;
 use crate::train::wake_flow::WakeData;
 use crate::train::wake_flow::eval::{
     Criterion, HostFrames, ModelErrors, acceptance, model_name, rollout,
 };
-use crate::train::wake_flow::train::load_model;
+use crate::train::wake_flow::train::{load_model, sims_for};
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot, robust_range, vorticity};
 use burn::tensor::Device;
 use clap::Args;
@@ -116,7 +117,7 @@ pub fn evaluate(
     quiet: bool,
 ) -> Result<EvalReport> {
     std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
-    let device = Device::flex();
+    let sims = sims_for(data, &Device::flex(), true)?;
     let contenders: Vec<(&str, Option<&Corrector>)> = std::iter::once(("SRC", None))
         .chain(models.iter().map(|(n, c)| (n.as_str(), Some(c))))
         .collect();
@@ -127,7 +128,7 @@ pub fn evaluate(
     );
     let (mut errors, mut frames) = (Vec::new(), Vec::new());
     for (k, (name, net)) in contenders.iter().enumerate() {
-        let (e, f) = rollout(data, name, *net, steps, &device, |t| {
+        let (e, f) = rollout(data, &sims, name, *net, steps, |t| {
             progress.set((k * steps + t) as u64)
         })?;
         errors.push(e);
@@ -174,7 +175,7 @@ pub fn evaluate(
                 .collect::<Vec<_>>(),
         )?;
         let rollouts: Vec<&HostFrames> = frames.iter().map(|f| &f[i]).collect();
-        pictures(data, i, &report.models, &rollouts, steps, dir)?;
+        pictures(data, &sims[i], i, &report.models, &rollouts, steps, dir)?;
     }
     write_json(&report, &dir.join("eval.json"))?;
     Ok(report)
@@ -185,6 +186,7 @@ pub fn evaluate(
 /// the reference frames).
 fn pictures(
     data: &WakeData,
+    sim: &Simulation,
     i: usize,
     models: &[ModelErrors],
     rollouts: &[&HostFrames],
@@ -193,8 +195,6 @@ fn pictures(
 ) -> Result<()> {
     let reference = &data.test[i];
     let re = reference.entry.reynolds;
-    let scene = data.manifest.recipe.scene(data.manifest.resolution, re)?;
-    let sim = crate::fluid::Simulation::new(&scene, &Device::flex())?;
     let (g, solid) = (sim.grid, &sim.solid.solid);
     let (nu, nv) = (g.ny * (g.nx + 1), (g.ny + 1) * g.nx);
     let f = &reference.frames;

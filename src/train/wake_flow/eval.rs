@@ -9,11 +9,10 @@
 
 use super::dataset::{LoadedSim, WakeData};
 use super::hybrid::{correct, features, source_step};
-use super::train::{frame_state, sims_for};
+use super::train::frame_state;
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, Simulation, host_item};
 use crate::nn::Corrector;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 /// Velocity frames of one rollout on the host: `frames[t] = (u [ny, nx+1], v [ny+1, nx])`,
@@ -82,15 +81,16 @@ fn pooled_mae(u: &[f32], v: &[f32], reference: &LoadedSim, t: usize) -> f64 {
 }
 
 /// Rolls every test simulation out for `steps` steps from its first frame, with the source
-/// solver alone (`net = None`, SRC) or the hybrid solver `P(s) + C(P(s), Re)`; the test
-/// simulations form one batch for the network. Returns the errors and, per test simulation,
-/// the host frames of the rollout. `progress(step)` after every step.
+/// solver alone (`net = None`, SRC) or the hybrid solver `P(s) + C(P(s), Re)`; `sims` are
+/// the test simulations' source solvers ([`sims_for`](super::train::sims_for) with `test`,
+/// on a plain device), which form one batch for the network. Returns the errors and, per
+/// test simulation, the host frames of the rollout. `progress(step)` after every step.
 pub fn rollout(
     data: &WakeData,
+    sims: &[Simulation],
     name: &str,
     net: Option<&Corrector>,
     steps: usize,
-    device: &Device,
     mut progress: impl FnMut(usize),
 ) -> Result<(ModelErrors, Vec<HostFrames>)> {
     let frames = data.test.iter().map(|s| s.entry.frames).min().unwrap_or(0);
@@ -100,8 +100,12 @@ pub fn rollout(
             data.test.len()
         )));
     }
+    if sims.len() != data.test.len() {
+        return Err(DiffsimError::config(
+            "rollout needs one source simulation per test simulation",
+        ));
+    }
     let t0 = std::time::Instant::now();
-    let sims = sims_for(data, device, true)?;
     let refs: Vec<&Simulation> = sims.iter().collect();
     let reynolds: Vec<f64> = data.test.iter().map(|s| s.entry.reynolds).collect();
     let stats = data.manifest.stats;

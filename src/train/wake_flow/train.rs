@@ -195,7 +195,8 @@ pub fn normalised_mse(
     Tensor::cat(vec![du, dv], 0).powf_scalar(2.0).mean()
 }
 
-/// The source simulations of the training set on `device` (one per Reynolds number).
+/// The source simulations of the training set (the test set when `test`) on `device`, one per
+/// Reynolds number.
 pub fn sims_for(data: &WakeData, device: &Device, test: bool) -> Result<Vec<Simulation>> {
     let list = if test { &data.test } else { &data.train };
     list.iter()
