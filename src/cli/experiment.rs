@@ -103,12 +103,13 @@ fn benchmark_out_dir(args: &ExperimentArgs) -> Result<PathBuf> {
     out_dir(args)
 }
 
-/// `(iteration, log10 loss)` of an optimisation's losses (floored at 1e-30).
-fn log_loss_curve(losses: &[f64]) -> Vec<(f64, f64)> {
+/// `(iteration, log10 loss)` of losses whose first entry is iteration `first` (0: the
+/// starting point of an optimisation; 1: the first training step), floored at 1e-30.
+pub(super) fn log_loss_curve(losses: &[f64], first: usize) -> Vec<(f64, f64)> {
     losses
         .iter()
         .enumerate()
-        .map(|(k, l)| (k as f64, l.max(1e-30).log10()))
+        .map(|(k, l)| ((k + first) as f64, l.max(1e-30).log10()))
         .collect()
 }
 
@@ -124,11 +125,11 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
         &[
             (
                 "explicit (Warp step), gradient descent".into(),
-                log_loss_curve(&r.explicit.trace.losses),
+                log_loss_curve(&r.explicit.trace.losses, 0),
             ),
             (
                 "implicit Euler, L-BFGS".into(),
-                log_loss_curve(&r.implicit.trace.losses),
+                log_loss_curve(&r.implicit.trace.losses, 0),
             ),
         ],
     )?;
@@ -190,7 +191,7 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         "bounce: loss (log10) per gradient-descent iteration",
         "iteration",
         "log10 loss",
-        &[("loss".into(), log_loss_curve(&r.trace.losses))],
+        &[("loss".into(), log_loss_curve(&r.trace.losses, 0))],
     )?;
     let sweep = |pts: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
         pts.iter().map(|s| (s.0.log10(), pick(s))).collect()
@@ -245,15 +246,15 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
         &[
             (
                 "Warp SGD (lr 1e7, clamped)".into(),
-                log_loss_curve(&r.sgd.trace.losses),
+                log_loss_curve(&r.sgd.trace.losses, 0),
             ),
             (
                 "bounded L-BFGS on ln(mu, lambda)".into(),
-                log_loss_curve(&r.lbfgs.trace.losses),
+                log_loss_curve(&r.lbfgs.trace.losses, 0),
             ),
             (
                 "implicit Euler (1/240 s), bounded L-BFGS".into(),
-                log_loss_curve(&r.implicit_lbfgs.trace.losses),
+                log_loss_curve(&r.implicit_lbfgs.trace.losses, 0),
             ),
         ],
     )?;
@@ -320,11 +321,11 @@ fn cloth_throw(args: &ExperimentArgs) -> Result<()> {
         &[
             (
                 format!("semi-implicit Euler, {} steps (Warp)", cfg.steps),
-                log_loss_curve(&r.explicit.trace.losses),
+                log_loss_curve(&r.explicit.trace.losses, 0),
             ),
             (
                 format!("implicit Euler, {} steps", cfg.implicit_steps),
-                log_loss_curve(&r.implicit.trace.losses),
+                log_loss_curve(&r.implicit.trace.losses, 0),
             ),
         ],
     )?;
@@ -490,7 +491,7 @@ fn write_outputs(r: &SmokeTargetResult, dir: &Path) -> Result<()> {
         "smoke-target: loss (log10) per Adam iteration",
         "iteration",
         "log10 loss",
-        &[("loss".into(), log_loss_curve(&r.losses))],
+        &[("loss".into(), log_loss_curve(&r.losses, 0))],
     )?;
     let res = r.config.resolution;
     let titles = [

@@ -1,6 +1,7 @@
 //! `diffsim train wake-flow`: a Solver-in-the-Loop corrector (NON or SOL-m).
 
 use super::Progress;
+use super::experiment::log_loss_curve;
 use crate::error::{DiffsimError, Result};
 use crate::train::wake_flow::{ModelKind, TrainConfig, TrainReport, WakeData, train};
 use crate::viz::line_plot;
@@ -78,18 +79,12 @@ pub fn train_cmd(args: &TrainArgs) -> Result<(TrainReport, PathBuf)> {
         progress.set(k as u64)
     })?;
     progress.finish();
-    let curve: Vec<(f64, f64)> = report
-        .losses
-        .iter()
-        .enumerate()
-        .map(|(k, l)| ((k + 1) as f64, l.max(1e-30).log10()))
-        .collect();
     line_plot(
         &dir.join("loss.png"),
         &format!("wake-flow training, unroll {}", cfg.unroll),
         "iteration",
         "log10 loss",
-        &[("loss".into(), curve)],
+        &[("loss".into(), log_loss_curve(&report.losses, 1))],
     )?;
     Ok((report, dir))
 }

@@ -5,7 +5,7 @@
 //! are kept, an interrupted training run continues from its last checkpoint.
 
 use super::eval::{EvalReport, evaluate};
-use super::experiment::{ExperimentArgs, settings, write_json, write_text};
+use super::experiment::{ExperimentArgs, log_loss_curve, settings, write_json, write_text};
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
 use crate::train::wake_flow::dataset::generate;
@@ -136,16 +136,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         "log10 loss",
         &training
             .iter()
-            .map(|r| {
-                (
-                    model_name(r.config.unroll),
-                    r.losses
-                        .iter()
-                        .enumerate()
-                        .map(|(k, l)| ((k + 1) as f64, l.max(1e-30).log10()))
-                        .collect(),
-                )
-            })
+            .map(|r| (model_name(r.config.unroll), log_loss_curve(&r.losses, 1)))
             .collect::<Vec<_>>(),
     )?;
     let result = WakeFlowResult {
