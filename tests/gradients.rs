@@ -6,7 +6,10 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Tensor};
 use diffsim::cli::{kinetic_loss, run_gradchecks};
-use diffsim::fluid::{Precision, SceneConfig, Simulation};
+use diffsim::fluid::{
+    Checkpointing, FluidState, Precision, Reads, SceneConfig, Simulation, UnrollGradient,
+    unrolled_gradient,
+};
 use diffsim::gradcheck::{GradCheckConfig, check, tensor_f64, values};
 use diffsim::grid::{
     ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask,
@@ -73,26 +76,23 @@ fn small_wake(dev: &Device) -> Simulation {
     Simulation::new(&scene, dev).unwrap()
 }
 
-/// Gradient of the kinetic loss after `steps` steps with respect to the initial `(u, v)`.
-fn unrolled_gradient(sim: &Simulation, steps: usize) -> (f64, Vec<f64>, Vec<f64>) {
+/// The gradient of the kinetic loss after `steps` steps from `init`
+/// ([`diffsim::fluid::unrolled_gradient`]).
+fn kinetic_gradient(
+    sim: &Simulation,
+    init: &FluidState,
+    steps: usize,
+    mode: Checkpointing,
+    reads: Reads,
+) -> UnrollGradient {
+    unrolled_gradient(sim, init, steps, mode, reads, &kinetic_loss).unwrap()
+}
+
+/// [`kinetic_gradient`] over the whole tape from `sim`'s initial state: (loss, ∂u₀, ∂v₀).
+fn taped_gradient(sim: &Simulation, steps: usize) -> (f64, Vec<f64>, Vec<f64>) {
     let init = sim.initial_state(1).unwrap();
-    let (u0, v0) = (init.u.clone().require_grad(), init.v.clone().require_grad());
-    let mut s = diffsim::fluid::FluidState {
-        u: u0.clone(),
-        v: v0.clone(),
-        ..init
-    };
-    for _ in 0..steps {
-        s = sim.step(s).unwrap().0;
-    }
-    let loss = kinetic_loss(&s);
-    let value = loss.clone().into_scalar::<f64>();
-    let grads = loss.backward();
-    (
-        value,
-        values(&u0.grad(&grads).unwrap()),
-        values(&v0.grad(&grads).unwrap()),
-    )
+    let g = kinetic_gradient(sim, &init, steps, Checkpointing::Tape, Reads::All);
+    (g.loss, values(&g.u), values(&g.v))
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn the_adjoint_solves_reuse_the_forward_factorisation() {
     let sim = small_wake(&Device::flex().autodiff());
     let (factors, solves) = (factorization_count(), sim.projection.solver.solve_calls());
     let steps = 16;
-    let (_, gu, _) = unrolled_gradient(&sim, steps);
+    let (_, gu, _) = taped_gradient(&sim, steps);
     assert!(gu.iter().any(|g| *g != 0.0));
     assert_eq!(factorization_count(), factors, "backward factorised again");
     // One projection solve per step forward, one adjoint solve per step backward (plus the
@@ -116,8 +116,8 @@ fn the_adjoint_solves_reuse_the_forward_factorisation() {
 #[test]
 fn checkpointed_and_plain_backward_agree() {
     let _g = lock();
-    let plain = unrolled_gradient(&small_wake(&Device::flex().autodiff()), 16);
-    let ck = unrolled_gradient(
+    let plain = taped_gradient(&small_wake(&Device::flex().autodiff()), 16);
+    let ck = taped_gradient(
         &small_wake(&Device::flex().autodiff().gradient_checkpointing()),
         16,
     );
@@ -307,32 +307,15 @@ fn detached_evaluation_rollouts_build_no_graph() {
 
 #[test]
 fn segment_checkpointing_gives_the_taped_gradient() {
-    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     let _g = lock();
     let sim = small_wake(&Device::flex().autodiff());
     let init = sim.initial_state(1).unwrap();
-    let tape = unrolled_gradient(
-        &sim,
-        &init,
-        16,
-        Checkpointing::Tape,
-        Reads::All,
-        &kinetic_loss,
-    )
-    .unwrap();
+    let tape = kinetic_gradient(&sim, &init, 16, Checkpointing::Tape, Reads::All);
     let (tu, tv) = (values(&tape.u), values(&tape.v));
     let scale = tu.iter().chain(&tv).fold(0.0f64, |m, g| m.max(g.abs()));
     assert!(scale > 0.0);
     for k in [1, 4, 5, 16, 40] {
-        let seg = unrolled_gradient(
-            &sim,
-            &init,
-            16,
-            Checkpointing::Segments(k),
-            Reads::All,
-            &kinetic_loss,
-        )
-        .unwrap();
+        let seg = kinetic_gradient(&sim, &init, 16, Checkpointing::Segments(k), Reads::All);
         assert_eq!(seg.loss, tape.loss, "segments of {k}");
         for (a, b) in values(&seg.u)
             .iter()
@@ -360,22 +343,13 @@ fn segment_checkpointing_gives_the_taped_gradient() {
 
 #[test]
 fn a_velocity_loss_skips_the_passive_marker_and_keeps_the_gradient() {
-    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     let _g = lock();
     let sim = small_wake(&Device::flex().autodiff());
     let init = sim.initial_state(1).unwrap();
-    let all = unrolled_gradient(
-        &sim,
-        &init,
-        8,
-        Checkpointing::Tape,
-        Reads::All,
-        &kinetic_loss,
-    )
-    .unwrap();
+    let all = kinetic_gradient(&sim, &init, 8, Checkpointing::Tape, Reads::All);
     let (au, av) = (values(&all.u), values(&all.v));
     for mode in [Checkpointing::Tape, Checkpointing::Segments(3)] {
-        let vel = unrolled_gradient(&sim, &init, 8, mode, Reads::Velocity, &kinetic_loss).unwrap();
+        let vel = kinetic_gradient(&sim, &init, 8, mode, Reads::Velocity);
         assert_eq!(vel.loss, all.loss, "{mode:?}");
         assert_eq!(values(&vel.u), au, "{mode:?}");
         assert_eq!(values(&vel.v), av, "{mode:?}");
@@ -401,35 +375,24 @@ fn a_velocity_loss_skips_the_passive_marker_and_keeps_the_gradient() {
     assert!(!smoke.marker_is_passive());
     assert!(smoke.step_velocity(s.clone()).is_err());
     let smoke = Simulation::new(&scene, &Device::flex().autodiff()).unwrap();
-    let g = unrolled_gradient(
+    let g = kinetic_gradient(
         &smoke,
         &smoke.initial_state(1).unwrap(),
         2,
         Checkpointing::Tape,
         Reads::Velocity,
-        &kinetic_loss,
-    )
-    .unwrap();
+    );
     assert!(g.loss.is_finite() && values(&g.marker).iter().any(|x| *x != 0.0));
 }
 
 #[test]
 fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
-    use diffsim::fluid::{Checkpointing, Reads, unrolled_gradient};
     use diffsim::linalg::SolveMethod;
     let _g = lock();
     let dev = Device::flex().autodiff();
     let cholesky = small_wake(&dev);
     let init = cholesky.initial_state(1).unwrap();
-    let exact = unrolled_gradient(
-        &cholesky,
-        &init,
-        4,
-        Checkpointing::Tape,
-        Reads::All,
-        &kinetic_loss,
-    )
-    .unwrap();
+    let exact = kinetic_gradient(&cholesky, &init, 4, Checkpointing::Tape, Reads::All);
     let cg = |adjoint: SolveConfig| {
         let mut scene = cholesky.scene.clone();
         scene.solve = SolveConfig {
@@ -452,15 +415,7 @@ fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
         sim.projection.solver.solve_calls(),
         sim.projection.adjoint_solver().solve_calls(),
     );
-    let g = unrolled_gradient(
-        &sim,
-        &init,
-        4,
-        Checkpointing::Tape,
-        Reads::All,
-        &kinetic_loss,
-    )
-    .unwrap();
+    let g = kinetic_gradient(&sim, &init, 4, Checkpointing::Tape, Reads::All);
     assert_eq!(sim.projection.adjoint_solver().solve_calls() - adj, 4);
     assert_eq!(sim.projection.solver.solve_calls() - fwd, 4);
     let (a, b) = (values(&g.u), values(&exact.u));
@@ -474,15 +429,7 @@ fn cg_adjoint_solves_use_their_own_config_and_fail_loudly() {
         abs_tol: 0.0,
         ..SolveConfig::default()
     });
-    let g = unrolled_gradient(
-        &sim,
-        &init,
-        2,
-        Checkpointing::Tape,
-        Reads::All,
-        &kinetic_loss,
-    )
-    .unwrap();
+    let g = kinetic_gradient(&sim, &init, 2, Checkpointing::Tape, Reads::All);
     assert!(values(&g.u).iter().all(|x| x.is_nan()));
     assert!(matches!(
         sim.projection.adjoint_solver().take_last(),

@@ -282,21 +282,11 @@ fn gradient_through_contact_matches_finite_differences() {
 
 #[test]
 fn gradient_through_sliding_then_sticking_friction_matches_finite_differences() {
-    // A particle thrown along the ground with friction: it slides, then sticks (|v_t| falls
-    // below the smoothing speed) within the 0.5 s horizon.
-    use diffsim::solids::contact::{Contact, Shape};
-    let (mut m, _, _, _) = scenes::bounce(1e-3);
-    m.shapes = vec![Shape::Plane {
-        normal: [0.0, 1.0, 0.0],
-        offset: 0.0,
-    }];
-    m.contact = Contact {
-        ke: 1e4,
-        kd: 50.0,
-        mu: 0.5,
-        smoothing: 1e-3,
-    };
-    let (x0, v0) = (vec![[0.0, 0.0, 0.0]], vec![[1.5, 0.0, 0.5]]);
+    // A particle thrown along the ground with friction, started on the plane itself (not at
+    // its resting depth): it slides, then sticks (|v_t| falls below the smoothing speed)
+    // within the 0.5 s horizon.
+    let (m, _, v0) = sliding_particle();
+    let x0 = vec![[0.0, 0.0, 0.0]];
     let (dt, steps) = (1.0 / 480.0, 240);
     let run = explicit::rollout(&m, &x0, &v0, dt, steps);
     let end_speed = run.last().1[0][0].hypot(run.last().1[0][2]);
@@ -721,7 +711,7 @@ fn implicit_gradient_through_contact_matches_finite_differences() {
     }
 }
 
-/// A particle thrown along the ground with friction (μ = 0.5), as in the explicit test.
+/// A particle thrown along the ground with friction (μ = 0.5), at its resting depth.
 fn sliding_particle() -> (Model, Vec<V3>, Vec<V3>) {
     use diffsim::solids::contact::{Contact, Shape};
     let (mut m, _, _, _) = scenes::bounce(1e-3);
