@@ -330,6 +330,26 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
     let out = diffsim(&["experiment", "wake-flow", "--config", dup.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("each once"), "{err}");
+    // So are rollouts longer than the test data, before any data or training.
+    let long = dir.path().join("long.toml");
+    std::fs::write(&long, "eval_steps = 13\n").unwrap();
+    let never = dir.path().join("never");
+    let out = diffsim(&[
+        "experiment",
+        "wake-flow",
+        "--quick",
+        "--config",
+        long.to_str().unwrap(),
+        "--out",
+        never.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("13 evaluation steps"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!never.exists());
     for bad in [
         vec!["--steps", "13"],
         vec!["--model", dir.path().join("nothing").to_str().unwrap()],

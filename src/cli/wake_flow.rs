@@ -9,7 +9,7 @@ use super::experiment::{ExperimentArgs, log_loss_curve, settings, write_json, wr
 use super::{Progress, json, out};
 use crate::error::{DiffsimError, Result};
 use crate::train::wake_flow::dataset::generate;
-use crate::train::wake_flow::eval::model_name;
+use crate::train::wake_flow::eval::{check_steps, model_name};
 use crate::train::wake_flow::train::{read_report, train};
 use crate::train::wake_flow::{TrainConfig, TrainReport, WakeData, WakeDataConfig};
 use crate::viz::line_plot;
@@ -92,6 +92,20 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
             "unrolls must name at least one model, each once (1 = NON, m = SOL-m)",
         ));
     }
+    // Every setting is checked before the first reference step.
+    cfg.data.validate()?;
+    for &unroll in &unrolls {
+        TrainConfig {
+            unroll,
+            ..cfg.train.clone()
+        }
+        .validate(cfg.data.train_frames)?;
+    }
+    check_steps(
+        cfg.eval_steps,
+        cfg.data.test_reynolds.len(),
+        cfg.data.test_frames,
+    )?;
     let dir = match (&args.out, args.quick) {
         (None, true) => {
             let dir = std::path::PathBuf::from("out/wake-flow-quick");

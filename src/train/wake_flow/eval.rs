@@ -80,6 +80,17 @@ fn pooled_mae(u: &[f32], v: &[f32], reference: &LoadedSim, t: usize) -> f64 {
     sum / (nu + nv) as f64
 }
 
+/// Checks that `steps`-step rollouts fit `sims` test simulations of (at least) `frames`
+/// frames each.
+pub fn check_steps(steps: usize, sims: usize, frames: usize) -> Result<()> {
+    if sims == 0 || steps == 0 || steps >= frames {
+        return Err(DiffsimError::config(format!(
+            "{steps} evaluation steps need test simulations with more than {steps} frames (the dataset has {sims} with {frames})"
+        )));
+    }
+    Ok(())
+}
+
 /// Rolls every test simulation out for `steps` steps from its first frame, with the source
 /// solver alone (`net = None`, SRC) or the hybrid solver `P(s) + C(P(s), Re)`; `sims` are
 /// the test simulations' source solvers ([`sims_for`](super::train::sims_for) with `test`,
@@ -94,12 +105,7 @@ pub fn rollout(
     mut progress: impl FnMut(usize),
 ) -> Result<(ModelErrors, Vec<HostFrames>)> {
     let frames = data.test.iter().map(|s| s.entry.frames).min().unwrap_or(0);
-    if data.test.is_empty() || steps == 0 || steps >= frames {
-        return Err(DiffsimError::config(format!(
-            "{steps} evaluation steps need test simulations with more than {steps} frames (the dataset has {} with {frames})",
-            data.test.len()
-        )));
-    }
+    check_steps(steps, data.test.len(), frames)?;
     if sims.len() != data.test.len() {
         return Err(DiffsimError::config(
             "rollout needs one source simulation per test simulation",
