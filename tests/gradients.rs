@@ -147,9 +147,8 @@ fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     );
 }
 
-#[test]
-fn fused_adjoints_match_the_default_bodies() {
-    let _g = lock();
+/// A 9x11 grid with walls, an open and a zero-gradient side.
+fn walled_open_grid() -> (Grid, Boundaries) {
     let grid = Grid::new(Resolution::new(9, 11), [9.0, 11.0]).unwrap();
     let bcs = Boundaries {
         x_lo: SideBc::Dirichlet(0.0),
@@ -157,6 +156,33 @@ fn fused_adjoints_match_the_default_bodies() {
         y_lo: SideBc::Open,
         y_hi: SideBc::ZeroGradient,
     };
+    (grid, bcs)
+}
+
+/// The projection of `grid` around a disc, solved to 1e-13 (the config is returned too).
+fn disc_projection(grid: &Grid, bcs: &Boundaries) -> (SolveConfig, Arc<PressureProjection>) {
+    let solid = SolidMask::new(
+        *grid,
+        &[Geometry::Disc {
+            center: [4.5, 5.0],
+            radius: 2.0,
+        }],
+    )
+    .unwrap();
+    let cfg = SolveConfig {
+        rel_tol: 1e-13,
+        ..SolveConfig::default()
+    };
+    (
+        cfg,
+        Arc::new(PressureProjection::new(bcs, &solid, cfg).unwrap()),
+    )
+}
+
+#[test]
+fn fused_adjoints_match_the_default_bodies() {
+    let _g = lock();
+    let (grid, bcs) = walled_open_grid();
     let (su, sv) = bcs.velocity_specs(&grid);
     let sc = ArraySpec::new(
         &grid,
@@ -250,19 +276,7 @@ fn fused_adjoints_match_the_default_bodies() {
     );
     assert_close(&to_vec(kp), &to_vec(rp), 1e-12, "gradient p̄");
     // Projection (with a disc) and implicit diffusion: the default bodies solve with CG.
-    let solid = SolidMask::new(
-        grid,
-        &[Geometry::Disc {
-            center: [4.5, 5.0],
-            radius: 2.0,
-        }],
-    )
-    .unwrap();
-    let cfg = SolveConfig {
-        rel_tol: 1e-13,
-        ..SolveConfig::default()
-    };
-    let proj = Arc::new(PressureProjection::new(&bcs, &solid, cfg).unwrap());
+    let (cfg, proj) = disc_projection(&grid, &bcs);
     let gp = smooth(b * ps.len(), 7.0);
     let run = |f: &dyn Fn(FlexTensor, FlexTensor, FlexTensor) -> (FlexTensor, FlexTensor)| {
         let (a, c) = f(
@@ -280,6 +294,78 @@ fn fused_adjoints_match_the_default_bodies() {
     let k = Flex::diffuse_implicit_backward(flex(u.clone(), dims(&su)), imp.clone());
     let r = reference::diffuse_implicit_adjoint::<Flex>(flex(u.clone(), dims(&su)), &imp);
     assert_close(&to_vec(k), &to_vec(r), 1e-9, "diffuse_implicit");
+}
+
+/// Multi-output ops (projection, gradient) are one node plus one node per extra output: a
+/// loss that reads any subset of the outputs gets the op's adjoint with zeros for the
+/// outputs it does not read, whichever output it reads.
+#[test]
+fn a_loss_reading_some_outputs_of_a_multi_output_op_gets_their_adjoint() {
+    let _g = lock();
+    let (grid, bcs) = walled_open_grid();
+    let (_, proj) = disc_projection(&grid, &bcs);
+    let (su, sv) = bcs.velocity_specs(&grid);
+    let ps = ArraySpec::new(&grid, Location::Center, bcs.pressure_extrap());
+    let dev = Device::flex().autodiff();
+    let b = 2;
+    let dims = |s: &ArraySpec| [b, s.ny, s.nx];
+    let (u, v) = (smooth(b * su.len(), 0.4), smooth(b * sv.len(), 1.1));
+    let w = [
+        (smooth(b * su.len(), 2.0), dims(&su)),
+        (smooth(b * sv.len(), 3.0), dims(&sv)),
+        (smooth(b * ps.len(), 4.0), dims(&ps)),
+    ];
+    // Which outputs the loss reads: each alone, and pairs.
+    for reads in [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 1], [1, 0, 1]] {
+        let (u0, v0) = (
+            tensor_f64(u.clone(), dims(&su), &dev).require_grad(),
+            tensor_f64(v.clone(), dims(&sv), &dev).require_grad(),
+        );
+        let (a, c, p) = diffsim::ops::project(u0.clone(), v0.clone(), &proj);
+        let weight = |k: usize| tensor_f64(w[k].0.clone(), w[k].1, &dev);
+        let loss = [a, c, p]
+            .into_iter()
+            .enumerate()
+            .filter(|&(k, _)| reads[k] == 1)
+            .map(|(k, y)| (y * weight(k)).sum())
+            .reduce(|x, y| x + y)
+            .unwrap();
+        let grads = loss.backward();
+        let seed = |k: usize| flex(w[k].0.iter().map(|x| x * reads[k] as f64).collect(), w[k].1);
+        let (eu, ev) = Flex::project_backward(seed(0), seed(1), seed(2), proj.clone());
+        let what = format!("project reading {reads:?}");
+        assert_close(
+            &values(&u0.grad(&grads).unwrap()),
+            &to_vec(eu),
+            1e-12,
+            &what,
+        );
+        assert_close(
+            &values(&v0.grad(&grads).unwrap()),
+            &to_vec(ev),
+            1e-12,
+            &what,
+        );
+    }
+    for reads in [[1, 0], [0, 1]] {
+        let p0 = tensor_f64(smooth(b * ps.len(), 5.0), dims(&ps), &dev).require_grad();
+        let (gu, gv) = diffsim::ops::gradient(p0.clone(), ps, 0.7);
+        let loss = if reads[0] == 1 {
+            (gu * tensor_f64(w[0].0.clone(), w[0].1, &dev)).sum()
+        } else {
+            (gv * tensor_f64(w[1].0.clone(), w[1].1, &dev)).sum()
+        };
+        let grads = loss.backward();
+        let seed = |k: usize| flex(w[k].0.iter().map(|x| x * reads[k] as f64).collect(), w[k].1);
+        let expected = Flex::gradient_backward(seed(0), seed(1), ps, 0.7);
+        let what = format!("gradient reading {reads:?}");
+        assert_close(
+            &values(&p0.grad(&grads).unwrap()),
+            &to_vec(expected),
+            1e-12,
+            &what,
+        );
+    }
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub struct GradBenchResult {
     /// The first (loss, gradient) evaluation after the scene was built (ms): no warm-up
     /// beyond the factorisation, which happens when the scene is built.
     pub first_grad_ms: f64,
-    /// `grad_ms / forward_ms`.
+    /// Median over the repeats of (loss, gradient) time / forward time, each pair measured
+    /// back to back.
     pub grad_over_forward: f64,
     /// PhiFlow 3.4 + JAX (ms), where known.
     pub phiflow_ms: Option<f64>,
@@ -125,35 +126,42 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
         let frame =
             |sim: &Simulation| sim.state_from_arrays(init.u.clone(), init.v.clone(), None, 1);
         let start = frame(&sim);
-        let mut forward = Vec::new();
-        for _ in 0..args.repeats + 1 {
+        let forward_run = || -> Result<f64> {
             let t = Instant::now();
             let mut s = start.clone();
             for _ in 0..unroll {
                 s = sim.step_for(s, reads)?.0;
             }
             kinetic_loss(&s).into_scalar::<f64>();
-            forward.push(1e3 * t.elapsed().as_secs_f64());
-        }
+            Ok(1e3 * t.elapsed().as_secs_f64())
+        };
         // (loss, gradient) on the autodiff device.
-        let sim = Simulation::new(&scene, &ad_device)?;
-        let start = frame(&sim);
-        let mut grad = Vec::new();
-        for _ in 0..args.repeats + 1 {
+        let ad_sim = Simulation::new(&scene, &ad_device)?;
+        let ad_start = frame(&ad_sim);
+        let grad_run = || -> Result<f64> {
             let t = Instant::now();
-            let g = unrolled_gradient(&sim, &start, unroll, mode, reads, &kinetic_loss)?;
+            let g = unrolled_gradient(&ad_sim, &ad_start, unroll, mode, reads, &kinetic_loss)?;
             let finite =
                 g.loss.is_finite() && g.u.clone().abs().max().into_scalar::<f64>().is_finite();
             if !finite {
                 return Err(DiffsimError::config("the benchmark gradient is not finite"));
             }
-            grad.push(1e3 * t.elapsed().as_secs_f64());
+            Ok(1e3 * t.elapsed().as_secs_f64())
+        };
+        // The first gradient is reported on its own; the first forward run is a warm-up.
+        let first_grad_ms = grad_run()?;
+        forward_run()?;
+        // Forward and gradient alternate, so slow drifts of the machine's speed reach both.
+        let (mut forward, mut grad, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.repeats {
+            let (f, g) = (forward_run()?, grad_run()?);
+            forward.push(f);
+            grad.push(g);
+            ratio.push(g / f);
         }
-        let first_grad_ms = grad[0];
-        // The first forward run is a warm-up; the first gradient is reported separately.
-        let (mut forward, mut grad) = (forward.split_off(1), grad.split_off(1));
-        forward.sort_by(f64::total_cmp);
-        grad.sort_by(f64::total_cmp);
+        for times in [&mut forward, &mut grad, &mut ratio] {
+            times.sort_by(f64::total_cmp);
+        }
         let (forward_ms, grad_ms) = (percentile(&forward, 0.5), percentile(&grad, 0.5));
         let phiflow = PHIFLOW_GRAD_MS
             .iter()
@@ -167,7 +175,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             forward_ms,
             grad_ms,
             first_grad_ms,
-            grad_over_forward: grad_ms / forward_ms,
+            grad_over_forward: percentile(&ratio, 0.5),
             phiflow_ms: phiflow,
             speedup_vs_phiflow: phiflow.map(|p| p / grad_ms),
             checkpointing: match (args.checkpoint.as_str(), mode) {

@@ -2,8 +2,8 @@
 //! backward calls the inner backend's `*_backward` adjoint. Inputs an adjoint needs (only
 //! advection's: the ops are otherwise linear or affine) go through the checkpointer
 //! (`prep.checkpoint`, `retrieve_node_output`), never into the op state. Ops with several
-//! outputs (gradient, projection) return them packed into one `[B, Σ n]` tensor that is
-//! sliced afterwards, so one node carries all their gradients.
+//! outputs (gradient, projection) are one node for their first output plus a small node per
+//! extra output that hands its gradient over ([`Slots`]), so one adjoint call serves all.
 
 use super::{
     AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps,
@@ -16,41 +16,94 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, TensorMetadata};
-use burn::tensor::{Shape, Slice};
+use burn::tensor::Shape;
 use std::sync::Arc;
 
-/// Flattens `[B, ..]` tensors to `[B, n_k]` and concatenates them: `[B, Σ n_k]`.
-fn pack<B: Backend>(parts: Vec<FloatTensor<B>>) -> FloatTensor<B> {
-    let flat = parts
-        .into_iter()
-        .map(|t| {
-            let sh = t.shape();
-            let b = sh[0];
-            let n = sh.num_elements() / b.max(1);
-            B::float_reshape(t, Shape::from(vec![b, n]))
-        })
-        .collect();
-    B::float_cat(flat, 1)
+/// The gradients of a multi-output op's extra outputs, handed from their nodes to the op's
+/// node.
+///
+/// A Burn node has one output. An op with outputs `(y₀, y₁, …)` is one node for `y₀`, whose
+/// backward runs the op's adjoint, plus one [`ExtraOutputBackward`] node per extra output
+/// `yₖ` whose only parent is `y₀`. Being deeper, an extra node runs first: it leaves `∂L/∂yₖ`
+/// here and registers zeros for `y₀`, so that the op's node runs, once, even when only `yₖ`
+/// reaches the loss. An extra output that does not reach the loss leaves its slot empty and
+/// the op's node reads zeros. (Packing the outputs into one tensor instead costs a copy in
+/// the forward pass and, per output, a zero-filled copy of the packed gradient in the
+/// backward pass.)
+#[derive(Debug)]
+struct Slots<B: Backend> {
+    grads: std::sync::Mutex<Vec<Option<FloatTensor<B>>>>,
+    /// Shapes of the extra outputs, for the zeros of an empty slot.
+    shapes: Vec<Shape>,
 }
 
-/// The inverse of [`pack`]: splits `[B, Σ n_k]` into tensors of shapes `[B, ..dims_k]`.
-fn unpack<B: Backend>(t: FloatTensor<B>, dims: &[[usize; 2]]) -> Vec<FloatTensor<B>> {
-    let b = t.shape()[0];
-    let mut start = 0;
-    dims.iter()
-        .map(|&[ny, nx]| {
-            let n = ny * nx;
-            let part = B::float_slice(
-                t.clone(),
-                &[
-                    Slice::full(),
-                    Slice::new(start as isize, Some((start + n) as isize), 1),
-                ],
-            );
-            start += n;
-            B::float_reshape(part, Shape::from(vec![b, ny, nx]))
+impl<B: Backend> Slots<B> {
+    fn new(extra: &[&FloatTensor<B>]) -> Arc<Self> {
+        Arc::new(Self {
+            grads: std::sync::Mutex::new(vec![None; extra.len()]),
+            shapes: extra.iter().map(|t| t.shape()).collect(),
         })
-        .collect()
+    }
+
+    fn put(&self, k: usize, grad: FloatTensor<B>) {
+        self.grads.lock().expect("gradient slots")[k] = Some(grad);
+    }
+
+    /// The extra outputs' gradients, zeros (like `like`) where none arrived.
+    fn take(&self, like: &FloatTensor<B>) -> Vec<FloatTensor<B>> {
+        let mut grads = self.grads.lock().expect("gradient slots");
+        grads
+            .iter_mut()
+            .zip(&self.shapes)
+            .map(|(g, shape)| {
+                g.take().unwrap_or_else(|| {
+                    B::float_zeros(shape.clone(), &like.device(), like.dtype().into())
+                })
+            })
+            .collect()
+    }
+}
+
+/// The node of extra output `k` of a multi-output op (see [`Slots`]).
+#[derive(Debug)]
+struct ExtraOutputBackward;
+
+impl<B: Backend> Backward<B, 1> for ExtraOutputBackward {
+    type State = (Arc<Slots<B>>, usize, Shape);
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (slots, k, main_shape) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let zeros = B::float_zeros(main_shape, &grad.device(), grad.dtype().into());
+        slots.put(k, grad);
+        let [main] = &ops.parents;
+        register::<B>(grads, main.as_ref().map(|n| n.id), zeros);
+    }
+}
+
+/// The op's outputs as autodiff tensors: `main` (the op's node, already finished, holding
+/// `slots` in its state when tracked) followed by the `extra` outputs, each behind an
+/// [`ExtraOutputBackward`] node when `main` is tracked.
+fn with_extra_outputs<B: Backend, C: CheckpointStrategy>(
+    main: FloatTensor<Autodiff<B, C>>,
+    extra: Vec<FloatTensor<B>>,
+    slots: Arc<Slots<B>>,
+) -> Vec<FloatTensor<Autodiff<B, C>>> {
+    let main_shape = main.shape();
+    let extra: Vec<_> = extra
+        .into_iter()
+        .enumerate()
+        .map(|(k, y)| {
+            match ExtraOutputBackward
+                .prepare::<C>([main.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish((slots.clone(), k, main_shape.clone()), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
+        })
+        .collect();
+    std::iter::once(main).chain(extra).collect()
 }
 
 /// Registers `grad` for a parent node when it is tracked (`Some`).
@@ -260,29 +313,38 @@ impl<B: DiffusionOps + ProjectionOps, C: CheckpointStrategy> ProjectionOps for A
         spec: ArraySpec,
         dx: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let dims = [[spec.ny, spec.nx + 1], [spec.ny + 1, spec.nx]];
-        linear_op!(GradientBackward, (ArraySpec, f64), |s, g| {
-            let (spec, dx) = s;
-            let mut parts = unpack::<B>(g, &[[spec.ny, spec.nx + 1], [spec.ny + 1, spec.nx]]);
-            let gv = parts.pop().expect("two parts");
-            let gu = parts.pop().expect("two parts");
-            B::gradient_backward(gu, gv, spec, dx)
-        });
-        let run = |p| {
-            let (gu, gv) = B::gradient(p, spec, dx);
-            pack::<B>(vec![gu, gv])
-        };
-        let packed = match GradientBackward
+        #[derive(Debug)]
+        struct GradientBackward;
+        impl<B: ProjectionOps> Backward<B, 1> for GradientBackward {
+            type State = (ArraySpec, f64, Arc<Slots<B>>);
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (spec, dx, slots) = ops.state;
+                let gu = grads.consume::<B>(&ops.node);
+                let gv = slots.take(&gu).pop().expect("one extra output");
+                let [parent] = &ops.parents;
+                let gp = B::gradient_backward(gu, gv, spec, dx);
+                register::<B>(grads, parent.as_ref().map(|n| n.id), gp);
+            }
+        }
+        let prep = GradientBackward
             .prepare::<C>([p.node()])
             .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((spec, dx), run(p.into_primitive())),
-            OpsKind::UnTracked(prep) => prep.finish(run(p.into_primitive())),
+            .stateful();
+        let (gu, gv) = B::gradient(p.into_primitive(), spec, dx);
+        let slots = Slots::new(&[&gv]);
+        let gu = match prep {
+            OpsKind::Tracked(prep) => prep.finish((spec, dx, slots.clone()), gu),
+            OpsKind::UnTracked(prep) => prep.finish(gu),
         };
-        let mut parts = unpack::<Self>(packed, &dims);
-        let gv = parts.pop().expect("two parts");
-        (parts.pop().expect("two parts"), gv)
+        let [gu, gv] = with_extra_outputs::<B, C>(gu, vec![gv], slots)
+            .try_into()
+            .expect("two outputs");
+        (gu, gv)
     }
 
     /// Not differentiable again: computed on the inner values, returned untracked.
@@ -305,57 +367,39 @@ impl<B: DiffusionOps + ProjectionOps, C: CheckpointStrategy> ProjectionOps for A
         v: FloatTensor<Self>,
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let g = proj.system.grid;
-        let dims = [[g.ny, g.nx + 1], [g.ny + 1, g.nx], [g.ny, g.nx]];
         #[derive(Debug)]
         struct ProjectBackward;
         impl<B: ProjectionOps> Backward<B, 2> for ProjectBackward {
-            type State = Arc<PressureProjection>;
+            type State = (Arc<PressureProjection>, Arc<Slots<B>>);
             fn backward(
                 self,
                 ops: Ops<Self::State, 2>,
                 grads: &mut Gradients,
                 _: &mut Checkpointer,
             ) {
-                let proj = ops.state;
-                let g = proj.system.grid;
-                let dims = [[g.ny, g.nx + 1], [g.ny + 1, g.nx], [g.ny, g.nx]];
-                let grad = grads.consume::<B>(&ops.node);
-                let mut parts = unpack::<B>(grad, &dims).into_iter();
-                let (gu, gv, gp) = (
-                    parts.next().expect("u part"),
-                    parts.next().expect("v part"),
-                    parts.next().expect("p part"),
-                );
+                let (proj, slots) = ops.state;
+                let gu = grads.consume::<B>(&ops.node);
+                let [gv, gp]: [_; 2] = slots.take(&gu).try_into().expect("two extra outputs");
                 let (bu, bv) = B::project_backward(gu, gv, gp, proj);
                 let [pu, pv] = &ops.parents;
                 register::<B>(grads, pu.as_ref().map(|n| n.id), bu);
                 register::<B>(grads, pv.as_ref().map(|n| n.id), bv);
             }
         }
-        let run = |u, v, proj| {
-            let (u, v, p) = B::project(u, v, proj);
-            pack::<B>(vec![u, v, p])
-        };
-        let packed = match ProjectBackward
+        let prep = ProjectBackward
             .prepare::<C>([u.node(), v.node()])
             .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let out = run(u.into_primitive(), v.into_primitive(), proj.clone());
-                prep.finish(proj, out)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(run(u.into_primitive(), v.into_primitive(), proj))
-            }
+            .stateful();
+        let (u, v, p) = B::project(u.into_primitive(), v.into_primitive(), proj.clone());
+        let slots = Slots::new(&[&v, &p]);
+        let u = match prep {
+            OpsKind::Tracked(prep) => prep.finish((proj, slots.clone()), u),
+            OpsKind::UnTracked(prep) => prep.finish(u),
         };
-        let mut parts = unpack::<Self>(packed, &dims).into_iter();
-        (
-            parts.next().expect("u part"),
-            parts.next().expect("v part"),
-            parts.next().expect("p part"),
-        )
+        let [u, v, p] = with_extra_outputs::<B, C>(u, vec![v, p], slots)
+            .try_into()
+            .expect("three outputs");
+        (u, v, p)
     }
 
     /// Not differentiable again: computed on the inner values, returned untracked.
