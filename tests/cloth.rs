@@ -3,7 +3,7 @@
 //! adjoints through cloth rollouts.
 
 use diffsim::solids::cloth::{Bend, ClothMaterial, Triangle};
-use diffsim::solids::implicit::{Implicit, NewtonConfig};
+use diffsim::solids::implicit::{Implicit, NewtonConfig, Scheme};
 use diffsim::solids::{Model, V3, com_loss, explicit, scenes};
 
 /// A deterministic pseudo-random number in [−1, 1).
@@ -320,13 +320,19 @@ fn implicit_adjoint_through_cloth_with_pinned_corners_matches_finite_differences
         .map(|(p, v)| if m.free(p) { *v } else { [0.0; 3] })
         .collect();
     let (h, steps, target) = (1.0 / 60.0, 12, [1.0, -0.5, 0.3]);
-    let stepper = Implicit::new(&m, h, NewtonConfig::default()).unwrap();
-    let loss = |x0: &[V3], v0: &[V3]| {
-        let run = stepper.rollout(x0, v0, steps).unwrap();
-        com_loss(&run.run.last().0, target).0
-    };
-    let run = stepper.rollout(&x0, &v0, steps).unwrap();
-    let (_, gx) = com_loss(&run.run.last().0, target);
-    let g = stepper.adjoint(&run, &gx, &vec![[0.0; 3]; m.len()]);
-    check_rollout("implicit cloth", &x0, &v0, (&g.x0, &g.v0), &loss, 1e-6);
+    for scheme in [Scheme::BackwardEuler, Scheme::Midpoint] {
+        let stepper = Implicit::new(&m, h, NewtonConfig::default())
+            .unwrap()
+            .with_scheme(scheme)
+            .unwrap();
+        let loss = |x0: &[V3], v0: &[V3]| {
+            let run = stepper.rollout(x0, v0, steps).unwrap();
+            com_loss(&run.run.last().0, target).0
+        };
+        let run = stepper.rollout(&x0, &v0, steps).unwrap();
+        let (_, gx) = com_loss(&run.run.last().0, target);
+        let g = stepper.adjoint(&run, &gx, &vec![[0.0; 3]; m.len()]);
+        let name = format!("implicit cloth, {scheme:?}");
+        check_rollout(&name, &x0, &v0, (&g.x0, &g.v0), &loss, 1e-6);
+    }
 }

@@ -256,6 +256,10 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
                 "implicit Euler (1/240 s), bounded L-BFGS".into(),
                 log_loss_curve(&r.implicit_lbfgs.trace.losses, 0),
             ),
+            (
+                "implicit midpoint (1/240 s), bounded L-BFGS".into(),
+                log_loss_curve(&r.midpoint_lbfgs.trace.losses, 0),
+            ),
         ],
     )?;
     write_json(&r, &dir.join("result.json"))?;
@@ -265,7 +269,8 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
     for (name, run) in [
         ("Warp SGD", &r.sgd),
         ("bounded L-BFGS", &r.lbfgs),
-        ("implicit + bounded L-BFGS", &r.implicit_lbfgs),
+        ("implicit Euler + bounded L-BFGS", &r.implicit_lbfgs),
+        ("implicit midpoint + bounded L-BFGS", &r.midpoint_lbfgs),
     ] {
         out(&format!(
             "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation{}",
@@ -287,9 +292,10 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
         ))?;
     }
     out(&format!(
-        "softbody-material: adjoint vs FD {:.1e} (explicit), {:.1e} (implicit); the explicit tape holds {} states ({:.1} MB); pictures in {}",
+        "softbody-material: adjoint vs FD {:.1e} (explicit), {:.1e} (implicit Euler), {:.1e} (midpoint); the explicit tape holds {} states ({:.1} MB); pictures in {}",
         r.gradient_fd_error,
         r.implicit_gradient_fd_error,
+        r.midpoint_gradient_fd_error,
         r.tape_states,
         r.tape_bytes as f64 / 1e6,
         dir.display()

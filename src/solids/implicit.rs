@@ -49,10 +49,28 @@ impl Default for NewtonConfig {
     }
 }
 
+/// The implicit time-stepping scheme of a step of length `dt`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// Backward Euler: first order; damps a linear mode of frequency ω by `1/√(1 + ω²dt²)`
+    /// per step (a stiff contact spring bounces nearly inelastically).
+    #[default]
+    BackwardEuler,
+    /// Implicit midpoint: a backward-Euler step of `dt/2` from `(xₙ, vₙ)` to `(y, v_y)`,
+    /// then `xₙ₊₁ = 2y − xₙ`, `vₙ₊₁ = 2v_y − vₙ` (free particles). This is exactly
+    /// `xₙ₊₁ = xₙ + dt·(vₙ + vₙ₊₁)/2`, `M(vₙ₊₁ − vₙ) = dt·f((xₙ + xₙ₊₁)/2)` with the lagged
+    /// terms taken at `(xₙ, vₙ)`: second order, symplectic, no numerical damping of a linear
+    /// mode at any `dt`. Same cost per step as backward Euler (one Newton solve).
+    Midpoint,
+}
+
 /// The stepper: the model's free-particle numbering and the symbolic factorisation.
 pub struct Implicit<'a> {
     model: &'a Model,
+    /// The backward-Euler solve's step: `dt`, or `dt/2` for [`Scheme::Midpoint`].
     h: f64,
+    scheme: Scheme,
     cfg: NewtonConfig,
     /// Unknown index of each particle (None: fixed).
     index: Vec<Option<usize>>,
@@ -128,6 +146,7 @@ impl<'a> Implicit<'a> {
         let mut s = Self {
             model,
             h,
+            scheme: Scheme::BackwardEuler,
             cfg,
             index,
             symbolic: SymbolicLlt::try_new(pattern.as_ref(), Side::Lower).map_err(fail)?,
@@ -146,6 +165,27 @@ impl<'a> Implicit<'a> {
             SymbolicSparseColMat::try_new_from_indices(n, n, &pairs).map_err(fail)?;
         s.symbolic = SymbolicLlt::try_new(s.pattern.as_ref(), Side::Lower).map_err(fail)?;
         Ok(s)
+    }
+
+    /// The same stepper with `scheme` (backward Euler by default) for the same `dt`. Fails
+    /// for the midpoint rule with friction (see [`check_scheme`]).
+    pub fn with_scheme(mut self, scheme: Scheme) -> Result<Self> {
+        check_scheme(self.model, scheme)?;
+        let dt = self.dt();
+        self.scheme = scheme;
+        self.h = match scheme {
+            Scheme::BackwardEuler => dt,
+            Scheme::Midpoint => dt / 2.0,
+        };
+        Ok(self)
+    }
+
+    /// The time step.
+    pub fn dt(&self) -> f64 {
+        match self.scheme {
+            Scheme::BackwardEuler => self.h,
+            Scheme::Midpoint => 2.0 * self.h,
+        }
     }
 
     /// The same stepper for `model`, a model with the same particles (free or fixed) and
@@ -180,9 +220,11 @@ impl<'a> Implicit<'a> {
                 "with_model needs the same particles and element nodes",
             ));
         }
+        check_scheme(model, self.scheme)?;
         Ok(Implicit {
             model,
             h: self.h,
+            scheme: self.scheme,
             cfg: self.cfg,
             index: self.index.clone(),
             pattern: self.pattern.clone(),
@@ -364,9 +406,26 @@ impl<'a> Implicit<'a> {
         Llt::try_new_with_symbolic(self.symbolic.clone(), a.as_ref(), Side::Lower).ok()
     }
 
-    /// One step from `(xn, vn)`: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor at `xₙ₊₁`, and the
-    /// Newton iterations.
+    /// One step from `(xn, vn)`: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor of the step's
+    /// backward-Euler solve (at `xₙ₊₁`, or at the midpoint `y`), and the Newton iterations.
     pub fn step(&self, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
+        let (y, vy, factor, iters) = self.backward_euler(xn, vn)?;
+        if self.scheme == Scheme::BackwardEuler {
+            return Ok((y, vy, factor, iters));
+        }
+        let m = self.model;
+        let (mut x, mut v) = (y, vy);
+        for p in (0..m.len()).filter(|&p| m.free(p)) {
+            for a in 0..3 {
+                x[p][a] = 2.0 * x[p][a] - xn[p][a];
+                v[p][a] = 2.0 * v[p][a] - vn[p][a];
+            }
+        }
+        Ok((x, v, factor, iters))
+    }
+
+    /// The backward-Euler step of length `h` from `(xn, vn)` by Newton's method.
+    fn backward_euler(&self, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
         let (m, h) = (self.model, self.h);
         let mut x: Vec<V3> = (0..m.len())
             .map(|p| {
@@ -477,151 +536,195 @@ impl<'a> Implicit<'a> {
     /// Gradients of a loss given its gradients `(x̄_N, v̄_N)` at the last state: one solve
     /// per step with that step's factor.
     pub fn adjoint(&self, r: &ImplicitRollout, xbar: &[V3], vbar: &[V3]) -> Params {
-        let (m, h) = (self.model, self.h);
-        let np = m.len();
+        let m = self.model;
         let mut g = Params::zeros(m);
         let (mut xb, mut vb) = (xbar.to_vec(), vbar.to_vec());
         for n in (0..r.factors.len()).rev() {
             let (xn, vn) = &r.run.states[n];
-            let (x1, _) = &r.run.states[n + 1];
-            // v₁ = (x₁ − xₙ)/h; x₁ solves G = ∇Φ = 0: λ = H⁻¹ (x̄₁ + v̄₁/h).
-            let mut rhs = Mat::zeros(self.unknowns(), 1);
-            for (p, idx) in self.index.iter().enumerate() {
-                if let Some(k) = idx {
-                    for a in 0..3 {
-                        rhs[(3 * k + a, 0)] = xb[p][a] + vb[p][a] / h;
-                    }
+            let x1 = &r.run.states[n + 1].0;
+            let factor = &r.factors[n];
+            (xb, vb) = match self.scheme {
+                Scheme::BackwardEuler => {
+                    self.backward_euler_adjoint((xn, vn), x1, factor, (&xb, &vb), &mut g)
                 }
-            }
-            let lam_u = r.factors[n].solve(&rhs);
-            let lam: Vec<V3> = (0..np)
-                .map(|p| match self.index[p] {
-                    Some(k) => std::array::from_fn(|a| lam_u[(3 * k + a, 0)]),
-                    None => [0.0; 3],
-                })
-                .collect();
-            let (mut xbn, mut vbn) = (vec![[0.0; 3]; np], vec![[0.0; 3]; np]);
-            for p in 0..np {
-                for a in 0..3 {
-                    if m.free(p) {
-                        // G ∋ m(x₁ − xₙ − h vₙ)/h²; v₁ ∋ −xₙ/h.
-                        xbn[p][a] += m.mass[p] * lam[p][a] / (h * h) - vb[p][a] / h;
-                        vbn[p][a] += m.mass[p] * lam[p][a] / h;
-                    } else {
-                        // A fixed particle stays where it is (v = 0): x̄ passes through.
-                        xbn[p][a] += xb[p][a];
-                    }
-                }
-            }
-            for (k, s) in m.springs.iter().enumerate() {
-                let mu: V3 = std::array::from_fn(|a| lam[s.i][a] - lam[s.j][a]);
-                let fr = m.frame(s, x1);
-                let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
-                let mn: f64 = (0..3).map(|a| mu[a] * fr.n[a]).sum();
-                // ∇ₓᵢE = ke(l − L)n: ∂/∂L = −ke n, ∂/∂ke = (l − L) n; q̄ −= μ·∂G/∂q.
-                g.rest[k] += s.ke * mn;
-                g.ke[k] -= (fr.len - s.rest) * mn;
-                // Damping term T = kd/h·n̂(n̂·ρ), ρ = Δ(x₁) − Δ(xₙ).
-                let rho: V3 =
-                    std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
-                let (nr, mnh) = (
-                    (0..3).map(|a| nh[a] * rho[a]).sum::<f64>(),
-                    (0..3).map(|a| mu[a] * nh[a]).sum::<f64>(),
-                );
-                g.kd[k] -= mnh * nr / h;
-                // ∂T/∂Δₙ = kd/h·[−n̂n̂ᵀ + ((n̂·ρ)I + n̂ρᵀ)(I − n̂n̂ᵀ)/lₙ]; Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
-                let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
-                for b in 0..3 {
-                    let mut col = -nh[b] * mnh;
-                    for a in 0..3 {
-                        let inner: f64 = (0..3)
-                            .map(|c| {
-                                (nr * f64::from(u8::from(a == c)) + nh[a] * rho[c]) * proj(c, b)
-                            })
-                            .sum();
-                        col += mu[a] * inner / ln;
-                    }
-                    let d = -s.kd / h * col;
-                    xbn[s.i][b] += d;
-                    xbn[s.j][b] -= d;
-                }
-                // E also depends on fixed particles' x₁ (= xₙ): ∂G/∂x₁ of a fixed endpoint.
-                if !(m.free(s.i) && m.free(s.j)) {
-                    let (hess, _) = m.spring_jacobians(s, x1, None);
-                    for b in 0..3 {
-                        // Gᵢ ∋ fs(Δ), Gⱼ ∋ −fs(Δ), J = ∂fs/∂Δ, μ = λᵢ − λⱼ (0 at the fixed end):
-                        // a fixed j gets −(∂Gᵢ/∂xⱼ)ᵀλᵢ = Jᵀμ, a fixed i gets −(∂Gⱼ/∂xᵢ)ᵀλⱼ = −Jᵀμ.
-                        let jt_mu: f64 = (0..3).map(|a| mu[a] * hess[a][b]).sum();
-                        if !m.free(s.i) {
-                            xbn[s.i][b] -= jt_mu;
-                        }
-                        if !m.free(s.j) {
-                            xbn[s.j][b] += jt_mu;
+                Scheme::Midpoint => {
+                    // x₁ = 2y − xₙ, v₁ = 2v_y − vₙ (free particles; a fixed one stays at
+                    // y = xₙ with v = 0), so y = (xₙ + x₁)/2, ȳ = 2x̄₁, v̄_y = 2v̄₁.
+                    let y: Vec<V3> = xn
+                        .iter()
+                        .zip(x1)
+                        .map(|(a, b)| std::array::from_fn(|k| 0.5 * (a[k] + b[k])))
+                        .collect();
+                    let twice =
+                        |w: &[V3]| -> Vec<V3> { w.iter().map(|q| q.map(|c| 2.0 * c)).collect() };
+                    let (mut xbn, mut vbn) = self.backward_euler_adjoint(
+                        (xn, vn),
+                        &y,
+                        factor,
+                        (&twice(&xb), &twice(&vb)),
+                        &mut g,
+                    );
+                    for p in 0..m.len() {
+                        for a in 0..3 {
+                            xbn[p][a] -= xb[p][a];
+                            if m.free(p) {
+                                vbn[p][a] -= vb[p][a];
+                            }
                         }
                     }
+                    (xbn, vbn)
                 }
-            }
-            // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
-            // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ;
-            // friction likewise through its lagged λ, n and x₁ − xₙ.
-            for p in (0..np).filter(|&p| m.free(p)) {
-                for shape in &m.shapes {
-                    let (w, n, dw, dn) = contact::damping_frame(&m.contact, shape, xn[p]);
-                    let d: V3 = std::array::from_fn(|a| x1[p][a] - xn[p][a]);
-                    let r: f64 = (0..3).map(|a| n[a] * d[a]).sum();
-                    let ln: f64 = (0..3).map(|a| lam[p][a] * n[a]).sum();
-                    for b in 0..3 {
-                        let dnd: f64 = (0..3).map(|a| d[a] * dn[a][b]).sum();
-                        let ldn: f64 = (0..3).map(|a| lam[p][a] * dn[a][b]).sum();
-                        let col = r * ln * dw[b] + w * r * ldn + w * ln * (dnd - n[b]);
-                        xbn[p][b] -= col / h;
-                    }
-                    if m.contact.mu != 0.0 {
-                        let c = &m.contact;
-                        let fr = contact::friction_lagged_vjp(c, shape, x1[p], xn[p], h, lam[p]);
-                        for b in 0..3 {
-                            xbn[p][b] -= fr[b];
-                        }
-                    }
-                }
-            }
-            // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
-            let mut fixed = vec![[0.0; 3]; np];
-            for (k, t) in m.tets.iter().enumerate() {
-                let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
-                g.mu[k] += gmu;
-                g.lambda[k] += glambda;
-                g.activation[k] += gact;
-                if t.nodes.iter().any(|&p| !m.free(p)) {
-                    t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
-                }
-            }
-            // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
-            for t in &m.tris {
-                t.add_lagged_vjp((x1, xn, vn), &lam, h, &mut xbn, &mut vbn);
-                if t.nodes.iter().any(|&p| !m.free(p)) {
-                    let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
-                    fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
-                }
-            }
-            for b in &m.bends {
-                b.add_lagged_vjp((x1, xn), &lam, h, &mut xbn);
-                if b.nodes.iter().any(|&p| !m.free(p)) {
-                    let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
-                    fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
-                }
-            }
-            for p in (0..np).filter(|&p| !m.free(p)) {
-                for a in 0..3 {
-                    xbn[p][a] += fixed[p][a];
-                }
-            }
-            xb = xbn;
-            vb = vbn;
+            };
         }
         g.x0 = xb;
         g.v0 = vb;
         g
+    }
+
+    /// The adjoint of one backward-Euler step `(xₙ, vₙ) → (x₁, v₁)` with `factor` of the
+    /// Hessian at `x₁`: adds the parameter gradients to `g` and returns `(x̄ₙ, v̄ₙ)` from
+    /// `(x̄₁, v̄₁)`.
+    fn backward_euler_adjoint(
+        &self,
+        (xn, vn): (&[V3], &[V3]),
+        x1: &[V3],
+        factor: &Llt<usize, f64>,
+        (xb, vb): (&[V3], &[V3]),
+        g: &mut Params,
+    ) -> (Vec<V3>, Vec<V3>) {
+        let (m, h) = (self.model, self.h);
+        let np = m.len();
+        // v₁ = (x₁ − xₙ)/h; x₁ solves G = ∇Φ = 0: λ = H⁻¹ (x̄₁ + v̄₁/h).
+        let mut rhs = Mat::zeros(self.unknowns(), 1);
+        for (p, idx) in self.index.iter().enumerate() {
+            if let Some(k) = idx {
+                for a in 0..3 {
+                    rhs[(3 * k + a, 0)] = xb[p][a] + vb[p][a] / h;
+                }
+            }
+        }
+        let lam_u = factor.solve(&rhs);
+        let lam: Vec<V3> = (0..np)
+            .map(|p| match self.index[p] {
+                Some(k) => std::array::from_fn(|a| lam_u[(3 * k + a, 0)]),
+                None => [0.0; 3],
+            })
+            .collect();
+        let (mut xbn, mut vbn) = (vec![[0.0; 3]; np], vec![[0.0; 3]; np]);
+        for p in 0..np {
+            for a in 0..3 {
+                if m.free(p) {
+                    // G ∋ m(x₁ − xₙ − h vₙ)/h²; v₁ ∋ −xₙ/h.
+                    xbn[p][a] += m.mass[p] * lam[p][a] / (h * h) - vb[p][a] / h;
+                    vbn[p][a] += m.mass[p] * lam[p][a] / h;
+                } else {
+                    // A fixed particle stays where it is (v = 0): x̄ passes through.
+                    xbn[p][a] += xb[p][a];
+                }
+            }
+        }
+        for (k, s) in m.springs.iter().enumerate() {
+            let mu: V3 = std::array::from_fn(|a| lam[s.i][a] - lam[s.j][a]);
+            let fr = m.frame(s, x1);
+            let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
+            let mn: f64 = (0..3).map(|a| mu[a] * fr.n[a]).sum();
+            // ∇ₓᵢE = ke(l − L)n: ∂/∂L = −ke n, ∂/∂ke = (l − L) n; q̄ −= μ·∂G/∂q.
+            g.rest[k] += s.ke * mn;
+            g.ke[k] -= (fr.len - s.rest) * mn;
+            // Damping term T = kd/h·n̂(n̂·ρ), ρ = Δ(x₁) − Δ(xₙ).
+            let rho: V3 =
+                std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
+            let (nr, mnh) = (
+                (0..3).map(|a| nh[a] * rho[a]).sum::<f64>(),
+                (0..3).map(|a| mu[a] * nh[a]).sum::<f64>(),
+            );
+            g.kd[k] -= mnh * nr / h;
+            // ∂T/∂Δₙ = kd/h·[−n̂n̂ᵀ + ((n̂·ρ)I + n̂ρᵀ)(I − n̂n̂ᵀ)/lₙ]; Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
+            let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
+            for b in 0..3 {
+                let mut col = -nh[b] * mnh;
+                for a in 0..3 {
+                    let inner: f64 = (0..3)
+                        .map(|c| (nr * f64::from(u8::from(a == c)) + nh[a] * rho[c]) * proj(c, b))
+                        .sum();
+                    col += mu[a] * inner / ln;
+                }
+                let d = -s.kd / h * col;
+                xbn[s.i][b] += d;
+                xbn[s.j][b] -= d;
+            }
+            // E also depends on fixed particles' x₁ (= xₙ): ∂G/∂x₁ of a fixed endpoint.
+            if !(m.free(s.i) && m.free(s.j)) {
+                let (hess, _) = m.spring_jacobians(s, x1, None);
+                for b in 0..3 {
+                    // Gᵢ ∋ fs(Δ), Gⱼ ∋ −fs(Δ), J = ∂fs/∂Δ, μ = λᵢ − λⱼ (0 at the fixed end):
+                    // a fixed j gets −(∂Gᵢ/∂xⱼ)ᵀλᵢ = Jᵀμ, a fixed i gets −(∂Gⱼ/∂xᵢ)ᵀλⱼ = −Jᵀμ.
+                    let jt_mu: f64 = (0..3).map(|a| mu[a] * hess[a][b]).sum();
+                    if !m.free(s.i) {
+                        xbn[s.i][b] -= jt_mu;
+                    }
+                    if !m.free(s.j) {
+                        xbn[s.j][b] += jt_mu;
+                    }
+                }
+            }
+        }
+        // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
+        // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ;
+        // friction likewise through its lagged λ, n and x₁ − xₙ.
+        for p in (0..np).filter(|&p| m.free(p)) {
+            for shape in &m.shapes {
+                let (w, n, dw, dn) = contact::damping_frame(&m.contact, shape, xn[p]);
+                let d: V3 = std::array::from_fn(|a| x1[p][a] - xn[p][a]);
+                let r: f64 = (0..3).map(|a| n[a] * d[a]).sum();
+                let ln: f64 = (0..3).map(|a| lam[p][a] * n[a]).sum();
+                for b in 0..3 {
+                    let dnd: f64 = (0..3).map(|a| d[a] * dn[a][b]).sum();
+                    let ldn: f64 = (0..3).map(|a| lam[p][a] * dn[a][b]).sum();
+                    let col = r * ln * dw[b] + w * r * ldn + w * ln * (dnd - n[b]);
+                    xbn[p][b] -= col / h;
+                }
+                if m.contact.mu != 0.0 {
+                    let c = &m.contact;
+                    let fr = contact::friction_lagged_vjp(c, shape, x1[p], xn[p], h, lam[p]);
+                    for b in 0..3 {
+                        xbn[p][b] -= fr[b];
+                    }
+                }
+            }
+        }
+        // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
+        let mut fixed = vec![[0.0; 3]; np];
+        for (k, t) in m.tets.iter().enumerate() {
+            let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
+            g.mu[k] += gmu;
+            g.lambda[k] += glambda;
+            g.activation[k] += gact;
+            if t.nodes.iter().any(|&p| !m.free(p)) {
+                t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
+            }
+        }
+        // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
+        for t in &m.tris {
+            t.add_lagged_vjp((x1, xn, vn), &lam, h, &mut xbn, &mut vbn);
+            if t.nodes.iter().any(|&p| !m.free(p)) {
+                let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
+                fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+            }
+        }
+        for b in &m.bends {
+            b.add_lagged_vjp((x1, xn), &lam, h, &mut xbn);
+            if b.nodes.iter().any(|&p| !m.free(p)) {
+                let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
+                fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+            }
+        }
+        for p in (0..np).filter(|&p| !m.free(p)) {
+            for a in 0..3 {
+                xbn[p][a] += fixed[p][a];
+            }
+        }
+        (xbn, vbn)
     }
 }
 
@@ -646,9 +749,9 @@ impl Implicit<'_> {
     ) -> Result<Vec<f64>> {
         use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
         let (m, h) = (self.model, self.h);
-        if !m.tets.is_empty() {
+        if !m.tets.is_empty() || self.scheme != Scheme::BackwardEuler {
             return Err(DiffsimError::config(
-                "sparse Gauss-Newton handles spring models only so far",
+                "sparse Gauss-Newton handles spring models under backward Euler only so far",
             ));
         }
         let (d, n_steps, np) = (self.unknowns(), run.factors.len(), m.springs.len());
@@ -845,6 +948,18 @@ fn fixed_node_terms<const N: usize>(
             }
         }
     }
+}
+
+/// The midpoint rule is refused with friction: a sticking particle's half step has
+/// `v_y ≈ 0`, so `vₙ₊₁ = 2v_y − vₙ` flips its velocity every step and the friction's lagged
+/// terms chase it (Newton stalls within a few steps on a particle sliding to rest).
+fn check_scheme(m: &Model, scheme: Scheme) -> Result<()> {
+    if scheme == Scheme::Midpoint && m.contact.mu != 0.0 && !m.shapes.is_empty() {
+        return Err(DiffsimError::config(
+            "the implicit midpoint rule does not support friction (a sticking contact makes the velocity alternate sign): use backward Euler",
+        ));
+    }
+    Ok(())
 }
 
 fn fail(e: impl std::fmt::Debug) -> DiffsimError {
