@@ -90,7 +90,8 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
     );
     let (mean, max) = r.implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 8, "Newton iterations {mean} / {max}");
-    // Gauss-Newton, dense (Jacobian by adjoint sweeps) and sparse (one KKT solve): the same
+    // Gauss-Newton, dense (Jacobian by adjoint sweeps) and sparse (its KKT system eliminated in
+    // time order): the same
     // steps up to the conditioning of the damped normal equations (8 parameters, 3
     // residuals, μ = 1e-12), below 1e-6 within 3 iterations.
     let (gn, sgn) = (

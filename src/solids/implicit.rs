@@ -728,107 +728,65 @@ impl<'a> Implicit<'a> {
     }
 }
 
-/// Sparse Gauss-Newton (Zehnder et al. 2021): one GN step for the rest lengths from a single
-/// sparse solve of the KKT system over the whole trajectory, instead of a Jacobian built by
-/// one adjoint sweep per residual (dense GN).
+/// Sparse Gauss-Newton (Zehnder et al. 2021) for the rest lengths, its KKT system solved by
+/// block elimination in time order.
 ///
 /// Unknowns: the position changes `ΔX₁..ΔX_N` of the free particles, the rest-length change
 /// `Δp`, and multipliers `Λ₀..Λ_{N−1}` of the linearised step equations
-/// `Hₙ·ΔXₙ₊₁ + Aₙ·ΔXₙ + Bₙ·ΔXₙ₋₁ + Pₙ·Δp = 0` (`Gₙ = M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² + ∇E(xₙ₊₁) + Dₙ`).
-/// The objective is `½|r + J_r·ΔX_N|² + ½μ|Δp|²`, so the step equals dense GN's
-/// `(JᵀJ + μI)⁻¹(−Jᵀr)`; the KKT matrix is solved by faer's sparse LU.
+/// `Hₙ·ΔXₙ₊₁ + Aₙ·ΔXₙ + Bₙ·ΔXₙ₋₁ + Pₙ·Δp = 0` (`Gₙ = M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² + ∇E(xₙ₊₁) + Dₙ`,
+/// `Hₙ = ∂Gₙ/∂xₙ₊₁` the step's exact Hessian, whose factor the rollout keeps). The objective
+/// is `½|r + J_r·ΔX_N|² + ½μ|Δp|²`. The constraint rows are block lower-triangular in time:
+/// step `n` gives `ΔXₙ₊₁ = Sₙ₊₁·Δp` with `Sₙ₊₁ = −Hₙ⁻¹(Aₙ·Sₙ + Bₙ·Sₙ₋₁ + Pₙ)` (`np` right-hand
+/// sides per stored factor), which leaves the Schur complement on `Δp`:
+/// `(JᵀJ + μI)·Δp = −Jᵀr` with `J = J_r·S_N`, i.e. dense GN's step; the multipliers are never
+/// formed. Linear in `N` (faer's general sparse LU on the assembled KKT matrix grew like
+/// `N^1.9` here, and an LDLᵀ of it failed on its zero primal block).
 impl Implicit<'_> {
-    /// The step `Δp` for residuals `res` with gradients `jr[k]` (`∂r_k/∂x_N`) at the end of
-    /// `run`, damping `mu`.
-    pub fn sparse_gn_step(
+    /// `J = ∂r/∂L` (rows per residual, columns per spring) for residuals with gradients
+    /// `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, from the KKT elimination above; the GN step
+    /// is then `optim::dense_gn_step(r, J, μ)`. Spring models without contact or elements,
+    /// backward Euler.
+    pub fn sparse_gn_jacobian(
         &self,
         run: &ImplicitRollout,
-        res: &[f64],
         jr: &[Vec<V3>],
-        mu: f64,
-    ) -> Result<Vec<f64>> {
-        use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
+    ) -> Result<Vec<Vec<f64>>> {
         let (m, h) = (self.model, self.h);
-        if !m.tets.is_empty() || self.scheme != Scheme::BackwardEuler {
+        let springs_only =
+            m.tets.is_empty() && m.tris.is_empty() && m.bends.is_empty() && m.shapes.is_empty();
+        if !springs_only || self.scheme != Scheme::BackwardEuler {
             return Err(DiffsimError::config(
-                "sparse Gauss-Newton handles spring models under backward Euler only so far",
+                "sparse Gauss-Newton handles spring models (no contact, no elements) under backward Euler only so far",
             ));
         }
-        let (d, n_steps, np) = (self.unknowns(), run.factors.len(), m.springs.len());
-        // Per step the block [ΔXₙ₊₁, Λₙ], then Δp: a block-banded KKT matrix with a border.
-        let xvar = |n: usize| (n - 1) * 2 * d;
-        let lam = |n: usize| n * 2 * d + d;
-        let pvar = n_steps * 2 * d;
-        let size = pvar + np;
-        let mut t: Vec<Triplet<usize, usize, f64>> = Vec::new();
+        let (d, np) = (self.unknowns(), m.springs.len());
         let dof = |p: usize| self.index[p].map(|k| 3 * k);
-        // C entries (row r of constraint block n, column c) and their transposes.
-        let c_entry =
-            |t: &mut Vec<Triplet<usize, usize, f64>>, n: usize, r: usize, c: usize, v: f64| {
-                if v != 0.0 {
-                    t.push(Triplet::new(lam(n) + r, c, v));
-                    t.push(Triplet::new(c, lam(n) + r, v));
-                }
-            };
-        // W: J_rᵀJ_r on X_N, μI on p.
-        let mut grad = vec![0.0; size];
-        for p in 0..m.len() {
-            let Some(bp) = dof(p) else { continue };
-            for q in 0..m.len() {
-                let Some(bq) = dof(q) else { continue };
-                for a in 0..3 {
-                    for b in 0..3 {
-                        let w: f64 = jr.iter().map(|row| row[p][a] * row[q][b]).sum();
-                        if w != 0.0 {
-                            t.push(Triplet::new(
-                                xvar(n_steps) + bp + a,
-                                xvar(n_steps) + bq + b,
-                                w,
-                            ));
-                        }
-                    }
-                }
-            }
-            for a in 0..3 {
-                grad[xvar(n_steps) + bp + a] =
-                    jr.iter().zip(res).map(|(row, r)| row[p][a] * r).sum();
-            }
-        }
-        (0..np).for_each(|k| t.push(Triplet::new(pvar + k, pvar + k, mu)));
-        for n in 0..n_steps {
+        // S_{n−1}, S_n (d × np, column-major by spring), S_0 = 0 (x₀ is given).
+        let (mut prev, mut cur) = (Mat::<f64>::zeros(d, np), Mat::<f64>::zeros(d, np));
+        for n in 0..run.factors.len() {
             let (xn, x1) = (&run.run.states[n].0, &run.run.states[n + 1].0);
-            // Mass terms: x_{n+1} (+M/h²), x_n (−M/h², −2M/h² past the first step), x_{n−1}.
+            // rhs = −(Aₙ·Sₙ + Bₙ·Sₙ₋₁ + Pₙ).
+            let mut rhs = Mat::<f64>::zeros(d, np);
             for p in 0..m.len() {
                 let Some(b) = dof(p) else { continue };
                 let w = m.mass[p] / (h * h);
-                for a in 0..3 {
-                    c_entry(&mut t, n, b + a, xvar(n + 1) + b + a, w);
-                    if n >= 1 {
-                        c_entry(&mut t, n, b + a, xvar(n) + b + a, -2.0 * w);
-                    }
-                    if n >= 2 {
-                        c_entry(&mut t, n, b + a, xvar(n - 1) + b + a, w);
+                for r in b..b + 3 {
+                    for c in 0..np {
+                        // M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² (Sₙ, Sₙ₋₁ are 0 where xₙ, xₙ₋₁ are given).
+                        rhs[(r, c)] += 2.0 * w * cur[(r, c)] - w * prev[(r, c)];
                     }
                 }
             }
             for (k, s) in m.springs.iter().enumerate() {
                 let fr = m.frame(s, x1);
                 let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
-                let tr = 1.0 - s.rest / fr.len.max(1e-300);
                 let rho: V3 =
                     std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
                 let nr: f64 = (0..3).map(|a| nh[a] * rho[a]).sum();
                 let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
                 let id = |a: usize, b: usize| f64::from(u8::from(a == b));
-                // ∂Gᵢ/∂Δ(x_{n+1}) (elastic + damping) and ∂Gᵢ/∂Δ(x_n) (damping, n ≥ 1 only:
-                // x_0 is not a variable).
-                let hb: [[f64; 3]; 3] = std::array::from_fn(|a| {
-                    std::array::from_fn(|b| {
-                        s.ke * (fr.n[a] * fr.n[b] + tr * (id(a, b) - fr.n[a] * fr.n[b]))
-                            + s.kd / h * nh[a] * nh[b]
-                    })
-                });
-                let kb: [[f64; 3]; 3] = std::array::from_fn(|a| {
+                // ∂Gᵢ/∂Δ(xₙ) through the damping direction lagged at xₙ.
+                let kb: M3 = std::array::from_fn(|a| {
                     std::array::from_fn(|b| {
                         let inner: f64 = (0..3)
                             .map(|c| (nr * id(a, c) + nh[a] * rho[c]) * proj(c, b))
@@ -842,38 +800,34 @@ impl Implicit<'_> {
                         let Some(bj) = dof(pj) else { continue };
                         for a in 0..3 {
                             for b in 0..3 {
-                                c_entry(
-                                    &mut t,
-                                    n,
-                                    bi + a,
-                                    xvar(n + 1) + bj + b,
-                                    si * sj * hb[a][b],
-                                );
-                                if n >= 1 {
-                                    c_entry(
-                                        &mut t,
-                                        n,
-                                        bi + a,
-                                        xvar(n) + bj + b,
-                                        si * sj * kb[a][b],
-                                    );
+                                let v = si * sj * kb[a][b];
+                                for c in 0..np {
+                                    rhs[(bi + a, c)] -= v * cur[(bj + b, c)];
                                 }
                             }
                         }
                     }
                     // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
                     for a in 0..3 {
-                        c_entry(&mut t, n, bi + a, pvar + k, -si * s.ke * fr.n[a]);
+                        rhs[(bi + a, k)] += si * s.ke * fr.n[a];
                     }
                 }
             }
+            prev = std::mem::replace(&mut cur, run.factors[n].solve(&rhs));
         }
-        let a = SparseColMat::<usize, f64>::try_new_from_triplets(size, size, &t).map_err(fail)?;
-        let lu =
-            Lu::try_new_with_symbolic(SymbolicLu::try_new(a.symbolic()).map_err(fail)?, a.as_ref())
-                .map_err(fail)?;
-        let z = lu.solve(&Mat::from_fn(size, 1, |r, _| -grad[r]));
-        Ok((0..np).map(|k| z[(pvar + k, 0)]).collect())
+        Ok(jr
+            .iter()
+            .map(|row| {
+                (0..np)
+                    .map(|c| {
+                        (0..m.len())
+                            .filter_map(|p| dof(p).map(|b| (p, b)))
+                            .map(|(p, b)| (0..3).map(|a| row[p][a] * cur[(b + a, c)]).sum::<f64>())
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }
 
