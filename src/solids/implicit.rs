@@ -626,7 +626,7 @@ impl<'a> Implicit<'a> {
         for (k, s) in m.springs.iter().enumerate() {
             let mu: V3 = std::array::from_fn(|a| lam[s.i][a] - lam[s.j][a]);
             let fr = m.frame(s, x1);
-            let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
+            let nh = m.frame(s, xn).n;
             let mn: f64 = (0..3).map(|a| mu[a] * fr.n[a]).sum();
             // ∇ₓᵢE = ke(l − L)n: ∂/∂L = −ke n, ∂/∂ke = (l − L) n; q̄ −= μ·∂G/∂q.
             g.rest[k] += s.ke * mn;
@@ -639,17 +639,10 @@ impl<'a> Implicit<'a> {
                 (0..3).map(|a| mu[a] * nh[a]).sum::<f64>(),
             );
             g.kd[k] -= mnh * nr / h;
-            // ∂T/∂Δₙ = kd/h·[−n̂n̂ᵀ + ((n̂·ρ)I + n̂ρᵀ)(I − n̂n̂ᵀ)/lₙ]; Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
-            let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
+            // Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
+            let kb = lagged_damping_jacobian(m, s, x1, xn, h);
             for b in 0..3 {
-                let mut col = -nh[b] * mnh;
-                for a in 0..3 {
-                    let inner: f64 = (0..3)
-                        .map(|c| (nr * f64::from(u8::from(a == c)) + nh[a] * rho[c]) * proj(c, b))
-                        .sum();
-                    col += mu[a] * inner / ln;
-                }
-                let d = -s.kd / h * col;
+                let d = -(0..3).map(|a| mu[a] * kb[a][b]).sum::<f64>();
                 xbn[s.i][b] += d;
                 xbn[s.j][b] -= d;
             }
@@ -779,21 +772,8 @@ impl Implicit<'_> {
             }
             for (k, s) in m.springs.iter().enumerate() {
                 let fr = m.frame(s, x1);
-                let (nh, ln) = (m.frame(s, xn).n, m.frame(s, xn).len.max(1e-300));
-                let rho: V3 =
-                    std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
-                let nr: f64 = (0..3).map(|a| nh[a] * rho[a]).sum();
-                let proj = |a: usize, b: usize| f64::from(u8::from(a == b)) - nh[a] * nh[b];
-                let id = |a: usize, b: usize| f64::from(u8::from(a == b));
                 // ∂Gᵢ/∂Δ(xₙ) through the damping direction lagged at xₙ.
-                let kb: M3 = std::array::from_fn(|a| {
-                    std::array::from_fn(|b| {
-                        let inner: f64 = (0..3)
-                            .map(|c| (nr * id(a, c) + nh[a] * rho[c]) * proj(c, b))
-                            .sum();
-                        s.kd / h * (-nh[a] * nh[b] + inner / ln)
-                    })
-                });
+                let kb = lagged_damping_jacobian(m, s, x1, xn, h);
                 for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
                     let Some(bi) = dof(pi) else { continue };
                     for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
@@ -864,6 +844,26 @@ fn damping_term<const N: usize>(
             f[na][r] -= kd[r] / h;
         }
     }
+}
+
+/// `∂T/∂Δₙ = kd/h·[−n̂n̂ᵀ + ((n̂·ρ)I + n̂ρᵀ)(I − n̂n̂ᵀ)/lₙ]` of a spring's damping term
+/// `T = kd/h·n̂(n̂·ρ)` (`ρ = Δ(x₁) − Δ(xₙ)`, `n̂` and `lₙ` its direction and length at `xₙ`)
+/// with respect to `Δₙ = xᵢ − xⱼ` at `xₙ`.
+fn lagged_damping_jacobian(m: &Model, s: &super::Spring, x1: &[V3], xn: &[V3], h: f64) -> M3 {
+    let frame = m.frame(s, xn);
+    let (nh, ln) = (frame.n, frame.len.max(1e-300));
+    let rho: V3 = std::array::from_fn(|a| x1[s.i][a] - x1[s.j][a] - xn[s.i][a] + xn[s.j][a]);
+    let nr: f64 = (0..3).map(|a| nh[a] * rho[a]).sum();
+    let id = |a: usize, b: usize| f64::from(u8::from(a == b));
+    let proj = |a: usize, b: usize| id(a, b) - nh[a] * nh[b];
+    std::array::from_fn(|a| {
+        std::array::from_fn(|b| {
+            let inner: f64 = (0..3)
+                .map(|c| (nr * id(a, c) + nh[a] * rho[c]) * proj(c, b))
+                .sum();
+            s.kd / h * (-nh[a] * nh[b] + inner / ln)
+        })
+    })
 }
 
 /// Emits `H + K/h` of a cloth element (node blocks) through `block(pᵢ, pⱼ, B, sign)`.
