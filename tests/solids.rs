@@ -175,6 +175,84 @@ fn implicit_adjoint_matches_finite_differences() {
     }
 }
 
+/// The cage with a smooth control force on its particle in each of `steps` steps.
+fn controlled_cage(steps: usize) -> (Model, Vec<V3>, V3) {
+    let (mut m, x0, target) = cage();
+    m.controls = (0..steps)
+        .map(|n| {
+            let t = n as f64 / steps as f64;
+            let mut u = vec![[0.0; 3]; m.len()];
+            u[0] = [0.5 * (6.0 * t).sin(), -0.3 + 0.2 * t, 0.4 * (4.0 * t).cos()];
+            u
+        })
+        .collect();
+    (m, x0, target)
+}
+
+/// Central differences in the control force of steps 0, 1, N/2 and N−1 (every axis) against
+/// `grad.controls` (same pass rule as [`check`]); a fixed particle's control has no effect
+/// and no gradient.
+fn check_controls(name: &str, m: &Model, x0: &[V3], grad: &Params, f: &RolloutLoss<'_>) {
+    let (steps, v0) = (m.controls.len(), vec![[0.0; 3]; m.len()]);
+    assert_eq!(grad.controls.len(), steps);
+    let (eps, mut largest) = (1e-6, 0.0f64);
+    for n in [0, 1, steps / 2, steps - 1] {
+        for a in 0..3 {
+            let with = |d: f64| {
+                let mut m2 = m.clone();
+                m2.controls[n][0][a] += d;
+                f(&m2, x0, &v0)
+            };
+            let fd = (with(eps) - with(-eps)) / (2.0 * eps);
+            let ad = grad.controls[n][0][a];
+            assert!(
+                (ad - fd).abs() <= 1e-6 * fd.abs() + 1e-9,
+                "{name} control[{n}][{a}]: adjoint {ad:e} vs FD {fd:e}"
+            );
+            assert!(
+                fd.abs() > 1e-8,
+                "{name} control[{n}][{a}]: FD {fd:e} should matter"
+            );
+            largest = largest.max(fd.abs());
+        }
+        assert_eq!(grad.controls[n][1], [0.0; 3], "{name}: fixed particle");
+    }
+    assert!(
+        largest > 1e-4,
+        "{name}: largest control derivative {largest:e}"
+    );
+}
+
+#[test]
+fn control_gradients_match_finite_differences() {
+    let zero = |m: &Model| vec![[0.0; 3]; m.len()];
+    let dt = 1.0 / 30.0;
+    let (m, x0, target) = controlled_cage(30);
+    let run = explicit::rollout(&m, &x0, &zero(&m), dt, 30);
+    let grad = explicit::adjoint(&m, &run, dt, &loss(&run.last().0, target).1, &zero(&m));
+    check_controls("explicit", &m, &x0, &grad, &|m, x, v| {
+        loss(&explicit::rollout(m, x, v, dt, 30).last().0, target).0
+    });
+    for scheme in SCHEMES {
+        let (m, x0, target) = controlled_cage(40);
+        let sim = stepper(&m, dt, scheme);
+        let r = sim.rollout(&x0, &zero(&m), 40).unwrap();
+        let grad = sim.adjoint(&r, &loss(&r.run.last().0, target).1, &zero(&m));
+        check_controls(&format!("{scheme:?}"), &m, &x0, &grad, &|m, x, v| {
+            loss(
+                &stepper(m, dt, scheme)
+                    .rollout(x, v, 40)
+                    .unwrap()
+                    .run
+                    .last()
+                    .0,
+                target,
+            )
+            .0
+        });
+    }
+}
+
 /// One particle (m = 1) on an undamped spring (ke = 900, ω = 30 rad/s) to a fixed point,
 /// stretched by 0.1 along the spring, stepped at ω·dt = 1.5 for 100 steps (~24 periods):
 /// implicit midpoint keeps the oscillation's energy, backward Euler loses nearly all of it
@@ -216,7 +294,8 @@ fn midpoint_keeps_a_stiff_oscillation_that_backward_euler_damps() {
 #[test]
 fn segment_checkpointing_gives_the_taped_gradients() {
     use diffsim::solids::segmented_gradient;
-    let (m, x0, target) = cage();
+    // Controls for the first 50 steps: segments must pick their own steps' controls.
+    let (m, x0, target) = controlled_cage(50);
     let v0 = vec![[0.0; 3]; m.len()];
     let zero = vec![[0.0; 3]; m.len()];
     let seed = |x: &[V3], _: &[V3]| (loss(x, target).1, zero.clone());
@@ -235,6 +314,7 @@ fn segment_checkpointing_gives_the_taped_gradients() {
             );
         }
         assert!((g.x0[0][1] - tape.x0[0][1]).abs() <= 1e-12);
+        assert_eq!(g.controls, tape.controls, "k={k}");
     }
     // Implicit, 60 steps (each segment refactorises its own steps).
     let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
@@ -245,6 +325,12 @@ fn segment_checkpointing_gives_the_taped_gradients() {
     for (a, b) in g.rest.iter().zip(&tape.rest) {
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-3), "{a} vs {b}");
     }
+    let flat =
+        |p: &Params| -> Vec<f64> { p.controls.iter().flatten().flatten().copied().collect() };
+    for (a, b) in flat(&g).iter().zip(&flat(&tape)) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-3), "{a} vs {b}");
+    }
+    assert!(tape.controls.iter().all(|u| u[0] != [0.0; 3]));
 }
 
 #[test]
@@ -913,4 +999,56 @@ fn sparse_gn_jacobian_equals_the_adjoint_jacobian() {
     }
     let midpoint = stepper(&m, 1.0 / 30.0, Scheme::Midpoint);
     assert!(midpoint.sparse_gn_jacobian(&r, &seeds).is_err());
+}
+
+/// The sparse control step (positions as unknowns, block-pentadiagonal normal matrix) equals
+/// dense GN's `−(JᵀJ + μI)⁻¹Jᵀr` on the 3·N control forces, J's rows from adjoint sweeps; a
+/// random spring network (several free particles) and the cage, 40 steps.
+#[test]
+fn sparse_gn_control_step_equals_the_dense_step() {
+    let steps = 40;
+    let (mut net, xn0) = random_network(&[0.3, 0.7, 0.1, 0.9, 0.5, 0.2], 5);
+    net.controls = vec![vec![[0.1, -0.2, 0.05]; net.len()]; steps];
+    let (cage_m, xc0, _) = controlled_cage(steps);
+    for (m, x0) in [(&net, &xn0), (&cage_m, &xc0)] {
+        let v0 = vec![[0.0; 3]; m.len()];
+        let sim = Implicit::new(m, 1.0 / 30.0, NewtonConfig::default()).unwrap();
+        let r = sim.rollout(x0, &v0, steps).unwrap();
+        let free = (0..m.len()).find(|&p| m.free(p)).unwrap();
+        let seeds: Vec<Vec<V3>> = (0..3)
+            .map(|a| {
+                let mut s = vec![[0.0; 3]; m.len()];
+                s[free][a] = 1.0;
+                s
+            })
+            .collect();
+        let res = [0.3, -0.1, 0.2];
+        let flat = |u: &[Vec<V3>]| -> Vec<f64> { u.iter().flatten().flatten().copied().collect() };
+        for mu in [1e-6, 1e-2] {
+            let rows: Vec<Vec<f64>> = seeds
+                .iter()
+                .map(|s| flat(&sim.adjoint(&r, s, &v0).controls))
+                .collect();
+            let dense = diffsim::optim::dense_gn_step(&res, &rows, mu).unwrap();
+            let sparse = flat(&sim.sparse_gn_control_step(&r, &res, &seeds, mu).unwrap());
+            let scale = dense.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+            assert!(scale > 0.0);
+            for (a, b) in dense.iter().zip(&sparse) {
+                assert!(
+                    (a - b).abs() <= 1e-8 * scale,
+                    "μ {mu}: {a} vs {b} (scale {scale})"
+                );
+            }
+        }
+    }
+    let short = Model {
+        controls: vec![],
+        ..cage_m.clone()
+    };
+    let sim = Implicit::new(&short, 1.0 / 30.0, NewtonConfig::default()).unwrap();
+    let r = sim.rollout(&xc0, &vec![[0.0; 3]; short.len()], 3).unwrap();
+    assert!(
+        sim.sparse_gn_control_step(&r, &[0.0; 3], &[], 1e-3)
+            .is_err()
+    );
 }

@@ -167,6 +167,7 @@ fn sol_training_lowers_the_loss_and_resumes_exactly_from_its_checkpoint() {
     let cfg = TrainConfig {
         unroll: 2,
         iterations: 25,
+        warmup_iterations: 5,
         checkpoint_every: 10,
         ..TrainConfig::default()
     };

@@ -170,6 +170,21 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
         r.implicit.gradient_fd_error,
         r.implicit.ms_per_evaluation,
         dir.display()
+    ))?;
+    let timings: Vec<String> = r
+        .control_gn_step_ms_vs_horizon
+        .iter()
+        .map(|(n, dense, sparse)| {
+            let dense = dense.map_or("not run".into(), |d| format!("{d:.1} ms"));
+            format!("N={n}: dense {dense}, sparse {sparse:.1} ms")
+        })
+        .collect();
+    out(&format!(
+        "spring-cage per-step controls: sparse GN loss {:.3e} -> {:.3e} in {} iterations; one GN step {}",
+        r.control_sgn_losses[0],
+        r.control_sgn_losses.last().expect("a loss"),
+        r.control_sgn_losses.len() - 1,
+        timings.join("; ")
     ))
 }
 

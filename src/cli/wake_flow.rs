@@ -51,6 +51,7 @@ impl WakeFlowExperiment {
             data: WakeDataConfig::quick(),
             train: TrainConfig {
                 iterations: 12,
+                warmup_iterations: 3,
                 checkpoint_every: 0,
                 ..TrainConfig::default()
             },
@@ -209,13 +210,14 @@ fn results_page(r: &WakeFlowResult) -> String {
         p += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);
     }
     p += &format!(
-        "\nAll criteria: **{}**.\n\n## Training (batch {}, {} iterations, seed {}, lr {} -> {} for the last {:.0}%)\n\n\
+        "\nAll criteria: **{}**.\n\n## Training (batch {}, {} iterations, seed {}, lr {} after a {}-iteration warm-up -> {} for the last {:.0}%)\n\n\
          | model | final loss | it/s | solver share of the forward | wall (s) |\n|---|---:|---:|---:|---:|\n",
         if r.accepted { "met" } else { "NOT met" },
         r.config.train.batch,
         r.config.train.iterations,
         r.config.train.seed,
         r.config.train.learning_rate,
+        r.config.train.warmup_iterations,
         r.config.train.final_learning_rate,
         100.0 * r.config.train.decay_fraction
     );

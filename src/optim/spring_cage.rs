@@ -34,6 +34,9 @@ pub struct SpringCageConfig {
     pub target_loss: f64,
     /// Horizons (steps) at which one dense and one sparse Gauss-Newton step are timed.
     pub horizons: Vec<usize>,
+    /// Longest horizon at which the dense control GN step is timed (its normal matrix has
+    /// `(3N)²` entries; 3840 steps would be 1.06 GB and minutes of Cholesky).
+    pub dense_control_max_steps: usize,
 }
 
 impl Default for SpringCageConfig {
@@ -48,6 +51,7 @@ impl Default for SpringCageConfig {
             lbfgs_iterations: 10,
             target_loss: 1e-10,
             horizons: vec![60, 240, 960, 3840],
+            dense_control_max_steps: 960,
         }
     }
 }
@@ -96,6 +100,14 @@ pub struct SpringCageResult {
     /// Time of one Gauss-Newton step (after the forward rollout) against the horizon:
     /// `(steps, dense ms, sparse ms)`, medians of 5.
     pub gn_step_ms_vs_horizon: Vec<(usize, f64, f64)>,
+    /// Per-step control forces on the particle instead of rest lengths (3 per step, so the
+    /// parameters grow with the horizon): time of one GN step, `(steps, dense ms, sparse
+    /// ms)`, medians of 3; dense (adjoint Jacobian rows, then the `3N × 3N` normal matrix)
+    /// only up to `dense_control_max_steps`. The course's "asymptotically better" case.
+    pub control_gn_step_ms_vs_horizon: Vec<(usize, Option<f64>, f64)>,
+    /// Sparse control GN from zero forces (rest lengths 5% off equilibrium, `implicit_steps`
+    /// steps, μ = 1e-9): the loss per iteration until it is below `target_loss`.
+    pub control_sgn_losses: Vec<f64>,
     /// Implicit (loss, gradient) with the whole trajectory stored against segment
     /// checkpointing (k = ⌈√N⌉): `(steps, states held tape, states held segments, ms tape,
     /// ms segments, max relative gradient difference)`.
@@ -260,16 +272,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let zero = vec![[0.0; 3]; mid.len()];
         let seeds = unit_seeds(mid.len());
-        let median = |f: &dyn Fn() -> Result<Vec<f64>>| -> Result<f64> {
-            let mut t = Vec::new();
-            for _ in 0..5 {
-                let t0 = Instant::now();
-                f()?;
-                t.push(1e3 * t0.elapsed().as_secs_f64());
-            }
-            t.sort_by(f64::total_cmp);
-            Ok(t[2])
-        };
+        let median = |f: &dyn Fn() -> Result<Vec<f64>>| median_ms(5, f);
         let dense = median(&|| {
             let rows: Vec<Vec<f64>> = seeds
                 .iter()
@@ -282,6 +285,8 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         })?;
         gn_step_ms_vs_horizon.push((steps, dense, sparse));
     }
+    let control_gn_step_ms_vs_horizon = control_gn_timings(cfg, &stepper, &mid)?;
+    let control_sgn_losses = control_gn_run(cfg, &stepper, &mid)?;
     let mut checkpointing = Vec::new();
     for steps in cfg.horizons.iter().copied() {
         let sim = stepper.with_model(&mid)?;
@@ -321,6 +326,104 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         sparse_gauss_newton,
         sgn_iterations_to_1e6,
         gn_step_ms_vs_horizon,
+        control_gn_step_ms_vs_horizon,
+        control_sgn_losses,
         checkpointing,
     })
+}
+
+/// The median wall time (ms) of `repeats` calls of `f`.
+fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
+    let mut t = Vec::new();
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        f()?;
+        t.push(1e3 * t0.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[repeats / 2])
+}
+
+/// Damping of the control GN steps (the forces outnumber the 3 residuals).
+const CONTROL_GN_DAMPING: f64 = 1e-9;
+
+/// `m` with zero control forces for `steps` steps.
+fn with_controls(m: &Model, controls: Vec<Vec<V3>>) -> Model {
+    Model {
+        controls,
+        ..m.clone()
+    }
+}
+
+/// The free particle's (particle 0's) control forces, flattened `[step][axis]`.
+fn particle_controls(controls: &[Vec<V3>]) -> Vec<f64> {
+    controls.iter().flat_map(|u| u[0]).collect()
+}
+
+/// Per-step forces on particle 0 from `[step][axis]` values.
+fn controls_from(m: &Model, flat: &[f64]) -> Vec<Vec<V3>> {
+    flat.chunks(3)
+        .map(|c| {
+            let mut u = vec![[0.0; 3]; m.len()];
+            u[0] = [c[0], c[1], c[2]];
+            u
+        })
+        .collect()
+}
+
+/// One control GN step at zero forces: residuals and step, dense (adjoint rows, `3N × 3N`
+/// normal matrix) or sparse ([`Implicit::sparse_gn_control_step`]).
+fn control_gn_step(
+    stepper: &Implicit<'_>,
+    m: &Model,
+    steps: usize,
+    u: &[f64],
+    sparse: bool,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (_, x0, target) = scenes::spring_cage();
+    let m = with_controls(m, controls_from(m, u));
+    let sim = stepper.with_model(&m)?;
+    let v0 = vec![[0.0; 3]; m.len()];
+    let r = sim.rollout(&x0, &v0, steps)?;
+    let x = &r.run.last().0;
+    let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
+    let seeds = unit_seeds(m.len());
+    let step = if sparse {
+        particle_controls(&sim.sparse_gn_control_step(&r, &res, &seeds, CONTROL_GN_DAMPING)?)
+    } else {
+        let rows: Vec<Vec<f64>> = seeds
+            .iter()
+            .map(|s| particle_controls(&sim.adjoint(&r, s, &v0).controls))
+            .collect();
+        super::dense_gn_step(&res, &rows, CONTROL_GN_DAMPING)?
+    };
+    Ok((res, step))
+}
+
+fn control_gn_timings(
+    cfg: &SpringCageConfig,
+    stepper: &Implicit<'_>,
+    mid: &Model,
+) -> Result<Vec<(usize, Option<f64>, f64)>> {
+    let median = |f: &dyn Fn() -> Result<(Vec<f64>, Vec<f64>)>| median_ms(3, f);
+    cfg.horizons
+        .iter()
+        .map(|&steps| {
+            let zero = vec![0.0; 3 * steps];
+            let step = |sparse| control_gn_step(stepper, mid, steps, &zero, sparse);
+            let dense = if steps <= cfg.dense_control_max_steps {
+                Some(median(&|| step(false))?)
+            } else {
+                None
+            };
+            Ok((steps, dense, median(&|| step(true))?))
+        })
+        .collect()
+}
+
+fn control_gn_run(cfg: &SpringCageConfig, stepper: &Implicit<'_>, mid: &Model) -> Result<Vec<f64>> {
+    let steps = cfg.implicit_steps;
+    let f = |u: &[f64]| control_gn_step(stepper, mid, steps, u, true);
+    let trace = super::gauss_newton(&f, &vec![0.0; 3 * steps], 10, cfg.target_loss)?;
+    Ok(trace.losses)
 }

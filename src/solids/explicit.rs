@@ -1,13 +1,14 @@
 //! Semi-implicit (symplectic) Euler, the Warp `SemiImplicitIntegrator` particle step, with a
 //! hand-written reverse-mode adjoint over the stored states (springs, tetrahedra, cloth and
 //! smooth contact):
-//! `v' = v + dt·(f(x, v)/m + g)`, `x' = x + dt·v'` (fixed particles keep their velocity).
+//! `v' = v + dt·((f(x, v) + uₙ)/m + g)`, `x' = x + dt·v'` (`uₙ` the step's control force;
+//! fixed particles keep their velocity).
 
 use super::mass_spring::{Model, V3};
 use super::{Params, Rollout};
 
-/// One step.
-pub fn step(model: &Model, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
+/// Step `n` (which picks the controls) from `(x, v)`.
+pub fn step(model: &Model, n: usize, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     let mut f = vec![[0.0; 3]; model.len()];
     model.add_forces(x, v, &mut f);
     model.add_contact_forces(x, v, &mut f, None);
@@ -15,8 +16,9 @@ pub fn step(model: &Model, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     let mut x1 = x.to_vec();
     for p in 0..model.len() {
         if model.free(p) {
+            let u = model.control(n, p);
             for a in 0..3 {
-                v1[p][a] += dt * (f[p][a] / model.mass[p] + model.gravity[a]);
+                v1[p][a] += dt * ((f[p][a] + u[a]) / model.mass[p] + model.gravity[a]);
             }
         }
         for a in 0..3 {
@@ -26,19 +28,31 @@ pub fn step(model: &Model, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     (x1, v1)
 }
 
-/// `steps` steps from `(x0, v0)`, keeping every state.
+/// `steps` steps from `(x0, v0)` at step 0, keeping every state.
 pub fn rollout(model: &Model, x0: &[V3], v0: &[V3], dt: f64, steps: usize) -> Rollout {
-    let mut states = vec![(x0.to_vec(), v0.to_vec())];
-    for _ in 0..steps {
-        let (x, v) = states.last().expect("one state");
-        let next = step(model, x, v, dt);
-        states.push(next);
-    }
-    Rollout { states }
+    rollout_from(model, 0, x0, v0, dt, steps)
 }
 
-/// Gradients of a loss with respect to the initial state and the spring parameters, given
-/// its gradients `(x̄_N, v̄_N)` at the last state of `run`.
+/// `steps` steps from `(x0, v0)`, the state of step `first`, keeping every state.
+pub fn rollout_from(
+    model: &Model,
+    first: usize,
+    x0: &[V3],
+    v0: &[V3],
+    dt: f64,
+    steps: usize,
+) -> Rollout {
+    let mut states = vec![(x0.to_vec(), v0.to_vec())];
+    for n in first..first + steps {
+        let (x, v) = states.last().expect("one state");
+        let next = step(model, n, x, v, dt);
+        states.push(next);
+    }
+    Rollout { first, states }
+}
+
+/// Gradients of a loss with respect to the initial state, the model parameters and the
+/// controls of `run`'s steps, given its gradients `(x̄_N, v̄_N)` at the last state of `run`.
 pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) -> Params {
     let np = model.len();
     let mut g = Params::zeros(model);
@@ -51,7 +65,8 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
                 vb[p][a] += dt * xb[p][a];
             }
         }
-        // v' = v + dt·f/m (free particles): u = dt·v̄'/m is the weight of f.
+        // v' = v + dt·(f + uₙ)/m (free particles): u = dt·v̄'/m is the weight of f, and
+        // the control's gradient.
         let u: Vec<V3> = (0..np)
             .map(|p| {
                 if model.free(p) {
@@ -61,6 +76,9 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
                 }
             })
             .collect();
+        if let Some(gu) = g.controls.get_mut(run.first + n) {
+            gu.copy_from_slice(&u);
+        }
         for (k, t) in model.tets.iter().enumerate() {
             t.add_force_jacobian_transpose(x, &u, &mut xb);
             let [gmu, glambda, gact] = t.parameter_gradients(x, &u);
@@ -120,8 +138,14 @@ pub struct Explicit<'a> {
 
 impl super::Integrator for Explicit<'_> {
     type Run = Rollout;
-    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> crate::error::Result<Rollout> {
-        Ok(rollout(self.model, x0, v0, self.dt, steps))
+    fn rollout_from(
+        &self,
+        first: usize,
+        x0: &[V3],
+        v0: &[V3],
+        steps: usize,
+    ) -> crate::error::Result<Rollout> {
+        Ok(rollout_from(self.model, first, x0, v0, self.dt, steps))
     }
     fn last<'r>(&self, run: &'r Rollout) -> &'r (Vec<V3>, Vec<V3>) {
         run.last()

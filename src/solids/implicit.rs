@@ -3,13 +3,15 @@
 //! A step minimises the incremental potential
 //! `Φ(x) = Σ m/(2h²)·|x − xₙ − h·vₙ|² + E(x) + Σ_s kd/(2h)·(n̂ₛ·(Δₛ(x) − Δₛ(xₙ)))² − Σ m·g·x`
 //! `+ Σ_contacts [U(x_p) + w/(2h)·(n̂·(x_p − xₙ,p))² + D(x_p)] + Σ_cloth [½ΔᵀKΔ/h − f_air(xₙ, vₙ)·x]`
+//! `− Σ uₙ·x`
 //! (`E`: springs, stable Neo-Hookean tetrahedra, cloth membranes and bending with its rest
 //! edge length; `U` the smooth contact's normal potential, `w = kd·σ(−φ/s)` and `n̂` its
 //! damping weight and normal at `xₙ`: contact damping lagged like the springs'; and friction's
 //! potential `D = μ·λ·h·√(|T(x − xₙ)/h|² + s²)` with the normal force `λ` and tangent
 //! projector `T` at `xₙ` ([`contact::friction`]). Cloth: `K` the membrane damping (exact, `Ḟ` is linear in `v`) and
 //! the area and bending damping with `∇J`, `∇θ` lagged at `xₙ`; the air force is taken at
-//! `(xₙ, vₙ)`; these lagged terms are evaluated once per step.)
+//! `(xₙ, vₙ)`; these lagged terms are evaluated once per step; `uₙ` the step's control
+//! forces, [`Model::controls`].)
 //! over the free particles (`Δₛ = xᵢ − xⱼ`, `n̂ₛ` the spring direction at `xₙ`: the damping is
 //! the Warp spring damping with its direction lagged one step, which keeps `Φ` a potential and
 //! its Hessian symmetric). `∇Φ(xₙ₊₁) = 0` is backward Euler with `vₙ₊₁ = (xₙ₊₁ − xₙ)/h`.
@@ -81,20 +83,23 @@ pub struct Implicit<'a> {
     symbolic: SymbolicLlt<usize>,
 }
 
-/// The terms of a step that depend on `(xₙ, vₙ)` alone: cloth damping matrices (node
-/// blocks, `Φ ∋ ½ΔᵀKΔ/h`) and the air force per triangle.
+/// The terms of step `n` that depend on `(xₙ, vₙ)` and `n` alone: cloth damping matrices
+/// (node blocks, `Φ ∋ ½ΔᵀKΔ/h`), the air force per triangle and the control force per
+/// particle.
 struct Lagged {
     tri: Vec<[[M3; 3]; 3]>,
     bend: Vec<[[M3; 4]; 4]>,
     air: Vec<V3>,
+    control: Vec<V3>,
 }
 
 impl Lagged {
-    fn new(m: &Model, xn: &[V3], vn: &[V3]) -> Self {
+    fn new(m: &Model, n: usize, xn: &[V3], vn: &[V3]) -> Self {
         Self {
             tri: m.tris.iter().map(|t| t.damping_blocks(xn)).collect(),
             bend: m.bends.iter().map(|b| b.damping_blocks(xn)).collect(),
             air: m.tris.iter().map(|t| t.air_force(xn, vn)).collect(),
+            control: (0..m.len()).map(|p| m.control(n, p)).collect(),
         }
     }
 }
@@ -154,7 +159,7 @@ impl<'a> Implicit<'a> {
             order,
         };
         let x0 = vec![[0.0; 3]; model.len()];
-        let lag = Lagged::new(model, &x0, &x0);
+        let lag = Lagged::new(model, 0, &x0, &x0);
         let pairs: Vec<Pair<usize, usize>> = s
             .hessian_entries((&x0, &x0), &lag, (false, 0.0))
             .iter()
@@ -301,10 +306,12 @@ impl<'a> Implicit<'a> {
         }
         for (p, idx) in self.index.iter().enumerate() {
             let Some(k) = idx else { continue };
+            let u = lag.control[p];
             for a in 0..3 {
                 let dx = x[p][a] - xn[p][a] - h * vn[p][a];
-                phi += 0.5 * m.mass[p] / (h * h) * dx * dx - m.mass[p] * m.gravity[a] * x[p][a];
-                g[3 * k + a] = m.mass[p] * dx / (h * h) - f[p][a] - m.mass[p] * m.gravity[a];
+                let pull = m.mass[p] * m.gravity[a] + u[a];
+                phi += 0.5 * m.mass[p] / (h * h) * dx * dx - pull * x[p][a];
+                g[3 * k + a] = m.mass[p] * dx / (h * h) - f[p][a] - pull;
             }
         }
         (g, phi)
@@ -406,10 +413,11 @@ impl<'a> Implicit<'a> {
         Llt::try_new_with_symbolic(self.symbolic.clone(), a.as_ref(), Side::Lower).ok()
     }
 
-    /// One step from `(xn, vn)`: `(xₙ₊₁, vₙ₊₁)`, the exact-Hessian factor of the step's
-    /// backward-Euler solve (at `xₙ₊₁`, or at the midpoint `y`), and the Newton iterations.
-    pub fn step(&self, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
-        let (y, vy, factor, iters) = self.backward_euler(xn, vn)?;
+    /// Step `n` (which picks the controls) from `(xn, vn)`: `(xₙ₊₁, vₙ₊₁)`, the
+    /// exact-Hessian factor of the step's backward-Euler solve (at `xₙ₊₁`, or at the
+    /// midpoint `y`), and the Newton iterations.
+    pub fn step(&self, n: usize, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
+        let (y, vy, factor, iters) = self.backward_euler(n, xn, vn)?;
         if self.scheme == Scheme::BackwardEuler {
             return Ok((y, vy, factor, iters));
         }
@@ -424,8 +432,8 @@ impl<'a> Implicit<'a> {
         Ok((x, v, factor, iters))
     }
 
-    /// The backward-Euler step of length `h` from `(xn, vn)` by Newton's method.
-    fn backward_euler(&self, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
+    /// The backward-Euler step of length `h` of step `n` from `(xn, vn)` by Newton's method.
+    fn backward_euler(&self, n: usize, xn: &[V3], vn: &[V3]) -> Result<StepResult> {
         let (m, h) = (self.model, self.h);
         let mut x: Vec<V3> = (0..m.len())
             .map(|p| {
@@ -436,7 +444,7 @@ impl<'a> Implicit<'a> {
                 }
             })
             .collect();
-        let lag = Lagged::new(m, xn, vn);
+        let lag = Lagged::new(m, n, xn, vn);
         let scale = 1.0 + (0..m.len()).map(|p| m.mass[p] / h).fold(0.0, f64::max);
         let mut iters = 0;
         loop {
@@ -515,19 +523,30 @@ impl<'a> Implicit<'a> {
         Ok((x, v, factor, iters))
     }
 
-    /// `steps` steps from `(x0, v0)`, keeping states and factors.
+    /// `steps` steps from `(x0, v0)` at step 0, keeping states and factors.
     pub fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> Result<ImplicitRollout> {
+        self.rollout_from(0, x0, v0, steps)
+    }
+
+    /// `steps` steps from `(x0, v0)`, the state of step `first`, keeping states and factors.
+    pub fn rollout_from(
+        &self,
+        first: usize,
+        x0: &[V3],
+        v0: &[V3],
+        steps: usize,
+    ) -> Result<ImplicitRollout> {
         let mut states = vec![(x0.to_vec(), v0.to_vec())];
         let (mut factors, mut newton_iters) = (Vec::new(), Vec::new());
-        for _ in 0..steps {
+        for n in first..first + steps {
             let (x, v) = states.last().expect("one state");
-            let (x1, v1, f, it) = self.step(x, v)?;
+            let (x1, v1, f, it) = self.step(n, x, v)?;
             states.push((x1, v1));
             factors.push(f);
             newton_iters.push(it);
         }
         Ok(ImplicitRollout {
-            run: Rollout { states },
+            run: Rollout { first, states },
             factors,
             newton_iters,
         })
@@ -544,9 +563,14 @@ impl<'a> Implicit<'a> {
             let x1 = &r.run.states[n + 1].0;
             let factor = &r.factors[n];
             (xb, vb) = match self.scheme {
-                Scheme::BackwardEuler => {
-                    self.backward_euler_adjoint((xn, vn), x1, factor, (&xb, &vb), &mut g)
-                }
+                Scheme::BackwardEuler => self.backward_euler_adjoint(
+                    r.run.first + n,
+                    (xn, vn),
+                    x1,
+                    factor,
+                    (&xb, &vb),
+                    &mut g,
+                ),
                 Scheme::Midpoint => {
                     // x₁ = 2y − xₙ, v₁ = 2v_y − vₙ (free particles; a fixed one stays at
                     // y = xₙ with v = 0), so y = (xₙ + x₁)/2, ȳ = 2x̄₁, v̄_y = 2v̄₁.
@@ -558,6 +582,7 @@ impl<'a> Implicit<'a> {
                     let twice =
                         |w: &[V3]| -> Vec<V3> { w.iter().map(|q| q.map(|c| 2.0 * c)).collect() };
                     let (mut xbn, mut vbn) = self.backward_euler_adjoint(
+                        r.run.first + n,
                         (xn, vn),
                         &y,
                         factor,
@@ -581,11 +606,12 @@ impl<'a> Implicit<'a> {
         g
     }
 
-    /// The adjoint of one backward-Euler step `(xₙ, vₙ) → (x₁, v₁)` with `factor` of the
-    /// Hessian at `x₁`: adds the parameter gradients to `g` and returns `(x̄ₙ, v̄ₙ)` from
-    /// `(x̄₁, v̄₁)`.
+    /// The adjoint of the backward-Euler solve of step `step`, `(xₙ, vₙ) → (x₁, v₁)`, with
+    /// `factor` of the Hessian at `x₁`: adds the parameter and control gradients to `g` and
+    /// returns `(x̄ₙ, v̄ₙ)` from `(x̄₁, v̄₁)`.
     fn backward_euler_adjoint(
         &self,
+        step: usize,
         (xn, vn): (&[V3], &[V3]),
         x1: &[V3],
         factor: &Llt<usize, f64>,
@@ -610,6 +636,10 @@ impl<'a> Implicit<'a> {
                 None => [0.0; 3],
             })
             .collect();
+        // G ∋ −uₙ: ūₙ = λ (zero on fixed particles).
+        if let Some(gu) = g.controls.get_mut(step) {
+            gu.copy_from_slice(&lam);
+        }
         let (mut xbn, mut vbn) = (vec![[0.0; 3]; np], vec![[0.0; 3]; np]);
         for p in 0..np {
             for a in 0..3 {
@@ -735,6 +765,60 @@ impl<'a> Implicit<'a> {
 /// formed. Linear in `N` (faer's general sparse LU on the assembled KKT matrix grew like
 /// `N^1.9` here, and an LDLᵀ of it failed on its zero primal block).
 impl Implicit<'_> {
+    /// Refuses what the sparse Gauss-Newton steps do not handle yet.
+    fn check_sparse_gn(&self) -> Result<()> {
+        let m = self.model;
+        let springs_only =
+            m.tets.is_empty() && m.tris.is_empty() && m.bends.is_empty() && m.shapes.is_empty();
+        if !springs_only || self.scheme != Scheme::BackwardEuler {
+            return Err(DiffsimError::config(
+                "sparse Gauss-Newton handles spring models (no contact, no elements) under backward Euler only so far",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Aₙ = ∂Gₙ/∂xₙ` of a step `xₙ → x₁` of a spring model over the free unknowns (triplets,
+    /// duplicates to be summed): the inertia's `−2M/h²` and each spring's lagged damping
+    /// direction. (`Bₙ = ∂Gₙ/∂xₙ₋₁ = M/h²`, through `vₙ = (xₙ − xₙ₋₁)/h`.)
+    fn previous_state_coupling(&self, xn: &[V3], x1: &[V3]) -> Vec<Triplet<usize, usize, f64>> {
+        let (m, h) = (self.model, self.h);
+        let dof = |p: usize| self.index[p].map(|k| 3 * k);
+        let mut out = Vec::new();
+        for p in 0..m.len() {
+            let Some(b) = dof(p) else { continue };
+            (b..b + 3).for_each(|r| out.push(Triplet::new(r, r, -2.0 * m.mass[p] / (h * h))));
+        }
+        for s in &m.springs {
+            // ∂Gᵢ/∂Δ(xₙ) through the damping direction lagged at xₙ.
+            let kb = lagged_damping_jacobian(m, s, x1, xn, h);
+            for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
+                let Some(bi) = dof(pi) else { continue };
+                for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
+                    let Some(bj) = dof(pj) else { continue };
+                    for (a, row) in kb.iter().enumerate() {
+                        for (b, v) in row.iter().enumerate() {
+                            out.push(Triplet::new(bi + a, bj + b, si * sj * v));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The mass term `M/h²` of each free unknown (`Bₙ`'s diagonal).
+    fn mass_over_h2(&self) -> Vec<f64> {
+        let m = self.model;
+        let mut w = vec![0.0; self.unknowns()];
+        for (p, idx) in self.index.iter().enumerate() {
+            if let Some(k) = idx {
+                w[3 * k..3 * k + 3].fill(m.mass[p] / (self.h * self.h));
+            }
+        }
+        w
+    }
+
     /// `J = ∂r/∂L` (rows per residual, columns per spring) for residuals with gradients
     /// `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, from the KKT elimination above; the GN step
     /// is then `optim::dense_gn_step(r, J, μ)`. Spring models without contact or elements,
@@ -744,52 +828,29 @@ impl Implicit<'_> {
         run: &ImplicitRollout,
         jr: &[Vec<V3>],
     ) -> Result<Vec<Vec<f64>>> {
-        let (m, h) = (self.model, self.h);
-        let springs_only =
-            m.tets.is_empty() && m.tris.is_empty() && m.bends.is_empty() && m.shapes.is_empty();
-        if !springs_only || self.scheme != Scheme::BackwardEuler {
-            return Err(DiffsimError::config(
-                "sparse Gauss-Newton handles spring models (no contact, no elements) under backward Euler only so far",
-            ));
-        }
+        self.check_sparse_gn()?;
+        let m = self.model;
         let (d, np) = (self.unknowns(), m.springs.len());
         let dof = |p: usize| self.index[p].map(|k| 3 * k);
+        let w = self.mass_over_h2();
         // S_{n−1}, S_n (d × np, column-major by spring), S_0 = 0 (x₀ is given).
         let (mut prev, mut cur) = (Mat::<f64>::zeros(d, np), Mat::<f64>::zeros(d, np));
         for n in 0..run.factors.len() {
             let (xn, x1) = (&run.run.states[n].0, &run.run.states[n + 1].0);
             // rhs = −(Aₙ·Sₙ + Bₙ·Sₙ₋₁ + Pₙ).
-            let mut rhs = Mat::<f64>::zeros(d, np);
-            for p in 0..m.len() {
-                let Some(b) = dof(p) else { continue };
-                let w = m.mass[p] / (h * h);
-                for r in b..b + 3 {
-                    for c in 0..np {
-                        // M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² (Sₙ, Sₙ₋₁ are 0 where xₙ, xₙ₋₁ are given).
-                        rhs[(r, c)] += 2.0 * w * cur[(r, c)] - w * prev[(r, c)];
-                    }
+            let mut rhs = Mat::<f64>::from_fn(d, np, |r, c| -w[r] * prev[(r, c)]);
+            for t in self.previous_state_coupling(xn, x1) {
+                for c in 0..np {
+                    rhs[(t.row, c)] -= t.val * cur[(t.col, c)];
                 }
             }
             for (k, s) in m.springs.iter().enumerate() {
-                let fr = m.frame(s, x1);
-                // ∂Gᵢ/∂Δ(xₙ) through the damping direction lagged at xₙ.
-                let kb = lagged_damping_jacobian(m, s, x1, xn, h);
+                let n_hat = m.frame(s, x1).n;
+                // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
                 for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
                     let Some(bi) = dof(pi) else { continue };
-                    for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
-                        let Some(bj) = dof(pj) else { continue };
-                        for a in 0..3 {
-                            for b in 0..3 {
-                                let v = si * sj * kb[a][b];
-                                for c in 0..np {
-                                    rhs[(bi + a, c)] -= v * cur[(bj + b, c)];
-                                }
-                            }
-                        }
-                    }
-                    // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
                     for a in 0..3 {
-                        rhs[(bi + a, k)] += si * s.ke * fr.n[a];
+                        rhs[(bi + a, k)] += si * s.ke * n_hat[a];
                     }
                 }
             }
@@ -809,12 +870,131 @@ impl Implicit<'_> {
             })
             .collect())
     }
+
+    /// The sparse Gauss-Newton step `Δu` on every per-step control force of `run`
+    /// ([`Model::controls`], which must cover its steps), for residuals `r` with gradients
+    /// `jr[k]` (`∂r_k/∂x_N`) and damping `μ`: the minimiser of `½|r + J·Δu|² + ½μ|Δu|²`,
+    /// returned per step and particle (zero on fixed particles).
+    ///
+    /// With controls the parameters grow with the horizon (`3·free·N`), so dense GN's
+    /// `JᵀJ + μI` is a dense matrix of that size: `O(N²)` memory, `O(N³)` time. Here the step
+    /// equations `Hₙ·ΔXₙ₊₁ + Aₙ·ΔXₙ + Bₙ·ΔXₙ₋₁ = Δuₙ` (`∂Gₙ/∂uₙ = −I`) define `Δu = L·ΔX`
+    /// one-to-one (`L` block lower-triangular with three block diagonals, `ΔX₀ = 0`), so the
+    /// same step minimises `½|r + J_r·ΔX_N|² + ½μ|L·ΔX|²` over the positions: the sparse
+    /// normal matrix `μLᵀL + E_NᵀJ_rᵀJ_rE_N` is block-pentadiagonal in time and faer's sparse
+    /// Cholesky solves it in `O(N)`. Spring models without contact or elements, backward
+    /// Euler.
+    pub fn sparse_gn_control_step(
+        &self,
+        run: &ImplicitRollout,
+        r: &[f64],
+        jr: &[Vec<V3>],
+        mu: f64,
+    ) -> Result<Vec<Vec<V3>>> {
+        self.check_sparse_gn()?;
+        let (m, first, steps) = (self.model, run.run.first, run.factors.len());
+        if m.controls.len() < first + steps {
+            return Err(DiffsimError::config(format!(
+                "the model has controls for {} steps, the rollout runs to step {}",
+                m.controls.len(),
+                first + steps
+            )));
+        }
+        if !(mu.is_finite() && mu > 0.0) {
+            return Err(DiffsimError::config(
+                "the control step needs a damping μ > 0 (the controls outnumber the residuals)",
+            ));
+        }
+        let d = self.unknowns();
+        let w = self.mass_over_h2();
+        // L: block row n = [Bₙ at ΔXₙ₋₁, Aₙ at ΔXₙ, Hₙ at ΔXₙ₊₁]; unknown ΔXₙ₊₁ at n·d.
+        let mut l = Vec::new();
+        for n in 0..steps {
+            let (xn, vn) = &run.run.states[n];
+            let x1 = &run.run.states[n + 1].0;
+            let lag = Lagged::new(m, first + n, xn, vn);
+            for t in self.hessian_entries((x1, xn), &lag, (false, 0.0)) {
+                l.push(Triplet::new(n * d + t.row, n * d + t.col, t.val));
+                if t.row != t.col {
+                    l.push(Triplet::new(n * d + t.col, n * d + t.row, t.val));
+                }
+            }
+            if n >= 1 {
+                for t in self.previous_state_coupling(xn, x1) {
+                    l.push(Triplet::new(n * d + t.row, (n - 1) * d + t.col, t.val));
+                }
+            }
+            if n >= 2 {
+                (0..d).for_each(|k| l.push(Triplet::new(n * d + k, (n - 2) * d + k, w[k])));
+            }
+        }
+        // A = [√μ·L; J_r·E_N] (rows: N·d + residuals), normal matrix AᵀA.
+        let nd = steps * d;
+        let mut a: Vec<Triplet<usize, usize, f64>> = l
+            .iter()
+            .map(|t| Triplet::new(t.row, t.col, mu.sqrt() * t.val))
+            .collect();
+        // (particle, first unknown of its ΔX_N) of each free particle.
+        let last: Vec<(usize, usize)> = (0..m.len())
+            .filter_map(|p| self.index[p].map(|i| (p, nd - d + 3 * i)))
+            .collect();
+        for (k, row) in jr.iter().enumerate() {
+            for &(p, b) in &last {
+                for (c, v) in row[p].iter().enumerate() {
+                    a.push(Triplet::new(nd + k, b + c, *v));
+                }
+            }
+        }
+        let rows = nd + jr.len();
+        let at: Vec<_> = a
+            .iter()
+            .map(|t| Triplet::new(t.col, t.row, t.val))
+            .collect();
+        let a = SparseColMat::try_new_from_triplets(rows, nd, &a).map_err(fail)?;
+        let at = SparseColMat::try_new_from_triplets(nd, rows, &at).map_err(fail)?;
+        let normal = faer::sparse::linalg::matmul::sparse_sparse_matmul(
+            at.as_ref(),
+            a.as_ref(),
+            1.0,
+            faer::Par::Seq,
+        )
+        .map_err(fail)?;
+        // rhs = −Aᵀ[0; r] = −E_NᵀJ_rᵀr.
+        let mut rhs = Mat::<f64>::zeros(nd, 1);
+        for (row, rk) in jr.iter().zip(r) {
+            for &(p, b) in &last {
+                for (c, v) in row[p].iter().enumerate() {
+                    rhs[(b + c, 0)] -= v * rk;
+                }
+            }
+        }
+        let dx = normal.sp_cholesky(Side::Lower).map_err(fail)?.solve(&rhs);
+        let mut du = vec![vec![[0.0; 3]; m.len()]; steps];
+        let mut flat = vec![0.0; nd];
+        for t in &l {
+            flat[t.row] += t.val * dx[(t.col, 0)];
+        }
+        for (n, u) in du.iter_mut().enumerate() {
+            for (p, idx) in self.index.iter().enumerate() {
+                if let Some(i) = idx {
+                    u[p] = std::array::from_fn(|c| flat[n * d + 3 * i + c]);
+                }
+            }
+        }
+        Ok(du)
+    }
 }
 
 impl super::Integrator for Implicit<'_> {
     type Run = ImplicitRollout;
-    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> Result<ImplicitRollout> {
-        Implicit::rollout(self, x0, v0, steps)
+    fn rollout_from(
+        &self,
+        first: usize,
+        x0: &[V3],
+        v0: &[V3],
+        steps: usize,
+    ) -> Result<ImplicitRollout> {
+        Implicit::rollout_from(self, first, x0, v0, steps)
     }
     fn last<'r>(&self, run: &'r ImplicitRollout) -> &'r (Vec<V3>, Vec<V3>) {
         run.run.last()

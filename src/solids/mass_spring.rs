@@ -58,6 +58,11 @@ pub struct Model {
     pub shapes: Vec<super::contact::Shape>,
     /// Their contact parameters.
     pub contact: super::contact::Contact,
+    /// Per-step controls: external forces (N) on the particles, `controls[n][p]` acting on
+    /// free particle `p` during step `n` (`[steps][n_particles][3]`). Steps past the end of
+    /// the list (all steps when it is empty) have none. Differentiable
+    /// ([`Params::controls`](super::Params::controls)).
+    pub controls: Vec<Vec<V3>>,
 }
 
 /// Per-spring geometry at a configuration.
@@ -106,6 +111,14 @@ impl Model {
                 )));
             }
         }
+        for (n, u) in self.controls.iter().enumerate() {
+            if u.len() != np || u.iter().flatten().any(|c| !c.is_finite()) {
+                return Err(DiffsimError::config(format!(
+                    "controls of step {n}: {} finite forces needed, one per particle",
+                    np
+                )));
+            }
+        }
         let c = &self.contact;
         let valid =
             c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite();
@@ -125,6 +138,15 @@ impl Model {
     /// True without particles.
     pub fn is_empty(&self) -> bool {
         self.mass.is_empty()
+    }
+
+    /// The control force on particle `p` during step `n` (zero past the controls' end and on
+    /// fixed particles).
+    pub fn control(&self, n: usize, p: usize) -> V3 {
+        match self.controls.get(n) {
+            Some(u) if self.free(p) => u[p],
+            _ => [0.0; 3],
+        }
     }
 
     /// Whether particle `p` moves.

@@ -33,6 +33,9 @@ pub fn com_loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
 /// A trajectory: `(x, v)` per step, the initial state first.
 #[derive(Clone, Debug)]
 pub struct Rollout {
+    /// The step number of the first state (0 unless the rollout is a later segment of a
+    /// longer one): its step `n` uses the controls of step `first + n`.
+    pub first: usize,
     /// States `(x_n, v_n)`, `n = 0..=N`.
     pub states: Vec<(Vec<V3>, Vec<V3>)>,
 }
@@ -63,6 +66,8 @@ pub struct Params {
     pub x0: Vec<V3>,
     /// Initial velocities.
     pub v0: Vec<V3>,
+    /// Per-step control forces, shaped like [`Model::controls`].
+    pub controls: Vec<Vec<V3>>,
 }
 
 impl Params {
@@ -78,13 +83,19 @@ impl Params {
             activation: vec![0.0; nt],
             x0: vec![[0.0; 3]; np],
             v0: vec![[0.0; 3]; np],
+            controls: vec![vec![[0.0; 3]; np]; model.controls.len()],
         }
     }
 }
 
 impl Params {
-    /// Adds the parameter gradients of `other`; the state gradients are left.
+    /// Adds the parameter and control gradients of `other`; the state gradients are left.
     pub fn add_parameters(&mut self, other: &Params) {
+        for (a, b) in self.controls.iter_mut().zip(&other.controls) {
+            for (p, q) in a.iter_mut().zip(b) {
+                (0..3).for_each(|k| p[k] += q[k]);
+            }
+        }
         for (a, b) in [
             (&mut self.rest, &other.rest),
             (&mut self.ke, &other.ke),
@@ -102,8 +113,14 @@ impl Params {
 pub trait Integrator {
     /// A rollout with what its adjoint needs (states, factors).
     type Run;
-    /// `steps` steps from `(x0, v0)`.
-    fn rollout(&self, x0: &[V3], v0: &[V3], steps: usize) -> crate::error::Result<Self::Run>;
+    /// `steps` steps from `(x0, v0)`, the state of step `first`.
+    fn rollout_from(
+        &self,
+        first: usize,
+        x0: &[V3],
+        v0: &[V3],
+        steps: usize,
+    ) -> crate::error::Result<Self::Run>;
     /// The last state of a rollout.
     fn last<'r>(&self, run: &'r Self::Run) -> &'r (Vec<V3>, Vec<V3>);
     /// Gradients given `(x̄, v̄)` at the last state; `x0`/`v0` of the result are the
@@ -133,7 +150,7 @@ pub fn segmented_gradient<I: Integrator>(
     let mut n = 0;
     while n + k < steps {
         let (x, v) = starts.last().expect("one start");
-        let seg = integrator.rollout(x, v, k)?;
+        let seg = integrator.rollout_from(n, x, v, k)?;
         starts.push(integrator.last(&seg).clone());
         n += k;
     }
@@ -142,7 +159,7 @@ pub fn segmented_gradient<I: Integrator>(
     let mut bar: Option<(Vec<V3>, Vec<V3>)> = None;
     while let Some((x, v)) = starts.pop() {
         let first = starts.len() * k;
-        let seg = integrator.rollout(&x, &v, steps.min(first + k) - first)?;
+        let seg = integrator.rollout_from(first, &x, &v, steps.min(first + k) - first)?;
         let (xb, vb) = match bar.take() {
             Some(b) => b,
             None => {

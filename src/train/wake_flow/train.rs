@@ -58,6 +58,11 @@ pub struct TrainConfig {
     pub final_learning_rate: f64,
     /// Fraction of iterations at `final_learning_rate` (§C.1: 0.3).
     pub decay_fraction: f64,
+    /// Iterations over which the learning rate ramps up linearly to `learning_rate`
+    /// (iteration k uses (k+1)/warmup of it). Without it, Adam's first full-size step blows
+    /// the untrained network's unrolled loss up 10–400×, and that gradient's square stays in
+    /// Adam's second moment (β₂ = 0.999) for ~1000 iterations, shrinking every later step.
+    pub warmup_iterations: usize,
     /// Seed of the initial weights and of the batch sampling.
     pub seed: u64,
     /// Save the model and the loss history every this many iterations (0: only at the end).
@@ -74,6 +79,7 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             final_learning_rate: 1e-4,
             decay_fraction: 0.3,
+            warmup_iterations: 100,
             seed: 0,
             checkpoint_every: 100,
         }
@@ -104,13 +110,16 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The learning rate of iteration `k` (0-based).
+    /// The learning rate of iteration `k` (0-based): a linear warm-up, `learning_rate`, then
+    /// `final_learning_rate` for the last `decay_fraction` of the iterations.
     pub fn learning_rate_at(&self, k: usize) -> f64 {
         let switch = ((1.0 - self.decay_fraction) * self.iterations as f64).round() as usize;
-        if k < switch {
-            self.learning_rate
-        } else {
+        if k >= switch {
             self.final_learning_rate
+        } else if k < self.warmup_iterations {
+            self.learning_rate * (k + 1) as f64 / self.warmup_iterations as f64
+        } else {
+            self.learning_rate
         }
     }
 }
@@ -384,7 +393,14 @@ pub fn read_report(dir: &Path) -> Result<TrainReport> {
     let path = dir.join("train.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|_| DiffsimError::file(&path, "no training run here (train.json missing)"))?;
-    serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))?;
+    // Reports written before the warm-up setting existed trained without one (the config's
+    // default would otherwise make them look like runs of today's settings).
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        config.entry("warmup_iterations").or_insert(0.into());
+    }
+    serde_json::from_value(value).map_err(|e| DiffsimError::file(&path, e))
 }
 
 /// Loads a trained corrector from `dir` (its `train.json` names the architecture) onto `device`.
@@ -398,4 +414,54 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(Corrector, TrainReport
         .try_load_file(dir.join("model.bpk"))
         .map_err(|e| DiffsimError::file(dir.join("model.bpk"), format!("{e:?}")))?;
     Ok((net, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_learning_rate_warms_up_then_drops_for_the_last_fraction() {
+        let cfg = TrainConfig {
+            iterations: 1000,
+            warmup_iterations: 100,
+            ..TrainConfig::default()
+        };
+        let lr = |k| cfg.learning_rate_at(k);
+        assert!((lr(0) - 1e-5).abs() < 1e-18 && (lr(49) - 5e-4).abs() < 1e-15);
+        assert_eq!((lr(99), lr(100), lr(699)), (1e-3, 1e-3, 1e-3));
+        assert_eq!((lr(700), lr(999)), (1e-4, 1e-4));
+        let none = TrainConfig {
+            warmup_iterations: 0,
+            ..cfg.clone()
+        };
+        assert_eq!(none.learning_rate_at(0), 1e-3);
+    }
+
+    #[test]
+    fn a_report_from_before_the_warm_up_reads_as_trained_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = TrainReport {
+            config: TrainConfig::default(),
+            losses: vec![1.0],
+            iterations: 1,
+            iterations_per_s: 1.0,
+            solver_share_forward: 0.0,
+            wall_s: 1.0,
+            data_recipe: None,
+        };
+        let mut value = serde_json::to_value(&report).unwrap();
+        let path = dir.path().join("train.json");
+        std::fs::write(&path, value.to_string()).unwrap();
+        assert_eq!(
+            read_report(dir.path()).unwrap().config.warmup_iterations,
+            100
+        );
+        value["config"]
+            .as_object_mut()
+            .unwrap()
+            .remove("warmup_iterations");
+        std::fs::write(&path, value.to_string()).unwrap();
+        assert_eq!(read_report(dir.path()).unwrap().config.warmup_iterations, 0);
+    }
 }
