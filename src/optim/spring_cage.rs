@@ -5,7 +5,7 @@
 
 use super::{Clock, Trace, fd_error, gradient_descent, lbfgs};
 use crate::error::Result;
-use crate::solids::implicit::{Implicit, NewtonConfig};
+use crate::solids::implicit::{Implicit, ImplicitRollout, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
 use serde::Serialize;
 use std::time::Instant;
@@ -272,15 +272,14 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let zero = vec![[0.0; 3]; mid.len()];
         let seeds = unit_seeds(mid.len());
-        let median = |f: &dyn Fn() -> Result<Vec<f64>>| median_ms(5, f);
-        let dense = median(&|| {
+        let dense = median_ms(5, &|| {
             let rows: Vec<Vec<f64>> = seeds
                 .iter()
                 .map(|s| sim.adjoint(&r, s, &zero).rest)
                 .collect();
             super::dense_gn_step(&res, &rows, GN_DAMPING)
         })?;
-        let sparse = median(&|| {
+        let sparse = median_ms(5, &|| {
             super::dense_gn_step(&res, &sim.sparse_gn_jacobian(&r, &seeds)?, GN_DAMPING)
         })?;
         gn_step_ms_vs_horizon.push((steps, dense, sparse));
@@ -347,14 +346,6 @@ fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
 /// Damping of the control GN steps (the forces outnumber the 3 residuals).
 const CONTROL_GN_DAMPING: f64 = 1e-9;
 
-/// `m` with zero control forces for `steps` steps.
-fn with_controls(m: &Model, controls: Vec<Vec<V3>>) -> Model {
-    Model {
-        controls,
-        ..m.clone()
-    }
-}
-
 /// The free particle's (particle 0's) control forces, flattened `[step][axis]`.
 fn particle_controls(controls: &[Vec<V3>]) -> Vec<f64> {
     controls.iter().flat_map(|u| u[0]).collect()
@@ -371,59 +362,79 @@ fn controls_from(m: &Model, flat: &[f64]) -> Vec<Vec<V3>> {
         .collect()
 }
 
-/// One control GN step at zero forces: residuals and step, dense (adjoint rows, `3N × 3N`
-/// normal matrix) or sparse ([`Implicit::sparse_gn_control_step`]).
-fn control_gn_step(
+/// The cage `m` rolled out for `steps` steps: its stepper, the rollout and the residuals
+/// `x₀(T) − target`.
+fn control_rollout<'m>(
     stepper: &Implicit<'_>,
-    m: &Model,
+    m: &'m Model,
     steps: usize,
-    u: &[f64],
-    sparse: bool,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+) -> Result<(Implicit<'m>, ImplicitRollout, Vec<f64>)> {
     let (_, x0, target) = scenes::spring_cage();
-    let m = with_controls(m, controls_from(m, u));
-    let sim = stepper.with_model(&m)?;
-    let v0 = vec![[0.0; 3]; m.len()];
-    let r = sim.rollout(&x0, &v0, steps)?;
+    let sim = stepper.with_model(m)?;
+    let r = sim.rollout(&x0, &vec![[0.0; 3]; m.len()], steps)?;
     let x = &r.run.last().0;
-    let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
-    let seeds = unit_seeds(m.len());
-    let step = if sparse {
-        particle_controls(&sim.sparse_gn_control_step(&r, &res, &seeds, CONTROL_GN_DAMPING)?)
-    } else {
-        let rows: Vec<Vec<f64>> = seeds
-            .iter()
-            .map(|s| particle_controls(&sim.adjoint(&r, s, &v0).controls))
-            .collect();
-        super::dense_gn_step(&res, &rows, CONTROL_GN_DAMPING)?
-    };
-    Ok((res, step))
+    let res = (0..3).map(|a| x[0][a] - target[a]).collect();
+    Ok((sim, r, res))
 }
 
+/// One control GN step on a rollout: dense (adjoint rows, `3N × 3N` normal matrix) or
+/// sparse ([`Implicit::sparse_gn_control_step`]).
+fn control_gn_step(
+    sim: &Implicit<'_>,
+    r: &ImplicitRollout,
+    res: &[f64],
+    sparse: bool,
+) -> Result<Vec<f64>> {
+    let particles = r.run.states[0].0.len();
+    let seeds = unit_seeds(particles);
+    if sparse {
+        let du = sim.sparse_gn_control_step(r, res, &seeds, CONTROL_GN_DAMPING)?;
+        return Ok(particle_controls(&du));
+    }
+    let zero = vec![[0.0; 3]; particles];
+    let rows: Vec<Vec<f64>> = seeds
+        .iter()
+        .map(|s| particle_controls(&sim.adjoint(r, s, &zero).controls))
+        .collect();
+    super::dense_gn_step(res, &rows, CONTROL_GN_DAMPING)
+}
+
+/// One control GN step after the forward rollout at zero forces, per horizon (medians of 3).
 fn control_gn_timings(
     cfg: &SpringCageConfig,
     stepper: &Implicit<'_>,
     mid: &Model,
 ) -> Result<Vec<(usize, Option<f64>, f64)>> {
-    let median = |f: &dyn Fn() -> Result<(Vec<f64>, Vec<f64>)>| median_ms(3, f);
     cfg.horizons
         .iter()
         .map(|&steps| {
-            let zero = vec![0.0; 3 * steps];
-            let step = |sparse| control_gn_step(stepper, mid, steps, &zero, sparse);
+            let m = Model {
+                controls: controls_from(mid, &vec![0.0; 3 * steps]),
+                ..mid.clone()
+            };
+            let (sim, r, res) = control_rollout(stepper, &m, steps)?;
+            let time = |sparse| median_ms(3, &|| control_gn_step(&sim, &r, &res, sparse));
             let dense = if steps <= cfg.dense_control_max_steps {
-                Some(median(&|| step(false))?)
+                Some(time(false)?)
             } else {
                 None
             };
-            Ok((steps, dense, median(&|| step(true))?))
+            Ok((steps, dense, time(true)?))
         })
         .collect()
 }
 
 fn control_gn_run(cfg: &SpringCageConfig, stepper: &Implicit<'_>, mid: &Model) -> Result<Vec<f64>> {
     let steps = cfg.implicit_steps;
-    let f = |u: &[f64]| control_gn_step(stepper, mid, steps, u, true);
+    let f = |u: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+        let m = Model {
+            controls: controls_from(mid, u),
+            ..mid.clone()
+        };
+        let (sim, r, res) = control_rollout(stepper, &m, steps)?;
+        let step = control_gn_step(&sim, &r, &res, true)?;
+        Ok((res, step))
+    };
     let trace = super::gauss_newton(&f, &vec![0.0; 3 * steps], 10, cfg.target_loss)?;
     Ok(trace.losses)
 }
