@@ -285,3 +285,27 @@ fn gradcheck_prints_rows_and_fails_on_unknown_ops() {
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
 }
+
+/// A child process started while a file is being written (a test harness, a user's script
+/// driving the library) inherits HDF5's open descriptor; the file must still read back once
+/// the writer finishes, while the child lives on. HDF5 1.10 `flock`s every file it opens and
+/// does not set close-on-exec, so a locking reader fails here ("unable to lock file").
+#[test]
+fn a_finished_file_reads_back_while_a_child_started_during_the_write_still_runs() {
+    use diffsim::fluid::{SceneConfig, Simulation};
+    use diffsim::io::{Frame, SimWriter, read_trajectory};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.h5");
+    let mut scene = SceneConfig::wake();
+    scene.resolution = diffsim::grid::Resolution::new(8, 16);
+    let sim = Simulation::new(&scene, &burn::tensor::Device::flex()).unwrap();
+    let state = sim.initial_state(1).unwrap();
+    let mut writer = SimWriter::create(&path, &sim).unwrap();
+    writer.append(&Frame::of_state(&sim, &state, 0)).unwrap();
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let written = writer.finish();
+    let read = written.and_then(|p| read_trajectory(&p, &sim.grid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(read.unwrap().frames, 1);
+}

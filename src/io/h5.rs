@@ -65,6 +65,21 @@ fn h5err(path: &Path) -> impl Fn(hdf5::Error) -> DiffsimError + '_ {
     move |e| DiffsimError::file(path, e)
 }
 
+/// Files are opened without HDF5's `flock`. A file appears under its name only once complete
+/// (written as `.partial`, then renamed), so the lock guards nothing; and HDF5 opens files
+/// without close-on-exec, so a lock taken by a writer lives on in any child process started
+/// while it was open and then refuses every reader of the finished file.
+fn without_locking() -> hdf5::FileBuilder {
+    let mut options = hdf5::File::with_options();
+    options.with_fapl(|fapl| fapl.file_locking(false));
+    options
+}
+
+/// Opens `path` read-only (see [`without_locking`]).
+fn open_read(path: &Path) -> hdf5::Result<hdf5::File> {
+    without_locking().open(path)
+}
+
 impl SimWriter {
     /// Creates `path.partial` with the datasets and the scene attributes of `sim`.
     pub fn create(path: &Path, sim: &Simulation) -> Result<Self> {
@@ -74,7 +89,9 @@ impl SimWriter {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let file = hdf5::File::create(&partial).map_err(h5err(&partial))?;
+        let file = without_locking()
+            .create(&partial)
+            .map_err(h5err(&partial))?;
         // From here on, an error drops the writer, which removes the partial file.
         let writer = Self {
             file: Some(file),
@@ -340,8 +357,7 @@ fn open_complete(path: &Path) -> Result<hdf5::File> {
             "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5",
         ));
     }
-    let file =
-        hdf5::File::open(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
+    let file = open_read(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
     if let Ok(a) = file.attr("complete")
         && a.read_scalar::<u8>().map_err(h5err(path))? == 0
     {
@@ -389,20 +405,20 @@ pub fn read_trajectory(path: &Path, grid: &Grid) -> Result<Trajectory> {
 
 /// A root attribute of `path` as f64 values (None when absent or unreadable).
 pub fn read_attr_f64s(path: &Path, name: &str) -> Option<Vec<f64>> {
-    let file = hdf5::File::open(path).ok()?;
+    let file = open_read(path).ok()?;
     file.attr(name).ok()?.read_raw::<f64>().ok()
 }
 
 /// A root string attribute of `path` (None when absent or unreadable).
 pub fn read_attr_str(path: &Path, name: &str) -> Option<String> {
-    let file = hdf5::File::open(path).ok()?;
+    let file = open_read(path).ok()?;
     let v = file.attr(name).ok()?.read_scalar::<VarLenUnicode>().ok()?;
     Some(v.as_str().to_string())
 }
 
 /// The resolution of the arrays stored in `path` (from the shape of `velocity_x`), if readable.
 pub fn stored_resolution(path: &Path) -> Option<crate::grid::Resolution> {
-    let file = hdf5::File::open(path).ok()?;
+    let file = open_read(path).ok()?;
     let sh = file.dataset("velocity_x").ok()?.shape();
     (sh.len() == 3 && sh[2] >= 3 && sh[1] >= 2)
         .then(|| crate::grid::Resolution::new(sh[2] - 1, sh[1]))
