@@ -171,6 +171,22 @@ fn cage(args: &ExperimentArgs) -> Result<()> {
         r.implicit.ms_per_evaluation,
         dir.display()
     ))?;
+    let gn = |t: &crate::optim::Trace| {
+        format!(
+            "{:.3e} -> {:.3e} in {} iterations",
+            t.losses[0],
+            last(t),
+            t.iterations
+        )
+    };
+    out(&format!(
+        "spring-cage Gauss-Newton (implicit): dense {}; sparse {}; sparse within ±{:.0}% of the rest lengths {} ({} on a bound)",
+        gn(&r.gauss_newton.trace),
+        gn(&r.sparse_gauss_newton.trace),
+        100.0 * cfg.bound,
+        gn(&r.bounded_gauss_newton.trace),
+        r.bounded_gn_at_bounds
+    ))?;
     let timings: Vec<String> = r
         .control_gn_step_ms_vs_horizon
         .iter()
@@ -275,6 +291,10 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
                 "implicit midpoint (1/240 s), bounded L-BFGS".into(),
                 log_loss_curve(&r.midpoint_lbfgs.trace.losses, 0),
             ),
+            (
+                "implicit midpoint (1/240 s), bounded Gauss-Newton".into(),
+                log_loss_curve(&r.midpoint_gauss_newton.trace.losses, 0),
+            ),
         ],
     )?;
     write_json(&r, &dir.join("result.json"))?;
@@ -286,6 +306,10 @@ fn softbody(args: &ExperimentArgs) -> Result<()> {
         ("bounded L-BFGS", &r.lbfgs),
         ("implicit Euler + bounded L-BFGS", &r.implicit_lbfgs),
         ("implicit midpoint + bounded L-BFGS", &r.midpoint_lbfgs),
+        (
+            "implicit midpoint + bounded Gauss-Newton",
+            &r.midpoint_gauss_newton,
+        ),
     ] {
         out(&format!(
             "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation{}",

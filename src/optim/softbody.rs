@@ -6,10 +6,12 @@
 //! through implicit steps (Newton, IFT adjoint) 4× longer: backward Euler and the implicit
 //! midpoint rule.
 
-use super::{Clock, Objective, Trace, fd_error, fd_error_on, gradient_descent, lbfgs_box};
+use super::{
+    Clock, Objective, Trace, fd_error, fd_error_on, gauss_newton_box, gradient_descent, lbfgs_box,
+};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig, Scheme};
-use crate::solids::{Model, Params, Rollout, V3, com_loss, explicit, scenes};
+use crate::solids::{Model, Params, Rollout, V3, com_loss, com_residuals, explicit, scenes};
 use serde::Serialize;
 
 /// Settings (Warp's: 60 fps × 16 substeps for 1 s).
@@ -29,6 +31,8 @@ pub struct SoftbodyConfig {
     pub lbfgs_iterations: usize,
     /// Bounds of μ and λ (Pa).
     pub bounds: (f64, f64),
+    /// Gauss-Newton iterations at most.
+    pub gn_iterations: usize,
     /// The implicit schemes' time step (s).
     pub implicit_dt: f64,
     /// Implicit steps.
@@ -45,6 +49,7 @@ impl Default for SoftbodyConfig {
             sgd_iterations: 300,
             lbfgs_iterations: 50,
             bounds: (500.0, 4e6),
+            gn_iterations: 20,
             implicit_dt: 1.0 / 240.0,
             implicit_steps: 240,
         }
@@ -86,6 +91,9 @@ pub struct SoftbodyResult {
     pub midpoint_lbfgs: SoftbodyRun,
     /// `implicit_gradient_fd_error` for the midpoint rule.
     pub midpoint_gradient_fd_error: f64,
+    /// Projected Gauss-Newton (centre-of-mass residuals, Jacobian by three adjoint sweeps)
+    /// on (ln μ, ln λ) within the same bounds, through the midpoint rule.
+    pub midpoint_gauss_newton: SoftbodyRun,
     /// `|∇L − FD|∞/|FD|∞` at the start, the gradient with respect to every ln μ and ln λ
     /// against central differences with step 1e-5 (the best step here: truncation error
     /// falls as h², round-off through 960 steps with contact grows as 1/h below it).
@@ -97,6 +105,10 @@ pub struct SoftbodyResult {
     /// See `tape_states`.
     pub tape_bytes: usize,
 }
+
+/// Damping of the Gauss-Newton normal equations (3 residuals, 2 parameters per tetrahedron:
+/// the minimum-norm step).
+const GN_DAMPING: f64 = 1e-12;
 
 fn with_materials(model: &Model, p: &[f64]) -> Model {
     let mut m = model.clone();
@@ -192,7 +204,7 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
     let sgd_final = *sgd.trace.losses.last().expect("a loss");
     let lbfgs_iterations_to_sgd_loss = lbfgs.trace.losses.iter().position(|l| *l <= sgd_final);
     // Implicit steps: one symbolic analysis per scheme, reused for every material.
-    let implicit_run = |scheme: Scheme| -> Result<(SoftbodyRun, f64)> {
+    let implicit_run = |scheme: Scheme| -> Result<(SoftbodyRun, f64, Option<SoftbodyRun>)> {
         let stepper =
             Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?.with_scheme(scheme)?;
         let newton = std::cell::Cell::new((0.0, 0));
@@ -212,10 +224,47 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         let fd = fd_error_on(&in_log(&implicit), &q0, &probes, 1e-5)?;
         let mut run = bounded_lbfgs(&implicit)?;
         run.newton_iterations = Some(newton.get());
-        Ok((run, fd))
+        // Gauss-Newton on r = centre of mass − target (3 residuals), Jacobian rows by three
+        // adjoint sweeps through the stored factors, in (ln μ, ln λ) within the log bounds.
+        let gn = (scheme == Scheme::Midpoint)
+            .then(|| -> Result<SoftbodyRun> {
+                let residuals = |q: &[f64]| -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+                    let p: Vec<f64> = q.iter().map(|v| v.exp()).collect();
+                    let m = with_materials(&model, &p);
+                    let sim = stepper.with_model(&m)?;
+                    let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
+                    newton.set(r.newton_stats());
+                    let (res, seeds) = com_residuals(&r.run.last().0, target);
+                    let zero = vec![[0.0; 3]; np];
+                    let rows = seeds
+                        .iter()
+                        .map(|seed| {
+                            let g = material_gradient(&sim.adjoint(&r, seed, &zero));
+                            g.iter().zip(&p).map(|(g, p)| g * p).collect()
+                        })
+                        .collect();
+                    Ok((res, rows))
+                };
+                let clock = Clock::default();
+                let mut trace = gauss_newton_box(
+                    &clock.wrap(&residuals),
+                    &q0,
+                    (&llo, &lhi),
+                    GN_DAMPING,
+                    cfg.gn_iterations,
+                    0.0,
+                )?;
+                trace.params.iter_mut().for_each(|q| *q = q.exp());
+                let mut run = run_summary(trace, clock.mean_ms());
+                run.newton_iterations = Some(newton.get());
+                Ok(run)
+            })
+            .transpose()?;
+        Ok((run, fd, gn))
     };
-    let (implicit_lbfgs, implicit_gradient_fd_error) = implicit_run(Scheme::BackwardEuler)?;
-    let (midpoint_lbfgs, midpoint_gradient_fd_error) = implicit_run(Scheme::Midpoint)?;
+    let (implicit_lbfgs, implicit_gradient_fd_error, _) = implicit_run(Scheme::BackwardEuler)?;
+    let (midpoint_lbfgs, midpoint_gradient_fd_error, midpoint_gn) = implicit_run(Scheme::Midpoint)?;
+    let midpoint_gauss_newton = midpoint_gn.expect("the midpoint run includes Gauss-Newton");
     let tape_states = cfg.steps + 1;
     Ok(SoftbodyResult {
         config: cfg.clone(),
@@ -225,6 +274,7 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         implicit_gradient_fd_error,
         midpoint_lbfgs,
         midpoint_gradient_fd_error,
+        midpoint_gauss_newton,
         gradient_fd_error,
         lbfgs_iterations_to_sgd_loss,
         tape_states,

@@ -32,6 +32,9 @@ pub struct SpringCageConfig {
     pub lbfgs_iterations: u64,
     /// L-BFGS stops below this loss.
     pub target_loss: f64,
+    /// Relative bound on the rest lengths of the box-constrained L-BFGS and Gauss-Newton
+    /// runs (0.4: within ±40% of their initial values).
+    pub bound: f64,
     /// Horizons (steps) at which one dense and one sparse Gauss-Newton step are timed.
     pub horizons: Vec<usize>,
     /// Longest horizon at which the dense control GN step is timed (its normal matrix has
@@ -50,6 +53,7 @@ impl Default for SpringCageConfig {
             implicit_steps: 60,
             lbfgs_iterations: 10,
             target_loss: 1e-10,
+            bound: 0.4,
             horizons: vec![60, 240, 960, 3840],
             dense_control_max_steps: 960,
         }
@@ -97,6 +101,11 @@ pub struct SpringCageResult {
     pub sparse_gauss_newton: Run,
     /// Sparse Gauss-Newton iterations until the loss was below 1e-6 (None: never).
     pub sgn_iterations_to_1e6: Option<usize>,
+    /// Implicit Euler + projected sparse Gauss-Newton with every rest length within
+    /// `±bound` of its initial value.
+    pub bounded_gauss_newton: Run,
+    /// Rest lengths on a bound at the end of `bounded_gauss_newton`.
+    pub bounded_gn_at_bounds: usize,
     /// Time of one Gauss-Newton step (after the forward rollout) against the horizon:
     /// `(steps, dense ms, sparse ms)`, medians of 5.
     pub gn_step_ms_vs_horizon: Vec<(usize, f64, f64)>,
@@ -202,7 +211,10 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     let implicit_ms = clock.mean_ms();
     let lbfgs_iterations_to_1e6 = trace.losses.iter().position(|l| *l < 1e-6);
     let implicit_trace = trace;
-    let (lo, hi): (Vec<f64>, Vec<f64>) = rest0.iter().map(|r| (0.6 * r, 1.4 * r)).unzip();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = rest0
+        .iter()
+        .map(|r| (r * (1.0 - cfg.bound), r * (1.0 + cfg.bound)))
+        .unzip();
     let clock = Clock::default();
     let trace = super::lbfgs_box(
         &clock.wrap(&implicit_f),
@@ -231,7 +243,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     };
     // Gauss-Newton on r = x₀(T) − target. Dense: one Jacobian row per residual by an adjoint
     // sweep; sparse: one KKT solve over the trajectory.
-    let gn = |rest: &[f64], sparse: bool| -> Result<(Vec<f64>, Vec<f64>)> {
+    let residuals = |rest: &[f64], sparse: bool| -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
         let m = with_rest(&model, rest);
         let sim = stepper.with_model(&m)?;
         let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
@@ -247,13 +259,11 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
                 .map(|s| sim.adjoint(&r, s, &zero).rest)
                 .collect()
         };
-        let step = super::dense_gn_step(&res, &rows, GN_DAMPING)?;
-        Ok((res, step))
+        Ok((res, rows))
     };
-    let gn_run = |sparse: bool| -> Result<Run> {
+    let gn_run = |trace: &dyn Fn(&Clock) -> Result<Trace>| -> Result<Run> {
         let clock = Clock::default();
-        let step = |p: &[f64]| gn(p, sparse);
-        let trace = super::gauss_newton(&clock.wrap(&step), &rest0, 10, cfg.target_loss)?;
+        let trace = trace(&clock)?;
         Ok(Run {
             gradient_fd_error: implicit.gradient_fd_error,
             ms_per_evaluation: clock.mean_ms(),
@@ -261,8 +271,36 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
             trace,
         })
     };
-    let gauss_newton = gn_run(false)?;
-    let sparse_gauss_newton = gn_run(true)?;
+    let unbounded_gn = |sparse: bool| {
+        gn_run(&|clock| {
+            let step = |p: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
+                let (res, rows) = residuals(p, sparse)?;
+                let step = super::dense_gn_step(&res, &rows, GN_DAMPING)?;
+                Ok((res, step))
+            };
+            super::gauss_newton(&clock.wrap(&step), &rest0, 10, cfg.target_loss)
+        })
+    };
+    let gauss_newton = unbounded_gn(false)?;
+    let sparse_gauss_newton = unbounded_gn(true)?;
+    let bounded_gauss_newton = gn_run(&|clock| {
+        let f = |p: &[f64]| residuals(p, true);
+        super::gauss_newton_box(
+            &clock.wrap(&f),
+            &rest0,
+            (&lo, &hi),
+            GN_DAMPING,
+            10,
+            cfg.target_loss,
+        )
+    })?;
+    let bounded_gn_at_bounds = bounded_gauss_newton
+        .trace
+        .params
+        .iter()
+        .zip(lo.iter().zip(&hi))
+        .filter(|(p, (lo, hi))| *p <= lo || *p >= hi)
+        .count();
     let gn_iterations_to_1e6 = gauss_newton.trace.losses.iter().position(|l| *l < 1e-6);
     let mut gn_step_ms_vs_horizon = Vec::new();
     for steps in cfg.horizons.iter().copied() {
@@ -324,6 +362,8 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         gn_iterations_to_1e6,
         sparse_gauss_newton,
         sgn_iterations_to_1e6,
+        bounded_gauss_newton,
+        bounded_gn_at_bounds,
         gn_step_ms_vs_horizon,
         control_gn_step_ms_vs_horizon,
         control_sgn_losses,

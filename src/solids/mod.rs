@@ -21,13 +21,29 @@ pub fn point_loss(x: &[V3], p: usize, target: V3) -> (f64, Vec<V3>) {
     (d.iter().map(|c| c * c).sum(), g)
 }
 
-/// The centre of mass of `x`, its squared distance to `target` and that distance's gradient
-/// with respect to every position.
+/// The centre of mass of `x` (unweighted), its squared distance to `target` and that
+/// distance's gradient with respect to every position.
 pub fn com_loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
+    let (r, _) = com_residuals(x, target);
+    let g: V3 = std::array::from_fn(|a| 2.0 * r[a] / x.len() as f64);
+    (r.iter().map(|c| c * c).sum(), vec![g; x.len()])
+}
+
+/// The residuals `r = centre of mass − target` of [`com_loss`] (which is `|r|²`) and their
+/// gradients `∂r_a/∂x` (`1/n` along axis `a` at every particle), for Gauss-Newton.
+pub fn com_residuals(x: &[V3], target: V3) -> (Vec<f64>, Vec<Vec<V3>>) {
     let n = x.len() as f64;
-    let d: V3 = std::array::from_fn(|a| x.iter().map(|p| p[a]).sum::<f64>() / n - target[a]);
-    let g = d.map(|c| 2.0 * c / n);
-    (d.iter().map(|c| c * c).sum(), vec![g; x.len()])
+    let r = (0..3)
+        .map(|a| x.iter().map(|p| p[a]).sum::<f64>() / n - target[a])
+        .collect();
+    let seeds = (0..3)
+        .map(|a| {
+            let mut e = [0.0; 3];
+            e[a] = 1.0 / n;
+            vec![e; x.len()]
+        })
+        .collect();
+    (r, seeds)
 }
 
 /// A trajectory: `(x, v)` per step, the initial state first.
