@@ -974,60 +974,162 @@ fn implicit_soft_grid_on_the_ground_gradient_matches_finite_differences() {
     }
 }
 
-/// Sparse Gauss-Newton's KKT system eliminated in time order gives the Jacobian that the
-/// adjoint sweeps give (one per residual), through 60 damped steps with fixed cage points.
-#[test]
-fn sparse_gn_jacobian_equals_the_adjoint_jacobian() {
-    let (m, x0, _) = cage();
-    let v0 = vec![[0.0; 3]; m.len()];
-    let sim = Implicit::new(&m, 1.0 / 30.0, NewtonConfig::default()).unwrap();
-    let r = sim.rollout(&x0, &v0, 60).unwrap();
-    let seeds: Vec<Vec<V3>> = (0..3)
-        .map(|a| {
-            let mut s = vec![[0.0; 3]; m.len()];
-            s[0][a] = 1.0;
-            s
-        })
-        .collect();
-    let kkt = sim.sparse_gn_jacobian(&r, &seeds).unwrap();
-    let scale = kkt.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
-    for (seed, row) in seeds.iter().zip(&kkt) {
-        let adjoint = sim.adjoint(&r, seed, &v0).rest;
-        for (a, b) in adjoint.iter().zip(row) {
-            assert!((a - b).abs() <= 1e-10 * scale, "{a} vs {b} (scale {scale})");
+/// The B4 cube (27 particles, 40 tetrahedra, thrown at 5 m/s down and sideways) over rough
+/// ground 5 cm below it (contact damping and friction are lagged terms of the step).
+fn cube_on_rough_ground() -> (Model, Vec<V3>, Vec<V3>) {
+    let (mut m, x0, v0, _) = scenes::softbody_material(1e-3).unwrap();
+    m.shapes.truncate(1);
+    m.shapes[0] = diffsim::solids::contact::Shape::Plane {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.95,
+    };
+    m.contact.mu = 0.2;
+    (m, x0, v0)
+}
+
+/// Whether some particle of `r` went below the cube's ground (so contact was exercised).
+fn landed(r: &diffsim::solids::implicit::ImplicitRollout) -> bool {
+    let low = r.run.states.iter().flat_map(|s| s.0.iter().map(|p| p[1]));
+    low.fold(f64::MAX, f64::min) < 0.95
+}
+
+/// A 3×2-cell cloth with two pinned corners, bent, moving through air (lift and drag depend
+/// on the lagged velocity, so `Bₙ` gets more than the inertia).
+fn pinned_cloth() -> (Model, Vec<V3>, Vec<V3>) {
+    let material = diffsim::solids::cloth::ClothMaterial {
+        drag: 3.0,
+        lift: 7.0,
+        edge_kd: 0.05,
+        ..Default::default()
+    };
+    let (mut m, mut x, mut v) =
+        scenes::cloth_grid((3, 2), 0.1, -0.6, [0.5, -0.2, 0.3], 0.02, &material).unwrap();
+    for (p, (xp, vp)) in x.iter_mut().zip(v.iter_mut()).enumerate() {
+        for a in 0..3 {
+            let noise = ((3 * p + a) as f64 * 12.9898).sin();
+            xp[a] += 0.02 * noise;
+            vp[a] += 0.8 * noise.cos();
         }
     }
-    let midpoint = stepper(&m, 1.0 / 30.0, Scheme::Midpoint);
-    assert!(midpoint.sparse_gn_jacobian(&r, &seeds).is_err());
+    m.mass[0] = 0.0;
+    m.mass[3] = 0.0;
+    v[0] = [0.0; 3];
+    v[3] = [0.0; 3];
+    (m, x, v)
+}
+
+/// Unit residual gradients `∂r_a/∂x` at particle `p`.
+fn unit_seeds(n: usize, p: usize) -> Vec<Vec<V3>> {
+    (0..3)
+        .map(|a| {
+            let mut s = vec![[0.0; 3]; n];
+            s[p][a] = 1.0;
+            s
+        })
+        .collect()
+}
+
+/// Sparse Gauss-Newton's KKT system eliminated in time order gives the Jacobian that the
+/// adjoint sweeps give (one per residual): the rest lengths of the cage (60 damped steps,
+/// fixed cage points) and the materials of the cube landing on rough ground.
+#[test]
+fn sparse_gn_jacobian_equals_the_adjoint_jacobian() {
+    use diffsim::solids::implicit::GnParameters;
+    let (cage_m, xc, _) = cage();
+    let (cube, xb, vb) = cube_on_rough_ground();
+    let cases = [
+        (&cage_m, &xc, vec![[0.0; 3]; cage_m.len()], 1.0 / 30.0, 60),
+        (&cube, &xb, vb, 1.0 / 120.0, 20),
+    ];
+    for (m, x0, v0, dt, steps) in cases {
+        let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
+        let r = sim.rollout(x0, &v0, steps).unwrap();
+        let seeds = unit_seeds(m.len(), 0);
+        let zero = vec![[0.0; 3]; m.len()];
+        let params = if m.tets.is_empty() {
+            GnParameters::RestLengths
+        } else {
+            assert!(landed(&r), "the cube never landed");
+            GnParameters::Materials
+        };
+        let adjoint_row = |g: &Params| -> Vec<f64> {
+            match params {
+                GnParameters::RestLengths => g.rest.clone(),
+                GnParameters::Materials => {
+                    g.mu.iter()
+                        .zip(&g.lambda)
+                        .flat_map(|(a, b)| [*a, *b])
+                        .collect()
+                }
+            }
+        };
+        let kkt = sim.sparse_gn_jacobian(&r, &seeds, params).unwrap();
+        let scale = kkt.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
+        assert!(scale > 0.0);
+        for (seed, row) in seeds.iter().zip(&kkt) {
+            let adjoint = adjoint_row(&sim.adjoint(&r, seed, &zero));
+            assert_eq!(adjoint.len(), row.len());
+            for (a, b) in adjoint.iter().zip(row) {
+                assert!(
+                    (a - b).abs() <= 1e-9 * scale,
+                    "{params:?}: {a} vs {b} (scale {scale})"
+                );
+            }
+        }
+    }
+    let midpoint = stepper(&cage_m, 1.0 / 30.0, Scheme::Midpoint);
+    let r = midpoint
+        .rollout(&xc, &vec![[0.0; 3]; cage_m.len()], 3)
+        .unwrap();
+    let seeds = unit_seeds(cage_m.len(), 0);
+    assert!(
+        midpoint
+            .sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)
+            .is_err()
+    );
 }
 
 /// The sparse control step (positions as unknowns, block-pentadiagonal normal matrix) equals
-/// dense GN's `−(JᵀJ + μI)⁻¹Jᵀr` on the 3·N control forces, J's rows from adjoint sweeps; a
-/// random spring network (several free particles) and the cage, 40 steps.
+/// dense GN's `−(JᵀJ + μI)⁻¹Jᵀr` on the per-step control forces, J's rows from adjoint
+/// sweeps: a random spring network (several free particles) and the cage over 40 steps, the
+/// cube landing on rough ground and the pinned cloth in air over 8.
 #[test]
 fn sparse_gn_control_step_equals_the_dense_step() {
     let steps = 40;
     let (mut net, xn0) = random_network(&[0.3, 0.7, 0.1, 0.9, 0.5, 0.2], 5);
     net.controls = vec![vec![[0.1, -0.2, 0.05]; net.len()]; steps];
     let (cage_m, xc0, _) = controlled_cage(steps);
-    for (m, x0) in [(&net, &xn0), (&cage_m, &xc0)] {
-        let v0 = vec![[0.0; 3]; m.len()];
-        let sim = Implicit::new(m, 1.0 / 30.0, NewtonConfig::default()).unwrap();
+    let (mut cube, xb0, vb0) = cube_on_rough_ground();
+    let (mut cloth, xt0, vt0) = pinned_cloth();
+    cube.controls = vec![vec![[0.2, 0.0, -0.1]; cube.len()]; 8];
+    cloth.controls = vec![vec![[0.0, 0.01, 0.0]; cloth.len()]; 8];
+    let cases = [
+        (&net, &xn0, vec![[0.0; 3]; net.len()], 1.0 / 30.0, steps),
+        (
+            &cage_m,
+            &xc0,
+            vec![[0.0; 3]; cage_m.len()],
+            1.0 / 30.0,
+            steps,
+        ),
+        (&cube, &xb0, vb0, 1.0 / 60.0, 8),
+        (&cloth, &xt0, vt0, 1.0 / 60.0, 8),
+    ];
+    for (m, x0, v0, dt, steps) in cases {
+        let sim = Implicit::new(m, dt, NewtonConfig::default()).unwrap();
         let r = sim.rollout(x0, &v0, steps).unwrap();
+        if !m.tets.is_empty() {
+            assert!(landed(&r), "the cube never landed");
+        }
         let free = (0..m.len()).find(|&p| m.free(p)).unwrap();
-        let seeds: Vec<Vec<V3>> = (0..3)
-            .map(|a| {
-                let mut s = vec![[0.0; 3]; m.len()];
-                s[free][a] = 1.0;
-                s
-            })
-            .collect();
+        let seeds = unit_seeds(m.len(), free);
+        let zero = vec![[0.0; 3]; m.len()];
         let res = [0.3, -0.1, 0.2];
         let flat = |u: &[Vec<V3>]| -> Vec<f64> { u.iter().flatten().flatten().copied().collect() };
         for mu in [1e-6, 1e-2] {
             let rows: Vec<Vec<f64>> = seeds
                 .iter()
-                .map(|s| flat(&sim.adjoint(&r, s, &v0).controls))
+                .map(|s| flat(&sim.adjoint(&r, s, &zero).controls))
                 .collect();
             let dense = diffsim::optim::dense_gn_step(&res, &rows, mu).unwrap();
             let sparse = flat(&sim.sparse_gn_control_step(&r, &res, &seeds, mu).unwrap());
@@ -1036,7 +1138,8 @@ fn sparse_gn_control_step_equals_the_dense_step() {
             for (a, b) in dense.iter().zip(&sparse) {
                 assert!(
                     (a - b).abs() <= 1e-8 * scale,
-                    "μ {mu}: {a} vs {b} (scale {scale})"
+                    "{} particles, μ {mu}: {a} vs {b} (scale {scale})",
+                    m.len()
                 );
             }
         }

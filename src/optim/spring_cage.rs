@@ -5,7 +5,7 @@
 
 use super::{Clock, Trace, fd_error, gradient_descent, lbfgs};
 use crate::error::Result;
-use crate::solids::implicit::{Implicit, ImplicitRollout, NewtonConfig};
+use crate::solids::implicit::{GnParameters, Implicit, ImplicitRollout, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
 use serde::Serialize;
 use std::time::Instant;
@@ -252,7 +252,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let zero = vec![[0.0; 3]; m.len()];
         let seeds = unit_seeds(m.len());
         let rows: Vec<Vec<f64>> = if sparse {
-            sim.sparse_gn_jacobian(&r, &seeds)?
+            sim.sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)?
         } else {
             seeds
                 .iter()
@@ -318,7 +318,11 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
             super::dense_gn_step(&res, &rows, GN_DAMPING)
         })?;
         let sparse = median_ms(5, &|| {
-            super::dense_gn_step(&res, &sim.sparse_gn_jacobian(&r, &seeds)?, GN_DAMPING)
+            super::dense_gn_step(
+                &res,
+                &sim.sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)?,
+                GN_DAMPING,
+            )
         })?;
         gn_step_ms_vs_horizon.push((steps, dense, sparse));
     }

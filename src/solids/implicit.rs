@@ -108,6 +108,15 @@ impl Lagged {
 /// iterations.
 pub type StepResult = (Vec<V3>, Vec<V3>, Llt<usize, f64>, usize);
 
+/// The parameters of [`Implicit::sparse_gn_jacobian`]'s columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GnParameters {
+    /// One column per spring: its rest length.
+    RestLengths,
+    /// Two columns per tetrahedron: `[μ₀, λ₀, μ₁, λ₁, …]`.
+    Materials,
+}
+
 /// A trajectory with the exact-Hessian factor of every step (for the adjoint) and the Newton
 /// iterations per step.
 pub struct ImplicitRollout {
@@ -669,13 +678,6 @@ impl<'a> Implicit<'a> {
                 (0..3).map(|a| mu[a] * nh[a]).sum::<f64>(),
             );
             g.kd[k] -= mnh * nr / h;
-            // Δₙ̄ = −(∂T/∂Δₙ)ᵀμ.
-            let kb = lagged_damping_jacobian(m, s, x1, xn, h);
-            for b in 0..3 {
-                let d = -(0..3).map(|a| mu[a] * kb[a][b]).sum::<f64>();
-                xbn[s.i][b] += d;
-                xbn[s.j][b] -= d;
-            }
             // E also depends on fixed particles' x₁ (= xₙ): ∂G/∂x₁ of a fixed endpoint.
             if !(m.free(s.i) && m.free(s.j)) {
                 let (hess, _) = m.spring_jacobians(s, x1, None);
@@ -692,10 +694,64 @@ impl<'a> Implicit<'a> {
                 }
             }
         }
+        self.add_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
+        // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
+        let mut fixed = vec![[0.0; 3]; np];
+        for (k, t) in m.tets.iter().enumerate() {
+            let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
+            g.mu[k] += gmu;
+            g.lambda[k] += glambda;
+            g.activation[k] += gact;
+            if t.nodes.iter().any(|&p| !m.free(p)) {
+                t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
+            }
+        }
+        // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
+        for t in &m.tris {
+            if t.nodes.iter().any(|&p| !m.free(p)) {
+                let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
+                fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+            }
+        }
+        for b in &m.bends {
+            if b.nodes.iter().any(|&p| !m.free(p)) {
+                let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
+                fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+            }
+        }
+        for p in (0..np).filter(|&p| !m.free(p)) {
+            for a in 0..3 {
+                xbn[p][a] += fixed[p][a];
+            }
+        }
+        (xbn, vbn)
+    }
+
+    /// `x̄ₙ −= (∂D/∂xₙ)ᵀλ`, `v̄ₙ −= (∂D/∂vₙ)ᵀλ` for the terms `D` of a step's `G` that are
+    /// lagged at `(xₙ, vₙ)`: the damping directions of springs, contacts and cloth, the
+    /// friction frames and the air forces (not the inertia).
+    fn add_lagged_vjp(
+        &self,
+        (xn, vn): (&[V3], &[V3]),
+        x1: &[V3],
+        lam: &[V3],
+        (xbn, vbn): (&mut [V3], &mut [V3]),
+    ) {
+        let (m, h) = (self.model, self.h);
+        for s in &m.springs {
+            // Δₙ̄ = −(∂T/∂Δₙ)ᵀμ, μ = λᵢ − λⱼ.
+            let mu: V3 = std::array::from_fn(|a| lam[s.i][a] - lam[s.j][a]);
+            let kb = lagged_damping_jacobian(m, s, x1, xn, h);
+            for b in 0..3 {
+                let d = -(0..3).map(|a| mu[a] * kb[a][b]).sum::<f64>();
+                xbn[s.i][b] += d;
+                xbn[s.j][b] -= d;
+            }
+        }
         // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
         // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ;
         // friction likewise through its lagged λ, n and x₁ − xₙ.
-        for p in (0..np).filter(|&p| m.free(p)) {
+        for p in (0..m.len()).filter(|&p| m.free(p)) {
             for shape in &m.shapes {
                 let (w, n, dw, dn) = contact::damping_frame(&m.contact, shape, xn[p]);
                 let d: V3 = std::array::from_fn(|a| x1[p][a] - xn[p][a]);
@@ -716,45 +772,21 @@ impl<'a> Implicit<'a> {
                 }
             }
         }
-        // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
-        let mut fixed = vec![[0.0; 3]; np];
-        for (k, t) in m.tets.iter().enumerate() {
-            let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
-            g.mu[k] += gmu;
-            g.lambda[k] += glambda;
-            g.activation[k] += gact;
-            if t.nodes.iter().any(|&p| !m.free(p)) {
-                t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
-            }
-        }
-        // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
         for t in &m.tris {
-            t.add_lagged_vjp((x1, xn, vn), &lam, h, &mut xbn, &mut vbn);
-            if t.nodes.iter().any(|&p| !m.free(p)) {
-                let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
-                fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
-            }
+            t.add_lagged_vjp((x1, xn, vn), lam, h, xbn, vbn);
         }
         for b in &m.bends {
-            b.add_lagged_vjp((x1, xn), &lam, h, &mut xbn);
-            if b.nodes.iter().any(|&p| !m.free(p)) {
-                let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
-                fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
-            }
+            b.add_lagged_vjp((x1, xn), lam, h, xbn);
         }
-        for p in (0..np).filter(|&p| !m.free(p)) {
-            for a in 0..3 {
-                xbn[p][a] += fixed[p][a];
-            }
-        }
-        (xbn, vbn)
     }
 }
 
-/// Sparse Gauss-Newton (Zehnder et al. 2021) for the rest lengths, its KKT system solved by
-/// block elimination in time order.
+/// Sparse Gauss-Newton (Zehnder et al. 2021) for fixed parameters (rest lengths or
+/// tetrahedron materials), its KKT system solved by block elimination in time order; and for
+/// per-step controls (below). Backward Euler, every model term (springs, tetrahedra, cloth,
+/// contact with friction).
 ///
-/// Unknowns: the position changes `ΔX₁..ΔX_N` of the free particles, the rest-length change
+/// Unknowns: the position changes `ΔX₁..ΔX_N` of the free particles, the parameter change
 /// `Δp`, and multipliers `Λ₀..Λ_{N−1}` of the linearised step equations
 /// `Hₙ·ΔXₙ₊₁ + Aₙ·ΔXₙ + Bₙ·ΔXₙ₋₁ + Pₙ·Δp = 0` (`Gₙ = M(xₙ₊₁ − 2xₙ + xₙ₋₁)/h² + ∇E(xₙ₊₁) + Dₙ`,
 /// `Hₙ = ∂Gₙ/∂xₙ₊₁` the step's exact Hessian, whose factor the rollout keeps). The objective
@@ -767,90 +799,133 @@ impl<'a> Implicit<'a> {
 impl Implicit<'_> {
     /// Refuses what the sparse Gauss-Newton steps do not handle yet.
     fn check_sparse_gn(&self) -> Result<()> {
-        let m = self.model;
-        let springs_only =
-            m.tets.is_empty() && m.tris.is_empty() && m.bends.is_empty() && m.shapes.is_empty();
-        if !springs_only || self.scheme != Scheme::BackwardEuler {
+        if self.scheme != Scheme::BackwardEuler {
             return Err(DiffsimError::config(
-                "sparse Gauss-Newton handles spring models (no contact, no elements) under backward Euler only so far",
+                "sparse Gauss-Newton handles backward Euler only so far (the midpoint rule's velocity is not a difference of positions)",
             ));
         }
         Ok(())
     }
 
-    /// `Aₙ = ∂Gₙ/∂xₙ` of a step `xₙ → x₁` of a spring model over the free unknowns (triplets,
-    /// duplicates to be summed): the inertia's `−2M/h²` and each spring's lagged damping
-    /// direction. (`Bₙ = ∂Gₙ/∂xₙ₋₁ = M/h²`, through `vₙ = (xₙ − xₙ₋₁)/h`.)
-    fn previous_state_coupling(&self, xn: &[V3], x1: &[V3]) -> Vec<Triplet<usize, usize, f64>> {
+    /// `(Aₙ, Bₙ) = (∂Gₙ/∂xₙ, ∂Gₙ/∂xₙ₋₁)` of step `n` of `run` over the free unknowns
+    /// (triplets, duplicates to be summed), with `vₙ = (xₙ − xₙ₋₁)/h` (backward Euler; the
+    /// given `v₀` for `n = 0`, where neither is needed): the inertia's `−2M/h²` and `M/h²`, and
+    /// the lagged terms `D` through `∂D/∂xₙ + (∂D/∂vₙ)/h` and `−(∂D/∂vₙ)/h`.
+    ///
+    /// The lagged terms' rows come from their transposed products ([`Self::add_lagged_vjp`],
+    /// the adjoint's own), probed with unit multipliers: particles whose neighbourhoods (the
+    /// particles they share a spring, triangle or hinge with, and themselves) are disjoint
+    /// share a probe (a distance-2 colouring), so a step costs `3 × colours` products.
+    fn previous_state_coupling(
+        &self,
+        run: &Rollout,
+        n: usize,
+        probes: &LaggedProbes,
+    ) -> [Vec<Triplet<usize, usize, f64>>; 2] {
         let (m, h) = (self.model, self.h);
-        let dof = |p: usize| self.index[p].map(|k| 3 * k);
-        let mut out = Vec::new();
-        for p in 0..m.len() {
-            let Some(b) = dof(p) else { continue };
-            (b..b + 3).for_each(|r| out.push(Triplet::new(r, r, -2.0 * m.mass[p] / (h * h))));
+        let (xn, vn) = &run.states[n];
+        let x1 = &run.states[n + 1].0;
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for (p, idx) in self.index.iter().enumerate() {
+            let Some(k) = idx else { continue };
+            for r in 3 * k..3 * k + 3 {
+                a.push(Triplet::new(r, r, -2.0 * m.mass[p] / (h * h)));
+                b.push(Triplet::new(r, r, m.mass[p] / (h * h)));
+            }
         }
-        for s in &m.springs {
-            // ∂Gᵢ/∂Δ(xₙ) through the damping direction lagged at xₙ.
-            let kb = lagged_damping_jacobian(m, s, x1, xn, h);
-            for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
-                let Some(bi) = dof(pi) else { continue };
-                for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
-                    let Some(bj) = dof(pj) else { continue };
-                    for (a, row) in kb.iter().enumerate() {
-                        for (b, v) in row.iter().enumerate() {
-                            out.push(Triplet::new(bi + a, bj + b, si * sj * v));
+        let LaggedProbes {
+            neighbours,
+            colours,
+        } = probes;
+        let mut lam = vec![[0.0; 3]; m.len()];
+        let (mut xbn, mut vbn) = (vec![[0.0; 3]; m.len()], vec![[0.0; 3]; m.len()]);
+        for colour in colours {
+            for axis in 0..3 {
+                colour.iter().for_each(|&p| lam[p][axis] = 1.0);
+                xbn.iter_mut()
+                    .chain(vbn.iter_mut())
+                    .for_each(|v| *v = [0.0; 3]);
+                self.add_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
+                colour.iter().for_each(|&p| lam[p][axis] = 0.0);
+                for &p in colour {
+                    let row = 3 * self.index[p].expect("probes are free particles") + axis;
+                    for &q in &neighbours[p] {
+                        let Some(kq) = self.index[q] else { continue };
+                        for c in 0..3 {
+                            // x̄ₙ −= (∂D/∂xₙ)ᵀλ: row `row` of ∂D/∂xₙ is −x̄ₙ.
+                            let (dx, dv) = (-xbn[q][c], -vbn[q][c]);
+                            a.push(Triplet::new(row, 3 * kq + c, dx + dv / h));
+                            b.push(Triplet::new(row, 3 * kq + c, -dv / h));
                         }
                     }
                 }
             }
         }
-        out
+        [a, b]
     }
 
-    /// The mass term `M/h²` of each free unknown (`Bₙ`'s diagonal).
-    fn mass_over_h2(&self) -> Vec<f64> {
-        let m = self.model;
-        let mut w = vec![0.0; self.unknowns()];
-        for (p, idx) in self.index.iter().enumerate() {
-            if let Some(k) = idx {
-                w[3 * k..3 * k + 3].fill(m.mass[p] / (self.h * self.h));
-            }
-        }
-        w
-    }
-
-    /// `J = ∂r/∂L` (rows per residual, columns per spring) for residuals with gradients
-    /// `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, from the KKT elimination above; the GN step
-    /// is then `optim::dense_gn_step(r, J, μ)`. Spring models without contact or elements,
-    /// backward Euler.
+    /// `J = ∂r/∂p` (rows per residual, columns per parameter of `params`) for residuals with
+    /// gradients `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, from the KKT elimination above;
+    /// the GN step is then `optim::dense_gn_step(r, J, μ)`. Backward Euler, any model.
     pub fn sparse_gn_jacobian(
         &self,
         run: &ImplicitRollout,
         jr: &[Vec<V3>],
+        params: GnParameters,
     ) -> Result<Vec<Vec<f64>>> {
         self.check_sparse_gn()?;
         let m = self.model;
-        let (d, np) = (self.unknowns(), m.springs.len());
+        let np = match params {
+            GnParameters::RestLengths => m.springs.len(),
+            GnParameters::Materials => 2 * m.tets.len(),
+        };
+        let d = self.unknowns();
         let dof = |p: usize| self.index[p].map(|k| 3 * k);
-        let w = self.mass_over_h2();
-        // S_{n−1}, S_n (d × np, column-major by spring), S_0 = 0 (x₀ is given).
+        // S_{n−1}, S_n (d × np, column-major by parameter), S_0 = 0 (x₀ is given).
         let (mut prev, mut cur) = (Mat::<f64>::zeros(d, np), Mat::<f64>::zeros(d, np));
+        let mut unit = vec![[0.0; 3]; m.len()];
+        let probes = LaggedProbes::new(m);
         for n in 0..run.factors.len() {
-            let (xn, x1) = (&run.run.states[n].0, &run.run.states[n + 1].0);
+            let x1 = &run.run.states[n + 1].0;
             // rhs = −(Aₙ·Sₙ + Bₙ·Sₙ₋₁ + Pₙ).
-            let mut rhs = Mat::<f64>::from_fn(d, np, |r, c| -w[r] * prev[(r, c)]);
-            for t in self.previous_state_coupling(xn, x1) {
+            let mut rhs = Mat::<f64>::zeros(d, np);
+            let [a, b] = self.previous_state_coupling(&run.run, n, &probes);
+            for (t, s) in a
+                .iter()
+                .map(|t| (t, &cur))
+                .chain(b.iter().map(|t| (t, &prev)))
+            {
                 for c in 0..np {
-                    rhs[(t.row, c)] -= t.val * cur[(t.col, c)];
+                    rhs[(t.row, c)] -= t.val * s[(t.col, c)];
                 }
             }
-            for (k, s) in m.springs.iter().enumerate() {
-                let n_hat = m.frame(s, x1).n;
-                // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
-                for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
-                    let Some(bi) = dof(pi) else { continue };
-                    for a in 0..3 {
-                        rhs[(bi + a, k)] += si * s.ke * n_hat[a];
+            match params {
+                GnParameters::RestLengths => {
+                    for (k, s) in m.springs.iter().enumerate() {
+                        let n_hat = m.frame(s, x1).n;
+                        // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
+                        for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
+                            let Some(bi) = dof(pi) else { continue };
+                            for a in 0..3 {
+                                rhs[(bi + a, k)] += si * s.ke * n_hat[a];
+                            }
+                        }
+                    }
+                }
+                GnParameters::Materials => {
+                    for (k, t) in m.tets.iter().enumerate() {
+                        // ∂G/∂(μ, λ) = −∂f/∂(μ, λ), row by row: eᵀ∂f/∂q by unit weights.
+                        for &p in &t.nodes {
+                            let Some(bp) = dof(p) else { continue };
+                            for a in 0..3 {
+                                unit[p][a] = 1.0;
+                                let [gmu, glambda, _] = t.parameter_gradients(x1, &unit);
+                                unit[p][a] = 0.0;
+                                rhs[(bp + a, 2 * k)] += gmu;
+                                rhs[(bp + a, 2 * k + 1)] += glambda;
+                            }
+                        }
                     }
                 }
             }
@@ -882,8 +957,7 @@ impl Implicit<'_> {
     /// one-to-one (`L` block lower-triangular with three block diagonals, `ΔX₀ = 0`), so the
     /// same step minimises `½|r + J_r·ΔX_N|² + ½μ|L·ΔX|²` over the positions: the sparse
     /// normal matrix `μLᵀL + E_NᵀJ_rᵀJ_rE_N` is block-pentadiagonal in time and faer's sparse
-    /// Cholesky solves it in `O(N)`. Spring models without contact or elements, backward
-    /// Euler.
+    /// Cholesky solves it in `O(N)`. Backward Euler, any model.
     pub fn sparse_gn_control_step(
         &self,
         run: &ImplicitRollout,
@@ -906,7 +980,7 @@ impl Implicit<'_> {
             ));
         }
         let d = self.unknowns();
-        let w = self.mass_over_h2();
+        let probes = LaggedProbes::new(m);
         // L: block row n = [Bₙ at ΔXₙ₋₁, Aₙ at ΔXₙ, Hₙ at ΔXₙ₊₁]; unknown ΔXₙ₊₁ at n·d.
         let mut l = Vec::new();
         for n in 0..steps {
@@ -920,12 +994,15 @@ impl Implicit<'_> {
                 }
             }
             if n >= 1 {
-                for t in self.previous_state_coupling(xn, x1) {
+                let [a, b] = self.previous_state_coupling(&run.run, n, &probes);
+                for t in a {
                     l.push(Triplet::new(n * d + t.row, (n - 1) * d + t.col, t.val));
                 }
-            }
-            if n >= 2 {
-                (0..d).for_each(|k| l.push(Triplet::new(n * d + k, (n - 2) * d + k, w[k])));
+                if n >= 2 {
+                    for t in b {
+                        l.push(Triplet::new(n * d + t.row, (n - 2) * d + t.col, t.val));
+                    }
+                }
             }
         }
         // A = [√μ·L; J_r·E_N] (rows: N·d + residuals), normal matrix AᵀA.
@@ -1022,6 +1099,55 @@ fn damping_term<const N: usize>(
         for r in 0..3 {
             *phi += 0.5 * d[a][r] * kd[r] / h;
             f[na][r] -= kd[r] / h;
+        }
+    }
+}
+
+/// The probes that recover the lagged terms' `∂D/∂xₙ` rows from their transposed products.
+struct LaggedProbes {
+    /// Per particle: itself and every particle it shares a spring, triangle or hinge with
+    /// (the only columns its rows of `∂D/∂xₙ` can have).
+    neighbours: Vec<Vec<usize>>,
+    /// Free particles grouped so that the neighbourhoods within a group are disjoint (one
+    /// probe per group and axis).
+    colours: Vec<Vec<usize>>,
+}
+
+impl LaggedProbes {
+    fn new(m: &Model) -> Self {
+        let mut neighbours: Vec<Vec<usize>> = (0..m.len()).map(|p| vec![p]).collect();
+        let groups = m.springs.iter().map(|s| vec![s.i, s.j]);
+        let groups = groups
+            .chain(m.tris.iter().map(|t| t.nodes.to_vec()))
+            .chain(m.bends.iter().map(|b| b.nodes.to_vec()));
+        for nodes in groups {
+            for &p in &nodes {
+                neighbours[p].extend(nodes.iter().copied().filter(|&q| q != p));
+            }
+        }
+        neighbours.iter_mut().for_each(|v| {
+            v.sort_unstable();
+            v.dedup();
+        });
+        // Greedy distance-2 colouring of the free particles.
+        let mut colour_of = vec![usize::MAX; m.len()];
+        let mut colours: Vec<Vec<usize>> = Vec::new();
+        for p in (0..m.len()).filter(|&p| m.free(p)) {
+            let taken: std::collections::BTreeSet<usize> = neighbours[p]
+                .iter()
+                .flat_map(|&r| &neighbours[r])
+                .map(|&q| colour_of[q])
+                .collect();
+            let c = (0..).find(|c| !taken.contains(c)).expect("a free colour");
+            if c == colours.len() {
+                colours.push(Vec::new());
+            }
+            colours[c].push(p);
+            colour_of[p] = c;
+        }
+        Self {
+            neighbours,
+            colours,
         }
     }
 }
