@@ -983,8 +983,23 @@ fn cube_on_rough_ground() -> (Model, Vec<V3>, Vec<V3>) {
         normal: [0.0, 1.0, 0.0],
         offset: 0.95,
     };
-    m.contact.mu = 0.2;
+    m.contact.mu = 0.5;
     (m, x0, v0)
+}
+
+/// Newton converges on every step of the cube sliding onto rough ground at 5 m/s (with the
+/// old line search, which accepted any step that lowered |∇Φ| even where Φ rose, step 5
+/// cycled between two points for 50 iterations).
+#[test]
+fn newton_converges_when_a_fast_cube_lands_on_rough_ground() {
+    let (m, x0, v0) = cube_on_rough_ground();
+    for dt in [1.0 / 120.0, 1.0 / 240.0] {
+        let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+        let r = sim.rollout(&x0, &v0, (0.2 / dt) as usize).unwrap();
+        assert!(landed(&r));
+        let (mean, max) = r.newton_stats();
+        assert!(mean < 6.0 && max <= 20, "Newton iterations {mean} / {max}");
+    }
 }
 
 /// Whether some particle of `r` went below the cube's ground (so contact was exercised).

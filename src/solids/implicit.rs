@@ -509,11 +509,15 @@ impl<'a> Implicit<'a> {
                 y
             };
             // Accept a step that decreases Φ enough, or (near the solution, where Φ's changes
-            // fall below its round-off) one that decreases |∇Φ|.
+            // fall below its round-off) one that decreases |∇Φ| without raising Φ beyond that
+            // round-off. (Accepting any |∇Φ| decrease let a stiff friction step cycle between
+            // two points, Φ rising on every other step.)
+            let roundoff = 64.0 * f64::EPSILON * phi.abs().max(1.0);
             let accept = |y: &[V3], alpha: f64| {
                 let (gy, phiy) = self.gradient(y, (xn, vn), &lag);
                 phiy <= phi + 1e-4 * alpha * slope
-                    || gy.iter().fold(0.0f64, |a, b| a.max(b.abs())) < gmax
+                    || (phiy <= phi + roundoff
+                        && gy.iter().fold(0.0f64, |a, b| a.max(b.abs())) < gmax)
             };
             let mut y = trial(alpha);
             while !accept(&y, alpha) && alpha > 1e-8 {
