@@ -54,13 +54,13 @@ fn assert_close(what: &str, ad: f64, fd: f64, rtol: f64, atol: f64) {
 fn cloth_elastic_forces_are_minus_the_energy_gradient() {
     let (m, x, _) = bent_cloth();
     let mut f = vec![[0.0; 3]; m.len()];
-    m.add_elastic_forces(&x, &mut f);
+    m.add_elastic_forces(0, &x, &mut f);
     let scale = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
     assert!(scale > 1.0, "the bent cloth is loaded ({scale})");
     let eps = 1e-6;
     for (p, fp) in f.iter().enumerate() {
         for (a, fa) in fp.iter().enumerate() {
-            let de = (m.energy(&shifted(&x, p, a, eps)) - m.energy(&shifted(&x, p, a, -eps)))
+            let de = (m.energy(0, &shifted(&x, p, a, eps)) - m.energy(0, &shifted(&x, p, a, -eps)))
                 / (2.0 * eps);
             assert_close(&format!("f[{p}][{a}]"), *fa, -de, 1e-6, 1e-7 * scale);
         }
@@ -71,7 +71,7 @@ fn cloth_elastic_forces_are_minus_the_energy_gradient() {
 fn flat_cloth_at_rest_feels_no_force() {
     let (m, x, _) = scenes::cloth_grid((4, 4), 0.25, 0.3, [0.0; 3], 1.0, &material()).unwrap();
     let mut f = vec![[0.0; 3]; m.len()];
-    m.add_forces(&x, &vec![[0.0; 3]; m.len()], &mut f);
+    m.add_forces(0, &x, &vec![[0.0; 3]; m.len()], &mut f);
     let worst = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
     assert!(worst < 1e-10, "rest force {worst:e}");
     assert_eq!(m.tris.len(), 32);

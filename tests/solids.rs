@@ -131,12 +131,12 @@ fn spring_force_jacobians_match_finite_differences() {
     }
     // Energy gradient = −force on particle i.
     let mut f = vec![[0.0; 3]; m.len()];
-    m.add_elastic_forces(&x, &mut f);
+    m.add_elastic_forces(0, &x, &mut f);
     let mut xp = x.clone();
     xp[0][1] += 1e-7;
     let mut xm = x.clone();
     xm[0][1] -= 1e-7;
-    let de = (m.energy(&xp) - m.energy(&xm)) / 2e-7;
+    let de = (m.energy(0, &xp) - m.energy(0, &xm)) / 2e-7;
     assert!((de + f[0][1]).abs() < 1e-6, "{de} vs {}", -f[0][1]);
 }
 
@@ -553,7 +553,7 @@ fn soft_grid_at_rest_feels_no_elastic_force() {
     let volume: f64 = m.tets.iter().map(|t| t.volume).sum();
     assert!((volume - 0.008).abs() < 1e-15, "{volume}");
     let mut f = vec![[0.0; 3]; m.len()];
-    m.add_elastic_forces(&x0, &mut f);
+    m.add_elastic_forces(0, &x0, &mut f);
     let worst = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
     assert!(worst < 1e-9, "{worst}");
 }
@@ -690,6 +690,103 @@ fn explicit_adjoint_through_tetrahedra_matches_finite_differences() {
             g.x0[4][a]
         );
     }
+}
+
+/// The tetrahedron block with its own activation in each of the first `steps - 5` steps
+/// (smooth in time; the last 5 steps fall back to the tetrahedra's own).
+fn activated_block(steps: usize) -> (Model, Vec<V3>) {
+    let (mut m, x0) = tet_block();
+    m.activations = (0..steps - 5)
+        .map(|n| {
+            let t = n as f64 / steps as f64;
+            vec![0.05 + 0.1 * (5.0 * t).sin(), -0.02 + 0.08 * t]
+        })
+        .collect();
+    (m, x0)
+}
+
+/// Central differences in the activations of steps 0, 1, N/2 and the last activated step
+/// (both tetrahedra, step 1e-6) against `grad.activations`: |AD − FD| ≤ 1e-5·|FD| + `floor`;
+/// the tetrahedra's own activations get only the steps without their own.
+fn check_activations(name: &str, m: &Model, grad: &Params, f: &dyn Fn(&Model) -> f64, floor: f64) {
+    let steps = m.activations.len();
+    assert_eq!(grad.activations.len(), steps);
+    let mut largest = 0.0f64;
+    for n in [0, 1, steps / 2, steps - 1] {
+        for k in 0..2 {
+            let at = |d: f64| {
+                let mut m2 = m.clone();
+                m2.activations[n][k] += d;
+                f(&m2)
+            };
+            let fd = (at(1e-6) - at(-1e-6)) / 2e-6;
+            let ad = grad.activations[n][k];
+            assert!(
+                (ad - fd).abs() <= 1e-5 * fd.abs() + floor,
+                "{name} activation[{n}][{k}]: adjoint {ad:e} vs FD {fd:e}"
+            );
+            largest = largest.max(fd.abs());
+        }
+    }
+    assert!(
+        largest > 1e3 * floor,
+        "{name}: largest derivative {largest:e}"
+    );
+    // The own activation acts in the last 5 steps only.
+    let at = |d: f64| {
+        let mut m2 = m.clone();
+        m2.tets[0].activation += d;
+        f(&m2)
+    };
+    let fd = (at(1e-6) - at(-1e-6)) / 2e-6;
+    assert!(
+        (grad.activation[0] - fd).abs() <= 1e-5 * fd.abs() + floor,
+        "{name} own activation: {} vs {fd:e}",
+        grad.activation[0]
+    );
+}
+
+#[test]
+fn per_step_activation_gradients_match_finite_differences() {
+    let target = [0.05, 0.0, 0.1];
+    let l = |x: &[V3]| diffsim::solids::point_loss(x, 3, target);
+    let (dt, steps) = (1e-4, 100);
+    let (m, x0) = activated_block(steps);
+    let zero = vec![[0.0; 3]; m.len()];
+    let run = explicit::rollout(&m, &x0, &zero, dt, steps);
+    let g = explicit::adjoint(&m, &run, dt, &l(&run.last().0).1, &zero);
+    let f = |m: &Model| l(&explicit::rollout(m, &x0, &zero, dt, steps).last().0).0;
+    check_activations("explicit", &m, &g, &f, 1e-12);
+    let (dt, steps) = (5e-3, 40);
+    let (m, x0) = activated_block(steps);
+    for scheme in SCHEMES {
+        let sim = stepper(&m, dt, scheme);
+        let r = sim.rollout(&x0, &zero, steps).unwrap();
+        let g = sim.adjoint(&r, &l(&r.run.last().0).1, &zero);
+        let f = |m: &Model| {
+            let r = stepper(m, dt, scheme).rollout(&x0, &zero, steps).unwrap();
+            l(&r.run.last().0).0
+        };
+        check_activations(&format!("{scheme:?}"), &m, &g, &f, 1e-11);
+    }
+    // Segments pick their own steps' activations.
+    let sim = Implicit::new(&m, dt, NewtonConfig::default()).unwrap();
+    let r = sim.rollout(&x0, &zero, steps).unwrap();
+    let tape = sim.adjoint(&r, &l(&r.run.last().0).1, &zero);
+    let seed = |x: &[V3], _: &[V3]| (l(x).1, zero.clone());
+    let (seg, _) = diffsim::solids::segmented_gradient(&sim, (&x0, &zero), steps, 6, seed).unwrap();
+    for (a, b) in seg
+        .activations
+        .iter()
+        .flatten()
+        .zip(tape.activations.iter().flatten())
+    {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-6), "{a} vs {b}");
+    }
+    // A step's list must hold one value per tetrahedron.
+    let mut bad = m.clone();
+    bad.activations[3].pop();
+    assert!(Implicit::new(&bad, dt, NewtonConfig::default()).is_err());
 }
 
 #[test]

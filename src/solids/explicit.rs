@@ -7,10 +7,10 @@
 use super::mass_spring::{Model, V3};
 use super::{Params, Rollout};
 
-/// Step `n` (which picks the controls) from `(x, v)`.
+/// Step `n` (which picks the controls and activations) from `(x, v)`.
 pub fn step(model: &Model, n: usize, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
     let mut f = vec![[0.0; 3]; model.len()];
-    model.add_forces(x, v, &mut f);
+    model.add_forces(n, x, v, &mut f);
     model.add_contact_forces(x, v, &mut f, None);
     let mut v1 = v.to_vec();
     let mut x1 = x.to_vec();
@@ -79,12 +79,10 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
         if let Some(gu) = g.controls.get_mut(run.first + n) {
             gu.copy_from_slice(&u);
         }
-        for (k, t) in model.tets.iter().enumerate() {
+        for k in 0..model.tets.len() {
+            let t = model.tet(run.first + n, k);
             t.add_force_jacobian_transpose(x, &u, &mut xb);
-            let [gmu, glambda, gact] = t.parameter_gradients(x, &u);
-            g.mu[k] += gmu;
-            g.lambda[k] += glambda;
-            g.activation[k] += gact;
+            g.add_tet(model, run.first + n, k, t.parameter_gradients(x, &u));
         }
         for t in &model.tris {
             t.add_vjp(x, v, &u, &mut xb, &mut vb);

@@ -87,6 +87,8 @@ pub struct Implicit<'a> {
 /// (node blocks, `Φ ∋ ½ΔᵀKΔ/h`), the air force per triangle and the control force per
 /// particle.
 struct Lagged {
+    /// The step (it picks the controls and the tetrahedra's activations).
+    step: usize,
     tri: Vec<[[M3; 3]; 3]>,
     bend: Vec<[[M3; 4]; 4]>,
     air: Vec<V3>,
@@ -96,6 +98,7 @@ struct Lagged {
 impl Lagged {
     fn new(m: &Model, n: usize, xn: &[V3], vn: &[V3]) -> Self {
         Self {
+            step: n,
             tri: m.tris.iter().map(|t| t.damping_blocks(xn)).collect(),
             bend: m.bends.iter().map(|b| b.damping_blocks(xn)).collect(),
             air: m.tris.iter().map(|t| t.air_force(xn, vn)).collect(),
@@ -269,9 +272,9 @@ impl<'a> Implicit<'a> {
     fn gradient(&self, x: &[V3], (xn, vn): (&[V3], &[V3]), lag: &Lagged) -> (Vec<f64>, f64) {
         let (m, h) = (self.model, self.h);
         let mut g = vec![0.0; self.unknowns()];
-        let mut phi = m.energy(x);
+        let mut phi = m.energy(lag.step, x);
         let mut f = vec![[0.0; 3]; m.len()];
-        m.add_elastic_forces(x, &mut f);
+        m.add_elastic_forces(lag.step, x, &mut f);
         for s in &m.springs {
             let nh = m.frame(s, xn).n;
             let r: f64 = (0..3)
@@ -384,7 +387,8 @@ impl<'a> Implicit<'a> {
                 block(p, p, &b, 1.0);
             }
         }
-        for t in &m.tets {
+        for k in 0..m.tets.len() {
+            let t = m.tet(lag.step, k);
             let hb = t.hessian_blocks(x);
             for (a, &na) in t.nodes.iter().enumerate() {
                 for (b, &nb) in t.nodes.iter().enumerate() {
@@ -701,11 +705,9 @@ impl<'a> Implicit<'a> {
         self.add_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
         // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
         let mut fixed = vec![[0.0; 3]; np];
-        for (k, t) in m.tets.iter().enumerate() {
-            let [gmu, glambda, gact] = t.parameter_gradients(x1, &lam);
-            g.mu[k] += gmu;
-            g.lambda[k] += glambda;
-            g.activation[k] += gact;
+        for k in 0..m.tets.len() {
+            let t = m.tet(step, k);
+            g.add_tet(m, step, k, t.parameter_gradients(x1, &lam));
             if t.nodes.iter().any(|&p| !m.free(p)) {
                 t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
             }
@@ -918,7 +920,8 @@ impl Implicit<'_> {
                     }
                 }
                 GnParameters::Materials => {
-                    for (k, t) in m.tets.iter().enumerate() {
+                    for k in 0..m.tets.len() {
+                        let t = m.tet(run.run.first + n, k);
                         // ∂G/∂(μ, λ) = −∂f/∂(μ, λ), row by row: eᵀ∂f/∂q by unit weights.
                         for &p in &t.nodes {
                             let Some(bp) = dof(p) else { continue };

@@ -63,6 +63,12 @@ pub struct Model {
     /// the list (all steps when it is empty) have none. Differentiable
     /// ([`Params::controls`](super::Params::controls)).
     pub controls: Vec<Vec<V3>>,
+    /// Per-step activations of the tetrahedra (the muscle-like rest-volume change of stable
+    /// Neo-Hookean, dimensionless): `activations[n][k]` replaces tetrahedron `k`'s own
+    /// `activation` during step `n` (`[steps][n_tets]`); steps past the end of the list use
+    /// the tetrahedra's own. Differentiable
+    /// ([`Params::activations`](super::Params::activations)).
+    pub activations: Vec<Vec<f64>>,
 }
 
 /// Per-spring geometry at a configuration.
@@ -119,6 +125,14 @@ impl Model {
                 )));
             }
         }
+        for (n, a) in self.activations.iter().enumerate() {
+            if a.len() != self.tets.len() || a.iter().any(|c| !c.is_finite()) {
+                return Err(DiffsimError::config(format!(
+                    "activations of step {n}: {} finite values needed, one per tetrahedron",
+                    self.tets.len()
+                )));
+            }
+        }
         let c = &self.contact;
         let valid =
             c.ke >= 0.0 && c.kd >= 0.0 && c.mu >= 0.0 && c.smoothing > 0.0 && c.ke.is_finite();
@@ -149,6 +163,21 @@ impl Model {
         }
     }
 
+    /// Tetrahedron `k` as it acts during step `n`: with that step's activation when
+    /// [`Model::activations`] has one.
+    pub fn tet(&self, n: usize, k: usize) -> super::fem::Tet {
+        let mut t = self.tets[k];
+        if let Some(a) = self.activations.get(n) {
+            t.activation = a[k];
+        }
+        t
+    }
+
+    /// Whether step `n` has its own tetrahedron activations.
+    pub fn has_step_activations(&self, n: usize) -> bool {
+        n < self.activations.len()
+    }
+
     /// Whether particle `p` moves.
     pub fn free(&self, p: usize) -> bool {
         self.mass[p] > 0.0
@@ -164,16 +193,18 @@ impl Model {
         }
     }
 
-    /// Elastic energy at `x` (springs, tetrahedra, cloth triangles and bending with its rest
-    /// edge length).
-    pub fn energy(&self, x: &[V3]) -> f64 {
+    /// Elastic energy at `x` during step `n` (which picks the tetrahedra's activations):
+    /// springs, tetrahedra, cloth triangles and bending with its rest edge length.
+    pub fn energy(&self, n: usize, x: &[V3]) -> f64 {
         let springs: f64 = self
             .springs
             .iter()
             .map(|s| 0.5 * s.ke * (self.frame(s, x).len - s.rest).powi(2))
             .sum();
         springs
-            + self.tets.iter().map(|t| t.energy(x)).sum::<f64>()
+            + (0..self.tets.len())
+                .map(|k| self.tet(n, k).energy(x))
+                .sum::<f64>()
             + self.tris.iter().map(|t| t.energy(x)).sum::<f64>()
             + self.bends.iter().map(|b| b.energy(x)).sum::<f64>()
     }
@@ -205,20 +236,22 @@ impl Model {
         }
     }
 
-    /// Spring, tetrahedron and cloth forces at `(x, v)` (elastic, damping, air; no gravity,
-    /// no contact; Warp's bending force with the current edge length), added into `f`.
-    pub fn add_forces(&self, x: &[V3], v: &[V3], f: &mut [V3]) {
-        self.add_internal_forces(x, Some(v), f);
+    /// Spring, tetrahedron and cloth forces at `(x, v)` during step `n` (elastic, damping,
+    /// air; no gravity, no contact; Warp's bending force with the current edge length), added
+    /// into `f`.
+    pub fn add_forces(&self, n: usize, x: &[V3], v: &[V3], f: &mut [V3]) {
+        self.add_internal_forces(n, x, Some(v), f);
     }
 
-    /// The elastic forces `−∇E(x)` alone (of [`Model::energy`]), added into `f`.
-    pub fn add_elastic_forces(&self, x: &[V3], f: &mut [V3]) {
-        self.add_internal_forces(x, None, f);
+    /// The elastic forces `−∇E(x)` alone (of [`Model::energy`]) during step `n`, added into
+    /// `f`.
+    pub fn add_elastic_forces(&self, n: usize, x: &[V3], f: &mut [V3]) {
+        self.add_internal_forces(n, x, None, f);
     }
 
-    fn add_internal_forces(&self, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
-        for t in &self.tets {
-            t.add_forces(x, f);
+    fn add_internal_forces(&self, n: usize, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
+        for k in 0..self.tets.len() {
+            self.tet(n, k).add_forces(x, f);
         }
         for t in &self.tris {
             t.add_forces(x, v, f);

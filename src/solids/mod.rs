@@ -84,6 +84,9 @@ pub struct Params {
     pub v0: Vec<V3>,
     /// Per-step control forces, shaped like [`Model::controls`].
     pub controls: Vec<Vec<V3>>,
+    /// Per-step tetrahedron activations, shaped like [`Model::activations`] (a step with its
+    /// own activations adds nothing to `activation`).
+    pub activations: Vec<Vec<f64>>,
 }
 
 impl Params {
@@ -100,17 +103,33 @@ impl Params {
             x0: vec![[0.0; 3]; np],
             v0: vec![[0.0; 3]; np],
             controls: vec![vec![[0.0; 3]; np]; model.controls.len()],
+            activations: vec![vec![0.0; nt]; model.activations.len()],
         }
     }
 }
 
 impl Params {
-    /// Adds the parameter and control gradients of `other`; the state gradients are left.
+    /// Adds tetrahedron `k`'s gradients `[μ̄, λ̄, ā]` of step `n`: the activation's to that
+    /// step's own when the model has per-step activations there.
+    pub fn add_tet(&mut self, model: &Model, n: usize, k: usize, [mu, lambda, a]: [f64; 3]) {
+        self.mu[k] += mu;
+        self.lambda[k] += lambda;
+        match self.activations.get_mut(n) {
+            Some(row) if model.has_step_activations(n) => row[k] += a,
+            _ => self.activation[k] += a,
+        }
+    }
+
+    /// Adds the parameter, control and activation gradients of `other`; the state gradients
+    /// are left.
     pub fn add_parameters(&mut self, other: &Params) {
         for (a, b) in self.controls.iter_mut().zip(&other.controls) {
             for (p, q) in a.iter_mut().zip(b) {
                 (0..3).for_each(|k| p[k] += q[k]);
             }
+        }
+        for (a, b) in self.activations.iter_mut().zip(&other.activations) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         }
         for (a, b) in [
             (&mut self.rest, &other.rest),
