@@ -228,6 +228,12 @@ fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
         "GN {gn:?} vs L-BFGS {:?}",
         r.midpoint_lbfgs.trace.losses
     );
+    // Sparse GN's Jacobian through the midpoint rule (materials, contact) is the adjoint's.
+    assert!(
+        r.midpoint_jacobian_difference < 1e-9,
+        "{}",
+        r.midpoint_jacobian_difference
+    );
     // Every material stays inside Warp's clamp [500, 4e6].
     assert!(
         s.params

@@ -114,6 +114,18 @@ impl Clock {
     }
 }
 
+/// The median wall time (ms) of `repeats` calls of `f`.
+pub(crate) fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
+    let mut t = Vec::new();
+    for _ in 0..repeats {
+        let t0 = std::time::Instant::now();
+        f()?;
+        t.push(1e3 * t0.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[repeats / 2])
+}
+
 struct Problem<'a> {
     f: &'a Objective<'a>,
     evaluations: Arc<Mutex<usize>>,

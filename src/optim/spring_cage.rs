@@ -310,14 +310,14 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let zero = vec![[0.0; 3]; mid.len()];
         let seeds = unit_seeds(mid.len());
-        let dense = median_ms(5, &|| {
+        let dense = super::median_ms(5, &|| {
             let rows: Vec<Vec<f64>> = seeds
                 .iter()
                 .map(|s| sim.adjoint(&r, s, &zero).rest)
                 .collect();
             super::dense_gn_step(&res, &rows, GN_DAMPING)
         })?;
-        let sparse = median_ms(5, &|| {
+        let sparse = super::median_ms(5, &|| {
             super::dense_gn_step(
                 &res,
                 &sim.sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)?,
@@ -373,18 +373,6 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         control_sgn_losses,
         checkpointing,
     })
-}
-
-/// The median wall time (ms) of `repeats` calls of `f`.
-fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
-    let mut t = Vec::new();
-    for _ in 0..repeats {
-        let t0 = Instant::now();
-        f()?;
-        t.push(1e3 * t0.elapsed().as_secs_f64());
-    }
-    t.sort_by(f64::total_cmp);
-    Ok(t[repeats / 2])
 }
 
 /// Damping of the control GN steps (the forces outnumber the 3 residuals).
@@ -457,7 +445,7 @@ fn control_gn_timings(
                 ..mid.clone()
             };
             let (sim, r, res) = control_rollout(stepper, &m, steps)?;
-            let time = |sparse| median_ms(3, &|| control_gn_step(&sim, &r, &res, sparse));
+            let time = |sparse| super::median_ms(3, &|| control_gn_step(&sim, &r, &res, sparse));
             let dense = if steps <= cfg.dense_control_max_steps {
                 Some(time(false)?)
             } else {

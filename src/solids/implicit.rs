@@ -515,8 +515,10 @@ impl<'a> Implicit<'a> {
             // Accept a step that decreases Φ enough, or (near the solution, where Φ's changes
             // fall below its round-off) one that decreases |∇Φ| without raising Φ beyond that
             // round-off. (Accepting any |∇Φ| decrease let a stiff friction step cycle between
-            // two points, Φ rising on every other step.)
-            let roundoff = 64.0 * f64::EPSILON * phi.abs().max(1.0);
+            // two points, Φ rising by 2e-4·|Φ| on every other step.) Φ sums terms far larger
+            // than itself (inertia, elastic energies), so its round-off is taken as
+            // 1e-8·max(|Φ|, 1), not a few ε·|Φ| (the cloth throw needs that much).
+            let roundoff = 1e-8 * phi.abs().max(1.0);
             let accept = |y: &[V3], alpha: f64| {
                 let (gy, phiy) = self.gradient(y, (xn, vn), &lag);
                 phiy <= phi + 1e-4 * alpha * slope
@@ -754,6 +756,20 @@ impl<'a> Implicit<'a> {
                 xbn[s.j][b] -= d;
             }
         }
+        self.add_probed_lagged_vjp((xn, vn), x1, lam, (xbn, vbn));
+    }
+
+    /// The part of [`Self::add_lagged_vjp`] whose Jacobian rows [`Self::lagged_jacobians`]
+    /// probes: contact damping and friction, cloth damping and air (the springs' lagged
+    /// damping has its 3×3 block in closed form).
+    fn add_probed_lagged_vjp(
+        &self,
+        (xn, vn): (&[V3], &[V3]),
+        x1: &[V3],
+        lam: &[V3],
+        (xbn, vbn): (&mut [V3], &mut [V3]),
+    ) {
+        let (m, h) = (self.model, self.h);
         // Contact damping T = (w/h)·n·(n·(x₁ − xₙ)) with w, n taken at xₙ:
         // ∂T/∂xₙ = (1/h)[r·n·∇wᵀ + w·r·∂n + w·n·((x₁ − xₙ)ᵀ∂n − nᵀ)], x̄ₙ −= (∂T/∂xₙ)ᵀλ;
         // friction likewise through its lagged λ, n and x₁ − xₙ.
@@ -788,9 +804,9 @@ impl<'a> Implicit<'a> {
 }
 
 /// Sparse Gauss-Newton (Zehnder et al. 2021) for fixed parameters (rest lengths or
-/// tetrahedron materials), its KKT system solved by block elimination in time order; and for
-/// per-step controls (below). Backward Euler, every model term (springs, tetrahedra, cloth,
-/// contact with friction).
+/// tetrahedron materials), its KKT system solved by block elimination in time order (both
+/// schemes); and for per-step controls (below; backward Euler). Every model term (springs,
+/// tetrahedra, cloth, contact with friction).
 ///
 /// Unknowns: the position changes `ΔX₁..ΔX_N` of the free particles, the parameter change
 /// `Δp`, and multipliers `Λ₀..Λ_{N−1}` of the linearised step equations
@@ -803,41 +819,52 @@ impl<'a> Implicit<'a> {
 /// formed. Linear in `N` (faer's general sparse LU on the assembled KKT matrix grew like
 /// `N^1.9` here, and an LDLᵀ of it failed on its zero primal block).
 impl Implicit<'_> {
-    /// Refuses what the sparse Gauss-Newton steps do not handle yet.
-    fn check_sparse_gn(&self) -> Result<()> {
-        if self.scheme != Scheme::BackwardEuler {
-            return Err(DiffsimError::config(
-                "sparse Gauss-Newton handles backward Euler only so far (the midpoint rule's velocity is not a difference of positions)",
-            ));
+    /// The solve point of step `n` of `run` (`x₁`, or the midpoint rule's `y = (xₙ + x₁)/2`
+    /// of free particles).
+    fn solve_point(&self, run: &Rollout, n: usize) -> Vec<V3> {
+        let (xn, x1) = (&run.states[n].0, &run.states[n + 1].0);
+        match self.scheme {
+            Scheme::BackwardEuler => x1.clone(),
+            Scheme::Midpoint => xn
+                .iter()
+                .zip(x1)
+                .map(|(a, b)| std::array::from_fn(|k| 0.5 * (a[k] + b[k])))
+                .collect(),
         }
-        Ok(())
     }
 
-    /// `(Aₙ, Bₙ) = (∂Gₙ/∂xₙ, ∂Gₙ/∂xₙ₋₁)` of step `n` of `run` over the free unknowns
-    /// (triplets, duplicates to be summed), with `vₙ = (xₙ − xₙ₋₁)/h` (backward Euler; the
-    /// given `v₀` for `n = 0`, where neither is needed): the inertia's `−2M/h²` and `M/h²`, and
-    /// the lagged terms `D` through `∂D/∂xₙ + (∂D/∂vₙ)/h` and `−(∂D/∂vₙ)/h`.
+    /// `(∂D/∂xₙ, ∂D/∂vₙ)` of step `n` of `run` over the free unknowns (triplets, duplicates to
+    /// be summed) for the terms `D` of its `G` lagged at `(xₙ, vₙ)`.
     ///
-    /// The lagged terms' rows come from their transposed products ([`Self::add_lagged_vjp`],
-    /// the adjoint's own), probed with unit multipliers: particles whose neighbourhoods (the
-    /// particles they share a spring, triangle or hinge with, and themselves) are disjoint
-    /// share a probe (a distance-2 colouring), so a step costs `3 × colours` products.
-    fn previous_state_coupling(
+    /// The springs' lagged damping blocks are closed-form ([`lagged_damping_jacobian`]); the
+    /// other terms' rows come from their transposed products
+    /// ([`Self::add_probed_lagged_vjp`], the adjoint's own), probed with unit multipliers:
+    /// particles whose neighbourhoods (the particles they share a triangle or hinge with, and
+    /// themselves) are disjoint share a probe (a distance-2 colouring), so a step costs
+    /// `3 × colours` products.
+    fn lagged_jacobians(
         &self,
         run: &Rollout,
         n: usize,
         probes: &LaggedProbes,
     ) -> [Vec<Triplet<usize, usize, f64>>; 2] {
-        let (m, h) = (self.model, self.h);
+        let m = self.model;
         let (xn, vn) = &run.states[n];
-        let x1 = &run.states[n + 1].0;
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        for (p, idx) in self.index.iter().enumerate() {
-            let Some(k) = idx else { continue };
-            for r in 3 * k..3 * k + 3 {
-                a.push(Triplet::new(r, r, -2.0 * m.mass[p] / (h * h)));
-                b.push(Triplet::new(r, r, m.mass[p] / (h * h)));
+        let x1 = self.solve_point(run, n);
+        let (mut dx, mut dv) = (Vec::new(), Vec::new());
+        let dof = |p: usize| self.index[p].map(|k| 3 * k);
+        for s in &m.springs {
+            let kb = lagged_damping_jacobian(m, s, &x1, xn, self.h);
+            for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
+                let Some(bi) = dof(pi) else { continue };
+                for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
+                    let Some(bj) = dof(pj) else { continue };
+                    for (a, row) in kb.iter().enumerate() {
+                        for (b, v) in row.iter().enumerate() {
+                            dx.push(Triplet::new(bi + a, bj + b, si * sj * v));
+                        }
+                    }
+                }
             }
         }
         let LaggedProbes {
@@ -852,7 +879,7 @@ impl Implicit<'_> {
                 xbn.iter_mut()
                     .chain(vbn.iter_mut())
                     .for_each(|v| *v = [0.0; 3]);
-                self.add_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
+                self.add_probed_lagged_vjp((xn, vn), &x1, &lam, (&mut xbn, &mut vbn));
                 colour.iter().for_each(|&p| lam[p][axis] = 0.0);
                 for &p in colour {
                     let row = 3 * self.index[p].expect("probes are free particles") + axis;
@@ -860,47 +887,69 @@ impl Implicit<'_> {
                         let Some(kq) = self.index[q] else { continue };
                         for c in 0..3 {
                             // x̄ₙ −= (∂D/∂xₙ)ᵀλ: row `row` of ∂D/∂xₙ is −x̄ₙ.
-                            let (dx, dv) = (-xbn[q][c], -vbn[q][c]);
-                            a.push(Triplet::new(row, 3 * kq + c, dx + dv / h));
-                            b.push(Triplet::new(row, 3 * kq + c, -dv / h));
+                            dx.push(Triplet::new(row, 3 * kq + c, -xbn[q][c]));
+                            dv.push(Triplet::new(row, 3 * kq + c, -vbn[q][c]));
                         }
                     }
                 }
             }
         }
-        [a, b]
+        [dx, dv]
+    }
+
+    /// `(Gx, Gv) = (∂Gₙ/∂xₙ, ∂Gₙ/∂vₙ)` of step `n` (its solve, of length `h`): the inertia's
+    /// `−M/h²` and `−M/h` and the lagged terms.
+    fn previous_state_jacobians(
+        &self,
+        run: &Rollout,
+        n: usize,
+        probes: &LaggedProbes,
+    ) -> [Vec<Triplet<usize, usize, f64>>; 2] {
+        let (m, h) = (self.model, self.h);
+        let [mut gx, mut gv] = self.lagged_jacobians(run, n, probes);
+        for (p, idx) in self.index.iter().enumerate() {
+            let Some(k) = idx else { continue };
+            for r in 3 * k..3 * k + 3 {
+                gx.push(Triplet::new(r, r, -m.mass[p] / (h * h)));
+                gv.push(Triplet::new(r, r, -m.mass[p] / h));
+            }
+        }
+        [gx, gv]
     }
 
     /// `J = ∂r/∂p` (rows per residual, columns per parameter of `params`) for residuals with
     /// gradients `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, from the KKT elimination above;
-    /// the GN step is then `optim::dense_gn_step(r, J, μ)`. Backward Euler, any model.
+    /// the GN step is then `optim::dense_gn_step(r, J, μ)`. Any model, both schemes: the
+    /// sensitivities `(Sˣₙ, Sᵛₙ)` of the state are carried; the solve point's is
+    /// `Sʸ = −H⁻¹(Gx·Sˣₙ + Gv·Sᵛₙ + Pₙ)`, then backward Euler takes `Sˣₙ₊₁ = Sʸ`,
+    /// `Sᵛₙ₊₁ = (Sʸ − Sˣₙ)/h` and the midpoint rule `Sˣₙ₊₁ = 2Sʸ − Sˣₙ`,
+    /// `Sᵛₙ₊₁ = 2(Sʸ − Sˣₙ)/h − Sᵛₙ` (`h` its half step).
     pub fn sparse_gn_jacobian(
         &self,
         run: &ImplicitRollout,
         jr: &[Vec<V3>],
         params: GnParameters,
     ) -> Result<Vec<Vec<f64>>> {
-        self.check_sparse_gn()?;
-        let m = self.model;
+        let (m, h) = (self.model, self.h);
         let np = match params {
             GnParameters::RestLengths => m.springs.len(),
             GnParameters::Materials => 2 * m.tets.len(),
         };
         let d = self.unknowns();
         let dof = |p: usize| self.index[p].map(|k| 3 * k);
-        // S_{n−1}, S_n (d × np, column-major by parameter), S_0 = 0 (x₀ is given).
-        let (mut prev, mut cur) = (Mat::<f64>::zeros(d, np), Mat::<f64>::zeros(d, np));
+        // Sˣ, Sᵛ (d × np, column-major by parameter), zero at the start (x₀, v₀ are given).
+        let (mut sx, mut sv) = (Mat::<f64>::zeros(d, np), Mat::<f64>::zeros(d, np));
         let mut unit = vec![[0.0; 3]; m.len()];
         let probes = LaggedProbes::new(m);
         for n in 0..run.factors.len() {
-            let x1 = &run.run.states[n + 1].0;
-            // rhs = −(Aₙ·Sₙ + Bₙ·Sₙ₋₁ + Pₙ).
+            let y = self.solve_point(&run.run, n);
+            // rhs = −(Gx·Sˣ + Gv·Sᵛ + Pₙ).
             let mut rhs = Mat::<f64>::zeros(d, np);
-            let [a, b] = self.previous_state_coupling(&run.run, n, &probes);
-            for (t, s) in a
+            let [gx, gv] = self.previous_state_jacobians(&run.run, n, &probes);
+            for (t, s) in gx
                 .iter()
-                .map(|t| (t, &cur))
-                .chain(b.iter().map(|t| (t, &prev)))
+                .map(|t| (t, &sx))
+                .chain(gv.iter().map(|t| (t, &sv)))
             {
                 for c in 0..np {
                     rhs[(t.row, c)] -= t.val * s[(t.col, c)];
@@ -909,7 +958,7 @@ impl Implicit<'_> {
             match params {
                 GnParameters::RestLengths => {
                     for (k, s) in m.springs.iter().enumerate() {
-                        let n_hat = m.frame(s, x1).n;
+                        let n_hat = m.frame(s, &y).n;
                         // ∂Gᵢ/∂Lₛ = −ke·n (i), +ke·n (j).
                         for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
                             let Some(bi) = dof(pi) else { continue };
@@ -927,7 +976,7 @@ impl Implicit<'_> {
                             let Some(bp) = dof(p) else { continue };
                             for a in 0..3 {
                                 unit[p][a] = 1.0;
-                                let [gmu, glambda, _] = t.parameter_gradients(x1, &unit);
+                                let [gmu, glambda, _] = t.parameter_gradients(&y, &unit);
                                 unit[p][a] = 0.0;
                                 rhs[(bp + a, 2 * k)] += gmu;
                                 rhs[(bp + a, 2 * k + 1)] += glambda;
@@ -936,7 +985,19 @@ impl Implicit<'_> {
                     }
                 }
             }
-            prev = std::mem::replace(&mut cur, run.factors[n].solve(&rhs));
+            let sy = run.factors[n].solve(&rhs);
+            (sx, sv) = match self.scheme {
+                Scheme::BackwardEuler => {
+                    let sv1 = Mat::from_fn(d, np, |r, c| (sy[(r, c)] - sx[(r, c)]) / h);
+                    (sy, sv1)
+                }
+                Scheme::Midpoint => (
+                    Mat::from_fn(d, np, |r, c| 2.0 * sy[(r, c)] - sx[(r, c)]),
+                    Mat::from_fn(d, np, |r, c| {
+                        2.0 * (sy[(r, c)] - sx[(r, c)]) / h - sv[(r, c)]
+                    }),
+                ),
+            };
         }
         Ok(jr
             .iter()
@@ -945,7 +1006,7 @@ impl Implicit<'_> {
                     .map(|c| {
                         (0..m.len())
                             .filter_map(|p| dof(p).map(|b| (p, b)))
-                            .map(|(p, b)| (0..3).map(|a| row[p][a] * cur[(b + a, c)]).sum::<f64>())
+                            .map(|(p, b)| (0..3).map(|a| row[p][a] * sx[(b + a, c)]).sum::<f64>())
                             .sum()
                     })
                     .collect()
@@ -972,8 +1033,12 @@ impl Implicit<'_> {
         jr: &[Vec<V3>],
         mu: f64,
     ) -> Result<Vec<Vec<V3>>> {
-        self.check_sparse_gn()?;
-        let (m, first, steps) = (self.model, run.run.first, run.factors.len());
+        if self.scheme != Scheme::BackwardEuler {
+            return Err(DiffsimError::config(
+                "the sparse control step handles backward Euler only (under the midpoint rule the velocity, and with it the step equations, is not banded in the positions)",
+            ));
+        }
+        let (m, h, first, steps) = (self.model, self.h, run.run.first, run.factors.len());
         if m.controls.len() < first + steps {
             return Err(DiffsimError::config(format!(
                 "the model has controls for {} steps, the rollout runs to step {}",
@@ -1001,14 +1066,15 @@ impl Implicit<'_> {
                 }
             }
             if n >= 1 {
-                let [a, b] = self.previous_state_coupling(&run.run, n, &probes);
-                for t in a {
-                    l.push(Triplet::new(n * d + t.row, (n - 1) * d + t.col, t.val));
-                }
+                // vₙ = (xₙ − xₙ₋₁)/h: Aₙ = Gx + Gv/h at ΔXₙ, Bₙ = −Gv/h at ΔXₙ₋₁.
+                let [gx, gv] = self.previous_state_jacobians(&run.run, n, &probes);
+                let at = |t: &Triplet<usize, usize, f64>, back: usize, w: f64| {
+                    Triplet::new(n * d + t.row, (n - back) * d + t.col, w * t.val)
+                };
+                l.extend(gx.iter().map(|t| at(t, 1, 1.0)));
+                l.extend(gv.iter().map(|t| at(t, 1, 1.0 / h)));
                 if n >= 2 {
-                    for t in b {
-                        l.push(Triplet::new(n * d + t.row, (n - 2) * d + t.col, t.val));
-                    }
+                    l.extend(gv.iter().map(|t| at(t, 2, -1.0 / h)));
                 }
             }
         }
@@ -1112,21 +1178,20 @@ fn damping_term<const N: usize>(
 
 /// The probes that recover the lagged terms' `∂D/∂xₙ` rows from their transposed products.
 struct LaggedProbes {
-    /// Per particle: itself and every particle it shares a spring, triangle or hinge with
-    /// (the only columns its rows of `∂D/∂xₙ` can have).
+    /// Per particle: itself and every particle it shares a triangle or hinge with (the only
+    /// columns its rows of the probed `∂D/∂xₙ` can have).
     neighbours: Vec<Vec<usize>>,
     /// Free particles grouped so that the neighbourhoods within a group are disjoint (one
-    /// probe per group and axis).
+    /// probe per group and axis); none when the model has no probed terms (no contact, no
+    /// cloth).
     colours: Vec<Vec<usize>>,
 }
 
 impl LaggedProbes {
     fn new(m: &Model) -> Self {
         let mut neighbours: Vec<Vec<usize>> = (0..m.len()).map(|p| vec![p]).collect();
-        let groups = m.springs.iter().map(|s| vec![s.i, s.j]);
-        let groups = groups
-            .chain(m.tris.iter().map(|t| t.nodes.to_vec()))
-            .chain(m.bends.iter().map(|b| b.nodes.to_vec()));
+        let groups = m.tris.iter().map(|t| t.nodes.to_vec());
+        let groups = groups.chain(m.bends.iter().map(|b| b.nodes.to_vec()));
         for nodes in groups {
             for &p in &nodes {
                 neighbours[p].extend(nodes.iter().copied().filter(|&q| q != p));
@@ -1139,7 +1204,8 @@ impl LaggedProbes {
         // Greedy distance-2 colouring of the free particles.
         let mut colour_of = vec![usize::MAX; m.len()];
         let mut colours: Vec<Vec<usize>> = Vec::new();
-        for p in (0..m.len()).filter(|&p| m.free(p)) {
+        let probed = !(m.shapes.is_empty() && m.tris.is_empty() && m.bends.is_empty());
+        for p in (0..m.len()).filter(|&p| probed && m.free(p)) {
             let taken: std::collections::BTreeSet<usize> = neighbours[p]
                 .iter()
                 .flat_map(|&r| &neighbours[r])
