@@ -1,5 +1,6 @@
-//! Outer loops for parameter optimisation over simulations: gradient descent and L-BFGS
-//! (argmin, on `Vec<f64>`), each recording the loss per iteration.
+//! Outer loops for parameter optimisation over simulations: gradient descent, L-BFGS
+//! (argmin, on `Vec<f64>`) and box-constrained L-BFGS, Gauss-Newton with dense or sparse
+//! steps and projected Gauss-Newton within bounds, each recording the loss per iteration.
 
 pub mod bounce;
 pub mod cloth_throw;
