@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::solids::implicit::{GnParameters, Implicit, NewtonConfig, Scheme};
-use crate::solids::{Model, Params, Rollout, V3, com_loss, com_residuals, explicit, scenes};
+use crate::solids::{Model, Rollout, V3, com_loss, com_residuals, explicit, scenes};
 use serde::Serialize;
 
 /// Settings (Warp's: 60 fps × 16 substeps for 1 s).
@@ -124,14 +124,6 @@ fn with_materials(model: &Model, p: &[f64]) -> Model {
     m
 }
 
-/// `[∂L/∂μ₀, ∂L/∂λ₀, ∂L/∂μ₁, …]` from an adjoint's parameter gradients.
-fn material_gradient(g: &Params) -> Vec<f64> {
-    g.mu.iter()
-        .zip(&g.lambda)
-        .flat_map(|(a, b)| [*a, *b])
-        .collect()
-}
-
 /// `f` (of parameters in Pa) as a function of their logarithms: `p = e^q`, `∂L/∂q = p·∂L/∂p`.
 fn in_log<'a>(f: &'a Objective<'a>) -> impl Fn(&[f64]) -> Result<(f64, Vec<f64>)> + 'a {
     move |q| {
@@ -172,7 +164,7 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         let run = explicit::rollout(&m, &x0, &v0, cfg.dt, cfg.steps);
         let (l, gx) = com_loss(&run.last().0, target);
         let g = explicit::adjoint(&m, &run, cfg.dt, &gx, &vec![[0.0; 3]; np]);
-        Ok((l, material_gradient(&g)))
+        Ok((l, GnParameters::Materials.of(&g)))
     };
     let p0: Vec<f64> = model.tets.iter().flat_map(|t| [t.mu, t.lambda]).collect();
     let q0: Vec<f64> = p0.iter().map(|p| p.ln()).collect();
@@ -222,7 +214,7 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
             let (l, gx) = com_loss(&r.run.last().0, target);
             Ok((
                 l,
-                material_gradient(&sim.adjoint(&r, &gx, &vec![[0.0; 3]; np])),
+                GnParameters::Materials.of(&sim.adjoint(&r, &gx, &vec![[0.0; 3]; np])),
             ))
         };
         // FD costs two rollouts per parameter: check the first 4 tetrahedra's (8 numbers).
@@ -241,13 +233,10 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
                     let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
                     newton.set(r.newton_stats());
                     let (res, seeds) = com_residuals(&r.run.last().0, target);
-                    let zero = vec![[0.0; 3]; np];
-                    let rows = seeds
+                    let rows = sim
+                        .adjoint_jacobian(&r, &seeds, GnParameters::Materials)
                         .iter()
-                        .map(|seed| {
-                            let g = material_gradient(&sim.adjoint(&r, seed, &zero));
-                            g.iter().zip(&p).map(|(g, p)| g * p).collect()
-                        })
+                        .map(|row| row.iter().zip(&p).map(|(g, p)| g * p).collect())
                         .collect();
                     Ok((res, rows))
                 };
@@ -277,13 +266,7 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         .with_scheme(Scheme::Midpoint)?;
     let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
     let (_, seeds) = com_residuals(&r.run.last().0, target);
-    let zero = vec![[0.0; 3]; np];
-    let dense = || -> Result<Vec<Vec<f64>>> {
-        Ok(seeds
-            .iter()
-            .map(|seed| material_gradient(&sim.adjoint(&r, seed, &zero)))
-            .collect())
-    };
+    let dense = || -> Result<_> { Ok(sim.adjoint_jacobian(&r, &seeds, GnParameters::Materials)) };
     let sparse = || sim.sparse_gn_jacobian(&r, &seeds, GnParameters::Materials);
     let (jd, js) = (dense()?, sparse()?);
     let scale = jd.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));

@@ -249,15 +249,11 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let r = sim.rollout(&x0, &v0, cfg.implicit_steps)?;
         let x = &r.run.last().0;
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
-        let zero = vec![[0.0; 3]; m.len()];
         let seeds = unit_seeds(m.len());
-        let rows: Vec<Vec<f64>> = if sparse {
+        let rows = if sparse {
             sim.sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)?
         } else {
-            seeds
-                .iter()
-                .map(|s| sim.adjoint(&r, s, &zero).rest)
-                .collect()
+            sim.adjoint_jacobian(&r, &seeds, GnParameters::RestLengths)
         };
         Ok((res, rows))
     };
@@ -308,13 +304,9 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let r = sim.rollout(&x0, &v0, steps)?;
         let x = &r.run.last().0;
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
-        let zero = vec![[0.0; 3]; mid.len()];
         let seeds = unit_seeds(mid.len());
         let dense = super::median_ms(5, &|| {
-            let rows: Vec<Vec<f64>> = seeds
-                .iter()
-                .map(|s| sim.adjoint(&r, s, &zero).rest)
-                .collect();
+            let rows = sim.adjoint_jacobian(&r, &seeds, GnParameters::RestLengths);
             super::dense_gn_step(&res, &rows, GN_DAMPING)
         })?;
         let sparse = super::median_ms(5, &|| {

@@ -82,7 +82,7 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
         for k in 0..model.tets.len() {
             let t = model.tet(run.first + n, k);
             t.add_force_jacobian_transpose(x, &u, &mut xb);
-            g.add_tet(model, run.first + n, k, t.parameter_gradients(x, &u));
+            g.add_tet(run.first + n, k, t.parameter_gradients(x, &u));
         }
         for t in &model.tris {
             t.add_vjp(x, v, &u, &mut xb, &mut vb);

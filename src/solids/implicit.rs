@@ -120,6 +120,21 @@ pub enum GnParameters {
     Materials,
 }
 
+impl GnParameters {
+    /// The gradient of these parameters in `g`.
+    pub fn of(self, g: &Params) -> Vec<f64> {
+        match self {
+            GnParameters::RestLengths => g.rest.clone(),
+            GnParameters::Materials => {
+                g.mu.iter()
+                    .zip(&g.lambda)
+                    .flat_map(|(a, b)| [*a, *b])
+                    .collect()
+            }
+        }
+    }
+}
+
 /// A trajectory with the exact-Hessian factor of every step (for the adjoint) and the Newton
 /// iterations per step.
 pub struct ImplicitRollout {
@@ -593,11 +608,7 @@ impl<'a> Implicit<'a> {
                 Scheme::Midpoint => {
                     // x₁ = 2y − xₙ, v₁ = 2v_y − vₙ (free particles; a fixed one stays at
                     // y = xₙ with v = 0), so y = (xₙ + x₁)/2, ȳ = 2x̄₁, v̄_y = 2v̄₁.
-                    let y: Vec<V3> = xn
-                        .iter()
-                        .zip(x1)
-                        .map(|(a, b)| std::array::from_fn(|k| 0.5 * (a[k] + b[k])))
-                        .collect();
+                    let y = self.solve_point(&r.run, n);
                     let twice =
                         |w: &[V3]| -> Vec<V3> { w.iter().map(|q| q.map(|c| 2.0 * c)).collect() };
                     let (mut xbn, mut vbn) = self.backward_euler_adjoint(
@@ -709,7 +720,7 @@ impl<'a> Implicit<'a> {
         let mut fixed = vec![[0.0; 3]; np];
         for k in 0..m.tets.len() {
             let t = m.tet(step, k);
-            g.add_tet(m, step, k, t.parameter_gradients(x1, &lam));
+            g.add_tet(step, k, t.parameter_gradients(x1, &lam));
             if t.nodes.iter().any(|&p| !m.free(p)) {
                 t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
             }
@@ -845,16 +856,15 @@ impl Implicit<'_> {
     fn lagged_jacobians(
         &self,
         run: &Rollout,
-        n: usize,
+        (n, x1): (usize, &[V3]),
         probes: &LaggedProbes,
     ) -> [Vec<Triplet<usize, usize, f64>>; 2] {
         let m = self.model;
         let (xn, vn) = &run.states[n];
-        let x1 = self.solve_point(run, n);
         let (mut dx, mut dv) = (Vec::new(), Vec::new());
         let dof = |p: usize| self.index[p].map(|k| 3 * k);
         for s in &m.springs {
-            let kb = lagged_damping_jacobian(m, s, &x1, xn, self.h);
+            let kb = lagged_damping_jacobian(m, s, x1, xn, self.h);
             for (pi, si) in [(s.i, 1.0), (s.j, -1.0)] {
                 let Some(bi) = dof(pi) else { continue };
                 for (pj, sj) in [(s.i, 1.0), (s.j, -1.0)] {
@@ -879,7 +889,7 @@ impl Implicit<'_> {
                 xbn.iter_mut()
                     .chain(vbn.iter_mut())
                     .for_each(|v| *v = [0.0; 3]);
-                self.add_probed_lagged_vjp((xn, vn), &x1, &lam, (&mut xbn, &mut vbn));
+                self.add_probed_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
                 colour.iter().for_each(|&p| lam[p][axis] = 0.0);
                 for &p in colour {
                     let row = 3 * self.index[p].expect("probes are free particles") + axis;
@@ -897,16 +907,17 @@ impl Implicit<'_> {
         [dx, dv]
     }
 
-    /// `(Gx, Gv) = (∂Gₙ/∂xₙ, ∂Gₙ/∂vₙ)` of step `n` (its solve, of length `h`): the inertia's
-    /// `−M/h²` and `−M/h` and the lagged terms.
+    /// `(Gx, Gv) = (∂Gₙ/∂xₙ, ∂Gₙ/∂vₙ)` of step `n` (its solve, of length `h`, at the solve
+    /// point `x1`, [`Self::solve_point`]): the inertia's `−M/h²` and `−M/h` and the lagged
+    /// terms.
     fn previous_state_jacobians(
         &self,
         run: &Rollout,
-        n: usize,
+        (n, x1): (usize, &[V3]),
         probes: &LaggedProbes,
     ) -> [Vec<Triplet<usize, usize, f64>>; 2] {
         let (m, h) = (self.model, self.h);
-        let [mut gx, mut gv] = self.lagged_jacobians(run, n, probes);
+        let [mut gx, mut gv] = self.lagged_jacobians(run, (n, x1), probes);
         for (p, idx) in self.index.iter().enumerate() {
             let Some(k) = idx else { continue };
             for r in 3 * k..3 * k + 3 {
@@ -915,6 +926,21 @@ impl Implicit<'_> {
             }
         }
         [gx, gv]
+    }
+
+    /// `J = ∂r/∂p` (rows per residual, columns per parameter of `params`) for residuals with
+    /// gradients `jr[k]` (`∂r_k/∂x_N`) at the end of `run`, one adjoint sweep per residual:
+    /// dense Gauss-Newton's Jacobian, which [`Self::sparse_gn_jacobian`] equals.
+    pub fn adjoint_jacobian(
+        &self,
+        run: &ImplicitRollout,
+        jr: &[Vec<V3>],
+        params: GnParameters,
+    ) -> Vec<Vec<f64>> {
+        let zero = vec![[0.0; 3]; self.model.len()];
+        jr.iter()
+            .map(|seed| params.of(&self.adjoint(run, seed, &zero)))
+            .collect()
     }
 
     /// `J = ∂r/∂p` (rows per residual, columns per parameter of `params`) for residuals with
@@ -945,7 +971,7 @@ impl Implicit<'_> {
             let y = self.solve_point(&run.run, n);
             // rhs = −(Gx·Sˣ + Gv·Sᵛ + Pₙ).
             let mut rhs = Mat::<f64>::zeros(d, np);
-            let [gx, gv] = self.previous_state_jacobians(&run.run, n, &probes);
+            let [gx, gv] = self.previous_state_jacobians(&run.run, (n, &y), &probes);
             for (t, s) in gx
                 .iter()
                 .map(|t| (t, &sx))
@@ -1067,7 +1093,7 @@ impl Implicit<'_> {
             }
             if n >= 1 {
                 // vₙ = (xₙ − xₙ₋₁)/h: Aₙ = Gx + Gv/h at ΔXₙ, Bₙ = −Gv/h at ΔXₙ₋₁.
-                let [gx, gv] = self.previous_state_jacobians(&run.run, n, &probes);
+                let [gx, gv] = self.previous_state_jacobians(&run.run, (n, &x1[..]), &probes);
                 let at = |t: &Triplet<usize, usize, f64>, back: usize, w: f64| {
                     Triplet::new(n * d + t.row, (n - back) * d + t.col, w * t.val)
                 };

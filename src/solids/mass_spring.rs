@@ -173,11 +173,6 @@ impl Model {
         t
     }
 
-    /// Whether step `n` has its own tetrahedron activations.
-    pub fn has_step_activations(&self, n: usize) -> bool {
-        n < self.activations.len()
-    }
-
     /// Whether particle `p` moves.
     pub fn free(&self, p: usize) -> bool {
         self.mass[p] > 0.0

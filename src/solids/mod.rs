@@ -24,18 +24,22 @@ pub fn point_loss(x: &[V3], p: usize, target: V3) -> (f64, Vec<V3>) {
 /// The centre of mass of `x` (unweighted), its squared distance to `target` and that
 /// distance's gradient with respect to every position.
 pub fn com_loss(x: &[V3], target: V3) -> (f64, Vec<V3>) {
-    let (r, _) = com_residuals(x, target);
-    let g: V3 = std::array::from_fn(|a| 2.0 * r[a] / x.len() as f64);
-    (r.iter().map(|c| c * c).sum(), vec![g; x.len()])
+    let d = com_offset(x, target);
+    let g: V3 = std::array::from_fn(|a| 2.0 * d[a] / x.len() as f64);
+    (d.iter().map(|c| c * c).sum(), vec![g; x.len()])
+}
+
+/// The centre of mass of `x` (unweighted) minus `target`.
+fn com_offset(x: &[V3], target: V3) -> V3 {
+    let n = x.len() as f64;
+    std::array::from_fn(|a| x.iter().map(|p| p[a]).sum::<f64>() / n - target[a])
 }
 
 /// The residuals `r = centre of mass − target` of [`com_loss`] (which is `|r|²`) and their
 /// gradients `∂r_a/∂x` (`1/n` along axis `a` at every particle), for Gauss-Newton.
 pub fn com_residuals(x: &[V3], target: V3) -> (Vec<f64>, Vec<Vec<V3>>) {
     let n = x.len() as f64;
-    let r = (0..3)
-        .map(|a| x.iter().map(|p| p[a]).sum::<f64>() / n - target[a])
-        .collect();
+    let r = com_offset(x, target).to_vec();
     let seeds = (0..3)
         .map(|a| {
             let mut e = [0.0; 3];
@@ -110,13 +114,14 @@ impl Params {
 
 impl Params {
     /// Adds tetrahedron `k`'s gradients `[μ̄, λ̄, ā]` of step `n`: the activation's to that
-    /// step's own when the model has per-step activations there.
-    pub fn add_tet(&mut self, model: &Model, n: usize, k: usize, [mu, lambda, a]: [f64; 3]) {
+    /// step's own when the model has per-step activations there (`activations` is shaped like
+    /// the model's, [`Params::zeros`]).
+    pub fn add_tet(&mut self, n: usize, k: usize, [mu, lambda, a]: [f64; 3]) {
         self.mu[k] += mu;
         self.lambda[k] += lambda;
         match self.activations.get_mut(n) {
-            Some(row) if model.has_step_activations(n) => row[k] += a,
-            _ => self.activation[k] += a,
+            Some(row) => row[k] += a,
+            None => self.activation[k] += a,
         }
     }
 
