@@ -601,7 +601,7 @@ fn tet_forces_jacobians_and_parameter_gradients_match_finite_differences() {
         }
     }
     // The element Hessian blocks apply as −(∂f/∂x)ᵀ.
-    let hb = t.hessian_blocks(&x);
+    let hb = t.hessian_blocks(&x, false);
     for (a, &na) in t.nodes.iter().enumerate() {
         for i in 0..3 {
             let hu: f64 = (0..4)
@@ -637,6 +637,116 @@ fn tet_forces_jacobians_and_parameter_gradients_match_finite_differences() {
             g[k]
         );
     }
+}
+
+/// The 12×12 element Hessian as a dense row-major matrix.
+fn dense_tet_hessian(hb: &[[[[f64; 3]; 3]; 4]; 4]) -> faer::Mat<f64> {
+    faer::Mat::from_fn(12, 12, |r, c| hb[r / 3][c / 3][r % 3][c % 3])
+}
+
+fn eigenvalues(h: &faer::Mat<f64>) -> Vec<f64> {
+    h.self_adjoint_eigenvalues(faer::Side::Lower).unwrap()
+}
+
+/// Newton's fallback: the projected element Hessian is the exact one where that is positive
+/// semi-definite, and otherwise the exact one plus a positive semi-definite correction that
+/// lifts exactly its negative eigenvalues to 0.
+#[test]
+fn projected_tet_hessian_is_the_psd_part_of_the_exact_one() {
+    let (m, x) = tet_block();
+    let t = &m.tets[0];
+    let exact = dense_tet_hessian(&t.hessian_blocks(&x, false));
+    let projected = dense_tet_hessian(&t.hessian_blocks(&x, true));
+    let scale = eigenvalues(&exact)
+        .iter()
+        .fold(0.0f64, |a, b| a.max(b.abs()));
+    assert!(
+        eigenvalues(&exact)[0] >= -1e-10 * scale,
+        "the test shape must be stable"
+    );
+    assert!((&projected - &exact).norm_max() <= 1e-10 * scale);
+    // Squash the tetrahedron towards inversion: node 3 pushed through the opposite face.
+    let mut squashed = x.clone();
+    let centroid: Vec<f64> = (0..3)
+        .map(|a| (0..3).map(|k| x[t.nodes[k]][a]).sum::<f64>() / 3.0)
+        .collect();
+    for a in 0..3 {
+        let top = &mut squashed[t.nodes[3]][a];
+        *top = centroid[a] + 0.05 * (*top - centroid[a]);
+    }
+    let exact = dense_tet_hessian(&t.hessian_blocks(&squashed, false));
+    let projected = dense_tet_hessian(&t.hessian_blocks(&squashed, true));
+    let (le, lp) = (eigenvalues(&exact), eigenvalues(&projected));
+    let scale = le.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+    assert!(
+        le[0] < -1e-3 * scale,
+        "squashed: the exact Hessian is indefinite ({})",
+        le[0]
+    );
+    assert!(
+        lp[0] >= -1e-10 * scale,
+        "projected: smallest eigenvalue {}",
+        lp[0]
+    );
+    let lifted = eigenvalues(&(&projected - &exact));
+    assert!(
+        lifted[0] >= -1e-10 * scale,
+        "the correction is PSD ({})",
+        lifted[0]
+    );
+    let negative: f64 = le.iter().filter(|&&l| l < 0.0).map(|l| -l).sum();
+    let trace: f64 = lifted.iter().sum();
+    assert!(
+        (trace - negative).abs() <= 1e-9 * scale,
+        "{trace} vs {negative}"
+    );
+}
+
+/// A free tetrahedron released nearly flat (one node 5% of its height above the opposite
+/// face) with a step long enough that the exact Newton matrix `M/h² + H` is indefinite at the
+/// start: Newton falls back to the projected element Hessian and restores the rest shape.
+#[test]
+fn newton_recovers_a_squashed_tetrahedron_through_the_projected_hessian() {
+    use diffsim::solids::fem::Tet;
+    let rest: Vec<V3> = vec![
+        [0.0, 0.0, 0.0],
+        [0.1, 0.0, 0.0],
+        [0.0, 0.1, 0.0],
+        [0.0, 0.0, 0.1],
+    ];
+    let tet = Tet::new([0, 1, 2, 3], &rest, 1e4, 4e4).unwrap();
+    let (mass, h) = (0.01, 0.05);
+    let model = Model {
+        mass: vec![mass; 4],
+        gravity: [0.0; 3],
+        tets: vec![tet],
+        ..Model::default()
+    };
+    let mut x0 = rest.clone();
+    x0[3] = [0.01, 0.01, 0.005];
+    let smallest = eigenvalues(&dense_tet_hessian(&tet.hessian_blocks(&x0, false)))[0];
+    assert!(
+        smallest + mass / (h * h) < 0.0,
+        "M/h² + H is not indefinite: {smallest}"
+    );
+    let stepper = Implicit::new(&model, h, NewtonConfig::default()).unwrap();
+    let run = stepper.rollout(&x0, &[[0.0; 3]; 4], 40).unwrap();
+    let (mean, max) = run.newton_stats();
+    let volume = |x: &[V3]| {
+        let e: Vec<V3> = (1..4)
+            .map(|k| std::array::from_fn(|a| x[k][a] - x[0][a]))
+            .collect();
+        (e[0][0] * (e[1][1] * e[2][2] - e[1][2] * e[2][1])
+            - e[0][1] * (e[1][0] * e[2][2] - e[1][2] * e[2][0])
+            + e[0][2] * (e[1][0] * e[2][1] - e[1][1] * e[2][0]))
+            / 6.0
+    };
+    let end = volume(&run.run.states.last().unwrap().0);
+    assert!(
+        (end / tet.volume - 1.0).abs() < 0.05,
+        "volume {end:e} vs rest {:e} (Newton mean {mean}, max {max})",
+        tet.volume
+    );
 }
 
 /// Central differences of `f` (a loss of the model) in μ, λ and the activation of the first

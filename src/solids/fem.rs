@@ -159,8 +159,16 @@ impl Tet {
         }
     }
 
-    /// The 12×12 Hessian of `V·Ψ` at `x` as 3×3 blocks `H[a][b]` between local nodes `a`, `b`.
-    pub fn hessian_blocks(&self, x: &[V3]) -> [[M3; 4]; 4] {
+    /// The 12×12 Hessian of `V·Ψ` at `x` as 3×3 blocks `H[a][b]` between local nodes `a`,
+    /// `b`; with `project`, its projection onto the positive semi-definite matrices (negative
+    /// eigenvalues set to 0; Teran et al. 2005), which Newton falls back to where the exact
+    /// Hessian of the whole system is not positive definite.
+    pub fn hessian_blocks(&self, x: &[V3], project: bool) -> [[M3; 4]; 4] {
+        let exact = self.exact_hessian_blocks(x);
+        if project { project_psd(&exact) } else { exact }
+    }
+
+    fn exact_hessian_blocks(&self, x: &[V3]) -> [[M3; 4]; 4] {
         let f = self.deformation(x);
         // cols[b][c][a] = the node-a gradient for a unit displacement of node b along c.
         let cols: [[[V3; 4]; 3]; 4] = std::array::from_fn(|b| {
@@ -215,6 +223,24 @@ impl Tet {
             -v * self.lambda * pc,
         ]
     }
+}
+
+/// `U·max(Λ, 0)·Uᵀ` of a symmetric 12×12 matrix given as 3×3 blocks (symmetrised first).
+fn project_psd(h: &[[M3; 4]; 4]) -> [[M3; 4]; 4] {
+    let entry = |r: usize, c: usize| h[r / 3][c / 3][r % 3][c % 3];
+    let sym = faer::Mat::from_fn(12, 12, |r, c| 0.5 * (entry(r, c) + entry(c, r)));
+    let Ok(eig) = sym.self_adjoint_eigen(faer::Side::Lower) else {
+        // The eigen-solver does not fail on a finite symmetric matrix; keep `h` if it does.
+        return *h;
+    };
+    let (u, s) = (eig.U(), eig.S().column_vector());
+    let clamped: Vec<f64> = (0..12).map(|k| s[k].max(0.0)).collect();
+    let value = |r: usize, c: usize| (0..12).map(|k| u[(r, k)] * clamped[k] * u[(c, k)]).sum();
+    std::array::from_fn(|a| {
+        std::array::from_fn(|b| {
+            std::array::from_fn(|i| std::array::from_fn(|j| value(3 * a + i, 3 * b + j)))
+        })
+    })
 }
 
 fn transpose(m: &M3) -> M3 {

@@ -404,7 +404,7 @@ impl<'a> Implicit<'a> {
         }
         for k in 0..m.tets.len() {
             let t = m.tet(lag.step, k);
-            let hb = t.hessian_blocks(x);
+            let hb = t.hessian_blocks(x, project);
             for (a, &na) in t.nodes.iter().enumerate() {
                 for (b, &nb) in t.nodes.iter().enumerate() {
                     block(na, nb, &hb[a][b], 1.0);
@@ -491,8 +491,9 @@ impl<'a> Implicit<'a> {
                     "implicit step: Newton did not converge in {iters} iterations (|∇Φ| = {gmax:e})"
                 )));
             }
-            // The exact Hessian; else springs' transverse terms clamped; else (tetrahedra)
-            // a growing diagonal shift.
+            // The exact Hessian; else the projected one (springs' transverse terms clamped,
+            // tetrahedra projected onto PSD, cloth area curvature and turning contact normals
+            // dropped); else, with a growing diagonal shift.
             let mut llt = self.factor(&self.hessian(&x, xn, &lag, false, 0.0)?);
             if llt.is_none() {
                 llt = self.factor(&self.hessian(&x, xn, &lag, true, 0.0)?);
