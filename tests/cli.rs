@@ -157,6 +157,57 @@ fn bench_reports_speed_against_phiflow_from_the_shared_state() {
     assert!(r[0]["speedup_vs_phiflow"].as_f64().unwrap() > 0.0);
 }
 
+/// `--phiflow FILE` takes the speed-up against PhiFlow timings measured on this machine
+/// (`benches/phiflow/wake_grad.py --json` lines) and refuses a file of another shape.
+#[test]
+fn bench_grad_takes_phiflow_timings_measured_here() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !data.join("wake_phiflow_32x64.h5").is_file() {
+        eprintln!("skipping: ../shared/data not present");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("phiflow.jsonl");
+    std::fs::write(
+        &runs,
+        "{\"resolution\": \"32x64\", \"steps\": 2, \"grad_ms\": 1000.0, \"forward_ms\": 500.0}\n\
+         {\"resolution\": \"128x256\", \"steps\": 2, \"grad_ms\": 9000.0}\n",
+    )
+    .unwrap();
+    let bench = |file: &Path| {
+        diffsim(&[
+            "bench",
+            "fluid",
+            "--grad",
+            "--res",
+            "32x64",
+            "--steps",
+            "2",
+            "--repeats",
+            "2",
+            "--data",
+            data.to_str().unwrap(),
+            "--phiflow",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let o = bench(&runs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["phiflow_ms"], 1000.0);
+    assert_eq!(r[0]["phiflow_source"], "measured");
+    let speedup = r[0]["speedup_vs_phiflow"].as_f64().unwrap();
+    let want = 1000.0 / r[0]["grad_ms"].as_f64().unwrap();
+    assert!((speedup - want).abs() <= 1e-9 * want, "{speedup} vs {want}");
+    let junk = dir.path().join("junk.jsonl");
+    std::fs::write(&junk, "not json\n").unwrap();
+    assert_one_line_error(
+        &bench(&junk),
+        "is not the JSON lines of benches/phiflow/wake_grad.py",
+    );
+}
+
 #[test]
 fn bad_input_gives_one_line_errors_and_no_output() {
     let dir = tempfile::tempdir().unwrap();

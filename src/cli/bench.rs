@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, ../shared/data or shared/data.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// With `--grad`: PhiFlow timings measured on this machine, the JSON lines of
+    /// `benches/phiflow/wake_grad.py --json` (one per resolution); the speed-up is taken
+    /// against them instead of the issue's figures from another day's host.
+    #[arg(long, value_name = "FILE")]
+    pub phiflow: Option<PathBuf>,
     /// Compute device: flex (CPU), wgpu or cuda (GPU builds).
     #[arg(long, default_value = "flex")]
     pub device: String,
@@ -98,7 +103,7 @@ impl BenchResult {
             100.0 * self.projection_share
         );
         if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
-            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms)");
+            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms, issue figure)");
         }
         s
     }

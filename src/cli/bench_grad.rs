@@ -36,6 +36,8 @@ pub struct GradBenchResult {
     pub grad_over_forward: f64,
     /// PhiFlow 3.4 + JAX (ms), where known.
     pub phiflow_ms: Option<f64>,
+    /// Where `phiflow_ms` comes from: `measured` (`--phiflow`) or `issue figure`.
+    pub phiflow_source: Option<&'static str>,
     /// `phiflow_ms / grad_ms`.
     pub speedup_vs_phiflow: Option<f64>,
     /// How the backward pass got its states: `tape`, `burn` or `segments K`.
@@ -74,14 +76,41 @@ impl GradBenchResult {
             self.forward_ms,
             self.grad_over_forward
         );
-        if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
-            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms)");
+        if let (Some(p), Some(x), Some(from)) = (
+            self.phiflow_ms,
+            self.speedup_vs_phiflow,
+            self.phiflow_source,
+        ) {
+            s += &format!(", {x:.0}x faster than PhiFlow ({p:.0} ms, {from})");
         }
         if let Some(m) = self.peak_rss_mb {
             s += &format!(", peak RSS {m:.0} MB");
         }
         s
     }
+}
+
+/// One line of `benches/phiflow/wake_grad.py --json`.
+#[derive(Debug, serde::Deserialize)]
+struct PhiflowRun {
+    resolution: String,
+    steps: usize,
+    grad_ms: f64,
+}
+
+fn read_phiflow_runs(path: &std::path::Path) -> Result<Vec<PhiflowRun>> {
+    let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| {
+                DiffsimError::file(
+                    path,
+                    format!("is not the JSON lines of benches/phiflow/wake_grad.py --json ({e})"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Times one (loss, gradient) evaluation and the forward unroll per resolution.
@@ -92,6 +121,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             "--steps and --repeats must be at least 1",
         ));
     }
+    let measured = args.phiflow.as_deref().map(read_phiflow_runs).transpose()?;
     let device = super::device(&args.device)?;
     // Checked before any timing runs.
     let (ad_device, mode) = match args.checkpoint.as_str() {
@@ -163,10 +193,21 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             times.sort_by(f64::total_cmp);
         }
         let (forward_ms, grad_ms) = (percentile(&forward, 0.5), percentile(&grad, 0.5));
-        let phiflow = PHIFLOW_GRAD_MS
-            .iter()
-            .find(|(r, _)| *r == (res.nx, res.ny) && unroll == 16)
-            .map(|(_, ms)| *ms);
+        let (phiflow, phiflow_source) = match &measured {
+            Some(runs) => (
+                runs.iter()
+                    .find(|r| r.resolution == res.to_string() && r.steps == unroll)
+                    .map(|r| r.grad_ms),
+                "measured",
+            ),
+            None => (
+                PHIFLOW_GRAD_MS
+                    .iter()
+                    .find(|(r, _)| *r == (res.nx, res.ny) && unroll == 16)
+                    .map(|(_, ms)| *ms),
+                "issue figure",
+            ),
+        };
         out.push(GradBenchResult {
             scene: scene.name.clone(),
             resolution: res.to_string(),
@@ -177,6 +218,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             first_grad_ms,
             grad_over_forward: percentile(&ratio, 0.5),
             phiflow_ms: phiflow,
+            phiflow_source: phiflow.map(|_| phiflow_source),
             speedup_vs_phiflow: phiflow.map(|p| p / grad_ms),
             checkpointing: match (args.checkpoint.as_str(), mode) {
                 (_, Checkpointing::Segments(k)) => format!("segments {k}"),
