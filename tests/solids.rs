@@ -1377,3 +1377,132 @@ fn sparse_gn_control_step_equals_the_dense_step() {
             .is_err()
     );
 }
+
+/// A random tetrahedral mesh: a cube of 0.1 m split into 5 tetrahedra with every corner
+/// jittered by up to 15% of the edge, random μ ∈ [2e3, 2e4] Pa, λ ∈ [5e3, 5e4] Pa and
+/// activations ±0.05 per element, corners 0 and 1 fixed, the rest of random mass; started
+/// from a further random deformation (±10%). `r(k)` ∈ [−1, 1] draws the numbers.
+fn random_tet_mesh(r: &dyn Fn(usize) -> f64) -> (Model, Vec<V3>) {
+    use diffsim::solids::fem::Tet;
+    let rest: Vec<V3> = (0..8)
+        .map(|c| {
+            let corner = [c & 1, (c >> 1) & 1, (c >> 2) & 1];
+            std::array::from_fn(|a| 0.1 * (corner[a] as f64 + 0.15 * r(3 * c + a)))
+        })
+        .collect();
+    // The 5-tetrahedron split of a cube (corner index = x + 2y + 4z).
+    let split = [
+        [0, 1, 2, 4],
+        [1, 3, 2, 7],
+        [1, 4, 5, 7],
+        [2, 7, 6, 4],
+        [1, 2, 4, 7],
+    ];
+    let tets: Vec<Tet> = split
+        .iter()
+        .enumerate()
+        .map(|(k, &nodes)| {
+            let mu = 1.1e4 + 9e3 * r(40 + k);
+            let lambda = 2.75e4 + 2.25e4 * r(50 + k);
+            // Tet::new takes the nodes in either orientation.
+            let mut t = Tet::new(nodes, &rest, mu, lambda).unwrap();
+            t.activation = 0.05 * r(60 + k);
+            t
+        })
+        .collect();
+    let mass = (0..8)
+        .map(|p| if p < 2 { 0.0 } else { 0.02 + 0.01 * r(70 + p) })
+        .collect();
+    let x0 = rest
+        .iter()
+        .enumerate()
+        .map(|(p, x)| std::array::from_fn(|a| x[a] + 0.01 * r(80 + 3 * p + a)))
+        .collect();
+    let model = Model {
+        mass,
+        gravity: [0.0, -9.8, 0.0],
+        tets,
+        ..Model::default()
+    };
+    (model, x0)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+    /// On random tetrahedral meshes: every element's forces are −∇(V·Ψ), its Hessian blocks
+    /// equal central differences of its forces, and the explicit and implicit (both schemes)
+    /// adjoints of a node's final position equal central differences in the first two
+    /// elements' μ, λ, activation and in a free node's initial position.
+    #[test]
+    fn tet_terms_and_adjoints_match_finite_differences_on_random_meshes(
+        seed in proptest::collection::vec(-1.0f64..1.0, 97),
+    ) {
+        let r = |k: usize| seed[k % seed.len()];
+        let (m, x0) = random_tet_mesh(&r);
+        let eps = 1e-7;
+        for t in &m.tets {
+            let mut f = vec![[0.0; 3]; m.len()];
+            t.add_forces(&x0, &mut f);
+            let hb = t.hessian_blocks(&x0, false);
+            let scale = hb.iter().flatten().flatten().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
+            for (b, &nb) in t.nodes.iter().enumerate() {
+                for c in 0..3 {
+                    let at = |d: f64| {
+                        let mut y = x0.clone();
+                        y[nb][c] += d;
+                        let mut f = vec![[0.0; 3]; m.len()];
+                        t.add_forces(&y, &mut f);
+                        (t.energy(&y), f)
+                    };
+                    let ((ep, fp), (em, fm)) = (at(eps), at(-eps));
+                    let de = (ep - em) / (2.0 * eps);
+                    proptest::prop_assert!((f[nb][c] + de).abs() <= 1e-5 * de.abs() + 1e-8 * scale);
+                    for (a, &na) in t.nodes.iter().enumerate() {
+                        for i in 0..3 {
+                            let fd = -(fp[na][i] - fm[na][i]) / (2.0 * eps);
+                            proptest::prop_assert!(
+                                (hb[a][b][i][c] - fd).abs() <= 1e-5 * fd.abs() + 1e-7 * scale,
+                                "H[{a}][{b}][{i}][{c}] {} vs {fd}", hb[a][b][i][c]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let zero = vec![[0.0; 3]; m.len()];
+        let target = [0.05, 0.05, 0.2];
+        let l = |x: &[V3]| diffsim::solids::point_loss(x, 7, target);
+        let check_x0 = |name: &str, g: &Params, f: &dyn Fn(&[V3]) -> f64| {
+            for (p, a) in [(7, 0), (5, 2), (3, 1)] {
+                let at = |d: f64| {
+                    let mut x = x0.clone();
+                    x[p][a] += d;
+                    f(&x)
+                };
+                let fd = (at(1e-7) - at(-1e-7)) / 2e-7;
+                assert!(
+                    (g.x0[p][a] - fd).abs() <= 1e-5 * fd.abs() + 1e-9,
+                    "{name} x0[{p}][{a}]: {} vs {fd}",
+                    g.x0[p][a]
+                );
+            }
+        };
+        let (dt, steps) = (1e-4, 60);
+        let run = explicit::rollout(&m, &x0, &zero, dt, steps);
+        let g = explicit::adjoint(&m, &run, dt, &l(&run.last().0).1, &zero);
+        let f = |m: &Model, x: &[V3]| l(&explicit::rollout(m, x, &zero, dt, steps).last().0).0;
+        check_tet_materials(&m, &g, &|m| f(m, &x0), 1e-11);
+        check_x0("explicit", &g, &|x| f(&m, x));
+        for scheme in SCHEMES {
+            let (dt, steps) = (5e-3, 15);
+            let sim = stepper(&m, dt, scheme);
+            let r = sim.rollout(&x0, &zero, steps).unwrap();
+            let g = sim.adjoint(&r, &l(&r.run.last().0).1, &zero);
+            let f = |m: &Model, x: &[V3]| {
+                l(&stepper(m, dt, scheme).rollout(x, &zero, steps).unwrap().run.last().0).0
+            };
+            check_tet_materials(&m, &g, &|m| f(m, &x0), 1e-10);
+            check_x0(&format!("{scheme:?}"), &g, &|x| f(&m, x));
+        }
+    }
+}

@@ -219,10 +219,19 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
     )?;
     line_plot(
         &dir.join("loss.png"),
-        "bounce: loss (log10) per gradient-descent iteration",
+        "bounce: loss (log10) per iteration",
         "iteration",
         "log10 loss",
-        &[("loss".into(), log_loss_curve(&r.trace.losses, 0))],
+        &[
+            (
+                format!("gradient descent, lr {}", cfg.learning_rate),
+                log_loss_curve(&r.trace.losses, 0),
+            ),
+            (
+                format!("Adam, lr {}", cfg.adam_learning_rate),
+                log_loss_curve(&r.adam_trace.losses, 0),
+            ),
+        ],
     )?;
     let sweep = |pts: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
         pts.iter().map(|s| (s.0.log10(), pick(s))).collect()
@@ -253,6 +262,13 @@ fn bounce(args: &ExperimentArgs) -> Result<()> {
         r.gradient_fd_error,
         r.ms_per_evaluation,
         dir.display()
+    ))?;
+    out(&format!(
+        "bounce: Adam (lr {}) {:.3e} -> {:.3e} in {} iterations",
+        cfg.adam_learning_rate,
+        r.adam_trace.losses[0],
+        r.adam_trace.losses.last().expect("a loss"),
+        r.adam_trace.iterations
     ))
 }
 

@@ -1,8 +1,9 @@
 //! B2, the Warp bounce (`../shared/reference/solids.md` §2): gradient descent on the initial
 //! velocity of a particle that bounces off the ground and a wall to reach a target, through
-//! smooth contact; and the gradient against the contact stiffness.
+//! smooth contact, next to Adam on the same gradients; and the gradient against the contact
+//! stiffness.
 
-use super::{Trace, gradient_descent};
+use super::{AdamSettings, Trace, adam, gradient_descent};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
@@ -17,8 +18,10 @@ pub struct BounceConfig {
     pub steps: usize,
     /// Gradient-descent rate.
     pub learning_rate: f64,
-    /// Iterations.
+    /// Iterations (of both optimisers).
     pub iterations: usize,
+    /// Adam's step size (m/s per iteration at most, about).
+    pub adam_learning_rate: f64,
     /// Contact smoothing length (m).
     pub smoothing: f64,
     /// Stiffnesses of the sweep (N/m).
@@ -35,6 +38,7 @@ impl Default for BounceConfig {
             steps: 288,
             learning_rate: 0.02,
             iterations: 250,
+            adam_learning_rate: 0.05,
             smoothing: 1e-2,
             stiffnesses: (0..=12)
                 .map(|k| 10f64.powf(2.0 + 0.25 * k as f64))
@@ -51,8 +55,10 @@ impl Default for BounceConfig {
 pub struct BounceResult {
     /// Settings.
     pub config: BounceConfig,
-    /// The optimisation of v₀.
+    /// The optimisation of v₀ by gradient descent (Warp's).
     pub trace: Trace,
+    /// The same by Adam.
+    pub adam_trace: Trace,
     /// Largest relative difference of the adjoint gradient and central differences at v₀.
     pub gradient_fd_error: f64,
     /// Iterations (the last excepted) that lowered the loss by more than 1e-3 (Newton's test).
@@ -98,6 +104,8 @@ pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
     let t = std::time::Instant::now();
     let trace = gradient_descent(&f, &start, cfg.learning_rate, cfg.iterations, None)?;
     let ms_per_evaluation = 1e3 * t.elapsed().as_secs_f64() / trace.evaluations as f64;
+    let adam_settings = AdamSettings::with_rate(cfg.adam_learning_rate);
+    let adam_trace = adam(&f, &start, adam_settings, cfg.iterations, None)?;
     let decreasing_by_1e3 = trace.losses[..trace.losses.len() - 1]
         .windows(2)
         .filter(|w| w[0] - w[1] > 1e-3)
@@ -127,6 +135,7 @@ pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
     Ok(BounceResult {
         config: cfg.clone(),
         trace,
+        adam_trace,
         gradient_fd_error: fd_error,
         decreasing_by_1e3,
         gradient_vs_stiffness,
