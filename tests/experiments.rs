@@ -275,4 +275,25 @@ fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_s
     }
     let (mean, max) = r.implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 10, "Newton {mean} / {max}");
+    // The implicit descent, continued from its last iterate, reaches the explicit final loss.
+    let c = &r.implicit_continued_losses;
+    assert_eq!(c.len(), cfg.extra_implicit_iterations + 1);
+    assert_eq!(c[0], *r.implicit.trace.losses.last().unwrap());
+    assert!(c.windows(2).all(|w| w[1] < w[0]), "{c:?}");
+    let k = r
+        .implicit_iterations_to_explicit_loss
+        .expect("reaches the explicit loss");
+    let all: Vec<f64> = r
+        .implicit
+        .trace
+        .losses
+        .iter()
+        .chain(&c[1..])
+        .copied()
+        .collect();
+    let goal = *r.explicit.trace.losses.last().unwrap();
+    assert!(
+        all[k] <= goal && (k == 0 || all[k - 1] > goal),
+        "{k}: {all:?} vs {goal}"
+    );
 }

@@ -391,6 +391,10 @@ fn cloth_throw(args: &ExperimentArgs) -> Result<()> {
                 format!("implicit Euler, {} steps", cfg.implicit_steps),
                 log_loss_curve(&r.implicit.trace.losses, 0),
             ),
+            (
+                "implicit Euler, continued".into(),
+                log_loss_curve(&r.implicit_continued_losses, cfg.iterations),
+            ),
         ],
     )?;
     write_json(&r, &dir.join("result.json"))?;
@@ -427,8 +431,15 @@ fn cloth_throw(args: &ExperimentArgs) -> Result<()> {
         ))?;
     }
     out(&format!(
-        "cloth-throw: the implicit descent's velocities give {:.3} in the explicit simulation; pictures in {}",
+        "cloth-throw: the implicit descent's velocities give {:.3} in the explicit simulation; its own loss reaches the explicit final loss {}; pictures in {}",
         r.implicit_velocities_explicit_loss,
+        r.implicit_iterations_to_explicit_loss.map_or(
+            format!(
+                "not within {} more iterations",
+                cfg.extra_implicit_iterations
+            ),
+            |k| format!("after {k} iterations")
+        ),
         dir.display()
     ))
 }

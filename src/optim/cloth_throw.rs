@@ -25,6 +25,8 @@ pub struct ClothThrowConfig {
     pub learning_rate: f64,
     /// Gradient-descent iterations.
     pub iterations: usize,
+    /// Further implicit iterations allowed to reach the explicit descent's final loss.
+    pub extra_implicit_iterations: usize,
 }
 
 impl Default for ClothThrowConfig {
@@ -36,6 +38,7 @@ impl Default for ClothThrowConfig {
             implicit_steps: 120,
             learning_rate: 5.0,
             iterations: 64,
+            extra_implicit_iterations: 16,
         }
     }
 }
@@ -47,6 +50,7 @@ impl ClothThrowConfig {
             steps: 240,
             implicit_steps: 15,
             iterations: 3,
+            extra_implicit_iterations: 2,
             ..Self::default()
         }
     }
@@ -88,6 +92,12 @@ pub struct ClothThrowResult {
     pub implicit: ClothThrowRun,
     /// The explicit (fine) simulation's loss at the velocities the implicit descent found.
     pub implicit_velocities_explicit_loss: f64,
+    /// The implicit descent continued (same rate) from its last iterate: its losses, the
+    /// first being that iterate's.
+    pub implicit_continued_losses: Vec<f64>,
+    /// The implicit descent's iterations, the continuation counted, until its own loss is at
+    /// or below the explicit descent's final loss (None: not within the extra iterations).
+    pub implicit_iterations_to_explicit_loss: Option<usize>,
 }
 
 /// Descent iterations of Newton's cloth test (`newton/tests/test_examples.py`, GPU).
@@ -171,10 +181,27 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
     implicit.newton_iterations = Some(newton.get());
     implicit.tape_bytes += cfg.implicit_steps * stepper.factor_len()? * std::mem::size_of::<f64>();
     let implicit_velocities_explicit_loss = explicit_loss(&implicit.trace.params)?.0;
+    let goal = *explicit.trace.losses.last().expect("a loss");
+    let implicit_continued_losses = gradient_descent(
+        &implicit_loss,
+        &implicit.trace.params,
+        cfg.learning_rate,
+        cfg.extra_implicit_iterations,
+        None,
+    )?
+    .losses;
+    let implicit_iterations_to_explicit_loss = implicit
+        .trace
+        .losses
+        .iter()
+        .chain(&implicit_continued_losses[1..])
+        .position(|l| *l <= goal);
     Ok(ClothThrowResult {
         config: cfg.clone(),
         explicit,
         implicit,
         implicit_velocities_explicit_loss,
+        implicit_continued_losses,
+        implicit_iterations_to_explicit_loss,
     })
 }
