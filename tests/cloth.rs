@@ -50,21 +50,28 @@ fn assert_close(what: &str, ad: f64, fd: f64, rtol: f64, atol: f64) {
     );
 }
 
-#[test]
-fn cloth_elastic_forces_are_minus_the_energy_gradient() {
-    let (m, x, _) = bent_cloth();
+/// The elastic forces of `m` at `x` against central differences of its energy; returns
+/// their largest entry.
+fn check_forces_are_minus_the_energy_gradient(m: &Model, x: &[V3]) -> f64 {
     let mut f = vec![[0.0; 3]; m.len()];
-    m.add_elastic_forces(0, &x, &mut f);
+    m.add_elastic_forces(0, x, &mut f);
     let scale = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
-    assert!(scale > 1.0, "the bent cloth is loaded ({scale})");
     let eps = 1e-6;
     for (p, fp) in f.iter().enumerate() {
         for (a, fa) in fp.iter().enumerate() {
-            let de = (m.energy(0, &shifted(&x, p, a, eps)) - m.energy(0, &shifted(&x, p, a, -eps)))
+            let de = (m.energy(0, &shifted(x, p, a, eps)) - m.energy(0, &shifted(x, p, a, -eps)))
                 / (2.0 * eps);
             assert_close(&format!("f[{p}][{a}]"), *fa, -de, 1e-6, 1e-7 * scale);
         }
     }
+    scale
+}
+
+#[test]
+fn cloth_elastic_forces_are_minus_the_energy_gradient() {
+    let (m, x, _) = bent_cloth();
+    let scale = check_forces_are_minus_the_energy_gradient(&m, &x);
+    assert!(scale > 1.0, "the bent cloth is loaded ({scale})");
 }
 
 #[test]
@@ -117,25 +124,30 @@ fn check_hessian<const N: usize>(
     }
 }
 
-#[test]
-fn cloth_hessians_match_finite_differences() {
-    let (m, x, _) = bent_cloth();
-    for t in m.tris.iter().take(4) {
+/// [`check_hessian`] of the first `n` triangles and bending elements of `m` at `x`.
+fn check_element_hessians(m: &Model, x: &[V3], n: usize) {
+    for t in m.tris.iter().take(n) {
         let f = |y: &[V3]| {
             let mut f = vec![[0.0; 3]; y.len()];
             t.add_forces(y, None, &mut f);
             f
         };
-        check_hessian("triangle", t.nodes, &x, &t.hessian_blocks(&x, false), &f);
+        check_hessian("triangle", t.nodes, x, &t.hessian_blocks(x, false), &f);
     }
-    for b in m.bends.iter().take(4) {
+    for b in m.bends.iter().take(n) {
         let f = |y: &[V3]| {
             let mut f = vec![[0.0; 3]; y.len()];
             b.add_forces(y, None, &mut f);
             f
         };
-        check_hessian("bend", b.nodes, &x, &b.hessian_blocks(&x, false), &f);
+        check_hessian("bend", b.nodes, x, &b.hessian_blocks(x, false), &f);
     }
+}
+
+#[test]
+fn cloth_hessians_match_finite_differences() {
+    let (m, x, _) = bent_cloth();
+    check_element_hessians(&m, &x, 4);
 }
 
 /// An element force `f(x, v)`.
@@ -390,33 +402,8 @@ proptest::proptest! {
                 *vp = [0.0; 3];
             }
         }
-        let mut f = vec![[0.0; 3]; m.len()];
-        m.add_elastic_forces(0, &x, &mut f);
-        let scale = f.iter().flatten().fold(0.0f64, |a, b| a.max(b.abs()));
-        let eps = 1e-6;
-        for (p, fp) in f.iter().enumerate() {
-            for (a, fa) in fp.iter().enumerate() {
-                let de = (m.energy(0, &shifted(&x, p, a, eps)) - m.energy(0, &shifted(&x, p, a, -eps)))
-                    / (2.0 * eps);
-                assert_close(&format!("f[{p}][{a}]"), *fa, -de, 1e-6, 1e-7 * scale);
-            }
-        }
-        for t in m.tris.iter().take(2) {
-            let f = |y: &[V3]| {
-                let mut f = vec![[0.0; 3]; y.len()];
-                t.add_forces(y, None, &mut f);
-                f
-            };
-            check_hessian("triangle", t.nodes, &x, &t.hessian_blocks(&x, false), &f);
-        }
-        for b in m.bends.iter().take(2) {
-            let f = |y: &[V3]| {
-                let mut f = vec![[0.0; 3]; y.len()];
-                b.add_forces(y, None, &mut f);
-                f
-            };
-            check_hessian("bend", b.nodes, &x, &b.hessian_blocks(&x, false), &f);
-        }
+        check_forces_are_minus_the_energy_gradient(&m, &x);
+        check_element_hessians(&m, &x, 2);
         let target = [1.0, -0.5, 0.3];
         let zero = vec![[0.0; 3]; m.len()];
         let (dt, steps) = (1e-3, 60);

@@ -40,15 +40,28 @@ pub fn gradient_descent(
     iterations: usize,
     bounds: Option<(&[f64], &[f64])>,
 ) -> Result<Trace> {
-    let clamp = |p: &mut [f64]| clamp_to(p, bounds);
+    first_order(f, p0, iterations, bounds, |_, p, g| {
+        p.iter_mut().zip(g).for_each(|(x, g)| *x -= lr * g);
+    })
+}
+
+/// `iterations` times: evaluate `f` at `p`, move `p` by `update(k, p, ∇L)` (k = 1, 2, …) and
+/// clamp it to `bounds`; then evaluate the last `p`.
+fn first_order(
+    f: &Objective<'_>,
+    p0: &[f64],
+    iterations: usize,
+    bounds: Option<(&[f64], &[f64])>,
+    mut update: impl FnMut(usize, &mut [f64], &[f64]),
+) -> Result<Trace> {
     let mut p = p0.to_vec();
-    clamp(&mut p);
+    clamp_to(&mut p, bounds);
     let mut losses = Vec::new();
-    for _ in 0..iterations {
+    for k in 1..=iterations {
         let (l, g) = f(&p)?;
         losses.push(l);
-        p.iter_mut().zip(&g).for_each(|(x, g)| *x -= lr * g);
-        clamp(&mut p);
+        update(k, &mut p, &g);
+        clamp_to(&mut p, bounds);
     }
     losses.push(f(&p)?.0);
     Ok(Trace {
@@ -103,28 +116,14 @@ pub fn adam(
     iterations: usize,
     bounds: Option<(&[f64], &[f64])>,
 ) -> Result<Trace> {
-    let clamp = |p: &mut [f64]| clamp_to(p, bounds);
-    let mut p = p0.to_vec();
-    clamp(&mut p);
-    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
-    let mut losses = Vec::new();
-    for k in 1..=iterations {
-        let (l, g) = f(&p)?;
-        losses.push(l);
+    let (mut m, mut v) = (vec![0.0; p0.len()], vec![0.0; p0.len()]);
+    first_order(f, p0, iterations, bounds, |k, p, g| {
         let (c1, c2) = (1.0 - s.beta1.powi(k as i32), 1.0 - s.beta2.powi(k as i32));
-        for (((x, g), m), v) in p.iter_mut().zip(&g).zip(&mut m).zip(&mut v) {
+        for (((x, g), m), v) in p.iter_mut().zip(g).zip(&mut m).zip(&mut v) {
             *m = s.beta1 * *m + (1.0 - s.beta1) * g;
             *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
             *x -= s.learning_rate * (*m / c1) / ((*v / c2).sqrt() + s.eps);
         }
-        clamp(&mut p);
-    }
-    losses.push(f(&p)?.0);
-    Ok(Trace {
-        losses,
-        params: p,
-        iterations,
-        evaluations: iterations + 1,
     })
 }
 
