@@ -430,6 +430,18 @@ fn cloth_throw(args: &ExperimentArgs) -> Result<()> {
                 ))
         ))?;
     }
+    for (name, c) in ["explicit", "implicit"].iter().zip(&r.checkpointing) {
+        out(&format!(
+            "cloth-throw {name}, segment checkpointing ({} steps, segments of {}): the adjoint holds {:.2} MB instead of {:.2} MB, {:.0} ms instead of {:.0} ms, gradient difference {:.1e}",
+            c.steps,
+            c.segment_steps,
+            c.segment_bytes as f64 / 1e6,
+            c.tape_bytes as f64 / 1e6,
+            c.segment_ms,
+            c.tape_ms,
+            c.gradient_difference
+        ))?;
+    }
     out(&format!(
         "cloth-throw: the implicit descent's velocities give {:.3} in the explicit simulation; its own loss reaches the explicit final loss {}; pictures in {}",
         r.implicit_velocities_explicit_loss,

@@ -7,8 +7,9 @@
 use super::{Clock, Objective, Trace, fd_error_on, gradient_descent};
 use crate::error::Result;
 use crate::solids::implicit::{Implicit, NewtonConfig};
-use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes};
+use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes, segmented_gradient};
 use serde::Serialize;
+use std::time::Instant;
 
 /// Settings (Warp's: 60 fps × 16 substeps for 2 s).
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +82,27 @@ pub struct ClothThrowRun {
     pub tape_bytes: usize,
 }
 
+/// One (loss, gradient) at the start velocities with the whole trajectory kept (the tape)
+/// and with segment checkpointing ([`segmented_gradient`], segments of ⌈√N⌉ steps).
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointingRun {
+    /// Steps of the simulation.
+    pub steps: usize,
+    /// Steps per segment.
+    pub segment_steps: usize,
+    /// What the tape holds: every state and, for implicit Euler, every step's factor (bytes).
+    pub tape_bytes: usize,
+    /// The most that segment checkpointing holds at once: the segment starts, one segment's
+    /// states and (implicit) its factors (bytes).
+    pub segment_bytes: usize,
+    /// Wall time with the tape (ms).
+    pub tape_ms: f64,
+    /// Wall time with segments (ms).
+    pub segment_ms: f64,
+    /// `|g_segments − g_tape|∞ / |g_tape|∞` over every initial velocity.
+    pub gradient_difference: f64,
+}
+
 /// What the experiment measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClothThrowResult {
@@ -98,6 +120,8 @@ pub struct ClothThrowResult {
     /// The implicit descent's iterations, the continuation counted, until its own loss is at
     /// or below the explicit descent's final loss (None: not within the extra iterations).
     pub implicit_iterations_to_explicit_loss: Option<usize>,
+    /// Segment checkpointing against the tape, explicit (1920 steps) then implicit (120).
+    pub checkpointing: [CheckpointingRun; 2],
 }
 
 /// Descent iterations of Newton's cloth test (`newton/tests/test_examples.py`, GPU).
@@ -137,8 +161,47 @@ fn summary(
         ms_per_evaluation,
         newton_iterations: None,
         tape_states: states,
-        tape_bytes: states * particles * 2 * std::mem::size_of::<V3>(),
+        tape_bytes: state_bytes(states, particles),
     }
+}
+
+/// The size of `states` states `(x, v)` of `particles` particles (bytes).
+fn state_bytes(states: usize, particles: usize) -> usize {
+    states * particles * 2 * std::mem::size_of::<V3>()
+}
+
+/// [`CheckpointingRun`] of one integrator: `tape()` returns the gradient with every state
+/// kept, `segments(k)` with segments of `k` steps (and the states it held at once);
+/// `factor_bytes` is the size of one step's factor (0 when explicit).
+fn checkpointing(
+    steps: usize,
+    particles: usize,
+    factor_bytes: usize,
+    tape: impl Fn() -> Result<Vec<V3>>,
+    segments: impl Fn(usize) -> Result<(Vec<V3>, usize)>,
+) -> Result<CheckpointingRun> {
+    let k = (steps as f64).sqrt().ceil() as usize;
+    let t = Instant::now();
+    let g_tape = flatten(&tape()?);
+    let tape_ms = 1e3 * t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (g_seg, held) = segments(k)?;
+    let segment_ms = 1e3 * t.elapsed().as_secs_f64();
+    let scale = g_tape.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    let gradient_difference = g_tape
+        .iter()
+        .zip(flatten(&g_seg))
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    Ok(CheckpointingRun {
+        steps,
+        segment_steps: k,
+        tape_bytes: state_bytes(steps + 1, particles) + steps * factor_bytes,
+        segment_bytes: state_bytes(held, particles) + k * factor_bytes,
+        tape_ms,
+        segment_ms,
+        gradient_difference,
+    })
 }
 
 /// Runs the two descents (explicit, Warp's; implicit, 16× fewer steps).
@@ -179,7 +242,8 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
     let (trace, fd, ms) = descend(&implicit_loss)?;
     let mut implicit = summary(trace, fd, ms, (cfg.implicit_steps + 1, np));
     implicit.newton_iterations = Some(newton.get());
-    implicit.tape_bytes += cfg.implicit_steps * stepper.factor_len()? * std::mem::size_of::<f64>();
+    let factor_bytes = stepper.factor_len()? * std::mem::size_of::<f64>();
+    implicit.tape_bytes += cfg.implicit_steps * factor_bytes;
     let implicit_velocities_explicit_loss = explicit_loss(&implicit.trace.params)?.0;
     let goal = *explicit.trace.losses.last().expect("a loss");
     let implicit_continued_losses = gradient_descent(
@@ -196,6 +260,34 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
         .iter()
         .chain(&implicit_continued_losses[1..])
         .position(|l| *l <= goal);
+    let seed = |x: &[V3], _: &[V3]| (com_loss(x, target).1, zeros.clone());
+    let fine = explicit::Explicit {
+        model: &model,
+        dt: cfg.dt,
+    };
+    let checkpointing = [
+        checkpointing(
+            cfg.steps,
+            np,
+            0,
+            || Ok(unflatten(&explicit_loss(&p0)?.1)),
+            |k| {
+                let (g, held) = segmented_gradient(&fine, (&x0, &v0), cfg.steps, k, seed)?;
+                Ok((g.v0, held))
+            },
+        )?,
+        checkpointing(
+            cfg.implicit_steps,
+            np,
+            factor_bytes,
+            || Ok(unflatten(&implicit_loss(&p0)?.1)),
+            |k| {
+                let (g, held) =
+                    segmented_gradient(&stepper, (&x0, &v0), cfg.implicit_steps, k, seed)?;
+                Ok((g.v0, held))
+            },
+        )?,
+    ];
     Ok(ClothThrowResult {
         config: cfg.clone(),
         explicit,
@@ -203,5 +295,6 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
         implicit_velocities_explicit_loss,
         implicit_continued_losses,
         implicit_iterations_to_explicit_loss,
+        checkpointing,
     })
 }
