@@ -17,7 +17,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "data/wake-flow")]
     pub data: PathBuf,
     /// TOML settings (fields of the defaults: model, unroll, iterations, batch,
-    /// learning_rate, final_learning_rate, decay_fraction, warmup_iterations, seed, checkpoint_every).
+    /// learning_rate, final_learning_rate, decay_fraction, warmup_iterations, sampling
+    /// ("independent" or "epochs"), seed, checkpoint_every).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Architecture: small (§C.1, default) or mars-moon (the paper's).
