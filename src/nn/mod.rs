@@ -2,6 +2,7 @@
 //! 'same' convolution op it runs on (its own backward node, see [`conv`]).
 
 pub mod conv;
+mod conv_flex;
 mod corrector;
 
 pub use conv::{ConvOps, conv_same};

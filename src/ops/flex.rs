@@ -30,7 +30,7 @@ macro_rules! with_float {
 }
 
 /// A contiguous copy of `t` if it is not contiguous already (then zero-copy).
-fn contiguous(t: FlexTensor) -> FlexTensor {
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() && t.layout().start_offset() == 0 {
         t
     } else {

@@ -17,6 +17,7 @@
 
 mod autodiff;
 mod flex;
+pub(crate) use flex::contiguous;
 pub mod kernels;
 pub mod reference;
 mod systems;

@@ -179,7 +179,7 @@ pub fn batch_of(
             let pairs = sims * starts;
             let shuffle = |epoch: usize| {
                 let mut order: Vec<usize> = (0..pairs).collect();
-                let mut next = splitmix(key(epoch) ^ 0x5EED_0F_E90C);
+                let mut next = splitmix(key(epoch) ^ 0x005E_ED0F_E90C);
                 for i in (1..pairs).rev() {
                     order.swap(i, (next() % (i as u64 + 1)) as usize);
                 }

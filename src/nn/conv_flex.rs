@@ -1,0 +1,556 @@
+//! Flex (CPU) kernels of [`ConvOps`](super::ConvOps): direct 'same' convolutions over
+//! zero-padded copies of the planes, without im2col.
+//!
+//! Why: Flex runs a convolution as NHWC conversion, im2col tiles and a GEMM; at the
+//! corrector's sizes (≤ 32 channels, 5×5, 32x64 planes) the copies cost more than the GEMM
+//! (perf of a SOL-4 training: GEMM kernels 27%, im2col, transposes, `memmove` and their page
+//! faults ~50%). Here every output is accumulated in registers: a block of 4 output channels ×
+//! 16 (f32) or 8 (f64) neighbouring pixels of one row, over every (input channel, kernel tap),
+//! so one load of the input row serves 4 fused multiply-adds. The weight gradient keeps one
+//! tap's 16-lane sum in registers over every batch item and row. Compiled twice: for AVX2 + FMA
+//! (chosen at run time when the CPU has them) and for the baseline target.
+
+use crate::ops::contiguous;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DType, TensorMetadata};
+use burn::tensor::TensorData;
+use num_traits::Float;
+use rayon::prelude::*;
+
+/// Output channels per register block.
+const CB: usize = 4;
+
+/// An element type of the kernels: f32 or f64, with its register-block width.
+pub trait ConvScalar: Float + Send + Sync + std::fmt::Debug + 'static {
+    /// Neighbouring pixels per register block (two 256-bit registers).
+    const LANES: usize;
+}
+
+impl ConvScalar for f32 {
+    const LANES: usize = 16;
+}
+
+impl ConvScalar for f64 {
+    const LANES: usize = 8;
+}
+
+/// `a·b + c`, fused (one rounding) when `FMA`: only the AVX2 + FMA build, where `mul_add` is
+/// one instruction, asks for it (elsewhere it would be a library call).
+#[inline(always)]
+fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Shape of a 'same' convolution: `x [b, ci, h, w]`, `w [co, ci, k, k]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Batch items.
+    pub b: usize,
+    /// Input channels.
+    pub ci: usize,
+    /// Output channels.
+    pub co: usize,
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Kernel size (odd).
+    pub k: usize,
+}
+
+impl ConvShape {
+    fn pad(&self) -> usize {
+        self.k / 2
+    }
+    /// Columns rounded up to whole register blocks.
+    fn wc(&self, lanes: usize) -> usize {
+        self.w.div_ceil(lanes) * lanes
+    }
+    /// Row length of a padded plane (room for a block read at the last tap of the last block).
+    fn wp(&self, lanes: usize) -> usize {
+        self.wc(lanes) + 2 * self.pad()
+    }
+    /// Rows of a padded plane.
+    fn hp(&self) -> usize {
+        self.h + 2 * self.pad()
+    }
+}
+
+/// `planes [n, h, w]` copied into zero planes `[n, h + 2·top, wp]` at row `top`, column `left`.
+fn padded<T: ConvScalar>(
+    planes: &[T],
+    (n, h, w): (usize, usize, usize),
+    (top, left, wp): (usize, usize, usize),
+) -> Vec<T> {
+    let hp = h + 2 * top;
+    let mut out = vec![T::zero(); n * hp * wp];
+    out.par_chunks_mut(hp * wp)
+        .zip(planes.par_chunks(h * w))
+        .for_each(|(dst, src)| {
+            for (y, row) in src.chunks(w).enumerate() {
+                let start = (y + top) * wp + left;
+                dst[start..start + w].copy_from_slice(row);
+            }
+        });
+    out
+}
+
+/// `y = conv(x, w) + bias` with zero 'same' padding: `x [b, ci, h, w]`, `w [co, ci, k, k]`,
+/// `bias [co]` (or none) → `[b, co, h, w]`.
+pub fn forward<T: ConvScalar>(x: &[T], w: &[T], bias: Option<&[T]>, s: ConvShape) -> Vec<T> {
+    forward_on(x, w, bias, s, simd())
+}
+
+/// Whether this CPU runs the AVX2 + FMA build of the kernels.
+fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`forward`] with the AVX2 + FMA build when `simd` (the CPU must have them) or the
+/// baseline one.
+fn forward_on<T: ConvScalar>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    s: ConvShape,
+    simd: bool,
+) -> Vec<T> {
+    let lanes = T::LANES;
+    let (p, wc, wp, hp) = (s.pad(), s.wc(lanes), s.wp(lanes), s.hp());
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    // Weights in register-block order [co / CB][ci][ky][kx][CB], zero-filled to whole blocks.
+    let blocks = s.co.div_ceil(CB);
+    let mut wb = vec![T::zero(); blocks * s.ci * s.k * s.k * CB];
+    for (o, wo) in w.chunks(s.ci * s.k * s.k).enumerate() {
+        for (t, &v) in wo.iter().enumerate() {
+            wb[((o / CB) * s.ci * s.k * s.k + t) * CB + o % CB] = v;
+        }
+    }
+    let mut out = vec![T::zero(); s.b * blocks * CB * s.h * wc];
+    out.par_chunks_mut(CB * s.h * wc)
+        .enumerate()
+        .for_each(|(task, dst)| {
+            let (item, block) = (task / blocks, task % blocks);
+            let bias: [T; CB] = std::array::from_fn(|c| {
+                bias.and_then(|b| b.get(block * CB + c).copied())
+                    .unwrap_or_else(T::zero)
+            });
+            let args = ForwardBlock {
+                xp: &xp[item * s.ci * hp * wp..(item + 1) * s.ci * hp * wp],
+                wb: &wb[block * s.ci * s.k * s.k * CB..(block + 1) * s.ci * s.k * s.k * CB],
+                bias,
+                s,
+                wp,
+                wc,
+            };
+            dispatch_forward(&args, dst, simd);
+        });
+    trim(out, (s.b, blocks * CB, s.h, wc), (s.co, s.w))
+}
+
+/// One task of [`forward`]: one batch item, one block of `CB` output channels.
+struct ForwardBlock<'a, T> {
+    /// The item's padded input planes `[ci, hp, wp]`.
+    xp: &'a [T],
+    /// The block's weights `[ci][ky][kx][CB]`.
+    wb: &'a [T],
+    bias: [T; CB],
+    s: ConvShape,
+    wp: usize,
+    wc: usize,
+}
+
+fn dispatch_forward<T: ConvScalar>(a: &ForwardBlock<'_, T>, dst: &mut [T], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+        unsafe { forward_block_avx2(a, dst) };
+        return;
+    }
+    forward_block::<T, false>(a, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_block_avx2<T: ConvScalar>(a: &ForwardBlock<'_, T>, dst: &mut [T]) {
+    forward_block::<T, true>(a, dst);
+}
+
+/// Writes the block's `[CB, h, wc]` outputs into `dst`.
+#[inline(always)]
+fn forward_block<T: ConvScalar, const FMA: bool>(a: &ForwardBlock<'_, T>, dst: &mut [T]) {
+    match T::LANES {
+        16 => forward_lanes::<T, FMA, 16>(a, dst),
+        8 => forward_lanes::<T, FMA, 8>(a, dst),
+        l => unreachable!("register blocks of {l} lanes"),
+    }
+}
+
+#[inline(always)]
+fn forward_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
+    a: &ForwardBlock<'_, T>,
+    dst: &mut [T],
+) {
+    let ConvShape { ci, h, k, .. } = a.s;
+    let (wp, wc, hp) = (a.wp, a.wc, a.s.hp());
+    for y in 0..h {
+        for x0 in (0..wc).step_by(L) {
+            let mut acc: [[T; L]; CB] = std::array::from_fn(|c| [a.bias[c]; L]);
+            for c_in in 0..ci {
+                for ky in 0..k {
+                    let row = &a.xp[(c_in * hp + y + ky) * wp + x0..];
+                    let taps = &a.wb[(c_in * k + ky) * k * CB..];
+                    for kx in 0..k {
+                        let src: &[T; L] = row[kx..kx + L].try_into().expect("L lanes");
+                        let wk: &[T; CB] = taps[kx * CB..kx * CB + CB].try_into().expect("CB");
+                        for c in 0..CB {
+                            for j in 0..L {
+                                acc[c][j] = madd::<T, FMA>(wk[c], src[j], acc[c][j]);
+                            }
+                        }
+                    }
+                }
+            }
+            for (c, lanes) in acc.iter().enumerate() {
+                let at = (c * h + y) * wc + x0;
+                dst[at..at + L].copy_from_slice(lanes);
+            }
+        }
+    }
+}
+
+/// `planes [n, c, h, wc]` cut to `[n, c_keep, h, w_keep]` (no copy when nothing is cut).
+fn trim<T: ConvScalar>(
+    planes: Vec<T>,
+    (n, c, h, wc): (usize, usize, usize, usize),
+    (c_keep, w_keep): (usize, usize),
+) -> Vec<T> {
+    if c == c_keep && wc == w_keep {
+        return planes;
+    }
+    let mut out = Vec::with_capacity(n * c_keep * h * w_keep);
+    for item in planes.chunks(c * h * wc) {
+        for plane in item.chunks(h * wc).take(c_keep) {
+            for row in plane.chunks(wc) {
+                out.extend_from_slice(&row[..w_keep]);
+            }
+        }
+    }
+    out
+}
+
+/// `∂L/∂w [co, ci, k, k]` of [`forward`] from the input `x [b, ci, h, w]` and the output
+/// gradient `g [b, co, h, w]`: `Σ_{b,y,x} g[b, o, y, x] · x[b, i, y + ky − p, x + kx − p]`.
+pub fn weight_gradient<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape) -> Vec<T> {
+    weight_gradient_on(x, g, s, simd())
+}
+
+/// [`weight_gradient`] with the AVX2 + FMA build when `simd` (the CPU must have them) or the
+/// baseline one.
+fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, simd: bool) -> Vec<T> {
+    let lanes = T::LANES;
+    let (p, wc, wp) = (s.pad(), s.wc(lanes), s.wp(lanes));
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    // g with rows padded to whole register blocks (the extra lanes are zero).
+    let gp = padded(g, (s.b * s.co, s.h, s.w), (0, 0, wc));
+    let mut out = vec![T::zero(); s.co * s.ci * s.k * s.k];
+    out.par_chunks_mut(s.k * s.k)
+        .enumerate()
+        .for_each(|(task, dst)| {
+            let args = WeightTask {
+                xp: &xp,
+                gp: &gp,
+                o: task / s.ci,
+                i: task % s.ci,
+                s,
+                wp,
+                wc,
+            };
+            dispatch_weight(&args, dst, simd);
+        });
+    out
+}
+
+/// One task of [`weight_gradient`]: the `k²` taps of output channel `o`, input channel `i`.
+struct WeightTask<'a, T> {
+    xp: &'a [T],
+    gp: &'a [T],
+    o: usize,
+    i: usize,
+    s: ConvShape,
+    wp: usize,
+    wc: usize,
+}
+
+fn dispatch_weight<T: ConvScalar>(a: &WeightTask<'_, T>, dst: &mut [T], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+        unsafe { weight_task_avx2(a, dst) };
+        return;
+    }
+    weight_task::<T, false>(a, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_task_avx2<T: ConvScalar>(a: &WeightTask<'_, T>, dst: &mut [T]) {
+    weight_task::<T, true>(a, dst);
+}
+
+#[inline(always)]
+fn weight_task<T: ConvScalar, const FMA: bool>(a: &WeightTask<'_, T>, dst: &mut [T]) {
+    match (T::LANES, a.s.k) {
+        (16, 1) => weight_lanes::<T, FMA, 16, 1>(a, dst),
+        (16, 3) => weight_lanes::<T, FMA, 16, 3>(a, dst),
+        (16, 5) => weight_lanes::<T, FMA, 16, 5>(a, dst),
+        (16, 7) => weight_lanes::<T, FMA, 16, 7>(a, dst),
+        (8, 1) => weight_lanes::<T, FMA, 8, 1>(a, dst),
+        (8, 3) => weight_lanes::<T, FMA, 8, 3>(a, dst),
+        (8, 5) => weight_lanes::<T, FMA, 8, 5>(a, dst),
+        (8, 7) => weight_lanes::<T, FMA, 8, 7>(a, dst),
+        (l, k) => unreachable!("register blocks of {l} lanes, kernel {k}"),
+    }
+}
+
+/// The taps of one kernel row at a time: `K` sums of `L` lanes stay in registers while one
+/// load of `g` serves all `K` of them.
+#[inline(always)]
+fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize>(
+    a: &WeightTask<'_, T>,
+    dst: &mut [T],
+) {
+    let ConvShape { b, ci, co, h, .. } = a.s;
+    let (wp, wc, hp) = (a.wp, a.wc, a.s.hp());
+    for ky in 0..K {
+        let mut acc = [[T::zero(); L]; K];
+        for item in 0..b {
+            let xplane = &a.xp[(item * ci + a.i) * hp * wp..];
+            let gplane = &a.gp[(item * co + a.o) * h * wc..];
+            for y in 0..h {
+                let xrow = &xplane[(y + ky) * wp..];
+                let grow = &gplane[y * wc..];
+                for x0 in (0..wc).step_by(L) {
+                    let gv: &[T; L] = grow[x0..x0 + L].try_into().expect("L lanes");
+                    for (kx, sum) in acc.iter_mut().enumerate() {
+                        let src: &[T; L] = xrow[x0 + kx..x0 + kx + L].try_into().expect("L lanes");
+                        *sum = std::array::from_fn(|j| madd::<T, FMA>(gv[j], src[j], sum[j]));
+                    }
+                }
+            }
+        }
+        for (kx, sum) in acc.iter().enumerate() {
+            dst[ky * K + kx] = sum.iter().fold(T::zero(), |s, &v| s + v);
+        }
+    }
+}
+
+/// The shape of a 'same' convolution of `x [b, ci, h, w]` with `w [co, ci, k, k]`.
+fn shape_of(x: &FlexTensor, w: &FlexTensor) -> ConvShape {
+    let [b, ci, h, width] = x.shape().dims();
+    let [co, wci, k, k2] = w.shape().dims();
+    assert!(
+        wci == ci && k == k2 && k % 2 == 1,
+        "conv_same: weight {:?} for input {:?}",
+        w.shape(),
+        x.shape()
+    );
+    ConvShape {
+        b,
+        ci,
+        co,
+        h,
+        w: width,
+        k,
+    }
+}
+
+/// Whether the kernels run a convolution of `x` with a `kernel`×`kernel` kernel: f32 or f64,
+/// kernel 1, 3, 5 or 7; others take Burn's convolution.
+pub fn supports(x: &FlexTensor, kernel: usize) -> bool {
+    matches!(x.dtype(), DType::F32 | DType::F64) && matches!(kernel, 1 | 3 | 5 | 7)
+}
+
+/// [`forward`] on f32 or f64 Flex tensors ([`supports`]).
+pub fn forward_tensor(x: FlexTensor, w: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
+    let s = shape_of(&x, &w);
+    let (x, w) = (contiguous(x), contiguous(w));
+    let bias = bias.map(contiguous);
+    let dims = [s.b, s.co, s.h, s.w];
+    match x.dtype() {
+        DType::F32 => {
+            let out = forward(slice::<f32>(&x), slice(&w), bias.as_ref().map(slice), s);
+            FlexTensor::from_data(TensorData::new(out, dims))
+        }
+        DType::F64 => {
+            let out = forward(slice::<f64>(&x), slice(&w), bias.as_ref().map(slice), s);
+            FlexTensor::from_data(TensorData::new(out, dims))
+        }
+        other => unreachable!("conv_same kernels on {other:?}"),
+    }
+}
+
+/// [`weight_gradient`] on f32 or f64 Flex tensors ([`supports`]).
+pub fn weight_gradient_tensor(x: FlexTensor, g: FlexTensor, k: usize) -> FlexTensor {
+    let [b, ci, h, w] = x.shape().dims();
+    let co = g.shape()[1];
+    let s = ConvShape { b, ci, co, h, w, k };
+    let (x, g) = (contiguous(x), contiguous(g));
+    let dims = [co, ci, k, k];
+    match x.dtype() {
+        DType::F32 => FlexTensor::from_data(TensorData::new(
+            weight_gradient(slice::<f32>(&x), slice(&g), s),
+            dims,
+        )),
+        DType::F64 => FlexTensor::from_data(TensorData::new(
+            weight_gradient(slice::<f64>(&x), slice(&g), s),
+            dims,
+        )),
+        other => unreachable!("conv_same kernels on {other:?}"),
+    }
+}
+
+/// The elements of a contiguous tensor of element type `T`.
+fn slice<T: bytemuck::Pod + burn::tensor::Element>(t: &FlexTensor) -> &[T] {
+    t.as_slice::<T>()
+        .expect("contiguous tensor of the dispatched dtype")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 'same' convolution by its definition (f64, zero outside the planes).
+    fn naive(x: &[f64], w: &[f64], bias: &[f64], s: ConvShape) -> Vec<f64> {
+        let p = s.k as isize / 2;
+        let mut out = vec![0.0; s.b * s.co * s.h * s.w];
+        for b in 0..s.b {
+            for o in 0..s.co {
+                for y in 0..s.h {
+                    for xx in 0..s.w {
+                        let mut acc = bias[o];
+                        for i in 0..s.ci {
+                            for ky in 0..s.k {
+                                for kx in 0..s.k {
+                                    let (iy, ix) = (
+                                        y as isize + ky as isize - p,
+                                        xx as isize + kx as isize - p,
+                                    );
+                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    acc += w[((o * s.ci + i) * s.k + ky) * s.k + kx]
+                                        * x[((b * s.ci + i) * s.h + iy as usize) * s.w
+                                            + ix as usize];
+                                }
+                            }
+                        }
+                        out[((b * s.co + o) * s.h + y) * s.w + xx] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The builds this CPU can run: the baseline one, and the AVX2 + FMA one where available.
+    fn builds() -> Vec<bool> {
+        if simd() {
+            vec![false, true]
+        } else {
+            vec![false]
+        }
+    }
+
+    fn values(n: usize, seed: f64) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as f64 * 0.7548 + seed).sin() * 1e4).fract())
+            .collect()
+    }
+
+    /// Odd shapes: channels not a multiple of the block, rows not a multiple of the lanes,
+    /// kernels 1, 3 and 5.
+    fn shapes() -> Vec<ConvShape> {
+        vec![
+            ConvShape {
+                b: 2,
+                ci: 3,
+                co: 5,
+                h: 7,
+                w: 9,
+                k: 5,
+            },
+            ConvShape {
+                b: 1,
+                ci: 2,
+                co: 2,
+                h: 4,
+                w: 20,
+                k: 3,
+            },
+            ConvShape {
+                b: 3,
+                ci: 4,
+                co: 4,
+                h: 5,
+                w: 16,
+                k: 1,
+            },
+        ]
+    }
+
+    #[test]
+    fn forward_equals_the_definition_in_f64_and_f32() {
+        for s in shapes() {
+            let x = values(s.b * s.ci * s.h * s.w, 0.1);
+            let w = values(s.co * s.ci * s.k * s.k, 0.2);
+            let bias = values(s.co, 0.3);
+            let want = naive(&x, &w, &bias, s);
+            for simd in builds() {
+                let got = forward_on(&x, &w, Some(&bias), s, simd);
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-12, "{s:?} simd {simd}: {a} vs {b}");
+                }
+                let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+                let got32 = forward_on(&f(&x), &f(&w), Some(&f(&bias)), s, simd);
+                for (a, b) in got32.iter().zip(&want) {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= 1e-4,
+                        "{s:?} f32 simd {simd}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `⟨g, conv(x, w)⟩` is linear in `w`, so its gradient is exact from the definition: the
+    /// weight gradient equals the forward's response to each unit weight.
+    #[test]
+    fn weight_gradient_equals_the_definition() {
+        for s in shapes() {
+            let x = values(s.b * s.ci * s.h * s.w, 0.4);
+            let g = values(s.b * s.co * s.h * s.w, 0.5);
+            let zero = vec![0.0; s.co];
+            let got = weight_gradient(&x, &g, s);
+            for t in 0..s.co * s.ci * s.k * s.k {
+                let mut e = vec![0.0; s.co * s.ci * s.k * s.k];
+                e[t] = 1.0;
+                let want: f64 = naive(&x, &e, &zero, s)
+                    .iter()
+                    .zip(&g)
+                    .map(|(a, b)| a * b)
+                    .sum();
+                assert!(
+                    (got[t] - want).abs() <= 1e-12 * want.abs().max(1.0),
+                    "{s:?} tap {t}"
+                );
+            }
+        }
+    }
+}
