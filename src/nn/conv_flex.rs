@@ -41,6 +41,30 @@ fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
+/// One parallel task of a kernel, writing its part of the output.
+trait Task<T> {
+    /// The task's loops; `FMA`: the build for AVX2 + FMA (see [`madd`]).
+    fn run<const FMA: bool>(&self, dst: &mut [T]);
+}
+
+/// Runs `task` built for AVX2 + FMA when `simd` (the CPU must have them), else for the baseline
+/// target.
+fn dispatch<T, K: Task<T>>(task: &K, dst: &mut [T], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+        unsafe { run_avx2(task, dst) };
+        return;
+    }
+    task.run::<false>(dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn run_avx2<T, K: Task<T>>(task: &K, dst: &mut [T]) {
+    task.run::<true>(dst);
+}
+
 /// Shape of a 'same' convolution: `x [b, ci, h, w]`, `w [co, ci, k, k]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
@@ -147,7 +171,7 @@ fn forward_on<T: ConvScalar>(
                 wp,
                 wc,
             };
-            dispatch_forward(&args, dst, simd);
+            dispatch(&args, dst, simd);
         });
     trim(out, (s.b, blocks * CB, s.h, wc), (s.co, s.w))
 }
@@ -164,29 +188,15 @@ struct ForwardBlock<'a, T> {
     wc: usize,
 }
 
-fn dispatch_forward<T: ConvScalar>(a: &ForwardBlock<'_, T>, dst: &mut [T], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
-        unsafe { forward_block_avx2(a, dst) };
-        return;
-    }
-    forward_block::<T, false>(a, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_block_avx2<T: ConvScalar>(a: &ForwardBlock<'_, T>, dst: &mut [T]) {
-    forward_block::<T, true>(a, dst);
-}
-
-/// Writes the block's `[CB, h, wc]` outputs into `dst`.
-#[inline(always)]
-fn forward_block<T: ConvScalar, const FMA: bool>(a: &ForwardBlock<'_, T>, dst: &mut [T]) {
-    match T::LANES {
-        16 => forward_lanes::<T, FMA, 16>(a, dst),
-        8 => forward_lanes::<T, FMA, 8>(a, dst),
-        l => unreachable!("register blocks of {l} lanes"),
+impl<T: ConvScalar> Task<T> for ForwardBlock<'_, T> {
+    /// Writes the block's `[CB, h, wc]` outputs into `dst`.
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, dst: &mut [T]) {
+        match T::LANES {
+            16 => forward_lanes::<T, FMA, 16>(self, dst),
+            8 => forward_lanes::<T, FMA, 8>(self, dst),
+            l => unreachable!("register blocks of {l} lanes"),
+        }
     }
 }
 
@@ -270,7 +280,7 @@ fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, simd: bool)
                 wp,
                 wc,
             };
-            dispatch_weight(&args, dst, simd);
+            dispatch(&args, dst, simd);
         });
     out
 }
@@ -286,34 +296,21 @@ struct WeightTask<'a, T> {
     wc: usize,
 }
 
-fn dispatch_weight<T: ConvScalar>(a: &WeightTask<'_, T>, dst: &mut [T], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
-        unsafe { weight_task_avx2(a, dst) };
-        return;
-    }
-    weight_task::<T, false>(a, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn weight_task_avx2<T: ConvScalar>(a: &WeightTask<'_, T>, dst: &mut [T]) {
-    weight_task::<T, true>(a, dst);
-}
-
-#[inline(always)]
-fn weight_task<T: ConvScalar, const FMA: bool>(a: &WeightTask<'_, T>, dst: &mut [T]) {
-    match (T::LANES, a.s.k) {
-        (16, 1) => weight_lanes::<T, FMA, 16, 1>(a, dst),
-        (16, 3) => weight_lanes::<T, FMA, 16, 3>(a, dst),
-        (16, 5) => weight_lanes::<T, FMA, 16, 5>(a, dst),
-        (16, 7) => weight_lanes::<T, FMA, 16, 7>(a, dst),
-        (8, 1) => weight_lanes::<T, FMA, 8, 1>(a, dst),
-        (8, 3) => weight_lanes::<T, FMA, 8, 3>(a, dst),
-        (8, 5) => weight_lanes::<T, FMA, 8, 5>(a, dst),
-        (8, 7) => weight_lanes::<T, FMA, 8, 7>(a, dst),
-        (l, k) => unreachable!("register blocks of {l} lanes, kernel {k}"),
+impl<T: ConvScalar> Task<T> for WeightTask<'_, T> {
+    /// Writes the `k²` taps into `dst`.
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, dst: &mut [T]) {
+        match (T::LANES, self.s.k) {
+            (16, 1) => weight_lanes::<T, FMA, 16, 1>(self, dst),
+            (16, 3) => weight_lanes::<T, FMA, 16, 3>(self, dst),
+            (16, 5) => weight_lanes::<T, FMA, 16, 5>(self, dst),
+            (16, 7) => weight_lanes::<T, FMA, 16, 7>(self, dst),
+            (8, 1) => weight_lanes::<T, FMA, 8, 1>(self, dst),
+            (8, 3) => weight_lanes::<T, FMA, 8, 3>(self, dst),
+            (8, 5) => weight_lanes::<T, FMA, 8, 5>(self, dst),
+            (8, 7) => weight_lanes::<T, FMA, 8, 7>(self, dst),
+            (l, k) => unreachable!("register blocks of {l} lanes, kernel {k}"),
+        }
     }
 }
 
