@@ -11,7 +11,7 @@
 //! one load of `g` serves k of them. Compiled twice: for AVX2 + FMA (chosen at run time when
 //! the CPU has them) and for the baseline target. On a SOL-4 training step the two kernels
 //! share the time about equally (perf); the weight gradient's first version, one tap at a
-//! time, was 3× slower per flop than the forward (one dependent chain of sums).
+//! time, was about 4× slower per flop than the forward (one dependent chain of sums).
 
 use crate::ops::contiguous;
 use burn::backend::flex::FlexTensor;
