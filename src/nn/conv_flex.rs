@@ -13,7 +13,7 @@
 //! share the time about equally (perf); the weight gradient's first version, one tap at a
 //! time, was about 4× slower per flop than the forward (one dependent chain of sums).
 
-use crate::ops::contiguous;
+use crate::ops::{contiguous, data, with_float};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
@@ -380,18 +380,11 @@ pub fn forward_tensor(x: FlexTensor, w: FlexTensor, bias: Option<FlexTensor>) ->
     let s = shape_of(&x, &w);
     let (x, w) = (contiguous(x), contiguous(w));
     let bias = bias.map(contiguous);
-    let dims = [s.b, s.co, s.h, s.w];
-    match x.dtype() {
-        DType::F32 => {
-            let out = forward(slice::<f32>(&x), slice(&w), bias.as_ref().map(slice), s);
-            FlexTensor::from_data(TensorData::new(out, dims))
-        }
-        DType::F64 => {
-            let out = forward(slice::<f64>(&x), slice(&w), bias.as_ref().map(slice), s);
-            FlexTensor::from_data(TensorData::new(out, dims))
-        }
-        other => unreachable!("conv_same kernels on {other:?}"),
-    }
+    let out = with_float!(x, T => TensorData::new(
+        forward(data::<T>(&x), data(&w), bias.as_ref().map(data), s),
+        [s.b, s.co, s.h, s.w],
+    ));
+    FlexTensor::from_data(out)
 }
 
 /// [`weight_gradient`] on f32 or f64 Flex tensors ([`supports`]).
@@ -400,24 +393,11 @@ pub fn weight_gradient_tensor(x: FlexTensor, g: FlexTensor, k: usize) -> FlexTen
     let co = g.shape()[1];
     let s = ConvShape { b, ci, co, h, w, k };
     let (x, g) = (contiguous(x), contiguous(g));
-    let dims = [co, ci, k, k];
-    match x.dtype() {
-        DType::F32 => FlexTensor::from_data(TensorData::new(
-            weight_gradient(slice::<f32>(&x), slice(&g), s),
-            dims,
-        )),
-        DType::F64 => FlexTensor::from_data(TensorData::new(
-            weight_gradient(slice::<f64>(&x), slice(&g), s),
-            dims,
-        )),
-        other => unreachable!("conv_same kernels on {other:?}"),
-    }
-}
-
-/// The elements of a contiguous tensor of element type `T`.
-fn slice<T: bytemuck::Pod + burn::tensor::Element>(t: &FlexTensor) -> &[T] {
-    t.as_slice::<T>()
-        .expect("contiguous tensor of the dispatched dtype")
+    let out = with_float!(x, T => TensorData::new(
+        weight_gradient(data::<T>(&x), data(&g), s),
+        [co, ci, k, k],
+    ));
+    FlexTensor::from_data(out)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::grid::ArraySpec;
 use burn::backend::flex::FlexTensor;
-use burn::backend::{DType, Flex, TensorMetadata};
+use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{Element, TensorData};
 use kernels::Real;
 use num_traits::Zero;
@@ -16,18 +16,19 @@ use std::sync::Arc;
 macro_rules! with_float {
     ($t:expr, $T:ident => $body:expr) => {
         match $t.dtype() {
-            DType::F32 => {
+            burn::backend::DType::F32 => {
                 type $T = f32;
                 $body
             }
-            DType::F64 => {
+            burn::backend::DType::F64 => {
                 type $T = f64;
                 $body
             }
-            other => panic!("diffsim grid ops support f32 and f64 tensors, got {other:?}"),
+            other => panic!("diffsim's CPU kernels support f32 and f64 tensors, got {other:?}"),
         }
     };
 }
+pub(crate) use with_float;
 
 /// A contiguous copy of `t` if it is not contiguous already (then zero-copy).
 pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -39,7 +40,7 @@ pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
 }
 
 /// The elements of a contiguous tensor.
-fn data<T: Real + Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
+pub(crate) fn data<T: Real + Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
     t.as_slice::<T>()
         .expect("contiguous tensor of the dispatched dtype")
 }

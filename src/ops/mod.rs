@@ -17,7 +17,7 @@
 
 mod autodiff;
 mod flex;
-pub(crate) use flex::contiguous;
+pub(crate) use flex::{contiguous, data, with_float};
 pub mod kernels;
 pub mod reference;
 mod systems;
