@@ -261,7 +261,12 @@ fn degenerate_triangle_is_a_clear_error() {
 }
 
 /// The loss `|COM(T) − target|²` of a rollout and its gradient with respect to `(x₀, v₀)`,
-/// against central differences along random directions and per entry.
+/// against central differences along 3 random directions. Returns whether the differences are
+/// a valid reference: air drag `∝ |n̂·v̄|` has a kink where a triangle's mean velocity crosses
+/// its plane, and where one falls within the step of the probe the difference with step
+/// `eps` disagrees with the one with `eps/10` (by > `rtol`); such a probe is not compared
+/// (the gradient checker redraws kink-straddling probes the same way), and `false` is
+/// returned so that random cases can be rejected and fixed ones fail.
 fn check_rollout(
     name: &str,
     x0: &[V3],
@@ -269,7 +274,7 @@ fn check_rollout(
     grad: (&[V3], &[V3]),
     loss: &dyn Fn(&[V3], &[V3]) -> f64,
     rtol: f64,
-) {
+) -> bool {
     let eps = 1e-6;
     let n = x0.len();
     let dirs: Vec<(Vec<V3>, Vec<V3>)> = (0..3)
@@ -292,9 +297,14 @@ fn check_rollout(
             };
             (m(x0, dx), m(v0, dv))
         };
-        let (xp, vp) = at(eps);
-        let (xm, vm) = at(-eps);
-        let fd = (loss(&xp, &vp) - loss(&xm, &vm)) / (2.0 * eps);
+        let central = |h: f64| {
+            let ((xp, vp), (xm, vm)) = (at(h), at(-h));
+            (loss(&xp, &vp) - loss(&xm, &vm)) / (2.0 * h)
+        };
+        let fd = central(eps);
+        if (fd - central(eps / 10.0)).abs() > 1e-12 + rtol * fd.abs() {
+            return false;
+        }
         let dot = |g: &[V3], d: &[V3]| -> f64 {
             g.iter()
                 .zip(d)
@@ -304,6 +314,7 @@ fn check_rollout(
         let ad = dot(grad.0, dx) + dot(grad.1, dv);
         assert_close(&format!("{name} direction {k}"), ad, fd, rtol, 1e-12);
     }
+    true
 }
 
 #[test]
@@ -317,7 +328,14 @@ fn explicit_adjoint_through_cloth_matches_finite_differences() {
     let run = explicit::rollout(&m, &x0, &v0, dt, steps);
     let (_, gx) = com_loss(&run.last().0, target);
     let g = explicit::adjoint(&m, &run, dt, &gx, &vec![[0.0; 3]; m.len()]);
-    check_rollout("explicit cloth", &x0, &v0, (&g.x0, &g.v0), &loss, 1e-6);
+    assert!(check_rollout(
+        "explicit cloth",
+        &x0,
+        &v0,
+        (&g.x0, &g.v0),
+        &loss,
+        1e-6
+    ));
 }
 
 #[test]
@@ -345,7 +363,7 @@ fn implicit_adjoint_through_cloth_with_pinned_corners_matches_finite_differences
         let (_, gx) = com_loss(&run.run.last().0, target);
         let g = stepper.adjoint(&run, &gx, &vec![[0.0; 3]; m.len()]);
         let name = format!("implicit cloth, {scheme:?}");
-        check_rollout(&name, &x0, &v0, (&g.x0, &g.v0), &loss, 1e-6);
+        assert!(check_rollout(&name, &x0, &v0, (&g.x0, &g.v0), &loss, 1e-6));
     }
 }
 
@@ -410,7 +428,7 @@ proptest::proptest! {
         let loss = |x0: &[V3], v0: &[V3]| com_loss(&explicit::rollout(&m, x0, v0, dt, steps).last().0, target).0;
         let run = explicit::rollout(&m, &x, &v, dt, steps);
         let g = explicit::adjoint(&m, &run, dt, &com_loss(&run.last().0, target).1, &zero);
-        check_rollout("random explicit cloth", &x, &v, (&g.x0, &g.v0), &loss, 1e-6);
+        proptest::prop_assume!(check_rollout("random explicit cloth", &x, &v, (&g.x0, &g.v0), &loss, 1e-6));
         for scheme in [Scheme::BackwardEuler, Scheme::Midpoint] {
             let stepper = Implicit::new(&m, 1.0 / 60.0, NewtonConfig::default())
                 .unwrap()
@@ -421,7 +439,7 @@ proptest::proptest! {
             };
             let run = stepper.rollout(&x, &v, 6).unwrap();
             let g = stepper.adjoint(&run, &com_loss(&run.run.last().0, target).1, &zero);
-            check_rollout(&format!("random implicit cloth, {scheme:?}"), &x, &v, (&g.x0, &g.v0), &loss, 1e-6);
+            proptest::prop_assume!(check_rollout(&format!("random implicit cloth, {scheme:?}"), &x, &v, (&g.x0, &g.v0), &loss, 1e-6));
         }
     }
 }
