@@ -1,7 +1,19 @@
 //! TOML settings files laid over defaults: a file names only what it changes.
 
+use crate::error::{DiffsimError, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Reads the TOML settings file `path` laid over `base` (the file names only what it changes,
+/// tables merged key by key): the one way every configuration file is read.
+pub fn read_over<T: Serialize + DeserializeOwned>(path: &Path, base: &T) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| DiffsimError::file(path, e.message()))?;
+    overlay(base, table, Merge::Deep).map_err(|e| DiffsimError::file(path, e.message()))
+}
 
 /// How a file's tables combine with the base's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +31,7 @@ pub fn overlay<T: Serialize + DeserializeOwned>(
     base: &T,
     file: toml::Table,
     how: Merge,
-) -> Result<T, toml::de::Error> {
+) -> std::result::Result<T, toml::de::Error> {
     let mut merged = toml::Table::try_from(base).expect("settings serialise to a TOML table");
     match how {
         Merge::TopLevel => merged.extend(file),

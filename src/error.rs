@@ -1,7 +1,10 @@
 //! Error type shared by the library and the command line.
 //!
 //! Every variant renders as one line that names the problem and, where there is one, the fix.
+//! The floors below the physics have their own errors ([`GridError`], [`SolveError`]) that
+//! convert into this one; this file sits above them and they never import it.
 
+use crate::grid::GridError;
 use crate::linalg::SolveError;
 
 /// Everything that can go wrong in diffsim for reasons outside the program (input, files,
@@ -14,9 +17,23 @@ pub enum DiffsimError {
     /// A scene name that is not built in and is not a readable TOML file.
     #[error("unknown scene '{name}': use one of {known} or a path to a .toml scene file")]
     UnknownScene { name: String, known: String },
+    /// A grid, boundary or obstacle description is invalid.
+    #[error(transparent)]
+    Grid(#[from] GridError),
     /// A linear solve failed (non-convergence, factorisation of a singular system).
     #[error(transparent)]
     Solve(#[from] SolveError),
+    /// Newton's method failed on an implicit solids step (no convergence within the
+    /// iteration cap, a non-finite state, no positive definite Newton matrix).
+    #[error(
+        "implicit step {step}: {message}; reduce the time step or raise NewtonConfig::max_iters"
+    )]
+    Newton {
+        /// The step that failed.
+        step: usize,
+        /// What went wrong.
+        message: String,
+    },
     /// The simulation state stopped being finite.
     #[error(
         "the simulation blew up: non-finite {field} after step {step}{}; reduce dt or raise the viscosity",
@@ -42,6 +59,14 @@ impl DiffsimError {
     /// Shorthand for [`DiffsimError::Config`].
     pub fn config(msg: impl Into<String>) -> Self {
         Self::Config(msg.into())
+    }
+
+    /// Shorthand for [`DiffsimError::Newton`].
+    pub fn newton(step: usize, message: impl Into<String>) -> Self {
+        Self::Newton {
+            step,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`DiffsimError::File`].

@@ -6,16 +6,21 @@
 //! Solver-in-the-Loop, HDF5 output readable by h5py, and pictures.
 //!
 //! Every grid op is a Burn custom autodiff op with a hand-written adjoint ([`ops`]), checked by
-//! the finite-difference checker [`gradcheck`]; [`solids`] holds mass-spring, tetrahedral FEM
-//! and contact models with explicit and implicit (IFT-adjoint) integrators, and [`optim`] the
-//! outer loops (L-BFGS, Gauss-Newton, sparse Gauss-Newton).
+//! the finite-difference checker and the registry of checks in [`gradcheck`]; [`solids`] holds
+//! mass-spring, tetrahedral FEM, cloth and contact models with explicit and implicit
+//! (IFT-adjoint) integrators; [`optim`] the optimisers (gradient descent, Adam, L-BFGS,
+//! Gauss-Newton, box constraints), which know no physics; [`experiments`] one module per
+//! reproduced study.
 //!
-//! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`] ← [`train`];
-//! [`solids`] ← [`optim`]; [`io`], [`viz`], [`gradcheck`] and [`cli`] sit on top.
+//! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
+//! [`linalg`] ← [`solids`]; [`error`] above [`grid`] and [`linalg`] (their errors convert into
+//! it); [`nn`], [`optim`], [`io`], [`viz`] and [`gradcheck`] above the physics;
+//! [`experiments`] above those; [`cli`] on top.
 
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod experiments;
 pub mod fluid;
 pub mod gradcheck;
 pub mod grid;
@@ -25,7 +30,6 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod solids;
-pub mod train;
 pub mod viz;
 
 pub use error::{DiffsimError, Result};

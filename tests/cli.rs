@@ -129,12 +129,8 @@ fn simulate_writes_hdf5_pictures_and_json_and_the_file_reads_back() {
 }
 
 #[test]
-fn bench_reports_speed_against_phiflow_from_the_shared_state() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if !data.join("wake_phiflow_32x64.h5").is_file() {
-        eprintln!("skipping: ../shared/data not present");
-        return;
-    }
+fn bench_reports_speed_against_phiflow_from_the_shipped_state() {
+    let data = phiflow_data();
     let o = diffsim(&[
         "bench",
         "fluid",
@@ -161,11 +157,7 @@ fn bench_reports_speed_against_phiflow_from_the_shared_state() {
 /// (`benches/phiflow/wake_grad.py --json` lines) and refuses a file of another shape.
 #[test]
 fn bench_grad_takes_phiflow_timings_measured_here() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if !data.join("wake_phiflow_32x64.h5").is_file() {
-        eprintln!("skipping: ../shared/data not present");
-        return;
-    }
+    let data = phiflow_data();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("phiflow.jsonl");
     std::fs::write(
@@ -359,4 +351,16 @@ fn a_finished_file_reads_back_while_a_child_started_during_the_write_still_runs(
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(read.unwrap().frames, 1);
+}
+
+/// The PhiFlow states that ship in the repository; a missing file fails the test.
+fn phiflow_data() -> std::path::PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join(diffsim::io::PHIFLOW_DIR);
+    let state = data.join("wake_phiflow_32x64.h5");
+    assert!(
+        state.is_file(),
+        "{} is missing from the repository",
+        state.display()
+    );
+    data
 }

@@ -1,6 +1,6 @@
 //! Every experiment at toy size, through the same code path as the full run.
 
-use diffsim::train::smoke_target::{self, SmokeTargetConfig};
+use diffsim::experiments::smoke_target::{self, SmokeTargetConfig};
 use std::process::Command;
 
 #[test]
@@ -36,7 +36,9 @@ fn smoke_target_cli_writes_pictures_and_json() {
         "before.png",
         "after.png",
         "target.png",
-        "result.json",
+        "results.json",
+        "results.md",
+        "config.toml",
     ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
@@ -50,7 +52,7 @@ fn smoke_target_cli_writes_pictures_and_json() {
 
 #[test]
 fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
-    use diffsim::optim::spring_cage::{SpringCageConfig, run};
+    use diffsim::experiments::spring_cage::{SpringCageConfig, run};
     let r = run(&SpringCageConfig::default()).unwrap();
     let e = &r.explicit.trace.losses;
     // The Warp step and schedule: 0.21875 → 0.0997 / 1.13e-2 / 3.5e-4 after 1 / 4 / 9 steps.
@@ -130,7 +132,7 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
 
 #[test]
 fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
-    use diffsim::optim::bounce::{BounceConfig, run};
+    use diffsim::experiments::bounce::{BounceConfig, run};
     let r = run(&BounceConfig::default()).unwrap();
     assert!(r.gradient_fd_error <= 1e-5);
     let l = &r.trace.losses;
@@ -179,7 +181,7 @@ fn bounce_descends_and_its_gradient_stays_finite_as_contact_stiffens() {
 
 #[test]
 fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
-    use diffsim::optim::softbody::{SoftbodyConfig, run};
+    use diffsim::experiments::softbody_material::{SoftbodyConfig, run};
     // A quarter of the benchmark's horizon (0.25 s, the cube hits the wall) and short runs.
     let cfg = SoftbodyConfig {
         steps: 240,
@@ -209,7 +211,7 @@ fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
     }
     // The midpoint rule keeps the bounce that backward Euler's damping absorbs: its start is
     // closer to the explicit run's.
-    let start = |run: &diffsim::optim::softbody::SoftbodyRun| run.trace.losses[0];
+    let start = |run: &diffsim::experiments::softbody_material::SoftbodyRun| run.trace.losses[0];
     assert!(
         (start(&r.midpoint_lbfgs) - start(&r.lbfgs)).abs()
             < (start(&r.implicit_lbfgs) - start(&r.lbfgs)).abs()
@@ -255,7 +257,7 @@ fn softbody_material_gradients_are_exact_and_bounded_lbfgs_beats_warp_sgd() {
 
 #[test]
 fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_steps() {
-    use diffsim::optim::cloth_throw::{ClothThrowConfig, run};
+    use diffsim::experiments::cloth_throw::{ClothThrowConfig, run};
     let cfg = ClothThrowConfig::quick();
     let r = run(&cfg).unwrap();
     for (name, run) in [("explicit", &r.explicit), ("implicit", &r.implicit)] {

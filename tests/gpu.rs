@@ -1,5 +1,5 @@
 //! The portable op bodies on a real GPU backend (wgpu; lavapipe without a GPU): the
-//! wake-phiflow step from the shared PhiFlow state matches the Flex kernels.
+//! wake-phiflow step from the shipped PhiFlow state matches the Flex kernels.
 //! Run with `cargo test --release --features wgpu --test gpu` (needs a Vulkan driver).
 #![cfg(feature = "wgpu")]
 
@@ -15,11 +15,12 @@ fn host(t: &Tensor<3>) -> Vec<f32> {
         .unwrap()
 }
 
-/// The wake-phiflow 32x64 scene on `device` (CG tolerance 1e-6) and the shared PhiFlow state,
+/// The wake-phiflow 32x64 scene on `device` (CG tolerance 1e-6) and the shipped PhiFlow state,
 /// `batch` times.
 fn shared_state(device: Device, batch: usize) -> (Simulation, diffsim::fluid::FluidState) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/wake_phiflow_32x64.h5");
+        .join(diffsim::io::PHIFLOW_DIR)
+        .join("wake_phiflow_32x64.h5");
     let mut scene = SceneConfig::wake_phiflow();
     scene.resolution = Resolution::new(32, 64);
     scene.solve = diffsim::linalg::SolveConfig {
@@ -70,7 +71,7 @@ fn wgpu_gradient_matches_flex() {
             4,
             Checkpointing::Tape,
             Reads::Velocity,
-            &diffsim::cli::kinetic_loss,
+            &diffsim::gradcheck::kinetic_loss,
         )
         .unwrap();
         (host(&g.u), host(&g.v))

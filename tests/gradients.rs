@@ -5,12 +5,12 @@
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Tensor};
-use diffsim::cli::{kinetic_loss, run_gradchecks};
 use diffsim::fluid::{
     Checkpointing, FluidState, Precision, Reads, SceneConfig, Simulation, UnrollGradient,
     unrolled_gradient,
 };
 use diffsim::gradcheck::{GradCheckConfig, check, tensor_f64, values};
+use diffsim::gradcheck::{kinetic_loss, run_gradchecks};
 use diffsim::grid::{
     ArraySpec, Boundaries, Extrap, Geometry, Grid, Location, Resolution, SideBc, SolidMask,
 };
@@ -36,7 +36,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 fn every_op_and_unroll_passes_the_gradient_check() {
     let _g = lock();
     let reports = run_gradchecks(&[], &GradCheckConfig::default()).unwrap();
-    assert_eq!(reports.len(), diffsim::cli::CHECKS.len());
+    assert_eq!(reports.len(), diffsim::gradcheck::CHECKS.len());
     for r in &reports {
         println!(
             "{:24} {:9.2e} ({} redrawn)",

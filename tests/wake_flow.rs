@@ -1,14 +1,14 @@
 //! The Solver-in-the-Loop wake-flow pipeline at toy size: reference data (generation, layout,
 //! statistics, resume).
 
+use diffsim::experiments::wake_flow::dataset::{self, MANIFEST};
+use diffsim::experiments::wake_flow::{Split, WakeData, WakeDataConfig};
 use diffsim::grid::{Grid, Resolution};
 use diffsim::io::read_trajectory;
-use diffsim::train::wake_flow::dataset::{self, MANIFEST};
-use diffsim::train::wake_flow::{Split, WakeData, WakeDataConfig};
 use std::path::Path;
 use std::process::Command;
 
-fn quick_dataset(dir: &Path) -> diffsim::train::wake_flow::Manifest {
+fn quick_dataset(dir: &Path) -> diffsim::experiments::wake_flow::Manifest {
     dataset::generate(&WakeDataConfig::quick(), dir, |_, _| {}).unwrap()
 }
 
@@ -158,8 +158,9 @@ fn dataset_cli_reports_json_and_rejects_bad_recipes() {
 /// learning-rate schedule), so its losses are the uninterrupted run's.
 #[test]
 fn sol_training_lowers_the_loss_and_resumes_exactly_from_its_checkpoint() {
-    use diffsim::train::wake_flow::train::OPTIMIZER;
-    use diffsim::train::wake_flow::{TrainConfig, train};
+    use diffsim::experiments::wake_flow::TrainConfig;
+    use diffsim::experiments::wake_flow::train::OPTIMIZER;
+    use diffsim::experiments::wake_flow::train::train;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     quick_dataset(&data_dir);
@@ -276,7 +277,7 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
     );
 
     // Other data (a longer warm-up) retrains the models, though their settings are the same.
-    let mut other = diffsim::cli::WakeFlowExperiment::quick();
+    let mut other = diffsim::experiments::wake_flow::WakeFlowConfig::quick();
     other.data.warmup += 2;
     let cfg = dir.path().join("other.toml");
     std::fs::write(&cfg, toml::to_string(&other).unwrap()).unwrap();
@@ -295,17 +296,22 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
         first["training"][1]["losses"]
     );
     // Resuming a run on other data is refused.
-    let tc = diffsim::train::wake_flow::TrainConfig {
+    let tc = diffsim::experiments::wake_flow::TrainConfig {
         unroll: 4,
         ..other.train.clone()
     };
     let quick_data_dir = dir.path().join("quick-data");
     quick_dataset(&quick_data_dir);
     let quick_data = WakeData::open(&quick_data_dir).unwrap();
-    let err =
-        diffsim::train::wake_flow::train(&quick_data, &tc, &out_dir.join("sol-4"), true, |_, _| {})
-            .err()
-            .unwrap();
+    let err = diffsim::experiments::wake_flow::train::train(
+        &quick_data,
+        &tc,
+        &out_dir.join("sol-4"),
+        true,
+        |_, _| {},
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("another dataset"), "{err}");
 
     // `diffsim eval` on the trained folder gives the experiment's numbers.
@@ -367,8 +373,8 @@ fn quick_experiment_runs_end_to_end_and_keeps_finished_stages() {
 /// experiments/wake-flow/config.toml documents the defaults: it must parse to them.
 #[test]
 fn experiment_config_file_holds_the_defaults() {
-    use diffsim::cli::WakeFlowExperiment;
+    use diffsim::experiments::wake_flow::WakeFlowConfig;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/wake-flow/config.toml");
-    let cfg: WakeFlowExperiment = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(cfg, WakeFlowExperiment::default());
+    let cfg: WakeFlowConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(cfg, WakeFlowConfig::default());
 }

@@ -114,7 +114,7 @@ pub(super) fn resolutions(args: &BenchArgs) -> Result<Vec<Resolution>> {
     if args.res.is_empty() {
         return Ok(vec![Resolution::new(32, 64), Resolution::new(128, 256)]);
     }
-    args.res.iter().map(|r| r.parse()).collect()
+    args.res.iter().map(|r| Ok(r.parse()?)).collect()
 }
 
 /// The `q`-quantile of sorted values.

@@ -2,9 +2,9 @@
 //! unrolled `wake-phiflow` from the shared PhiFlow state, next to the forward-only time.
 
 use super::bench::{BenchArgs, percentile, resolutions};
-use super::gradcheck::kinetic_loss;
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{Checkpointing, Reads, SceneConfig, Simulation, unrolled_gradient};
+use crate::gradcheck::kinetic_loss;
 use crate::io::{phiflow_state, read_frame};
 use serde::Serialize;
 use std::time::Instant;

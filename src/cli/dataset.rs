@@ -1,15 +1,16 @@
 //! `diffsim dataset wake-flow`: the Solver-in-the-Loop reference data.
 
-use super::Progress;
+use super::progress::Bar;
+use crate::config::read_over;
 use crate::error::Result;
-use crate::train::wake_flow::{Manifest, WakeDataConfig};
+use crate::experiments::wake_flow::{Manifest, WakeDataConfig, dataset::generate};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
 /// Which dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DatasetName {
-    /// The SoL wake flow (reference §A.2 / §C.1): the `wake` scene at the reference resolution
+    /// The SoL wake flow (docs/wake-flow.md §2 / §7): the `wake` scene at the reference resolution
     /// for every training and test Reynolds number, down-sampled 4× to the source grid.
     WakeFlow,
 }
@@ -21,7 +22,7 @@ pub struct DatasetArgs {
     #[arg(value_enum)]
     pub name: DatasetName,
     /// The toy-size recipe (64x128 reference → 16x32, 60 warm-up steps, 3 + 1 simulations;
-    /// seconds). The default recipe is §C.1: 128x256 → 32x64, 1000 warm-up steps, 6 training
+    /// seconds). The default recipe is docs/wake-flow.md §7: 128x256 → 32x64, 1000 warm-up steps, 6 training
     /// Reynolds numbers × 150 frames and 3 test ones × 101 frames.
     #[arg(long)]
     pub quick: bool,
@@ -48,7 +49,7 @@ pub fn recipe(quick: bool, config: Option<&Path>) -> Result<WakeDataConfig> {
     let Some(path) = config else {
         return Ok(base);
     };
-    super::experiment::read_config_over(path, &base)
+    read_over(path, &base)
 }
 
 /// Runs `diffsim dataset`.
@@ -62,13 +63,12 @@ pub fn dataset(args: &DatasetArgs) -> Result<(Manifest, PathBuf)> {
             "data/wake-flow"
         })
     });
-    let progress = Progress::new(
+    let progress = Bar::new(
         "wake-flow dataset (reference steps)",
         cfg.reference_steps(),
         args.json,
     );
-    let manifest =
-        crate::train::wake_flow::dataset::generate(&cfg, &dir, |done, _| progress.set(done))?;
+    let manifest = generate(&cfg, &dir, |done, _| progress.set(done))?;
     progress.finish();
     Ok((manifest, dir))
 }

@@ -6,24 +6,22 @@ mod dataset;
 mod eval;
 mod experiment;
 mod gradcheck;
+mod progress;
 mod simulate;
 mod train;
-mod wake_flow;
 
 pub use bench::{BenchArgs, BenchResult, bench_fluid};
 pub use bench_grad::{GradBenchResult, bench_grad};
 pub use dataset::{DatasetArgs, DatasetName, dataset};
-pub use eval::{EvalArgs, EvalReport, eval_cmd, evaluate};
+pub use eval::{EvalArgs, eval_cmd};
 pub use experiment::{ExperimentArgs, experiment};
-pub use gradcheck::{CHECKS, GradcheckArgs, gradcheck, kinetic_loss, run_gradchecks};
+pub use gradcheck::{GradcheckArgs, gradcheck};
 pub use simulate::{PictureField, SimulateArgs, SimulateSummary, simulate};
 pub use train::{TrainArgs, train_cmd};
-pub use wake_flow::{WakeFlowExperiment, WakeFlowResult};
 
 use crate::error::Result;
 use crate::fluid::{BUILTIN_SCENES, SceneConfig};
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Differentiable fluid and solid simulation on Burn.
@@ -56,8 +54,9 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Run a reproducible study (`wake-flow`, `smoke-target`, `spring-cage`, `bounce`,
-    /// `softbody-material`, `cloth-throw`) and write its pictures and numbers.
+    /// Run a reproduced study (`wake-flow`, `smoke-target`, `spring-cage`, `bounce`,
+    /// `softbody-material`, `cloth-throw`; `diffsim experiment list`) and write its pictures,
+    /// settings and numbers.
     Experiment(ExperimentArgs),
     /// Check the gradients of every differentiable op and of 16-step unrolls against f64
     /// central finite differences; exits non-zero when any check fails.
@@ -246,7 +245,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment(args) => experiment(&args)?,
         Command::Gradcheck(args) => {
             if args.list {
-                return CHECKS.iter().try_for_each(|c| out(c));
+                return crate::gradcheck::CHECKS.iter().try_for_each(|c| out(c));
             }
             let reports = gradcheck(&args)?;
             if args.json {
@@ -295,59 +294,4 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Reports progress: a bar on a terminal, a log line every 10% elsewhere, nothing when quiet.
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    quiet: bool,
-    label: String,
-}
-
-impl Progress {
-    /// A progress reporter over `total` units.
-    pub fn new(label: &str, total: u64, quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            b.set_message(label.to_string());
-            b
-        });
-        Self {
-            bar,
-            total,
-            quiet,
-            label: label.into(),
-        }
-    }
-
-    /// Marks unit `done` (1-based) as finished.
-    pub fn set(&self, done: u64) {
-        match &self.bar {
-            Some(b) => b.set_position(done),
-            None if !self.quiet && self.total >= 10 && done.is_multiple_of(self.total / 10) => {
-                eprintln!(
-                    "{}: {done}/{} ({}%)",
-                    self.label,
-                    self.total,
-                    100 * done / self.total
-                )
-            }
-            None => {}
-        }
-    }
-
-    /// Removes the bar.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }

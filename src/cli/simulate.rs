@@ -1,6 +1,6 @@
 //! `diffsim simulate`.
 
-use super::Progress;
+use super::progress::Bar;
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, SceneConfig, Simulation};
 use crate::grid::Resolution;
@@ -221,7 +221,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<SimulateSummary> {
         Ok(())
     };
     keep(&state, &mut writer)?;
-    let progress = Progress::new(
+    let progress = Bar::new(
         &format!("{} {}", scene.name, scene.resolution),
         steps as u64,
         args.json,

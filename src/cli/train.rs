@@ -1,9 +1,11 @@
 //! `diffsim train wake-flow`: a Solver-in-the-Loop corrector (NON or SOL-m).
 
-use super::Progress;
-use super::experiment::log_loss_curve;
+use super::progress::Bar;
+use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
-use crate::train::wake_flow::{ModelKind, TrainConfig, TrainReport, WakeData, train};
+use crate::experiments::study::log_loss_curve;
+use crate::experiments::wake_flow::train::train;
+use crate::experiments::wake_flow::{ModelKind, TrainConfig, TrainReport, WakeData};
 use crate::viz::line_plot;
 use clap::Args;
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ pub struct TrainArgs {
     /// ("independent" or "epochs"), seed, checkpoint_every).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Architecture: small (§C.1, default) or mars-moon (the paper's).
+    /// Architecture: small (docs/wake-flow.md §7, default) or mars-moon (the paper's).
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     /// Hybrid steps per loss: 1 is NON (supervised), 4/8/16/32 are SOL-m.
@@ -50,11 +52,7 @@ pub fn train_cmd(args: &TrainArgs) -> Result<(TrainReport, PathBuf)> {
         )));
     }
     let mut cfg = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| DiffsimError::file(p, e))?;
-            toml::from_str(&text)
-                .map_err(|e: toml::de::Error| DiffsimError::file(p, e.message()))?
-        }
+        Some(p) => read_over(p, &TrainConfig::default())?,
         None => TrainConfig::default(),
     };
     if let Some(m) = args.model {
@@ -71,7 +69,7 @@ pub fn train_cmd(args: &TrainArgs) -> Result<(TrainReport, PathBuf)> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("out/train-wake-flow-{}", cfg.unroll)));
     let data = WakeData::open(&args.data)?;
-    let progress = Progress::new(
+    let progress = Bar::new(
         &format!("train wake-flow m={}", cfg.unroll),
         cfg.iterations as u64,
         args.json,

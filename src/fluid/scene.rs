@@ -274,7 +274,7 @@ impl SceneConfig {
         toml::to_string_pretty(self).expect("scene serialises")
     }
 
-    /// The Solver-in-the-Loop wake flow (Um et al. 2020, reference §A.1) at 128x256, Re 585.94.
+    /// The Solver-in-the-Loop wake flow (Um et al. 2020, docs/wake-flow.md §1) at 128x256, Re 585.94.
     pub fn wake() -> Self {
         let v1 = |region| Forcing {
             region,

@@ -4,7 +4,7 @@
 use super::Reads;
 use super::scene::{DiffusionScheme, FaceRegion, Initial, Precision, SceneConfig, Side};
 use crate::error::{DiffsimError, Result};
-use crate::grid::{ArraySpec, Grid, Location, SolidMask};
+use crate::grid::{ArraySpec, Grid, Location, SideBc, SolidMask};
 use crate::linalg::{SolveError, SolveInfo};
 use crate::ops::{self, AdvectSpec, ImplicitDiffusion, PressureProjection};
 use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
@@ -93,6 +93,9 @@ pub struct Simulation {
     pub projection: Arc<PressureProjection>,
     implicit: Option<[Arc<ImplicitDiffusion>; 2]>,
     u_forcing: Vec<FaceMask>,
+    /// The normal faces of Dirichlet (wall or inflow) sides and their value: `u` faces of the
+    /// x sides, `v` faces of the y sides.
+    walls: [Vec<FaceMask>; 2],
     v_forcing: Vec<FaceMask>,
     inflow: Option<Tensor<3>>,
     /// The device.
@@ -140,6 +143,20 @@ impl Simulation {
                 v_forcing.push((face_mask(&grid, Location::FaceY, &f.region, device), val));
             }
         }
+        let mut walls = [Vec::new(), Vec::new()];
+        for (side, bc) in [Side::XLo, Side::XHi, Side::YLo, Side::YHi]
+            .into_iter()
+            .zip(bcs.sides())
+        {
+            if let SideBc::Dirichlet(val) = bc {
+                let (k, loc) = match side {
+                    Side::XLo | Side::XHi => (0, Location::FaceX),
+                    Side::YLo | Side::YHi => (1, Location::FaceY),
+                };
+                let edge = FaceRegion::Edge { side, layers: 1 };
+                walls[k].push((face_mask(&grid, loc, &edge, device), val));
+            }
+        }
         let inflow = (!scene.marker.inflow.is_empty() && scene.marker.rate != 0.0).then(|| {
             let mut m = vec![0.0; grid.cells()];
             for g in &scene.marker.inflow {
@@ -164,6 +181,7 @@ impl Simulation {
             implicit,
             u_forcing,
             v_forcing,
+            walls,
             inflow,
             device: device.clone(),
         })
@@ -272,7 +290,7 @@ impl Simulation {
         Ok((u, v, p, info))
     }
 
-    /// Advances one time step (reference §A.1 order): viscosity, velocity forcing,
+    /// Advances one time step (docs/wake-flow.md §1 order): viscosity, velocity forcing,
     /// semi-Lagrangian (or MacCormack) advection of marker and velocity, marker inflow,
     /// buoyancy, pressure projection with obstacles.
     pub fn step(&self, s: FluidState) -> Result<(FluidState, StepInfo)> {
@@ -310,16 +328,16 @@ impl Simulation {
         self.advance(s, !self.skips_marker(reads))
     }
 
-    /// One step; the marker is advected and fed only when `with_marker`.
-    fn advance(&self, s: FluidState, with_marker: bool) -> Result<(FluidState, StepInfo)> {
-        let t0 = Instant::now();
-        let FluidState {
-            mut u,
-            mut v,
-            mut marker,
-            step,
-            ..
-        } = s;
+    /// The viscosity stage of a step: explicit or implicit diffusion of both velocity
+    /// components, after which the normal faces of Dirichlet sides hold their wall value
+    /// again (explicit diffusion would leave `α·u₁` on a closed wall's faces, and advection
+    /// reads them before the projection resets them).
+    pub fn viscosity(
+        &self,
+        mut u: Tensor<3>,
+        mut v: Tensor<3>,
+        step: usize,
+    ) -> Result<(Tensor<3>, Tensor<3>)> {
         match (&self.implicit, self.scene.diffusion) {
             (Some([du, dv]), _) => {
                 u = ops::diffuse_implicit(u, du);
@@ -334,6 +352,26 @@ impl Simulation {
             }
             _ => {}
         }
+        for (mask, val) in &self.walls[0] {
+            u = u.mask_fill(mask.clone(), *val as f32);
+        }
+        for (mask, val) in &self.walls[1] {
+            v = v.mask_fill(mask.clone(), *val as f32);
+        }
+        Ok((u, v))
+    }
+
+    /// One step; the marker is advected and fed only when `with_marker`.
+    fn advance(&self, s: FluidState, with_marker: bool) -> Result<(FluidState, StepInfo)> {
+        let t0 = Instant::now();
+        let FluidState {
+            u,
+            v,
+            mut marker,
+            step,
+            ..
+        } = s;
+        let (mut u, mut v) = self.viscosity(u, v, step)?;
         for (mask, val) in &self.u_forcing {
             u = u.mask_fill(mask.clone(), *val as f32);
         }

@@ -1,7 +1,7 @@
 //! Boundary conditions per domain side, and the extrapolation rules they imply for each array.
 
+use super::error::{GridError, Result};
 use super::{ArraySpec, Grid, Location};
-use crate::error::{DiffsimError, Result};
 use serde::{Deserialize, Serialize};
 
 /// Boundary condition of one domain side.
@@ -83,7 +83,7 @@ impl Boundaries {
         for (axis, lo, hi) in [("x", self.x_lo, self.x_hi), ("y", self.y_lo, self.y_hi)] {
             let (pl, ph) = (lo == SideBc::Periodic, hi == SideBc::Periodic);
             if pl != ph {
-                return Err(DiffsimError::config(format!(
+                return Err(GridError::new(format!(
                     "boundary along {axis}: one side is periodic and the other is {:?}; make both periodic or neither",
                     if pl { hi } else { lo }
                 )));
@@ -92,7 +92,7 @@ impl Boundaries {
                 if let SideBc::Dirichlet(v) = bc
                     && !v.is_finite()
                 {
-                    return Err(DiffsimError::config(format!(
+                    return Err(GridError::new(format!(
                         "boundary along {axis}: Dirichlet value {v} is not finite"
                     )));
                 }

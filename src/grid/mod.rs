@@ -6,13 +6,15 @@
 //! Burn tensors add a leading batch dimension `B`.
 
 mod boundary;
+mod error;
 mod obstacle;
 pub mod resample;
 
 pub use boundary::{Boundaries, Extrap, ScalarOutside, SideBc};
+pub use error::GridError;
 pub use obstacle::{Geometry, SolidMask};
 
-use crate::error::{DiffsimError, Result};
+use error::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -35,10 +37,10 @@ impl Resolution {
 }
 
 impl FromStr for Resolution {
-    type Err = DiffsimError;
+    type Err = GridError;
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
-            DiffsimError::config(format!(
+            GridError::new(format!(
                 "resolution '{s}' is not of the form NXxNY with NX, NY >= 2 (e.g. 32x64)"
             ))
         };
@@ -53,7 +55,7 @@ impl FromStr for Resolution {
 }
 
 impl TryFrom<String> for Resolution {
-    type Error = DiffsimError;
+    type Error = GridError;
     fn try_from(s: String) -> Result<Self> {
         s.parse()
     }
@@ -87,19 +89,19 @@ impl Grid {
     /// (`lx/nx == ly/ny` to 1e-9 relative), and each axis needs at least 2 cells.
     pub fn new(res: Resolution, size: [f64; 2]) -> Result<Self> {
         if res.nx < 2 || res.ny < 2 {
-            return Err(DiffsimError::config(format!(
+            return Err(GridError::new(format!(
                 "resolution {res} needs at least 2 cells per axis"
             )));
         }
         if !(size[0] > 0.0 && size[1] > 0.0 && size[0].is_finite() && size[1].is_finite()) {
-            return Err(DiffsimError::config(format!(
+            return Err(GridError::new(format!(
                 "domain size {size:?} must be positive and finite"
             )));
         }
         let dx = size[0] / res.nx as f64;
         let dy = size[1] / res.ny as f64;
         if ((dx - dy) / dx).abs() > 1e-9 {
-            return Err(DiffsimError::config(format!(
+            return Err(GridError::new(format!(
                 "resolution {res} on a {}x{} domain gives non-square cells ({dx} x {dy}); choose NX:NY = {}:{}",
                 size[0], size[1], size[0], size[1]
             )));

@@ -1,7 +1,7 @@
 //! Obstacle geometry and the cell masks it rasterises to.
 
 use super::Grid;
-use crate::error::{DiffsimError, Result};
+use super::error::{GridError, Result};
 use serde::{Deserialize, Serialize};
 
 /// A region of the domain (domain units). TOML: `{ disc = { center = [50, 50], radius = 10 } }`
@@ -52,9 +52,7 @@ impl Geometry {
         if ok {
             Ok(())
         } else {
-            Err(DiffsimError::config(format!(
-                "degenerate geometry {self:?}"
-            )))
+            Err(GridError::new(format!("degenerate geometry {self:?}")))
         }
     }
 
@@ -88,7 +86,7 @@ impl SolidMask {
             }
         }
         if solid.iter().all(|&s| s) {
-            return Err(DiffsimError::config(
+            return Err(GridError::new(
                 "the obstacles cover every cell: no fluid left",
             ));
         }

@@ -1,4 +1,4 @@
-//! Down-sampling of MAC fields by 2 per axis, the Solver-in-the-Loop way (reference §A.2,
+//! Down-sampling of MAC fields by 2 per axis, the Solver-in-the-Loop way (docs/wake-flow.md §2,
 //! PhiFlow 1 `StaggeredGrid.downsample2x`): each velocity component keeps every second face
 //! along its own axis and averages pairs of faces along the other axis; centred scalars average
 //! 2×2 blocks. The coarse flux through a coarse face is the sum of the fine fluxes through it,

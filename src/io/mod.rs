@@ -1,4 +1,5 @@
-//! Files: simulation output and initial states in HDF5 (readable by h5py).
+//! Files: simulation output and initial states in HDF5 (readable by h5py), and results
+//! written as JSON or text that appear under their name only when complete.
 
 mod h5;
 
@@ -11,16 +12,46 @@ use crate::error::{DiffsimError, Result};
 use crate::grid::Resolution;
 use std::path::{Path, PathBuf};
 
-/// The shared PhiFlow 3.4 wake state `wake_phiflow_NXxNY.h5`: in `data` when given, else in
-/// `$DIFFSIM_DATA`, `../shared/data` or `shared/data`.
+/// The folder of the PhiFlow 3.4 wake states that ship with diffsim (`data/phiflow` of the
+/// repository).
+pub const PHIFLOW_DIR: &str = "data/phiflow";
+
+/// The PhiFlow 3.4 wake state `wake_phiflow_NXxNY.h5` (32x64 and 128x256 ship with diffsim):
+/// in `data` when given, else in `$DIFFSIM_DATA`, else in `data/phiflow` of the working
+/// directory or of the repository diffsim was built from.
 pub fn phiflow_state(data: Option<&Path>, res: Resolution) -> Result<PathBuf> {
     let name = format!("wake_phiflow_{res}.h5");
     let mut dirs: Vec<PathBuf> = data.iter().map(|d| d.to_path_buf()).collect();
     if data.is_none() {
         dirs.extend(std::env::var_os("DIFFSIM_DATA").map(PathBuf::from));
-        dirs.extend(["../shared/data", "shared/data"].map(PathBuf::from));
+        dirs.push(PathBuf::from(PHIFLOW_DIR));
+        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(PHIFLOW_DIR));
     }
     dirs.iter().map(|d| d.join(&name)).find(|p| p.is_file()).ok_or_else(|| {
-        DiffsimError::file(&name, format!("initial state not found in {dirs:?}; pass --data DIR (the folder of the shared PhiFlow states)"))
+        let tried: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        DiffsimError::file(
+            &name,
+            format!(
+                "initial state not found in {}; pass --data DIR (a folder with wake_phiflow_NXxNY.h5; 32x64 and 128x256 ship in the repository's {PHIFLOW_DIR})",
+                tried.join(", ")
+            ),
+        )
     })
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary name, renamed when complete.
+pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+    write_text(
+        path,
+        &serde_json::to_string_pretty(value).expect("results serialise to JSON"),
+    )
+}
+
+/// Writes `text` to `path` through a temporary name, renamed when complete.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| DiffsimError::file(path, e))
 }

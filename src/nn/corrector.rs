@@ -1,10 +1,10 @@
-//! The Solver-in-the-Loop ResNet corrector (reference §A.3, `model_mars_moon`): a 5×5
+//! The Solver-in-the-Loop ResNet corrector (docs/wake-flow.md §3, `model_mars_moon`): a 5×5
 //! convolution to `width` channels, `blocks` residual blocks of two 5×5 convolutions with a
 //! skip connection, and a linear 5×5 convolution to 2 channels; LeakyReLU(0.3), 'same' zero
 //! padding, Glorot-uniform weights and zero biases (Keras defaults).
 //!
 //! [`CorrectorConfig::mars_moon`] is the paper's network (32 channels, 5 blocks, 260,354
-//! parameters); [`CorrectorConfig::small`] the CPU-scale one of §C.1 (16 channels, 2 blocks,
+//! parameters); [`CorrectorConfig::small`] the CPU-scale one of docs/wake-flow.md §7 (16 channels, 2 blocks,
 //! 27,682 parameters, output weights ×0.1 at initialisation so that the first corrections are
 //! small and the unrolled training starts near the source solver).
 
@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 /// Architecture of a [`Corrector`].
 #[derive(Config, Debug, PartialEq)]
 pub struct CorrectorConfig {
-    /// Input channels (§A.3: v_y, v_x, Re).
+    /// Input channels (docs/wake-flow.md §3: v_y, v_x, Re).
     #[config(default = 3)]
     pub inputs: usize,
     /// Output channels (Δv_y, Δv_x).
@@ -42,12 +42,12 @@ pub struct CorrectorConfig {
 }
 
 impl CorrectorConfig {
-    /// The paper's network (§A.3).
+    /// The paper's network (docs/wake-flow.md §3).
     pub fn mars_moon() -> Self {
         Self::new()
     }
 
-    /// The CPU-scale network of §C.1.
+    /// The CPU-scale network of docs/wake-flow.md §7.
     pub fn small() -> Self {
         Self::new()
             .with_width(16)

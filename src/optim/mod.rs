@@ -1,11 +1,8 @@
-//! Outer loops for parameter optimisation over simulations: gradient descent, Adam, L-BFGS
-//! (argmin, on `Vec<f64>`) and box-constrained L-BFGS, Gauss-Newton with dense or sparse
-//! steps and projected Gauss-Newton within bounds, each recording the loss per iteration.
-
-pub mod bounce;
-pub mod cloth_throw;
-pub mod softbody;
-pub mod spring_cage;
+//! Optimisers on `Vec<f64>` parameters: gradient descent, Adam, L-BFGS (argmin) and
+//! box-constrained L-BFGS, Gauss-Newton with dense or sparse steps and projected Gauss-Newton
+//! within bounds, each recording the loss per iteration; and the finite-difference and timing
+//! helpers that check and time an objective. They know no physics: an objective is a function
+//! from parameters to a loss and its gradient.
 
 use crate::error::{DiffsimError, Result};
 use argmin::core::observers::{Observe, ObserverMode};

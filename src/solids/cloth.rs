@@ -20,7 +20,7 @@
 //! [`Dual64`] gives the directional derivative of a gradient (`∇J`, `d`): since those are
 //! gradients, `D(∇φ)[w] = ∇²φ·w = ∇(w·∇φ)`, which is what the adjoints and Hessians need.
 
-use super::mass_spring::{M3, V3};
+use super::math::{M3, V3};
 use crate::error::{DiffsimError, Result};
 use num_dual::{Dual64, DualNum};
 

@@ -12,7 +12,7 @@
 //! Every term is smooth in `(x, v)` away from a box's edges and corners, where `n` turns; the
 //! Jacobians below are exact there too (`∂n/∂x` included).
 
-use super::mass_spring::{M3, V3};
+use super::math::{M3, V3};
 
 /// A static obstacle.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -4,7 +4,8 @@
 //! `v' = v + dt·((f(x, v) + uₙ)/m + g)`, `x' = x + dt·v'` (`uₙ` the step's control force;
 //! fixed particles keep their velocity).
 
-use super::mass_spring::{Model, V3};
+use super::mass_spring::Model;
+use super::math::V3;
 use super::{Params, Rollout};
 
 /// Step `n` (which picks the controls and activations) from `(x, v)`.

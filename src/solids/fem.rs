@@ -5,7 +5,7 @@
 //! that shifts the rest volume). Energy `V·Ψ` (V the rest volume); forces `−V·P·D_m⁻ᵀ` with
 //! `P = ∂Ψ/∂F`; the adjoint needs `dP[dF]` (the Hessian applied to a direction).
 
-use super::mass_spring::{M3, V3};
+use super::math::{M3, V3};
 use crate::error::{DiffsimError, Result};
 
 /// One tetrahedron.

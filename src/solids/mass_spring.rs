@@ -6,23 +6,8 @@
 //! elastic energy `½·ke·(l − L)²`, so the force on `i` is `−ke·(l − L)·n` (and the opposite
 //! on `j`); the Warp damping force on `i` is `−kd·(n·(vᵢ − vⱼ))·n`.
 
+use super::math::{M3, V3, dot, scale, sub};
 use crate::error::{DiffsimError, Result};
-
-/// A 3-vector.
-pub type V3 = [f64; 3];
-
-/// A 3×3 matrix, row-major.
-pub type M3 = [[f64; 3]; 3];
-
-fn sub(a: V3, b: V3) -> V3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-fn dot(a: V3, b: V3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn scale(a: V3, s: f64) -> V3 {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
 
 /// One spring.
 #[derive(Clone, Copy, Debug, PartialEq)]

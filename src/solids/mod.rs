@@ -9,9 +9,11 @@ pub mod explicit;
 pub mod fem;
 pub mod implicit;
 pub mod mass_spring;
+pub mod math;
 pub mod scenes;
 
-pub use mass_spring::{Model, Spring, V3};
+pub use mass_spring::{Model, Spring};
+pub use math::{M3, V3};
 
 /// `|x_p − target|²` for particle `p`, and its gradient with respect to every position.
 pub fn point_loss(x: &[V3], p: usize, target: V3) -> (f64, Vec<V3>) {

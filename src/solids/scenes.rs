@@ -1,4 +1,4 @@
-//! Benchmark set-ups from `../shared/reference/solids.md` §2.
+//! Benchmark set-ups from docs/solids-benchmarks.md.
 
 use super::cloth::{Bend, ClothMaterial, Triangle};
 use super::contact::{Contact, Shape};

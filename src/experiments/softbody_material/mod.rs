@@ -1,4 +1,4 @@
-//! B4, soft-body material identification (`../shared/reference/solids.md` §2): find the
+//! B4, soft-body material identification (docs/solids-benchmarks.md): find the
 //! per-tetrahedron Lamé parameters (μ, λ) for which a bouncing soft cube's centre of mass
 //! ends at a target. Warp's recipe, SGD with lr 1e7 clamped to [500, 4e6] for 300
 //! iterations, is run as published; next to it, box-constrained L-BFGS on (ln μ, ln λ) with
@@ -6,17 +6,22 @@
 //! through implicit steps (Newton, IFT adjoint) 4× longer: backward Euler and the implicit
 //! midpoint rule.
 
-use super::{
+use crate::error::Result;
+use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
+use crate::optim::{
     Clock, Objective, Trace, fd_error, fd_error_on, gauss_newton_box, gradient_descent, lbfgs_box,
     median_ms,
 };
-use crate::error::Result;
 use crate::solids::implicit::{GnParameters, Implicit, NewtonConfig, Scheme};
 use crate::solids::{Model, Rollout, V3, com_loss, com_residuals, explicit, scenes};
-use serde::Serialize;
+use crate::viz::line_plot;
+use crate::viz::solids::{every, trajectory_gif};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Settings (Warp's: 60 fps × 16 substeps for 1 s).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SoftbodyConfig {
     /// Time step (s).
     pub dt: f64,
@@ -53,6 +58,18 @@ impl Default for SoftbodyConfig {
             gn_iterations: 20,
             implicit_dt: 1.0 / 240.0,
             implicit_steps: 240,
+        }
+    }
+}
+
+impl SoftbodyConfig {
+    /// The toy size: 30 SGD, 10 L-BFGS and 5 Gauss-Newton iterations (the rest as in full).
+    pub fn quick() -> Self {
+        Self {
+            sgd_iterations: 30,
+            lbfgs_iterations: 10,
+            gn_iterations: 5,
+            ..Self::default()
         }
     }
 }
@@ -294,4 +311,112 @@ pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
         tape_states,
         tape_bytes: tape_states * np * 2 * std::mem::size_of::<V3>(),
     })
+}
+
+/// The study: `diffsim experiment softbody-material`.
+pub struct SoftbodyMaterial;
+
+impl Study for SoftbodyMaterial {
+    const NAME: &'static str = "softbody-material";
+    const ABOUT: &'static str = "B4: per-tetrahedron Lame parameters of a bouncing soft cube; Warp's SGD, bounded L-BFGS, implicit Euler and midpoint, bounded Gauss-Newton";
+    type Config = SoftbodyConfig;
+    type Result = SoftbodyResult;
+
+    fn full() -> SoftbodyConfig {
+        SoftbodyConfig::default()
+    }
+
+    fn quick() -> SoftbodyConfig {
+        SoftbodyConfig::quick()
+    }
+
+    /// Runs the optimisations ([`run`]) and writes `loss.png` and `trajectory.gif`.
+    fn run(cfg: &SoftbodyConfig, dir: &Path, progress: &dyn Progress) -> Result<SoftbodyResult> {
+        progress.start("softbody-material", 1);
+        let r = run(cfg)?;
+        let (m, traj, target) = trajectory(cfg, &r.lbfgs.trace.params)?;
+        trajectory_gif(
+            &dir.join("trajectory.gif"),
+            &m,
+            &every(&traj.states, 16),
+            Some(target),
+            "softbody-material, L-BFGS materials",
+        )?;
+        line_plot(
+            &dir.join("loss.png"),
+            "softbody-material: loss (log10) per iteration",
+            "iteration",
+            "log10 loss",
+            &[
+                (
+                    "Warp SGD (lr 1e7, clamped)".into(),
+                    log_loss_curve(&r.sgd.trace.losses, 0),
+                ),
+                (
+                    "bounded L-BFGS on ln(mu, lambda)".into(),
+                    log_loss_curve(&r.lbfgs.trace.losses, 0),
+                ),
+                (
+                    "implicit Euler (1/240 s), bounded L-BFGS".into(),
+                    log_loss_curve(&r.implicit_lbfgs.trace.losses, 0),
+                ),
+                (
+                    "implicit midpoint (1/240 s), bounded L-BFGS".into(),
+                    log_loss_curve(&r.midpoint_lbfgs.trace.losses, 0),
+                ),
+                (
+                    "implicit midpoint (1/240 s), bounded Gauss-Newton".into(),
+                    log_loss_curve(&r.midpoint_gauss_newton.trace.losses, 0),
+                ),
+            ],
+        )?;
+        progress.set(1);
+        Ok(r)
+    }
+
+    fn report(r: &SoftbodyResult, dir: &Path) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        for (name, run) in [
+            ("Warp SGD", &r.sgd),
+            ("bounded L-BFGS", &r.lbfgs),
+            ("implicit Euler + bounded L-BFGS", &r.implicit_lbfgs),
+            ("implicit midpoint + bounded L-BFGS", &r.midpoint_lbfgs),
+            (
+                "implicit midpoint + bounded Gauss-Newton",
+                &r.midpoint_gauss_newton,
+            ),
+        ] {
+            lines.push(format!(
+            "softbody-material {name}: loss {:.3e} -> {:.3e} in {} iterations ({} evaluations, {} lowered it; Warp criteria {}), {:.1} ms per evaluation{}",
+            run.trace.losses[0],
+            run.trace.losses.last().expect("a loss"),
+            run.trace.iterations,
+            run.trace.evaluations,
+            run.decreasing,
+            if run.warp_criteria_met {
+                "met"
+            } else {
+                "NOT met"
+            },
+            run.ms_per_evaluation,
+            run.newton_iterations
+                .map_or(String::new(), |(mean, max)| format!(
+                    ", Newton iterations per step {mean:.2} (max {max})"
+                ))
+        ));
+        }
+        lines.push(format!(
+        "softbody-material: adjoint vs FD {:.1e} (explicit), {:.1e} (implicit Euler), {:.1e} (midpoint); midpoint GN Jacobian {:.1} ms by 3 adjoint sweeps, {:.1} ms by sparse GN (difference {:.1e}); the explicit tape holds {} states ({:.1} MB); pictures in {}",
+        r.gradient_fd_error,
+        r.implicit_gradient_fd_error,
+        r.midpoint_gradient_fd_error,
+        r.midpoint_jacobian_ms.0,
+        r.midpoint_jacobian_ms.1,
+        r.midpoint_jacobian_difference,
+        r.tape_states,
+        r.tape_bytes as f64 / 1e6,
+        dir.display()
+    ));
+        study_page(Self::NAME, &lines)
+    }
 }

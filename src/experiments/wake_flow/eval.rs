@@ -1,4 +1,4 @@
-//! Evaluation (reference §A.4, §C.1): rollouts of the source solver alone (SRC) or of the
+//! Evaluation (docs/wake-flow.md §4, docs/wake-flow.md §7): rollouts of the source solver alone (SRC) or of the
 //! hybrid solver with a trained corrector, from the first frame of every test simulation,
 //! compared with the down-sampled reference frames.
 //!
@@ -165,7 +165,7 @@ pub fn rollout(
     ))
 }
 
-/// One acceptance criterion of §C.1 and whether it holds.
+/// One acceptance criterion of docs/wake-flow.md §7 and whether it holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Criterion {
     /// What is required, with the measured numbers.
@@ -174,7 +174,7 @@ pub struct Criterion {
     pub passed: bool,
 }
 
-/// The §C.1 acceptance criteria on the evaluated models (those present among `SRC`, `NON`,
+/// The docs/wake-flow.md §7 acceptance criteria on the evaluated models (those present among `SRC`, `NON`,
 /// `SOL-4`, `SOL-8`): no NaN; SRC > NON > SOL-4 ≥ SOL-8 in mean MAE; SOL-4 ≤ 0.5 × SRC on every
 /// test Reynolds number; SOL-8 ≤ 0.85 × NON.
 pub fn acceptance(models: &[ModelErrors]) -> Vec<Criterion> {

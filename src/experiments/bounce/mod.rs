@@ -1,16 +1,21 @@
-//! B2, the Warp bounce (`../shared/reference/solids.md` §2): gradient descent on the initial
+//! B2, the Warp bounce (docs/solids-benchmarks.md): gradient descent on the initial
 //! velocity of a particle that bounces off the ground and a wall to reach a target, through
 //! smooth contact, next to Adam on the same gradients; and the gradient against the contact
 //! stiffness.
 
-use super::{AdamSettings, Trace, adam, gradient_descent};
 use crate::error::Result;
+use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
+use crate::optim::{AdamSettings, Trace, adam, gradient_descent};
 use crate::solids::implicit::{Implicit, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
-use serde::Serialize;
+use crate::viz::line_plot;
+use crate::viz::solids::{every, trajectory_gif};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Settings (Warp's: 60 fps × 8 substeps for 0.6 s, lr 0.02, 250 iterations).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BounceConfig {
     /// Time step (s).
     pub dt: f64,
@@ -46,6 +51,16 @@ impl Default for BounceConfig {
             implicit_stiffnesses: (0..=20)
                 .map(|k| 10f64.powf(2.0 + 0.25 * k as f64))
                 .collect(),
+        }
+    }
+}
+
+impl BounceConfig {
+    /// The toy size: 50 iterations of each optimiser (the rest as in full).
+    pub fn quick() -> Self {
+        Self {
+            iterations: 50,
+            ..Self::default()
         }
     }
 }
@@ -142,4 +157,95 @@ pub fn run(cfg: &BounceConfig) -> Result<BounceResult> {
         implicit_gradient_vs_stiffness,
         ms_per_evaluation,
     })
+}
+
+/// The study: `diffsim experiment bounce`.
+pub struct Bounce;
+
+impl Study for Bounce {
+    const NAME: &'static str = "bounce";
+    const ABOUT: &'static str = "B2: initial velocity of a particle bouncing off a wall and the ground, through smooth contact; gradient descent and Adam, a contact-stiffness sweep";
+    type Config = BounceConfig;
+    type Result = BounceResult;
+
+    fn full() -> BounceConfig {
+        BounceConfig::default()
+    }
+
+    fn quick() -> BounceConfig {
+        BounceConfig::quick()
+    }
+
+    /// Runs the optimisations ([`run`]) and writes `loss.png` and `trajectory.gif`.
+    fn run(cfg: &BounceConfig, dir: &Path, progress: &dyn Progress) -> Result<BounceResult> {
+        progress.start("bounce", 1);
+        let r = run(cfg)?;
+        let p = &r.trace.params;
+        let (m, run, target) = trajectory(cfg, [p[0], p[1], p[2]]);
+        trajectory_gif(
+            &dir.join("trajectory.gif"),
+            &m,
+            &every(&run.states, 8),
+            Some(target),
+            "bounce, optimised v0",
+        )?;
+        line_plot(
+            &dir.join("loss.png"),
+            "bounce: loss (log10) per iteration",
+            "iteration",
+            "log10 loss",
+            &[
+                (
+                    format!("gradient descent, lr {}", cfg.learning_rate),
+                    log_loss_curve(&r.trace.losses, 0),
+                ),
+                (
+                    format!("Adam, lr {}", cfg.adam_learning_rate),
+                    log_loss_curve(&r.adam_trace.losses, 0),
+                ),
+            ],
+        )?;
+        let sweep =
+            |pts: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
+                pts.iter().map(|s| (s.0.log10(), pick(s))).collect()
+            };
+        let (ex, im) = (&r.gradient_vs_stiffness, &r.implicit_gradient_vs_stiffness);
+        line_plot(
+            &dir.join("stiffness.png"),
+            "bounce: dL/dv0 at the initial v0 against the contact stiffness",
+            "log10 ke (N/m)",
+            "dL/dv0",
+            &[
+                ("dL/dv0x, explicit".into(), sweep(ex, |s| s.1)),
+                ("dL/dv0y, explicit".into(), sweep(ex, |s| s.2)),
+                ("dL/dv0x, implicit".into(), sweep(im, |s| s.1)),
+                ("dL/dv0y, implicit".into(), sweep(im, |s| s.2)),
+            ],
+        )?;
+        progress.set(1);
+        Ok(r)
+    }
+
+    fn report(r: &BounceResult, dir: &Path) -> String {
+        let cfg = &r.config;
+        let mut lines: Vec<String> = Vec::new();
+        lines.push(format!(
+        "bounce: loss {:.3e} -> {:.3e} in {} GD iterations ({} lowered it by > 1e-3), adjoint vs FD {:.1e}, {:.2} ms per evaluation; pictures in {}",
+        r.trace.losses[0],
+        r.trace.losses.last().expect("a loss"),
+        r.trace.iterations,
+        r.decreasing_by_1e3,
+        r.gradient_fd_error,
+        r.ms_per_evaluation,
+        dir.display()
+    ));
+        lines.push(format!(
+            "bounce: Adam (lr {}) {:.3e} -> {:.3e} in {} iterations",
+            cfg.adam_learning_rate,
+            r.adam_trace.losses[0],
+            r.adam_trace.losses.last().expect("a loss"),
+            r.adam_trace.iterations
+        ));
+        study_page(Self::NAME, &lines)
+    }
 }

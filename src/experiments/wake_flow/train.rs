@@ -1,4 +1,4 @@
-//! Training a corrector through unrolled differentiable solves (reference §A.3, §C.1).
+//! Training a corrector through unrolled differentiable solves (docs/wake-flow.md §3, docs/wake-flow.md §7).
 //!
 //! NON is `unroll = 1` (supervised: the solver step has no parameters, so no gradient passes
 //! through it); SOL-m back-propagates the loss of `m` hybrid steps through the source solver's
@@ -23,9 +23,9 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
-    /// §C.1: 16 channels, 2 residual blocks, 27,682 parameters.
+    /// docs/wake-flow.md §7: 16 channels, 2 residual blocks, 27,682 parameters.
     Small,
-    /// §A.3 "mars_moon": 32 channels, 5 residual blocks, 260,354 parameters.
+    /// docs/wake-flow.md §3 "mars_moon": 32 channels, 5 residual blocks, 260,354 parameters.
     MarsMoon,
 }
 
@@ -44,7 +44,7 @@ impl ModelKind {
 #[serde(rename_all = "kebab-case")]
 pub enum Sampling {
     /// SoL's (`karman_train.py`, `newEpoch`): every pair once per epoch, in an order
-    /// shuffled anew each epoch; a batch may straddle two epochs. At §C.1's 1000 iterations
+    /// shuffled anew each epoch; a batch may straddle two epochs. At docs/wake-flow.md §7's 1000 iterations
     /// it measured worse than independent draws (RESULTS.md), so it is not the default.
     Epochs,
     /// Independent uniform draws keyed by `(seed, iteration)`; pairs repeat within an epoch.
@@ -52,7 +52,7 @@ pub enum Sampling {
 }
 
 /// Training settings. TOML-serialisable, saved beside the model; every field has a default
-/// (§C.1).
+/// (docs/wake-flow.md §7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -60,9 +60,9 @@ pub struct TrainConfig {
     pub model: ModelKind,
     /// Hybrid steps per loss (1: NON; 4, 8, 16, 32: SOL-m).
     pub unroll: usize,
-    /// Adam iterations. Default 5000: §C.1 names 1000 for a machine of ~10 GFLOP/s (≈ 22 min
+    /// Adam iterations. Default 5000: docs/wake-flow.md §7 names 1000 for a machine of ~10 GFLOP/s (≈ 22 min
     /// of training for NON + SOL-4 + SOL-8) and asks to scale the count with the measured
-    /// throughput, within §C's ≤ ~30 min of training; on this 2-core machine 5000 per model
+    /// throughput, within docs/wake-flow.md §7's ≤ ~30 min of training; on this 2-core machine 5000 per model
     /// take 27–31 min (pbdl-book's SOL-4: 5 epochs ≈ 5000 iterations). At 1000, SOL-4 has not
     /// learned the lowest Reynolds numbers yet (experiments/wake-flow/RESULTS.md).
     pub iterations: usize,
@@ -72,7 +72,7 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Learning rate of the last `decay_fraction` of the iterations.
     pub final_learning_rate: f64,
-    /// Fraction of iterations at `final_learning_rate` (§C.1: 0.3).
+    /// Fraction of iterations at `final_learning_rate` (docs/wake-flow.md §7: 0.3).
     pub decay_fraction: f64,
     /// Iterations over which the learning rate ramps up linearly to `learning_rate`
     /// (iteration k uses (k+1)/warmup of it). Without it, Adam's first full-size step blows

@@ -1,8 +1,8 @@
-//! The hybrid solver `s̃ₜ₊₁ = P(s̃ₜ) + C(P(s̃ₜ), Re)` (reference §A.3): the source solver `P`
+//! The hybrid solver `s̃ₜ₊₁ = P(s̃ₜ) + C(P(s̃ₜ), Re)` (docs/wake-flow.md §3): the source solver `P`
 //! on the down-sampled grid, one [`Simulation`] per Reynolds number (their viscosities
 //! differ), and the corrector network `C` run on the whole batch at once.
 //!
-//! Features (§A.3): `[v_y / std|v|, v_x / std|u|, Re / re_std]` on the cell grid (the lower
+//! Features (docs/wake-flow.md §3): `[v_y / std|v|, v_x / std|u|, Re / re_std]` on the cell grid (the lower
 //! and left face of each cell: the staggered arrays without their last row / column). The
 //! network's two output channels, times the same stds, are added to those faces; the last row
 //! of `v` and the last column of `u` get no correction.

@@ -8,13 +8,16 @@
 //! physical initial states are searched.
 
 use crate::error::{DiffsimError, Result};
+use crate::experiments::study::{Progress, Study, log_loss_curve};
 use crate::fluid::{FluidState, Precision, SceneConfig, Simulation, host_item};
 use crate::grid::{Resolution, ScalarOutside};
 use crate::ops;
+use crate::viz::{FieldPicture, line_plot};
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Instant;
 
 /// Settings (TOML); [`SmokeTargetConfig::default`] is the full run, [`SmokeTargetConfig::quick`]
@@ -254,4 +257,81 @@ pub fn run(
         losses,
         pictures: [zero_marker, final_marker, host_item(&target, 0)],
     })
+}
+
+/// The study: `diffsim experiment smoke-target`.
+pub struct SmokeTarget;
+
+impl Study for SmokeTarget {
+    const NAME: &'static str = "smoke-target";
+    const ABOUT: &'static str = "optimise an initial velocity so that a smoke blob reaches a target shape: Adam through the unrolled differentiable solver";
+    type Config = SmokeTargetConfig;
+    type Result = SmokeTargetResult;
+
+    fn full() -> SmokeTargetConfig {
+        SmokeTargetConfig::default()
+    }
+
+    fn quick() -> SmokeTargetConfig {
+        SmokeTargetConfig::quick()
+    }
+
+    fn validate(cfg: &SmokeTargetConfig) -> Result<()> {
+        cfg.validate()
+    }
+
+    /// Runs the optimisation ([`run`]) and writes `loss.png`, `before.png`, `after.png` and
+    /// `target.png`.
+    fn run(
+        cfg: &SmokeTargetConfig,
+        dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<SmokeTargetResult> {
+        cfg.validate()?;
+        progress.start("smoke-target", cfg.iterations as u64);
+        let r = run(cfg, |k, _| progress.set(k as u64))?;
+
+        line_plot(
+            &dir.join("loss.png"),
+            "smoke-target: loss (log10) per Adam iteration",
+            "iteration",
+            "log10 loss",
+            &[("loss".into(), log_loss_curve(&r.losses, 0))],
+        )?;
+        let res = r.config.resolution;
+        let titles = [
+            "marker, zero control",
+            "marker, optimised control",
+            "target",
+        ];
+        for (name, (values, title)) in ["before", "after", "target"]
+            .iter()
+            .zip(r.pictures.iter().zip(titles))
+        {
+            FieldPicture {
+                values,
+                nx: res.nx,
+                ny: res.ny,
+                solid: &[],
+                range: 1.0,
+                title: format!("{title} after {} steps", r.config.steps),
+            }
+            .save_png(&dir.join(format!("{name}.png")))?;
+        }
+        Ok(r)
+    }
+
+    fn report(r: &SmokeTargetResult, dir: &Path) -> String {
+        format!(
+            "# smoke-target: measured results\n\n- {}: loss {:.3e} -> {:.3e} ({:.0}x lower) in {} Adam iterations, {:.1} s ({:.1} ms per iteration); pictures in {}\n",
+            r.config.resolution,
+            r.initial_loss,
+            r.final_loss,
+            r.reduction,
+            r.iterations,
+            r.wall_s,
+            r.ms_per_iteration,
+            dir.display()
+        )
+    }
 }

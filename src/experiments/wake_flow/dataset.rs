@@ -1,4 +1,4 @@
-//! The Solver-in-the-Loop wake-flow reference data (reference §A.2, CPU-scale §C.1): the
+//! The Solver-in-the-Loop wake-flow reference data (docs/wake-flow.md §2, CPU-scale docs/wake-flow.md §7): the
 //! `wake` scene run at the reference resolution for every training and test Reynolds number,
 //! the warm-up discarded, each kept frame down-sampled to the source grid with the SoL
 //! staggered down-sampling ([`crate::grid::resample`]) and written to one HDF5 file per
@@ -18,23 +18,23 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// How the reference data is made. TOML-serialisable; every field has a default (§C.1).
+/// How the reference data is made. TOML-serialisable; every field has a default (docs/wake-flow.md §7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WakeDataConfig {
-    /// Resolution of the reference solver (§A.1: 128x256).
+    /// Resolution of the reference solver (docs/wake-flow.md §1: 128x256).
     pub reference: Resolution,
     /// Halvings of both axes from the reference to the source grid (2: 4×, 128x256 → 32x64).
     pub downsample_levels: u32,
-    /// Reference steps discarded before the first stored frame (§C.1: 1000).
+    /// Reference steps discarded before the first stored frame (docs/wake-flow.md §7: 1000).
     pub warmup: usize,
-    /// Frames stored per training simulation, one per step (§C.1: 150).
+    /// Frames stored per training simulation, one per step (docs/wake-flow.md §7: 150).
     pub train_frames: usize,
-    /// Frames stored per test simulation (§C.1: 101, for 100-step rollouts).
+    /// Frames stored per test simulation (docs/wake-flow.md §7: 101, for 100-step rollouts).
     pub test_frames: usize,
-    /// Training Reynolds numbers on the SoL scale (§A.2: 97.66 … 3125).
+    /// Training Reynolds numbers on the SoL scale (docs/wake-flow.md §2: 97.66 … 3125).
     pub train_reynolds: Vec<f64>,
-    /// Test Reynolds numbers (§C.1: 146.48, 585.94, 2343.75).
+    /// Test Reynolds numbers (docs/wake-flow.md §7: 146.48, 585.94, 2343.75).
     pub test_reynolds: Vec<f64>,
 }
 
@@ -150,7 +150,7 @@ pub struct SimEntry {
     pub frames: usize,
 }
 
-/// Normalisation statistics (§A.2: std of absolute values, no mean subtraction when applied).
+/// Normalisation statistics (docs/wake-flow.md §2: std of absolute values, no mean subtraction when applied).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormStats {
     /// Std of |u| over every stored x-face sample of the training frames.

@@ -1,20 +1,25 @@
-//! B1, the spring cage (`../shared/reference/solids.md` §2): optimise the 8 rest lengths so
+//! B1, the spring cage (docs/solids-benchmarks.md): optimise the 8 rest lengths so
 //! that the free particle ends at the target. Explicit version: the Warp step (dt = 1/30, 30
 //! steps) with gradient descent (lr 0.5, 25 iterations), checked against Warp's pass criteria;
 //! implicit version: backward Euler (dt = 1/30, 60 steps) with L-BFGS on the IFT adjoint.
 
-use super::{Clock, Trace, fd_error, gradient_descent, lbfgs};
 use crate::error::Result;
+use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
+use crate::optim::{self, Clock, Trace, fd_error, gradient_descent, lbfgs};
 use crate::solids::implicit::{GnParameters, Implicit, ImplicitRollout, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
-use serde::Serialize;
+use crate::viz::line_plot;
+use crate::viz::solids::{every, trajectory_gif};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Instant;
 
 /// Damping `μ` of the Gauss-Newton normal equations (the Jacobian entries are O(1) here).
 pub const GN_DAMPING: f64 = 1e-12;
 
 /// Settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SpringCageConfig {
     /// Explicit step (s).
     pub explicit_dt: f64,
@@ -56,6 +61,17 @@ impl Default for SpringCageConfig {
             bound: 0.4,
             horizons: vec![60, 240, 960, 3840],
             dense_control_max_steps: 960,
+        }
+    }
+}
+
+impl SpringCageConfig {
+    /// The toy size: the Gauss-Newton step timed at 60 and 240 steps only (the rest as in full).
+    pub fn quick() -> Self {
+        Self {
+            horizons: vec![60, 240],
+            dense_control_max_steps: 240,
+            ..Self::default()
         }
     }
 }
@@ -216,7 +232,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         .map(|r| (r * (1.0 - cfg.bound), r * (1.0 + cfg.bound)))
         .unzip();
     let clock = Clock::default();
-    let trace = super::lbfgs_box(
+    let trace = optim::lbfgs_box(
         &clock.wrap(&implicit_f),
         &rest0,
         (&lo, &hi),
@@ -271,17 +287,17 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         gn_run(&|clock| {
             let step = |p: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
                 let (res, rows) = residuals(p, sparse)?;
-                let step = super::dense_gn_step(&res, &rows, GN_DAMPING)?;
+                let step = optim::dense_gn_step(&res, &rows, GN_DAMPING)?;
                 Ok((res, step))
             };
-            super::gauss_newton(&clock.wrap(&step), &rest0, 10, cfg.target_loss)
+            optim::gauss_newton(&clock.wrap(&step), &rest0, 10, cfg.target_loss)
         })
     };
     let gauss_newton = unbounded_gn(false)?;
     let sparse_gauss_newton = unbounded_gn(true)?;
     let bounded_gauss_newton = gn_run(&|clock| {
         let f = |p: &[f64]| residuals(p, true);
-        super::gauss_newton_box(
+        optim::gauss_newton_box(
             &clock.wrap(&f),
             &rest0,
             (&lo, &hi),
@@ -305,12 +321,12 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         let x = &r.run.last().0;
         let res: Vec<f64> = (0..3).map(|a| x[0][a] - target[a]).collect();
         let seeds = unit_seeds(mid.len());
-        let dense = super::median_ms(5, &|| {
+        let dense = optim::median_ms(5, &|| {
             let rows = sim.adjoint_jacobian(&r, &seeds, GnParameters::RestLengths);
-            super::dense_gn_step(&res, &rows, GN_DAMPING)
+            optim::dense_gn_step(&res, &rows, GN_DAMPING)
         })?;
-        let sparse = super::median_ms(5, &|| {
-            super::dense_gn_step(
+        let sparse = optim::median_ms(5, &|| {
+            optim::dense_gn_step(
                 &res,
                 &sim.sparse_gn_jacobian(&r, &seeds, GnParameters::RestLengths)?,
                 GN_DAMPING,
@@ -420,7 +436,7 @@ fn control_gn_step(
         .iter()
         .map(|s| particle_controls(&sim.adjoint(r, s, &zero).controls))
         .collect();
-    super::dense_gn_step(res, &rows, CONTROL_GN_DAMPING)
+    optim::dense_gn_step(res, &rows, CONTROL_GN_DAMPING)
 }
 
 /// One control GN step after the forward rollout at zero forces, per horizon (medians of 3).
@@ -437,7 +453,7 @@ fn control_gn_timings(
                 ..mid.clone()
             };
             let (sim, r, res) = control_rollout(stepper, &m, steps)?;
-            let time = |sparse| super::median_ms(3, &|| control_gn_step(&sim, &r, &res, sparse));
+            let time = |sparse| optim::median_ms(3, &|| control_gn_step(&sim, &r, &res, sparse));
             let dense = if steps <= cfg.dense_control_max_steps {
                 Some(time(false)?)
             } else {
@@ -459,6 +475,123 @@ fn control_gn_run(cfg: &SpringCageConfig, stepper: &Implicit<'_>, mid: &Model) -
         let step = control_gn_step(&sim, &r, &res, true)?;
         Ok((res, step))
     };
-    let trace = super::gauss_newton(&f, &vec![0.0; 3 * steps], 10, cfg.target_loss)?;
+    let trace = optim::gauss_newton(&f, &vec![0.0; 3 * steps], 10, cfg.target_loss)?;
     Ok(trace.losses)
+}
+
+/// The study: `diffsim experiment spring-cage`.
+pub struct SpringCage;
+
+impl Study for SpringCage {
+    const NAME: &'static str = "spring-cage";
+    const ABOUT: &'static str = "B1: rest lengths of a spring cage; Warp step + gradient descent, implicit Euler + L-BFGS / Gauss-Newton / sparse Gauss-Newton, per-step controls";
+    type Config = SpringCageConfig;
+    type Result = SpringCageResult;
+
+    fn full() -> SpringCageConfig {
+        SpringCageConfig::default()
+    }
+
+    fn quick() -> SpringCageConfig {
+        SpringCageConfig::quick()
+    }
+
+    /// Runs the optimisations ([`run`]) and writes `loss.png` and `trajectory.gif`.
+    fn run(
+        cfg: &SpringCageConfig,
+        dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<SpringCageResult> {
+        progress.start("spring-cage", 1);
+        let r = run(cfg)?;
+        line_plot(
+            &dir.join("loss.png"),
+            "spring-cage: loss (log10) per iteration",
+            "iteration",
+            "log10 loss",
+            &[
+                (
+                    "explicit (Warp step), gradient descent".into(),
+                    log_loss_curve(&r.explicit.trace.losses, 0),
+                ),
+                (
+                    "implicit Euler, L-BFGS".into(),
+                    log_loss_curve(&r.implicit.trace.losses, 0),
+                ),
+            ],
+        )?;
+        let (m, run, target) = trajectory(cfg, &r.explicit.trace.params);
+        trajectory_gif(
+            &dir.join("trajectory.gif"),
+            &m,
+            &every(&run.states, 1),
+            Some(target),
+            "spring-cage, optimised rest lengths",
+        )?;
+        progress.set(1);
+        Ok(r)
+    }
+
+    fn report(r: &SpringCageResult, dir: &Path) -> String {
+        let cfg = &r.config;
+        let mut lines: Vec<String> = Vec::new();
+        let last = |t: &Trace| *t.losses.last().expect("a loss");
+        lines.push(format!(
+        "spring-cage explicit: loss {:.3e} -> {:.3e} in {} GD iterations (Warp criteria {}), adjoint vs FD {:.1e}, {:.3} ms per evaluation",
+        r.explicit.trace.losses[0],
+        last(&r.explicit.trace),
+        r.explicit.trace.iterations,
+        if r.warp_criteria_met {
+            "met"
+        } else {
+            "NOT met"
+        },
+        r.explicit.gradient_fd_error,
+        r.explicit.ms_per_evaluation
+    ));
+        lines.push(format!(
+        "spring-cage implicit: loss {:.3e} -> {:.3e} in {} L-BFGS iterations ({} evaluations; < 1e-6 after {}), adjoint vs FD {:.1e}, {:.3} ms per evaluation; pictures in {}",
+        r.implicit.trace.losses[0],
+        last(&r.implicit.trace),
+        r.implicit.trace.iterations,
+        r.implicit.trace.evaluations,
+        r.lbfgs_iterations_to_1e6
+            .map_or("never".into(), |k| k.to_string()),
+        r.implicit.gradient_fd_error,
+        r.implicit.ms_per_evaluation,
+        dir.display()
+    ));
+        let gn = |t: &Trace| {
+            format!(
+                "{:.3e} -> {:.3e} in {} iterations",
+                t.losses[0],
+                last(t),
+                t.iterations
+            )
+        };
+        lines.push(format!(
+        "spring-cage Gauss-Newton (implicit): dense {}; sparse {}; sparse within ±{:.0}% of the rest lengths {} ({} on a bound)",
+        gn(&r.gauss_newton.trace),
+        gn(&r.sparse_gauss_newton.trace),
+        100.0 * cfg.bound,
+        gn(&r.bounded_gauss_newton.trace),
+        r.bounded_gn_at_bounds
+    ));
+        let timings: Vec<String> = r
+            .control_gn_step_ms_vs_horizon
+            .iter()
+            .map(|(n, dense, sparse)| {
+                let dense = dense.map_or("not run".into(), |d| format!("{d:.1} ms"));
+                format!("N={n}: dense {dense}, sparse {sparse:.1} ms")
+            })
+            .collect();
+        lines.push(format!(
+        "spring-cage per-step controls: sparse GN loss {:.3e} -> {:.3e} in {} iterations; one GN step {}",
+        r.control_sgn_losses[0],
+        r.control_sgn_losses.last().expect("a loss"),
+        r.control_sgn_losses.len() - 1,
+        timings.join("; ")
+    ));
+        study_page(Self::NAME, &lines)
+    }
 }

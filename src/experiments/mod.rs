@@ -1,0 +1,37 @@
+//! Reproduced studies, one module each, named like its folder `experiments/<name>/` (README
+//! with the command and setup, RESULTS.md with measured tables). Each keeps the small
+//! contract of [`Study`]: settings with a full and a quick default, a run function writing its
+//! pictures into an output folder, and a result that serialises to JSON and renders as
+//! Markdown. The physics they use lives below (`fluid`, `solids`, `nn`, `optim`).
+
+pub mod bounce;
+pub mod cloth_throw;
+pub mod smoke_target;
+pub mod softbody_material;
+pub mod spring_cage;
+pub mod study;
+pub mod wake_flow;
+
+pub use study::{Progress, Silent, Study, record};
+
+/// Every study: `(name, what it reproduces)`, in the order the help lists them.
+pub const STUDIES: [(&str, &str); 6] = [
+    (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
+    (
+        smoke_target::SmokeTarget::NAME,
+        smoke_target::SmokeTarget::ABOUT,
+    ),
+    (
+        spring_cage::SpringCage::NAME,
+        spring_cage::SpringCage::ABOUT,
+    ),
+    (bounce::Bounce::NAME, bounce::Bounce::ABOUT),
+    (
+        softbody_material::SoftbodyMaterial::NAME,
+        softbody_material::SoftbodyMaterial::ABOUT,
+    ),
+    (
+        cloth_throw::ClothThrow::NAME,
+        cloth_throw::ClothThrow::ABOUT,
+    ),
+];

@@ -1,0 +1,11 @@
+//! Gradient checks: the finite-difference checker ([`checker`]) and the registry of every
+//! differentiable op's and unroll's check ([`registry`]), which `diffsim gradcheck` and the
+//! tests run.
+
+pub mod checker;
+pub mod registry;
+
+pub use checker::{
+    GradCheckConfig, GradCheckReport, Probe, check, smooth_direction, tensor_f64, values,
+};
+pub use registry::{CHECKS, kinetic_loss, run_gradchecks};
