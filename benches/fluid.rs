@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the grid ops and the full forward step of `wake-phiflow`.
 //! `cargo bench --bench fluid` (add `-- --quick` for a short run). `diffsim bench fluid` times
-//! the same step from the shared PhiFlow initial state and compares with PhiFlow.
+//! the same step from the shipped PhiFlow initial state (data/phiflow) and compares with PhiFlow.
 
 use burn::tensor::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: Solver-in-the-Loop on the wake flow end to end (reference §C.1) in a
+# The main job: Solver-in-the-Loop on the wake flow end to end (docs/wake-flow.md §7) in a
 # few-minute mode: reference data at 128x256 -> 32x64 (HDF5), NON / SOL-4 / SOL-8 correctors
 # trained through the differentiable solver (500 iterations each), 100-step test rollouts
 # against the source solver, pictures, GIFs and the results table in out/wake-flow-main/.

@@ -1,8 +1,8 @@
 """PhiFlow 3.4 + JAX side of `diffsim bench fluid --grad`: one jit-compiled (loss, gradient)
-evaluation of the 16-step wake-phiflow unroll from the shared PhiFlow state, next to the
+evaluation of the 16-step wake-phiflow unroll from the PhiFlow state in data/phiflow, next to the
 forward-only time, on this machine.
 
-Scene (as ../shared/data/README.md describes the state's origin): box 100 x 200, closed x
+Scene (as docs/wake-flow.md §6 describes the state's origin): box 100 x 200, closed x
 walls, open y ends, disc r = 10 at (50, 50), velocity (0, 1) forced on faces with centre
 y < 5, explicit diffusion with diffusivity dt*32^2/Re (Re = 1e6), semi-Lagrangian
 self-advection, pressure projection with the obstacle (PhiFlow's default solve). Loss:
@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--res", default="32x64")
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--data", default="data/phiflow")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     nx, ny = map(int, a.res.split("x"))

@@ -1,4 +1,4 @@
-//! `diffsim bench fluid`: forward-step timings of `wake-phiflow` from the shared PhiFlow state.
+//! `diffsim bench fluid`: forward-step timings of `wake-phiflow` from the PhiFlow state that ships in data/phiflow.
 
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{SceneConfig, Simulation};
@@ -8,8 +8,12 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// PhiFlow 3.4 + JAX jit on this kind of machine, ms per step of the same scene from the same
-/// initial state (issue "Fluid core", figures measured by the team): (resolution, ms).
+/// PhiFlow 3.4 + JAX jit, ms per step of the same scene from the same initial state, measured
+/// on 2026-11-24 on a 2-core x86 CPU machine (`benches/phiflow/`): (resolution, ms). The
+/// host's speed drifts between days: `--phiflow FILE` takes timings measured the same day.
+pub const PHIFLOW_STORED: &str = "stored: PhiFlow 3.4 + JAX, 2-core CPU, 2026-11-24";
+
+/// The stored PhiFlow forward timings (see [`PHIFLOW_STORED`]).
 pub const PHIFLOW_MS_PER_STEP: [((usize, usize), f64); 2] = [((32, 64), 1.7), ((128, 256), 150.0)];
 
 /// Arguments of `diffsim bench fluid`.
@@ -45,7 +49,7 @@ pub struct BenchArgs {
     /// Also time this many flows stepped together (0: skip).
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, ../shared/data or shared/data.
+    /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, else data/phiflow (shipped with diffsim).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// With `--grad`: PhiFlow timings measured on this machine, the JSON lines of
@@ -103,7 +107,7 @@ impl BenchResult {
             100.0 * self.projection_share
         );
         if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
-            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms, issue figure)");
+            s += &format!(", {x:.0}x faster than PhiFlow ({p} ms, {PHIFLOW_STORED})");
         }
         s
     }

@@ -1,7 +1,7 @@
 //! `diffsim bench fluid --grad`: the wall time of one (loss, gradient) evaluation through an
-//! unrolled `wake-phiflow` from the shared PhiFlow state, next to the forward-only time.
+//! unrolled `wake-phiflow` from the shipped PhiFlow state, next to the forward-only time.
 
-use super::bench::{BenchArgs, percentile, resolutions};
+use super::bench::{BenchArgs, PHIFLOW_STORED, percentile, resolutions};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{Checkpointing, Reads, SceneConfig, Simulation, unrolled_gradient};
 use crate::gradcheck::kinetic_loss;
@@ -9,8 +9,9 @@ use crate::io::{phiflow_state, read_frame};
 use serde::Serialize;
 use std::time::Instant;
 
-/// PhiFlow 3.4 + JAX jit on this kind of machine: one 16-step (loss, gradient) evaluation of
-/// the same scene, state and loss (issue "Differentiable fluid"), in ms, after a 16–34 s jit.
+/// PhiFlow 3.4 + JAX jit: one 16-step (loss, gradient) evaluation of the same scene, state and
+/// loss, in ms, after a 16–34 s jit, measured on 2026-11-24 on a 2-core x86 CPU machine
+/// (`benches/phiflow/wake_grad.py`).
 pub const PHIFLOW_GRAD_MS: [((usize, usize), f64); 2] = [((32, 64), 67.0), ((128, 256), 5500.0)];
 
 /// One measurement.
@@ -36,7 +37,7 @@ pub struct GradBenchResult {
     pub grad_over_forward: f64,
     /// PhiFlow 3.4 + JAX (ms), where known.
     pub phiflow_ms: Option<f64>,
-    /// Where `phiflow_ms` comes from: `measured` (`--phiflow`) or `issue figure`.
+    /// Where `phiflow_ms` comes from: `measured` (`--phiflow`, the same day) or the stored figures' origin.
     pub phiflow_source: Option<&'static str>,
     /// `phiflow_ms / grad_ms`.
     pub speedup_vs_phiflow: Option<f64>,
@@ -205,7 +206,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
                     .iter()
                     .find(|(r, _)| *r == (res.nx, res.ny) && unroll == 16)
                     .map(|(_, ms)| *ms),
-                "issue figure",
+                PHIFLOW_STORED,
             ),
         };
         out.push(GradBenchResult {

@@ -71,7 +71,7 @@ pub enum Command {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
-    /// Forward step of the `wake-phiflow` scene from the shared PhiFlow initial state; with
+    /// Forward step of the `wake-phiflow` scene from the PhiFlow initial state shipped in data/phiflow; with
     /// `--grad`, one (loss, gradient) evaluation through a 16-step unroll.
     Fluid(BenchArgs),
 }

@@ -327,7 +327,7 @@ impl SceneConfig {
     }
 
     /// The pbdl-book/PhiFlow 3 wake (closed x walls, open y ends, inflow strip y < 5,
-    /// diffusivity dt·32²/Re with Re = 1e6) at 32x64; start it from `../shared/data` with `--init`.
+    /// diffusivity dt·32²/Re with Re = 1e6) at 32x64; start it from `data/phiflow/wake_phiflow_32x64.h5` with `--init`.
     pub fn wake_phiflow() -> Self {
         Self {
             name: "wake-phiflow".into(),

@@ -256,7 +256,7 @@ fn unroll_check(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         "unroll16-wake" => SceneConfig::wake(),
         _ => SceneConfig::wake_phiflow(),
     };
-    // wake-phiflow starts from the shared PhiFlow state at 32x64; wake from its poke at 16x32.
+    // wake-phiflow starts from the shipped PhiFlow state at 32x64; wake from its poke at 16x32.
     scene.resolution = if name == "unroll16-wake" {
         Resolution::new(16, 32)
     } else {

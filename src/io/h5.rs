@@ -271,7 +271,7 @@ fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()
 }
 
 /// Reads the last frame of an HDF5 file in the layout above (also the PhiFlow initial states
-/// in `../shared/data/`), checking that its arrays fit `grid`. `pressure` and `marker` are
+/// in `data/phiflow/`), checking that its arrays fit `grid`. `pressure` and `marker` are
 /// optional in the file.
 pub fn read_frame(path: &Path, grid: &Grid) -> Result<Frame> {
     let file = open_complete(path)?;
@@ -354,7 +354,7 @@ fn open_complete(path: &Path) -> Result<hdf5::File> {
     if !path.is_file() {
         return Err(DiffsimError::file(
             path,
-            "no such file; pass an HDF5 file written by `diffsim simulate` or one of ../shared/data/*.h5",
+            "no such file; pass an HDF5 file written by `diffsim simulate` or one of data/phiflow/*.h5",
         ));
     }
     let file = open_read(path).map_err(|_| DiffsimError::file(path, "not a readable HDF5 file"))?;
