@@ -364,3 +364,25 @@ fn phiflow_data() -> std::path::PathBuf {
     );
     data
 }
+
+/// The registry of `diffsim experiment` and the study list agree: every listed study prints its
+/// full and quick settings as TOML, and `experiment list` names each once.
+#[test]
+fn every_listed_study_is_runnable_by_name() {
+    for (name, _) in diffsim::experiments::STUDIES {
+        for quick in [false, true] {
+            let mut args = vec!["experiment", name, "--print-config"];
+            if quick {
+                args.push("--quick");
+            }
+            let o = diffsim(&args);
+            assert!(o.status.success(), "{name}: {}", stderr(&o));
+            let text = String::from_utf8(o.stdout).unwrap();
+            assert!(text.parse::<toml::Table>().is_ok(), "{name}: {text}");
+        }
+    }
+    let o = diffsim(&["experiment", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(listed.lines().count(), diffsim::experiments::STUDIES.len());
+}

@@ -12,7 +12,7 @@ pub mod spring_cage;
 pub mod study;
 pub mod wake_flow;
 
-pub use study::{Progress, Silent, Study, record};
+pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
 pub const STUDIES: [(&str, &str); 6] = [

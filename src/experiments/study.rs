@@ -52,14 +52,6 @@ pub trait Progress {
     fn set(&self, done: u64);
 }
 
-/// Reports nothing.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: u64) {}
-    fn set(&self, _: u64) {}
-}
-
 /// Runs study `S` with `cfg` into `dir` and writes what every study writes there: `config.toml`
 /// (the settings used), `results.json` and `results.md`, each complete or absent. Settings
 /// that [`Study::validate`] refuses leave `dir` untouched.

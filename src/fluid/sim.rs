@@ -93,10 +93,10 @@ pub struct Simulation {
     pub projection: Arc<PressureProjection>,
     implicit: Option<[Arc<ImplicitDiffusion>; 2]>,
     u_forcing: Vec<FaceMask>,
+    v_forcing: Vec<FaceMask>,
     /// The normal faces of Dirichlet (wall or inflow) sides and their value: `u` faces of the
     /// x sides, `v` faces of the y sides.
     walls: [Vec<FaceMask>; 2],
-    v_forcing: Vec<FaceMask>,
     inflow: Option<Tensor<3>>,
     /// The device.
     pub device: Device,
@@ -331,7 +331,8 @@ impl Simulation {
     /// The viscosity stage of a step: explicit or implicit diffusion of both velocity
     /// components, after which the normal faces of Dirichlet sides hold their wall value
     /// again (explicit diffusion would leave `α·u₁` on a closed wall's faces, and advection
-    /// reads them before the projection resets them).
+    /// reads them before the projection resets them). Without diffusion nothing here moves
+    /// them, and the stage does nothing.
     pub fn viscosity(
         &self,
         mut u: Tensor<3>,
@@ -350,7 +351,7 @@ impl Simulation {
                 u = ops::diffuse_explicit(u, self.u_spec, self.alpha);
                 v = ops::diffuse_explicit(v, self.v_spec, self.alpha);
             }
-            _ => {}
+            _ => return Ok((u, v)),
         }
         for (mask, val) in &self.walls[0] {
             u = u.mask_fill(mask.clone(), *val as f32);

@@ -13,7 +13,9 @@
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{SceneConfig, Simulation, Viscosity};
 use crate::grid::{Grid, Resolution, resample};
-use crate::io::{Frame, SimWriter, Trajectory, read_attr_f64s, read_attr_str, read_trajectory};
+use crate::io::{
+    Frame, SimWriter, Trajectory, read_attr_f64s, read_attr_str, read_trajectory, write_text,
+};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -250,10 +252,7 @@ pub fn generate(
         sims: entries,
     };
     let text = toml::to_string_pretty(&manifest).expect("manifest serialises");
-    let path = dir.join(MANIFEST);
-    let partial = dir.join(format!("{MANIFEST}.partial"));
-    std::fs::write(&partial, text).map_err(|e| DiffsimError::file(&partial, e))?;
-    std::fs::rename(&partial, &path).map_err(|e| DiffsimError::file(&path, e))?;
+    write_text(&dir.join(MANIFEST), &text)?;
     Ok(manifest)
 }
 

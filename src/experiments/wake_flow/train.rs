@@ -11,6 +11,7 @@ use super::dataset::{NormStats, WakeData, WakeDataConfig};
 use super::hybrid::{correct, features, source_step};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, Simulation};
+use crate::io::write_json;
 use crate::nn::{Corrector, CorrectorConfig};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -438,13 +439,7 @@ fn save(dir: &Path, net: &Corrector, optim: &ModuleOptimizer, report: &TrainRepo
         net.clone().save_file(p).map_err(|e| format!("{e:?}"))
     })?;
     write(OPTIMIZER, &|p| optim.save(p).map_err(|e| format!("{e:?}")))?;
-    write("train.json", &|p| {
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(report).expect("report serialises"),
-        )
-        .map_err(|e| e.to_string())
-    })
+    write_json(report, &dir.join("train.json"))
 }
 
 /// Reads `dir/train.json`.
