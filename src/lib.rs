@@ -17,6 +17,7 @@
 //! it); [`nn`], [`optim`], [`io`], [`viz`] and [`gradcheck`] above the physics;
 //! [`experiments`] above those; [`cli`] on top.
 
+pub mod burgers;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -6,8 +6,9 @@ use super::{json, out};
 use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::{
-    STUDIES, Study, bounce::Bounce, cloth_throw::ClothThrow, record, smoke_target::SmokeTarget,
-    softbody_material::SoftbodyMaterial, spring_cage::SpringCage, wake_flow::WakeFlow,
+    STUDIES, Study, bounce::Bounce, burgers_control::BurgersControl, cloth_throw::ClothThrow,
+    record, smoke_target::SmokeTarget, softbody_material::SoftbodyMaterial,
+    spring_cage::SpringCage, wake_flow::WakeFlow,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 /// Arguments of `diffsim experiment`.
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
-    /// The study: wake-flow, smoke-target, spring-cage, bounce, softbody-material or
+    /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material or
     /// cloth-throw (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
@@ -43,6 +44,7 @@ pub struct ExperimentArgs {
 pub fn experiment(args: &ExperimentArgs) -> Result<()> {
     match args.name.as_str() {
         WakeFlow::NAME => run::<WakeFlow>(args),
+        BurgersControl::NAME => run::<BurgersControl>(args),
         SmokeTarget::NAME => run::<SmokeTarget>(args),
         SpringCage::NAME => run::<SpringCage>(args),
         Bounce::NAME => run::<Bounce>(args),

@@ -5,7 +5,9 @@
 //! Markdown. The physics they use lives below (`fluid`, `solids`, `nn`, `optim`).
 
 pub mod bounce;
+pub mod burgers_control;
 pub mod cloth_throw;
+pub mod sampling;
 pub mod smoke_target;
 pub mod softbody_material;
 pub mod spring_cage;
@@ -15,8 +17,12 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 6] = [
+pub const STUDIES: [(&str, &str); 7] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
+    (
+        burgers_control::BurgersControl::NAME,
+        burgers_control::BurgersControl::ABOUT,
+    ),
     (
         smoke_target::SmokeTarget::NAME,
         smoke_target::SmokeTarget::ABOUT,

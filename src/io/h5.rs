@@ -61,7 +61,7 @@ pub struct SimWriter {
 
 const FIELDS: [&str; 4] = ["velocity_x", "velocity_y", "pressure", "marker"];
 
-fn h5err(path: &Path) -> impl Fn(hdf5::Error) -> DiffsimError + '_ {
+pub(super) fn h5err(path: &Path) -> impl Fn(hdf5::Error) -> DiffsimError + '_ {
     move |e| DiffsimError::file(path, e)
 }
 
@@ -69,14 +69,14 @@ fn h5err(path: &Path) -> impl Fn(hdf5::Error) -> DiffsimError + '_ {
 /// (written as `.partial`, then renamed), so the lock guards nothing; and HDF5 opens files
 /// without close-on-exec, so a lock taken by a writer lives on in any child process started
 /// while it was open and then refuses every reader of the finished file.
-fn without_locking() -> hdf5::FileBuilder {
+pub(super) fn without_locking() -> hdf5::FileBuilder {
     let mut options = hdf5::File::with_options();
     options.with_fapl(|fapl| fapl.file_locking(false));
     options
 }
 
 /// Opens `path` read-only (see [`without_locking`]).
-fn open_read(path: &Path) -> hdf5::Result<hdf5::File> {
+pub(super) fn open_read(path: &Path) -> hdf5::Result<hdf5::File> {
     without_locking().open(path)
 }
 
@@ -261,7 +261,7 @@ impl Drop for SimWriter {
     }
 }
 
-fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()> {
+pub(super) fn write_str_attr(file: &hdf5::File, name: &str, value: &str) -> hdf5::Result<()> {
     let v: VarLenUnicode = value
         .parse()
         .map_err(|e| hdf5::Error::from(format!("{e:?}")))?;

@@ -2,11 +2,13 @@
 //! written as JSON or text that appear under their name only when complete.
 
 mod h5;
+mod sequences;
 
 pub use h5::{
     FORMAT_VERSION, Frame, SimWriter, Trajectory, read_attr_f64s, read_attr_str, read_frame,
     read_trajectory, stored_resolution,
 };
+pub use sequences::{SEQUENCES_FORMAT, SequenceSet, SetBlock, SetShape, SetWriter, read_sequences};
 
 use crate::error::{DiffsimError, Result};
 use crate::grid::Resolution;

@@ -19,8 +19,11 @@ mod autodiff;
 mod flex;
 pub(crate) use flex::{contiguous, data, with_float};
 pub mod kernels;
+mod line;
 pub mod reference;
 mod systems;
+
+pub use line::{LineAdvectionOps, advect_line, line_spec};
 
 pub use systems::{ImplicitDiffusion, PressureProjection};
 

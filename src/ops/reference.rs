@@ -290,6 +290,24 @@ pub fn advect<B: Backend>(
     out.reshape(&[b, sq.ny, sq.nx]).0
 }
 
+/// Default body of [`super::LineAdvectionOps::advect_line`]: `q: [B, 1, N]` sampled at
+/// `i − (dt/dx)·u[i]` with the padded bilinear sampling of [`advect`].
+pub fn advect_line<B: Backend>(
+    q: FloatTensor<B>,
+    u: FloatTensor<B>,
+    s: &ArraySpec,
+    dt_dx: f64,
+) -> FloatTensor<B> {
+    let b = q.shape()[0];
+    let (px, py) = positions::<B>(s, b, &q);
+    let qp = padded_flat(Ft(q), s);
+    let u = Ft::<B>(u).reshape(&[b, s.len()]);
+    sample4(&qp, s, px - u * dt_dx, py)
+        .0
+        .reshape(&[b, s.ny, s.nx])
+        .0
+}
+
 /// Default body of [`super::DiffusionOps::diffuse_explicit`].
 pub fn diffuse_explicit<B: Backend>(
     q: FloatTensor<B>,

@@ -536,6 +536,57 @@ pub fn semi_lagrangian_adjoint<T: Real>(
     }
 }
 
+/// Semi-Lagrangian self-advection along a line: `out[i] = q(i − s·u[i])` with `s = dt/dx`,
+/// linear interpolation, `q` extrapolated as `sq` says (one row: `sq.ny == 1`), the velocity
+/// `u` given at the points of `q` (collocated, as in 1D Burgers). `q`, `u`, `out`: `[B, 1, N]`.
+/// The same padded sampling as [`semi_lagrangian`] with a zero y-displacement.
+pub fn semi_lagrangian_line<T: Real>(q: &[T], u: &[T], sq: &ArraySpec, dt_dx: f64, out: &mut [T]) {
+    let (n, s) = (sq.len(), T::of(dt_dx));
+    for ((q, u), out) in q
+        .chunks_exact(n)
+        .zip(u.chunks_exact(n))
+        .zip(out.chunks_exact_mut(n))
+    {
+        let pad = Padded::new(q, sq);
+        let back = |i| (T::of_index(i) - s * u[i], T::zero());
+        pad.view().sample_row(n, back, |i, val, _| out[i] = val);
+    }
+}
+
+/// Adjoint of [`semi_lagrangian_line`]: adds to `gq` and `gu` the gradients of `Σ g·out`
+/// (through [`sample_adjoint`] and [`Padded::fold`], as the 2D adjoint).
+pub fn semi_lagrangian_line_adjoint<T: Real>(
+    (q, u): (&[T], &[T]),
+    sq: &ArraySpec,
+    dt_dx: f64,
+    g: &[T],
+    gq: &mut [T],
+    gu: &mut [T],
+) {
+    let (n, s) = (sq.len(), T::of(dt_dx));
+    let (mut gx, mut gy) = (vec![T::zero(); n], vec![T::zero(); n]);
+    let items = q
+        .chunks_exact(n)
+        .zip(u.chunks_exact(n))
+        .zip(g.chunks_exact(n));
+    for (((q, u), g), (gq, gu)) in items.zip(gq.chunks_exact_mut(n).zip(gu.chunks_exact_mut(n))) {
+        let pad = Padded::new(q, sq);
+        let mut pq = vec![T::zero(); pad.data.len()];
+        let vel = |i: usize| (u[i], T::zero());
+        sample_adjoint(
+            vel,
+            pad.view(),
+            s,
+            (g, T::zero()),
+            &mut pq,
+            &mut gx,
+            &mut gy,
+        );
+        add_scaled(gu, &gx, T::one());
+        Padded::fold(&pq, sq, gq);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

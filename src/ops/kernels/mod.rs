@@ -10,7 +10,10 @@ use rayon::prelude::*;
 
 pub mod adjoint;
 mod advect;
-pub use advect::{Advect, maccormack, semi_lagrangian, semi_lagrangian_adjoint};
+pub use advect::{
+    Advect, maccormack, semi_lagrangian, semi_lagrangian_adjoint, semi_lagrangian_line,
+    semi_lagrangian_line_adjoint,
+};
 
 /// Floating-point element types of the kernels.
 pub trait Real: crate::linalg::SolveScalar + std::fmt::Debug {

@@ -1,0 +1,187 @@
+//! Training stages of the Burgers control study (docs/burgers-control.md §4). A stage is Adam
+//! on one module with the learning rate `lr·0.5^(k/half_life)`, a loss that draws its batch
+//! from `(seed, iteration)` alone, and a folder holding `model.bpk`, `optimizer.bpk` and
+//! `stage.json` (settings, losses, wall time), saved every `checkpoint_every` iterations and at
+//! the end, so that a rerun continues an interrupted stage where it stopped and keeps a
+//! finished one.
+
+use crate::error::{DiffsimError, Result};
+use crate::experiments::study::Progress;
+use crate::io::write_json;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Settings of one training stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StageConfig {
+    /// Adam iterations.
+    pub iterations: usize,
+    /// Sequences (or frames, for supervised stages) per batch.
+    pub batch: usize,
+    /// Initial learning rate.
+    pub learning_rate: f64,
+    /// Iterations over which the learning rate halves.
+    pub half_life: f64,
+    /// Iterations between checkpoints (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 1000,
+            batch: 32,
+            learning_rate: 1e-3,
+            half_life: 1000.0,
+            checkpoint_every: 100,
+        }
+    }
+}
+
+impl StageConfig {
+    /// The learning rate of iteration `k`.
+    pub fn learning_rate_at(&self, k: usize) -> f64 {
+        self.learning_rate * 0.5f64.powf(k as f64 / self.half_life)
+    }
+
+    /// Checks the settings of stage `name`.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        if self.batch == 0 || !(self.learning_rate > 0.0) || !(self.half_life > 0.0) {
+            return Err(DiffsimError::config(format!(
+                "{name}: batch, learning_rate and half_life must be positive"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a stage reports (`stage.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageReport {
+    /// The settings.
+    pub config: StageConfig,
+    /// Loss of every iteration.
+    pub losses: Vec<f64>,
+    /// Wall time of all runs of the stage (s).
+    pub wall_s: f64,
+}
+
+impl StageReport {
+    /// Iterations per second.
+    pub fn iterations_per_s(&self) -> f64 {
+        self.losses.len() as f64 / self.wall_s.max(1e-9)
+    }
+}
+
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+const REPORT: &str = "stage.json";
+
+/// Runs (or continues, or keeps) stage `name` in `dir` starting from `init`; `loss(net, k)` is
+/// the loss of iteration `k`. A stage folder of other settings is an error.
+pub fn run_stage<M: Module + Clone>(
+    name: &str,
+    cfg: &StageConfig,
+    dir: &Path,
+    init: M,
+    loss: impl Fn(&M, usize) -> Result<Tensor<1>>,
+    progress: &dyn Progress,
+) -> Result<(M, StageReport)> {
+    cfg.validate(name)?;
+    std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
+    let mut net = init;
+    let mut optim = AdamConfig::new().init();
+    let mut report = StageReport {
+        config: cfg.clone(),
+        losses: Vec::new(),
+        wall_s: 0.0,
+    };
+    if dir.join(REPORT).is_file() {
+        let old = read_report(dir)?;
+        if old.config != *cfg {
+            return Err(DiffsimError::file(
+                dir.join(REPORT),
+                format!(
+                    "stage '{name}' was trained with other settings; use another output folder"
+                ),
+            ));
+        }
+        net = load(net, dir)?;
+        let path = dir.join(OPTIMIZER);
+        optim = optim
+            .load(&path)
+            .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+        report = old;
+    }
+    progress.start(name, cfg.iterations as u64);
+    progress.set(report.losses.len() as u64);
+    let t0 = Instant::now();
+    let wall_before = report.wall_s;
+    for k in report.losses.len()..cfg.iterations {
+        let l = loss(&net, k)?;
+        let value = l.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            return Err(DiffsimError::config(format!(
+                "{name}: loss {value} at iteration {k}; lower its learning_rate"
+            )));
+        }
+        let grads = GradientsParams::from_grads(l.backward(), &net);
+        net = optim.step(cfg.learning_rate_at(k), net, grads);
+        report.losses.push(value);
+        progress.set(k as u64 + 1);
+        let done = k + 1;
+        if done < cfg.iterations && cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
+            report.wall_s = wall_before + t0.elapsed().as_secs_f64();
+            save(dir, &net, &optim, &report)?;
+        }
+    }
+    if report.wall_s == wall_before {
+        report.wall_s = wall_before + t0.elapsed().as_secs_f64();
+        save(dir, &net, &optim, &report)?;
+    }
+    Ok((net, report))
+}
+
+/// Reads `dir/stage.json`.
+pub fn read_report(dir: &Path) -> Result<StageReport> {
+    let path = dir.join(REPORT);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| DiffsimError::file(&path, "no trained model here (stage.json missing)"))?;
+    serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))
+}
+
+/// `net` with the weights of `dir/model.bpk`.
+pub fn load<M: Module>(net: M, dir: &Path) -> Result<M> {
+    let path = dir.join(MODEL);
+    if !path.is_file() {
+        return Err(DiffsimError::file(&path, "missing model"));
+    }
+    net.try_load_file(&path)
+        .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))
+}
+
+/// Writes the model, the optimizer and the report, each through a temporary name; the
+/// report last.
+fn save<M: Module + Clone>(
+    dir: &Path,
+    net: &M,
+    optim: &ModuleOptimizer,
+    report: &StageReport,
+) -> Result<()> {
+    let write = |name: &str, f: &dyn Fn(&Path) -> std::result::Result<(), String>| {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.partial"));
+        f(&tmp).map_err(|e| DiffsimError::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| DiffsimError::file(&path, e))
+    };
+    write(MODEL, &|p| {
+        net.clone().save_file(p).map_err(|e| format!("{e:?}"))
+    })?;
+    write(OPTIMIZER, &|p| optim.save(p).map_err(|e| format!("{e:?}")))?;
+    write_json(report, &dir.join(REPORT))
+}

@@ -1,0 +1,292 @@
+//! The 1D U-Net of Holl et al. 2020 (docs/burgers-control.md §3), used for the control-force
+//! estimator (CFE: inputs u_t, u*, t/n) and for every level of the observation-prediction
+//! hierarchy (OP_n: inputs u_a, u_b).
+//!
+//! Layout (`x: [B, C, N]`, Burn's `[batch, channels, length]`): the input is zero-padded at
+//! the end by `2^levels − 1` points; each down level is a stride-2 convolution of kernel 2 with
+//! `down_filters[l]` channels and ReLU followed by `down_blocks` residual blocks (kernel 3);
+//! `centre_blocks` residual blocks; each up level doubles the length by linear interpolation,
+//! concatenates the skip of the level above (cut to length), pads one point at the end
+//! (symmetric) and applies a convolution of kernel 2 (`up_filters` channels, ReLU, then
+//! `up_blocks` residual blocks of kernel 2), except the last, a linear convolution to one
+//! channel. Residual blocks: `act(x + conv₂(act(conv₁(x))))`, symmetric padding, LeakyReLU
+//! (slope 0.2). Glorot-uniform weights and zero biases (TensorFlow's defaults).
+
+use burn::config::Config;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{Initializer, PaddingConfig1d};
+use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::{Device, FloatDType, Tensor};
+
+/// Architecture of a [`UNet1d`].
+#[derive(Config, Debug, PartialEq)]
+pub struct UNet1dConfig {
+    /// Input channels (2 for OP_n: start and end state; 3 for the CFE: state, target, t/n).
+    #[config(default = 2)]
+    pub inputs: usize,
+    /// Channels of the stride-2 convolution of every down level (its length is the number of
+    /// levels).
+    #[config(default = "vec![4, 8, 16, 16, 16]")]
+    pub down_filters: Vec<usize>,
+    /// Residual blocks after every down convolution.
+    #[config(default = 2)]
+    pub down_blocks: usize,
+    /// Residual blocks at the coarsest level.
+    #[config(default = 3)]
+    pub centre_blocks: usize,
+    /// Channels of the up convolutions.
+    #[config(default = 16)]
+    pub up_filters: usize,
+    /// Residual blocks after every up convolution but the last.
+    #[config(default = 2)]
+    pub up_blocks: usize,
+    /// Negative slope of the residual blocks' LeakyReLU.
+    #[config(default = 0.2)]
+    pub slope: f64,
+}
+
+/// Two convolutions of one kernel size with a skip connection.
+#[derive(Module, Debug)]
+pub struct ResBlock1d {
+    /// First convolution.
+    pub first: Conv1d,
+    /// Second convolution.
+    pub second: Conv1d,
+}
+
+/// The 1D U-Net.
+#[derive(Module, Debug)]
+pub struct UNet1d {
+    /// Stride-2 convolutions, one per level.
+    pub down: Vec<Conv1d>,
+    /// Residual blocks of every down level.
+    pub down_res: Vec<Vec<ResBlock1d>>,
+    /// Residual blocks at the coarsest level.
+    pub centre: Vec<ResBlock1d>,
+    /// Up convolutions, one per level (the last one linear, to one channel).
+    pub up: Vec<Conv1d>,
+    /// Residual blocks of every up level but the last.
+    pub up_res: Vec<Vec<ResBlock1d>>,
+    /// LeakyReLU slope of the residual blocks.
+    pub slope: f64,
+}
+
+fn conv(channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv1d {
+    let mut c = Conv1dConfig::new(channels[0], channels[1], kernel)
+        .with_stride(stride)
+        .with_padding(PaddingConfig1d::Valid)
+        .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+        .init(device);
+    c.bias = Some(Param::from_tensor(Tensor::zeros([channels[1]], device)));
+    c
+}
+
+fn res_block(c: usize, kernel: usize, device: &Device) -> ResBlock1d {
+    ResBlock1d {
+        first: conv([c, c], kernel, 1, device),
+        second: conv([c, c], kernel, 1, device),
+    }
+}
+
+impl UNet1dConfig {
+    /// The paper's OP_n network (2 inputs).
+    pub fn op() -> Self {
+        Self::new()
+    }
+
+    /// The paper's CFE network (3 inputs: state, target, t/n).
+    pub fn cfe() -> Self {
+        Self::new().with_inputs(3)
+    }
+
+    /// Points appended (zeros) before the first level: `2^levels − 1`.
+    pub fn end_padding(&self) -> usize {
+        (1 << self.down_filters.len()) - 1
+    }
+
+    /// A freshly initialised network (seed the device's RNG first for reproducibility).
+    pub fn init(&self, device: &Device) -> UNet1d {
+        let levels = self.down_filters.len();
+        let mut prev = self.inputs;
+        let mut down = Vec::new();
+        let mut down_res = Vec::new();
+        for &f in &self.down_filters {
+            down.push(conv([prev, f], 2, 2, device));
+            down_res.push(
+                (0..self.down_blocks)
+                    .map(|_| res_block(f, 3, device))
+                    .collect(),
+            );
+            prev = f;
+        }
+        let centre = (0..self.centre_blocks)
+            .map(|_| res_block(prev, 3, device))
+            .collect();
+        // Skips from the finest level's input up: level l's skip has down_filters[l−1]
+        // channels (the input's for l = 0).
+        let mut up = Vec::new();
+        let mut up_res = Vec::new();
+        for l in (0..levels).rev() {
+            let skip = if l == 0 {
+                self.inputs
+            } else {
+                self.down_filters[l - 1]
+            };
+            if l == 0 {
+                up.push(conv([prev + skip, 1], 2, 1, device));
+            } else {
+                up.push(conv([prev + skip, self.up_filters], 2, 1, device));
+                up_res.push(
+                    (0..self.up_blocks)
+                        .map(|_| res_block(self.up_filters, 2, device))
+                        .collect(),
+                );
+                prev = self.up_filters;
+            }
+        }
+        UNet1d {
+            down,
+            down_res,
+            centre,
+            up,
+            up_res,
+            slope: self.slope,
+        }
+    }
+}
+
+/// `x: [B, C, N]` with `before` copies of the first and `after` of the last point around it
+/// (TensorFlow's SYMMETRIC padding for pads of at most one point).
+fn pad_edges(x: Tensor<3>, before: usize, after: usize) -> Tensor<3> {
+    let n = x.dims()[2];
+    let mut parts = Vec::with_capacity(3);
+    if before > 0 {
+        parts.push(x.clone().narrow(2, 0, 1).repeat_dim(2, before));
+    }
+    parts.push(x.clone());
+    if after > 0 {
+        parts.push(x.narrow(2, n - 1, 1).repeat_dim(2, after));
+    }
+    Tensor::cat(parts, 2)
+}
+
+/// Linear 2× upsampling with edge values repeated: point `i` becomes
+/// `(¼x[i−1] + ¾x[i], ¾x[i] + ¼x[i+1])`.
+pub fn upsample2x(x: Tensor<3>) -> Tensor<3> {
+    let [b, c, n] = x.dims();
+    let p = pad_edges(x, 1, 1);
+    let mid = p.clone().narrow(2, 1, n);
+    let left = p.clone().narrow(2, 0, n) * 0.25 + mid.clone() * 0.75;
+    let right = mid * 0.75 + p.narrow(2, 2, n) * 0.25;
+    Tensor::stack::<4>(vec![left, right], 3).reshape([b, c, 2 * n])
+}
+
+impl ResBlock1d {
+    fn forward(&self, x: Tensor<3>, slope: f64) -> Tensor<3> {
+        let k = self.first.weight.dims()[2];
+        let (before, after) = ((k - 1) / 2, k / 2);
+        let h = leaky_relu(
+            self.first.forward(pad_edges(x.clone(), before, after)),
+            slope,
+        );
+        leaky_relu(x + self.second.forward(pad_edges(h, before, after)), slope)
+    }
+}
+
+impl UNet1d {
+    /// `x: [B, inputs, N]` → `[B, 1, N]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, c, n] = x.dims();
+        let pad = (1 << self.down.len()) - 1;
+        let x = Tensor::cat(vec![x.clone(), Tensor::zeros([b, c, pad], &x.device())], 2);
+        let mut skips = vec![x.clone()];
+        let mut y = x;
+        for (d, blocks) in self.down.iter().zip(&self.down_res) {
+            y = relu(d.forward(y));
+            for blk in blocks {
+                y = blk.forward(y, self.slope);
+            }
+            skips.push(y.clone());
+        }
+        for blk in &self.centre {
+            y = blk.forward(y, self.slope);
+        }
+        skips.pop();
+        let last = self.up.len() - 1;
+        for (l, u) in self.up.iter().enumerate() {
+            y = upsample2x(y);
+            let len = y.dims()[2];
+            let skip = skips.pop().expect("one skip per level");
+            y = pad_edges(Tensor::cat(vec![y, skip.narrow(2, 0, len)], 1), 0, 1);
+            if l == last {
+                y = u.forward(y);
+            } else {
+                y = relu(u.forward(y));
+                for blk in &self.up_res[l] {
+                    y = blk.forward(y, self.slope);
+                }
+            }
+        }
+        y.narrow(2, 0, n)
+    }
+}
+
+/// Casts every float parameter to `dtype` (f64 networks for gradient checks).
+pub struct CastParams(pub FloatDType);
+
+impl ModuleMapper for CastParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|t| t.cast(dtype).detach().require_grad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts of the paper's layout: weights k·C_in·C_out + biases, summed over the layers.
+    #[test]
+    fn parameter_counts() {
+        let dev = Device::flex();
+        let count = |inputs: usize| {
+            let conv = |ci: usize, co: usize, k: usize| k * ci * co + co;
+            let res = |c: usize, k: usize| 2 * conv(c, c, k);
+            let down = [4, 8, 16, 16, 16];
+            let mut total = 0;
+            let mut prev = inputs;
+            for &f in &down {
+                total += conv(prev, f, 2) + 2 * res(f, 3);
+                prev = f;
+            }
+            total += 3 * res(16, 3);
+            for skip in [16, 16, 8, 4] {
+                total += conv(prev + skip, 16, 2) + 2 * res(16, 2);
+                prev = 16;
+            }
+            total + conv(16 + inputs, 1, 2)
+        };
+        let op = UNet1dConfig::op().init(&dev).num_params();
+        let cfe = UNet1dConfig::cfe().init(&dev).num_params();
+        assert_eq!(op, count(2));
+        assert_eq!(cfe, count(3));
+        assert_eq!((op, cfe), (28_545, 28_555));
+    }
+
+    #[test]
+    fn shapes_and_upsampling() {
+        let dev = Device::flex();
+        for n in [8, 32, 37, 128] {
+            let net = UNet1dConfig::cfe().init(&dev);
+            assert_eq!(net.forward(Tensor::ones([2, 3, n], &dev)).dims(), [2, 1, n]);
+        }
+        let x = Tensor::<3>::from_floats([[[0.0, 4.0, 8.0]]], &dev);
+        let up: Vec<f32> = upsample2x(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(up, vec![0.0, 1.0, 3.0, 5.0, 7.0, 8.0]);
+    }
+}
