@@ -14,12 +14,14 @@
 //!
 //! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
 //! [`linalg`] ← [`solids`]; [`error`] above [`grid`] and [`linalg`] (their errors convert into
-//! it); [`nn`], [`optim`], [`io`], [`viz`] and [`gradcheck`] above the physics;
-//! [`experiments`] above those; [`cli`] on top.
+//! it); [`burgers`] (1D Burgers) on [`ops`] beside [`fluid`]; [`nn`], [`optim`], [`io`] and
+//! [`viz`] above the physics; [`control`] (learned PDE control) above [`burgers`] and [`nn`];
+//! [`gradcheck`] above those; [`experiments`] above those; [`cli`] on top.
 
 pub mod burgers;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod experiments;
 pub mod fluid;

@@ -190,25 +190,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Dataset(args) => {
-            let (manifest, dir) = dataset(&args)?;
-            if args.json {
-                json(&manifest)?
-            } else {
-                let s = &manifest.stats;
-                out(&format!(
-                    "{}: {} simulations at {} ({} reference), std|u| {:.4}, std|v| {:.4}, Re std {:.2}, {:.1} s",
-                    dir.display(),
-                    manifest.sims.len(),
-                    manifest.resolution,
-                    manifest.recipe.reference,
-                    s.std_abs_u,
-                    s.std_abs_v,
-                    s.re_std,
-                    manifest.generation_s
-                ))?
-            }
-        }
+        Command::Dataset(args) => dataset(&args)?,
         Command::Train(args) => {
             let (r, dir) = train_cmd(&args)?;
             if args.json {

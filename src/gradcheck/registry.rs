@@ -16,8 +16,9 @@ use rand::rngs::StdRng;
 use std::sync::Arc;
 
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
-/// zero-gradient sides, and 16-step unrolls of the fluid step.
-pub const CHECKS: [&str; 16] = [
+/// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops and a 32-step
+/// DP-CFE unroll with its network.
+pub const CHECKS: [&str; 20] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -34,6 +35,10 @@ pub const CHECKS: [&str; 16] = [
     "unroll16-control-force",
     "unroll16-checkpointed",
     "conv-same",
+    "advect-line",
+    "burgers-step-paper",
+    "burgers-step-notebook",
+    "unroll32-burgers-dp-cfe",
 ];
 
 /// Runs the named checks (all when `names` is empty).
@@ -235,6 +240,10 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             check(name, &x, &loss, cfg)
         }
         n if n.starts_with("unroll16") => unroll_check(n, cfg),
+        "advect-line"
+        | "burgers-step-paper"
+        | "burgers-step-notebook"
+        | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",
             CHECKS.join(", ")

@@ -199,7 +199,8 @@ impl UNet1d {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, c, n] = x.dims();
         let pad = (1 << self.down.len()) - 1;
-        let x = Tensor::cat(vec![x.clone(), Tensor::zeros([b, c, pad], &x.device())], 2);
+        let zeros = Tensor::zeros([b, c, pad], (&x.device(), x.dtype()));
+        let x = Tensor::cat(vec![x, zeros], 2);
         let mut skips = vec![x.clone()];
         let mut y = x;
         for (d, blocks) in self.down.iter().zip(&self.down_res) {

@@ -5,8 +5,8 @@
 //! sequences optimised together is exactly that many independent optimisations
 //! ([`crate::optim::adam`] on the flattened states).
 
-use super::control::{force_loss, forces, total_force};
 use crate::burgers::BurgersScene;
+use crate::control::{force_loss, forces, total_force};
 use crate::error::Result;
 use crate::optim::{AdamSettings, adam};
 use burn::tensor::{DType, Device, Tensor, TensorData};

@@ -5,11 +5,11 @@
 //! next to the published values. Every stage resumes: a finished dataset or stage of the
 //! same settings is kept, an interrupted stage continues from its last checkpoint.
 //!
-//! Files: [`dataset`] (data), [`control`] (schemes and losses), [`train`] (stages),
-//! [`baseline`] (iterative optimisation), [`report`] (evaluation, pictures, results page).
+//! Files: [`dataset`] (data), [`train`] (stages), [`baseline`] (iterative optimisation),
+//! [`report`] (evaluation, pictures, results page); the schemes and losses are
+//! [`crate::control`].
 
 pub mod baseline;
-pub mod control;
 pub mod dataset;
 pub mod report;
 pub mod train;
@@ -21,10 +21,10 @@ pub use train::StageConfig;
 
 use super::sampling::splitmix;
 use super::study::{Progress, Study};
+use crate::control::{Hierarchy, cfe_chain, force_loss, forces, predict_mid};
 use crate::error::{DiffsimError, Result};
 use crate::nn::{UNet1d, UNet1dConfig};
 use burn::tensor::{Device, Tensor};
-use control::{Hierarchy, cfe_chain, force_loss, forces, predict_mid};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -310,14 +310,14 @@ pub fn train_all(
         "dp-staggered",
         &cfg.dp_staggered,
         sup_op.clone(),
-        control::staggered,
+        crate::control::staggered,
     )?;
     stages.push(("dp-staggered".to_string(), r));
     let (_, r) = hierarchy_stage(
         "dp-refined",
         &cfg.dp_refined,
         dp_staggered.clone(),
-        control::refined,
+        crate::control::refined,
     )?;
     stages.push(("dp-refined".to_string(), r));
     Ok(stages)

@@ -121,8 +121,8 @@ pub fn run_stage<M: Module + Clone>(
     progress.start(name, cfg.iterations as u64);
     progress.set(report.losses.len() as u64);
     let t0 = Instant::now();
-    let wall_before = report.wall_s;
-    for k in report.losses.len()..cfg.iterations {
+    let (wall_before, start) = (report.wall_s, report.losses.len());
+    for k in start..cfg.iterations {
         let l = loss(&net, k)?;
         let value = l.clone().into_scalar::<f64>();
         if !value.is_finite() {
@@ -140,7 +140,7 @@ pub fn run_stage<M: Module + Clone>(
             save(dir, &net, &optim, &report)?;
         }
     }
-    if report.wall_s == wall_before {
+    if start < cfg.iterations {
         report.wall_s = wall_before + t0.elapsed().as_secs_f64();
         save(dir, &net, &optim, &report)?;
     }

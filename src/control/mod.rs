@@ -1,5 +1,5 @@
-//! The control schemes of Holl et al. 2020 on batched Burgers states `[B, N]`
-//! (docs/burgers-control.md §3–§4): the CFE chain, and the observation-prediction (OP)
+//! PDE control with learned planners (Holl et al. 2020, docs/burgers-control.md §3–§4), on
+//! batched 1D states `[B, N]` stepped by a [`BurgersScene`]: the CFE chain, and the observation-prediction (OP)
 //! hierarchy executed staggered or with prediction refinement. Every scheme returns the
 //! executed trajectory `u_0 … u_n` with `u_n` pinned to the target; the control force of step
 //! `t` is `F_t = u_{t+1} − P(u_t)` (exact actuation: the force reaches the planned state).
@@ -42,7 +42,7 @@ pub fn predict_mid(net: &UNet1d, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
 /// The CFE network's next state from `u`, the target and the time fraction `t/n`.
 pub fn predict_next(net: &UNet1d, u: Tensor<2>, target: Tensor<2>, time: f64) -> Tensor<2> {
     let [bs, n] = u.dims();
-    let t = Tensor::full([bs, n], time, &u.device());
+    let t = Tensor::full([bs, n], time, (&u.device(), u.dtype()));
     net.forward(Tensor::stack::<3>(vec![u, target, t], 1))
         .reshape([bs, n])
 }
