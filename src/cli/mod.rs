@@ -1,6 +1,7 @@
 //! The `diffsim` command line (clap). `main.rs` only calls [`main`].
 
 mod bench;
+mod bench_burgers;
 mod bench_grad;
 mod dataset;
 mod eval;
@@ -74,6 +75,10 @@ pub enum BenchWhat {
     /// Forward step of the `wake-phiflow` scene from the PhiFlow initial state shipped in data/phiflow; with
     /// `--grad`, one (loss, gradient) evaluation through a 16-step unroll.
     Fluid(BenchArgs),
+    /// One (loss, gradient) evaluation of the Burgers DP-CFE chain (31 U-Net applications, 32
+    /// solver steps, batch 100), the network's and the solver's shares, and a 32-step
+    /// solver-only unroll; `--phiflow FILE` sets them beside PhiFlow 3.4 + JAX measured the same day.
+    Burgers(bench_burgers::BurgersBenchArgs),
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
@@ -164,6 +169,16 @@ fn run(cli: Cli) -> Result<()> {
                 json(&summary)?
             } else {
                 out(&summary.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Burgers(args),
+        } => {
+            let r = bench_burgers::bench_burgers(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
             }
         }
         Command::Bench {

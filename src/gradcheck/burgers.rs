@@ -1,10 +1,11 @@
-//! Gradient checks of the Burgers ops and of a 32-step DP-CFE unroll with its network.
+//! Gradient checks of the Burgers ops, of the 1D U-Net's fused layer ([`line_conv`]) and of a
+//! 32-step DP-CFE unroll with its network.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
 use crate::burgers::BurgersScene;
 use crate::control::{cfe_chain, force_loss, forces};
 use crate::error::{DiffsimError, Result};
-use crate::nn::{CastParams, UNet1dConfig};
+use crate::nn::{Activation, CastParams, LineConvSpec, UNet1dConfig, line_conv};
 use crate::ops::advect_line;
 use burn::module::Module;
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -47,6 +48,54 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             let loss = move |x: &[Tensor<3>]| {
                 let u = scene.natural(x[0].clone().reshape([2, n]));
                 weighted(u.reshape([2, 1, n]), 9)
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "line-conv-edge-residual" | "line-conv-stride2-zero" => {
+            // x [C_in = 3, L = 9, B = 5], w [C_out, 3, K], b [C_out]; 3-D inputs, reshaped.
+            let residual = name.ends_with("residual");
+            let (co, k, spec) = if residual {
+                (
+                    3,
+                    3,
+                    LineConvSpec {
+                        stride: 1,
+                        pad: [1, 1],
+                        edge: true,
+                        act: Activation::LeakyRelu(0.2),
+                    },
+                )
+            } else {
+                (
+                    4,
+                    2,
+                    LineConvSpec {
+                        stride: 2,
+                        pad: [0, 4],
+                        edge: false,
+                        act: Activation::Relu,
+                    },
+                )
+            };
+            let lout = (9 + spec.pad[0] + spec.pad[1] - k) / spec.stride + 1;
+            let mut x = vec![
+                lines(3, 9 * 5, 1.0, 11, &dev).reshape([3, 9, 5]),
+                lines(co, 3 * k, 0.7, 12, &dev).reshape([co, 3, k]),
+                lines(1, co, 0.3, 13, &dev).reshape([1, 1, co]),
+            ];
+            if residual {
+                x.push(lines(co, lout * 5, 1.0, 14, &dev).reshape([co, lout, 5]));
+            }
+            let loss = move |x: &[Tensor<3>]| {
+                let y = line_conv(
+                    x[0].clone(),
+                    x[1].clone(),
+                    x[2].clone().reshape([co]),
+                    x.get(3).cloned(),
+                    spec,
+                );
+                let [c, l, b] = y.dims();
+                weighted(y.reshape([c, 1, l * b]), 9)
             };
             check(name, &x, &loss, cfg)
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops and a 32-step
 /// DP-CFE unroll with its network.
-pub const CHECKS: [&str; 20] = [
+pub const CHECKS: [&str; 22] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -38,6 +38,8 @@ pub const CHECKS: [&str; 20] = [
     "advect-line",
     "burgers-step-paper",
     "burgers-step-notebook",
+    "line-conv-edge-residual",
+    "line-conv-stride2-zero",
     "unroll32-burgers-dp-cfe",
 ];
 
@@ -243,6 +245,8 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         "advect-line"
         | "burgers-step-paper"
         | "burgers-step-notebook"
+        | "line-conv-edge-residual"
+        | "line-conv-stride2-zero"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",

@@ -21,7 +21,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 /// Output channels per register block.
-const CB: usize = 4;
+pub(super) const CB: usize = 4;
 
 /// An element type of the kernels: f32 or f64, with its register-block width.
 pub trait ConvScalar: Float + Send + Sync + std::fmt::Debug + 'static {
@@ -40,19 +40,19 @@ impl ConvScalar for f64 {
 /// `a·b + c`, fused (one rounding) when `FMA`: only the AVX2 + FMA build, where `mul_add` is
 /// one instruction, asks for it (elsewhere it would be a library call).
 #[inline(always)]
-fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
+pub(super) fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// One parallel task of a kernel, writing its part of the output.
-trait Task<T> {
+pub(super) trait Task<T> {
     /// The task's loops; `FMA`: the build for AVX2 + FMA (see [`madd`]).
     fn run<const FMA: bool>(&self, dst: &mut [T]);
 }
 
 /// Runs `task` built for AVX2 + FMA when `simd` (the CPU must have them), else for the baseline
 /// target.
-fn dispatch<T, K: Task<T>>(task: &K, dst: &mut [T], simd: bool) {
+pub(super) fn dispatch<T, K: Task<T>>(task: &K, dst: &mut [T], simd: bool) {
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: `simd` only where the CPU has the features the function is compiled for.
@@ -129,7 +129,7 @@ pub fn forward<T: ConvScalar>(x: &[T], w: &[T], bias: Option<&[T]>, s: ConvShape
 }
 
 /// Whether this CPU runs the AVX2 + FMA build of the kernels.
-fn simd() -> bool {
+pub(super) fn simd() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma");

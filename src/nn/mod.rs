@@ -5,8 +5,11 @@
 pub mod conv;
 mod conv_flex;
 mod corrector;
+pub mod line_conv;
+mod line_conv_flex;
 mod unet1d;
 
 pub use conv::{ConvOps, conv_same};
 pub use corrector::{Corrector, CorrectorConfig, ResBlock};
-pub use unet1d::{CastParams, ResBlock1d, UNet1d, UNet1dConfig, upsample2x};
+pub use line_conv::{Activation, LineConvOps, LineConvSpec, line_conv};
+pub use unet1d::{CastParams, FreshParams, ResBlock1d, UNet1d, UNet1dConfig, upsample2x};

@@ -11,12 +11,15 @@
 //! `up_blocks` residual blocks of kernel 2), except the last, a linear convolution to one
 //! channel. Residual blocks: `act(x + conv₂(act(conv₁(x))))`, symmetric padding, LeakyReLU
 //! (slope 0.2). Glorot-uniform weights and zero biases (TensorFlow's defaults).
+//!
+//! Every layer is one [`line_conv`] (padding, convolution, bias, residual and activation
+//! fused, batch innermost); the parameters are Burn `Conv1d` modules (records, optimisers).
 
+use super::line_conv::{Activation, LineConvSpec, line_conv};
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Initializer, PaddingConfig1d};
-use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, FloatDType, Tensor};
 
 /// Architecture of a [`UNet1d`].
@@ -156,55 +159,77 @@ impl UNet1dConfig {
     }
 }
 
-/// `x: [B, C, N]` with `before` copies of the first and `after` of the last point around it
-/// (TensorFlow's SYMMETRIC padding for pads of at most one point).
-fn pad_edges(x: Tensor<3>, before: usize, after: usize) -> Tensor<3> {
-    let n = x.dims()[2];
-    let mut parts = Vec::with_capacity(3);
-    if before > 0 {
-        parts.push(x.clone().narrow(2, 0, 1).repeat_dim(2, before));
-    }
-    parts.push(x.clone());
-    if after > 0 {
-        parts.push(x.narrow(2, n - 1, 1).repeat_dim(2, after));
-    }
-    Tensor::cat(parts, 2)
+/// Linear 2× upsampling along the points of `x: [C, L, B]` with edge values repeated: point
+/// `i` becomes `(¼x[i−1] + ¾x[i], ¾x[i] + ¼x[i+1])`.
+pub fn upsample2x(x: Tensor<3>) -> Tensor<3> {
+    let [c, n, b] = x.dims();
+    let p = Tensor::cat(
+        vec![
+            x.clone().narrow(1, 0, 1),
+            x.clone(),
+            x.clone().narrow(1, n - 1, 1),
+        ],
+        1,
+    );
+    let mid = p.clone().narrow(1, 1, n);
+    let left = p.clone().narrow(1, 0, n) * 0.25 + mid.clone() * 0.75;
+    let right = mid * 0.75 + p.narrow(1, 2, n) * 0.25;
+    Tensor::stack::<4>(vec![left, right], 2).reshape([c, 2 * n, b])
 }
 
-/// Linear 2× upsampling with edge values repeated: point `i` becomes
-/// `(¼x[i−1] + ¾x[i], ¾x[i] + ¼x[i+1])`.
-pub fn upsample2x(x: Tensor<3>) -> Tensor<3> {
-    let [b, c, n] = x.dims();
-    let p = pad_edges(x, 1, 1);
-    let mid = p.clone().narrow(2, 1, n);
-    let left = p.clone().narrow(2, 0, n) * 0.25 + mid.clone() * 0.75;
-    let right = mid * 0.75 + p.narrow(2, 2, n) * 0.25;
-    Tensor::stack::<4>(vec![left, right], 3).reshape([b, c, 2 * n])
+/// One layer through [`line_conv`]: `act(conv(pad(x), w) + b [+ residual])`.
+fn layer(
+    conv: &Conv1d,
+    x: Tensor<3>,
+    residual: Option<Tensor<3>>,
+    spec: LineConvSpec,
+) -> Tensor<3> {
+    let bias = conv.bias.as_ref().expect("U-Net convolutions have biases");
+    line_conv(x, conv.weight.val(), bias.val(), residual, spec)
+}
+
+/// Stride 1, `k` taps, edge padding `[(k−1)/2, k/2]` (TensorFlow's SYMMETRIC for pads ≤ 1).
+fn same_edge(k: usize, act: Activation) -> LineConvSpec {
+    LineConvSpec {
+        stride: 1,
+        pad: [(k - 1) / 2, k / 2],
+        edge: true,
+        act,
+    }
 }
 
 impl ResBlock1d {
+    /// `act(x + conv₂(act(conv₁(x))))` on `x: [C, L, B]`.
     fn forward(&self, x: Tensor<3>, slope: f64) -> Tensor<3> {
-        let k = self.first.weight.dims()[2];
-        let (before, after) = ((k - 1) / 2, k / 2);
-        let h = leaky_relu(
-            self.first.forward(pad_edges(x.clone(), before, after)),
-            slope,
-        );
-        leaky_relu(x + self.second.forward(pad_edges(h, before, after)), slope)
+        let spec = same_edge(self.first.weight.dims()[2], Activation::LeakyRelu(slope));
+        let h = layer(&self.first, x.clone(), None, spec);
+        layer(&self.second, h, Some(x), spec)
     }
 }
 
 impl UNet1d {
     /// `x: [B, inputs, N]` → `[B, 1, N]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, c, n] = x.dims();
+        self.forward_lines(x.permute([1, 2, 0])).permute([2, 0, 1])
+    }
+
+    /// The network in the batch-innermost layout of [`line_conv`]: `x: [inputs, N, B]` →
+    /// `[1, N, B]`.
+    pub fn forward_lines(&self, x: Tensor<3>) -> Tensor<3> {
+        let [c, n, b] = x.dims();
         let pad = (1 << self.down.len()) - 1;
-        let zeros = Tensor::zeros([b, c, pad], (&x.device(), x.dtype()));
-        let x = Tensor::cat(vec![x, zeros], 2);
+        let zeros = Tensor::zeros([c, pad, b], (&x.device(), x.dtype()));
+        let x = Tensor::cat(vec![x, zeros], 1);
+        let down = LineConvSpec {
+            stride: 2,
+            pad: [0, 0],
+            edge: false,
+            act: Activation::Relu,
+        };
         let mut skips = vec![x.clone()];
         let mut y = x;
         for (d, blocks) in self.down.iter().zip(&self.down_res) {
-            y = relu(d.forward(y));
+            y = layer(d, y, None, down);
             for blk in blocks {
                 y = blk.forward(y, self.slope);
             }
@@ -217,19 +242,22 @@ impl UNet1d {
         let last = self.up.len() - 1;
         for (l, u) in self.up.iter().enumerate() {
             y = upsample2x(y);
-            let len = y.dims()[2];
+            let len = y.dims()[1];
             let skip = skips.pop().expect("one skip per level");
-            y = pad_edges(Tensor::cat(vec![y, skip.narrow(2, 0, len)], 1), 0, 1);
-            if l == last {
-                y = u.forward(y);
+            let joined = Tensor::cat(vec![y, skip.narrow(1, 0, len)], 0);
+            let act = if l == last {
+                Activation::Linear
             } else {
-                y = relu(u.forward(y));
+                Activation::Relu
+            };
+            y = layer(u, joined, None, same_edge(2, act));
+            if l != last {
                 for blk in &self.up_res[l] {
                     y = blk.forward(y, self.slope);
                 }
             }
         }
-        y.narrow(2, 0, n)
+        y.narrow(1, 0, n)
     }
 }
 
@@ -240,6 +268,17 @@ impl ModuleMapper for CastParams {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let dtype = self.0;
         param.map(|t| t.cast(dtype).detach().require_grad())
+    }
+}
+
+/// The same values under new parameter identities. A module cloned from another shares its
+/// parameter ids; an optimizer keys gradients and moments by id, so modules trained together
+/// (the OP hierarchy) must not share any.
+pub struct FreshParams;
+
+impl ModuleMapper for FreshParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        Param::from_tensor(param.val().detach())
     }
 }
 
@@ -276,13 +315,137 @@ mod tests {
     }
 
     #[test]
+    fn fresh_params_keep_values_and_change_ids() {
+        use burn::module::{ModuleVisitor, ParamId};
+        struct Ids(Vec<ParamId>);
+        impl ModuleVisitor for Ids {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.push(p.id);
+            }
+        }
+        let dev = Device::flex();
+        let a = UNet1dConfig::op().init(&dev);
+        let b = a.clone().map(&mut FreshParams);
+        let (mut ia, mut ib) = (Ids(vec![]), Ids(vec![]));
+        a.visit(&mut ia);
+        b.visit(&mut ib);
+        assert!(ia.0.iter().all(|id| !ib.0.contains(id)));
+        let x = Tensor::ones([1, 2, 32], &dev);
+        let d = (a.forward(x.clone()) - b.forward(x))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert_eq!(d, 0.0);
+    }
+
+    /// The U-Net written with Burn's `Conv1d` and tensor ops in `[B, C, N]` (the layout of the
+    /// paper's code), as a reference for the fused layers.
+    fn reference_forward(net: &UNet1d, x: Tensor<3>) -> Tensor<3> {
+        use burn::tensor::activation::{leaky_relu, relu};
+        let pad = |x: Tensor<3>, before: usize, after: usize| {
+            let n = x.dims()[2];
+            let mut parts = vec![];
+            if before > 0 {
+                parts.push(x.clone().narrow(2, 0, 1).repeat_dim(2, before));
+            }
+            parts.push(x.clone());
+            if after > 0 {
+                parts.push(x.narrow(2, n - 1, 1).repeat_dim(2, after));
+            }
+            Tensor::cat(parts, 2)
+        };
+        let res = |blk: &ResBlock1d, x: Tensor<3>| {
+            let k = blk.first.weight.dims()[2];
+            let (lo, hi) = ((k - 1) / 2, k / 2);
+            let h = leaky_relu(blk.first.forward(pad(x.clone(), lo, hi)), net.slope);
+            leaky_relu(x + blk.second.forward(pad(h, lo, hi)), net.slope)
+        };
+        let [b, c, n] = x.dims();
+        let x = Tensor::cat(
+            vec![
+                x.clone(),
+                Tensor::zeros([b, c, 31], (&x.device(), x.dtype())),
+            ],
+            2,
+        );
+        let (mut skips, mut y) = (vec![x.clone()], x);
+        for (d, blocks) in net.down.iter().zip(&net.down_res) {
+            y = relu(d.forward(y));
+            for blk in blocks {
+                y = res(blk, y);
+            }
+            skips.push(y.clone());
+        }
+        for blk in &net.centre {
+            y = res(blk, y);
+        }
+        skips.pop();
+        for (l, u) in net.up.iter().enumerate() {
+            let [bb, cc, len] = y.dims();
+            let p = pad(y, 1, 1);
+            let mid = p.clone().narrow(2, 1, len);
+            let left = p.clone().narrow(2, 0, len) * 0.25 + mid.clone() * 0.75;
+            let right = mid * 0.75 + p.narrow(2, 2, len) * 0.25;
+            y = Tensor::stack::<4>(vec![left, right], 3).reshape([bb, cc, 2 * len]);
+            let skip = skips.pop().unwrap().narrow(2, 0, 2 * len);
+            y = pad(Tensor::cat(vec![y, skip], 1), 0, 1);
+            if l == net.up.len() - 1 {
+                y = u.forward(y);
+            } else {
+                y = relu(u.forward(y));
+                for blk in &net.up_res[l] {
+                    y = res(blk, y);
+                }
+            }
+        }
+        y.narrow(2, 0, n)
+    }
+
+    /// The fused network equals the Burn-op reference, values and parameter gradients (f64).
+    #[test]
+    fn fused_layers_match_the_reference_network() {
+        use burn::tensor::{DType, Distribution};
+        let dev = Device::flex().autodiff();
+        dev.seed(11);
+        let net = UNet1dConfig::cfe()
+            .init(&dev)
+            .map(&mut CastParams(FloatDType::F64));
+        for n in [32, 37] {
+            let x = Tensor::<3>::random(
+                [5, 3, n],
+                Distribution::Normal(0.0, 1.0),
+                (&dev, DType::F64),
+            );
+            let r = Tensor::<3>::random(
+                [5, 1, n],
+                Distribution::Normal(0.0, 1.0),
+                (&dev, DType::F64),
+            );
+            let (a, b) = (net.forward(x.clone()), reference_forward(&net, x));
+            let d = (a.clone() - b.clone()).abs().max().into_scalar::<f64>();
+            assert!(d < 1e-12, "values differ by {d:e}");
+            let ga = (a * r.clone()).sum().backward();
+            let gb = (b * r).sum().backward();
+            for conv in [&net.down[0], &net.up[2], &net.centre[1].second] {
+                let w = conv.weight.val();
+                let (x, y) = (w.grad(&ga).unwrap(), w.grad(&gb).unwrap());
+                let d = (x - y.clone()).abs().max().into_scalar::<f64>();
+                assert!(
+                    d < 1e-11 * (1.0 + y.abs().max().into_scalar::<f64>()),
+                    "{d:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn shapes_and_upsampling() {
         let dev = Device::flex();
         for n in [8, 32, 37, 128] {
             let net = UNet1dConfig::cfe().init(&dev);
             assert_eq!(net.forward(Tensor::ones([2, 3, n], &dev)).dims(), [2, 1, n]);
         }
-        let x = Tensor::<3>::from_floats([[[0.0, 4.0, 8.0]]], &dev);
+        let x = Tensor::<3>::from_floats([[[0.0], [4.0], [8.0]]], &dev);
         let up: Vec<f32> = upsample2x(x)
             .into_data()
             .convert::<f32>()

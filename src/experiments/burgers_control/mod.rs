@@ -23,7 +23,8 @@ use super::sampling::splitmix;
 use super::study::{Progress, Study};
 use crate::control::{Hierarchy, cfe_chain, force_loss, forces, predict_mid};
 use crate::error::{DiffsimError, Result};
-use crate::nn::{UNet1d, UNet1dConfig};
+use crate::nn::{FreshParams, UNet1d, UNet1dConfig};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -250,10 +251,10 @@ pub fn train_all(
     let mut n = 2;
     while n <= steps {
         let name = format!("sup-op{n}");
-        let init = levels
-            .last()
-            .cloned()
-            .unwrap_or_else(|| UNet1dConfig::op().init(&device));
+        let init = match levels.last() {
+            Some(prev) => prev.clone().map(&mut FreshParams),
+            None => UNet1dConfig::op().init(&device),
+        };
         let (net, r) = run_stage(
             &name,
             &cfg.sup_op,
@@ -278,7 +279,12 @@ pub fn train_all(
         stages.push((name, r));
         n *= 2;
     }
-    let sup_op = Hierarchy { ops: levels };
+    let sup_op = Hierarchy {
+        ops: levels
+            .into_iter()
+            .map(|n| n.map(&mut FreshParams))
+            .collect(),
+    };
 
     // (c) staggered execution end to end, then (d) refinement end to end.
     let hierarchy_stage =
