@@ -236,20 +236,25 @@ impl SimWriter {
     /// Marks the file complete, closes it and renames it to its final name.
     pub fn finish(mut self) -> Result<PathBuf> {
         let file = self.file.take().expect("writer is open");
-        let err = h5err(&self.partial);
-        file.attr("complete")
-            .and_then(|a| a.write_scalar(&1u8))
-            .map_err(&err)?;
         file.new_attr::<u64>()
             .create("frames")
             .and_then(|a| a.write_scalar(&(self.frames as u64)))
-            .map_err(&err)?;
-        file.flush().map_err(&err)?;
-        drop(file);
-        std::fs::rename(&self.partial, &self.target)
-            .map_err(|e| DiffsimError::file(&self.target, e))?;
+            .map_err(h5err(&self.partial))?;
+        complete_and_rename(file, &self.partial, &self.target)?;
         Ok(self.target.clone())
     }
+}
+
+/// Sets the `complete` attribute of `file` (written as `partial`), flushes and closes it, and
+/// renames it to `target`.
+pub(super) fn complete_and_rename(file: hdf5::File, partial: &Path, target: &Path) -> Result<()> {
+    let err = h5err(partial);
+    file.attr("complete")
+        .and_then(|a| a.write_scalar(&1u8))
+        .map_err(&err)?;
+    file.flush().map_err(&err)?;
+    drop(file);
+    std::fs::rename(partial, target).map_err(|e| DiffsimError::file(target, e))
 }
 
 impl Drop for SimWriter {

@@ -8,7 +8,7 @@
 //! flushed, so an interrupted run resumes from the last finished block (when its recipe is
 //! the same) and the file appears under its name only when complete.
 
-use super::h5::{h5err, open_read, without_locking, write_str_attr};
+use super::h5::{complete_and_rename, h5err, open_read, without_locking, write_str_attr};
 use crate::error::{DiffsimError, Result};
 use hdf5::types::VarLenUnicode;
 use ndarray::{ArrayView1, ArrayView2, ArrayView3, s};
@@ -179,14 +179,7 @@ impl SetWriter {
     /// Marks the file complete, closes it and renames it to its final name.
     pub fn finish(mut self) -> Result<PathBuf> {
         let file = self.file.take().expect("writer is open");
-        let err = h5err(&self.partial);
-        file.attr("complete")
-            .and_then(|a| a.write_scalar(&1u8))
-            .map_err(&err)?;
-        file.flush().map_err(&err)?;
-        drop(file);
-        std::fs::rename(&self.partial, &self.target)
-            .map_err(|e| DiffsimError::file(&self.target, e))?;
+        complete_and_rename(file, &self.partial, &self.target)?;
         Ok(self.target.clone())
     }
 }

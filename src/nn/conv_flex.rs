@@ -44,6 +44,20 @@ pub(super) fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
+/// `acc[c] += w[c] · src` for the `CB` channels of a register block (`L` lanes each).
+#[inline(always)]
+pub(super) fn fma_block<T: Float, const FMA: bool, const L: usize>(
+    acc: &mut [[T; L]; CB],
+    w: &[T; CB],
+    src: &[T; L],
+) {
+    for c in 0..CB {
+        for j in 0..L {
+            acc[c][j] = madd::<T, FMA>(w[c], src[j], acc[c][j]);
+        }
+    }
+}
+
 /// One parallel task of a kernel, writing its part of the output.
 pub(super) trait Task<T> {
     /// The task's loops; `FMA`: the build for AVX2 + FMA (see [`madd`]).
@@ -220,11 +234,7 @@ fn forward_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
                     for kx in 0..k {
                         let src: &[T; L] = row[kx..kx + L].try_into().expect("L lanes");
                         let wk: &[T; CB] = taps[kx * CB..kx * CB + CB].try_into().expect("CB");
-                        for c in 0..CB {
-                            for j in 0..L {
-                                acc[c][j] = madd::<T, FMA>(wk[c], src[j], acc[c][j]);
-                            }
-                        }
+                        fma_block::<T, FMA, L>(&mut acc, wk, src);
                     }
                 }
             }

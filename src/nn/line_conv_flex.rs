@@ -8,7 +8,7 @@
 //! like the 2D kernels of [`super::conv_flex`] (whose scalar types and AVX2 dispatch it
 //! shares). The batch is zero-padded to whole register blocks in the padded copies.
 
-use super::conv_flex::{CB, ConvScalar, Task, dispatch, madd, simd};
+use super::conv_flex::{CB, ConvScalar, Task, dispatch, fma_block, madd, simd};
 use super::line_conv::{Activation, LineConvSpec};
 use rayon::prelude::*;
 
@@ -122,55 +122,63 @@ fn blocked<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize) -> Vec<T> {
     wb
 }
 
-/// One task of the forward pass: one block of `CB` output channels, `[CB, lout, bp]`.
-struct Forward<'a, T> {
-    xp: &'a [T],
-    wb: &'a [T],
-    sh: LineShape,
-    spec: LineConvSpec,
+/// One task of both passes over the data: for every position `p < positions` and block of `L`
+/// batch lanes, `dst[c, p] = Σ_{ch, t} w[ch, t, c] · src[at(ch, t, p) ..]` for the `CB` channels
+/// `c` of the task's block, the sums kept in registers. The forward pass gathers the padded
+/// input at `(c_in, o·stride + t)`; the input gradient gathers the output gradient at
+/// `(c_out, (p − t)/stride)` where that is an output position (the transposed convolution).
+struct Gather<'a, T, F> {
+    /// The gathered array (rows of `bp` lanes).
+    src: &'a [T],
+    /// The block's weights `[channels][k][CB]`.
+    w: &'a [T],
+    channels: usize,
+    k: usize,
+    positions: usize,
+    bp: usize,
+    /// Offset of the row for `(channel, tap, position)`, or `None` where nothing is read.
+    at: F,
 }
 
-impl<T: ConvScalar> Task<T> for Forward<'_, T> {
+impl<T: ConvScalar, F: Fn(usize, usize, usize) -> Option<usize> + Sync> Task<T>
+    for Gather<'_, T, F>
+{
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
         match T::LANES {
-            16 => forward_lanes::<T, FMA, 16>(self, dst),
-            8 => forward_lanes::<T, FMA, 8>(self, dst),
+            16 => gather_lanes::<T, F, FMA, 16>(self, dst),
+            8 => gather_lanes::<T, F, FMA, 8>(self, dst),
             l => unreachable!("register blocks of {l} lanes"),
         }
     }
 }
 
 #[inline(always)]
-fn forward_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
-    a: &Forward<'_, T>,
+fn gather_lanes<
+    T: ConvScalar,
+    F: Fn(usize, usize, usize) -> Option<usize>,
+    const FMA: bool,
+    const L: usize,
+>(
+    a: &Gather<'_, T, F>,
     dst: &mut [T],
 ) {
-    let LineShape { ci, k, b, .. } = a.sh;
-    let (lp, bp, lout, st) = (
-        a.sh.lp(&a.spec),
-        bp::<T>(b),
-        a.sh.lout(&a.spec),
-        a.spec.stride,
-    );
-    for o in 0..lout {
-        for b0 in (0..bp).step_by(L) {
+    for p in 0..a.positions {
+        for b0 in (0..a.bp).step_by(L) {
             let mut acc = [[T::zero(); L]; CB];
-            for c_in in 0..ci {
-                let taps = &a.wb[c_in * k * CB..];
-                for t in 0..k {
-                    let at = (c_in * lp + o * st + t) * bp + b0;
-                    let src: &[T; L] = a.xp[at..at + L].try_into().expect("L lanes");
+            for ch in 0..a.channels {
+                let taps = &a.w[ch * a.k * CB..];
+                for t in 0..a.k {
+                    let Some(row) = (a.at)(ch, t, p) else {
+                        continue;
+                    };
+                    let src: &[T; L] = a.src[row + b0..row + b0 + L].try_into().expect("L lanes");
                     let wk: &[T; CB] = taps[t * CB..t * CB + CB].try_into().expect("CB");
-                    for c in 0..CB {
-                        for j in 0..L {
-                            acc[c][j] = madd::<T, FMA>(wk[c], src[j], acc[c][j]);
-                        }
-                    }
+                    fma_block::<T, FMA, L>(&mut acc, wk, src);
                 }
             }
             for (c, lanes) in acc.iter().enumerate() {
-                let at = (c * lout + o) * bp + b0;
+                let at = (c * a.positions + p) * a.bp + b0;
                 dst[at..at + L].copy_from_slice(lanes);
             }
         }
@@ -193,12 +201,16 @@ pub fn forward<T: ConvScalar>(
     let simd = simd();
     let mut out = vec![T::zero(); blocks * CB * lout * bp];
     let work = sh.co * sh.ci * sh.k * lout * bp;
+    let (lp, st) = (sh.lp(spec), spec.stride);
     for_chunks(&mut out, CB * lout * bp, work, |block, dst| {
-        let task = Forward {
-            xp: &xp,
-            wb: &wb[block * sh.ci * sh.k * CB..(block + 1) * sh.ci * sh.k * CB],
-            sh,
-            spec: *spec,
+        let task = Gather {
+            src: &xp,
+            w: &wb[block * sh.ci * sh.k * CB..(block + 1) * sh.ci * sh.k * CB],
+            channels: sh.ci,
+            k: sh.k,
+            positions: lout,
+            bp,
+            at: |c_in: usize, t: usize, o: usize| Some((c_in * lp + o * st + t) * bp),
         };
         dispatch(&task, dst, simd);
     });
@@ -226,67 +238,6 @@ fn negative_slope<T: ConvScalar>(act: Activation) -> T {
         Activation::Linear => T::one(),
         Activation::Relu => T::zero(),
         Activation::LeakyRelu(s) => T::from(s).expect("finite slope"),
-    }
-}
-
-/// One task of the input gradient: one block of `CB` input channels, `[CB, lp, bp]`.
-struct InputGrad<'a, T> {
-    /// Pre-activation gradient `[co, lout, bp]`.
-    gp: &'a [T],
-    /// Weights `[ci / CB][co][k][CB]`.
-    wt: &'a [T],
-    sh: LineShape,
-    spec: LineConvSpec,
-}
-
-impl<T: ConvScalar> Task<T> for InputGrad<'_, T> {
-    #[inline(always)]
-    fn run<const FMA: bool>(&self, dst: &mut [T]) {
-        match T::LANES {
-            16 => input_lanes::<T, FMA, 16>(self, dst),
-            8 => input_lanes::<T, FMA, 8>(self, dst),
-            l => unreachable!("register blocks of {l} lanes"),
-        }
-    }
-}
-
-#[inline(always)]
-fn input_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
-    a: &InputGrad<'_, T>,
-    dst: &mut [T],
-) {
-    let LineShape { co, k, b, .. } = a.sh;
-    let (lp, bp, lout, st) = (
-        a.sh.lp(&a.spec),
-        bp::<T>(b),
-        a.sh.lout(&a.spec),
-        a.spec.stride,
-    );
-    for p in 0..lp {
-        for b0 in (0..bp).step_by(L) {
-            let mut acc = [[T::zero(); L]; CB];
-            for c_out in 0..co {
-                let taps = &a.wt[c_out * k * CB..];
-                for t in 0..k.min(p + 1) {
-                    let q = p - t;
-                    if q % st != 0 || q / st >= lout {
-                        continue;
-                    }
-                    let at = (c_out * lout + q / st) * bp + b0;
-                    let src: &[T; L] = a.gp[at..at + L].try_into().expect("L lanes");
-                    let wk: &[T; CB] = taps[t * CB..t * CB + CB].try_into().expect("CB");
-                    for c in 0..CB {
-                        for j in 0..L {
-                            acc[c][j] = madd::<T, FMA>(wk[c], src[j], acc[c][j]);
-                        }
-                    }
-                }
-            }
-            for (c, lanes) in acc.iter().enumerate() {
-                let at = (c * lp + p) * bp + b0;
-                dst[at..at + L].copy_from_slice(lanes);
-            }
-        }
     }
 }
 
@@ -340,12 +291,19 @@ pub fn backward<T: ConvScalar>(
         }
     }
     let mut gxp = vec![T::zero(); blocks * CB * lp * bp];
+    let st = spec.stride;
     for_chunks(&mut gxp, CB * lp * bp, work, |block, dst| {
-        let task = InputGrad {
-            gp: &gp,
-            wt: &wt[block * sh.co * sh.k * CB..(block + 1) * sh.co * sh.k * CB],
-            sh,
-            spec: *spec,
+        let task = Gather {
+            src: &gp,
+            w: &wt[block * sh.co * sh.k * CB..(block + 1) * sh.co * sh.k * CB],
+            channels: sh.co,
+            k: sh.k,
+            positions: lp,
+            bp,
+            at: |c_out: usize, t: usize, p: usize| {
+                let q = p.checked_sub(t)?;
+                (q % st == 0 && q / st < lout).then_some((c_out * lout + q / st) * bp)
+            },
         };
         dispatch(&task, dst, simd);
     });
