@@ -321,6 +321,22 @@ fn dataset_blocks_resume_and_bad_files_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("another recipe"), "{e}");
+    // A file whose arrays do not have the shape its recipe says.
+    let odd = dir.path().join("odd");
+    let short = SetShape { frames: 5, ..shape };
+    let mut w = SetWriter::open(&odd.join(dataset::FILE), short, &recipe).unwrap();
+    let n = short.sequences;
+    w.write(&SetBlock {
+        start: 0,
+        u: &vec![0f32; n * short.frames * short.points],
+        force: &vec![0f32; n * short.points],
+        split: &vec![0; n],
+        params: &vec![0.0; n * short.params],
+    })
+    .unwrap();
+    w.finish().unwrap();
+    let e = BurgersData::load(&odd).err().unwrap().to_string();
+    assert!(e.contains("do not match the recipe"), "{e}");
     // Not a dataset.
     std::fs::write(dir.path().join("junk.h5"), b"junk").unwrap();
     assert!(BurgersData::load(&dir.path().join("junk.h5")).is_err());
@@ -379,5 +395,35 @@ fn the_quick_study_runs_resumes_and_refuses_bad_settings() {
     .unwrap()
     .to_string();
     assert!(e.contains("missing model"), "{e}");
+    // A diverging training ends with one line naming the stage, before any result is written.
+    let mut wild = cfg.clone();
+    wild.dp_cfe.learning_rate = 1e12;
+    let dir = tempfile::tempdir().unwrap();
+    let e = record::<BurgersControl>(&wild, dir.path(), &Quiet)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("dp-cfe") && e.contains("learning_rate"), "{e}");
+    assert!(!dir.path().join("results.json").exists());
     let _: BurgersControlConfig = cfg;
+}
+
+/// The command line: bad settings end with one line on stderr, exit code 1 and no folder.
+#[test]
+fn the_command_refuses_bad_settings_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[data.scene]\nsteps = 12\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["experiment", "burgers-control", "--quick", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("power of two"), "{err}");
+    assert!(!dir.path().join("run").exists());
 }

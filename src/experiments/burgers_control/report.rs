@@ -114,6 +114,20 @@ fn item_arrays(
     )
 }
 
+/// `name` as a file name: lower case, runs of other characters as one `-`.
+fn file_stem(name: &str) -> String {
+    let lower: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    lower
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// Space-time pictures of `u` and `F` (t upwards, x rightwards) of the first `count` items.
 fn pictures(
     dir: &Path,
@@ -139,7 +153,7 @@ fn pictures(
             panel(&u, steps + 1, ru, format!("{name} #{i}: u (±{ru:.2})")),
             panel(&f, steps, rf, format!("F (±{rf:.3})")),
         ])
-        .save_png(&dir.join(format!("{}-{i}.png", name.to_lowercase().replace(' ', "-"))))?;
+        .save_png(&dir.join(format!("{}-{i}.png", file_stem(name))))?;
     }
     Ok(())
 }
