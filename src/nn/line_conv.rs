@@ -14,6 +14,7 @@
 //! `conv1d` and tensor ops), differentiated by Burn.
 
 use super::line_conv_flex::{self, LineShape};
+pub use super::line_conv_flex::{Activation, LineConvSpec};
 use crate::ops::reference::vjp;
 use crate::ops::{contiguous, data, with_float};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -26,30 +27,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Slice, Tensor, TensorData};
-
-/// A layer's activation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    /// None.
-    Linear,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x > 0`, else `slope·x` (slope > 0).
-    LeakyRelu(f64),
-}
-
-/// Padding, stride and activation of a line convolution.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LineConvSpec {
-    /// Stride.
-    pub stride: usize,
-    /// Points added before and after.
-    pub pad: [usize; 2],
-    /// Edge (replicate) padding; zeros when false.
-    pub edge: bool,
-    /// Activation.
-    pub act: Activation,
-}
 
 /// Line convolutions in the `[C, L, B]` layout.
 #[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]

@@ -9,8 +9,31 @@
 //! shares). The batch is zero-padded to whole register blocks in the padded copies.
 
 use super::conv_flex::{CB, ConvScalar, Task, dispatch, fma_block, madd, simd};
-use super::line_conv::{Activation, LineConvSpec};
 use rayon::prelude::*;
+
+/// A layer's activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// None.
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` for `x > 0`, else `slope·x` (slope > 0).
+    LeakyRelu(f64),
+}
+
+/// Padding, stride and activation of a line convolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineConvSpec {
+    /// Stride.
+    pub stride: usize,
+    /// Points added before and after.
+    pub pad: [usize; 2],
+    /// Edge (replicate) padding; zeros when false.
+    pub edge: bool,
+    /// Activation.
+    pub act: Activation,
+}
 
 /// Sizes of one line convolution.
 #[derive(Clone, Copy, Debug)]
@@ -217,12 +240,9 @@ pub fn forward<T: ConvScalar>(
     let mut y = trim_lanes(&out[..sh.co * lout * bp], sh.b);
     let neg = negative_slope::<T>(spec.act);
     for (c, plane) in y.chunks_mut(lout * sh.b).enumerate() {
-        match residual {
-            Some(r) => {
-                let r = &r[c * lout * sh.b..(c + 1) * lout * sh.b];
-                plane.iter_mut().zip(r).for_each(|(v, r)| *v = *v + *r);
-            }
-            None => {}
+        if let Some(r) = residual {
+            let r = &r[c * lout * sh.b..(c + 1) * lout * sh.b];
+            plane.iter_mut().zip(r).for_each(|(v, r)| *v = *v + *r);
         }
         for v in plane.iter_mut() {
             let pre = *v + bias[c];

@@ -139,7 +139,7 @@ impl BurgersControlConfig {
                 self.baseline.sequences, self.data.test
             )));
         }
-        if !(self.force_loss_scale > 0.0) {
+        if !(self.force_loss_scale.is_finite() && self.force_loss_scale > 0.0) {
             return Err(DiffsimError::config("force_loss_scale must be positive"));
         }
         Ok(())

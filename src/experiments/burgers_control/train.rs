@@ -51,7 +51,8 @@ impl StageConfig {
 
     /// Checks the settings of stage `name`.
     pub fn validate(&self, name: &str) -> Result<()> {
-        if self.batch == 0 || !(self.learning_rate > 0.0) || !(self.half_life > 0.0) {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if self.batch == 0 || !positive(self.learning_rate) || !positive(self.half_life) {
             return Err(DiffsimError::config(format!(
                 "{name}: batch, learning_rate and half_life must be positive"
             )));
