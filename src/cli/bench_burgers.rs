@@ -108,6 +108,14 @@ pub fn bench_burgers(args: &BurgersBenchArgs) -> Result<BurgersBenchResult> {
         .transpose()?;
     let scene = BurgersScene::paper();
     let (b, n, steps) = (args.batch, scene.cells, scene.steps);
+    if let Some(p) = &phiflow
+        && p.batch != b
+    {
+        return Err(DiffsimError::config(format!(
+            "the PhiFlow timings are for batch {}, this run is batch {b}",
+            p.batch
+        )));
+    }
     let data = BurgersDataConfig::default();
     let (mut a, mut z) = (Vec::new(), Vec::new());
     for k in 0..b {
@@ -153,14 +161,6 @@ pub fn bench_burgers(args: &BurgersBenchArgs) -> Result<BurgersBenchResult> {
         let _ = u.sum().into_scalar::<f32>();
     });
     let speedup_dp_cfe = phiflow.as_ref().map(|p| p.dp_cfe_grad_ms / dp_cfe_grad_ms);
-    if let Some(p) = &phiflow
-        && p.batch != b
-    {
-        return Err(DiffsimError::config(format!(
-            "the PhiFlow timings are for batch {}, this run is batch {b}",
-            p.batch
-        )));
-    }
     Ok(BurgersBenchResult {
         batch: b,
         repeats: args.repeats,

@@ -3,7 +3,7 @@
 //! pictures into an output folder and reports progress, and a result that serialises to JSON
 //! and renders as Markdown. [`record`] runs a study and writes what every study writes.
 
-use crate::error::Result;
+use crate::error::{DiffsimError, Result};
 use crate::io::{write_json, write_text};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,4 +83,35 @@ pub fn study_page(name: &str, lines: &[String]) -> String {
         page += &format!("- {l}\n");
     }
     page
+}
+
+/// The model's file in a training folder (burnpack).
+pub const MODEL_FILE: &str = "model.bpk";
+/// The optimizer state's file in a training folder (Adam's moments, burnpack).
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+
+/// Writes a training checkpoint into `dir`: [`MODEL_FILE`], [`OPTIMIZER_FILE`] and the JSON
+/// `report_file`, each through a temporary name, then renamed; the report last, so a folder
+/// whose report names iteration k holds the model and optimizer of iteration k (or later,
+/// when a save was cut short).
+pub fn save_checkpoint<M: burn::module::Module + Clone, R: Serialize>(
+    dir: &Path,
+    net: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    report_file: &str,
+    report: &R,
+) -> Result<()> {
+    let write = |name: &str, f: &dyn Fn(&Path) -> std::result::Result<(), String>| {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.partial"));
+        f(&tmp).map_err(|e| DiffsimError::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| DiffsimError::file(&path, e))
+    };
+    write(MODEL_FILE, &|p| {
+        net.clone().save_file(p).map_err(|e| format!("{e:?}"))
+    })?;
+    write(OPTIMIZER_FILE, &|p| {
+        optim.save(p).map_err(|e| format!("{e:?}"))
+    })?;
+    write_json(report, &dir.join(report_file))
 }

@@ -305,13 +305,25 @@ impl BurgersData {
         &self.set.force[s * n..(s + 1) * n]
     }
 
-    /// Frames `t` of the sequences `seqs` as a `[B, N]` tensor on `device`; an item with
-    /// `flip` set is mirrored in x with its sign changed (`u(x) → −u(1 − x)`, the velocity of
-    /// the mirrored flow).
+    /// Frames `t` of the sequences `seqs` as a `[B, N]` tensor on `device`; see
+    /// [`BurgersData::states_at`].
     pub fn states(&self, seqs: &[usize], t: usize, flip: &[bool], device: &Device) -> Tensor<2> {
+        self.states_at(seqs, &vec![t; seqs.len()], flip, device)
+    }
+
+    /// Frame `times[k]` of sequence `seqs[k]` for every `k`, as a `[B, N]` tensor on `device`;
+    /// an item with `flip` set is mirrored in x with its sign changed (`u(x) → −u(1 − x)`, the
+    /// velocity of the mirrored flow).
+    pub fn states_at(
+        &self,
+        seqs: &[usize],
+        times: &[usize],
+        flip: &[bool],
+        device: &Device,
+    ) -> Tensor<2> {
         let n = self.set.shape.points;
         let mut v = Vec::with_capacity(seqs.len() * n);
-        for (k, &s) in seqs.iter().enumerate() {
+        for (k, (&s, &t)) in seqs.iter().zip(times).enumerate() {
             let f = self.frame(s, t);
             if flip.get(k).copied().unwrap_or(false) {
                 v.extend(f.iter().rev().map(|x| -x));

@@ -205,12 +205,8 @@ pub fn train_all(
             let (s, fl) = (seqs(&picks), flips(seed, k, b));
             let t: Vec<usize> = picks.iter().map(|p| p.1).collect();
             let gather = |dt: usize| {
-                Tensor::cat(
-                    (0..b)
-                        .map(|i| data.states(&[s[i]], t[i] + dt, &fl[i..=i], &device))
-                        .collect(),
-                    0,
-                )
+                let times: Vec<usize> = t.iter().map(|t| t + dt).collect();
+                data.states_at(&s, &times, &fl, &device)
             };
             let target = data.states(&s, steps, &fl, &device);
             let times: Vec<f32> = t.iter().map(|&t| t as f32 / steps as f32).collect();
@@ -269,12 +265,8 @@ pub fn train_all(
                 let picks = draw(k, b, steps - n + 1);
                 let (s, fl) = (seqs(&picks), flips(seed, k, b));
                 let at = |dt: usize| {
-                    Tensor::cat(
-                        (0..b)
-                            .map(|i| data.states(&[s[i]], picks[i].1 + dt, &fl[i..=i], &device))
-                            .collect(),
-                        0,
-                    )
+                    let times: Vec<usize> = picks.iter().map(|p| p.1 + dt).collect();
+                    data.states_at(&s, &times, &fl, &device)
                 };
                 Ok(l2(predict_mid(net, at(0), at(n)), at(n / 2)))
             },

@@ -7,9 +7,9 @@
 
 use crate::error::{DiffsimError, Result};
 use crate::experiments::study::Progress;
-use crate::io::write_json;
+use crate::experiments::study::{MODEL_FILE, OPTIMIZER_FILE, save_checkpoint};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -79,8 +79,6 @@ impl StageReport {
     }
 }
 
-const MODEL: &str = "model.bpk";
-const OPTIMIZER: &str = "optimizer.bpk";
 const REPORT: &str = "stage.json";
 
 /// Runs (or continues, or keeps) stage `name` in `dir` starting from `init`; `loss(net, k)` is
@@ -113,7 +111,7 @@ pub fn run_stage<M: Module + Clone>(
             ));
         }
         net = load(net, dir)?;
-        let path = dir.join(OPTIMIZER);
+        let path = dir.join(OPTIMIZER_FILE);
         optim = optim
             .load(&path)
             .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
@@ -138,12 +136,12 @@ pub fn run_stage<M: Module + Clone>(
         let done = k + 1;
         if done < cfg.iterations && cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
             report.wall_s = wall_before + t0.elapsed().as_secs_f64();
-            save(dir, &net, &optim, &report)?;
+            save_checkpoint(dir, &net, &optim, REPORT, &report)?;
         }
     }
     if start < cfg.iterations {
         report.wall_s = wall_before + t0.elapsed().as_secs_f64();
-        save(dir, &net, &optim, &report)?;
+        save_checkpoint(dir, &net, &optim, REPORT, &report)?;
     }
     Ok((net, report))
 }
@@ -158,31 +156,10 @@ pub fn read_report(dir: &Path) -> Result<StageReport> {
 
 /// `net` with the weights of `dir/model.bpk`.
 pub fn load<M: Module>(net: M, dir: &Path) -> Result<M> {
-    let path = dir.join(MODEL);
+    let path = dir.join(MODEL_FILE);
     if !path.is_file() {
         return Err(DiffsimError::file(&path, "missing model"));
     }
     net.try_load_file(&path)
         .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))
-}
-
-/// Writes the model, the optimizer and the report, each through a temporary name; the
-/// report last.
-fn save<M: Module + Clone>(
-    dir: &Path,
-    net: &M,
-    optim: &ModuleOptimizer,
-    report: &StageReport,
-) -> Result<()> {
-    let write = |name: &str, f: &dyn Fn(&Path) -> std::result::Result<(), String>| {
-        let path = dir.join(name);
-        let tmp = dir.join(format!("{name}.partial"));
-        f(&tmp).map_err(|e| DiffsimError::file(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| DiffsimError::file(&path, e))
-    };
-    write(MODEL, &|p| {
-        net.clone().save_file(p).map_err(|e| format!("{e:?}"))
-    })?;
-    write(OPTIMIZER, &|p| optim.save(p).map_err(|e| format!("{e:?}")))?;
-    write_json(report, &dir.join(REPORT))
 }

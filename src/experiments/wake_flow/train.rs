@@ -11,8 +11,8 @@ use super::dataset::{NormStats, WakeData, WakeDataConfig};
 use super::hybrid::{correct, features, source_step};
 use crate::error::{DiffsimError, Result};
 pub use crate::experiments::sampling::{Sampling, batch_of};
+use crate::experiments::study::save_checkpoint;
 use crate::fluid::{FluidState, Simulation};
-use crate::io::write_json;
 use crate::nn::{Corrector, CorrectorConfig};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -351,23 +351,11 @@ fn report_of(
 }
 
 /// The optimizer state's file in a training folder (Adam's moments, burnpack).
-pub const OPTIMIZER: &str = "optimizer.bpk";
+pub const OPTIMIZER: &str = crate::experiments::study::OPTIMIZER_FILE;
 
-/// Writes `model.bpk`, `optimizer.bpk` and `train.json`, each through a temporary name, then
-/// renamed; `train.json` last, so a folder whose `train.json` names iteration k holds the model
-/// and optimizer of iteration k (or later, when a save was cut short).
+/// Writes the checkpoint (`model.bpk`, `optimizer.bpk`, `train.json` last).
 fn save(dir: &Path, net: &Corrector, optim: &ModuleOptimizer, report: &TrainReport) -> Result<()> {
-    let write = |name: &str, f: &dyn Fn(&Path) -> std::result::Result<(), String>| {
-        let path = dir.join(name);
-        let tmp = dir.join(format!("{name}.partial"));
-        f(&tmp).map_err(|e| DiffsimError::file(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| DiffsimError::file(&path, e))
-    };
-    write("model.bpk", &|p| {
-        net.clone().save_file(p).map_err(|e| format!("{e:?}"))
-    })?;
-    write(OPTIMIZER, &|p| optim.save(p).map_err(|e| format!("{e:?}")))?;
-    write_json(report, &dir.join("train.json"))
+    save_checkpoint(dir, net, optim, "train.json", report)
 }
 
 /// Reads `dir/train.json`.
