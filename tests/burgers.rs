@@ -224,7 +224,7 @@ fn staggered_levels_equal_the_depth_first_tree_and_refinement_keeps_the_ends() {
             return;
         }
         let (a, b) = (f[s].clone().unwrap(), f[s + n].clone().unwrap());
-        f[s + n / 2] = Some(predict_mid(ops.op(n), a, b));
+        f[s + n / 2] = Some(predict_mid(&ops.op(n).packed(), a, b));
         tree(ops, f, n / 2, s);
         tree(ops, f, n / 2, s + n / 2);
     }

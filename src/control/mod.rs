@@ -5,7 +5,7 @@
 //! `t` is `F_t = u_{t+1} − P(u_t)` (exact actuation: the force reaches the planned state).
 
 use crate::burgers::BurgersScene;
-use crate::nn::{UNet1d, UNet1dConfig};
+use crate::nn::{PackedUNet1d, UNet1d, UNet1dConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
@@ -30,17 +30,27 @@ impl Hierarchy {
     pub fn op(&self, n: usize) -> &UNet1d {
         &self.ops[n.trailing_zeros() as usize - 1]
     }
+
+    /// Every network packed for application ([`UNet1d::packed`]), finest first.
+    pub fn packed(&self) -> Vec<PackedUNet1d> {
+        self.ops.iter().map(UNet1d::packed).collect()
+    }
+}
+
+/// The packed `OP_n` among [`Hierarchy::packed`].
+fn packed_op(ops: &[PackedUNet1d], n: usize) -> &PackedUNet1d {
+    &ops[n.trailing_zeros() as usize - 1]
 }
 
 /// `OP_n(a, b)`: the state halfway between `a` and `b` (`[B, N]` each).
-pub fn predict_mid(net: &UNet1d, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+pub fn predict_mid(net: &PackedUNet1d, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     let [bs, n] = a.dims();
     net.forward(Tensor::stack::<3>(vec![a, b], 1))
         .reshape([bs, n])
 }
 
 /// The CFE network's next state from `u`, the target and the time fraction `t/n`.
-pub fn predict_next(net: &UNet1d, u: Tensor<2>, target: Tensor<2>, time: f64) -> Tensor<2> {
+pub fn predict_next(net: &PackedUNet1d, u: Tensor<2>, target: Tensor<2>, time: f64) -> Tensor<2> {
     let [bs, n] = u.dims();
     let t = Tensor::full([bs, n], time, (&u.device(), u.dtype()));
     net.forward(Tensor::stack::<3>(vec![u, target, t], 1))
@@ -49,11 +59,12 @@ pub fn predict_next(net: &UNet1d, u: Tensor<2>, target: Tensor<2>, time: f64) ->
 
 /// The CFE chain: `u_{t+1} = CFE(u_t, u*, t/n)` for `t < n − 1`, then `u_n = u*`.
 pub fn cfe_chain(net: &UNet1d, u0: Tensor<2>, target: Tensor<2>, steps: usize) -> Vec<Tensor<2>> {
+    let net = net.packed();
     let mut states = vec![u0];
     for t in 0..steps - 1 {
         let last = states.last().expect("u_0").clone();
         states.push(predict_next(
-            net,
+            &net,
             last,
             target.clone(),
             t as f64 / steps as f64,
@@ -83,7 +94,7 @@ pub fn staggered(
         let get = |k: usize| frames[k].clone().expect("planned frame");
         let a = Tensor::cat(starts.iter().map(|&s| get(s)).collect(), 0);
         let b = Tensor::cat(starts.iter().map(|&s| get(s + n)).collect(), 0);
-        let mids = predict_mid(ops.op(n), a, b);
+        let mids = predict_mid(&ops.op(n).packed(), a, b);
         for (k, &s) in starts.iter().enumerate() {
             frames[s + n / 2] = Some(mids.clone().narrow(0, k * bs, bs));
         }
@@ -100,17 +111,21 @@ pub fn staggered(
 /// again from the state reached, `OP_n(u_{s+n}, u_{s+2n})` for the next midpoint and
 /// `OP_n(u_{s+n/2}, that)` for the interval's end.
 pub fn refined(ops: &Hierarchy, u0: Tensor<2>, target: Tensor<2>, steps: usize) -> Vec<Tensor<2>> {
-    fn branch(ops: &Hierarchy, f: &mut [Option<Tensor<2>>], n: usize, s: usize, update: bool) {
+    fn branch(ops: &[PackedUNet1d], f: &mut [Option<Tensor<2>>], n: usize, s: usize, update: bool) {
         if n == 1 {
             return;
         }
         let get = |f: &[Option<Tensor<2>>], k: usize| f[k].clone().expect("planned frame");
-        f[s + n / 2] = Some(predict_mid(ops.op(n), get(f, s), get(f, s + n)));
+        f[s + n / 2] = Some(predict_mid(packed_op(ops, n), get(f, s), get(f, s + n)));
         branch(ops, f, n / 2, s, true);
         if update {
-            f[s + n + n / 2] = Some(predict_mid(ops.op(n), get(f, s + n), get(f, s + 2 * n)));
+            f[s + n + n / 2] = Some(predict_mid(
+                packed_op(ops, n),
+                get(f, s + n),
+                get(f, s + 2 * n),
+            ));
             f[s + n] = Some(predict_mid(
-                ops.op(n),
+                packed_op(ops, n),
                 get(f, s + n / 2),
                 get(f, s + n + n / 2),
             ));
@@ -120,7 +135,7 @@ pub fn refined(ops: &Hierarchy, u0: Tensor<2>, target: Tensor<2>, steps: usize) 
     let mut frames: Vec<Option<Tensor<2>>> = vec![None; steps + 1];
     frames[0] = Some(u0);
     frames[steps] = Some(target);
-    branch(ops, &mut frames, steps, 0, false);
+    branch(&ops.packed(), &mut frames, steps, 0, false);
     frames
         .into_iter()
         .map(|f| f.expect("every frame planned"))

@@ -1,11 +1,11 @@
-//! Gradient checks of the Burgers ops, of the 1D U-Net's fused layer ([`line_conv`]) and of a
+//! Gradient checks of the Burgers ops, of a whole 1D U-Net application ([`unet1d`]) and of a
 //! 32-step DP-CFE unroll with its network.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
 use crate::burgers::BurgersScene;
 use crate::control::{cfe_chain, force_loss, forces};
 use crate::error::{DiffsimError, Result};
-use crate::nn::{Activation, CastParams, LineConvSpec, UNet1dConfig, line_conv};
+use crate::nn::{CastParams, UNet1dConfig, unet1d};
 use crate::ops::advect_line;
 use burn::module::Module;
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -51,51 +51,35 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             };
             check(name, &x, &loss, cfg)
         }
-        "line-conv-edge-residual" | "line-conv-stride2-zero" => {
-            // x [C_in = 3, L = 9, B = 5], w [C_out, 3, K], b [C_out]; 3-D inputs, reshaped.
-            let residual = name.ends_with("residual");
-            let (co, k, spec) = if residual {
-                (
-                    3,
-                    3,
-                    LineConvSpec {
-                        stride: 1,
-                        pad: [1, 1],
-                        edge: true,
-                        act: Activation::LeakyRelu(0.2),
-                    },
-                )
+        "unet1d-cfe" | "unet1d-op-two-chunks" => {
+            // One application of the whole network, differentiated with respect to its input
+            // and every packed parameter (f64). The CFE on 3 short lines (one chunk); the OP
+            // on 17 lines of 37 points (split over the cores, the last chunk mostly padding).
+            let cfe = name == "unet1d-cfe";
+            let (b, n) = if cfe { (3, 13) } else { (17, 37) };
+            let cfg_net = if cfe {
+                UNet1dConfig::cfe()
             } else {
-                (
-                    4,
-                    2,
-                    LineConvSpec {
-                        stride: 2,
-                        pad: [0, 4],
-                        edge: false,
-                        act: Activation::Relu,
-                    },
-                )
+                UNet1dConfig::op()
             };
-            let lout = (9 + spec.pad[0] + spec.pad[1] - k) / spec.stride + 1;
-            let mut x = vec![
-                lines(3, 9 * 5, 1.0, 11, &dev).reshape([3, 9, 5]),
-                lines(co, 3 * k, 0.7, 12, &dev).reshape([co, 3, k]),
-                lines(1, co, 0.3, 13, &dev).reshape([1, 1, co]),
+            dev.seed(7);
+            let net = cfg_net
+                .init(&dev)
+                .map(&mut CastParams(FloatDType::F64))
+                .packed();
+            let c = net.arch.inputs;
+            let p = net.params.clone().detach();
+            // Biases start at zero; move them off so that their gradients are exercised.
+            let p =
+                p.clone() + lines(1, net.arch.params, 0.05, 13, &dev).reshape([net.arch.params]);
+            let x = [
+                lines(b * c, n, 1.0, 11, &dev).reshape([b, c, n]),
+                p.reshape([1, 1, net.arch.params]),
             ];
-            if residual {
-                x.push(lines(co, lout * 5, 1.0, 14, &dev).reshape([co, lout, 5]));
-            }
+            let arch = net.arch.clone();
             let loss = move |x: &[Tensor<3>]| {
-                let y = line_conv(
-                    x[0].clone(),
-                    x[1].clone(),
-                    x[2].clone().reshape([co]),
-                    x.get(3).cloned(),
-                    spec,
-                );
-                let [c, l, b] = y.dims();
-                weighted(y.reshape([c, 1, l * b]), 9)
+                let params = x[1].clone().reshape([arch.params]);
+                weighted(unet1d(x[0].clone(), params, arch.clone()), 9)
             };
             check(name, &x, &loss, cfg)
         }

@@ -38,8 +38,8 @@ pub const CHECKS: [&str; 22] = [
     "advect-line",
     "burgers-step-paper",
     "burgers-step-notebook",
-    "line-conv-edge-residual",
-    "line-conv-stride2-zero",
+    "unet1d-cfe",
+    "unet1d-op-two-chunks",
     "unroll32-burgers-dp-cfe",
 ];
 
@@ -245,8 +245,8 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         "advect-line"
         | "burgers-step-paper"
         | "burgers-step-notebook"
-        | "line-conv-edge-residual"
-        | "line-conv-stride2-zero"
+        | "unet1d-cfe"
+        | "unet1d-op-two-chunks"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",

@@ -1,15 +1,16 @@
-//! Flex (CPU) kernels of [`LineConvOps`](super::LineConvOps): 1D convolutions in the
-//! batch-innermost layout `[C, L, B]`.
+//! Flex (CPU) kernels of one 1D U-Net layer, `act(conv(pad(x), w) + b [+ r])`, on the
+//! batch-innermost planes of [`super::unet1d_flex`]: `[channels, length, lanes]`, where the
+//! lanes are the batch rounded up to [`GRAIN`] (the extra lanes carry finite values and zero
+//! gradients) and the channels are rounded up to whole register blocks of `CB`.
 //!
-//! Why: the 1D U-Net's planes are short (1–63 points) and thin (1–32 channels), so neither
-//! the length nor the channels fill a vector register; the batch (32–3200 sequences) does.
-//! Every kernel here keeps a block of `CB` channels × `LANES` batch items in registers over
-//! all (channel, tap) pairs, one load of an input vector serving `CB` fused multiply-adds,
-//! like the 2D kernels of [`super::conv_flex`] (whose scalar types and AVX2 dispatch it
-//! shares). The batch is zero-padded to whole register blocks in the padded copies.
+//! Why: the U-Net's planes are short (1–63 points) and thin (1–32 channels), so neither the
+//! length nor the channels fill a vector register; the batch does. Every kernel keeps a block
+//! of `CB` channels × 16 (f32) or 8 (f64) batch lanes in registers over all (channel, tap)
+//! pairs, one load of an input vector serving `CB` fused multiply-adds, like the 2D kernels of
+//! [`super::conv_flex`] (whose scalar types and AVX2 dispatch it shares). Padding is never
+//! copied: the kernels read the unpadded plane through the padding's index map.
 
-use super::conv_flex::{CB, ConvScalar, Task, dispatch, fma_block, madd, simd};
-use rayon::prelude::*;
+use super::conv_flex::{CB, ConvScalar, Task, dispatch, fma_block, madd};
 
 /// A layer's activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,7 +36,22 @@ pub struct LineConvSpec {
     pub act: Activation,
 }
 
-/// Sizes of one line convolution.
+impl LineConvSpec {
+    /// Output length for an input of `l` points and `k` taps.
+    pub fn lout(&self, l: usize, k: usize) -> usize {
+        (l + self.pad[0] + self.pad[1] - k) / self.stride + 1
+    }
+}
+
+/// Batch lanes are rounded up to a multiple of this.
+pub const GRAIN: usize = 8;
+
+/// Channels rounded up to whole register blocks.
+pub fn capacity(c: usize) -> usize {
+    c.div_ceil(CB) * CB
+}
+
+/// Sizes of one layer.
 #[derive(Clone, Copy, Debug)]
 pub struct LineShape {
     /// Input channels.
@@ -44,47 +60,14 @@ pub struct LineShape {
     pub co: usize,
     /// Input length.
     pub l: usize,
-    /// Batch.
-    pub b: usize,
-    /// Kernel taps.
+    /// Kernel taps (1–4).
     pub k: usize,
+    /// Batch lanes (a multiple of [`GRAIN`]).
+    pub bp: usize,
 }
 
-impl LineShape {
-    fn lp(&self, s: &LineConvSpec) -> usize {
-        self.l + s.pad[0] + s.pad[1]
-    }
-    /// Output length.
-    pub fn lout(&self, s: &LineConvSpec) -> usize {
-        (self.lp(s) - self.k) / s.stride + 1
-    }
-}
-
-/// Multiply-adds below which a kernel runs on the calling thread: waking the pool costs more
-/// than such a layer (measured on the U-Net's deepest levels).
-const PAR_WORK: usize = 1 << 17;
-
-/// Runs `f(index, chunk)` over the `chunk`-sized pieces of `out`, in parallel when the layer's
-/// `work` (multiply-adds) is worth it.
-fn for_chunks<T: Send>(
-    out: &mut [T],
-    chunk: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
-    if work >= PAR_WORK {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(k, c)| f(k, c));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(k, c)| f(k, c));
-    }
-}
-
-/// The batch rounded up to whole register blocks.
-fn bp<T: ConvScalar>(b: usize) -> usize {
-    b.div_ceil(T::LANES) * T::LANES
-}
+/// Taps of at most this many points.
+pub const MAX_TAPS: usize = 4;
 
 /// Input index read at padded position `p` (`None`: a zero).
 fn source(p: usize, l: usize, s: &LineConvSpec) -> Option<usize> {
@@ -98,45 +81,9 @@ fn source(p: usize, l: usize, s: &LineConvSpec) -> Option<usize> {
     }
 }
 
-/// `x [c, l, b]` → `[c, lp, bp]`, padded in length as `spec` says and with zero batch lanes.
-fn pad_input<T: ConvScalar>(x: &[T], sh: LineShape, s: &LineConvSpec) -> Vec<T> {
-    let (lp, bp) = (sh.lp(s), bp::<T>(sh.b));
-    let mut out = vec![T::zero(); sh.ci * lp * bp];
-    for (c, dst) in out.chunks_mut(lp * bp).enumerate() {
-        for p in 0..lp {
-            if let Some(i) = source(p, sh.l, s) {
-                let src = &x[(c * sh.l + i) * sh.b..(c * sh.l + i + 1) * sh.b];
-                dst[p * bp..p * bp + sh.b].copy_from_slice(src);
-            }
-        }
-    }
-    out
-}
-
-/// `a [rows, b]` with rows padded to `bp` lanes.
-fn pad_lanes<T: ConvScalar>(a: &[T], b: usize) -> Vec<T> {
-    let bp = bp::<T>(b);
-    let mut out = vec![T::zero(); a.len() / b * bp];
-    for (dst, src) in out.chunks_mut(bp).zip(a.chunks(b)) {
-        dst[..b].copy_from_slice(src);
-    }
-    out
-}
-
-/// `a [rows, bp]` cut to `[rows, b]`.
-fn trim_lanes<T: ConvScalar>(a: &[T], b: usize) -> Vec<T> {
-    let bp = bp::<T>(b);
-    let mut out = Vec::with_capacity(a.len() / bp * b);
-    for row in a.chunks(bp) {
-        out.extend_from_slice(&row[..b]);
-    }
-    out
-}
-
 /// Weights `w [co, ci, k]` in register-block order `[co / CB][ci][k][CB]` (zero-filled).
-fn blocked<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize) -> Vec<T> {
-    let blocks = co.div_ceil(CB);
-    let mut wb = vec![T::zero(); blocks * ci * k * CB];
+pub fn blocked<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize) -> Vec<T> {
+    let mut wb = vec![T::zero(); co.div_ceil(CB) * ci * k * CB];
     for o in 0..co {
         for t in 0..ci * k {
             wb[((o / CB) * ci * k + t) * CB + o % CB] = w[o * ci * k + t];
@@ -145,13 +92,26 @@ fn blocked<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize) -> Vec<T> {
     wb
 }
 
-/// One task of both passes over the data: for every position `p < positions` and block of `L`
-/// batch lanes, `dst[c, p] = Σ_{ch, t} w[ch, t, c] · src[at(ch, t, p) ..]` for the `CB` channels
-/// `c` of the task's block, the sums kept in registers. The forward pass gathers the padded
-/// input at `(c_in, o·stride + t)`; the input gradient gathers the output gradient at
+/// Weights `w [co, ci, k]` transposed for the input gradient: `[ci / CB][co][k][CB]`.
+pub fn blocked_transposed<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize) -> Vec<T> {
+    let mut wt = vec![T::zero(); ci.div_ceil(CB) * co * k * CB];
+    for o in 0..co {
+        for i in 0..ci {
+            for t in 0..k {
+                wt[(((i / CB) * co + o) * k + t) * CB + i % CB] = w[(o * ci + i) * k + t];
+            }
+        }
+    }
+    wt
+}
+
+/// One task of both passes over the data: for every position `p < positions` and block of
+/// batch lanes, `dst[c, p] = Σ_{ch, t} w[ch, t, c] · src[at(ch, t, p) ..]` for the `CB`
+/// channels `c` of the task's block, the sums kept in registers. The forward pass gathers the
+/// input at `(c_in, source(o·stride + t))`; the input gradient gathers the output gradient at
 /// `(c_out, (p − t)/stride)` where that is an output position (the transposed convolution).
 struct Gather<'a, T, F> {
-    /// The gathered array (rows of `bp` lanes).
+    /// The gathered plane (rows of `bp` lanes).
     src: &'a [T],
     /// The block's weights `[channels][k][CB]`.
     w: &'a [T],
@@ -169,8 +129,12 @@ impl<T: ConvScalar, F: Fn(usize, usize, usize) -> Option<usize> + Sync> Task<T>
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
         match T::LANES {
-            16 => gather_lanes::<T, F, FMA, 16>(self, dst),
-            8 => gather_lanes::<T, F, FMA, 8>(self, dst),
+            16 => {
+                let main = self.bp / 16 * 16;
+                gather_lanes::<T, F, FMA, 16>(self, dst, 0..main);
+                gather_lanes::<T, F, FMA, 8>(self, dst, main..self.bp);
+            }
+            8 => gather_lanes::<T, F, FMA, 8>(self, dst, 0..self.bp),
             l => unreachable!("register blocks of {l} lanes"),
         }
     }
@@ -185,9 +149,10 @@ fn gather_lanes<
 >(
     a: &Gather<'_, T, F>,
     dst: &mut [T],
+    lanes: std::ops::Range<usize>,
 ) {
     for p in 0..a.positions {
-        for b0 in (0..a.bp).step_by(L) {
+        for b0 in lanes.clone().step_by(L) {
             let mut acc = [[T::zero(); L]; CB];
             for ch in 0..a.channels {
                 let taps = &a.w[ch * a.k * CB..];
@@ -208,50 +173,6 @@ fn gather_lanes<
     }
 }
 
-/// `act(conv(pad(x), w) + bias + residual)`: `x [ci, l, b]`, `w [co, ci, k]`, `bias [co]`,
-/// `residual [co, lout, b]` → `[co, lout, b]`.
-pub fn forward<T: ConvScalar>(
-    x: &[T],
-    w: &[T],
-    bias: &[T],
-    residual: Option<&[T]>,
-    sh: LineShape,
-    spec: &LineConvSpec,
-) -> Vec<T> {
-    let (lout, bp, blocks) = (sh.lout(spec), bp::<T>(sh.b), sh.co.div_ceil(CB));
-    let xp = pad_input(x, sh, spec);
-    let wb = blocked(w, sh.co, sh.ci, sh.k);
-    let simd = simd();
-    let mut out = vec![T::zero(); blocks * CB * lout * bp];
-    let work = sh.co * sh.ci * sh.k * lout * bp;
-    let (lp, st) = (sh.lp(spec), spec.stride);
-    for_chunks(&mut out, CB * lout * bp, work, |block, dst| {
-        let task = Gather {
-            src: &xp,
-            w: &wb[block * sh.ci * sh.k * CB..(block + 1) * sh.ci * sh.k * CB],
-            channels: sh.ci,
-            k: sh.k,
-            positions: lout,
-            bp,
-            at: |c_in: usize, t: usize, o: usize| Some((c_in * lp + o * st + t) * bp),
-        };
-        dispatch(&task, dst, simd);
-    });
-    let mut y = trim_lanes(&out[..sh.co * lout * bp], sh.b);
-    let neg = negative_slope::<T>(spec.act);
-    for (c, plane) in y.chunks_mut(lout * sh.b).enumerate() {
-        if let Some(r) = residual {
-            let r = &r[c * lout * sh.b..(c + 1) * lout * sh.b];
-            plane.iter_mut().zip(r).for_each(|(v, r)| *v = *v + *r);
-        }
-        for v in plane.iter_mut() {
-            let pre = *v + bias[c];
-            *v = if pre > T::zero() { pre } else { pre * neg };
-        }
-    }
-    y
-}
-
 /// The slope of the activation for negative inputs (1: linear).
 fn negative_slope<T: ConvScalar>(act: Activation) -> T {
     match act {
@@ -261,136 +182,176 @@ fn negative_slope<T: ConvScalar>(act: Activation) -> T {
     }
 }
 
-/// Gradients of [`forward`] from its output `y` and output gradient `g` (`[co, lout, b]`):
-/// `(∂x [ci, l, b], ∂w [co, ci, k], ∂bias [co], ∂residual = ∂pre [co, lout, b])`.
-pub fn backward<T: ConvScalar>(
+/// `y = act(conv(pad(x), w) + bias [+ r])`: `x [cap(ci), l, bp]`, `wb` from [`blocked`],
+/// `bias [co]`, `r` and `y` `[cap(co), lout, bp]`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward<T: ConvScalar>(
     x: &[T],
-    w: &[T],
-    y: &[T],
-    g: &[T],
+    wb: &[T],
+    bias: &[T],
+    r: Option<&[T]>,
+    y: &mut [T],
     sh: LineShape,
     spec: &LineConvSpec,
-) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
-    let (lout, lp, bp) = (sh.lout(spec), sh.lp(spec), bp::<T>(sh.b));
-    let simd = simd();
-    // The slope is ≥ 0, so the output has the sign of the pre-activation.
-    let neg = negative_slope::<T>(spec.act);
-    let pre: Vec<T> = g
-        .iter()
-        .zip(y)
-        .map(|(&g, &y)| if y > T::zero() { g } else { g * neg })
-        .collect();
-    let gp = pad_lanes(&pre, sh.b);
-    // Bias: Σ over positions and batch.
-    let gb: Vec<T> = gp
-        .chunks(lout * bp)
-        .map(|c| c.iter().fold(T::zero(), |s, &v| s + v))
-        .collect();
-    // Weights: one task per output channel; K tap sums of L lanes per input channel.
-    let xp = pad_input(x, sh, spec);
-    let mut gw = vec![T::zero(); sh.co * sh.ci * sh.k];
-    let work = sh.co * sh.ci * sh.k * lout * bp;
-    for_chunks(&mut gw, sh.ci * sh.k, work, |o, dst| {
-        let task = WeightGrad {
-            xp: &xp,
-            g: &gp[o * lout * bp..(o + 1) * lout * bp],
-            sh,
-            spec: *spec,
-        };
-        dispatch(&task, dst, simd);
-    });
-    // Input: transposed weights [ci / CB][co][k][CB], padded gradient, folded back.
-    let blocks = sh.ci.div_ceil(CB);
-    let mut wt = vec![T::zero(); blocks * sh.co * sh.k * CB];
-    for o in 0..sh.co {
-        for i in 0..sh.ci {
-            for t in 0..sh.k {
-                wt[(((i / CB) * sh.co + o) * sh.k + t) * CB + i % CB] =
-                    w[(o * sh.ci + i) * sh.k + t];
-            }
-        }
-    }
-    let mut gxp = vec![T::zero(); blocks * CB * lp * bp];
-    let st = spec.stride;
-    for_chunks(&mut gxp, CB * lp * bp, work, |block, dst| {
+    simd: bool,
+) {
+    let LineShape { ci, co, l, k, bp } = sh;
+    let (lout, st) = (spec.lout(l, k), spec.stride);
+    for (block, dst) in y.chunks_mut(CB * lout * bp).enumerate() {
         let task = Gather {
-            src: &gp,
-            w: &wt[block * sh.co * sh.k * CB..(block + 1) * sh.co * sh.k * CB],
-            channels: sh.co,
-            k: sh.k,
-            positions: lp,
+            src: x,
+            w: &wb[block * ci * k * CB..(block + 1) * ci * k * CB],
+            channels: ci,
+            k,
+            positions: lout,
             bp,
-            at: |c_out: usize, t: usize, p: usize| {
-                let q = p.checked_sub(t)?;
-                (q % st == 0 && q / st < lout).then_some((c_out * lout + q / st) * bp)
+            at: |c: usize, t: usize, o: usize| {
+                source(o * st + t, l, spec).map(|i| (c * l + i) * bp)
             },
         };
         dispatch(&task, dst, simd);
+    }
+    let neg = negative_slope::<T>(spec.act);
+    for (c, plane) in y.chunks_mut(lout * bp).take(co).enumerate() {
+        if let Some(r) = r {
+            let r = &r[c * lout * bp..(c + 1) * lout * bp];
+            plane.iter_mut().zip(r).for_each(|(v, r)| *v = *v + *r);
+        }
+        for v in plane.iter_mut() {
+            let pre = *v + bias[c];
+            *v = if pre > T::zero() { pre } else { pre * neg };
+        }
+    }
+}
+
+/// Gradients of [`forward`] from its output `y` and the output gradient in `g`, which is
+/// turned into the gradient before the activation (`∂pre`, also `r`'s gradient): adds `∂x` to
+/// `gx [cap(ci), l, bp]`, writes `gw [co, ci, k]` and `gb [co]`; `wt` from
+/// [`blocked_transposed`], `scratch` a reusable buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn backward<T: ConvScalar>(
+    x: &[T],
+    wt: &[T],
+    y: &[T],
+    g: &mut [T],
+    gx: &mut [T],
+    gw: &mut [T],
+    gb: &mut [T],
+    scratch: &mut Vec<T>,
+    sh: LineShape,
+    spec: &LineConvSpec,
+    simd: bool,
+) {
+    let LineShape { ci, co, l, k, bp } = sh;
+    let (lout, st) = (spec.lout(l, k), spec.stride);
+    let lp = l + spec.pad[0] + spec.pad[1];
+    // The slope is ≥ 0, so the output has the sign of the pre-activation.
+    let neg = negative_slope::<T>(spec.act);
+    let n = co * lout * bp;
+    g[..n].iter_mut().zip(&y[..n]).for_each(|(g, &y)| {
+        if y <= T::zero() {
+            *g = *g * neg
+        }
     });
-    let mut gx = vec![T::zero(); sh.ci * sh.l * sh.b];
-    for c in 0..sh.ci {
+    let g = &g[..n];
+    for (o, plane) in g.chunks(lout * bp).enumerate() {
+        gb[o] = plane.iter().fold(T::zero(), |s, &v| s + v);
+        let task = WeightGrad {
+            x,
+            g: plane,
+            ci,
+            k,
+            lout,
+            bp,
+            at: |c: usize, t: usize, o: usize| {
+                source(o * st + t, l, spec).map(|i| (c * l + i) * bp)
+            },
+        };
+        dispatch(&task, &mut gw[o * ci * k..(o + 1) * ci * k], simd);
+    }
+    // Input: the transposed convolution over padded positions, folded back onto the plane.
+    scratch.clear();
+    scratch.resize(capacity(ci) * lp * bp, T::zero());
+    for (block, dst) in scratch.chunks_mut(CB * lp * bp).enumerate() {
+        let task = Gather {
+            src: g,
+            w: &wt[block * co * k * CB..(block + 1) * co * k * CB],
+            channels: co,
+            k,
+            positions: lp,
+            bp,
+            at: |c: usize, t: usize, p: usize| {
+                let q = p.checked_sub(t)?;
+                (q % st == 0 && q / st < lout).then_some((c * lout + q / st) * bp)
+            },
+        };
+        dispatch(&task, dst, simd);
+    }
+    for c in 0..ci {
         for p in 0..lp {
-            if let Some(i) = source(p, sh.l, spec) {
-                let src = &gxp[(c * lp + p) * bp..(c * lp + p) * bp + sh.b];
-                let dst = &mut gx[(c * sh.l + i) * sh.b..(c * sh.l + i + 1) * sh.b];
+            if let Some(i) = source(p, l, spec) {
+                let src = &scratch[(c * lp + p) * bp..(c * lp + p + 1) * bp];
+                let dst = &mut gx[(c * l + i) * bp..(c * l + i + 1) * bp];
                 dst.iter_mut().zip(src).for_each(|(d, s)| *d = *d + *s);
             }
         }
     }
-    (gx, gw, gb, pre)
 }
 
-/// One task of the weight gradient: the `[ci, k]` taps of one output channel.
-struct WeightGrad<'a, T> {
-    xp: &'a [T],
-    /// This channel's padded gradient `[lout, bp]`.
+/// One task of the weight gradient: the `[ci, k]` taps of one output channel,
+/// `Σ_{o, lanes} g[o] · x[at(c, t, o)]`.
+struct WeightGrad<'a, T, F> {
+    x: &'a [T],
+    /// This channel's gradient `[lout, bp]`.
     g: &'a [T],
-    sh: LineShape,
-    spec: LineConvSpec,
+    ci: usize,
+    k: usize,
+    lout: usize,
+    bp: usize,
+    at: F,
 }
 
-impl<T: ConvScalar> Task<T> for WeightGrad<'_, T> {
+impl<T: ConvScalar, F: Fn(usize, usize, usize) -> Option<usize> + Sync> Task<T>
+    for WeightGrad<'_, T, F>
+{
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
-        match T::LANES {
-            16 => weight_lanes::<T, FMA, 16>(self, dst),
-            8 => weight_lanes::<T, FMA, 8>(self, dst),
-            l => unreachable!("register blocks of {l} lanes"),
+        if T::LANES == 16 && self.bp.is_multiple_of(16) {
+            weight_lanes::<T, F, FMA, 16>(self, dst)
+        } else {
+            weight_lanes::<T, F, FMA, 8>(self, dst)
         }
     }
 }
 
-/// Taps of at most this many points.
-const MAX_TAPS: usize = 4;
-
 #[inline(always)]
-fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
-    a: &WeightGrad<'_, T>,
+fn weight_lanes<
+    T: ConvScalar,
+    F: Fn(usize, usize, usize) -> Option<usize>,
+    const FMA: bool,
+    const L: usize,
+>(
+    a: &WeightGrad<'_, T, F>,
     dst: &mut [T],
 ) {
-    let LineShape { ci, k, b, .. } = a.sh;
-    let (lp, bp, lout, st) = (
-        a.sh.lp(&a.spec),
-        bp::<T>(b),
-        a.sh.lout(&a.spec),
-        a.spec.stride,
-    );
-    for c_in in 0..ci {
+    for c in 0..a.ci {
         let mut acc = [[T::zero(); L]; MAX_TAPS];
-        for o in 0..lout {
-            for b0 in (0..bp).step_by(L) {
-                let gv: &[T; L] = a.g[o * bp + b0..o * bp + b0 + L]
+        for o in 0..a.lout {
+            for b0 in (0..a.bp).step_by(L) {
+                let gv: &[T; L] = a.g[o * a.bp + b0..o * a.bp + b0 + L]
                     .try_into()
                     .expect("L lanes");
-                for (t, sum) in acc.iter_mut().enumerate().take(k) {
-                    let at = (c_in * lp + o * st + t) * bp + b0;
-                    let src: &[T; L] = a.xp[at..at + L].try_into().expect("L lanes");
+                for (t, sum) in acc.iter_mut().enumerate().take(a.k) {
+                    let Some(row) = (a.at)(c, t, o) else {
+                        continue;
+                    };
+                    let src: &[T; L] = a.x[row + b0..row + b0 + L].try_into().expect("L lanes");
                     *sum = std::array::from_fn(|j| madd::<T, FMA>(gv[j], src[j], sum[j]));
                 }
             }
         }
-        for (t, sum) in acc.iter().enumerate().take(k) {
-            dst[c_in * k + t] = sum.iter().fold(T::zero(), |s, &v| s + v);
+        for (t, sum) in acc.iter().enumerate().take(a.k) {
+            dst[c * a.k + t] = sum.iter().fold(T::zero(), |s, &v| s + v);
         }
     }
 }

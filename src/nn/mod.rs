@@ -5,11 +5,15 @@
 pub mod conv;
 mod conv_flex;
 mod corrector;
-pub mod line_conv;
 mod line_conv_flex;
 mod unet1d;
+mod unet1d_flex;
+pub mod unet1d_op;
+mod unet1d_plan;
 
 pub use conv::{ConvOps, conv_same};
 pub use corrector::{Corrector, CorrectorConfig, ResBlock};
-pub use line_conv::{Activation, LineConvOps, LineConvSpec, line_conv};
-pub use unet1d::{CastParams, FreshParams, ResBlock1d, UNet1d, UNet1dConfig, upsample2x};
+pub use line_conv_flex::{Activation, LineConvSpec};
+pub use unet1d::{CastParams, FreshParams, PackedUNet1d, ResBlock1d, UNet1d, UNet1dConfig};
+pub use unet1d_op::{UNetOps, unet1d};
+pub use unet1d_plan::{ConvLayer, Step, UNetArch};

@@ -12,15 +12,18 @@
 //! channel. Residual blocks: `act(x + conv₂(act(conv₁(x))))`, symmetric padding, LeakyReLU
 //! (slope 0.2). Glorot-uniform weights and zero biases (TensorFlow's defaults).
 //!
-//! Every layer is one [`line_conv`] (padding, convolution, bias, residual and activation
-//! fused, batch innermost); the parameters are Burn `Conv1d` modules (records, optimisers).
+//! The parameters are Burn `Conv1d` modules (records, optimisers); an application is one op
+//! ([`unet1d`]) on the parameters packed into one vector ([`UNet1d::packed`]).
 
-use super::line_conv::{Activation, LineConvSpec, line_conv};
+use super::line_conv_flex::{Activation, LineConvSpec};
+use super::unet1d_op::unet1d;
+use super::unet1d_plan::UNetArch;
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{Initializer, PaddingConfig1d};
 use burn::tensor::{Device, FloatDType, Tensor};
+use std::sync::Arc;
 
 /// Architecture of a [`UNet1d`].
 #[derive(Config, Debug, PartialEq)]
@@ -159,35 +162,6 @@ impl UNet1dConfig {
     }
 }
 
-/// Linear 2× upsampling along the points of `x: [C, L, B]` with edge values repeated: point
-/// `i` becomes `(¼x[i−1] + ¾x[i], ¾x[i] + ¼x[i+1])`.
-pub fn upsample2x(x: Tensor<3>) -> Tensor<3> {
-    let [c, n, b] = x.dims();
-    let p = Tensor::cat(
-        vec![
-            x.clone().narrow(1, 0, 1),
-            x.clone(),
-            x.clone().narrow(1, n - 1, 1),
-        ],
-        1,
-    );
-    let mid = p.clone().narrow(1, 1, n);
-    let left = p.clone().narrow(1, 0, n) * 0.25 + mid.clone() * 0.75;
-    let right = mid * 0.75 + p.narrow(1, 2, n) * 0.25;
-    Tensor::stack::<4>(vec![left, right], 2).reshape([c, 2 * n, b])
-}
-
-/// One layer through [`line_conv`]: `act(conv(pad(x), w) + b [+ residual])`.
-fn layer(
-    conv: &Conv1d,
-    x: Tensor<3>,
-    residual: Option<Tensor<3>>,
-    spec: LineConvSpec,
-) -> Tensor<3> {
-    let bias = conv.bias.as_ref().expect("U-Net convolutions have biases");
-    line_conv(x, conv.weight.val(), bias.val(), residual, spec)
-}
-
 /// Stride 1, `k` taps, edge padding `[(k−1)/2, k/2]` (TensorFlow's SYMMETRIC for pads ≤ 1).
 fn same_edge(k: usize, act: Activation) -> LineConvSpec {
     LineConvSpec {
@@ -198,66 +172,118 @@ fn same_edge(k: usize, act: Activation) -> LineConvSpec {
     }
 }
 
-impl ResBlock1d {
-    /// `act(x + conv₂(act(conv₁(x))))` on `x: [C, L, B]`.
-    fn forward(&self, x: Tensor<3>, slope: f64) -> Tensor<3> {
-        let spec = same_edge(self.first.weight.dims()[2], Activation::LeakyRelu(slope));
-        let h = layer(&self.first, x.clone(), None, spec);
-        layer(&self.second, h, Some(x), spec)
+/// The program of a [`UNet1d`] being written, with its convolutions in program order.
+struct Program<'a> {
+    arch: UNetArch,
+    convs: Vec<&'a Conv1d>,
+}
+
+impl<'a> Program<'a> {
+    /// Appends `conv` on slot `x` (plus `residual`); returns its output slot.
+    fn conv(
+        &mut self,
+        conv: &'a Conv1d,
+        x: usize,
+        residual: Option<usize>,
+        spec: LineConvSpec,
+    ) -> usize {
+        self.convs.push(conv);
+        let [co, ci, k] = conv.weight.dims();
+        self.arch.conv([ci, co, k], x, residual, spec)
+    }
+
+    /// `act(x + conv₂(act(conv₁(x))))`.
+    fn res_block(&mut self, blk: &'a ResBlock1d, x: usize, slope: f64) -> usize {
+        let spec = same_edge(blk.first.weight.dims()[2], Activation::LeakyRelu(slope));
+        let h = self.conv(&blk.first, x, None, spec);
+        self.conv(&blk.second, h, Some(x), spec)
+    }
+}
+
+/// A network's parameters packed into one vector, with its program: what one application
+/// op reads ([`unet1d`]). Pack once and apply many times (a chain of applications shares one
+/// packing and its backward node).
+#[derive(Clone, Debug)]
+pub struct PackedUNet1d {
+    /// Every weight and bias, in program order.
+    pub params: Tensor<1>,
+    /// The program.
+    pub arch: Arc<UNetArch>,
+}
+
+impl PackedUNet1d {
+    /// `x: [B, inputs, N]` → `[B, 1, N]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        unet1d(x, self.params.clone(), self.arch.clone())
     }
 }
 
 impl UNet1d {
-    /// `x: [B, inputs, N]` → `[B, 1, N]`.
+    /// `x: [B, inputs, N]` → `[B, 1, N]` (packs the parameters first; see [`Self::packed`]).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.forward_lines(x.permute([1, 2, 0])).permute([2, 0, 1])
+        self.packed().forward(x)
     }
 
-    /// The network in the batch-innermost layout of [`line_conv`]: `x: [inputs, N, B]` →
-    /// `[1, N, B]`.
-    pub fn forward_lines(&self, x: Tensor<3>) -> Tensor<3> {
-        let [c, n, b] = x.dims();
-        let pad = (1 << self.down.len()) - 1;
-        let zeros = Tensor::zeros([c, pad, b], (&x.device(), x.dtype()));
-        let x = Tensor::cat(vec![x, zeros], 1);
+    /// The network as a program with its convolutions in program order.
+    fn program(&self) -> Program<'_> {
+        let inputs = self.down[0].weight.dims()[1];
+        let mut p = Program {
+            arch: UNetArch::new(inputs, (1 << self.down.len()) - 1),
+            convs: vec![],
+        };
         let down = LineConvSpec {
             stride: 2,
             pad: [0, 0],
             edge: false,
             act: Activation::Relu,
         };
-        let mut skips = vec![x.clone()];
-        let mut y = x;
+        let mut skips = vec![0];
+        let mut y = 0;
         for (d, blocks) in self.down.iter().zip(&self.down_res) {
-            y = layer(d, y, None, down);
+            y = p.conv(d, y, None, down);
             for blk in blocks {
-                y = blk.forward(y, self.slope);
+                y = p.res_block(blk, y, self.slope);
             }
-            skips.push(y.clone());
+            skips.push(y);
         }
         for blk in &self.centre {
-            y = blk.forward(y, self.slope);
+            y = p.res_block(blk, y, self.slope);
         }
         skips.pop();
         let last = self.up.len() - 1;
         for (l, u) in self.up.iter().enumerate() {
-            y = upsample2x(y);
-            let len = y.dims()[1];
             let skip = skips.pop().expect("one skip per level");
-            let joined = Tensor::cat(vec![y, skip.narrow(1, 0, len)], 0);
+            let joined = p.arch.upsample_join(y, skip);
             let act = if l == last {
                 Activation::Linear
             } else {
                 Activation::Relu
             };
-            y = layer(u, joined, None, same_edge(2, act));
+            y = p.conv(u, joined, None, same_edge(2, act));
             if l != last {
                 for blk in &self.up_res[l] {
-                    y = blk.forward(y, self.slope);
+                    y = p.res_block(blk, y, self.slope);
                 }
             }
         }
-        y.narrow(1, 0, n)
+        p
+    }
+
+    /// The parameters packed in program order (differentiable: gradients of the packed vector
+    /// flow back to every `Conv1d`).
+    pub fn packed(&self) -> PackedUNet1d {
+        let Program { arch, convs } = self.program();
+        let parts = convs
+            .iter()
+            .flat_map(|c| {
+                let bias = c.bias.as_ref().expect("U-Net convolutions have biases");
+                [c.weight.val().reshape([-1]), bias.val()]
+            })
+            .collect();
+        PackedUNet1d {
+            params: Tensor::cat(parts, 0),
+            arch: Arc::new(arch),
+        }
     }
 }
 
@@ -439,18 +465,11 @@ mod tests {
     }
 
     #[test]
-    fn shapes_and_upsampling() {
+    fn shapes() {
         let dev = Device::flex();
         for n in [8, 32, 37, 128] {
             let net = UNet1dConfig::cfe().init(&dev);
             assert_eq!(net.forward(Tensor::ones([2, 3, n], &dev)).dims(), [2, 1, n]);
         }
-        let x = Tensor::<3>::from_floats([[[0.0], [4.0], [8.0]]], &dev);
-        let up: Vec<f32> = upsample2x(x)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap();
-        assert_eq!(up, vec![0.0, 1.0, 3.0, 5.0, 7.0, 8.0]);
     }
 }

@@ -268,7 +268,7 @@ pub fn train_all(
                     let times: Vec<usize> = picks.iter().map(|p| p.1 + dt).collect();
                     data.states_at(&s, &times, &fl, &device)
                 };
-                Ok(l2(predict_mid(net, at(0), at(n)), at(n / 2)))
+                Ok(l2(predict_mid(&net.packed(), at(0), at(n)), at(n / 2)))
             },
             progress,
         )?;
