@@ -105,12 +105,37 @@ pub fn blocked_transposed<T: ConvScalar>(w: &[T], co: usize, ci: usize, k: usize
     wt
 }
 
+/// Marks a tap that reads nothing (a zero of the padding, or no output position).
+const SKIP: usize = usize::MAX;
+
+/// Row offsets of channel 0 read by every (position, tap), `[positions][k]` (`SKIP`: none):
+/// for the forward pass and the weight gradient, input rows `source(o·stride + t)`.
+fn input_rows(l: usize, lout: usize, k: usize, bp: usize, spec: &LineConvSpec) -> Vec<usize> {
+    (0..lout * k)
+        .map(|at| source(at / k * spec.stride + at % k, l, spec).map_or(SKIP, |i| i * bp))
+        .collect()
+}
+
+/// For the input gradient over the padded positions `p`: output rows `(p − t)/stride` where
+/// that is an output position.
+fn output_rows(lp: usize, lout: usize, k: usize, bp: usize, st: usize) -> Vec<usize> {
+    (0..lp * k)
+        .map(|at| {
+            let (p, t) = (at / k, at % k);
+            match p.checked_sub(t) {
+                Some(q) if q % st == 0 && q / st < lout => q / st * bp,
+                _ => SKIP,
+            }
+        })
+        .collect()
+}
+
 /// One task of both passes over the data: for every position `p < positions` and block of
-/// batch lanes, `dst[c, p] = Σ_{ch, t} w[ch, t, c] · src[at(ch, t, p) ..]` for the `CB`
-/// channels `c` of the task's block, the sums kept in registers. The forward pass gathers the
-/// input at `(c_in, source(o·stride + t))`; the input gradient gathers the output gradient at
-/// `(c_out, (p − t)/stride)` where that is an output position (the transposed convolution).
-struct Gather<'a, T, F> {
+/// batch lanes, `dst[c, p] = Σ_{ch, t} w[ch, t, c] · src[ch·stride + rows[p, t] ..]` for the
+/// `CB` channels `c` of the task's block, the sums kept in registers. The forward pass gathers
+/// the input at `(c_in, source(o·stride + t))`; the input gradient gathers the output gradient
+/// at `(c_out, (p − t)/stride)` (the transposed convolution).
+struct Gather<'a, T> {
     /// The gathered plane (rows of `bp` lanes).
     src: &'a [T],
     /// The block's weights `[channels][k][CB]`.
@@ -119,49 +144,46 @@ struct Gather<'a, T, F> {
     k: usize,
     positions: usize,
     bp: usize,
-    /// Offset of the row for `(channel, tap, position)`, or `None` where nothing is read.
-    at: F,
+    /// Row offsets for channel 0, `[positions][k]`.
+    rows: &'a [usize],
+    /// Elements between the channels of `src`.
+    stride: usize,
 }
 
-impl<T: ConvScalar, F: Fn(usize, usize, usize) -> Option<usize> + Sync> Task<T>
-    for Gather<'_, T, F>
-{
+impl<T: ConvScalar> Task<T> for Gather<'_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
         match T::LANES {
             16 => {
                 let main = self.bp / 16 * 16;
-                gather_lanes::<T, F, FMA, 16>(self, dst, 0..main);
-                gather_lanes::<T, F, FMA, 8>(self, dst, main..self.bp);
+                gather_lanes::<T, FMA, 16>(self, dst, 0..main);
+                gather_lanes::<T, FMA, 8>(self, dst, main..self.bp);
             }
-            8 => gather_lanes::<T, F, FMA, 8>(self, dst, 0..self.bp),
+            8 => gather_lanes::<T, FMA, 8>(self, dst, 0..self.bp),
             l => unreachable!("register blocks of {l} lanes"),
         }
     }
 }
 
 #[inline(always)]
-fn gather_lanes<
-    T: ConvScalar,
-    F: Fn(usize, usize, usize) -> Option<usize>,
-    const FMA: bool,
-    const L: usize,
->(
-    a: &Gather<'_, T, F>,
+fn gather_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
+    a: &Gather<'_, T>,
     dst: &mut [T],
     lanes: std::ops::Range<usize>,
 ) {
     for p in 0..a.positions {
+        let rows = &a.rows[p * a.k..(p + 1) * a.k];
         for b0 in lanes.clone().step_by(L) {
             let mut acc = [[T::zero(); L]; CB];
-            for ch in 0..a.channels {
-                let taps = &a.w[ch * a.k * CB..];
-                for t in 0..a.k {
-                    let Some(row) = (a.at)(ch, t, p) else {
-                        continue;
-                    };
-                    let src: &[T; L] = a.src[row + b0..row + b0 + L].try_into().expect("L lanes");
-                    let wk: &[T; CB] = taps[t * CB..t * CB + CB].try_into().expect("CB");
+            for (t, &off) in rows.iter().enumerate() {
+                if off == SKIP {
+                    continue;
+                }
+                for ch in 0..a.channels {
+                    let row = ch * a.stride + off + b0;
+                    let src: &[T; L] = a.src[row..row + L].try_into().expect("L lanes");
+                    let at = (ch * a.k + t) * CB;
+                    let wk: &[T; CB] = a.w[at..at + CB].try_into().expect("CB");
                     fma_block::<T, FMA, L>(&mut acc, wk, src);
                 }
             }
@@ -185,6 +207,7 @@ fn negative_slope<T: ConvScalar>(act: Activation) -> T {
 /// `y = act(conv(pad(x), w) + bias [+ r])`: `x [cap(ci), l, bp]`, `wb` from [`blocked`],
 /// `bias [co]`, `r` and `y` `[cap(co), lout, bp]`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn forward<T: ConvScalar>(
     x: &[T],
     wb: &[T],
@@ -196,7 +219,8 @@ pub fn forward<T: ConvScalar>(
     simd: bool,
 ) {
     let LineShape { ci, co, l, k, bp } = sh;
-    let (lout, st) = (spec.lout(l, k), spec.stride);
+    let lout = spec.lout(l, k);
+    let rows = input_rows(l, lout, k, bp, spec);
     for (block, dst) in y.chunks_mut(CB * lout * bp).enumerate() {
         let task = Gather {
             src: x,
@@ -205,9 +229,8 @@ pub fn forward<T: ConvScalar>(
             k,
             positions: lout,
             bp,
-            at: |c: usize, t: usize, o: usize| {
-                source(o * st + t, l, spec).map(|i| (c * l + i) * bp)
-            },
+            rows: &rows,
+            stride: l * bp,
         };
         dispatch(&task, dst, simd);
     }
@@ -229,6 +252,7 @@ pub fn forward<T: ConvScalar>(
 /// `gx [cap(ci), l, bp]`, writes `gw [co, ci, k]` and `gb [co]`; `wt` from
 /// [`blocked_transposed`], `scratch` a reusable buffer.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn backward<T: ConvScalar>(
     x: &[T],
     wt: &[T],
@@ -243,36 +267,43 @@ pub fn backward<T: ConvScalar>(
     simd: bool,
 ) {
     let LineShape { ci, co, l, k, bp } = sh;
-    let (lout, st) = (spec.lout(l, k), spec.stride);
+    let lout = spec.lout(l, k);
     let lp = l + spec.pad[0] + spec.pad[1];
     // The slope is ≥ 0, so the output has the sign of the pre-activation.
     let neg = negative_slope::<T>(spec.act);
     let n = co * lout * bp;
     g[..n].iter_mut().zip(&y[..n]).for_each(|(g, &y)| {
-        if y <= T::zero() {
-            *g = *g * neg
-        }
+        *g = *g * if y > T::zero() { T::one() } else { neg };
     });
     let g = &g[..n];
+    let rows = input_rows(l, lout, k, bp, spec);
     for (o, plane) in g.chunks(lout * bp).enumerate() {
-        gb[o] = plane.iter().fold(T::zero(), |s, &v| s + v);
+        gb[o] = sum(plane);
+    }
+    // Two output channels per task share every load of `x`.
+    for (pair, dst) in gw.chunks_mut(2 * ci * k).enumerate() {
+        let outs = dst.len() / (ci * k);
         let task = WeightGrad {
             x,
-            g: plane,
+            g: &g[2 * pair * lout * bp..(2 * pair + outs) * lout * bp],
+            outs,
             ci,
             k,
             lout,
             bp,
-            at: |c: usize, t: usize, o: usize| {
-                source(o * st + t, l, spec).map(|i| (c * l + i) * bp)
-            },
+            rows: &rows,
+            stride: l * bp,
         };
-        dispatch(&task, &mut gw[o * ci * k..(o + 1) * ci * k], simd);
+        dispatch(&task, dst, simd);
     }
     // Input: the transposed convolution over padded positions, folded back onto the plane.
-    scratch.clear();
-    scratch.resize(capacity(ci) * lp * bp, T::zero());
-    for (block, dst) in scratch.chunks_mut(CB * lp * bp).enumerate() {
+    // Every element of the scratch is written by the gather: no zeroing.
+    let need = capacity(ci) * lp * bp;
+    if scratch.len() < need {
+        scratch.resize(need, T::zero());
+    }
+    let rows = output_rows(lp, lout, k, bp, spec.stride);
+    for (block, dst) in scratch[..need].chunks_mut(CB * lp * bp).enumerate() {
         let task = Gather {
             src: g,
             w: &wt[block * co * k * CB..(block + 1) * co * k * CB],
@@ -280,10 +311,8 @@ pub fn backward<T: ConvScalar>(
             k,
             positions: lp,
             bp,
-            at: |c: usize, t: usize, p: usize| {
-                let q = p.checked_sub(t)?;
-                (q % st == 0 && q / st < lout).then_some((c * lout + q / st) * bp)
-            },
+            rows: &rows,
+            stride: lout * bp,
         };
         dispatch(&task, dst, simd);
     }
@@ -298,62 +327,95 @@ pub fn backward<T: ConvScalar>(
     }
 }
 
-/// One task of the weight gradient: the `[ci, k]` taps of one output channel,
-/// `Σ_{o, lanes} g[o] · x[at(c, t, o)]`.
-struct WeightGrad<'a, T, F> {
+/// One task of the weight gradient: the `[ci, k]` taps of `outs` (1 or 2) output channels,
+/// `Σ_{o, lanes} g[q, o] · x[c·stride + rows[o, t] ..]`.
+struct WeightGrad<'a, T> {
     x: &'a [T],
-    /// This channel's gradient `[lout, bp]`.
+    /// The channels' gradients `[outs, lout, bp]`.
     g: &'a [T],
+    outs: usize,
     ci: usize,
     k: usize,
     lout: usize,
     bp: usize,
-    at: F,
+    rows: &'a [usize],
+    stride: usize,
 }
 
-impl<T: ConvScalar, F: Fn(usize, usize, usize) -> Option<usize> + Sync> Task<T>
-    for WeightGrad<'_, T, F>
-{
+impl<T: ConvScalar> Task<T> for WeightGrad<'_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
         if T::LANES == 16 && self.bp.is_multiple_of(16) {
-            weight_lanes::<T, F, FMA, 16>(self, dst)
+            self.taps::<FMA, 16>(dst)
         } else {
-            weight_lanes::<T, F, FMA, 8>(self, dst)
+            self.taps::<FMA, 8>(dst)
+        }
+    }
+}
+
+impl<T: ConvScalar> WeightGrad<'_, T> {
+    /// The kernel specialised on the taps and output channels.
+    #[inline(always)]
+    fn taps<const FMA: bool, const L: usize>(&self, dst: &mut [T]) {
+        match (self.k, self.outs) {
+            (1, 1) => weight_lanes::<T, FMA, L, 1, 1>(self, dst),
+            (1, _) => weight_lanes::<T, FMA, L, 1, 2>(self, dst),
+            (2, 1) => weight_lanes::<T, FMA, L, 2, 1>(self, dst),
+            (2, _) => weight_lanes::<T, FMA, L, 2, 2>(self, dst),
+            (3, 1) => weight_lanes::<T, FMA, L, 3, 1>(self, dst),
+            (3, _) => weight_lanes::<T, FMA, L, 3, 2>(self, dst),
+            (_, 1) => weight_lanes::<T, FMA, L, 4, 1>(self, dst),
+            (_, _) => weight_lanes::<T, FMA, L, 4, 2>(self, dst),
         }
     }
 }
 
 #[inline(always)]
-fn weight_lanes<
-    T: ConvScalar,
-    F: Fn(usize, usize, usize) -> Option<usize>,
-    const FMA: bool,
-    const L: usize,
->(
-    a: &WeightGrad<'_, T, F>,
+fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize, const OB: usize>(
+    a: &WeightGrad<'_, T>,
     dst: &mut [T],
 ) {
+    let plane = a.lout * a.bp;
     for c in 0..a.ci {
-        let mut acc = [[T::zero(); L]; MAX_TAPS];
+        let mut acc = [[[T::zero(); L]; K]; OB];
         for o in 0..a.lout {
+            let rows: &[usize; K] = a.rows[o * K..(o + 1) * K].try_into().expect("K taps");
             for b0 in (0..a.bp).step_by(L) {
-                let gv: &[T; L] = a.g[o * a.bp + b0..o * a.bp + b0 + L]
-                    .try_into()
-                    .expect("L lanes");
-                for (t, sum) in acc.iter_mut().enumerate().take(a.k) {
-                    let Some(row) = (a.at)(c, t, o) else {
+                let gv: [&[T; L]; OB] = std::array::from_fn(|q| {
+                    let at = q * plane + o * a.bp + b0;
+                    a.g[at..at + L].try_into().expect("L lanes")
+                });
+                for (t, &off) in rows.iter().enumerate() {
+                    if off == SKIP {
                         continue;
-                    };
-                    let src: &[T; L] = a.x[row + b0..row + b0 + L].try_into().expect("L lanes");
-                    *sum = std::array::from_fn(|j| madd::<T, FMA>(gv[j], src[j], sum[j]));
+                    }
+                    let row = c * a.stride + off + b0;
+                    let src: &[T; L] = a.x[row..row + L].try_into().expect("L lanes");
+                    for q in 0..OB {
+                        let sum = &mut acc[q][t];
+                        *sum = std::array::from_fn(|j| madd::<T, FMA>(gv[q][j], src[j], sum[j]));
+                    }
                 }
             }
         }
-        for (t, sum) in acc.iter().enumerate().take(a.k) {
-            dst[c * a.k + t] = sum.iter().fold(T::zero(), |s, &v| s + v);
+        for (q, taps) in acc.iter().enumerate() {
+            for (t, s) in taps.iter().enumerate() {
+                dst[(q * a.ci + c) * K + t] = s.iter().fold(T::zero(), |s, &v| s + v);
+            }
         }
     }
+}
+
+/// `Σ v` in 8 interleaved partial sums (vectorised; a single chain waits on every add).
+#[inline(always)]
+fn sum<T: ConvScalar>(v: &[T]) -> T {
+    let mut part = [T::zero(); 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        part = std::array::from_fn(|j| part[j] + c[j]);
+    }
+    let tail = chunks.remainder().iter().fold(T::zero(), |s, &x| s + x);
+    part.iter().fold(tail, |s, &x| s + x)
 }
 
 /// Whether the kernels take a convolution of `k` taps.

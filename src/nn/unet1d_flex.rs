@@ -118,7 +118,7 @@ pub fn forward<T: ConvScalar>(
                 n,
                 simd,
             };
-            run.forward(&weights, x, planes, y);
+            wide(simd, || run.forward(&weights, x, planes, y));
         });
     (y, saved)
 }
@@ -159,7 +159,9 @@ pub fn backward<T: ConvScalar>(
                 n,
                 simd,
             };
-            run.backward(&weights, &saved[at..at + lay.size], g, gx)
+            wide(simd, || {
+                run.backward(&weights, &saved[at..at + lay.size], g, gx)
+            })
         })
         .collect();
     let mut gp = vec![T::zero(); arch.params];
@@ -167,6 +169,24 @@ pub fn backward<T: ConvScalar>(
         gp.iter_mut().zip(part).for_each(|(a, &b)| *a = *a + b);
     }
     (gx, gp)
+}
+
+/// Runs `f` compiled for AVX2 + FMA when `simd` (the CPU must have them), so that the
+/// per-element loops between the kernels (activations, upsampling, copies) use 256-bit
+/// registers too.
+fn wide<R>(simd: bool, f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+        return unsafe { wide_avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// The program on one chunk.
@@ -197,6 +217,7 @@ impl<T: ConvScalar> Run<'_, T> {
 
     /// Runs the program on the chunk's items of `x`, its planes into `planes`, its outputs
     /// into `y [items, N]`.
+    #[inline(always)]
     fn forward(&self, weights: &[Vec<T>], x: &[T], planes: &mut [T], y: &mut [T]) {
         let (c, n, bp, l0) = (self.arch.inputs, self.n, self.chunk.bp, self.lay.len[0]);
         for j in 0..self.chunk.items {
@@ -254,6 +275,7 @@ impl<T: ConvScalar> Run<'_, T> {
 
     /// `y[c, 2i] = ¼x[i−1] + ¾x[i]`, `y[c, 2i+1] = ¾x[i] + ¼x[i+1]` (edges repeated) for the
     /// first `channels` channels.
+    #[inline(always)]
     fn upsample(&self, x: &[T], y: &mut [T], channels: usize) {
         let (bp, q, h) = (self.chunk.bp, quarter::<T>(), T::one() - quarter::<T>());
         let l = x.len() / capacity(channels) / bp;
@@ -272,6 +294,7 @@ impl<T: ConvScalar> Run<'_, T> {
     }
 
     /// The chunk's parameter gradient; writes its rows of `∂x` into `gx [items, C, N]`.
+    #[inline(always)]
     fn backward(&self, weights: &[Vec<T>], planes: &[T], g: &[T], gx: &mut [T]) -> Vec<T> {
         let (n, bp) = (self.n, self.chunk.bp);
         let mut grads = vec![T::zero(); self.lay.size];
@@ -341,6 +364,7 @@ impl<T: ConvScalar> Run<'_, T> {
     }
 
     /// Adds the adjoint of [`Self::upsample`] of `gy` to `gx`.
+    #[inline(always)]
     fn upsample_adjoint(&self, gy: &[T], gx: &mut [T], channels: usize) {
         let (bp, q, h) = (self.chunk.bp, quarter::<T>(), T::one() - quarter::<T>());
         let l = gx.len() / capacity(channels) / bp;
