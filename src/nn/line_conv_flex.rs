@@ -11,6 +11,7 @@
 //! copied: the kernels read the unpadded plane through the padding's index map.
 
 use super::conv_flex::{CB, ConvScalar, Task, dispatch, fma_block, madd};
+use std::ops::Range;
 
 /// A layer's activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -169,7 +170,7 @@ impl<T: ConvScalar> Task<T> for Gather<'_, T> {
 fn gather_lanes<T: ConvScalar, const FMA: bool, const L: usize>(
     a: &Gather<'_, T>,
     dst: &mut [T],
-    lanes: std::ops::Range<usize>,
+    lanes: Range<usize>,
 ) {
     for p in 0..a.positions {
         let rows = &a.rows[p * a.k..(p + 1) * a.k];
@@ -345,10 +346,15 @@ struct WeightGrad<'a, T> {
 impl<T: ConvScalar> Task<T> for WeightGrad<'_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
-        if T::LANES == 16 && self.bp.is_multiple_of(16) {
-            self.taps::<FMA, 16>(dst)
-        } else {
-            self.taps::<FMA, 8>(dst)
+        dst.fill(T::zero());
+        match T::LANES {
+            16 => {
+                let main = self.bp / 16 * 16;
+                self.taps::<FMA, 16>(dst, 0..main);
+                self.taps::<FMA, 8>(dst, main..self.bp);
+            }
+            8 => self.taps::<FMA, 8>(dst, 0..self.bp),
+            l => unreachable!("register blocks of {l} lanes"),
         }
     }
 }
@@ -356,16 +362,16 @@ impl<T: ConvScalar> Task<T> for WeightGrad<'_, T> {
 impl<T: ConvScalar> WeightGrad<'_, T> {
     /// The kernel specialised on the taps and output channels.
     #[inline(always)]
-    fn taps<const FMA: bool, const L: usize>(&self, dst: &mut [T]) {
+    fn taps<const FMA: bool, const L: usize>(&self, dst: &mut [T], lanes: Range<usize>) {
         match (self.k, self.outs) {
-            (1, 1) => weight_lanes::<T, FMA, L, 1, 1>(self, dst),
-            (1, _) => weight_lanes::<T, FMA, L, 1, 2>(self, dst),
-            (2, 1) => weight_lanes::<T, FMA, L, 2, 1>(self, dst),
-            (2, _) => weight_lanes::<T, FMA, L, 2, 2>(self, dst),
-            (3, 1) => weight_lanes::<T, FMA, L, 3, 1>(self, dst),
-            (3, _) => weight_lanes::<T, FMA, L, 3, 2>(self, dst),
-            (_, 1) => weight_lanes::<T, FMA, L, 4, 1>(self, dst),
-            (_, _) => weight_lanes::<T, FMA, L, 4, 2>(self, dst),
+            (1, 1) => weight_lanes::<T, FMA, L, 1, 1>(self, dst, lanes),
+            (1, _) => weight_lanes::<T, FMA, L, 1, 2>(self, dst, lanes),
+            (2, 1) => weight_lanes::<T, FMA, L, 2, 1>(self, dst, lanes),
+            (2, _) => weight_lanes::<T, FMA, L, 2, 2>(self, dst, lanes),
+            (3, 1) => weight_lanes::<T, FMA, L, 3, 1>(self, dst, lanes),
+            (3, _) => weight_lanes::<T, FMA, L, 3, 2>(self, dst, lanes),
+            (_, 1) => weight_lanes::<T, FMA, L, 4, 1>(self, dst, lanes),
+            (_, _) => weight_lanes::<T, FMA, L, 4, 2>(self, dst, lanes),
         }
     }
 }
@@ -374,13 +380,17 @@ impl<T: ConvScalar> WeightGrad<'_, T> {
 fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize, const OB: usize>(
     a: &WeightGrad<'_, T>,
     dst: &mut [T],
+    lanes: Range<usize>,
 ) {
+    if lanes.is_empty() {
+        return;
+    }
     let plane = a.lout * a.bp;
     for c in 0..a.ci {
         let mut acc = [[[T::zero(); L]; K]; OB];
         for o in 0..a.lout {
             let rows: &[usize; K] = a.rows[o * K..(o + 1) * K].try_into().expect("K taps");
-            for b0 in (0..a.bp).step_by(L) {
+            for b0 in lanes.clone().step_by(L) {
                 let gv: [&[T; L]; OB] = std::array::from_fn(|q| {
                     let at = q * plane + o * a.bp + b0;
                     a.g[at..at + L].try_into().expect("L lanes")
@@ -400,7 +410,8 @@ fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize, 
         }
         for (q, taps) in acc.iter().enumerate() {
             for (t, s) in taps.iter().enumerate() {
-                dst[(q * a.ci + c) * K + t] = s.iter().fold(T::zero(), |s, &v| s + v);
+                let d = &mut dst[(q * a.ci + c) * K + t];
+                *d = s.iter().fold(*d, |s, &v| s + v);
             }
         }
     }

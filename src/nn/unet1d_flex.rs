@@ -118,7 +118,7 @@ pub fn forward<T: ConvScalar>(
                 n,
                 simd,
             };
-            wide(simd, || run.forward(&weights, x, planes, y));
+            run.forward_wide(&weights, x, planes, y);
         });
     (y, saved)
 }
@@ -159,9 +159,7 @@ pub fn backward<T: ConvScalar>(
                 n,
                 simd,
             };
-            wide(simd, || {
-                run.backward(&weights, &saved[at..at + lay.size], g, gx)
-            })
+            run.backward_wide(&weights, &saved[at..at + lay.size], g, gx)
         })
         .collect();
     let mut gp = vec![T::zero(); arch.params];
@@ -169,24 +167,6 @@ pub fn backward<T: ConvScalar>(
         gp.iter_mut().zip(part).for_each(|(a, &b)| *a = *a + b);
     }
     (gx, gp)
-}
-
-/// Runs `f` compiled for AVX2 + FMA when `simd` (the CPU must have them), so that the
-/// per-element loops between the kernels (activations, upsampling, copies) use 256-bit
-/// registers too.
-fn wide<R>(simd: bool, f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` only where the CPU has the features the function is compiled for.
-        return unsafe { wide_avx2(f) };
-    }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
 }
 
 /// The program on one chunk.
@@ -202,6 +182,40 @@ struct Run<'a, T> {
 impl<T: ConvScalar> Run<'_, T> {
     fn range(&self, slot: usize) -> std::ops::Range<usize> {
         self.lay.range(self.arch, slot, self.chunk.bp)
+    }
+
+    /// [`Self::forward`] compiled for AVX2 + FMA when the CPU has them, so that the
+    /// per-element loops between the kernels (activations, upsampling, copies) use 256-bit
+    /// registers too.
+    fn forward_wide(&self, weights: &[Vec<T>], x: &[T], planes: &mut [T], y: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+            return unsafe { self.forward_avx2(weights, x, planes, y) };
+        }
+        self.forward(weights, x, planes, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn forward_avx2(&self, weights: &[Vec<T>], x: &[T], planes: &mut [T], y: &mut [T]) {
+        self.forward(weights, x, planes, y)
+    }
+
+    /// [`Self::backward`] compiled for AVX2 + FMA when the CPU has them.
+    fn backward_wide(&self, weights: &[Vec<T>], planes: &[T], g: &[T], gx: &mut [T]) -> Vec<T> {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // SAFETY: `simd` only where the CPU has the features the function is compiled for.
+            return unsafe { self.backward_avx2(weights, planes, g, gx) };
+        }
+        self.backward(weights, planes, g, gx)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn backward_avx2(&self, weights: &[Vec<T>], planes: &[T], g: &[T], gx: &mut [T]) -> Vec<T> {
+        self.backward(weights, planes, g, gx)
     }
 
     fn shape(&self, layer: usize, x: usize) -> LineShape {
