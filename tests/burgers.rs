@@ -350,6 +350,13 @@ fn the_quick_study_runs_resumes_and_refuses_bad_settings() {
     let r = record::<BurgersControl>(&cfg, dir.path(), &Quiet).unwrap();
     assert_eq!(r.methods.len(), 10);
     assert!(r.methods.iter().all(|m| m.mean.is_finite() && m.mean > 0.0));
+    // The validation split: the same rows but the iterative baseline.
+    assert_eq!(r.validation.len(), 9);
+    assert!(
+        r.validation
+            .iter()
+            .all(|m| m.mean.is_finite() && m.mean > 0.0)
+    );
     for f in [
         "results.json",
         "results.md",

@@ -55,7 +55,7 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Run a reproduced study (`wake-flow`, `smoke-target`, `spring-cage`, `bounce`,
+    /// Run a reproduced study (`wake-flow`, `burgers-control`, `smoke-target`, `spring-cage`, `bounce`,
     /// `softbody-material`, `cloth-throw`; `diffsim experiment list`) and write its pictures,
     /// settings and numbers.
     Experiment(ExperimentArgs),

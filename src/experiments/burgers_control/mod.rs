@@ -61,9 +61,9 @@ pub struct BurgersControlConfig {
 }
 
 impl Default for BurgersControlConfig {
-    /// docs/burgers-control.md §4: Adam 1e-3 halving every 1000 iterations; supervised stages
-    /// at batch 100 (as the paper's scripts), differentiable-physics stages at batch 32; 3000
-    /// iterations per stage as the revised code (2000 for refinement, the costliest).
+    /// docs/burgers-control.md §4: as the authors' revised code, Adam 1e-3 halving every 1000
+    /// iterations, batch 100 and 3000 iterations for every stage, supervised and
+    /// differentiable-physics alike.
     fn default() -> Self {
         let stage = |iterations, batch| StageConfig {
             iterations,
@@ -74,11 +74,11 @@ impl Default for BurgersControlConfig {
             data: BurgersDataConfig::default(),
             force_loss_scale: 0.1,
             sup_cfe: stage(3000, 100),
-            dp_cfe: stage(3000, 32),
+            dp_cfe: stage(3000, 100),
             dp_cfe_from_supervised: true,
             sup_op: stage(3000, 100),
-            dp_staggered: stage(3000, 32),
-            dp_refined: stage(2000, 32),
+            dp_staggered: stage(3000, 100),
+            dp_refined: stage(3000, 100),
             baseline: BaselineConfig::default(),
             pictures: 3,
             seed: 1,

@@ -48,8 +48,11 @@ pub struct Check {
 pub struct BurgersControlResult {
     /// The settings.
     pub config: BurgersControlConfig,
-    /// Every method, data references first.
+    /// Every method on the test split, data references first.
     pub methods: Vec<MethodResult>,
+    /// The same on the validation split (held out too: nothing is selected on it), a second
+    /// sample of the data distribution.
+    pub validation: Vec<MethodResult>,
     /// The iterative baseline.
     pub baseline: BaselineResult,
     /// The networks' parameter counts `(CFE, each OP_n)`.
@@ -158,6 +161,71 @@ fn pictures(
     Ok(())
 }
 
+/// A control scheme: the executed trajectory from `(u_0, u*)`, both `[B, N]`.
+type Scheme<'a> = Box<dyn Fn(Tensor<2>, Tensor<2>) -> Vec<Tensor<2>> + 'a>;
+
+/// Every method's total force on the sequences `ids`: the data references (generating force
+/// Σ|f|·n, the ground truth's own F, single shot), then every scheme of `runs`; `on_states`
+/// sees each trajectory (ground truth first).
+fn split_results(
+    data: &BurgersData,
+    ids: &[usize],
+    runs: &[(&str, Scheme)],
+    on_states: &mut dyn FnMut(&str, &[Tensor<2>]) -> Result<()>,
+) -> Result<Vec<MethodResult>> {
+    let scene = &data.config.scene;
+    let steps = scene.steps;
+    let dev = Device::flex();
+    let none = vec![false; ids.len()];
+    let b = ids.len();
+    let data_force: Vec<f64> = ids
+        .iter()
+        .map(|&s| {
+            data.data_force(s)
+                .iter()
+                .map(|x| x.abs() as f64)
+                .sum::<f64>()
+                * steps as f64
+        })
+        .collect();
+    let mut methods = vec![method("GT (data force Σ|f|·n)", &data_force, 0.0)];
+    let gt: Vec<Tensor<2>> = (0..=steps)
+        .map(|t| data.states(ids, t, &none, &dev))
+        .collect();
+    methods.push(method(
+        "GT trajectory",
+        &total_force(forces(scene, &gt), b),
+        0.0,
+    ));
+    on_states("GT", &gt)?;
+    let (u0, target) = (gt[0].clone(), gt[steps].clone());
+    let naive: Vec<f64> = {
+        let d: Vec<f32> = (target.clone() - u0.clone())
+            .abs()
+            .sum_dim(1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        d.into_iter().map(f64::from).collect()
+    };
+    methods.push(method("Naive single shot", &naive, 0.0));
+    for (name, run) in runs {
+        let t = Instant::now();
+        let states = run(u0.clone(), target.clone());
+        let totals = total_force(forces(scene, &states), b);
+        let wall = t.elapsed().as_secs_f64();
+        if totals.iter().any(|x| !x.is_finite()) {
+            return Err(DiffsimError::config(format!(
+                "{name}: a held-out rollout became non-finite"
+            )));
+        }
+        methods.push(method(name, &totals, wall));
+        on_states(name, &states)?;
+    }
+    Ok(methods)
+}
+
 /// Evaluates every method on the test set and writes the pictures and the loss curves.
 pub fn evaluate(
     cfg: &BurgersControlConfig,
@@ -171,48 +239,9 @@ pub fn evaluate(
     let scene = &data.config.scene;
     let steps = scene.steps;
     let dev = Device::flex();
-    let test = &data.test;
-    let none = vec![false; test.len()];
-    let u0 = data.states(test, 0, &none, &dev);
-    let target = data.states(test, steps, &none, &dev);
-    let b = test.len();
     let pics = dir.join("spacetime");
     std::fs::create_dir_all(&pics).map_err(|e| DiffsimError::file(&pics, e))?;
-    progress.start("evaluation (methods)", 9);
-    let mut methods = Vec::new();
-    // Data references: the generating force Σ|f|·n, the ground truth's own F, single shot.
-    let data_force: Vec<f64> = test
-        .iter()
-        .map(|&s| {
-            data.data_force(s)
-                .iter()
-                .map(|x| x.abs() as f64)
-                .sum::<f64>()
-                * steps as f64
-        })
-        .collect();
-    methods.push(method("GT (data force Σ|f|·n)", &data_force, 0.0));
-    let gt: Vec<Tensor<2>> = (0..=steps)
-        .map(|t| data.states(test, t, &none, &dev))
-        .collect();
-    methods.push(method(
-        "GT trajectory",
-        &total_force(forces(scene, &gt), b),
-        0.0,
-    ));
-    pictures(&pics, "GT", scene, &gt, cfg.pictures)?;
-    let naive: Vec<f64> = {
-        let d: Vec<f32> = (target.clone() - u0.clone())
-            .abs()
-            .sum_dim(1)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        d.into_iter().map(f64::from).collect()
-    };
-    methods.push(method("Naive single shot", &naive, 0.0));
-    progress.set(3);
+    progress.start("evaluation (methods)", 7);
     // The networks, reloaded onto the plain (untracked) device.
     let cfe = |dir_name: &str| load(UNet1dConfig::cfe().init(&dev), &dir.join(dir_name));
     let mut sup_op = Hierarchy::init(steps, &dev);
@@ -222,7 +251,6 @@ pub fn evaluate(
     let dp_staggered = load(Hierarchy::init(steps, &dev), &dir.join("dp-staggered"))?;
     let dp_refined = load(Hierarchy::init(steps, &dev), &dir.join("dp-refined"))?;
     let chain = |net: UNet1d| move |a: Tensor<2>, z: Tensor<2>| cfe_chain(&net, a, z, steps);
-    type Scheme<'a> = Box<dyn Fn(Tensor<2>, Tensor<2>) -> Vec<Tensor<2>> + 'a>;
     let runs: Vec<(&str, Scheme)> = vec![
         ("Sup-CFE chain", Box::new(chain(cfe("sup-cfe")?))),
         ("DP-CFE chain", Box::new(chain(cfe("dp-cfe")?))),
@@ -243,20 +271,17 @@ pub fn evaluate(
             Box::new(|a, z| refined(&dp_refined, a, z, steps)),
         ),
     ];
-    for (k, (name, run)) in runs.iter().enumerate() {
-        let t = Instant::now();
-        let states = run(u0.clone(), target.clone());
-        let totals = total_force(forces(scene, &states), b);
-        let wall = t.elapsed().as_secs_f64();
-        if totals.iter().any(|x| !x.is_finite()) {
-            return Err(DiffsimError::config(format!(
-                "{name}: a test rollout became non-finite"
-            )));
-        }
-        methods.push(method(name, &totals, wall));
-        pictures(&pics, name, scene, &states, cfg.pictures)?;
-        progress.set(4 + k as u64);
-    }
+    let mut done = 0;
+    let mut methods = split_results(data, &data.test, &runs, &mut |name, states| {
+        done += 1;
+        progress.set(done);
+        pictures(&pics, name, scene, states, cfg.pictures)
+    })?;
+    let validation = split_results(data, &data.validation, &runs, &mut |_, _| Ok(()))?;
+    let test = &data.test;
+    let none = vec![false; test.len()];
+    let u0 = data.states(test, 0, &none, &dev);
+    let target = data.states(test, steps, &none, &dev);
     // The iterative baseline on the first test sequences, levels: the networks' means.
     let nb = cfg.baseline.sequences;
     let levels: Vec<f64> = ["DP-CFE chain", "DP-refined"]
@@ -312,6 +337,7 @@ pub fn evaluate(
     Ok(BurgersControlResult {
         config: cfg.clone(),
         methods,
+        validation,
         baseline,
         parameters,
         stages: stages.iter().map(stage_row).collect(),
@@ -374,6 +400,39 @@ pub fn acceptance(methods: &[MethodResult]) -> Vec<Check> {
     ]
 }
 
+/// A markdown table of `methods` with each mean divided by the data force's (`÷ GT`).
+fn method_table(methods: &[MethodResult], with_wall: bool) -> String {
+    let gt = methods.first().map(|m| m.mean).unwrap_or(f64::NAN);
+    let mut p =
+        String::from("| method | total force Σ_t Σ_x |F| (mean ± std) | ÷ GT | published |");
+    p += if with_wall {
+        " wall time (s) |\n|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|\n"
+    };
+    for m in methods {
+        let published = m
+            .published
+            .map(|(v, e)| format!("{v} ± {e}"))
+            .unwrap_or_else(|| "–".into());
+        p += &format!(
+            "| {} | {:.2} ± {:.2} (n = {}) | {:.2} | {} |",
+            m.name,
+            m.mean,
+            m.std,
+            m.sequences,
+            m.mean / gt,
+            published
+        );
+        p += &if with_wall {
+            format!(" {:.3} |\n", m.wall_s)
+        } else {
+            "\n".into()
+        };
+    }
+    p
+}
+
 /// The results page.
 pub fn results_page(r: &BurgersControlResult) -> String {
     let s = &r.config.data.scene;
@@ -386,17 +445,12 @@ pub fn results_page(r: &BurgersControlResult) -> String {
         r.parameters.0,
         r.parameters.1
     );
-    p += "| method | total force Σ_t Σ_x |F| (mean ± std) | published | wall time (s) |\n|---|---|---|---|\n";
-    for m in &r.methods {
-        let published = m
-            .published
-            .map(|(v, e)| format!("{v} ± {e}"))
-            .unwrap_or_else(|| "–".into());
-        p += &format!(
-            "| {} | {:.2} ± {:.2} (n = {}) | {} | {:.3} |\n",
-            m.name, m.mean, m.std, m.sequences, published, m.wall_s
-        );
-    }
+    p += &method_table(&r.methods, true);
+    p += &format!(
+        "\nThe same networks on the {} validation sequences (held out as well: nothing is trained or selected on them), a second sample of the data distribution; `÷ GT` divides by the split's mean data force, which differs between samples of 200:\n\n",
+        r.config.data.validation
+    );
+    p += &method_table(&r.validation, false);
     let b = &r.baseline;
     p += &format!(
         "\nIterative baseline: {} Adam iterations on {} sequences at once in {:.1} s ({:.2} s per sequence if run alone at this size); the loss fell by {:.2e} (relative) over the last 10% of the iterations.",
