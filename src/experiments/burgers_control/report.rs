@@ -453,7 +453,7 @@ pub fn results_page(r: &BurgersControlResult) -> String {
     p += &method_table(&r.validation, false);
     let b = &r.baseline;
     p += &format!(
-        "\nIterative baseline: {} Adam iterations on {} sequences at once in {:.1} s ({:.2} s per sequence if run alone at this size); the loss fell by {:.2e} (relative) over the last 10% of the iterations.",
+        "\nIterative baseline: {} Adam iterations on {} sequences at once in {:.1} s ({:.2} s per sequence if run alone at this size); relative decrease of the loss over the last 10% of the iterations: {:+.2e} (converged when near zero).",
         b.iterations,
         b.totals.len(),
         b.wall_s,
