@@ -3,6 +3,8 @@
 mod bench;
 mod bench_burgers;
 mod bench_grad;
+mod bench_machine;
+mod bench_train;
 mod dataset;
 mod eval;
 mod experiment;
@@ -79,6 +81,13 @@ pub enum BenchWhat {
     /// solver steps, batch 100), the network's and the solver's shares, and a 32-step
     /// solver-only unroll; `--phiflow FILE` sets them beside PhiFlow 3.4 + JAX measured the same day.
     Burgers(bench_burgers::BurgersBenchArgs),
+    /// This CPU's f32 FMA peak (one core, all cores) and copy bandwidth: the yardstick for
+    /// the kernels' achieved rates.
+    Machine(bench_machine::MachineBenchArgs),
+    /// Solver-in-the-Loop training iterations per second (NON, SOL-4, SOL-8; small and
+    /// mars-moon correctors), the network alone, and the convolution kernels' rates against
+    /// the FMA peak; `--phiflow FILE` sets them beside PhiFlow 3.4 measured the same day.
+    Train(bench_train::TrainBenchArgs),
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
@@ -179,6 +188,26 @@ fn run(cli: Cli) -> Result<()> {
             what: BenchWhat::Burgers(args),
         } => {
             let r = bench_burgers::bench_burgers(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Train(args),
+        } => {
+            let r = bench_train::bench_train(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Machine(args),
+        } => {
+            let r = bench_machine::bench_machine(&args)?;
             if args.json {
                 json(&r)?
             } else {

@@ -27,14 +27,18 @@ pub(super) const CB: usize = 4;
 pub trait ConvScalar: Float + Send + Sync + std::fmt::Debug + 'static {
     /// Neighbouring pixels per register block (two 256-bit registers).
     const LANES: usize;
+    /// Lanes of one weight-gradient sum (one 256-bit register).
+    const WEIGHT_LANES: usize;
 }
 
 impl ConvScalar for f32 {
     const LANES: usize = 16;
+    const WEIGHT_LANES: usize = 8;
 }
 
 impl ConvScalar for f64 {
     const LANES: usize = 8;
+    const WEIGHT_LANES: usize = 4;
 }
 
 /// `a·b + c`, fused (one rounding) when `FMA`: only the AVX2 + FMA build, where `mul_add` is
@@ -83,7 +87,7 @@ fn run_avx2<T, K: Task<T>>(task: &K, dst: &mut [T]) {
 }
 
 /// Shape of a 'same' convolution: `x [b, ci, h, w]`, `w [co, ci, k, k]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConvShape {
     /// Batch items.
     pub b: usize,
@@ -272,22 +276,42 @@ pub fn weight_gradient<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape) -> Vec<T> 
     weight_gradient_on(x, g, s, simd())
 }
 
+/// Output channels of one weight-gradient task.
+const WB: usize = 2;
+
 /// [`weight_gradient`] with the AVX2 + FMA build when `simd` (the CPU must have them) or the
 /// baseline one.
+///
+/// A GEMM `[co] × [b·h·w] · [b·h·w] × [ci·k²]` blocked for registers: a task holds the `k`
+/// taps of one kernel row for [`WB`] output channels and one input channel, `WB·k` sums of
+/// one vector each (10 of the 16 AVX2 registers at k = 5), so that one load of `g` serves `k`
+/// multiply-adds and one load of the input row serves `WB` (7 loads per 10 FMAs at k = 5).
 fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, simd: bool) -> Vec<T> {
-    let lanes = T::LANES;
+    let lanes = T::WEIGHT_LANES;
     let (p, wc, wp) = (s.pad(), s.wc(lanes), s.wp(lanes));
     let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
-    // g with rows padded to whole register blocks (the extra lanes are zero).
-    let gp = padded(g, (s.b * s.co, s.h, s.w), (0, 0, wc));
-    let mut out = vec![T::zero(); s.co * s.ci * s.k * s.k];
-    out.par_chunks_mut(s.k * s.k)
+    // g as [b, blocks·WB, h, wc]: rows padded to whole vectors and channels to whole
+    // blocks, with zeros.
+    let blocks = s.co.div_ceil(WB);
+    let mut gp = vec![T::zero(); s.b * blocks * WB * s.h * wc];
+    gp.par_chunks_mut(blocks * WB * s.h * wc)
+        .zip(g.par_chunks(s.co * s.h * s.w))
+        .for_each(|(dst, src)| {
+            for (row, src) in dst.chunks_mut(wc).zip(src.chunks(s.w)) {
+                row[..s.w].copy_from_slice(src);
+            }
+        });
+    let kk = s.k * s.k;
+    // Tasks write [blocks, ci, WB, k²]; the result is [co, ci, k²].
+    let mut tiles = vec![T::zero(); blocks * s.ci * WB * kk];
+    tiles
+        .par_chunks_mut(WB * kk)
         .enumerate()
         .for_each(|(task, dst)| {
             let args = WeightTask {
                 xp: &xp,
                 gp: &gp,
-                o: task / s.ci,
+                block: task / s.ci,
                 i: task % s.ci,
                 s,
                 wp,
@@ -295,14 +319,24 @@ fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, simd: bool)
             };
             dispatch(&args, dst, simd);
         });
+    let mut out = vec![T::zero(); s.co * s.ci * kk];
+    for (o, dst) in out.chunks_mut(s.ci * kk).enumerate() {
+        for (i, taps) in dst.chunks_mut(kk).enumerate() {
+            let at = ((o / WB * s.ci + i) * WB + o % WB) * kk;
+            taps.copy_from_slice(&tiles[at..at + kk]);
+        }
+    }
     out
 }
 
-/// One task of [`weight_gradient`]: the `k²` taps of output channel `o`, input channel `i`.
+/// One task of [`weight_gradient`]: the `k²` taps of output channels `block·WB ..` and input
+/// channel `i`.
 struct WeightTask<'a, T> {
+    /// Padded input `[b, ci, hp, wp]`.
     xp: &'a [T],
+    /// Padded output gradient `[b, blocks·WB, h, wc]`.
     gp: &'a [T],
-    o: usize,
+    block: usize,
     i: usize,
     s: ConvShape,
     wp: usize,
@@ -310,51 +344,60 @@ struct WeightTask<'a, T> {
 }
 
 impl<T: ConvScalar> Task<T> for WeightTask<'_, T> {
-    /// Writes the `k²` taps into `dst`.
+    /// Writes the `[WB, k²]` taps into `dst`.
     #[inline(always)]
     fn run<const FMA: bool>(&self, dst: &mut [T]) {
-        match (T::LANES, self.s.k) {
-            (16, 1) => weight_lanes::<T, FMA, 16, 1>(self, dst),
-            (16, 3) => weight_lanes::<T, FMA, 16, 3>(self, dst),
-            (16, 5) => weight_lanes::<T, FMA, 16, 5>(self, dst),
-            (16, 7) => weight_lanes::<T, FMA, 16, 7>(self, dst),
+        match (T::WEIGHT_LANES, self.s.k) {
             (8, 1) => weight_lanes::<T, FMA, 8, 1>(self, dst),
             (8, 3) => weight_lanes::<T, FMA, 8, 3>(self, dst),
             (8, 5) => weight_lanes::<T, FMA, 8, 5>(self, dst),
             (8, 7) => weight_lanes::<T, FMA, 8, 7>(self, dst),
-            (l, k) => unreachable!("register blocks of {l} lanes, kernel {k}"),
+            (4, 1) => weight_lanes::<T, FMA, 4, 1>(self, dst),
+            (4, 3) => weight_lanes::<T, FMA, 4, 3>(self, dst),
+            (4, 5) => weight_lanes::<T, FMA, 4, 5>(self, dst),
+            (4, 7) => weight_lanes::<T, FMA, 4, 7>(self, dst),
+            (l, k) => unreachable!("vectors of {l} lanes, kernel {k}"),
         }
     }
 }
 
-/// The taps of one kernel row at a time: `K` sums of `L` lanes stay in registers while one
-/// load of `g` serves all `K` of them.
+/// The taps of one kernel row at a time: `WB·K` sums of `L` lanes stay in registers while
+/// one load of `g` serves `K` of them and one load of the input row serves `WB`.
 #[inline(always)]
 fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize>(
     a: &WeightTask<'_, T>,
     dst: &mut [T],
 ) {
-    let ConvShape { b, ci, co, h, .. } = a.s;
+    let ConvShape { b, ci, h, .. } = a.s;
     let (wp, wc, hp) = (a.wp, a.wc, a.s.hp());
+    let gplanes = a.gp.len() / (b * h * wc);
     for ky in 0..K {
-        let mut acc = [[T::zero(); L]; K];
+        let mut acc = [[[T::zero(); L]; K]; WB];
         for item in 0..b {
             let xplane = &a.xp[(item * ci + a.i) * hp * wp..];
-            let gplane = &a.gp[(item * co + a.o) * h * wc..];
+            let g0 = (item * gplanes + a.block * WB) * h * wc;
             for y in 0..h {
                 let xrow = &xplane[(y + ky) * wp..];
-                let grow = &gplane[y * wc..];
                 for x0 in (0..wc).step_by(L) {
-                    let gv: &[T; L] = grow[x0..x0 + L].try_into().expect("L lanes");
-                    for (kx, sum) in acc.iter_mut().enumerate() {
+                    let gv: [[T; L]; WB] = std::array::from_fn(|o| {
+                        let at = g0 + (o * h + y) * wc + x0;
+                        a.gp[at..at + L].try_into().expect("L lanes")
+                    });
+                    for kx in 0..K {
                         let src: &[T; L] = xrow[x0 + kx..x0 + kx + L].try_into().expect("L lanes");
-                        *sum = std::array::from_fn(|j| madd::<T, FMA>(gv[j], src[j], sum[j]));
+                        for o in 0..WB {
+                            acc[o][kx] = std::array::from_fn(|j| {
+                                madd::<T, FMA>(gv[o][j], src[j], acc[o][kx][j])
+                            });
+                        }
                     }
                 }
             }
         }
-        for (kx, sum) in acc.iter().enumerate() {
-            dst[ky * K + kx] = sum.iter().fold(T::zero(), |s, &v| s + v);
+        for (o, sums) in acc.iter().enumerate() {
+            for (kx, sum) in sums.iter().enumerate() {
+                dst[o * K * K + ky * K + kx] = sum.iter().fold(T::zero(), |s, &v| s + v);
+            }
         }
     }
 }
@@ -408,6 +451,63 @@ pub fn weight_gradient_tensor(x: FlexTensor, g: FlexTensor, k: usize) -> FlexTen
         [co, ci, k, k],
     ));
     FlexTensor::from_data(out)
+}
+
+/// Achieved rates of the three convolutions at one shape, f32 (GFLOP/s, a multiply-add
+/// counted as 2 flops: `2·b·h·w·ci·co·k²` per convolution).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KernelRates {
+    /// The shape timed.
+    pub shape: ConvShape,
+    /// Forward `ci → co` (with bias).
+    pub forward_gflops: f64,
+    /// Input gradient: the forward kernel `co → ci` with the rotated weights.
+    pub input_gradient_gflops: f64,
+    /// Weight gradient.
+    pub weight_gradient_gflops: f64,
+}
+
+/// Times the three kernels at `s` on f32 values: each the best of `repeats` calls.
+pub fn kernel_rates(s: ConvShape, repeats: usize) -> KernelRates {
+    let values = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect()
+    };
+    let x = values(s.b * s.ci * s.h * s.w);
+    let g = values(s.b * s.co * s.h * s.w);
+    let w = values(s.co * s.ci * s.k * s.k);
+    let w_t = values(s.co * s.ci * s.k * s.k);
+    let bias = values(s.co);
+    let back = ConvShape {
+        ci: s.co,
+        co: s.ci,
+        ..s
+    };
+    let flops = 2.0 * (s.b * s.h * s.w * s.ci * s.co * s.k * s.k) as f64;
+    let best = |f: &mut dyn FnMut()| {
+        f();
+        (0..repeats.max(1))
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let gflops = |seconds: f64| flops / seconds / 1e9;
+    KernelRates {
+        shape: s,
+        forward_gflops: gflops(best(&mut || {
+            std::hint::black_box(forward(&x, &w, Some(&bias), s));
+        })),
+        input_gradient_gflops: gflops(best(&mut || {
+            std::hint::black_box(forward(&g, &w_t, None, back));
+        })),
+        weight_gradient_gflops: gflops(best(&mut || {
+            std::hint::black_box(weight_gradient(&x, &g, s));
+        })),
+    }
 }
 
 #[cfg(test)]

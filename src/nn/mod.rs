@@ -3,7 +3,7 @@
 //! 'same' convolution op it runs on (its own backward node, see [`conv`]).
 
 pub mod conv;
-mod conv_flex;
+pub mod conv_flex;
 mod corrector;
 mod line_conv_flex;
 mod unet1d;
