@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops and a 32-step
 /// DP-CFE unroll with its network.
-pub const CHECKS: [&str; 22] = [
+pub const CHECKS: [&str; 24] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -35,6 +35,8 @@ pub const CHECKS: [&str; 22] = [
     "unroll16-control-force",
     "unroll16-checkpointed",
     "conv-same",
+    "conv-same-act",
+    "conv-same-add-act",
     "advect-line",
     "burgers-step-paper",
     "burgers-step-notebook",
@@ -197,6 +199,26 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
                     x[0].clone().reshape([b, 3, 6, 5]),
                     x[1].clone().reshape([4, 3, 3, 3]),
                     x[2].clone().reshape([4]),
+                );
+                weighted(y.reshape([b * 4, 6, 5]), 9)
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "conv-same-act" | "conv-same-add-act" => {
+            // x [2, 3, 6, 5], w [4, 3, 3, 3], b [4], residual [2, 4, 6, 5]; the inputs are
+            // shifted by 0.3 so that both sides of the activation's kink are sampled.
+            let residual = name == "conv-same-add-act";
+            let mut x = vec![f([b * 3, 6, 5], 14), f([4 * 3, 3, 3], 15), f([1, 1, 4], 16)];
+            if residual {
+                x.push(f([b * 4, 6, 5], 17));
+            }
+            let loss = move |x: &[Tensor<3>]| {
+                let y = crate::nn::conv_same_act(
+                    x[0].clone().add_scalar(0.3).reshape([b, 3, 6, 5]),
+                    x[1].clone().reshape([4, 3, 3, 3]),
+                    x[2].clone().reshape([4]),
+                    x.get(3).map(|r| r.clone().reshape([b, 4, 6, 5])),
+                    0.3,
                 );
                 weighted(y.reshape([b * 4, 6, 5]), 9)
             };

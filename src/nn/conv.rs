@@ -19,7 +19,7 @@ use super::conv_flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
@@ -63,6 +63,42 @@ pub trait ConvOps: Backend {
         kernel: usize,
     ) -> FloatTensor<Self> {
         im2col_weight_gradient::<Self>(x, g, kernel)
+    }
+
+    /// `y = LeakyReLU(conv(x, w) + b)` with negative slope `slope`: a layer of the corrector
+    /// as one op.
+    fn conv_same_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        burn_conv_act::<Self>(x, w, b, None, slope)
+    }
+
+    /// `y = LeakyReLU(conv(x, w) + b + r)`: [`ConvOps::conv_same_act`] with a residual
+    /// `r [B, C_out, H, W]` added before the activation.
+    fn conv_same_add_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        burn_conv_act::<Self>(x, w, b, Some(r), slope)
+    }
+
+    /// The gradient before a LeakyReLU of slope `slope`, from its output `y` and the
+    /// gradient `g` after it: `g` where `y > 0`, else `slope · g`.
+    fn leaky_relu_backward(
+        y: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        let bool_dtype = burn::backend::get_or_init_device_settings::<Self>(&y.device()).bool_dtype;
+        let mask = Self::float_lower_equal_elem(y, 0f32.into(), bool_dtype);
+        let scaled = Self::float_mul_scalar(g.clone(), slope.into());
+        Self::float_mask_where(g, mask, scaled)
     }
 }
 
@@ -160,6 +196,41 @@ impl ConvOps for burn::backend::Flex {
             im2col_weight_gradient::<Self>(x, g, kernel)
         }
     }
+
+    fn conv_same_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        if conv_flex::supports(&x, w.shape()[2]) {
+            conv_flex::forward_act_tensor(x, w, b, None, slope)
+        } else {
+            burn_conv_act::<Self>(x, w, b, None, slope)
+        }
+    }
+
+    fn conv_same_add_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        if conv_flex::supports(&x, w.shape()[2]) {
+            conv_flex::forward_act_tensor(x, w, b, Some(r), slope)
+        } else {
+            burn_conv_act::<Self>(x, w, b, Some(r), slope)
+        }
+    }
+
+    fn leaky_relu_backward(
+        y: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        conv_flex::leaky_relu_backward_tensor(y, g, slope)
+    }
 }
 
 /// The kernel of the input gradient of a stride-1 'same' convolution: `w [C_out, C_in, k, k]`
@@ -191,22 +262,8 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
                 let x: FloatTensor<B> = ck.retrieve_node_output(xid);
                 let w: FloatTensor<B> = ck.retrieve_node_output(wid);
                 let g = grads.consume::<B>(&ops.node);
-                let [px, pw, pb] = &ops.parents;
-                if let Some(node) = pb {
-                    let c_out = g.shape()[1];
-                    let gb = B::float_reshape(
-                        B::float_sum_dims(g.clone(), &[0, 2, 3]),
-                        Shape::from(vec![c_out]),
-                    );
-                    grads.register::<B>(node.id, gb);
-                }
-                if let Some(node) = pw {
-                    let gw = B::conv_same_weight_backward(x.clone(), g.clone(), k);
-                    grads.register::<B>(node.id, gw);
-                }
-                if let Some(node) = px {
-                    grads.register::<B>(node.id, B::conv_same_input_backward(g, w));
-                }
+                let ids = ops.parents.map(|p| p.map(|n| n.id));
+                register_conv_grads::<B>(grads, ids, x, w, g, k);
             }
         }
         let k = w.shape()[2];
@@ -227,6 +284,138 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
             )),
         }
     }
+
+    fn conv_same_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        conv_act_node::<B, C, 3>([x.node(), w.node(), b.node()], [x, w, b], None, slope)
+    }
+
+    fn conv_same_add_act(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        r: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        conv_act_node::<B, C, 4>(
+            [x.node(), w.node(), b.node(), r.node()],
+            [x, w, b],
+            Some(r),
+            slope,
+        )
+    }
+}
+
+/// [`ConvOps::conv_same_act`] or, with a residual, [`ConvOps::conv_same_add_act`] of `B`.
+fn inner_conv_act<B: ConvOps>(
+    [x, w, b]: [FloatTensor<B>; 3],
+    r: Option<FloatTensor<B>>,
+    slope: f64,
+) -> FloatTensor<B> {
+    match r {
+        Some(r) => B::conv_same_add_act(x, w, b, r, slope),
+        None => B::conv_same_act(x, w, b, slope),
+    }
+}
+
+/// The layer in Burn ops: convolution, residual, `leaky_relu`.
+fn burn_conv_act<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    b: FloatTensor<B>,
+    r: Option<FloatTensor<B>>,
+    slope: f64,
+) -> FloatTensor<B> {
+    let z = burn_conv_same::<B>(x, w, Some(b));
+    let z = match r {
+        Some(r) => B::float_add(z, r),
+        None => z,
+    };
+    B::leaky_relu(z, slope.into())
+}
+
+/// Backward of [`ConvOps::conv_same_act`]: parents `x, w, b` and, when `N = 4`, the residual.
+#[derive(Debug)]
+struct ConvActBackward;
+
+impl<B: ConvOps, const N: usize> Backward<B, N> for ConvActBackward {
+    /// (x, w, kernel size, the op's output, slope).
+    type State = (NodeId, NodeId, usize, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let (xid, wid, k, y, slope) = ops.state;
+        let x: FloatTensor<B> = ck.retrieve_node_output(xid);
+        let w: FloatTensor<B> = ck.retrieve_node_output(wid);
+        let g = B::leaky_relu_backward(y, grads.consume::<B>(&ops.node), slope);
+        let ids = ops.parents.each_ref().map(|p| p.as_ref().map(|n| n.id));
+        if let Some(&Some(id)) = ids.get(3) {
+            grads.register::<B>(id, g.clone());
+        }
+        register_conv_grads::<B>(grads, [ids[0], ids[1], ids[2]], x, w, g, k);
+    }
+}
+
+/// The node of [`ConvOps::conv_same_act`] with `N` parents (`nodes`: those of `x, w, b` and
+/// of `r` when given).
+fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    [x, w, b]: [FloatTensor<Autodiff<B, C>>; 3],
+    r: Option<FloatTensor<Autodiff<B, C>>>,
+    slope: f64,
+) -> FloatTensor<Autodiff<B, C>> {
+    let k = w.shape()[2];
+    match ConvActBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let ids = (prep.checkpoint(&x), prep.checkpoint(&w));
+            let out = inner_conv_act::<B>(
+                [x.into_primitive(), w.into_primitive(), b.into_primitive()],
+                r.map(|r| r.into_primitive()),
+                slope,
+            );
+            prep.finish((ids.0, ids.1, k, out.clone(), slope), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(inner_conv_act::<B>(
+            [x.into_primitive(), w.into_primitive(), b.into_primitive()],
+            r.map(|r| r.into_primitive()),
+            slope,
+        )),
+    }
+}
+
+/// The parameter and input gradients of a 'same' convolution from the gradient `g` of its
+/// output (before any activation): bias, weight and input, each only where its parent is
+/// tracked.
+fn register_conv_grads<B: ConvOps>(
+    grads: &mut Gradients,
+    [px, pw, pb]: [Option<NodeId>; 3],
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    g: FloatTensor<B>,
+    k: usize,
+) {
+    if let Some(id) = pb {
+        let c_out = g.shape()[1];
+        let gb = B::float_reshape(
+            B::float_sum_dims(g.clone(), &[0, 2, 3]),
+            Shape::from(vec![c_out]),
+        );
+        grads.register::<B>(id, gb);
+    }
+    if let Some(id) = pw {
+        let gw = B::conv_same_weight_backward(x, g.clone(), k);
+        grads.register::<B>(id, gw);
+    }
+    if let Some(id) = px {
+        grads.register::<B>(id, B::conv_same_input_backward(g, w));
+    }
 }
 
 /// [`ConvOps::conv_same`] on tensors: `x [B, C_in, H, W]`, `w [C_out, C_in, k, k]`, `b [C_out]`.
@@ -236,4 +425,20 @@ pub fn conv_same(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
         w.into_dispatch(),
         b.into_dispatch(),
     ))
+}
+
+/// [`ConvOps::conv_same_act`] on tensors: `LeakyReLU(conv(x, w) + b + r)` with negative
+/// slope `slope`; `r [B, C_out, H, W]` an optional residual.
+pub fn conv_same_act(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    r: Option<Tensor<4>>,
+    slope: f64,
+) -> Tensor<4> {
+    let (x, w, b) = (x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
+    Tensor::from_dispatch(match r {
+        Some(r) => <Dispatch as ConvOps>::conv_same_add_act(x, w, b, r.into_dispatch(), slope),
+        None => <Dispatch as ConvOps>::conv_same_act(x, w, b, slope),
+    })
 }

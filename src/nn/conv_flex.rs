@@ -453,6 +453,70 @@ pub fn weight_gradient_tensor(x: FlexTensor, g: FlexTensor, k: usize) -> FlexTen
     FlexTensor::from_data(out)
 }
 
+/// `act(forward(x, w, bias) + r)` on f32 or f64 Flex tensors ([`supports`]) with the
+/// LeakyReLU of negative slope `slope`; `r [b, co, h, w]` is an optional residual. The
+/// residual and the activation are applied in one pass over the convolution's output.
+pub fn forward_act_tensor(
+    x: FlexTensor,
+    w: FlexTensor,
+    bias: FlexTensor,
+    r: Option<FlexTensor>,
+    slope: f64,
+) -> FlexTensor {
+    let s = shape_of(&x, &w);
+    let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
+    let r = r.map(contiguous);
+    let out = with_float!(x, T => {
+        let mut y = forward(data::<T>(&x), data(&w), Some(data(&bias)), s);
+        add_act(&mut y, r.as_ref().map(data::<T>), slope);
+        TensorData::new(y, [s.b, s.co, s.h, s.w])
+    });
+    FlexTensor::from_data(out)
+}
+
+/// `y ← LeakyReLU(y + r)` (negative slope `slope`; `r` as long as `y`, or none).
+fn add_act<T: ConvScalar>(y: &mut [T], r: Option<&[T]>, slope: f64) {
+    let slope = T::from(slope).expect("slope is finite");
+    let act = move |z: T| if z > T::zero() { z } else { z * slope };
+    const CHUNK: usize = 1 << 14;
+    match r {
+        Some(r) => y
+            .par_chunks_mut(CHUNK)
+            .zip(r.par_chunks(CHUNK))
+            .for_each(|(y, r)| y.iter_mut().zip(r).for_each(|(v, &r)| *v = act(*v + r))),
+        None => y
+            .par_chunks_mut(CHUNK)
+            .for_each(|y| y.iter_mut().for_each(|v| *v = act(*v))),
+    }
+}
+
+/// `g` where `y > 0`, else `slope · g`.
+fn leaky_backward<T: ConvScalar>(y: &[T], g: &[T], slope: f64) -> Vec<T> {
+    let slope = T::from(slope).expect("slope is finite");
+    const CHUNK: usize = 1 << 14;
+    let mut gz = vec![T::zero(); y.len()];
+    gz.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(dst, (y, g))| {
+            for ((d, &y), &g) in dst.iter_mut().zip(y).zip(g) {
+                *d = if y > T::zero() { g } else { g * slope };
+            }
+        });
+    gz
+}
+
+/// The gradient before a LeakyReLU of slope `slope` from its output `y` and the gradient `g`
+/// after it (same shapes): `g` where `y > 0`, else `slope · g`.
+pub fn leaky_relu_backward_tensor(y: FlexTensor, g: FlexTensor, slope: f64) -> FlexTensor {
+    let shape = y.shape();
+    let (y, g) = (contiguous(y), contiguous(g));
+    let out = with_float!(y, T => TensorData::new(
+        leaky_backward(data::<T>(&y), data(&g), slope),
+        shape
+    ));
+    FlexTensor::from_data(out)
+}
+
 /// Achieved rates of the three convolutions at one shape, f32 (GFLOP/s, a multiply-add
 /// counted as 2 flops: `2·b·h·w·ci·co·k²` per convolution).
 #[derive(Clone, Debug, serde::Serialize)]

@@ -8,7 +8,7 @@
 //! 27,682 parameters, output weights ×0.1 at initialisation so that the first corrections are
 //! small and the unrolled training starts near the source solver).
 
-use super::conv::conv_same;
+use super::conv::{conv_same, conv_same_act};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -112,26 +112,39 @@ pub struct Corrector {
 }
 
 impl Corrector {
-    /// `x: [B, inputs, ny, nx]` → `[B, outputs, ny, nx]`.
+    /// `x: [B, inputs, ny, nx]` → `[B, outputs, ny, nx]`. Each hidden layer (convolution,
+    /// residual, activation) is one op with one backward node ([`conv_same_act`]).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let act = |t| self.activation.forward(t);
-        let mut h = act(apply(&self.input, x));
+        let slope = self.activation.negative_slope;
+        let mut h = apply_act(&self.input, x, None, slope);
         for b in &self.blocks {
-            let inner = act(apply(&b.first, h.clone()));
-            h = act(h + apply(&b.second, inner));
+            let inner = apply_act(&b.first, h.clone(), None, slope);
+            h = apply_act(&b.second, inner, Some(h), slope);
         }
         apply(&self.output, h)
     }
 }
 
-/// A layer's convolution through [`conv_same`] (Burn's `Conv2d` holds the parameters and
-/// the record layout; its forward would give the slow weight gradient, see [`super::conv`]).
-fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// The parameters `(w, b)` of a layer (the corrector's convolutions all have biases).
+fn params(conv: &Conv2d) -> (Tensor<4>, Tensor<1>) {
     let bias = conv
         .bias
         .as_ref()
         .expect("corrector convolutions have biases");
-    conv_same(x, conv.weight.val(), bias.val())
+    (conv.weight.val(), bias.val())
+}
+
+/// A linear layer through [`conv_same`] (Burn's `Conv2d` holds the parameters and the record
+/// layout; its forward would give the slow weight gradient, see [`super::conv`]).
+fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let (w, b) = params(conv);
+    conv_same(x, w, b)
+}
+
+/// `LeakyReLU(conv(x) + r)`, one op.
+fn apply_act(conv: &Conv2d, x: Tensor<4>, r: Option<Tensor<4>>, slope: f64) -> Tensor<4> {
+    let (w, b) = params(conv);
+    conv_same_act(x, w, b, r, slope)
 }
 
 #[cfg(test)]
@@ -195,6 +208,88 @@ mod tests {
         assert!(diff(w1, w2) < 1e-12 * scale);
         assert!((b1 - b2).abs().max().into_scalar::<f64>() < 1e-10);
         assert!(diff(x1, x2) < 1e-10);
+    }
+
+    /// The whole network (fused layer ops) gives the values and parameter gradients of the
+    /// same network in Burn's own layers (`Conv2d`, `LeakyRelu`, additions), in f64.
+    #[test]
+    fn fused_layers_match_burns_layers() {
+        use burn::tensor::{DType, Distribution};
+        let dev = Device::flex().autodiff();
+        dev.seed(5);
+        let cfg = CorrectorConfig::small().with_width(6).with_blocks(2);
+        let net = cfg.init(&dev);
+        // Every parameter in f64 as a fresh leaf, biases non-zero.
+        let to64 = |c: &Conv2d| Conv2d {
+            weight: Param::from_tensor(
+                Tensor::from_data(c.weight.val().into_data(), (&dev, DType::F64)).require_grad(),
+            ),
+            bias: Some(Param::from_tensor(
+                Tensor::random(
+                    c.bias.as_ref().unwrap().val().dims(),
+                    Distribution::Normal(0.0, 0.3),
+                    (&dev, DType::F64),
+                )
+                .require_grad(),
+            )),
+            ..c.clone()
+        };
+        let net = Corrector {
+            input: to64(&net.input),
+            blocks: net
+                .blocks
+                .iter()
+                .map(|b| ResBlock {
+                    first: to64(&b.first),
+                    second: to64(&b.second),
+                })
+                .collect(),
+            output: to64(&net.output),
+            activation: net.activation.clone(),
+        };
+        let x = Tensor::<4>::random(
+            [2, 3, 9, 7],
+            Distribution::Normal(0.0, 1.0),
+            (&dev, DType::F64),
+        )
+        .require_grad();
+        let burns = {
+            let act = |t| net.activation.forward(t);
+            let mut h = act(net.input.forward(x.clone()));
+            for b in &net.blocks {
+                let inner = act(b.first.forward(h.clone()));
+                h = act(h + b.second.forward(inner));
+            }
+            net.output.forward(h)
+        };
+        let ours = net.forward(x.clone());
+        let r = Tensor::<4>::random(
+            [2, 2, 9, 7],
+            Distribution::Normal(0.0, 1.0),
+            (&dev, DType::F64),
+        );
+        let diff = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f64>();
+        assert!(diff(ours.clone(), burns.clone()) < 1e-12);
+        let g1 = (ours * r.clone()).sum().backward();
+        let g2 = (burns * r).sum().backward();
+        let dx = diff(x.grad(&g1).unwrap(), x.grad(&g2).unwrap());
+        assert!(dx < 1e-10, "input gradient differs by {dx}");
+        for c in [
+            &net.input,
+            &net.blocks[1].first,
+            &net.blocks[1].second,
+            &net.output,
+        ] {
+            let (w1, w2) = (
+                c.weight.val().grad(&g1).unwrap(),
+                c.weight.val().grad(&g2).unwrap(),
+            );
+            let scale = w2.clone().abs().max().into_scalar::<f64>();
+            assert!(diff(w1, w2) < 1e-11 * scale.max(1.0));
+            let b = c.bias.as_ref().unwrap().val();
+            let (b1, b2) = (b.grad(&g1).unwrap(), b.grad(&g2).unwrap());
+            assert!((b1 - b2).abs().max().into_scalar::<f64>() < 1e-10);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod unet1d_flex;
 pub mod unet1d_op;
 mod unet1d_plan;
 
-pub use conv::{ConvOps, conv_same};
+pub use conv::{ConvOps, conv_same, conv_same_act};
 pub use corrector::{Corrector, CorrectorConfig, ResBlock};
 pub use line_conv_flex::{Activation, LineConvSpec};
 pub use unet1d::{CastParams, FreshParams, PackedUNet1d, ResBlock1d, UNet1d, UNet1dConfig};
