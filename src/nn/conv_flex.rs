@@ -477,10 +477,9 @@ fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize>(
                     for kx in 0..K {
                         // SAFETY: as above.
                         let src = unsafe { &*(xrow.add(x0 + kx) as *const [T; L]) };
-                        for o in 0..WB {
-                            acc[o][kx] = std::array::from_fn(|j| {
-                                madd::<T, FMA>(gv[o][j], src[j], acc[o][kx][j])
-                            });
+                        for (sums, g) in acc.iter_mut().zip(&gv) {
+                            sums[kx] =
+                                std::array::from_fn(|j| madd::<T, FMA>(g[j], src[j], sums[kx][j]));
                         }
                     }
                 }
