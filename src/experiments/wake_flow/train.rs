@@ -255,7 +255,6 @@ pub fn train(
     let (mut solver_s, mut forward_s) = (0.0, 0.0);
     let start_iteration = losses.len();
     for k in start_iteration..cfg.iterations {
-        let tf = Instant::now();
         let picks = batch_of(
             cfg.sampling,
             cfg.seed,
@@ -264,41 +263,46 @@ pub fn train(
             (sims.len(), frames - cfg.unroll),
         );
         let item_sims: Vec<&Simulation> = picks.iter().map(|p| &sims[p.0]).collect();
-        let re: Vec<f64> = picks
-            .iter()
-            .map(|p| data.train[p.0].entry.reynolds)
-            .collect();
-        let mut states: Vec<FluidState> = picks
-            .iter()
-            .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t))
-            .collect();
-        let mut loss: Option<Tensor<1>> = None;
-        for i in 1..=cfg.unroll {
-            let ts = Instant::now();
-            states = source_step(&item_sims, states)?;
-            solver_s += ts.elapsed().as_secs_f64();
-            let c = net.forward(features(&states, &re, &stats));
-            states = correct(states, c, &stats);
-            let targets: Vec<FluidState> = picks
+        let batch = Batch {
+            reynolds: picks
                 .iter()
-                .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t + i))
-                .collect();
-            let l = normalised_mse(&states, &targets, &stats);
-            loss = Some(match loss {
-                Some(acc) => acc + l,
-                None => l,
-            });
-        }
-        let loss = loss.expect("unroll ≥ 1").div_scalar(cfg.unroll as f64);
-        forward_s += tf.elapsed().as_secs_f64();
-        let value = loss.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(DiffsimError::config(format!(
-                "training diverged: loss {value} at iteration {k}; lower learning_rate"
-            )));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(cfg.learning_rate_at(k), net, grads);
+                .map(|p| data.train[p.0].entry.reynolds)
+                .collect(),
+            start: picks
+                .iter()
+                .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t))
+                .collect(),
+            targets: (1..=cfg.unroll)
+                .map(|i| {
+                    picks
+                        .iter()
+                        .map(|&(s, t)| frame_state(&sims[s], &data.train[s], t + i))
+                        .collect()
+                })
+                .collect(),
+        };
+        let step = iteration(
+            net,
+            &mut optim,
+            cfg.learning_rate_at(k),
+            &batch,
+            &stats,
+            |states| source_step(&item_sims, states),
+        );
+        let value;
+        (net, value) = match step {
+            Ok(s) => {
+                solver_s += s.solver_s;
+                forward_s += s.forward_s;
+                (s.net, s.loss)
+            }
+            Err(IterationError::Diverged(loss)) => {
+                return Err(DiffsimError::config(format!(
+                    "training diverged: loss {loss} at iteration {k}; lower learning_rate"
+                )));
+            }
+            Err(IterationError::Solver(e)) => return Err(e),
+        };
         losses.push(value);
         progress(k + 1, value);
         // Checkpoints in between; the last iteration is saved once, after the loop.
@@ -327,6 +331,82 @@ pub fn train(
     );
     save(dir, &net, &optim, &report)?;
     Ok((net, report))
+}
+
+/// One training batch: per item its Reynolds number, start state and the `unroll` target
+/// states after it (`targets[i]` holds every item's state `i + 1` steps on).
+pub struct Batch {
+    /// Reynolds number of each item.
+    pub reynolds: Vec<f64>,
+    /// The items' start states.
+    pub start: Vec<FluidState>,
+    /// Per hybrid step, the items' reference states.
+    pub targets: Vec<Vec<FluidState>>,
+}
+
+/// What one [`iteration`] did.
+pub struct IterationOutcome {
+    /// The network after the Adam step.
+    pub net: Corrector,
+    /// The loss before the step.
+    pub loss: f64,
+    /// Seconds in `physics` (forward).
+    pub solver_s: f64,
+    /// Seconds of the whole forward unroll (physics, network, loss).
+    pub forward_s: f64,
+}
+
+/// Why an [`iteration`] stopped.
+pub enum IterationError {
+    /// The loss was not finite.
+    Diverged(f64),
+    /// The physics step failed.
+    Solver(DiffsimError),
+}
+
+/// One Solver-in-the-Loop iteration: `batch.targets.len()` hybrid steps
+/// `s ← physics(s); s ← s + C(s, Re)`, the mean normalised MSE against the targets, its
+/// gradient through every step, and one Adam step with learning rate `lr`. `physics` is the
+/// source solver in training (the identity in the benchmark's network-only timing).
+pub fn iteration(
+    net: Corrector,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    batch: &Batch,
+    stats: &NormStats,
+    physics: impl Fn(Vec<FluidState>) -> Result<Vec<FluidState>>,
+) -> std::result::Result<IterationOutcome, IterationError> {
+    let tf = Instant::now();
+    let mut solver_s = 0.0;
+    let mut states = batch.start.clone();
+    let mut loss: Option<Tensor<1>> = None;
+    for targets in &batch.targets {
+        let ts = Instant::now();
+        states = physics(states).map_err(IterationError::Solver)?;
+        solver_s += ts.elapsed().as_secs_f64();
+        let c = net.forward(features(&states, &batch.reynolds, stats));
+        states = correct(states, c, stats);
+        let l = normalised_mse(&states, targets, stats);
+        loss = Some(match loss {
+            Some(acc) => acc + l,
+            None => l,
+        });
+    }
+    let loss = loss
+        .expect("at least one hybrid step")
+        .div_scalar(batch.targets.len() as f64);
+    let forward_s = tf.elapsed().as_secs_f64();
+    let value = loss.clone().into_scalar::<f64>();
+    if !value.is_finite() {
+        return Err(IterationError::Diverged(value));
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &net);
+    Ok(IterationOutcome {
+        net: optim.step(lr, net, grads),
+        loss: value,
+        solver_s,
+        forward_s,
+    })
 }
 
 fn report_of(
