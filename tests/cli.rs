@@ -200,6 +200,64 @@ fn bench_grad_takes_phiflow_timings_measured_here() {
     );
 }
 
+/// `bench train` times the training's own iteration with and without the solver, matches the
+/// PhiFlow lines it is given by backend, model and unroll, and refuses bad settings and files.
+#[test]
+fn bench_train_reports_iterations_against_phiflow_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("phi.jsonl");
+    std::fs::write(
+        &runs,
+        "{\"backend\": \"jax\", \"model\": \"small\", \"unroll\": 2, \"it_per_s\": 2.0, \"network_only_it_per_s\": 4.0}\n\
+         {\"backend\": \"torch\", \"model\": \"small\", \"unroll\": 2, \"it_per_s\": 1.0, \"network_only_it_per_s\": 3.0}\n",
+    )
+    .unwrap();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "train",
+            "--model",
+            "small",
+            "--unroll",
+            "2",
+            "--iters",
+            "1",
+            "--rounds",
+            "1",
+            "--no-kernels",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        diffsim(&args)
+    };
+    let o = bench(&["--phiflow", runs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &r["rows"][0];
+    assert_eq!(row["unroll"], 2);
+    assert!(row["it_per_s"].as_f64().unwrap() > 0.0);
+    assert!(row["network_only_it_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(row["phiflow_jax"], 2.0);
+    assert_eq!(row["phiflow_torch"], 1.0);
+    assert_eq!(row["phiflow_torch_network_only"], 3.0);
+    assert!(r["kernels"].as_array().unwrap().is_empty());
+    assert!(r["peak_gflops"].as_f64().unwrap() > 0.0);
+    let junk = dir.path().join("junk.jsonl");
+    std::fs::write(&junk, "{\"backend\": 3}\n").unwrap();
+    assert_one_line_error(
+        &bench(&["--phiflow", junk.to_str().unwrap()]),
+        "is not the JSON lines of benches/phiflow/sol_train.py",
+    );
+    assert_one_line_error(
+        &diffsim(&["bench", "train", "--iters", "0", "--no-kernels"]),
+        "--iters and --rounds",
+    );
+    assert_one_line_error(
+        &diffsim(&["bench", "machine", "--seconds", "0"]),
+        "--seconds must be in (0, 600]",
+    );
+}
+
 #[test]
 fn bad_input_gives_one_line_errors_and_no_output() {
     let dir = tempfile::tempdir().unwrap();
