@@ -122,6 +122,26 @@ pub(super) fn resolutions(args: &BenchArgs) -> Result<Vec<Resolution>> {
 }
 
 /// The `q`-quantile of sorted values.
+/// The JSON lines of `file` (blank lines skipped), each a `T`; a line of another shape is an
+/// error naming `script`, the bench script that writes such lines.
+pub(super) fn read_json_lines<T: serde::de::DeserializeOwned>(
+    file: &std::path::Path,
+    script: &str,
+) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(file).map_err(|e| DiffsimError::file(file, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| {
+                DiffsimError::file(
+                    file,
+                    format!("is not the JSON lines of {script} --json ({e})"),
+                )
+            })
+        })
+        .collect()
+}
+
 pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }

@@ -1,7 +1,7 @@
 //! `diffsim bench fluid --grad`: the wall time of one (loss, gradient) evaluation through an
 //! unrolled `wake-phiflow` from the shipped PhiFlow state, next to the forward-only time.
 
-use super::bench::{BenchArgs, PHIFLOW_STORED, percentile, resolutions};
+use super::bench::{BenchArgs, PHIFLOW_STORED, percentile, read_json_lines, resolutions};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{Checkpointing, Reads, SceneConfig, Simulation, unrolled_gradient};
 use crate::gradcheck::kinetic_loss;
@@ -99,21 +99,6 @@ struct PhiflowRun {
     grad_ms: f64,
 }
 
-fn read_phiflow_runs(path: &std::path::Path) -> Result<Vec<PhiflowRun>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| {
-                DiffsimError::file(
-                    path,
-                    format!("is not the JSON lines of benches/phiflow/wake_grad.py --json ({e})"),
-                )
-            })
-        })
-        .collect()
-}
-
 /// Times one (loss, gradient) evaluation and the forward unroll per resolution.
 pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
     let unroll = args.steps.unwrap_or(16);
@@ -122,7 +107,11 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
             "--steps and --repeats must be at least 1",
         ));
     }
-    let measured = args.phiflow.as_deref().map(read_phiflow_runs).transpose()?;
+    let measured = args
+        .phiflow
+        .as_deref()
+        .map(|f| read_json_lines::<PhiflowRun>(f, "benches/phiflow/wake_grad.py"))
+        .transpose()?;
     let device = super::device(&args.device)?;
     // Checked before any timing runs.
     let (ad_device, mode) = match args.checkpoint.as_str() {

@@ -9,10 +9,10 @@
 //! scene at 32x64 for Re 97.66, 781.25 and 3125 (one batch item each), 40 steps after the
 //! scene's start, so that no dataset is needed.
 
-use super::bench::percentile;
+use super::bench::{percentile, read_json_lines};
 use super::bench_machine::{MachineBenchArgs, bench_machine};
 use crate::error::{DiffsimError, Result};
-use crate::experiments::wake_flow::dataset::{NormStats, WakeDataConfig};
+use crate::experiments::wake_flow::dataset::{NormStats, WakeDataConfig, std_abs};
 use crate::experiments::wake_flow::hybrid::source_step;
 use crate::experiments::wake_flow::train::{Batch, IterationError, ModelKind, iteration};
 use crate::fluid::{FluidState, Reads, Simulation};
@@ -20,7 +20,7 @@ use crate::grid::Resolution;
 use crate::nn::Corrector;
 use crate::nn::conv_flex::{ConvShape, KernelRates, kernel_rates};
 use burn::optim::{AdamConfig, ModuleOptimizer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -113,10 +113,7 @@ impl TrainBenchResult {
         for r in &self.rows {
             s += &format!(
                 "{:<10} {:>6}  {:>7.1}  {:>8.1}  {:>5.0}%  | {:>13}  {:>4}  {:>14} | {:>6}  {:>4}  {:>10}\n",
-                match r.model {
-                    ModelKind::Small => "small",
-                    ModelKind::MarsMoon => "mars-moon",
-                },
+                r.model.name(),
                 if r.unroll == 1 {
                     "NON".to_string()
                 } else {
@@ -186,20 +183,18 @@ fn wake_batch(unroll: usize, device: &Device) -> Result<(Vec<Simulation>, Batch,
         sims.push(sim);
         frames.push(seq);
     }
-    let std_abs = |pick: fn(&FluidState) -> Vec<f32>| {
-        let v: Vec<f64> = frames
+    let std_abs = |pick: fn(&FluidState) -> Tensor<3>| {
+        let samples: Vec<f32> = frames
             .iter()
             .flatten()
-            .flat_map(pick)
-            .map(|x| f64::from(x).abs())
+            .flat_map(|s| pick(s).to_data().try_to_vec::<f32>().expect("f32 field"))
             .collect();
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+        std_abs(&samples)
     };
     let mean_re = REYNOLDS.iter().sum::<f64>() / 3.0;
     let stats = NormStats {
-        std_abs_u: std_abs(|s| s.u.to_data().try_to_vec().expect("f32 field")),
-        std_abs_v: std_abs(|s| s.v.to_data().try_to_vec().expect("f32 field")),
+        std_abs_u: std_abs(|s| s.u.clone()),
+        std_abs_v: std_abs(|s| s.v.clone()),
         re_std: (REYNOLDS.iter().map(|r| (r - mean_re).powi(2)).sum::<f64>() / 3.0).sqrt(),
     };
     let batch = Batch {
@@ -260,22 +255,6 @@ impl Config {
     }
 }
 
-/// Reads the PhiFlow side.
-fn read_phiflow(path: &std::path::Path) -> Result<Vec<PhiflowTrain>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DiffsimError::file(path, e))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| {
-                DiffsimError::file(
-                    path,
-                    format!("is not the JSON lines of benches/phiflow/sol_train.py --json ({e})"),
-                )
-            })
-        })
-        .collect()
-}
-
 /// Runs the benchmark.
 pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
     if args.iters == 0 || args.rounds == 0 {
@@ -286,7 +265,11 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
     if args.unroll.contains(&0) {
         return Err(DiffsimError::config("--unroll must be at least 1"));
     }
-    let phiflow = args.phiflow.as_deref().map(read_phiflow).transpose()?;
+    let phiflow = args
+        .phiflow
+        .as_deref()
+        .map(|f| read_json_lines::<PhiflowTrain>(f, "benches/phiflow/sol_train.py"))
+        .transpose()?;
     let models = if args.model.is_empty() {
         vec![ModelKind::Small, ModelKind::MarsMoon]
     } else {
@@ -324,10 +307,7 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
         }
     }
     let find = |backend: &str, c: &Config, net_only: bool| {
-        let name = match c.model {
-            ModelKind::Small => "small",
-            ModelKind::MarsMoon => "mars-moon",
-        };
+        let name = c.model.name();
         phiflow.as_ref().and_then(|runs| {
             runs.iter()
                 .find(|r| r.backend == backend && r.model == name && r.unroll == c.unroll)

@@ -22,7 +22,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Slice, Tensor};
 
@@ -164,7 +164,7 @@ fn im2col_weight_gradient<B: Backend>(
     )
 }
 
-impl ConvOps for burn::backend::Flex {
+impl ConvOps for Flex {
     fn conv_same(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -203,11 +203,7 @@ impl ConvOps for burn::backend::Flex {
         b: FloatTensor<Self>,
         slope: f64,
     ) -> FloatTensor<Self> {
-        if conv_flex::supports(&x, w.shape()[2]) {
-            conv_flex::forward_act_tensor(x, w, b, None, slope)
-        } else {
-            burn_conv_act::<Self>(x, w, b, None, slope)
-        }
+        flex_conv_act(x, w, b, None, slope)
     }
 
     fn conv_same_add_act(
@@ -217,11 +213,7 @@ impl ConvOps for burn::backend::Flex {
         r: FloatTensor<Self>,
         slope: f64,
     ) -> FloatTensor<Self> {
-        if conv_flex::supports(&x, w.shape()[2]) {
-            conv_flex::forward_act_tensor(x, w, b, Some(r), slope)
-        } else {
-            burn_conv_act::<Self>(x, w, b, Some(r), slope)
-        }
+        flex_conv_act(x, w, b, Some(r), slope)
     }
 
     fn leaky_relu_backward(
@@ -230,6 +222,21 @@ impl ConvOps for burn::backend::Flex {
         slope: f64,
     ) -> FloatTensor<Self> {
         conv_flex::leaky_relu_backward_tensor(y, g, slope)
+    }
+}
+
+/// A corrector layer on Flex: the fused kernels where they apply, else Burn's ops.
+fn flex_conv_act(
+    x: FloatTensor<Flex>,
+    w: FloatTensor<Flex>,
+    b: FloatTensor<Flex>,
+    r: Option<FloatTensor<Flex>>,
+    slope: f64,
+) -> FloatTensor<Flex> {
+    if conv_flex::supports(&x, w.shape()[2]) {
+        conv_flex::forward_act_tensor(x, w, b, r, slope)
+    } else {
+        burn_conv_act::<Flex>(x, w, b, r, slope)
     }
 }
 

@@ -632,7 +632,6 @@ pub fn kernel_rates(s: ConvShape, repeats: usize) -> KernelRates {
     let x = values(s.b * s.ci * s.h * s.w);
     let g = values(s.b * s.co * s.h * s.w);
     let w = values(s.co * s.ci * s.k * s.k);
-    let w_t = values(s.co * s.ci * s.k * s.k);
     let bias = values(s.co);
     let back = ConvShape {
         ci: s.co,
@@ -657,7 +656,7 @@ pub fn kernel_rates(s: ConvShape, repeats: usize) -> KernelRates {
             std::hint::black_box(forward(&x, &w, Some(&bias), s));
         })),
         input_gradient_gflops: gflops(best(&mut || {
-            std::hint::black_box(forward(&g, &w_t, None, back));
+            std::hint::black_box(forward(&g, &w, None, back));
         })),
         weight_gradient_gflops: gflops(best(&mut || {
             std::hint::black_box(weight_gradient(&x, &g, s));

@@ -199,6 +199,11 @@ fn std_of([n, s, q]: [f64; 3]) -> f64 {
     (q / n - (s / n).powi(2)).max(0.0).sqrt()
 }
 
+/// The standard deviation of `|x|` over the samples (the normalisation statistic).
+pub fn std_abs(x: &[f32]) -> f64 {
+    std_of(abs_moments(x))
+}
+
 /// Runs (or, on resume, skips) every simulation of `cfg` into `dir` and writes the manifest.
 /// `progress(done, total)` counts reference steps.
 pub fn generate(

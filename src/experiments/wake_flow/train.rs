@@ -39,6 +39,14 @@ impl ModelKind {
             Self::MarsMoon => CorrectorConfig::mars_moon(),
         }
     }
+
+    /// Its name on the command line and in TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::MarsMoon => "mars-moon",
+        }
+    }
 }
 
 /// Training settings. TOML-serialisable, saved beside the model; every field has a default
