@@ -373,7 +373,7 @@ fn implicit_adjoint_through_cloth_with_pinned_corners_matches_finite_differences
 /// larger than itself) the first steps stalled at |∇Φ| ≈ 8e-6.
 #[test]
 fn newton_converges_through_the_implicit_cloth_throw() {
-    let (m, x0, v0, _) = scenes::cloth_throw().unwrap();
+    let (m, x0, v0, _) = scenes::cloth_throw(16).unwrap();
     let sim = Implicit::new(&m, 1.0 / 60.0, NewtonConfig::default()).unwrap();
     let (mean, max) = sim.rollout(&x0, &v0, 120).unwrap().newton_stats();
     assert!(mean <= 3.0 && max <= 6, "Newton iterations {mean} / {max}");

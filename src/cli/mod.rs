@@ -4,6 +4,7 @@ mod bench;
 mod bench_burgers;
 mod bench_grad;
 mod bench_machine;
+mod bench_solids;
 mod bench_train;
 mod dataset;
 mod eval;
@@ -88,6 +89,10 @@ pub enum BenchWhat {
     /// mars-moon correctors), the network alone, and the convolution kernels' rates against
     /// the FMA peak; `--phiflow FILE` sets them beside PhiFlow 3.4 measured the same day.
     Train(bench_train::TrainBenchArgs),
+    /// One forward + backward of the solids studies (cloth throw explicit and implicit at two
+    /// sizes, soft-body material, spring cage); `--warp FILE` sets them beside Warp 1.9.1
+    /// measured the same day.
+    Solids(bench_solids::SolidsBenchArgs),
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
@@ -198,6 +203,16 @@ fn run(cli: Cli) -> Result<()> {
             what: BenchWhat::Train(args),
         } => {
             let r = bench_train::bench_train(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Solids(args),
+        } => {
+            let r = bench_solids::bench_solids(&args)?;
             if args.json {
                 json(&r)?
             } else {

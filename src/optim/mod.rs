@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 /// A loss and its gradient at a parameter vector.
 pub type Objective<'a> = dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)> + 'a;
 
+/// An owned [`Objective`] (a study's (loss, gradient) handed to a benchmark or a descent).
+pub type Evaluation<'a> = Box<Objective<'a>>;
+
 /// What an optimisation did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Trace {
@@ -175,7 +178,7 @@ impl Clock {
 }
 
 /// The median wall time (ms) of `repeats` calls of `f`.
-pub(crate) fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
+pub fn median_ms<T>(repeats: usize, f: &dyn Fn() -> Result<T>) -> Result<f64> {
     let mut t = Vec::new();
     for _ in 0..repeats {
         let t0 = std::time::Instant::now();

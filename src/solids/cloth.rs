@@ -16,49 +16,26 @@
 //! needs a potential and uses `½·ke·|ē|·(θ − θ₀)²` with the rest length `|ē|` (equal to
 //! first order in the edge strain, which the membrane keeps small).
 //!
-//! Geometric helpers are generic over [`num_dual::DualNum`], so one forward-mode pass with
-//! [`Dual64`] gives the directional derivative of a gradient (`∇J`, `d`): since those are
-//! gradients, `D(∇φ)[w] = ∇²φ·w = ∇(w·∇φ)`, which is what the adjoints and Hessians need.
+//! The adjoints and Hessians need directional derivatives of the gradients `∇J` and `d`:
+//! since those are gradients, `D(∇φ)[w] = ∇²φ·w = ∇(w·∇φ)`, written here in closed form
+//! (one reverse pass over the gradient's formula), and linear in `w`, so that one pass with
+//! the combined weights serves every term of a vector-Jacobian product.
 
-use super::math::{M3, V3};
+use super::math::{M3, V3, dot, scale, sub};
 use crate::error::{DiffsimError, Result};
-use num_dual::{Dual64, DualNum};
 
-/// Scalars the geometry is written for: `f64` and forward-mode duals.
-pub trait Real: DualNum<Primitive = f64> + Copy {}
-impl<T: DualNum<Primitive = f64> + Copy> Real for T {}
-
-fn sub<T: Real>(a: [T; 3], b: [T; 3]) -> [T; 3] {
-    std::array::from_fn(|k| a[k] - b[k])
+fn add(a: V3, b: V3) -> V3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
-fn add<T: Real>(a: [T; 3], b: [T; 3]) -> [T; 3] {
-    std::array::from_fn(|k| a[k] + b[k])
-}
-fn dot<T: Real>(a: [T; 3], b: [T; 3]) -> T {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross<T: Real>(a: [T; 3], b: [T; 3]) -> [T; 3] {
+fn cross(a: V3, b: V3) -> V3 {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
         a[0] * b[1] - a[1] * b[0],
     ]
 }
-fn scale<T: Real>(a: [T; 3], s: T) -> [T; 3] {
-    a.map(|c| c * s)
-}
 fn axpy(s: f64, a: V3, y: &mut V3) {
     (0..3).for_each(|k| y[k] += s * a[k]);
-}
-/// Dual vectors with value `x` and tangent `t`.
-fn seed(x: V3, t: V3) -> [Dual64; 3] {
-    std::array::from_fn(|k| Dual64::new(x[k], t[k]))
-}
-fn re(a: [Dual64; 3]) -> V3 {
-    a.map(|c| c.re)
-}
-fn eps(a: [Dual64; 3]) -> V3 {
-    a.map(|c| c.eps)
 }
 
 /// Cloth material, per element (Warp's `add_cloth_grid` arguments).
@@ -118,22 +95,61 @@ pub struct Triangle {
     pub rest_area: f64,
 }
 
-/// `J = area/A₀` of the triangle with edges `e₁`, `e₂` and its gradients `∂J/∂e₁`, `∂J/∂e₂`
-/// (zero for a degenerate triangle, as Warp's `normalize`).
-fn area_ratio<T: Real>(e1: [T; 3], e2: [T; 3], inv_area: f64) -> (T, [T; 3], [T; 3]) {
-    let n = cross(e1, e2);
-    let len = dot(n, n).sqrt();
-    if len.re() == 0.0 {
-        let z = [T::from(0.0); 3];
-        return (T::from(0.0), z, z);
+/// `J = area/A₀` of the triangle with edges `e₁`, `e₂` (`N = e₁ × e₂`, `J = |N|/(2A₀)`), its
+/// gradient `∇J = (e₂ × n̂, n̂ × e₁)/(2A₀)` and the directional derivatives of that gradient.
+/// A degenerate triangle (`N = 0`) has `J = 0` and zero derivatives, as Warp's `normalize`.
+struct AreaRatio {
+    j: f64,
+    grad: [V3; 2],
+    e: [V3; 2],
+    n: V3,
+    /// `1/|N|` (0 when degenerate).
+    inv_len: f64,
+    /// `1/(2A₀)`.
+    half: f64,
+}
+
+impl AreaRatio {
+    fn new(e1: V3, e2: V3, inv_area: f64) -> Self {
+        let nv = cross(e1, e2);
+        let len = dot(nv, nv).sqrt();
+        let half = 0.5 * inv_area;
+        if len == 0.0 {
+            let z = [0.0; 3];
+            return Self {
+                j: 0.0,
+                grad: [z; 2],
+                e: [e1, e2],
+                n: z,
+                inv_len: 0.0,
+                half,
+            };
+        }
+        let n = scale(nv, 1.0 / len);
+        Self {
+            j: len * half,
+            grad: [scale(cross(e2, n), half), scale(cross(n, e1), half)],
+            e: [e1, e2],
+            n,
+            inv_len: 1.0 / len,
+            half,
+        }
     }
-    let nh = scale(n, len.recip());
-    let half = T::from(0.5 * inv_area);
-    (
-        len * half,
-        scale(cross(e2, nh), half),
-        scale(cross(nh, e1), half),
-    )
+
+    /// `D(∇J)[t] = ∇²J·t` for a change `t` of the edges: with `Ṅ = t₁ × e₂ + e₁ × t₂` and
+    /// `ṅ = (Ṅ − (n̂·Ṅ)n̂)/|N|`, `(t₂ × n̂ + e₂ × ṅ, ṅ × e₁ + n̂ × t₁)/(2A₀)`.
+    fn along(&self, t: [V3; 2]) -> [V3; 2] {
+        if self.inv_len == 0.0 {
+            return [[0.0; 3]; 2];
+        }
+        let [e1, e2] = self.e;
+        let nd = add(cross(t[0], e2), cross(e1, t[1]));
+        let ndot = scale(sub(nd, scale(self.n, dot(self.n, nd))), self.inv_len);
+        [
+            scale(add(cross(t[1], self.n), cross(e2, ndot)), self.half),
+            scale(add(cross(ndot, e1), cross(self.n, t[0])), self.half),
+        ]
+    }
 }
 
 impl Triangle {
@@ -211,8 +227,7 @@ impl Triangle {
     pub fn energy(&self, x: &[V3]) -> f64 {
         let (e1, e2) = self.edges(x);
         let f = self.deformation(e1, e2);
-        let (j, _, _) = area_ratio(e1, e2, 1.0 / self.rest_area);
-        let c = j - self.alpha() + self.activation;
+        let c = self.area((e1, e2)).j - self.alpha() + self.activation;
         self.rest_area
             * (0.5 * self.ke * (dot(f[0], f[0]) + dot(f[1], f[1])) + 0.5 * self.ka * c * c)
     }
@@ -223,8 +238,9 @@ impl Triangle {
         let (e1, e2) = self.edges(x);
         let a0 = self.rest_area;
         let fd = self.deformation(e1, e2);
-        let (j, dq, dr) = area_ratio(e1, e2, 1.0 / a0);
-        let c = j - self.alpha() + self.activation;
+        let ar = self.area((e1, e2));
+        let [dq, dr] = ar.grad;
+        let c = ar.j - self.alpha() + self.activation;
         let (mut p, mut sigma) = (fd.map(|col| scale(col, self.ke * a0)), self.ka * a0 * c);
         if let Some(v) = v {
             let [w1, w2] = self.gather(v);
@@ -283,10 +299,9 @@ impl Triangle {
         (cross(e2, nvec), cross(nvec, e1), mbar)
     }
 
-    /// `(J, ∇J, D(∇J)[t])` at the edges `(e₁, e₂)`, `t` a change of the edges (one dual pass).
-    fn area_along(&self, (e1, e2): (V3, V3), t: [V3; 2]) -> (f64, [V3; 2], [V3; 2]) {
-        let (j, dq, dr) = area_ratio(seed(e1, t[0]), seed(e2, t[1]), 1.0 / self.rest_area);
-        (j.re, [re(dq), re(dr)], [eps(dq), eps(dr)])
+    /// `J` and its derivatives at the edges `(e₁, e₂)`.
+    fn area(&self, (e1, e2): (V3, V3)) -> AreaRatio {
+        AreaRatio::new(e1, e2, 1.0 / self.rest_area)
     }
 
     /// `A₀·(k_m·D_m⁻¹D_m⁻ᵀ ⊗ I + k_a·∇J∇Jᵀ)` on the edges (2×2 blocks of 3×3).
@@ -305,44 +320,46 @@ impl Triangle {
         })
     }
 
-    /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of the air force (every node gets `−(drag + lift)`)
-    /// at `(x, v)` into `xbar`, `vbar`.
-    fn add_air_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
-        let (e1, e2) = self.edges(x);
+    /// `(x̄, v̄)` gains of the air force (every node gets `−(drag + lift)`) at `(x, v)` for the
+    /// weights `u`: on the edges `e₁`, `e₂` (to be scattered) and on each node's velocity.
+    fn air_vjp(&self, (e1, e2): (V3, V3), v: &[V3], u: &[V3]) -> ([V3; 2], V3) {
         let [i, j, k] = self.nodes;
         let big_u = add(add(u[i], u[j]), u[k]);
         let (b1, b2, mbar) = self.aero_vjp(e1, e2, self.mean_velocity(v), big_u);
-        self.scatter([scale(b1, -1.0), scale(b2, -1.0)], xbar);
-        for &n in &self.nodes {
-            axpy(-0.3333, mbar, &mut vbar[n]);
-        }
+        ([scale(b1, -1.0), scale(b2, -1.0)], scale(mbar, -0.3333))
     }
 
     /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of [`Triangle::add_forces`] (with velocities) into
-    /// `xbar`, `vbar`.
+    /// `xbar`, `vbar`: one pass, one gather and one scatter per array.
     pub fn add_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
         let e = self.edges(x);
-        let a0 = self.rest_area;
+        let (a0, ke, ka, kd) = (self.rest_area, self.ke, self.ka, self.kd);
         let w = self.gather(u);
         let vd = self.gather(v);
         // Membrane: Σ uₐ·fₐ = −A₀·F(w) : (ke·F + kd·Ḟ), linear in the edges.
         let back = self.pull_back(self.deformation(w[0], w[1]));
-        self.scatter(back.map(|c| scale(c, -self.ke * a0)), xbar);
-        self.scatter(back.map(|c| scale(c, -self.kd * a0)), vbar);
-        // Area: Σ uₐ·fₐ = −σ·Du, σ = A₀(ka·c + kd·ċ), Du = ∇J·u, ċ = ∇J·v.
-        let (j, grad, hu) = self.area_along(e, w);
-        let (_, _, hv) = self.area_along(e, vd);
-        let du = dot(grad[0], w[0]) + dot(grad[1], w[1]);
-        let cdot = dot(grad[0], vd[0]) + dot(grad[1], vd[1]);
-        let sigma = a0 * (self.ka * (j - self.alpha() + self.activation) + self.kd * cdot);
+        // Area: Σ uₐ·fₐ = −σ·Du, σ = A₀(ka·c + kd·ċ), Du = ∇J·w, ċ = ∇J·v̇; its x-gradient
+        // −Du·A₀·ka·∇J − ∇²J·(σ·w + Du·A₀·kd·v̇) takes one pass along the combined direction.
+        let ar = self.area(e);
+        let g = ar.grad;
+        let du = dot(g[0], w[0]) + dot(g[1], w[1]);
+        let cdot = dot(g[0], vd[0]) + dot(g[1], vd[1]);
+        let sigma = a0 * (ka * (ar.j - self.alpha() + self.activation) + kd * cdot);
+        let h = ar.along([0, 1].map(|c| add(scale(w[c], sigma), scale(vd[c], du * a0 * kd))));
+        let (air_x, air_v) = self.air_vjp(e, v, u);
         let ex: [V3; 2] = std::array::from_fn(|c| {
             std::array::from_fn(|a| {
-                -(du * a0 * (self.ka * grad[c][a] + self.kd * hv[c][a]) + sigma * hu[c][a])
+                -a0 * (ke * back[c][a] + du * ka * g[c][a]) - h[c][a] + air_x[c][a]
             })
         });
+        let ev: [V3; 2] = std::array::from_fn(|c| {
+            std::array::from_fn(|a| -a0 * kd * (back[c][a] + du * g[c][a]))
+        });
         self.scatter(ex, xbar);
-        self.scatter(grad.map(|g| scale(g, -du * a0 * self.kd)), vbar);
-        self.add_air_vjp(x, v, u, xbar, vbar);
+        self.scatter(ev, vbar);
+        for &n in &self.nodes {
+            axpy(1.0, air_v, &mut vbar[n]);
+        }
     }
 
     /// The 3×3 blocks `H[a][b]` of the elastic energy's Hessian at `x`; with `project`, the
@@ -351,16 +368,15 @@ impl Triangle {
         let e = self.edges(x);
         let a0 = self.rest_area;
         // In edge coordinates: A₀·ke·(D_m⁻¹D_m⁻ᵀ ⊗ I) + A₀·ka·(∇J∇Jᵀ + c·∇²J).
-        let (j, grad, _) = self.area_along(e, [[0.0; 3]; 2]);
-        let mut he = self.membrane_area_blocks(self.ke, self.ka, &grad);
-        let c = j - self.alpha() + self.activation;
+        let ar = self.area(e);
+        let mut he = self.membrane_area_blocks(self.ke, self.ka, &ar.grad);
+        let c = ar.j - self.alpha() + self.activation;
         if !project {
             for s in 0..2 {
                 for b in 0..3 {
                     let mut t = [[0.0; 3]; 2];
                     t[s][b] = 1.0;
-                    let (_, _, col) = self.area_along(e, t);
-                    for (r, col) in col.iter().enumerate() {
+                    for (r, col) in ar.along(t).iter().enumerate() {
                         for a in 0..3 {
                             he[r][s][a][b] += a0 * self.ka * c * col[a];
                         }
@@ -375,7 +391,7 @@ impl Triangle {
     /// backward Euler: membrane damping exact (`A₀·kd·D_m⁻¹D_m⁻ᵀ ⊗ I` on the edges), area
     /// damping with `∇J` lagged at `xₙ` (`A₀·kd·∇J∇Jᵀ`). 3×3 node blocks.
     pub fn damping_blocks(&self, xn: &[V3]) -> [[M3; 3]; 3] {
-        let (_, grad, _) = self.area_along(self.edges(xn), [[0.0; 3]; 2]);
+        let grad = self.area(self.edges(xn)).grad;
         edge_to_node_blocks(&self.membrane_area_blocks(self.kd, self.kd, &grad))
     }
 
@@ -401,11 +417,14 @@ impl Triangle {
         let back = self.pull_back(self.deformation(l[0], l[1]));
         self.scatter(back.map(|c| scale(c, a0 * self.kd / h)), xbar);
         // Area damping: λᵀ∂T/∂xₙ = A₀kd/h·[(∇J·Δ)∇²Jλ + (∇J·λ)(∇²JΔ − ∇J)].
-        let (_, grad, hl) = self.area_along(e, l);
-        let (_, _, hd) = self.area_along(e, dx);
-        let ex = lagged_rank_one(a0 * self.kd / h, (&grad, &hl, &hd), &l, &dx);
-        self.scatter([ex[0], ex[1]], xbar);
-        self.add_air_vjp(xn, vn, lam, xbar, vbar);
+        let ar = self.area(e);
+        let (hl, hd) = (ar.along(l), ar.along(dx));
+        let ex = lagged_rank_one(a0 * self.kd / h, (&ar.grad, &hl, &hd), &l, &dx);
+        let (air_x, air_v) = self.air_vjp(e, vn, lam);
+        self.scatter([add(ex[0], air_x[0]), add(ex[1], air_x[1])], xbar);
+        for &n in &self.nodes {
+            axpy(1.0, air_v, &mut vbar[n]);
+        }
     }
 
     /// The air force on each node, `−(drag + lift)`, at `(x, v)`.
@@ -494,34 +513,132 @@ pub struct Bend {
     pub rest_length: f64,
 }
 
-/// Warp's dihedral angle `θ`, Bridson's `dₐ = ∂θ/∂xₐ` and the edge length at `x` (of the 4
-/// nodes); None when a face is degenerate (`|n| < 1e-6`, where Warp skips the element).
-fn dihedral<T: Real>(x: [[T; 3]; 4]) -> Option<(T, [[T; 3]; 4], T)> {
-    let [x1, x2, x3, x4] = x;
-    let n1 = cross(sub(x3, x1), sub(x4, x1));
-    let n2 = cross(sub(x4, x2), sub(x3, x2));
-    let (l1, l2) = (dot(n1, n1).sqrt(), dot(n2, n2).sqrt());
-    if l1.re() < 1e-6 || l2.re() < 1e-6 {
-        return None;
+/// Warp's dihedral angle `θ` of a bending element at its 4 node positions, Bridson's
+/// `dₐ = ∂θ/∂xₐ`, the edge length, and what the closed-form `∇(Σ wₐ·dₐ)` needs.
+///
+/// With `n₁ = (x₃ − x₁) × (x₄ − x₁)`, `n₂ = (x₄ − x₂) × (x₃ − x₂)`, `mᵢ = nᵢ/|nᵢ|²`,
+/// `e = x₄ − x₃`, `ê = e/|e|`: `d₁ = |e|·m₁`, `d₂ = |e|·m₂`,
+/// `d₃ = s₁₃·m₁ + s₂₃·m₂`, `d₄ = s₁₄·m₁ + s₂₄·m₂`, `s₁₃ = (x₁ − x₄)·ê`, `s₂₃ = (x₂ − x₄)·ê`,
+/// `s₁₄ = (x₃ − x₁)·ê`, `s₂₄ = (x₃ − x₂)·ê`.
+struct Hinge {
+    theta: f64,
+    d: [V3; 4],
+    elen: f64,
+    eh: V3,
+    /// `x₃ − x₁`, `x₄ − x₁`, `x₄ − x₂`, `x₃ − x₂`.
+    arms: [V3; 4],
+    /// `x₁ − x₄`, `x₂ − x₄`.
+    to4: [V3; 2],
+    n: [V3; 2],
+    m: [V3; 2],
+    /// `1/|nᵢ|²`.
+    inv: [f64; 2],
+    /// `[s₁₃, s₁₄, s₂₃, s₂₄]`.
+    s: [f64; 4],
+}
+
+impl Hinge {
+    /// None when a face is degenerate (`|nᵢ| < 1e-6`, where Warp skips the element).
+    fn new(x: [V3; 4]) -> Option<Self> {
+        let [x1, x2, x3, x4] = x;
+        let arms = [sub(x3, x1), sub(x4, x1), sub(x4, x2), sub(x3, x2)];
+        let n = [cross(arms[0], arms[1]), cross(arms[2], arms[3])];
+        let (q1, q2) = (dot(n[0], n[0]), dot(n[1], n[1]));
+        if q1 < 1e-12 || q2 < 1e-12 {
+            return None;
+        }
+        let e = sub(x4, x3);
+        let elen = dot(e, e).sqrt();
+        let eh = scale(e, 1.0 / elen);
+        let inv = [1.0 / q1, 1.0 / q2];
+        let m = [scale(n[0], inv[0]), scale(n[1], inv[1])];
+        // Warp's sign(((n₂ × n₁)·ê))·acos(n̂₁·n̂₂), as an atan2: acos loses half the digits
+        // near a flat hinge (θ ≈ 1e-8 from round-off), which would leave Newton a noisy
+        // gradient.
+        let theta = dot(cross(n[1], n[0]), eh).atan2(dot(n[0], n[1]));
+        let to4 = [sub(x1, x4), sub(x2, x4)];
+        let s = [
+            dot(to4[0], eh),
+            dot(arms[0], eh),
+            dot(to4[1], eh),
+            dot(arms[3], eh),
+        ];
+        let d = [
+            scale(m[0], elen),
+            scale(m[1], elen),
+            add(scale(m[0], s[0]), scale(m[1], s[2])),
+            add(scale(m[0], s[1]), scale(m[1], s[3])),
+        ];
+        Some(Self {
+            theta,
+            d,
+            elen,
+            eh,
+            arms,
+            to4,
+            n,
+            m,
+            inv,
+            s,
+        })
     }
-    let e = sub(x4, x3);
-    let elen = dot(e, e).sqrt();
-    let eh = scale(e, elen.recip());
-    let (m1, m2) = (scale(n1, (l1 * l1).recip()), scale(n2, (l2 * l2).recip()));
-    // Warp's sign(((n₂ × n₁)·ê))·acos(n̂₁·n̂₂), as an atan2: acos loses half the digits near
-    // a flat hinge (θ ≈ 1e-8 from round-off), which would leave Newton a noisy gradient.
-    let angle = T::from(dot(cross(n2, n1), eh).re().atan2(dot(n1, n2).re()));
-    let d1 = scale(m1, elen);
-    let d2 = scale(m2, elen);
-    let d3 = add(
-        scale(m1, dot(sub(x1, x4), eh)),
-        scale(m2, dot(sub(x2, x4), eh)),
-    );
-    let d4 = add(
-        scale(m1, dot(sub(x3, x1), eh)),
-        scale(m2, dot(sub(x3, x2), eh)),
-    );
-    Some((angle, [d1, d2, d3, d4], elen))
+
+    /// `Σ wₐ·dₐ`.
+    fn d_dot(&self, w: &[V3; 4]) -> f64 {
+        (0..4).map(|a| dot(self.d[a], w[a])).sum()
+    }
+
+    /// `∇ₓ(Σ wₐ·dₐ) = ∇²θ·w` at fixed `w`: the reverse pass of the formulas of [`Hinge`].
+    fn grad_d_dot(&self, w: &[V3; 4]) -> [V3; 4] {
+        let [w1, w2, w3, w4] = *w;
+        let [m1, m2] = self.m;
+        // Σ wₐ·dₐ = m₁·W₁ + m₂·W₂.
+        let big = [
+            add(
+                add(scale(w1, self.elen), scale(w3, self.s[0])),
+                scale(w4, self.s[1]),
+            ),
+            add(
+                add(scale(w2, self.elen), scale(w3, self.s[2])),
+                scale(w4, self.s[3]),
+            ),
+        ];
+        let len_bar = dot(m1, w1) + dot(m2, w2);
+        let s_bar = [dot(m1, w3), dot(m1, w4), dot(m2, w3), dot(m2, w4)];
+        let mut g = [[0.0; 3]; 4];
+        // mᵢ = nᵢ/|nᵢ|²: n̄ᵢ = (m̄ᵢ − 2(m̄ᵢ·mᵢ)nᵢ)/|nᵢ|²; n = a × b: ā = b × n̄, b̄ = n̄ × a.
+        // Face 1: a = x₃ − x₁, b = x₄ − x₁; face 2: a = x₄ − x₂, b = x₃ − x₂ (node of a's
+        // head, of b's head, the shared tail).
+        for (f, [ha, hb, tail]) in [(0, [2, 3, 0]), (1, [3, 2, 1])] {
+            let nb = scale(
+                add(big[f], scale(self.n[f], -2.0 * dot(big[f], self.m[f]))),
+                self.inv[f],
+            );
+            let (a, b) = (self.arms[2 * f], self.arms[2 * f + 1]);
+            let (abar, bbar) = (cross(b, nb), cross(nb, a));
+            axpy(1.0, abar, &mut g[ha]);
+            axpy(1.0, bbar, &mut g[hb]);
+            axpy(-1.0, add(abar, bbar), &mut g[tail]);
+        }
+        // s₁₃ = (x₁ − x₄)·ê, s₁₄ = (x₃ − x₁)·ê, s₂₃ = (x₂ − x₄)·ê, s₂₄ = (x₃ − x₂)·ê.
+        let eh = self.eh;
+        axpy(s_bar[0] - s_bar[1], eh, &mut g[0]);
+        axpy(s_bar[2] - s_bar[3], eh, &mut g[1]);
+        axpy(s_bar[1] + s_bar[3], eh, &mut g[2]);
+        axpy(-(s_bar[0] + s_bar[2]), eh, &mut g[3]);
+        let mut eh_bar = scale(self.to4[0], s_bar[0]);
+        axpy(s_bar[1], self.arms[0], &mut eh_bar);
+        axpy(s_bar[2], self.to4[1], &mut eh_bar);
+        axpy(s_bar[3], self.arms[3], &mut eh_bar);
+        // ê = e/|e|, e = x₄ − x₃.
+        let e_bar = add(
+            scale(sub(eh_bar, scale(eh, dot(eh_bar, eh))), 1.0 / self.elen),
+            scale(eh, len_bar),
+        );
+        axpy(1.0, e_bar, &mut g[3]);
+        axpy(-1.0, e_bar, &mut g[2]);
+        g
+    }
 }
 
 impl Bend {
@@ -529,16 +646,13 @@ impl Bend {
         self.nodes.map(|n| x[n])
     }
 
-    /// `θ` at `x` (None for a degenerate face).
-    pub fn angle(&self, x: &[V3]) -> Option<f64> {
-        dihedral(self.at(x)).map(|(t, _, _)| t)
+    fn hinge(&self, x: &[V3]) -> Option<Hinge> {
+        Hinge::new(self.at(x))
     }
 
-    /// `(θ, d, D(d)[w])`: `d = ∇θ` and its derivative along the displacements `w` of the
-    /// element's nodes.
-    fn along(&self, x: &[V3], w: [V3; 4]) -> Option<(f64, [V3; 4], [V3; 4])> {
-        let xd: [[Dual64; 3]; 4] = std::array::from_fn(|a| seed(x[self.nodes[a]], w[a]));
-        dihedral(xd).map(|(t, d, _)| (t.re, d.map(re), d.map(eps)))
+    /// `θ` at `x` (None for a degenerate face).
+    pub fn angle(&self, x: &[V3]) -> Option<f64> {
+        self.hinge(x).map(|h| h.theta)
     }
 
     /// The bending energy `½·ke·|ē|·(θ − θ₀)²` (the implicit integrator's potential).
@@ -551,57 +665,54 @@ impl Bend {
     /// With `v`: Warp's force `−|e|·(ke(θ − θ₀) + kd·θ̇)·d`; without: `−∇energy`. Added
     /// into `f`.
     pub fn add_forces(&self, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
-        let Some((theta, d, elen)) = dihedral(self.at(x)) else {
+        let Some(h) = self.hinge(x) else {
             return;
         };
         let total = match v {
             Some(v) => {
-                let rate: f64 = (0..4).map(|a| dot(d[a], v[self.nodes[a]])).sum();
-                -elen * (self.ke * (theta - self.rest_angle) + self.kd * rate)
+                let rate = h.d_dot(&self.at(v));
+                -h.elen * (self.ke * (h.theta - self.rest_angle) + self.kd * rate)
             }
-            None => -self.rest_length * self.ke * (theta - self.rest_angle),
+            None => -self.rest_length * self.ke * (h.theta - self.rest_angle),
         };
         for (a, &n) in self.nodes.iter().enumerate() {
-            axpy(total, d[a], &mut f[n]);
+            axpy(total, h.d[a], &mut f[n]);
         }
     }
 
     /// Adds `(∂f/∂x)ᵀu` and `(∂f/∂v)ᵀu` of Warp's force into `xbar`, `vbar`.
     pub fn add_vjp(&self, x: &[V3], v: &[V3], u: &[V3], xbar: &mut [V3], vbar: &mut [V3]) {
-        let (ul, vl) = (self.nodes.map(|n| u[n]), self.nodes.map(|n| v[n]));
-        let (Some((theta, d, hu)), Some((_, _, hv))) = (self.along(x, ul), self.along(x, vl))
-        else {
+        let Some(h) = self.hinge(x) else {
             return;
         };
+        let (ul, vl) = (self.at(u), self.at(v));
+        let du = h.d_dot(&ul);
+        let g = self.ke * (h.theta - self.rest_angle) + self.kd * h.d_dot(&vl);
+        // Σ uₐ·fₐ = −|e|·g·Du: ∇ₓ = −[g·Du·∇|e| + |e|·Du·ke·d + ∇²θ·(|e|·g·u + |e|·Du·kd·v)]
+        // (∇²θ is linear in the direction: one pass).
+        let dir: [V3; 4] = std::array::from_fn(|a| {
+            add(
+                scale(ul[a], h.elen * g),
+                scale(vl[a], h.elen * du * self.kd),
+            )
+        });
+        let hw = h.grad_d_dot(&dir);
         let nd = self.nodes;
-        let e = sub(x[nd[3]], x[nd[2]]);
-        let elen = dot(e, e).sqrt();
-        let du: f64 = (0..4).map(|a| dot(d[a], u[nd[a]])).sum();
-        let rate: f64 = (0..4).map(|a| dot(d[a], v[nd[a]])).sum();
-        let g = self.ke * (theta - self.rest_angle) + self.kd * rate;
-        // Σ uₐ·fₐ = −|e|·g·Du: ∇ₓ = −[g·Du·∇|e| + |e|·Du·(ke·d + kd·∇²θv) + |e|·g·∇²θu].
         for a in 0..4 {
-            let ex: V3 = std::array::from_fn(|c| {
-                -(elen * du * (self.ke * d[a][c] + self.kd * hv[a][c]) + elen * g * hu[a][c])
-            });
+            let ex: V3 = std::array::from_fn(|c| -(h.elen * du * self.ke * h.d[a][c] + hw[a][c]));
             axpy(1.0, ex, &mut xbar[nd[a]]);
-            axpy(-elen * du * self.kd, d[a], &mut vbar[nd[a]]);
+            axpy(-h.elen * du * self.kd, h.d[a], &mut vbar[nd[a]]);
         }
-        let eh = scale(e, 1.0 / elen);
-        axpy(-g * du, eh, &mut xbar[nd[3]]);
-        axpy(g * du, eh, &mut xbar[nd[2]]);
+        axpy(-g * du, h.eh, &mut xbar[nd[3]]);
+        axpy(g * du, h.eh, &mut xbar[nd[2]]);
     }
 
     /// `K = kd·|ē|·d dᵀ` at `xₙ`: the bending damping for backward Euler, `Φ ∋ ½ΔᵀKΔ/h`
     /// with `d` lagged at `xₙ` (Warp's `kd·θ̇` with `|e|` at rest). Zero for a degenerate face.
     pub fn damping_blocks(&self, xn: &[V3]) -> [[M3; 4]; 4] {
         let k = self.kd * self.rest_length;
-        match dihedral(self.at(xn)) {
-            Some((_, d, _)) if k != 0.0 => std::array::from_fn(|a| {
-                std::array::from_fn(|b| {
-                    std::array::from_fn(|r| std::array::from_fn(|c| k * d[a][r] * d[b][c]))
-                })
-            }),
+        match self.hinge(xn) {
+            Some(h) if k != 0.0 => outer_blocks(k, &h.d),
             _ => [[[[0.0; 3]; 3]; 4]; 4],
         }
     }
@@ -615,10 +726,16 @@ impl Bend {
         let nd = self.nodes;
         let l = nd.map(|n| lam[n]);
         let dx = nd.map(|n| sub(x1[n], xn[n]));
-        let (Some((_, d, hl)), Some((_, _, hd))) = (self.along(xn, l), self.along(xn, dx)) else {
+        let Some(hinge) = self.hinge(xn) else {
             return;
         };
-        let ex = lagged_rank_one(self.kd * self.rest_length / h, (&d, &hl, &hd), &l, &dx);
+        let (hl, hd) = (hinge.grad_d_dot(&l), hinge.grad_d_dot(&dx));
+        let ex = lagged_rank_one(
+            self.kd * self.rest_length / h,
+            (&hinge.d, &hl, &hd),
+            &l,
+            &dx,
+        );
         for (a, &n) in nd.iter().enumerate() {
             axpy(1.0, ex[a], &mut xbar[n]);
         }
@@ -627,30 +744,20 @@ impl Bend {
     /// The 4×4 blocks of the energy's Hessian `ke·|ē|·(d dᵀ + (θ − θ₀)·∇²θ)`; with `project`,
     /// the curvature term is dropped. Zero for a degenerate face.
     pub fn hessian_blocks(&self, x: &[V3], project: bool) -> [[M3; 4]; 4] {
-        let mut hb = [[[[0.0; 3]; 3]; 4]; 4];
-        let Some((theta, d, _)) = dihedral(self.at(x)) else {
-            return hb;
+        let Some(h) = self.hinge(x) else {
+            return [[[[0.0; 3]; 3]; 4]; 4];
         };
         let k = self.ke * self.rest_length;
-        for (a, hba) in hb.iter_mut().enumerate() {
-            for (b, hab) in hba.iter_mut().enumerate() {
-                for (r, row) in hab.iter_mut().enumerate() {
-                    for (c, val) in row.iter_mut().enumerate() {
-                        *val = k * d[a][r] * d[b][c];
-                    }
-                }
-            }
-        }
+        let mut hb = outer_blocks(k, &h.d);
         if !project {
             for b in 0..4 {
                 for c in 0..3 {
                     let mut w = [[0.0; 3]; 4];
                     w[b][c] = 1.0;
-                    if let Some((_, _, col)) = self.along(x, w) {
-                        for a in 0..4 {
-                            for r in 0..3 {
-                                hb[a][b][r][c] += k * (theta - self.rest_angle) * col[a][r];
-                            }
+                    let col = h.grad_d_dot(&w);
+                    for a in 0..4 {
+                        for r in 0..3 {
+                            hb[a][b][r][c] += k * (h.theta - self.rest_angle) * col[a][r];
                         }
                     }
                 }
@@ -658,4 +765,13 @@ impl Bend {
         }
         hb
     }
+}
+
+/// The blocks `k·dₐ d_bᵀ` of a rank-one form over 4 nodes.
+fn outer_blocks(k: f64, d: &[V3; 4]) -> [[M3; 4]; 4] {
+    std::array::from_fn(|a| {
+        std::array::from_fn(|b| {
+            std::array::from_fn(|r| std::array::from_fn(|c| k * d[a][r] * d[b][c]))
+        })
+    })
 }

@@ -228,11 +228,17 @@ pub fn cloth_grid(
     Ok((model, x0, vec![velocity; n]))
 }
 
-/// B3, the Warp cloth throw (`example_cloth_throw.py`): a 16×16-cell cloth (cell 1/16 m,
-/// mass 1 per particle) rotated −45° about x, thrown with v₀ = (0.1, 0.1, 0); tri_ke =
-/// tri_ka = 1e4, tri_kd = 100, lift 10, drag 5, bending 100; gravity, no ground. Returns the
-/// model, x₀, v₀ and the centre-of-mass target (8, 0, 0).
-pub fn cloth_throw() -> crate::error::Result<(Model, Vec<V3>, Vec<V3>, V3)> {
+/// B3, the Warp cloth throw (`example_cloth_throw.py`): a `cells`×`cells` cloth of 1 m × 1 m
+/// (Warp's: 16 cells of 1/16 m, 289 particles), mass 1 per particle, rotated −45° about x,
+/// thrown with v₀ = (0.1, 0.1, 0); tri_ke = tri_ka = 1e4, tri_kd = 100, lift 10, drag 5,
+/// bending 100; gravity, no ground. Returns the model, x₀, v₀ and the centre-of-mass target
+/// (8, 0, 0).
+pub fn cloth_throw(cells: usize) -> crate::error::Result<(Model, Vec<V3>, Vec<V3>, V3)> {
+    if cells == 0 {
+        return Err(crate::error::DiffsimError::config(
+            "the cloth needs at least 1 cell per side",
+        ));
+    }
     let material = ClothMaterial {
         tri_ke: 1e4,
         tri_ka: 1e4,
@@ -242,8 +248,8 @@ pub fn cloth_throw() -> crate::error::Result<(Model, Vec<V3>, Vec<V3>, V3)> {
         ..ClothMaterial::default()
     };
     let (model, x0, v0) = cloth_grid(
-        (16, 16),
-        1.0 / 16.0,
+        (cells, cells),
+        1.0 / cells as f64,
         -std::f64::consts::FRAC_PI_4,
         [0.1, 0.1, 0.0],
         1.0,

@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
-use crate::optim::{Clock, Objective, Trace, fd_error_on, gradient_descent};
+use crate::optim::{Clock, Evaluation, Objective, Trace, fd_error_on, gradient_descent, median_ms};
 use crate::solids::implicit::{Implicit, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, com_loss, explicit, scenes, segmented_gradient};
 use crate::viz::line_plot;
@@ -19,6 +19,8 @@ use std::time::Instant;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClothThrowConfig {
+    /// Cells per side of the 1 m cloth (Warp's 16: 289 particles; 64: 4225).
+    pub cells: usize,
     /// Explicit time step (s).
     pub dt: f64,
     /// Explicit steps.
@@ -38,6 +40,7 @@ pub struct ClothThrowConfig {
 impl Default for ClothThrowConfig {
     fn default() -> Self {
         Self {
+            cells: 16,
             dt: 1.0 / 960.0,
             steps: 1920,
             implicit_dt: 1.0 / 60.0,
@@ -142,7 +145,7 @@ fn unflatten(p: &[f64]) -> Vec<V3> {
 
 /// The explicit trajectory from the initial velocities `v0` (flattened), and the target.
 pub fn trajectory(cfg: &ClothThrowConfig, v0: &[f64]) -> Result<(Model, Rollout, V3)> {
-    let (model, x0, _, target) = scenes::cloth_throw()?;
+    let (model, x0, _, target) = scenes::cloth_throw(cfg.cells)?;
     let run = explicit::rollout(&model, &x0, &unflatten(v0), cfg.dt, cfg.steps);
     Ok((model, run, target))
 }
@@ -209,14 +212,69 @@ fn checkpointing(
     })
 }
 
+/// The scene of `cfg` and its (loss, gradient) through Warp's explicit step (the whole
+/// trajectory kept, hand-written adjoint); the parameters are the initial velocities
+/// `[v₀ₓ, v₀ᵧ, v₀𝓏]` per particle (m/s). Also returns the start parameters.
+pub fn explicit_objective(cfg: &ClothThrowConfig) -> Result<(Evaluation<'static>, Vec<f64>)> {
+    let (model, x0, v0, target) = scenes::cloth_throw(cfg.cells)?;
+    let (dt, steps) = (cfg.dt, cfg.steps);
+    let f = move |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let run = explicit::rollout(&model, &x0, &unflatten(p), dt, steps);
+        let (l, gx) = com_loss(&run.last().0, target);
+        let zeros = vec![[0.0; 3]; model.len()];
+        Ok((
+            l,
+            flatten(&explicit::adjoint(&model, &run, dt, &gx, &zeros).v0),
+        ))
+    };
+    Ok((Box::new(f), flatten(&v0)))
+}
+
+/// Implicit Euler's (loss, gradient) on the scene of `cfg` with `stepper` (the IFT
+/// adjoint); `newton` receives each rollout's Newton iterations per step (mean, max).
+fn implicit_evaluation<'a>(
+    cfg: &ClothThrowConfig,
+    stepper: &'a Implicit<'a>,
+    (x0, target): (Vec<V3>, V3),
+    newton: &'a std::cell::Cell<(f64, usize)>,
+) -> Evaluation<'a> {
+    let steps = cfg.implicit_steps;
+    Box::new(move |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let r = stepper.rollout(&x0, &unflatten(p), steps)?;
+        newton.set(r.newton_stats());
+        let (l, gx) = com_loss(&r.run.last().0, target);
+        let zeros = vec![[0.0; 3]; x0.len()];
+        Ok((l, flatten(&stepper.adjoint(&r, &gx, &zeros).v0)))
+    })
+}
+
+/// The median wall time (ms) of one implicit (loss, gradient) evaluation on the scene of
+/// `cfg` at its start velocities over `repeats` (after one untimed evaluation), and the
+/// Newton iterations per step (mean, max).
+pub fn time_implicit(cfg: &ClothThrowConfig, repeats: usize) -> Result<(f64, (f64, usize))> {
+    let (model, x0, v0, target) = scenes::cloth_throw(cfg.cells)?;
+    let stepper = Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?;
+    let newton = std::cell::Cell::new((0.0, 0));
+    let f = implicit_evaluation(cfg, &stepper, (x0, target), &newton);
+    let p0 = flatten(&v0);
+    f(&p0)?;
+    Ok((median_ms(repeats, &|| f(&p0))?, newton.get()))
+}
+
+/// Particles at two corners, the centre and an edge middle of a `cells`×`cells` cloth.
+fn probe_particles(cells: usize) -> [usize; 4] {
+    let (row, mid) = (cells + 1, cells / 2);
+    [0, cells, mid * row + mid, cells * row + mid]
+}
+
 /// Runs the two descents (explicit, Warp's; implicit, 16× fewer steps).
 pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
-    let (model, x0, v0, target) = scenes::cloth_throw()?;
+    let (model, x0, v0, target) = scenes::cloth_throw(cfg.cells)?;
     let np = model.len();
     let zeros = vec![[0.0; 3]; np];
     let p0 = flatten(&v0);
-    // The velocities of two corners, an edge middle and the centre.
-    let probes: Vec<usize> = [0, 16, 144, 280]
+    // The velocities of two corners, the centre and an edge middle.
+    let probes: Vec<usize> = probe_particles(cfg.cells)
         .iter()
         .flat_map(|p| (0..3).map(move |a| 3 * p + a))
         .collect();
@@ -226,24 +284,12 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
         let trace = gradient_descent(&clock.wrap(f), &p0, cfg.learning_rate, cfg.iterations, None)?;
         Ok((trace, fd, clock.mean_ms()))
     };
-    let explicit_loss = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let run = explicit::rollout(&model, &x0, &unflatten(p), cfg.dt, cfg.steps);
-        let (l, gx) = com_loss(&run.last().0, target);
-        Ok((
-            l,
-            flatten(&explicit::adjoint(&model, &run, cfg.dt, &gx, &zeros).v0),
-        ))
-    };
+    let (explicit_loss, _) = explicit_objective(cfg)?;
     let (trace, fd, ms) = descend(&explicit_loss)?;
     let explicit = summary(trace, fd, ms, (cfg.steps + 1, np));
     let stepper = Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?;
     let newton = std::cell::Cell::new((0.0, 0));
-    let implicit_loss = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let r = stepper.rollout(&x0, &unflatten(p), cfg.implicit_steps)?;
-        newton.set(r.newton_stats());
-        let (l, gx) = com_loss(&r.run.last().0, target);
-        Ok((l, flatten(&stepper.adjoint(&r, &gx, &zeros).v0)))
-    };
+    let implicit_loss = implicit_evaluation(cfg, &stepper, (x0.clone(), target), &newton);
     let (trace, fd, ms) = descend(&implicit_loss)?;
     let mut implicit = summary(trace, fd, ms, (cfg.implicit_steps + 1, np));
     implicit.newton_iterations = Some(newton.get());

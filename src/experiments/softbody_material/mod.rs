@@ -9,8 +9,8 @@
 use crate::error::Result;
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
 use crate::optim::{
-    Clock, Objective, Trace, fd_error, fd_error_on, gauss_newton_box, gradient_descent, lbfgs_box,
-    median_ms,
+    Clock, Evaluation, Objective, Trace, fd_error, fd_error_on, gauss_newton_box, gradient_descent,
+    lbfgs_box, median_ms,
 };
 use crate::solids::implicit::{GnParameters, Implicit, NewtonConfig, Scheme};
 use crate::solids::{Model, Rollout, V3, com_loss, com_residuals, explicit, scenes};
@@ -171,19 +171,27 @@ pub fn trajectory(cfg: &SoftbodyConfig, p: &[f64]) -> Result<(Model, Rollout, V3
     Ok((m, run, target))
 }
 
+/// The (loss, gradient) through Warp's explicit step with respect to the materials
+/// `[μ₀, λ₀, μ₁, λ₁, …]` (Pa), and the start materials.
+pub fn explicit_objective(cfg: &SoftbodyConfig) -> Result<(Evaluation<'static>, Vec<f64>)> {
+    let (model, x0, v0, target) = scenes::softbody_material(cfg.smoothing)?;
+    let (dt, steps) = (cfg.dt, cfg.steps);
+    let p0: Vec<f64> = model.tets.iter().flat_map(|t| [t.mu, t.lambda]).collect();
+    let f = move |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let m = with_materials(&model, p);
+        let run = explicit::rollout(&m, &x0, &v0, dt, steps);
+        let (l, gx) = com_loss(&run.last().0, target);
+        let g = explicit::adjoint(&m, &run, dt, &gx, &vec![[0.0; 3]; m.len()]);
+        Ok((l, GnParameters::Materials.of(&g)))
+    };
+    Ok((Box::new(f), p0))
+}
+
 /// Runs the three optimisations (Warp SGD, bounded L-BFGS explicit and implicit).
 pub fn run(cfg: &SoftbodyConfig) -> Result<SoftbodyResult> {
     let (model, x0, v0, target) = scenes::softbody_material(cfg.smoothing)?;
     let np = model.len();
-    // Loss and gradient with respect to [μ₀, λ₀, μ₁, λ₁, …] (Pa).
-    let pa = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let m = with_materials(&model, p);
-        let run = explicit::rollout(&m, &x0, &v0, cfg.dt, cfg.steps);
-        let (l, gx) = com_loss(&run.last().0, target);
-        let g = explicit::adjoint(&m, &run, cfg.dt, &gx, &vec![[0.0; 3]; np]);
-        Ok((l, GnParameters::Materials.of(&g)))
-    };
-    let p0: Vec<f64> = model.tets.iter().flat_map(|t| [t.mu, t.lambda]).collect();
+    let (pa, p0) = explicit_objective(cfg)?;
     let q0: Vec<f64> = p0.iter().map(|p| p.ln()).collect();
     let gradient_fd_error = fd_error(&in_log(&pa), &q0, 1e-5)?;
     let n = p0.len();

@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
-use crate::optim::{self, Clock, Trace, fd_error, gradient_descent, lbfgs};
+use crate::optim::{self, Clock, Evaluation, Trace, fd_error, gradient_descent, lbfgs};
 use crate::solids::implicit::{GnParameters, Implicit, ImplicitRollout, NewtonConfig};
 use crate::solids::{Model, Rollout, V3, explicit, point_loss, scenes};
 use crate::viz::line_plot;
@@ -169,19 +169,30 @@ pub fn trajectory(cfg: &SpringCageConfig, rest: &[f64]) -> (Model, Rollout, V3) 
     (m, run, target)
 }
 
+/// The (loss, gradient) through Warp's explicit step with respect to the rest lengths (m),
+/// and the start rest lengths.
+pub fn explicit_objective(cfg: &SpringCageConfig) -> (Evaluation<'static>, Vec<f64>) {
+    let (model, x0, target) = scenes::spring_cage();
+    let v0 = vec![[0.0; 3]; model.len()];
+    let rest0: Vec<f64> = model.springs.iter().map(|s| s.rest).collect();
+    let (dt, steps) = (cfg.explicit_dt, cfg.explicit_steps);
+    let f = move |rest: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let m = with_rest(&model, rest);
+        let run = explicit::rollout(&m, &x0, &v0, dt, steps);
+        let (l, gx) = point_loss(&run.last().0, 0, target);
+        let g = explicit::adjoint(&m, &run, dt, &gx, &vec![[0.0; 3]; m.len()]);
+        Ok((l, g.rest))
+    };
+    (Box::new(f), rest0)
+}
+
 /// Runs both versions.
 pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
     let (model, x0, target) = scenes::spring_cage();
     let v0 = vec![[0.0; 3]; model.len()];
     let rest0: Vec<f64> = model.springs.iter().map(|s| s.rest).collect();
 
-    let explicit_f = |rest: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let m = with_rest(&model, rest);
-        let run = explicit::rollout(&m, &x0, &v0, cfg.explicit_dt, cfg.explicit_steps);
-        let (l, gx) = point_loss(&run.last().0, 0, target);
-        let g = explicit::adjoint(&m, &run, cfg.explicit_dt, &gx, &vec![[0.0; 3]; m.len()]);
-        Ok((l, g.rest))
-    };
+    let (explicit_f, _) = explicit_objective(cfg);
     let clock = Clock::default();
     let trace = gradient_descent(
         &clock.wrap(&explicit_f),
