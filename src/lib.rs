@@ -13,7 +13,7 @@
 //! reproduced study.
 //!
 //! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
-//! [`linalg`] ← [`solids`]; [`error`] above [`grid`] and [`linalg`] (their errors convert into
+//! [`linalg`] ← [`solids`]; [`cpu`] (instruction-set detection) below everything; [`error`] above [`grid`] and [`linalg`] (their errors convert into
 //! it); [`burgers`] (1D Burgers) on [`ops`] beside [`fluid`]; [`nn`], [`optim`], [`io`] and
 //! [`viz`] above the physics; [`control`] (learned PDE control) above [`burgers`] and [`nn`];
 //! [`gradcheck`] above those; [`experiments`] above those; [`cli`] on top.
@@ -22,6 +22,7 @@ pub mod burgers;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cpu;
 pub mod error;
 pub mod experiments;
 pub mod fluid;

@@ -197,13 +197,7 @@ pub fn forward<T: ConvScalar>(x: &[T], w: &[T], bias: Option<&[T]>, s: ConvShape
 }
 
 /// Whether this CPU runs the AVX2 + FMA build of the kernels.
-pub(super) fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
+pub(super) use crate::cpu::avx2_fma as simd;
 
 /// [`forward`] in the kernels' `build`.
 fn forward_on<T: ConvScalar>(

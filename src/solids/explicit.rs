@@ -4,14 +4,33 @@
 //! `v' = v + dt·((f(x, v) + uₙ)/m + g)`, `x' = x + dt·v'` (`uₙ` the step's control force;
 //! fixed particles keep their velocity).
 
+use super::cloth_lanes::ClothLanes;
 use super::mass_spring::Model;
 use super::math::V3;
 use super::{Params, Rollout};
 
 /// Step `n` (which picks the controls and activations) from `(x, v)`.
 pub fn step(model: &Model, n: usize, x: &[V3], v: &[V3], dt: f64) -> (Vec<V3>, Vec<V3>) {
+    step_packed(
+        model,
+        &ClothLanes::new(&model.tris, &model.bends),
+        n,
+        (x, v),
+        dt,
+    )
+}
+
+/// [`step`] with the model's cloth packed once (`cloth`, of `model.tris` and `model.bends`).
+fn step_packed(
+    model: &Model,
+    cloth: &ClothLanes,
+    n: usize,
+    (x, v): (&[V3], &[V3]),
+    dt: f64,
+) -> (Vec<V3>, Vec<V3>) {
     let mut f = vec![[0.0; 3]; model.len()];
-    model.add_forces(n, x, v, &mut f);
+    cloth.add_forces(x, v, &mut f);
+    model.add_tet_and_spring_forces(n, x, Some(v), &mut f);
     model.add_contact_forces(x, v, &mut f, None);
     let mut v1 = v.to_vec();
     let mut x1 = x.to_vec();
@@ -43,10 +62,12 @@ pub fn rollout_from(
     dt: f64,
     steps: usize,
 ) -> Rollout {
-    let mut states = vec![(x0.to_vec(), v0.to_vec())];
+    let cloth = ClothLanes::new(&model.tris, &model.bends);
+    let mut states = Vec::with_capacity(steps + 1);
+    states.push((x0.to_vec(), v0.to_vec()));
     for n in first..first + steps {
         let (x, v) = states.last().expect("one state");
-        let next = step(model, n, x, v, dt);
+        let next = step_packed(model, &cloth, n, (x, v), dt);
         states.push(next);
     }
     Rollout { first, states }
@@ -56,6 +77,7 @@ pub fn rollout_from(
 /// controls of `run`'s steps, given its gradients `(x̄_N, v̄_N)` at the last state of `run`.
 pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) -> Params {
     let np = model.len();
+    let cloth = ClothLanes::new(&model.tris, &model.bends);
     let mut g = Params::zeros(model);
     let (mut xb, mut vb) = (xbar.to_vec(), vbar.to_vec());
     for n in (0..run.states.len() - 1).rev() {
@@ -85,12 +107,7 @@ pub fn adjoint(model: &Model, run: &Rollout, dt: f64, xbar: &[V3], vbar: &[V3]) 
             t.add_force_jacobian_transpose(x, &u, &mut xb);
             g.add_tet(run.first + n, k, t.parameter_gradients(x, &u));
         }
-        for t in &model.tris {
-            t.add_vjp(x, v, &u, &mut xb, &mut vb);
-        }
-        for b in &model.bends {
-            b.add_vjp(x, v, &u, &mut xb, &mut vb);
-        }
+        cloth.add_vjp(x, v, &u, &mut xb, &mut vb);
         if !model.shapes.is_empty() {
             let mut f = vec![[0.0; 3]; np];
             let mut jac = vec![([[0.0; 3]; 3], [[0.0; 3]; 3]); np];

@@ -230,14 +230,26 @@ impl Model {
     }
 
     fn add_internal_forces(&self, n: usize, x: &[V3], v: Option<&[V3]>, f: &mut [V3]) {
-        for k in 0..self.tets.len() {
-            self.tet(n, k).add_forces(x, f);
-        }
         for t in &self.tris {
             t.add_forces(x, v, f);
         }
         for b in &self.bends {
             b.add_forces(x, v, f);
+        }
+        self.add_tet_and_spring_forces(n, x, v, f);
+    }
+
+    /// The forces of the tetrahedra and springs alone (of [`Model::add_forces`] with `v`, of
+    /// [`Model::add_elastic_forces`] without), added into `f`.
+    pub(super) fn add_tet_and_spring_forces(
+        &self,
+        n: usize,
+        x: &[V3],
+        v: Option<&[V3]>,
+        f: &mut [V3],
+    ) {
+        for k in 0..self.tets.len() {
+            self.tet(n, k).add_forces(x, f);
         }
         for s in &self.springs {
             let fs = self.spring_force(s, x, v);

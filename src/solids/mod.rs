@@ -4,6 +4,7 @@
 //! adjoint that reuses the forward factorisation.
 
 pub mod cloth;
+pub mod cloth_lanes;
 pub mod contact;
 pub mod explicit;
 pub mod fem;
