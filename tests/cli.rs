@@ -203,6 +203,62 @@ fn bench_grad_takes_phiflow_timings_measured_here() {
 /// `bench train` times the training's own iteration with and without the solver, matches the
 /// PhiFlow lines it is given by backend, model and unroll, and refuses bad settings and files.
 #[test]
+fn bench_solids_times_the_cases_against_warp_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("warp.jsonl");
+    std::fs::write(
+        &runs,
+        "{\"case\": \"cloth-throw\", \"cells\": 2, \"ms\": 900.0}\n\
+         {\"case\": \"spring-cage\", \"cells\": null, \"ms\": 7.0}\n",
+    )
+    .unwrap();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "solids",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        diffsim(&args)
+    };
+    let o = bench(&[
+        "--case",
+        "cloth-explicit",
+        "--case",
+        "spring-cage",
+        "--cells",
+        "2",
+        "--warp",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["case"], "cloth-explicit");
+    assert_eq!(rows[0]["particles"], 9);
+    assert_eq!(rows[0]["steps"], 1920);
+    assert_eq!(rows[0]["warp_ms"], 900.0);
+    assert_eq!(rows[1]["case"], "spring-cage");
+    assert_eq!(rows[1]["warp_ms"], 7.0);
+    for row in rows {
+        assert!(row["ms"].as_f64().unwrap() > 0.0);
+        assert!(row["us_per_particle_step"].as_f64().unwrap() > 0.0);
+    }
+    let junk = dir.path().join("junk.jsonl");
+    std::fs::write(&junk, "{\"case\": 3}\n").unwrap();
+    assert_one_line_error(
+        &bench(&["--case", "spring-cage", "--warp", junk.to_str().unwrap()]),
+        "is not the JSON lines of benches/warp/solids_iterations.py",
+    );
+    assert_one_line_error(&bench(&["--cells", "0"]), "--cells must be at least 1");
+}
+
+#[test]
 fn bench_train_reports_iterations_against_phiflow_lines() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("phi.jsonl");

@@ -93,7 +93,7 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
         );
     };
     feasible_with_an_active_bound(&b.params);
-    let (mean, max) = r.implicit.newton_iterations.unwrap();
+    let (mean, max) = implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 8, "Newton iterations {mean} / {max}");
     // Gauss-Newton, dense (Jacobian by adjoint sweeps) and sparse (its KKT system eliminated in
     // time order): the same
@@ -260,7 +260,11 @@ fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_s
     use diffsim::experiments::cloth_throw::{ClothThrowConfig, run};
     let cfg = ClothThrowConfig::quick();
     let r = run(&cfg).unwrap();
-    for (name, run) in [("explicit", &r.explicit), ("implicit", &r.implicit)] {
+    let implicit = r
+        .implicit
+        .as_ref()
+        .expect("the implicit descent runs by default");
+    for (name, run) in [("explicit", &r.explicit), ("implicit", implicit)] {
         assert!(
             run.gradient_fd_error <= 1e-6,
             "{name}: {}",
@@ -272,21 +276,20 @@ fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_s
     }
     assert_eq!(cfg.steps, 16 * cfg.implicit_steps);
     // Same physics at 16× the step: the losses agree to 1% over the descent.
-    for (e, i) in r.explicit.trace.losses.iter().zip(&r.implicit.trace.losses) {
+    for (e, i) in r.explicit.trace.losses.iter().zip(&implicit.trace.losses) {
         assert!((e - i).abs() <= 0.01 * e, "explicit {e} vs implicit {i}");
     }
-    let (mean, max) = r.implicit.newton_iterations.unwrap();
+    let (mean, max) = implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 10, "Newton {mean} / {max}");
     // The implicit descent, continued from its last iterate, reaches the explicit final loss.
     let c = &r.implicit_continued_losses;
     assert_eq!(c.len(), cfg.extra_implicit_iterations + 1);
-    assert_eq!(c[0], *r.implicit.trace.losses.last().unwrap());
+    assert_eq!(c[0], *implicit.trace.losses.last().unwrap());
     assert!(c.windows(2).all(|w| w[1] < w[0]), "{c:?}");
     let k = r
         .implicit_iterations_to_explicit_loss
         .expect("reaches the explicit loss");
-    let all: Vec<f64> = r
-        .implicit
+    let all: Vec<f64> = implicit
         .trace
         .losses
         .iter()
@@ -301,8 +304,25 @@ fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_s
     // Segment checkpointing: the taped gradient to round-off, in a fraction of the memory
     // (explicit: 241 states against 16 starts + 17; implicit: 16 states and 15 factors against
     // 4 starts + 5 states and 4 factors).
+    assert_eq!(r.checkpointing.len(), 2);
     for c in &r.checkpointing {
         assert!(c.gradient_difference <= 1e-12, "{c:?}");
         assert!(3 * c.segment_bytes < c.tape_bytes, "{c:?}");
     }
+    // A larger cloth without the implicit descent (what `cells = 64, implicit = false` runs).
+    let big = ClothThrowConfig {
+        cells: 24,
+        iterations: 1,
+        implicit: false,
+        ..ClothThrowConfig::quick()
+    };
+    let r = run(&big).unwrap();
+    assert!(r.implicit.is_none() && r.implicit_velocities_explicit_loss.is_none());
+    assert_eq!(r.checkpointing.len(), 1);
+    assert!(
+        r.explicit.gradient_fd_error <= 1e-6,
+        "{}",
+        r.explicit.gradient_fd_error
+    );
+    assert_eq!(r.explicit.tape_bytes, (big.steps + 1) * 25 * 25 * 48);
 }

@@ -21,11 +21,16 @@ import json
 import statistics
 import time
 
-import warp as wp
-import warp.sim
+import sys
 
-wp.config.quiet = True
-wp.init()
+# Warp prints its notices (deprecation of warp.sim, no CUDA driver) on stdout: keep stdout
+# for the JSON lines.
+with contextlib.redirect_stdout(sys.stderr):
+    import warp as wp
+    import warp.sim
+
+    wp.config.quiet = True
+    wp.init()
 
 
 @contextlib.contextmanager
@@ -60,14 +65,14 @@ def build(case, cells):
         from warp.examples.optim import example_spring_cage as ex
 
         e = ex.Example(stage_path=None)
-        return e, e.model.particle_count, e.sim_steps
+        return e, e.model.particle_count, e.num_frames * e.sim_substep_count
     raise SystemExit(f"unknown case {case!r}")
 
 
 def time_case(case, cells, repeats):
-    example, particles, steps = build(case, cells)
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet):
+        example, particles, steps = build(case, cells)
         example.step()  # compiles and loads the kernels
         all_ms = []
         for _ in range(repeats):

@@ -68,48 +68,7 @@ pub(super) trait Task<T> {
     fn run<const FMA: bool>(&self, dst: &mut [T]);
 }
 
-/// The instruction sets a kernel is compiled for (the same source each time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Build {
-    /// The baseline target.
-    Portable,
-    /// AVX2 + FMA.
-    Avx2,
-    /// AVX-512 (F, VL) besides AVX2 + FMA: the 16-lane blocks become single 512-bit
-    /// registers (forward 155 → 170 GFLOP/s at 16 → 16 channels on a Zen 4 core pair).
-    Avx512,
-}
-
-impl Build {
-    /// The fastest build this CPU runs.
-    pub(super) fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && simd()
-        {
-            return Self::Avx512;
-        }
-        Self::from(simd())
-    }
-
-    /// Every build this CPU runs (for tests).
-    #[cfg(test)]
-    pub(super) fn available() -> Vec<Self> {
-        match Self::best() {
-            Self::Portable => vec![Self::Portable],
-            Self::Avx2 => vec![Self::Portable, Self::Avx2],
-            Self::Avx512 => vec![Self::Portable, Self::Avx2, Self::Avx512],
-        }
-    }
-}
-
-impl From<bool> for Build {
-    /// AVX2 + FMA when `simd`, else the baseline.
-    fn from(simd: bool) -> Self {
-        if simd { Self::Avx2 } else { Self::Portable }
-    }
-}
+pub(super) use crate::cpu::Build;
 
 /// Runs `task` compiled for `build` (the CPU must run it: see [`Build::best`]).
 pub(super) fn dispatch<T, K: Task<T>>(task: &K, dst: &mut [T], build: impl Into<Build>) {

@@ -35,6 +35,9 @@ pub struct ClothThrowConfig {
     pub iterations: usize,
     /// Further implicit iterations allowed to reach the explicit descent's final loss.
     pub extra_implicit_iterations: usize,
+    /// Run the implicit descent too (at 64×64 cells one implicit evaluation takes about 30 s,
+    /// so the large cloth is run with `implicit = false`).
+    pub implicit: bool,
 }
 
 impl Default for ClothThrowConfig {
@@ -48,6 +51,7 @@ impl Default for ClothThrowConfig {
             learning_rate: 5.0,
             iterations: 64,
             extra_implicit_iterations: 16,
+            implicit: true,
         }
     }
 }
@@ -118,18 +122,19 @@ pub struct ClothThrowResult {
     pub config: ClothThrowConfig,
     /// Warp's recipe.
     pub explicit: ClothThrowRun,
-    /// Implicit Euler, 16× fewer steps.
-    pub implicit: ClothThrowRun,
+    /// Implicit Euler, 16× fewer steps (None when the config skips it).
+    pub implicit: Option<ClothThrowRun>,
     /// The explicit (fine) simulation's loss at the velocities the implicit descent found.
-    pub implicit_velocities_explicit_loss: f64,
+    pub implicit_velocities_explicit_loss: Option<f64>,
     /// The implicit descent continued (same rate) from its last iterate: its losses, the
     /// first being that iterate's.
     pub implicit_continued_losses: Vec<f64>,
     /// The implicit descent's iterations, the continuation counted, until its own loss is at
     /// or below the explicit descent's final loss (None: not within the extra iterations).
     pub implicit_iterations_to_explicit_loss: Option<usize>,
-    /// Segment checkpointing against the tape, explicit (1920 steps) then implicit (120).
-    pub checkpointing: [CheckpointingRun; 2],
+    /// Segment checkpointing against the tape, explicit (1920 steps) then, unless skipped,
+    /// implicit (120).
+    pub checkpointing: Vec<CheckpointingRun>,
 }
 
 /// Descent iterations of Newton's cloth test (`newton/tests/test_examples.py`, GPU).
@@ -287,6 +292,34 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
     let (explicit_loss, _) = explicit_objective(cfg)?;
     let (trace, fd, ms) = descend(&explicit_loss)?;
     let explicit = summary(trace, fd, ms, (cfg.steps + 1, np));
+    let seed = |x: &[V3], _: &[V3]| (com_loss(x, target).1, zeros.clone());
+    let fine = explicit::Explicit {
+        model: &model,
+        dt: cfg.dt,
+    };
+    let mut checkpoints = vec![checkpointing(
+        cfg.steps,
+        np,
+        0,
+        || Ok(unflatten(&explicit_loss(&p0)?.1)),
+        |k| {
+            let (g, held) = segmented_gradient(&fine, (&x0, &v0), cfg.steps, k, seed)?;
+            Ok((g.v0, held))
+        },
+    )?];
+    let mut r = ClothThrowResult {
+        config: cfg.clone(),
+        explicit,
+        implicit: None,
+        implicit_velocities_explicit_loss: None,
+        implicit_continued_losses: Vec::new(),
+        implicit_iterations_to_explicit_loss: None,
+        checkpointing: Vec::new(),
+    };
+    if !cfg.implicit {
+        r.checkpointing = checkpoints;
+        return Ok(r);
+    }
     let stepper = Implicit::new(&model, cfg.implicit_dt, NewtonConfig::default())?;
     let newton = std::cell::Cell::new((0.0, 0));
     let implicit_loss = implicit_evaluation(cfg, &stepper, (x0.clone(), target), &newton);
@@ -295,9 +328,9 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
     implicit.newton_iterations = Some(newton.get());
     let factor_bytes = stepper.factor_len()? * std::mem::size_of::<f64>();
     implicit.tape_bytes += cfg.implicit_steps * factor_bytes;
-    let implicit_velocities_explicit_loss = explicit_loss(&implicit.trace.params)?.0;
-    let goal = *explicit.trace.losses.last().expect("a loss");
-    let implicit_continued_losses = gradient_descent(
+    r.implicit_velocities_explicit_loss = Some(explicit_loss(&implicit.trace.params)?.0);
+    let goal = *r.explicit.trace.losses.last().expect("a loss");
+    r.implicit_continued_losses = gradient_descent(
         &implicit_loss,
         &implicit.trace.params,
         cfg.learning_rate,
@@ -305,49 +338,25 @@ pub fn run(cfg: &ClothThrowConfig) -> Result<ClothThrowResult> {
         None,
     )?
     .losses;
-    let implicit_iterations_to_explicit_loss = implicit
+    r.implicit_iterations_to_explicit_loss = implicit
         .trace
         .losses
         .iter()
-        .chain(&implicit_continued_losses[1..])
+        .chain(&r.implicit_continued_losses[1..])
         .position(|l| *l <= goal);
-    let seed = |x: &[V3], _: &[V3]| (com_loss(x, target).1, zeros.clone());
-    let fine = explicit::Explicit {
-        model: &model,
-        dt: cfg.dt,
-    };
-    let checkpointing = [
-        checkpointing(
-            cfg.steps,
-            np,
-            0,
-            || Ok(unflatten(&explicit_loss(&p0)?.1)),
-            |k| {
-                let (g, held) = segmented_gradient(&fine, (&x0, &v0), cfg.steps, k, seed)?;
-                Ok((g.v0, held))
-            },
-        )?,
-        checkpointing(
-            cfg.implicit_steps,
-            np,
-            factor_bytes,
-            || Ok(unflatten(&implicit_loss(&p0)?.1)),
-            |k| {
-                let (g, held) =
-                    segmented_gradient(&stepper, (&x0, &v0), cfg.implicit_steps, k, seed)?;
-                Ok((g.v0, held))
-            },
-        )?,
-    ];
-    Ok(ClothThrowResult {
-        config: cfg.clone(),
-        explicit,
-        implicit,
-        implicit_velocities_explicit_loss,
-        implicit_continued_losses,
-        implicit_iterations_to_explicit_loss,
-        checkpointing,
-    })
+    r.implicit = Some(implicit);
+    checkpoints.push(checkpointing(
+        cfg.implicit_steps,
+        np,
+        factor_bytes,
+        || Ok(unflatten(&implicit_loss(&p0)?.1)),
+        |k| {
+            let (g, held) = segmented_gradient(&stepper, (&x0, &v0), cfg.implicit_steps, k, seed)?;
+            Ok((g.v0, held))
+        },
+    )?);
+    r.checkpointing = checkpoints;
+    Ok(r)
 }
 
 /// The study: `diffsim experiment cloth-throw`.
@@ -395,7 +404,9 @@ impl Study for ClothThrow {
                 ),
                 (
                     format!("implicit Euler, {} steps", cfg.implicit_steps),
-                    log_loss_curve(&r.implicit.trace.losses, 0),
+                    r.implicit
+                        .as_ref()
+                        .map_or(Vec::new(), |i| log_loss_curve(&i.trace.losses, 0)),
                 ),
                 (
                     "implicit Euler, continued".into(),
@@ -410,13 +421,14 @@ impl Study for ClothThrow {
     fn report(r: &ClothThrowResult, dir: &Path) -> String {
         let cfg = &r.config;
         let mut lines: Vec<String> = Vec::new();
-        for (name, run) in [
-            (format!("explicit, {} steps", cfg.steps), &r.explicit),
-            (
-                format!("implicit, {} steps", cfg.implicit_steps),
-                &r.implicit,
-            ),
-        ] {
+        let mut runs = vec![(
+            format!("{0}x{0} cells, explicit, {1} steps", cfg.cells, cfg.steps),
+            &r.explicit,
+        )];
+        if let Some(i) = &r.implicit {
+            runs.push((format!("implicit, {} steps", cfg.implicit_steps), i));
+        }
+        for (name, run) in runs {
             lines.push(format!(
             "cloth-throw {name}: loss {:.2} -> {:.3} in {} iterations ({} lowered it, {} by > 1; Warp criteria over 4 iterations {}), adjoint vs FD {:.1e}, {:.0} ms per evaluation, tape {} states ({:.1} MB){}",
             run.trace.losses[0],
@@ -451,18 +463,23 @@ impl Study for ClothThrow {
             c.gradient_difference
         ));
         }
-        lines.push(format!(
-        "cloth-throw: the implicit descent's velocities give {:.3} in the explicit simulation; its own loss reaches the explicit final loss {}; pictures in {}",
-        r.implicit_velocities_explicit_loss,
-        r.implicit_iterations_to_explicit_loss.map_or(
-            format!(
-                "not within {} more iterations",
-                cfg.extra_implicit_iterations
+        lines.push(match r.implicit_velocities_explicit_loss {
+            Some(loss) => format!(
+                "cloth-throw: the implicit descent's velocities give {loss:.3} in the explicit simulation; its own loss reaches the explicit final loss {}; pictures in {}",
+                r.implicit_iterations_to_explicit_loss.map_or(
+                    format!(
+                        "not within {} more iterations",
+                        cfg.extra_implicit_iterations
+                    ),
+                    |k| format!("after {k} iterations")
+                ),
+                dir.display()
             ),
-            |k| format!("after {k} iterations")
-        ),
-        dir.display()
-    ));
+            None => format!(
+                "cloth-throw: implicit descent skipped (implicit = false); pictures in {}",
+                dir.display()
+            ),
+        });
         study_page(Self::NAME, &lines)
     }
 }
