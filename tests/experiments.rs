@@ -93,7 +93,7 @@ fn spring_cage_reproduces_warp_and_converges_in_four_lbfgs_iterations() {
         );
     };
     feasible_with_an_active_bound(&b.params);
-    let (mean, max) = implicit.newton_iterations.unwrap();
+    let (mean, max) = r.implicit.newton_iterations.unwrap();
     assert!(mean >= 1.0 && max <= 8, "Newton iterations {mean} / {max}");
     // Gauss-Newton, dense (Jacobian by adjoint sweeps) and sparse (its KKT system eliminated in
     // time order): the same
