@@ -333,18 +333,17 @@ impl TriChunk {
         arr(|r| vadd(vscale(p[0], d[r][0]), vscale(p[1], d[r][1])))
     }
 
-    /// Scatters gradients on the edges `(e₁, e₂)` to the nodes.
+    /// Scatters gradients on the edges `(e₁, e₂)`, plus `common` on every node, to the
+    /// nodes (one pass per node).
     #[inline(always)]
-    fn scatter_edges(&self, g: [LV; 2], out: &mut [V3]) {
-        scatter(&self.nodes, self.count, 1, g[0], out);
-        scatter(&self.nodes, self.count, 2, g[1], out);
-        scatter(
-            &self.nodes,
-            self.count,
-            0,
-            vscale(vadd(g[0], g[1]), L::splat(-1.0)),
-            out,
-        );
+    fn scatter_edges(&self, g: [LV; 2], common: Option<LV>, out: &mut [V3]) {
+        let mut nodes = [vscale(vadd(g[0], g[1]), L::splat(-1.0)), g[0], g[1]];
+        if let Some(c) = common {
+            nodes = arr(|k| vadd(nodes[k], c));
+        }
+        for (k, g) in nodes.into_iter().enumerate() {
+            scatter(&self.nodes, self.count, k, g, out);
+        }
     }
 
     /// The pieces of [`Triangle`]'s air force at the node velocities `vs`; the lanes without
@@ -392,13 +391,8 @@ impl TriChunk {
         let g = self.pull_back(p);
         let minus = L::splat(-1.0);
         let g = arr(|k| vscale(vadd(g[k], vscale(a.grad[k], sigma)), minus));
-        self.scatter_edges(g, f);
-        if self.air {
-            let neg_air = vscale(self.air(&a, vs).force, minus);
-            for k in 0..3 {
-                scatter(&self.nodes, self.count, k, neg_air, f);
-            }
-        }
+        let air = self.air.then(|| vscale(self.air(&a, vs).force, minus));
+        self.scatter_edges(g, air, f);
     }
 
     /// Adds `(∂f/∂x)ᵀu`, `(∂f/∂v)ᵀu` into `xbar`, `vbar` (as [`Triangle::add_vjp`]).
@@ -431,17 +425,15 @@ impl TriChunk {
         let mut ex: [LV; 2] =
             arr(|k| arr(|i| -a0 * (ke * back[k][i] + du * ka * g[k][i]) - h[k][i]));
         let ev: [LV; 2] = arr(|k| arr(|i| -a0 * kd * (back[k][i] + du * g[k][i])));
+        let mut air_v = None;
         if let Some(air) = air {
             let big_u = vadd(vadd(us[0], us[1]), us[2]);
             let (b, mbar) = air.vjp(self, &a, big_u);
             ex = arr(|k| vsub(ex[k], b[k]));
-            let air_v = vscale(mbar, L::splat(-0.3333));
-            for k in 0..3 {
-                scatter(&self.nodes, self.count, k, air_v, vbar);
-            }
+            air_v = Some(vscale(mbar, L::splat(-0.3333)));
         }
-        self.scatter_edges(ex, xbar);
-        self.scatter_edges(ev, vbar);
+        self.scatter_edges(ex, None, xbar);
+        self.scatter_edges(ev, air_v, vbar);
     }
 }
 
@@ -605,8 +597,8 @@ impl BendChunk {
         let ked = h.elen * du * self.ke;
         let kdd = -h.elen * du * self.kd;
         let gdu = g * du;
-        for a in 0..4 {
-            let mut ex: LV = arr(|c| -(ked * h.d[a][c] + hw[a][c]));
+        for (a, (d, hw)) in h.d.iter().zip(&hw).enumerate() {
+            let mut ex: LV = arr(|c| -(ked * d[c] + hw[c]));
             if a == 3 {
                 ex = vsub(ex, vscale(h.eh, gdu));
             } else if a == 2 {
@@ -614,7 +606,7 @@ impl BendChunk {
             }
             self.scatter_valid(on, a, ex, xbar);
             if self.damped {
-                self.scatter_valid(on, a, vscale(h.d[a], kdd), vbar);
+                self.scatter_valid(on, a, vscale(*d, kdd), vbar);
             }
         }
     }
