@@ -5,6 +5,7 @@
 //! 1.9.1's CPU iterations measured the same day (`benches/warp/solids_iterations.py`).
 
 use super::bench::read_json_lines;
+use super::progress::Bar;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::cloth_throw::{self, ClothThrowConfig};
 use crate::experiments::softbody_material::{self, SoftbodyConfig};
@@ -238,11 +239,14 @@ pub fn bench_solids(args: &SolidsBenchArgs) -> Result<SolidsBenchResult> {
         }
     }
     let mut times = vec![Vec::new(); jobs.len()];
-    for _ in 0..args.rounds {
-        for (job, t) in jobs.iter().zip(&mut times) {
+    let progress = Bar::new("bench solids", (args.rounds * jobs.len()) as u64, args.json);
+    for round in 0..args.rounds {
+        for (k, (job, t)) in jobs.iter().zip(&mut times).enumerate() {
             t.push((job.time)()?);
+            progress.set((round * jobs.len() + k + 1) as u64);
         }
     }
+    progress.finish();
     let rows = jobs
         .into_iter()
         .zip(times)

@@ -322,7 +322,7 @@ pub fn run(cfg: &SpringCageConfig) -> Result<SpringCageResult> {
         .params
         .iter()
         .zip(lo.iter().zip(&hi))
-        .filter(|(p, (lo, hi))| *p <= lo || *p >= hi)
+        .filter(|&(&p, (&lo, &hi))| p <= lo || p >= hi)
         .count();
     let gn_iterations_to_1e6 = gauss_newton.trace.losses.iter().position(|l| *l < 1e-6);
     let mut gn_step_ms_vs_horizon = Vec::new();
