@@ -15,7 +15,7 @@
 //! types run the default bodies: Burn's convolution forward and for the input gradient, and the
 //! weight gradient as one batched im2col GEMM, `∂L/∂w = Σ_b g_b · im2col(x_b)ᵀ`.
 
-use super::conv_flex;
+use super::conv_layer_flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -49,20 +49,15 @@ pub trait ConvOps: Backend {
         burn_conv_same::<Self>(x, w, Some(b))
     }
 
-    /// `∂L/∂x [B, C_in, H, W]` of [`conv_same`](ConvOps::conv_same) from the output gradient
-    /// `g [B, C_out, H, W]` and the kernel `w [C_out, C_in, k, k]`.
-    fn conv_same_input_backward(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        burn_conv_same::<Self>(g, rotated::<Self>(w), None)
-    }
-
-    /// `∂L/∂w [C_out, C_in, k, k]` of [`conv_same`](ConvOps::conv_same) from the input
-    /// `x [B, C_in, H, W]` and the output gradient `g [B, C_out, H, W]`.
-    fn conv_same_weight_backward(
+    /// The gradients `[∂x, ∂w, ∂b]` of [`conv_same`](ConvOps::conv_same) from the output
+    /// gradient `g [B, C_out, H, W]`; `∂x` is empty (shape `[0]`) unless `want_x`.
+    fn conv_same_backward(
         x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
         g: FloatTensor<Self>,
-        kernel: usize,
-    ) -> FloatTensor<Self> {
-        im2col_weight_gradient::<Self>(x, g, kernel)
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_conv_grads::<Self>(x, w, g, want_x)
     }
 
     /// `y = LeakyReLU(conv(x, w) + b)` with negative slope `slope`: a layer of the corrector
@@ -88,18 +83,72 @@ pub trait ConvOps: Backend {
         burn_conv_act::<Self>(x, w, b, Some(r), slope)
     }
 
-    /// The gradient before a LeakyReLU of slope `slope`, from its output `y` and the
-    /// gradient `g` after it: `g` where `y > 0`, else `slope · g`.
-    fn leaky_relu_backward(
+    /// The gradients `[∂z, ∂x, ∂w, ∂b]` of [`conv_same_act`](ConvOps::conv_same_act) or
+    /// [`conv_same_add_act`](ConvOps::conv_same_add_act) from its output `y` and the output
+    /// gradient `g`: `∂z` is the gradient before the activation (also the residual's), empty
+    /// (shape `[0]`) unless `want_z`; `∂x` empty unless `want_x`.
+    fn conv_same_act_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
         y: FloatTensor<Self>,
         g: FloatTensor<Self>,
         slope: f64,
-    ) -> FloatTensor<Self> {
-        let bool_dtype = burn::backend::get_or_init_device_settings::<Self>(&y.device()).bool_dtype;
-        let mask = Self::float_lower_equal_elem(y, 0f32.into(), bool_dtype);
-        let scaled = Self::float_mul_scalar(g.clone(), slope.into());
-        Self::float_mask_where(g, mask, scaled)
+        want_z: bool,
+        want_x: bool,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let _ = want_z;
+        burn_conv_act_grads::<Self>(x, w, y, g, slope, want_x)
     }
+}
+
+/// [`ConvOps::conv_same_act_backward`] in Burn ops (`∂z` always returned): the activation's
+/// mask, then [`burn_conv_grads`].
+fn burn_conv_act_grads<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    y: FloatTensor<B>,
+    g: FloatTensor<B>,
+    slope: f64,
+    want_x: bool,
+) -> (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+) {
+    let bool_dtype = burn::backend::get_or_init_device_settings::<B>(&y.device()).bool_dtype;
+    let mask = B::float_lower_equal_elem(y, 0f32.into(), bool_dtype);
+    let scaled = B::float_mul_scalar(g.clone(), slope.into());
+    let gz = B::float_mask_where(g, mask, scaled);
+    let (gx, gw, gb) = burn_conv_grads::<B>(x, w, gz.clone(), want_x);
+    (gz, gx, gw, gb)
+}
+
+/// [`ConvOps::conv_same_backward`] in Burn ops: the bias gradient as a sum, the weight
+/// gradient as [`im2col_weight_gradient`], the input gradient as Burn's convolution with the
+/// [`rotated`] kernel.
+fn burn_conv_grads<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    g: FloatTensor<B>,
+    want_x: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [c_out, _, k, _] = w.shape().dims();
+    let gb = B::float_reshape(
+        B::float_sum_dims(g.clone(), &[0, 2, 3]),
+        Shape::from(vec![c_out]),
+    );
+    let gw = im2col_weight_gradient::<B>(x.clone(), g.clone(), k);
+    let gx = match want_x {
+        true => burn_conv_same::<B>(g, rotated::<B>(w), None),
+        false => B::float_zeros(Shape::from(vec![0]), &x.device(), x.dtype().into()),
+    };
+    (gx, gw, gb)
 }
 
 /// The weight gradient as an im2col product on any backend: the columns of the zero-padded
@@ -170,30 +219,24 @@ impl ConvOps for Flex {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        if conv_flex::supports(&x, w.shape()[2]) {
-            conv_flex::forward_tensor(x, w, Some(b))
+        if conv_layer_flex::supports(&x, w.shape()[2]) {
+            conv_layer_flex::forward_tensor(x, w, Some(b))
         } else {
             burn_conv_same::<Self>(x, w, Some(b))
         }
     }
 
-    fn conv_same_input_backward(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        if conv_flex::supports(&g, w.shape()[2]) {
-            conv_flex::forward_tensor(g, rotated::<Self>(w), None)
-        } else {
-            burn_conv_same::<Self>(g, rotated::<Self>(w), None)
-        }
-    }
-
-    fn conv_same_weight_backward(
+    fn conv_same_backward(
         x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
         g: FloatTensor<Self>,
-        kernel: usize,
-    ) -> FloatTensor<Self> {
-        if conv_flex::supports(&x, kernel) {
-            conv_flex::weight_gradient_tensor(x, g, kernel)
+        want_x: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if conv_layer_flex::supports(&x, w.shape()[2]) {
+            let [_, gx, gw, gb] = conv_layer_flex::backward_tensor(x, w, None, g, [false, want_x]);
+            (gx, gw, gb)
         } else {
-            im2col_weight_gradient::<Self>(x, g, kernel)
+            burn_conv_grads::<Self>(x, w, g, want_x)
         }
     }
 
@@ -216,12 +259,27 @@ impl ConvOps for Flex {
         flex_conv_act(x, w, b, Some(r), slope)
     }
 
-    fn leaky_relu_backward(
+    fn conv_same_act_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
         y: FloatTensor<Self>,
         g: FloatTensor<Self>,
         slope: f64,
-    ) -> FloatTensor<Self> {
-        conv_flex::leaky_relu_backward_tensor(y, g, slope)
+        want_z: bool,
+        want_x: bool,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        if conv_layer_flex::supports(&x, w.shape()[2]) {
+            let [gz, gx, gw, gb] =
+                conv_layer_flex::backward_tensor(x, w, Some((y, slope)), g, [want_z, want_x]);
+            (gz, gx, gw, gb)
+        } else {
+            burn_conv_act_grads::<Self>(x, w, y, g, slope, want_x)
+        }
     }
 }
 
@@ -233,8 +291,8 @@ fn flex_conv_act(
     r: Option<FloatTensor<Flex>>,
     slope: f64,
 ) -> FloatTensor<Flex> {
-    if conv_flex::supports(&x, w.shape()[2]) {
-        conv_flex::forward_act_tensor(x, w, b, r, slope)
+    if conv_layer_flex::supports(&x, w.shape()[2]) {
+        conv_layer_flex::forward_act_tensor(x, w, b, r, slope)
     } else {
         burn_conv_act::<Flex>(x, w, b, r, slope)
     }
@@ -258,22 +316,22 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         #[derive(Debug)]
         struct ConvSameBackward;
         impl<B: ConvOps> Backward<B, 3> for ConvSameBackward {
-            type State = (NodeId, NodeId, usize);
+            type State = (NodeId, NodeId);
             fn backward(
                 self,
                 ops: Ops<Self::State, 3>,
                 grads: &mut Gradients,
                 ck: &mut Checkpointer,
             ) {
-                let (xid, wid, k) = ops.state;
+                let (xid, wid) = ops.state;
                 let x: FloatTensor<B> = ck.retrieve_node_output(xid);
                 let w: FloatTensor<B> = ck.retrieve_node_output(wid);
                 let g = grads.consume::<B>(&ops.node);
                 let ids = ops.parents.map(|p| p.map(|n| n.id));
-                register_conv_grads::<B>(grads, ids, x, w, g, k);
+                let (gx, gw, gb) = B::conv_same_backward(x, w, g, ids[0].is_some());
+                register::<B>(grads, ids, [gx, gw, gb]);
             }
         }
-        let k = w.shape()[2];
         match ConvSameBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()
@@ -282,7 +340,7 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let ids = (prep.checkpoint(&x), prep.checkpoint(&w));
                 let out = B::conv_same(x.into_primitive(), w.into_primitive(), b.into_primitive());
-                prep.finish((ids.0, ids.1, k), out)
+                prep.finish(ids, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::conv_same(
                 x.into_primitive(),
@@ -350,19 +408,22 @@ fn burn_conv_act<B: Backend>(
 struct ConvActBackward;
 
 impl<B: ConvOps, const N: usize> Backward<B, N> for ConvActBackward {
-    /// (x, w, kernel size, the op's output, slope).
-    type State = (NodeId, NodeId, usize, FloatTensor<B>, f64);
+    /// (x, w, the op's output, slope).
+    type State = (NodeId, NodeId, FloatTensor<B>, f64);
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let (xid, wid, k, y, slope) = ops.state;
+        let (xid, wid, y, slope) = ops.state;
         let x: FloatTensor<B> = ck.retrieve_node_output(xid);
         let w: FloatTensor<B> = ck.retrieve_node_output(wid);
-        let g = B::leaky_relu_backward(y, grads.consume::<B>(&ops.node), slope);
+        let g = grads.consume::<B>(&ops.node);
         let ids = ops.parents.each_ref().map(|p| p.as_ref().map(|n| n.id));
-        if let Some(&Some(id)) = ids.get(3) {
-            grads.register::<B>(id, g.clone());
+        let residual = ids.get(3).copied().flatten();
+        let (gz, gx, gw, gb) =
+            B::conv_same_act_backward(x, w, y, g, slope, residual.is_some(), ids[0].is_some());
+        if let Some(id) = residual {
+            grads.register::<B>(id, gz);
         }
-        register_conv_grads::<B>(grads, [ids[0], ids[1], ids[2]], x, w, g, k);
+        register::<B>(grads, [ids[0], ids[1], ids[2]], [gx, gw, gb]);
     }
 }
 
@@ -374,7 +435,6 @@ fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
     r: Option<FloatTensor<Autodiff<B, C>>>,
     slope: f64,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let k = w.shape()[2];
     match ConvActBackward
         .prepare::<C>(nodes)
         .compute_bound()
@@ -387,7 +447,7 @@ fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
                 r.map(|r| r.into_primitive()),
                 slope,
             );
-            prep.finish((ids.0, ids.1, k, out.clone(), slope), out)
+            prep.finish((ids.0, ids.1, out.clone(), slope), out)
         }
         OpsKind::UnTracked(prep) => prep.finish(inner_conv_act::<B>(
             [x.into_primitive(), w.into_primitive(), b.into_primitive()],
@@ -397,31 +457,16 @@ fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
     }
 }
 
-/// The parameter and input gradients of a 'same' convolution from the gradient `g` of its
-/// output (before any activation): bias, weight and input, each only where its parent is
-/// tracked.
-fn register_conv_grads<B: ConvOps>(
+/// Registers the gradients `[∂x, ∂w, ∂b]` of a convolution's parents, each where it is tracked.
+fn register<B: Backend>(
     grads: &mut Gradients,
-    [px, pw, pb]: [Option<NodeId>; 3],
-    x: FloatTensor<B>,
-    w: FloatTensor<B>,
-    g: FloatTensor<B>,
-    k: usize,
+    ids: [Option<NodeId>; 3],
+    values: [FloatTensor<B>; 3],
 ) {
-    if let Some(id) = pb {
-        let c_out = g.shape()[1];
-        let gb = B::float_reshape(
-            B::float_sum_dims(g.clone(), &[0, 2, 3]),
-            Shape::from(vec![c_out]),
-        );
-        grads.register::<B>(id, gb);
-    }
-    if let Some(id) = pw {
-        let gw = B::conv_same_weight_backward(x, g.clone(), k);
-        grads.register::<B>(id, gw);
-    }
-    if let Some(id) = px {
-        grads.register::<B>(id, B::conv_same_input_backward(g, w));
+    for (id, value) in ids.into_iter().zip(values) {
+        if let Some(id) = id {
+            grads.register::<B>(id, value);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod conv_flex;
+mod conv_layer_flex;
 mod corrector;
 mod line_conv_flex;
 mod unet1d;
