@@ -132,18 +132,23 @@ impl ConvShape {
     }
 }
 
+/// The values of one row of padded planes.
+enum Row<'a, T> {
+    /// These values.
+    Copy(&'a [T]),
+    /// The gradient before a LeakyReLU of negative slope `slope`, from the gradient `g` after it
+    /// and its output `y`: `g` where `y > 0`, else `slope · g`.
+    Masked { g: &'a [T], y: &'a [T], slope: T },
+}
+
 /// `n` zero-padded planes `[h + 2·top, wp]` written in one pass (no zero fill first): plane
 /// `i`'s row `y < h` holds the `w` values of `row(i, y)` from column `left`, zeros elsewhere.
-fn padded_with<T, I>(
+fn padded_with<'a, T: ConvScalar>(
     n: usize,
     (h, w): (usize, usize),
     (top, left, wp): (usize, usize, usize),
-    row: impl Fn(usize, usize) -> I + Sync,
-) -> Vec<T>
-where
-    T: ConvScalar,
-    I: IntoIterator<Item = T>,
-{
+    row: impl Fn(usize, usize) -> Row<'a, T> + Sync,
+) -> Vec<T> {
     assert!(
         left + w <= wp,
         "padded planes: {w} values from column {left} in rows of {wp}"
@@ -160,12 +165,17 @@ where
                     Some(y) => {
                         let (lead, rest) = dst.split_at_mut(left);
                         let (data, tail) = rest.split_at_mut(w);
-                        let mut written = 0;
-                        for (d, v) in data.iter_mut().zip(row(i, y)) {
-                            d.write(v);
-                            written += 1;
+                        match row(i, y) {
+                            Row::Copy(v) => {
+                                data.write_copy_of_slice(v);
+                            }
+                            Row::Masked { g, y, slope } => {
+                                let (g, y) = (&g[..w], &y[..w]);
+                                for ((d, &g), &y) in data.iter_mut().zip(g).zip(y) {
+                                    d.write(if y > T::zero() { g } else { g * slope });
+                                }
+                            }
                         }
-                        assert_eq!(written, w, "padded planes: a short row");
                         (lead, tail)
                     }
                     None => dst.split_at_mut(0),
@@ -175,8 +185,9 @@ where
                 }
             }
         });
-    // SAFETY: every one of the first `len` elements was written above (each data row's
-    // values are counted before its borders are written; a short row panics first).
+    // SAFETY: every one of the first `len` elements was written above: the data of a row
+    // (`w` values: `write_copy_of_slice` checks the length, the masked rows are cut to `w`
+    // values, which panics first if they are shorter) and its borders.
     unsafe { out.set_len(len) };
     out
 }
@@ -188,7 +199,7 @@ fn padded<T: ConvScalar>(
     (top, left, wp): (usize, usize, usize),
 ) -> Vec<T> {
     padded_with(n, (h, w), (top, left, wp), |i, y| {
-        planes[(i * h + y) * w..(i * h + y + 1) * w].iter().copied()
+        Row::Copy(&planes[(i * h + y) * w..(i * h + y + 1) * w])
     })
 }
 
@@ -380,8 +391,7 @@ fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, build: Buil
     let gp = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, y| {
         let (item, c) = (i / planes, i % planes);
         let at = ((item * s.co + c) * s.h + y) * s.w;
-        let row = if c < s.co { &g[at..at + s.w] } else { &zero };
-        row.iter().copied()
+        Row::Copy(if c < s.co { &g[at..at + s.w] } else { &zero })
     });
     weight_gradient_padded(&xp, &gp, planes, s, build)
 }
@@ -567,18 +577,18 @@ fn layer_backward_on<T: ConvScalar>(
     let (p, wp, hp) = (s.pad(), s.wp(T::LANES), s.hp());
     let planes = s.co.div_ceil(WB) * WB;
     let zero = vec![T::zero(); s.w];
-    let slope = T::from(act.map_or(1.0, |(_, a)| a)).expect("slope is finite");
-    let y = act.map_or(g, |(y, _)| y);
     let gz = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, row| {
         let (item, c) = (i / planes, i % planes);
         let at = ((item * s.co + c) * s.h + row) * s.w;
-        let (g, y) = match c < s.co {
-            true => (&g[at..at + s.w], &y[at..at + s.w]),
-            false => (&zero[..], &zero[..]),
-        };
-        g.iter()
-            .zip(y)
-            .map(move |(&g, &y)| if y > T::zero() { g } else { g * slope })
+        match (c < s.co, act) {
+            (false, _) => Row::Copy(&zero),
+            (true, None) => Row::Copy(&g[at..at + s.w]),
+            (true, Some((y, slope))) => Row::Masked {
+                g: &g[at..at + s.w],
+                y: &y[at..at + s.w],
+                slope: T::from(slope).expect("slope is finite"),
+            },
+        }
     });
     let plane = hp * wp;
     let bias = (0..s.co)
