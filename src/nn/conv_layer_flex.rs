@@ -2,12 +2,11 @@
 //! [`ConvOps`](super::ConvOps)' forward ops and its two backward ops (one call per layer
 //! computes every gradient of the layer).
 
-use super::conv_flex::{self, ConvScalar, ConvShape};
+use super::conv_flex::{self, ConvShape};
 use crate::ops::{contiguous, data, with_float};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
-use rayon::prelude::*;
 
 /// The shape of a 'same' convolution of `x [b, ci, h, w]` with `w [co, ci, k, k]`.
 fn shape_of(x: &FlexTensor, w: &FlexTensor) -> ConvShape {
@@ -47,9 +46,8 @@ pub fn forward_tensor(x: FlexTensor, w: FlexTensor, bias: Option<FlexTensor>) ->
     FlexTensor::from_data(out)
 }
 
-/// `act(forward(x, w, bias) + r)` on f32 or f64 Flex tensors ([`supports`]) with the
-/// LeakyReLU of negative slope `slope`; `r [b, co, h, w]` is an optional residual. The
-/// residual and the activation are applied in one pass over the convolution's output.
+/// [`conv_flex::forward_act`] on f32 or f64 Flex tensors ([`supports`]): the LeakyReLU of
+/// negative slope `slope` of `forward(x, w, bias) + r`, `r [b, co, h, w]` an optional residual.
 pub fn forward_act_tensor(
     x: FlexTensor,
     w: FlexTensor,
@@ -60,28 +58,11 @@ pub fn forward_act_tensor(
     let s = shape_of(&x, &w);
     let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let r = r.map(contiguous);
-    let out = with_float!(x, T => {
-        let mut y = conv_flex::forward(data::<T>(&x), data(&w), Some(data(&bias)), s);
-        add_act(&mut y, r.as_ref().map(data::<T>), slope);
-        TensorData::new(y, [s.b, s.co, s.h, s.w])
-    });
+    let out = with_float!(x, T => TensorData::new(
+        conv_flex::forward_act(data::<T>(&x), data(&w), data(&bias), r.as_ref().map(data::<T>), slope, s),
+        [s.b, s.co, s.h, s.w],
+    ));
     FlexTensor::from_data(out)
-}
-
-/// `y ← LeakyReLU(y + r)` (negative slope `slope`; `r` as long as `y`, or none).
-fn add_act<T: ConvScalar>(y: &mut [T], r: Option<&[T]>, slope: f64) {
-    let slope = T::from(slope).expect("slope is finite");
-    let act = move |z: T| if z > T::zero() { z } else { z * slope };
-    const CHUNK: usize = 1 << 14;
-    match r {
-        Some(r) => y
-            .par_chunks_mut(CHUNK)
-            .zip(r.par_chunks(CHUNK))
-            .for_each(|(y, r)| y.iter_mut().zip(r).for_each(|(v, &r)| *v = act(*v + r))),
-        None => y
-            .par_chunks_mut(CHUNK)
-            .for_each(|y| y.iter_mut().for_each(|v| *v = act(*v))),
-    }
 }
 
 /// [`conv_flex::layer_backward`] on f32 or f64 Flex tensors ([`supports`]): `[∂z, ∂x, ∂w, ∂b]`

@@ -222,16 +222,71 @@ fn forward_on<T: ConvScalar>(
 ) -> Vec<T> {
     let (p, wp) = (s.pad(), s.wp(T::LANES));
     let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
-    forward_padded(&xp, s.ci, w, bias, s, build)
+    forward_padded(&xp, s.ci, w, bias, None, s, build)
+}
+
+/// `LeakyReLU(forward(x, w, bias) + r)` with negative slope `slope`, `r [b, co, h, w]` an
+/// optional residual: the residual and the activation are applied by each task to the block
+/// it has just computed, while it is in cache.
+pub fn forward_act<T: ConvScalar>(
+    x: &[T],
+    w: &[T],
+    bias: &[T],
+    r: Option<&[T]>,
+    slope: f64,
+    s: ConvShape,
+) -> Vec<T> {
+    let (p, wp) = (s.pad(), s.wp(T::LANES));
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    let act = Activation {
+        residual: r,
+        slope: T::from(slope).expect("slope is finite"),
+    };
+    forward_padded(&xp, s.ci, w, Some(bias), Some(act), s, Build::best())
+}
+
+/// What [`forward_act`] applies after the convolution.
+#[derive(Clone, Copy)]
+struct Activation<'a, T> {
+    /// `[b, co, h, w]`, added before the activation.
+    residual: Option<&'a [T]>,
+    /// Negative slope of the LeakyReLU.
+    slope: T,
+}
+
+impl<T: ConvScalar> Activation<'_, T> {
+    /// Applies the residual and the activation to the `[CB, h, wc]` outputs of `item`'s
+    /// channel block `block`.
+    fn apply(&self, dst: &mut [T], item: usize, block: usize, s: ConvShape, wc: usize) {
+        let slope = self.slope;
+        let act = move |z: T| if z > T::zero() { z } else { z * slope };
+        for c in 0..CB.min(s.co - block * CB) {
+            let o = block * CB + c;
+            for y in 0..s.h {
+                let row = &mut dst[(c * s.h + y) * wc..][..s.w];
+                match self.residual {
+                    Some(r) => {
+                        let r = &r[((item * s.co + o) * s.h + y) * s.w..][..s.w];
+                        for (v, &q) in row.iter_mut().zip(r) {
+                            *v = act(*v + q);
+                        }
+                    }
+                    None => row.iter_mut().for_each(|v| *v = act(*v)),
+                }
+            }
+        }
+    }
 }
 
 /// [`forward`] from the input already in padded planes (`[b, item_planes, hp, wp]` of
-/// [`ConvShape`] for `T::LANES`, of which the first `ci` of each item are read).
+/// [`ConvShape`] for `T::LANES`, of which the first `ci` of each item are read), followed by
+/// `act` where given.
 fn forward_padded<T: ConvScalar>(
     xp: &[T],
     item_planes: usize,
     w: &[T],
     bias: Option<&[T]>,
+    act: Option<Activation<'_, T>>,
     s: ConvShape,
     build: Build,
 ) -> Vec<T> {
@@ -265,6 +320,9 @@ fn forward_padded<T: ConvScalar>(
                 wc,
             };
             dispatch(&args, dst, build);
+            if let Some(act) = act {
+                act.apply(dst, item, block, s, wc);
+            }
         });
     trim(out, (s.b, blocks * CB, s.h, wc), (s.co, s.w))
 }
@@ -607,7 +665,7 @@ fn layer_backward_on<T: ConvScalar>(
             co: s.ci,
             ..s
         };
-        forward_padded(&gz, planes, &rotated(w, s), None, back, build)
+        forward_padded(&gz, planes, &rotated(w, s), None, None, back, build)
     });
     let z = want_z.then(|| {
         let mut out = Vec::with_capacity(s.b * s.co * s.h * s.w);

@@ -175,3 +175,24 @@ fn layer_backward_equals_the_definition() {
         }
     }
 }
+
+/// The layer's forward with the activation applied by the tasks equals the definition, with
+/// and without a residual.
+#[test]
+fn forward_act_equals_the_definition() {
+    for s in shapes() {
+        let x = values(s.b * s.ci * s.h * s.w, 1.1);
+        let w = values(s.co * s.ci * s.k * s.k, 1.2);
+        let bias = values(s.co, 1.3);
+        let r = values(s.b * s.co * s.h * s.w, 1.4);
+        let z = naive(&x, &w, &bias, s);
+        for residual in [None, Some(&r[..])] {
+            let got = forward_act(&x, &w, &bias, residual, 0.3, s);
+            for (t, (&a, &z)) in got.iter().zip(&z).enumerate() {
+                let z = z + residual.map_or(0.0, |r| r[t]);
+                let want = if z > 0.0 { z } else { 0.3 * z };
+                assert!((a - want).abs() <= 1e-12, "{s:?} {t}: {a} vs {want}");
+            }
+        }
+    }
+}
