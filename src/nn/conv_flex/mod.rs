@@ -444,14 +444,36 @@ const WB: usize = 2;
 fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, build: Build) -> Vec<T> {
     let (p, wp) = (s.pad(), s.wp(T::LANES));
     let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    let (gp, planes) = gradient_planes(g, None, s);
+    weight_gradient_padded(&xp, &gp, planes, s, build)
+}
+
+/// The gradient before the activation (`act`: the LeakyReLU's output and slope, or none for
+/// the identity) from the output gradient `g [b, co, h, w]`, as padded planes
+/// `[b, planes, hp, wp]` for `T::LANES`, `planes` the channels rounded up to whole [`WB`]
+/// blocks (the extra planes zero). Returns the planes and `planes`.
+fn gradient_planes<T: ConvScalar>(
+    g: &[T],
+    act: Option<(&[T], f64)>,
+    s: ConvShape,
+) -> (Vec<T>, usize) {
+    let (p, wp) = (s.pad(), s.wp(T::LANES));
     let planes = s.co.div_ceil(WB) * WB;
     let zero = vec![T::zero(); s.w];
-    let gp = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, y| {
+    let gz = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, row| {
         let (item, c) = (i / planes, i % planes);
-        let at = ((item * s.co + c) * s.h + y) * s.w;
-        Row::Copy(if c < s.co { &g[at..at + s.w] } else { &zero })
+        let at = ((item * s.co + c) * s.h + row) * s.w;
+        match (c < s.co, act) {
+            (false, _) => Row::Copy(&zero),
+            (true, None) => Row::Copy(&g[at..at + s.w]),
+            (true, Some((y, slope))) => Row::Masked {
+                g: &g[at..at + s.w],
+                y: &y[at..at + s.w],
+                slope: T::from(slope).expect("slope is finite"),
+            },
+        }
     });
-    weight_gradient_padded(&xp, &gp, planes, s, build)
+    (gz, planes)
 }
 
 /// [`weight_gradient`] from padded planes (geometry of [`ConvShape`] for `T::LANES`): the input
@@ -633,21 +655,7 @@ fn layer_backward_on<T: ConvScalar>(
     build: Build,
 ) -> LayerGradients<T> {
     let (p, wp, hp) = (s.pad(), s.wp(T::LANES), s.hp());
-    let planes = s.co.div_ceil(WB) * WB;
-    let zero = vec![T::zero(); s.w];
-    let gz = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, row| {
-        let (item, c) = (i / planes, i % planes);
-        let at = ((item * s.co + c) * s.h + row) * s.w;
-        match (c < s.co, act) {
-            (false, _) => Row::Copy(&zero),
-            (true, None) => Row::Copy(&g[at..at + s.w]),
-            (true, Some((y, slope))) => Row::Masked {
-                g: &g[at..at + s.w],
-                y: &y[at..at + s.w],
-                slope: T::from(slope).expect("slope is finite"),
-            },
-        }
-    });
+    let (gz, planes) = gradient_planes(g, act, s);
     let plane = hp * wp;
     let bias = (0..s.co)
         .into_par_iter()
