@@ -33,6 +33,7 @@ pub mod linalg;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod rigid;
 pub mod solids;
 pub mod viz;
 

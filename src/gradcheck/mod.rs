@@ -5,8 +5,10 @@
 mod burgers;
 pub mod checker;
 pub mod registry;
+mod rigid;
 
 pub use checker::{
-    GradCheckConfig, GradCheckReport, Probe, check, smooth_direction, tensor_f64, values,
+    GradCheckConfig, GradCheckReport, Probe, check, check_flat, smooth_direction, tensor_f64,
+    values,
 };
 pub use registry::{CHECKS, kinetic_loss, run_gradchecks};

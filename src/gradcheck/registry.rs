@@ -16,9 +16,9 @@ use rand::rngs::StdRng;
 use std::sync::Arc;
 
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
-/// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops and a 32-step
-/// DP-CFE unroll with its network.
-pub const CHECKS: [&str; 24] = [
+/// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
+/// DP-CFE unroll with its network, and rollouts of the three rigid-body steps.
+pub const CHECKS: [&str; 28] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -43,6 +43,10 @@ pub const CHECKS: [&str; 24] = [
     "unet1d-cfe",
     "unet1d-op-two-chunks",
     "unroll32-burgers-dp-cfe",
+    "rigid-semi-implicit-contact",
+    "rigid-euler-free",
+    "rigid-euler-contact",
+    "rigid-midpoint",
 ];
 
 /// Runs the named checks (all when `names` is empty).
@@ -270,6 +274,7 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         | "unet1d-cfe"
         | "unet1d-op-two-chunks"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
+        n if n.starts_with("rigid-") => super::rigid::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",
             CHECKS.join(", ")

@@ -1,4 +1,5 @@
-//! Smooth frictional contact of particles against static planes and axis-aligned boxes.
+//! Smooth frictional contact of points against static planes, spheres and axis-aligned
+//! (rounded) boxes.
 //!
 //! With signed distance `φ(x)` and outward normal `n = ∇φ`, the force on a particle is
 //!
@@ -31,6 +32,54 @@ pub enum Shape {
         /// Half extents.
         half: V3,
     },
+    /// An axis-aligned box grown by `radius` in every direction (rounded edges and corners):
+    /// what a ball of that radius at a point sees of a [`Shape::Box`].
+    RoundedBox {
+        /// Centre.
+        center: V3,
+        /// Half extents of the inner box.
+        half: V3,
+        /// Rounding radius.
+        radius: f64,
+    },
+    /// A solid ball.
+    Sphere {
+        /// Centre.
+        center: V3,
+        /// Radius.
+        radius: f64,
+    },
+}
+
+impl Shape {
+    /// The same obstacle grown by `r ≥ 0`: its signed distance minus `r` (what a ball of
+    /// radius `r` centred at the probed point touches).
+    pub fn inflated(&self, r: f64) -> Shape {
+        match *self {
+            Shape::Plane { normal, offset } => Shape::Plane {
+                normal,
+                offset: offset + r,
+            },
+            Shape::Box { center, half } => Shape::RoundedBox {
+                center,
+                half,
+                radius: r,
+            },
+            Shape::RoundedBox {
+                center,
+                half,
+                radius,
+            } => Shape::RoundedBox {
+                center,
+                half,
+                radius: radius + r,
+            },
+            Shape::Sphere { center, radius } => Shape::Sphere {
+                center,
+                radius: radius + r,
+            },
+        }
+    }
 }
 
 /// Contact parameters (the default: no contact forces).
@@ -47,8 +96,25 @@ pub struct Contact {
 }
 
 /// `(φ, n, ∂n/∂x)` of a shape at `x`.
-fn distance(shape: &Shape, x: V3) -> (f64, V3, [[f64; 3]; 3]) {
+pub fn distance(shape: &Shape, x: V3) -> (f64, V3, [[f64; 3]; 3]) {
     match *shape {
+        Shape::RoundedBox {
+            center,
+            half,
+            radius,
+        } => {
+            let (phi, n, dn) = distance(&Shape::Box { center, half }, x);
+            (phi - radius, n, dn)
+        }
+        Shape::Sphere { center, radius } => {
+            let d: V3 = std::array::from_fn(|a| x[a] - center[a]);
+            let r = d.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-300);
+            let n: V3 = d.map(|c| c / r);
+            let dn = std::array::from_fn(|a| {
+                std::array::from_fn(|b| (f64::from(u8::from(a == b)) - n[a] * n[b]) / r)
+            });
+            (r - radius, n, dn)
+        }
         Shape::Plane { normal, offset } => {
             let phi = (0..3).map(|a| normal[a] * x[a]).sum::<f64>() - offset;
             (phi, normal, [[0.0; 3]; 3])

@@ -40,7 +40,7 @@ pub fn trajectory_gif(
         .shapes
         .iter()
         .filter_map(|s| match *s {
-            Shape::Box { center, half } => Some([
+            Shape::Box { center, half } | Shape::RoundedBox { center, half, .. } => Some([
                 center[0] - half[0],
                 center[1] - half[1],
                 center[0] + half[0],
@@ -50,6 +50,12 @@ pub fn trajectory_gif(
             Shape::Plane { normal, offset } if normal[1] > 0.99 => {
                 Some([view[0], view[1].min(offset) - pad, view[2], offset])
             }
+            Shape::Sphere { center, radius } => Some([
+                center[0] - radius,
+                center[1] - radius,
+                center[0] + radius,
+                center[1] + radius,
+            ]),
             Shape::Plane { .. } => None,
         })
         .collect();
