@@ -8,12 +8,13 @@
 //! Every grid op is a Burn custom autodiff op with a hand-written adjoint ([`ops`]), checked by
 //! the finite-difference checker and the registry of checks in [`gradcheck`]; [`solids`] holds
 //! mass-spring, tetrahedral FEM, cloth and contact models with explicit and implicit
-//! (IFT-adjoint) integrators; [`optim`] the optimisers (gradient descent, Adam, L-BFGS,
+//! (IFT-adjoint) integrators; [`rigid`] rigid bodies with Warp's step, backward Euler and the
+//! midpoint rule, each with its adjoint; [`optim`] the optimisers (gradient descent, Adam, L-BFGS,
 //! Gauss-Newton, box constraints), which know no physics; [`experiments`] one module per
 //! reproduced study.
 //!
 //! Layers (lower never imports upper): [`grid`] ← [`linalg`] ← [`ops`] ← [`fluid`];
-//! [`linalg`] ← [`solids`]; [`cpu`] (instruction-set detection) below everything; [`error`] above [`grid`] and [`linalg`] (their errors convert into
+//! [`linalg`] ← [`solids`] ← [`rigid`]; [`cpu`] (instruction-set detection) below everything; [`error`] above [`grid`] and [`linalg`] (their errors convert into
 //! it); [`burgers`] (1D Burgers) on [`ops`] beside [`fluid`]; [`nn`], [`optim`], [`io`] and
 //! [`viz`] above the physics; [`control`] (learned PDE control) above [`burgers`] and [`nn`];
 //! [`gradcheck`] above those; [`experiments`] above those; [`cli`] on top.

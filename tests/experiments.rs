@@ -326,3 +326,44 @@ fn cloth_throw_gradients_are_exact_and_implicit_tracks_explicit_with_16x_fewer_s
     );
     assert_eq!(r.explicit.tape_bytes, (big.steps + 1) * 25 * 25 * 48);
 }
+
+struct Quiet;
+
+impl diffsim::experiments::Progress for Quiet {
+    fn start(&self, _: &str, _: u64) {}
+    fn set(&self, _: u64) {}
+}
+
+#[test]
+fn rigid_trajectory_reproduces_warps_adam_and_one_gauss_newton_step_solves_it() {
+    use diffsim::experiments::rigid_trajectory::{RigidTrajectoryConfig, run};
+    let cfg = RigidTrajectoryConfig {
+        adam_iterations: 100,
+        repeats: 1,
+        ..RigidTrajectoryConfig::default()
+    };
+    let r = run(&cfg, &Quiet).unwrap();
+    // Warp 1.9.1's example as shipped, f32 (loss before iterations 0, 1, 2, 9, 49, 99):
+    // 198.0, 4.59e6, 3.0e5, 1.24e6, 2.44e4, 120.8.
+    let l = &r.adam.losses;
+    for (k, warp) in [
+        (0, 198.0),
+        (1, 4.59e6),
+        (2, 3.0e5),
+        (9, 1.24e6),
+        (49, 2.44e4),
+        (99, 120.8),
+    ] {
+        assert!(
+            (l[k] / warp - 1.0).abs() < 0.01,
+            "Adam loss before iteration {k}: {} vs Warp's {warp}",
+            l[k]
+        );
+    }
+    for s in &r.steps {
+        // Linear least squares: one step to round-off (|r| ~ 1e-9 of the 200 residuals).
+        assert!((s.gn_losses[0] - 198.0).abs() < 1e-9, "{s:?}");
+        assert!(s.gn_losses[1] < 1e-14, "{s:?}");
+        assert!(s.fd_error < 1e-8, "{s:?}");
+    }
+}

@@ -7,8 +7,8 @@ use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::{
     STUDIES, Study, bounce::Bounce, burgers_control::BurgersControl, cloth_throw::ClothThrow,
-    record, smoke_target::SmokeTarget, softbody_material::SoftbodyMaterial,
-    spring_cage::SpringCage, wake_flow::WakeFlow,
+    record, rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
+    softbody_material::SoftbodyMaterial, spring_cage::SpringCage, wake_flow::WakeFlow,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -16,8 +16,8 @@ use std::path::PathBuf;
 /// Arguments of `diffsim experiment`.
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
-    /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material or
-    /// cloth-throw (`diffsim experiment list` says what each reproduces; the setups are in
+    /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material,
+    /// cloth-throw or rigid-trajectory (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
     /// The toy-size settings (seconds to a minute; the test suite runs them).
@@ -50,6 +50,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         Bounce::NAME => run::<Bounce>(args),
         SoftbodyMaterial::NAME => run::<SoftbodyMaterial>(args),
         ClothThrow::NAME => run::<ClothThrow>(args),
+        RigidTrajectory::NAME => run::<RigidTrajectory>(args),
         "list" => STUDIES
             .iter()
             .try_for_each(|(name, about)| out(&format!("{name:18} {about}"))),

@@ -4,6 +4,7 @@ mod bench;
 mod bench_burgers;
 mod bench_grad;
 mod bench_machine;
+mod bench_rigid;
 mod bench_solids;
 mod bench_train;
 mod dataset;
@@ -59,7 +60,7 @@ pub enum Command {
         what: BenchWhat,
     },
     /// Run a reproduced study (`wake-flow`, `burgers-control`, `smoke-target`, `spring-cage`, `bounce`,
-    /// `softbody-material`, `cloth-throw`; `diffsim experiment list`) and write its pictures,
+    /// `softbody-material`, `cloth-throw`, `rigid-trajectory`; `diffsim experiment list`) and write its pictures,
     /// settings and numbers.
     Experiment(ExperimentArgs),
     /// Check the gradients of every differentiable op and of 16-step unrolls against f64
@@ -93,6 +94,10 @@ pub enum BenchWhat {
     /// sizes, soft-body material, spring cage); `--warp FILE` sets them beside Warp 1.9.1
     /// measured the same day.
     Solids(bench_solids::SolidsBenchArgs),
+    /// One (loss, gradient) of the rigid-body studies through 100 and 1000 steps (Warp's
+    /// semi-implicit step and backward Euler); `--warp FILE` sets them beside Warp 1.9.1
+    /// measured the same day.
+    Rigid(bench_rigid::RigidBenchArgs),
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
@@ -213,6 +218,16 @@ fn run(cli: Cli) -> Result<()> {
             what: BenchWhat::Solids(args),
         } => {
             let r = bench_solids::bench_solids(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Rigid(args),
+        } => {
+            let r = bench_rigid::bench_rigid(&args)?;
             if args.json {
                 json(&r)?
             } else {

@@ -2,11 +2,12 @@
 //! with the command and setup, RESULTS.md with measured tables). Each keeps the small
 //! contract of [`Study`]: settings with a full and a quick default, a run function writing its
 //! pictures into an output folder, and a result that serialises to JSON and renders as
-//! Markdown. The physics they use lives below (`fluid`, `solids`, `nn`, `optim`).
+//! Markdown. The physics they use lives below (`fluid`, `solids`, `rigid`, `nn`, `optim`).
 
 pub mod bounce;
 pub mod burgers_control;
 pub mod cloth_throw;
+pub mod rigid_trajectory;
 pub mod sampling;
 pub mod smoke_target;
 pub mod softbody_material;
@@ -17,7 +18,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 7] = [
+pub const STUDIES: [(&str, &str); 8] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -39,5 +40,9 @@ pub const STUDIES: [(&str, &str); 7] = [
     (
         cloth_throw::ClothThrow::NAME,
         cloth_throw::ClothThrow::ABOUT,
+    ),
+    (
+        rigid_trajectory::RigidTrajectory::NAME,
+        rigid_trajectory::RigidTrajectory::ABOUT,
     ),
 ];
