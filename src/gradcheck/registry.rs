@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps.
-pub const CHECKS: [&str; 28] = [
+pub const CHECKS: [&str; 30] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -44,8 +44,10 @@ pub const CHECKS: [&str; 28] = [
     "unet1d-op-two-chunks",
     "unroll32-burgers-dp-cfe",
     "rigid-semi-implicit-contact",
+    "rigid-semi-implicit-bodies",
     "rigid-euler-free",
     "rigid-euler-contact",
+    "rigid-euler-bodies",
     "rigid-midpoint",
 ];
 

@@ -13,8 +13,9 @@ use crate::solids::contact::{Contact, Shape};
 use crate::solids::math::V3;
 
 /// A box and a capsule, tumbling, over a tilted ground plane (or in free flight), with
-/// non-trivial wrenches on every step.
-fn scene(contact: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
+/// non-trivial wrenches on every step; with `bodies`, a sphere joins them and all three are
+/// pressed into each other and touch (box–capsule, box–sphere, capsule–sphere).
+fn scene(contact: bool, bodies: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
     let bx = RigidBody::from_shape(
         &BodyShape::Box {
             half: [0.3, 0.2, 0.1],
@@ -45,7 +46,7 @@ fn scene(contact: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
             ]
         })
         .collect();
-    let model = RigidModel {
+    let mut model = RigidModel {
         bodies: vec![bx, cap],
         gravity: [0.0, -9.81, 0.0],
         obstacles: if contact {
@@ -64,8 +65,9 @@ fn scene(contact: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
         },
         angular_damping: 0.05,
         wrenches,
+        body_contact: bodies,
     };
-    let init = vec![
+    let mut init = vec![
         BodyState {
             c: [0.0, 0.12, 0.0],
             q: so3::normalize([0.95, 0.1, -0.2, 0.15]),
@@ -79,6 +81,29 @@ fn scene(contact: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
             w: [-2.0, 1.0, 0.5],
         },
     ];
+    if bodies {
+        let sphere = RigidBody::from_shape(&BodyShape::Sphere { r: 0.12 }, 600.0).expect("sphere");
+        model.bodies.push(sphere);
+        for (n, row) in model.wrenches.iter_mut().enumerate() {
+            row.push(Wrench {
+                f: [-4.0, 0.5 * (0.3 * n as f64).cos(), 0.0],
+                t: [0.1, 0.0, -0.1],
+            });
+        }
+        // The capsule lies against the box's +x side, the sphere on the box's top near it.
+        init[1] = BodyState {
+            c: [0.43, 0.2, 0.02],
+            q: so3::normalize([0.75, 0.1, 0.65, 0.05]),
+            v: [-0.6, -0.2, 0.1],
+            w: [0.5, 1.0, -0.3],
+        };
+        init.push(BodyState {
+            c: [0.25, 0.42, -0.05],
+            q: so3::normalize([0.9, -0.1, 0.3, 0.2]),
+            v: [-0.2, -0.9, 0.3],
+            w: [0.3, -2.0, 1.0],
+        });
+    }
     (model, init)
 }
 
@@ -157,18 +182,20 @@ fn flat(g: &RigidGrads) -> Vec<f64> {
 /// Runs the rigid check `name`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     // (scheme, contact, steps, h)
-    let (scheme, contact, steps, h) = match name {
-        "rigid-semi-implicit-contact" => (None, true, 40, 2e-3),
-        "rigid-euler-free" => (Some(RigidScheme::BackwardEuler), false, 12, 0.02),
-        "rigid-euler-contact" => (Some(RigidScheme::BackwardEuler), true, 12, 0.01),
-        "rigid-midpoint" => (Some(RigidScheme::Midpoint), false, 12, 0.02),
+    let (scheme, contact, bodies, steps, h) = match name {
+        "rigid-semi-implicit-contact" => (None, true, false, 40, 2e-3),
+        "rigid-semi-implicit-bodies" => (None, true, true, 40, 2e-3),
+        "rigid-euler-free" => (Some(RigidScheme::BackwardEuler), false, false, 12, 0.02),
+        "rigid-euler-contact" => (Some(RigidScheme::BackwardEuler), true, false, 12, 0.01),
+        "rigid-euler-bodies" => (Some(RigidScheme::BackwardEuler), true, true, 12, 0.01),
+        "rigid-midpoint" => (Some(RigidScheme::Midpoint), false, false, 12, 0.02),
         other => {
             return Err(DiffsimError::config(format!(
                 "unknown rigid gradcheck '{other}'"
             )));
         }
     };
-    let (model, init) = scene(contact, steps);
+    let (model, init) = scene(contact, bodies, steps);
     let rollout_loss = |m: &RigidModel, s: &[BodyState]| -> Result<(f64, RigidGrads)> {
         match scheme {
             None => {
@@ -191,4 +218,36 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         rollout_loss(&m, &s).map_or(f64::NAN, |(l, _)| l)
     };
     Ok(check_flat(name, &flat(&grads), &f, 6, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rigid::pairs::{active_pairs, contact_pairs, pair_shape, points_in_b};
+    use crate::solids::contact::distance;
+
+    #[test]
+    fn the_bodies_scene_has_every_body_pair_in_contact() {
+        let (model, init) = scene(true, true, 40);
+        let pairs = contact_pairs(&model);
+        // Capsule → box, sphere → box, capsule → sphere (a box's corners skip the sphere).
+        assert_eq!(pairs, vec![(1, 0), (1, 2), (2, 0)]);
+        let run = SemiImplicit::new(&model, 2e-3)
+            .unwrap()
+            .rollout(&init, 40)
+            .unwrap();
+        for states in &run.states {
+            assert_eq!(active_pairs(&model, &pairs, states, 2e-3).len(), 3);
+        }
+        // Each pair has a point within the smoothing length (the force is on, not a leak).
+        for &(a, b) in &pairs {
+            let shape = pair_shape(&model, (a, b));
+            let near = run.states.iter().any(|s| {
+                points_in_b(&model, a, &s[a], &s[b])
+                    .iter()
+                    .any(|x| distance(&shape, *x).0 < model.contact.smoothing)
+            });
+            assert!(near, "pair {a}->{b} never touches");
+        }
+    }
 }

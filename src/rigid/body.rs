@@ -3,7 +3,8 @@
 
 use super::so3::{self, Quat};
 use crate::error::{DiffsimError, Result};
-use crate::solids::math::{M3, V3};
+use crate::solids::contact::Shape;
+use crate::solids::math::{M3, V3, dot};
 
 /// A body's geometry, centred on its centre of mass in the body frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +102,9 @@ pub struct RigidBody {
     /// Radius around each contact point (m): the point touches when the obstacle's distance
     /// falls below it.
     pub radius: f64,
+    /// The body's signed distance in its own frame, centred on its centre of mass, which
+    /// other bodies' points touch (spheres and boxes; none for capsules and given bodies).
+    pub sdf: Option<Shape>,
 }
 
 impl RigidBody {
@@ -123,11 +127,23 @@ impl RigidBody {
         }
         let (mass, d) = shape.mass_properties(density);
         let (points, radius) = shape.contact_points();
+        let sdf = match *shape {
+            BodyShape::Sphere { r } => Some(Shape::Sphere {
+                center: [0.0; 3],
+                radius: r,
+            }),
+            BodyShape::Box { half } => Some(Shape::Box {
+                center: [0.0; 3],
+                half,
+            }),
+            BodyShape::Capsule { .. } => None,
+        };
         let body = Self {
             mass,
             inertia: [[d[0], 0.0, 0.0], [0.0, d[1], 0.0], [0.0, 0.0, d[2]]],
             points,
             radius,
+            sdf,
         };
         body.validate()?;
         Ok(body)
@@ -140,6 +156,7 @@ impl RigidBody {
             inertia,
             points: Vec::new(),
             radius: 0.0,
+            sdf: None,
         };
         body.validate()?;
         Ok(body)
@@ -265,6 +282,22 @@ pub struct StateBar {
     pub v: V3,
     /// `∂L/∂ω`.
     pub w: V3,
+}
+
+impl RigidBody {
+    /// Kinetic energy `½m|v|² + ½ω·(R J Rᵀ)ω` at `s` (J).
+    pub fn kinetic_energy(&self, s: &BodyState) -> f64 {
+        let r = so3::to_matrix(s.q);
+        let wb = so3::mat_t_vec(&r, s.w);
+        0.5 * self.mass * dot(s.v, s.v) + 0.5 * dot(wb, so3::mat_vec(&self.inertia, wb))
+    }
+
+    /// World angular momentum about the centre of mass, `R J Rᵀ ω` (kg·m²/s).
+    pub fn angular_momentum(&self, s: &BodyState) -> V3 {
+        let r = so3::to_matrix(s.q);
+        let wb = so3::mat_t_vec(&r, s.w);
+        so3::mat_vec(&r, so3::mat_vec(&self.inertia, wb))
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 pub mod body;
 mod implicit;
 pub mod model;
+pub mod pairs;
 pub mod semi_implicit;
 pub mod so3;
 
@@ -68,7 +69,7 @@ fn check_finite(n: usize, states: &[BodyState]) -> Result<()> {
 fn body_obstacles(model: &RigidModel) -> Vec<Vec<Shape>> {
     (0..model.bodies.len())
         .map(|b| {
-            if model.has_contact() {
+            if !model.obstacles.is_empty() && model.contact.ke > 0.0 {
                 model.obstacles_for(b)
             } else {
                 Vec::new()

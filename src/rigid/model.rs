@@ -31,6 +31,9 @@ pub struct RigidModel {
     pub angular_damping: f64,
     /// External wrenches per step and body (`wrenches[n][b]`); steps past the end get none.
     pub wrenches: Vec<Vec<Wrench>>,
+    /// Whether bodies touch each other (with [`RigidModel::contact`]'s law): the points of
+    /// one against the signed distance of the other (spheres and boxes).
+    pub body_contact: bool,
 }
 
 impl RigidModel {
@@ -50,7 +53,7 @@ impl RigidModel {
                 "contact stiffness, damping and friction must be finite and non-negative",
             ));
         }
-        if !self.obstacles.is_empty() && c.ke > 0.0 && c.smoothing <= 0.0 {
+        if self.has_contact() && c.smoothing <= 0.0 {
             return Err(DiffsimError::config(
                 "the contact smoothing length must be positive",
             ));
@@ -86,9 +89,9 @@ impl RigidModel {
         states.iter().try_for_each(BodyState::check)
     }
 
-    /// Whether any obstacle can push a body (contact on and obstacles present).
+    /// Whether any obstacle or other body can push a body.
     pub fn has_contact(&self) -> bool {
-        !self.obstacles.is_empty() && self.contact.ke > 0.0
+        (!self.obstacles.is_empty() || self.body_contact) && self.contact.ke > 0.0
     }
 
     /// The obstacles as body `b`'s contact points see them (grown by its radius).

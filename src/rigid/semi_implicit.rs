@@ -14,6 +14,7 @@
 
 use super::body::{BodyState, RigidBody, StateBar};
 use super::model::{RigidModel, Wrench};
+use super::pairs;
 use super::so3::{self, Quat};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
@@ -214,10 +215,11 @@ pub struct SemiImplicit<'a> {
     model: &'a RigidModel,
     h: f64,
     obstacles: Vec<Vec<Shape>>,
+    pairs: Vec<(usize, usize)>,
 }
 
 impl<'a> SemiImplicit<'a> {
-    /// Checks the model and prepares the per-body obstacle lists.
+    /// Checks the model and prepares the per-body obstacle lists and the contact pairs.
     pub fn new(model: &'a RigidModel, h: f64) -> Result<Self> {
         model.validate()?;
         super::check_dt(h)?;
@@ -225,7 +227,27 @@ impl<'a> SemiImplicit<'a> {
             model,
             h,
             obstacles: super::body_obstacles(model),
+            pairs: pairs::contact_pairs(model),
         })
+    }
+
+    /// The external wrench of every body in step `n` plus the contact forces between bodies
+    /// at `states`, and the pairs that acted.
+    fn wrenches(&self, n: usize, states: &[BodyState]) -> (Vec<Wrench>, Vec<(usize, usize)>) {
+        let mut w: Vec<Wrench> = (0..states.len()).map(|b| self.model.wrench(n, b)).collect();
+        let active = pairs::active_pairs(self.model, &self.pairs, states, self.h);
+        for &(ia, ib) in &active {
+            let shape = pairs::pair_shape(self.model, (ia, ib));
+            for ab in &self.model.bodies[ia].points {
+                let p =
+                    pairs::pair_force(&self.model.contact, &shape, *ab, &states[ia], &states[ib]);
+                w[ia].f = so3::add(w[ia].f, p.f);
+                w[ia].t = so3::add(w[ia].t, so3::cross(p.a, p.f));
+                w[ib].f = sub(w[ib].f, p.f);
+                w[ib].t = sub(w[ib].t, so3::cross(p.d, p.f));
+            }
+        }
+        (w, active)
     }
 
     /// `steps` steps from `init`.
@@ -234,19 +256,11 @@ impl<'a> SemiImplicit<'a> {
         let mut states = Vec::with_capacity(steps + 1);
         states.push(init.to_vec());
         for n in 0..steps {
+            let (w, _) = self.wrenches(n, &states[n]);
             let next: Vec<BodyState> = states[n]
                 .iter()
                 .enumerate()
-                .map(|(b, s)| {
-                    step_body(
-                        self.model,
-                        b,
-                        &self.obstacles[b],
-                        s,
-                        self.model.wrench(n, b),
-                        self.h,
-                    )
-                })
+                .map(|(b, s)| step_body(self.model, b, &self.obstacles[b], s, w[b], self.h))
                 .collect();
             super::check_finite(n, &next)?;
             states.push(next);
@@ -272,25 +286,58 @@ impl<'a> SemiImplicit<'a> {
                     RawBar::from_tangent(run.states[n][b].q, sb)
                 })
         };
-        for b in 0..nb {
-            let mut bar = seed(steps, b);
-            for n in (0..steps).rev() {
-                let s = &run.states[n][b];
-                let (mut prev, wb) = step_body_vjp(
+        let mut bars: Vec<RawBar> = (0..nb).map(|b| seed(steps, b)).collect();
+        for n in (0..steps).rev() {
+            let states = &run.states[n];
+            let (w, active) = self.wrenches(n, states);
+            let mut prev = Vec::with_capacity(nb);
+            for b in 0..nb {
+                let (p, wb) = step_body_vjp(
                     self.model,
                     b,
                     &self.obstacles[b],
-                    s,
-                    self.model.wrench(n, b),
+                    &states[b],
+                    w[b],
                     self.h,
-                    &bar,
+                    &bars[b],
                 );
                 grads.wrenches[n][b] = wb;
-                prev.add(&seed(n, b));
-                bar = prev;
+                prev.push(p);
             }
-            grads.init[b] = bar.to_tangent(run.states[0][b].q);
+            // The pair forces were part of each body's wrench: their bars are the wrench bars.
+            let mut rbars = vec![[[0.0; 3]; 3]; nb];
+            for &(ia, ib) in &active {
+                let shape = pairs::pair_shape(self.model, (ia, ib));
+                let (wa, wb) = (grads.wrenches[n][ia], grads.wrenches[n][ib]);
+                for ab in &self.model.bodies[ia].points {
+                    let (sa, sb) = (&states[ia], &states[ib]);
+                    let p = pairs::pair_force(&self.model.contact, &shape, *ab, sa, sb);
+                    let (ba, bb) =
+                        pairs::pair_force_vjp(&p, *ab, (sa, sb), (wa.f, wa.t), (wb.f, wb.t));
+                    for (k, bar) in [(ia, ba), (ib, bb)] {
+                        (0..3).for_each(|i| {
+                            prev[k].c[i] += bar.c[i];
+                            prev[k].v[i] += bar.v[i];
+                            prev[k].w[i] += bar.w[i];
+                            (0..3).for_each(|j| rbars[k][i][j] += bar.r[i][j]);
+                        });
+                    }
+                }
+            }
+            for (b, p) in prev.iter_mut().enumerate() {
+                if !active.is_empty() {
+                    let qr = so3::to_matrix_vjp(states[b].q, &rbars[b]);
+                    (0..4).for_each(|i| p.q[i] += qr[i]);
+                }
+                p.add(&seed(n, b));
+            }
+            bars = prev;
         }
+        grads.init = bars
+            .iter()
+            .enumerate()
+            .map(|(b, bar)| bar.to_tangent(run.states[0][b].q))
+            .collect();
         grads
     }
 }

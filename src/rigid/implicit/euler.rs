@@ -1,0 +1,459 @@
+//! Backward Euler over a group of bodies coupled by contact in this step: one dense Newton
+//! system in `(c, δθ)` of every body of the group (6 unknowns each), its IFT adjoint with
+//! the converged LU. Bodies that touch nobody form groups of one.
+
+use super::Implicit;
+use crate::error::{DiffsimError, Result};
+use crate::rigid::body::{BodyState, StateBar, mass_moment};
+use crate::rigid::model::Wrench;
+use crate::rigid::pairs;
+use crate::rigid::so3::{self, Quat};
+use crate::solids::math::{M3, V3, dot, sub};
+use faer::Mat;
+use faer::linalg::solvers::{PartialPivLu, Solve};
+
+/// What a group's step keeps for its adjoint.
+pub(super) struct EulerTape {
+    /// The bodies of the group (global indices).
+    pub bodies: Vec<usize>,
+    /// The active pairs inside the group (global indices).
+    pub pairs: Vec<(usize, usize)>,
+    /// The converged Newton matrix's LU (6k × 6k).
+    pub lu: PartialPivLu<f64>,
+}
+
+/// The groups of bodies joined by `active` pairs, each with its pairs.
+pub(super) fn groups(
+    nb: usize,
+    active: &[(usize, usize)],
+) -> Vec<(Vec<usize>, Vec<(usize, usize)>)> {
+    let mut root: Vec<usize> = (0..nb).collect();
+    fn find(root: &mut [usize], mut i: usize) -> usize {
+        while root[i] != i {
+            root[i] = root[root[i]];
+            i = root[i];
+        }
+        i
+    }
+    for &(a, b) in active {
+        let (ra, rb) = (find(&mut root, a), find(&mut root, b));
+        root[ra.max(rb)] = ra.min(rb);
+    }
+    let mut out: Vec<(Vec<usize>, Vec<(usize, usize)>)> = Vec::new();
+    let mut slot = vec![usize::MAX; nb];
+    for b in 0..nb {
+        let r = find(&mut root, b);
+        if slot[r] == usize::MAX {
+            slot[r] = out.len();
+            out.push((Vec::new(), Vec::new()));
+        }
+        out[slot[r]].0.push(b);
+    }
+    for &(a, b) in active {
+        let r = find(&mut root, a);
+        out[slot[r]].1.push((a, b));
+    }
+    out
+}
+
+/// The predicted orientation matrix `Q̃ = (I + h[ω]×) Rₙ` of backward Euler.
+fn predicted(s: &BodyState, h: f64) -> M3 {
+    let rn = so3::to_matrix(s.q);
+    let w = so3::hat(s.w);
+    let m: M3 =
+        std::array::from_fn(|i| std::array::from_fn(|j| f64::from(u8::from(i == j)) + h * w[i][j]));
+    so3::mat_mul(&m, &rn)
+}
+
+/// Adds a point potential's gradient `g_p` and Hessian `H_p` at the body point `c + a`
+/// (`a = R̄ a_b`) to the 6-vector and 6×6 block in `(c, δθ)`: `J = [1, −[a]×]` and the
+/// second-order term `½(g_p aᵀ + a g_pᵀ) − (g_p·a)·1` of the rotation.
+fn add_point(a: V3, gp: V3, hp: &M3, g: &mut [f64], k: &mut Mat<f64>, o: usize) {
+    let ax = so3::hat(a);
+    let gt = so3::cross(a, gp);
+    let hax = so3::mat_mul(hp, &ax);
+    let axh = so3::mat_mul(&ax, hp);
+    let axhax = so3::mat_mul(&axh, &ax);
+    let ga = dot(gp, a);
+    for i in 0..3 {
+        g[o + i] += gp[i];
+        g[o + 3 + i] += gt[i];
+        for j in 0..3 {
+            let id = f64::from(u8::from(i == j));
+            k[(o + i, o + j)] += hp[i][j];
+            k[(o + i, o + 3 + j)] -= hax[i][j];
+            k[(o + 3 + i, o + j)] += axh[i][j];
+            k[(o + 3 + i, o + 3 + j)] +=
+                -axhax[i][j] + 0.5 * (gp[i] * a[j] + a[i] * gp[j]) - ga * id;
+        }
+    }
+}
+
+/// A pair point's geometry at the iterate and at the step's start: `(a, d, x, xₙ, aₙ, dₙ)`.
+struct PairPoint {
+    a: V3,
+    d: V3,
+    x: V3,
+    xn: V3,
+    an: V3,
+    dn: V3,
+}
+
+fn pair_point(
+    ab: V3,
+    (ca, ra): (V3, &M3),
+    (cb, rb): (V3, &M3),
+    (sa, sb): (&BodyState, &BodyState),
+) -> PairPoint {
+    let a = so3::mat_vec(ra, ab);
+    let d = sub(so3::add(ca, a), cb);
+    let an = so3::mat_vec(&so3::to_matrix(sa.q), ab);
+    let dn = sub(so3::add(sa.c, an), sb.c);
+    PairPoint {
+        a,
+        d,
+        x: so3::mat_t_vec(rb, d),
+        xn: so3::mat_t_vec(&so3::to_matrix(sb.q), dn),
+        an,
+        dn,
+    }
+}
+
+impl Implicit<'_> {
+    /// The residual of a group's backward-Euler step at the iterates `it` and its exact
+    /// Jacobian (6 rows per body, in the group's order).
+    fn euler_system(
+        &self,
+        n: usize,
+        bodies: &[usize],
+        active: &[(usize, usize)],
+        start: &[BodyState],
+        it: &[(V3, Quat)],
+    ) -> (Vec<f64>, Mat<f64>) {
+        let (h, h2) = (self.h, self.h * self.h);
+        let k6 = 6 * bodies.len();
+        let mut g = vec![0.0; k6];
+        let mut k = Mat::<f64>::zeros(k6, k6);
+        let rot: Vec<M3> = it.iter().map(|(_, q)| so3::to_matrix(*q)).collect();
+        let cp = &self.model.contact;
+        for (l, &b) in bodies.iter().enumerate() {
+            let (body, s, o) = (&self.model.bodies[b], &start[b], 6 * l);
+            let (m, c) = (body.mass, it[l].0);
+            let bm = so3::mat_mul(
+                &so3::mat_mul(&rot[l], &mass_moment(&body.inertia)),
+                &so3::transpose(&predicted(s, h)),
+            );
+            let skew: M3 = std::array::from_fn(|i| std::array::from_fn(|j| bm[i][j] - bm[j][i]));
+            let gr = so3::vee(&skew);
+            let ext = self.model.wrench(n, b);
+            let tr = bm[0][0] + bm[1][1] + bm[2][2];
+            for i in 0..3 {
+                g[o + i] =
+                    m * (c[i] - s.c[i] - h * s.v[i]) / h2 - m * self.model.gravity[i] - ext.f[i];
+                g[o + 3 + i] = gr[i] / h2;
+                k[(o + i, o + i)] = m / h2;
+                for j in 0..3 {
+                    let id = f64::from(u8::from(i == j));
+                    k[(o + 3 + i, o + 3 + j)] = (tr * id - 0.5 * (bm[i][j] + bm[j][i])) / h2;
+                }
+            }
+            let rn = so3::to_matrix(s.q);
+            for ab in &body.points {
+                let a = so3::mat_vec(&rot[l], *ab);
+                let p = so3::add(c, a);
+                let pn = so3::add(s.c, so3::mat_vec(&rn, *ab));
+                for shape in &self.obstacles[b] {
+                    let (gp, hp) = pairs::local_terms(cp, shape, p, pn, h);
+                    add_point(a, gp, &hp, &mut g, &mut k, o);
+                }
+            }
+        }
+        let local = |b: usize| {
+            bodies
+                .iter()
+                .position(|&x| x == b)
+                .expect("a pair inside its group")
+        };
+        for &(ia, ib) in active {
+            let (la, lb) = (local(ia), local(ib));
+            let shape = pairs::pair_shape(self.model, (ia, ib));
+            for ab in &self.model.bodies[ia].points {
+                let pp = pair_point(
+                    *ab,
+                    (it[la].0, &rot[la]),
+                    (it[lb].0, &rot[lb]),
+                    (&start[ia], &start[ib]),
+                );
+                let (gl, hl) = pairs::local_terms(cp, &shape, pp.x, pp.xn, h);
+                let rb = &rot[lb];
+                let gy = so3::mat_vec(rb, gl);
+                let hy = so3::mat_mul(&so3::mat_mul(rb, &hl), &so3::transpose(rb));
+                let (mut g12, mut k12) = ([0.0; 12], [[0.0; 12]; 12]);
+                pairs::add_pair_terms(pp.a, pp.d, gy, &hy, &mut g12, &mut k12);
+                let at = |q: usize| if q < 6 { 6 * la + q } else { 6 * lb + q - 6 };
+                for r in 0..12 {
+                    g[at(r)] += g12[r];
+                    for c in 0..12 {
+                        k[(at(r), at(c))] += k12[r][c];
+                    }
+                }
+            }
+        }
+        // The connection term of each re-centred rotation (potential part only), then the
+        // external torques.
+        for (l, &b) in bodies.iter().enumerate() {
+            let o = 6 * l;
+            let sk = so3::hat([g[o + 3], g[o + 4], g[o + 5]]);
+            let t = self.model.wrench(n, b).t;
+            for i in 0..3 {
+                for j in 0..3 {
+                    k[(o + 3 + i, o + 3 + j)] -= 0.5 * sk[i][j];
+                }
+                g[o + 3 + i] -= t[i];
+            }
+        }
+        (g, k)
+    }
+
+    /// One group's backward-Euler step: the new states (in the group's order), the tape and
+    /// the Newton iterations.
+    pub(super) fn euler_step(
+        &self,
+        n: usize,
+        bodies: Vec<usize>,
+        active: Vec<(usize, usize)>,
+        start: &[BodyState],
+    ) -> Result<(Vec<BodyState>, EulerTape, usize)> {
+        let h = self.h;
+        let mut it: Vec<(V3, Quat)> = bodies
+            .iter()
+            .map(|&b| {
+                let s = &start[b];
+                (
+                    std::array::from_fn(|i| s.c[i] + h * s.v[i]),
+                    so3::quat_mul(so3::exp_quat(s.w.map(|x| h * x)), s.q),
+                )
+            })
+            .collect();
+        let scales: Vec<(f64, f64)> = bodies
+            .iter()
+            .map(|&b| {
+                let body = &self.model.bodies[b];
+                let j = &body.inertia;
+                (body.mass / (h * h), (j[0][0] + j[1][1] + j[2][2]) / (h * h))
+            })
+            .collect();
+        let scale = |r: usize| {
+            if r % 6 < 3 {
+                scales[r / 6].0
+            } else {
+                scales[r / 6].1
+            }
+        };
+        let converged = |g: &[f64], it: &[(V3, Quat)]| {
+            (0..g.len()).all(|r| {
+                let cm = if r % 6 < 3 {
+                    it[r / 6].0.iter().fold(1.0f64, |a, x| a.max(x.abs()))
+                } else {
+                    1.0
+                };
+                g[r].abs() <= self.tol * scale(r) * cm
+            })
+        };
+        let norm = |g: &[f64]| (0..g.len()).map(|r| (g[r] / scale(r)).powi(2)).sum::<f64>();
+        for iter in 0..=self.max_iters {
+            let (g, k) = self.euler_system(n, &bodies, &active, start, &it);
+            if !g.iter().all(|x| x.is_finite()) {
+                break;
+            }
+            let lu = k.partial_piv_lu();
+            if converged(&g, &it) {
+                let states = bodies
+                    .iter()
+                    .zip(&it)
+                    .map(|(&b, &(c, q))| {
+                        let s = &start[b];
+                        BodyState {
+                            c,
+                            q,
+                            v: std::array::from_fn(|i| (c[i] - s.c[i]) / h),
+                            w: so3::log_quat(so3::quat_mul(q, so3::conj(s.q))).map(|x| x / h),
+                        }
+                    })
+                    .collect();
+                return Ok((
+                    states,
+                    EulerTape {
+                        bodies,
+                        pairs: active,
+                        lu,
+                    },
+                    iter,
+                ));
+            }
+            if iter == self.max_iters {
+                break;
+            }
+            let d = lu.solve(Mat::from_fn(g.len(), 1, |i, _| -g[i]));
+            let g0 = norm(&g);
+            let mut t = 1.0;
+            loop {
+                let trial: Vec<(V3, Quat)> = it
+                    .iter()
+                    .enumerate()
+                    .map(|(l, (c, q))| {
+                        let o = 6 * l;
+                        (
+                            std::array::from_fn(|i| c[i] + t * d[(o + i, 0)]),
+                            so3::normalize(so3::quat_mul(
+                                so3::exp_quat(std::array::from_fn(|i| t * d[(o + 3 + i, 0)])),
+                                *q,
+                            )),
+                        )
+                    })
+                    .collect();
+                let (g1, _) = self.euler_system(n, &bodies, &active, start, &trial);
+                if norm(&g1) < g0 || t < 1e-3 {
+                    it = trial;
+                    break;
+                }
+                t *= 0.5;
+            }
+        }
+        Err(DiffsimError::config(format!(
+            "the backward-Euler Newton solve of bodies {bodies:?} in step {n} did not converge in {} iterations",
+            self.max_iters
+        )))
+    }
+
+    /// The IFT adjoint of one group's step: given the bars of the new states (`out[b]`),
+    /// adds the bars of the step's start states into `prev[b]` and returns the wrench bars.
+    pub(super) fn euler_vjp(
+        &self,
+        tape: &EulerTape,
+        start: &[BodyState],
+        end: &[BodyState],
+        out: &[StateBar],
+        prev: &mut [StateBar],
+        wrenches: &mut [Wrench],
+    ) {
+        let h = self.h;
+        let k6 = 6 * tape.bodies.len();
+        let mut ybar = vec![0.0; k6];
+        let mut jls = Vec::new();
+        for (l, &b) in tape.bodies.iter().enumerate() {
+            let (s, s1, o) = (&start[b], &end[b], &out[b]);
+            let jl = so3::left_jacobian_inv(so3::log_quat(so3::quat_mul(s1.q, so3::conj(s.q))));
+            let wy = so3::mat_t_vec(&jl, o.w);
+            for i in 0..3 {
+                ybar[6 * l + i] = o.c[i] + o.v[i] / h;
+                ybar[6 * l + 3 + i] = o.theta[i] + wy[i] / h;
+            }
+            jls.push(jl);
+        }
+        let lam = tape.lu.solve_transpose(Mat::from_fn(k6, 1, |i, _| ybar[i]));
+        let lc = |l: usize| -> V3 { std::array::from_fn(|i| lam[(6 * l + i, 0)]) };
+        let lt = |l: usize| -> V3 { std::array::from_fn(|i| lam[(6 * l + 3 + i, 0)]) };
+        let cp = &self.model.contact;
+        for (l, &b) in tape.bodies.iter().enumerate() {
+            let body = &self.model.bodies[b];
+            let (s, s1, o) = (&start[b], &end[b], &out[b]);
+            let (lcl, ltl) = (lc(l), lt(l));
+            let m = body.mass;
+            let p = &mut prev[b];
+            let back = so3::mat_vec(&jls[l], o.w);
+            for i in 0..3 {
+                p.c[i] += m / (h * h) * lcl[i] - o.v[i] / h;
+                p.v[i] += m / h * lcl[i];
+                p.theta[i] -= back[i] / h;
+            }
+            // Through B = R J_m Rₙᵀ (I − h[ωₙ]×): columns of ∂g_θ/∂ωₙ and ∂g_θ/∂δθₙ.
+            let rm = so3::to_matrix(s1.q);
+            let rn = so3::to_matrix(s.q);
+            let cm = so3::mat_mul(
+                &so3::mat_mul(&rm, &mass_moment(&body.inertia)),
+                &so3::transpose(&rn),
+            );
+            let wx = so3::hat(s.w);
+            let mm: M3 = std::array::from_fn(|i| {
+                std::array::from_fn(|j| f64::from(u8::from(i == j)) - h * wx[i][j])
+            });
+            for kk in 0..3 {
+                let mut e = [0.0; 3];
+                e[kk] = 1.0;
+                let ce = so3::mat_mul(&cm, &so3::hat(e));
+                // C[e]× + [e]×Cᵀ = C[e]× − (C[e]×)ᵀ: its vee, times −1/h.
+                let skew_w: M3 =
+                    std::array::from_fn(|i| std::array::from_fn(|j| ce[i][j] - ce[j][i]));
+                let col_w = so3::vee(&skew_w).map(|x| -x / h);
+                let db = so3::mat_mul(&ce, &mm).map(|r| r.map(|x| -x));
+                let skew_r: M3 =
+                    std::array::from_fn(|i| std::array::from_fn(|j| db[i][j] - db[j][i]));
+                let col_r = so3::vee(&skew_r).map(|x| x / (h * h));
+                p.w[kk] -= dot(col_w, ltl);
+                p.theta[kk] -= dot(col_r, ltl);
+            }
+            // Static obstacles: the lagged terms depend on pₙ = cₙ + Rₙa.
+            if cp.kd > 0.0 || cp.mu > 0.0 {
+                for ab in &body.points {
+                    let aw = so3::mat_vec(&rm, *ab);
+                    let an = so3::mat_vec(&rn, *ab);
+                    let y = so3::add(lcl, so3::cross(ltl, aw));
+                    for shape in &self.obstacles[b] {
+                        let v = pairs::local_lagged_vjp(
+                            cp,
+                            shape,
+                            so3::add(s1.c, aw),
+                            so3::add(s.c, an),
+                            h,
+                            y,
+                        );
+                        let t = so3::cross(an, v);
+                        for i in 0..3 {
+                            p.c[i] -= v[i];
+                            p.theta[i] -= t[i];
+                        }
+                    }
+                }
+            }
+            wrenches[b] = Wrench { f: lcl, t: ltl };
+        }
+        // Pairs: the lagged terms depend on xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n}).
+        if cp.kd > 0.0 || cp.mu > 0.0 {
+            let local = |b: usize| {
+                tape.bodies
+                    .iter()
+                    .position(|&x| x == b)
+                    .expect("in the group")
+            };
+            for &(ia, ib) in &tape.pairs {
+                let (la, lb) = (local(ia), local(ib));
+                let shape = pairs::pair_shape(self.model, (ia, ib));
+                let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
+                let rbn = so3::to_matrix(start[ib].q);
+                for ab in &self.model.bodies[ia].points {
+                    let pp = pair_point(
+                        *ab,
+                        (end[ia].c, &ra),
+                        (end[ib].c, &rb),
+                        (&start[ia], &start[ib]),
+                    );
+                    let zy = so3::add(
+                        sub(so3::add(lc(la), so3::cross(lt(la), pp.a)), lc(lb)),
+                        so3::cross(pp.d, lt(lb)),
+                    );
+                    let zl = so3::mat_t_vec(&rb, zy);
+                    let v = pairs::local_lagged_vjp(cp, &shape, pp.x, pp.xn, h, zl);
+                    let e = so3::mat_vec(&rbn, v).map(|x| -x);
+                    let (ta, tb) = (so3::cross(pp.an, e), so3::cross(e, pp.dn));
+                    for i in 0..3 {
+                        prev[ia].c[i] += e[i];
+                        prev[ia].theta[i] += ta[i];
+                        prev[ib].c[i] -= e[i];
+                        prev[ib].theta[i] += tb[i];
+                    }
+                }
+            }
+        }
+    }
+}
