@@ -367,3 +367,25 @@ fn rigid_trajectory_reproduces_warps_adam_and_one_gauss_newton_step_solves_it() 
         assert!(s.fd_error < 1e-8, "{s:?}");
     }
 }
+
+#[test]
+fn sphere_pushing_gradients_match_differences_to_1e6_and_gauss_newton_hits_the_target() {
+    use diffsim::experiments::sphere_pushing::{SpherePushingConfig, run};
+    let cfg = SpherePushingConfig {
+        semi_implicit_substeps: 10,
+        repeats: 1,
+        ..SpherePushingConfig::default()
+    };
+    let r = run(&cfg, &Quiet).unwrap();
+    assert_eq!(r.checks.len(), 4);
+    for c in &r.checks {
+        // Warp asserts |AD − FD(0.2)| ≤ 0.2; here 1e-6 relative, and the right sign.
+        assert!(c.rel_error < 1e-6, "{c:?}");
+        assert!((c.adjoint > 0.0) == (c.action == 80.0), "{c:?}");
+    }
+    for n in &r.newton {
+        let (a, loss) = *n.iterates.last().unwrap();
+        assert!(loss < 1e-18 && n.iterates.len() <= 6, "{n:?}");
+        assert!((40.0..50.0).contains(&a), "{n:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `diffsim bench rigid`: the wall time of one (loss, gradient) of the rigid-body studies'
-//! objectives through 100 and 1000 steps — Warp's trajectory tracking with Warp's
-//! semi-implicit step and with backward Euler — in alternating rounds; `--warp FILE` sets
+//! objectives — Warp's trajectory tracking through 100 and 1000 steps and Warp's sphere
+//! pushing through its 150 frames, each with Warp's semi-implicit step and with backward
+//! Euler — in alternating rounds; `--warp FILE` sets
 //! them beside Warp 1.9.1's CPU iterations measured the same day
 //! (`benches/warp/rigid_iterations.py`).
 
@@ -8,6 +9,8 @@ use super::bench::read_json_lines;
 use super::progress::Bar;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::rigid_trajectory::{self, RigidTrajectoryConfig, Step};
+use crate::experiments::sphere_pushing::{self, PushStep, SpherePushingConfig};
+use crate::optim::Evaluation;
 use crate::optim::median_ms;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -16,7 +19,7 @@ use std::path::PathBuf;
 /// Arguments of `diffsim bench rigid`.
 #[derive(Debug, Clone, Args)]
 pub struct RigidBenchArgs {
-    /// Steps per evaluation (repeatable). Default: 100 and 1000.
+    /// Steps per evaluation of the trajectory case (repeatable). Default: 100 and 1000.
     #[arg(long)]
     pub steps: Vec<usize>,
     /// Timed evaluations per round (after one untimed one); the round's median is kept.
@@ -37,9 +40,9 @@ pub struct RigidBenchArgs {
 /// One line of `benches/warp/rigid_iterations.py --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WarpRigidIteration {
-    /// `trajectory`.
+    /// `trajectory` or `sphere-pushing`.
     pub case: String,
-    /// Frames (one step each).
+    /// Frames.
     pub frames: usize,
     /// Median wall time of one optimisation iteration (ms).
     pub ms: f64,
@@ -48,7 +51,7 @@ pub struct WarpRigidIteration {
 /// One case's measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct RigidBenchRow {
-    /// `trajectory`.
+    /// `trajectory` or `sphere-pushing`.
     pub case: &'static str,
     /// The step differentiated.
     pub step: Step,
@@ -76,13 +79,14 @@ impl RigidBenchResult {
     pub fn human(&self) -> String {
         let mut s = String::from(
             "rigid bodies, one (loss, gradient) (median of rounds)\n\
-             case        step             steps         ms  µs/body-step | Warp 1.9.1 ms   ×Warp\n",
+             case            step            bodies  steps         ms  µs/body-step | Warp 1.9.1 ms   ×Warp\n",
         );
         for r in &self.rows {
             s += &format!(
-                "{:<11} {:<15} {:>6}  {:>9.4}  {:>12.3} | {:>13}  {:>6}\n",
+                "{:<15} {:<15} {:>6} {:>6}  {:>9.4}  {:>12.3} | {:>13}  {:>6}\n",
                 r.case,
                 format!("{:?}", r.step),
+                r.bodies,
                 r.steps,
                 r.ms,
                 r.us_per_body_step,
@@ -92,6 +96,16 @@ impl RigidBenchResult {
         }
         s
     }
+}
+
+/// One timed objective.
+struct Job {
+    case: &'static str,
+    step: Step,
+    bodies: usize,
+    steps: usize,
+    f: Evaluation<'static>,
+    p0: Vec<f64>,
 }
 
 /// Times the cases in alternating rounds.
@@ -110,22 +124,56 @@ pub fn bench_rigid(args: &RigidBenchArgs) -> Result<RigidBenchResult> {
     } else {
         args.steps.clone()
     };
-    let mut jobs = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for &frames in &lengths {
         for step in [Step::SemiImplicit, Step::BackwardEuler] {
             let cfg = RigidTrajectoryConfig {
                 frames,
                 ..RigidTrajectoryConfig::default()
             };
-            jobs.push((frames, step, rigid_trajectory::objective(&cfg, step)));
+            let (f, p0) = rigid_trajectory::objective(&cfg, step);
+            jobs.push(Job {
+                case: "trajectory",
+                step,
+                bodies: 1,
+                steps: frames,
+                f,
+                p0,
+            });
         }
+    }
+    let push = SpherePushingConfig::default();
+    for (step, ps, sub) in [
+        (
+            Step::SemiImplicit,
+            PushStep::SemiImplicit,
+            push.semi_implicit_substeps,
+        ),
+        (
+            Step::BackwardEuler,
+            PushStep::BackwardEuler,
+            push.implicit_substeps,
+        ),
+    ] {
+        let cfg = push.clone();
+        let f: Evaluation<'static> = Box::new(move |p: &[f64]| {
+            sphere_pushing::evaluate(&cfg, ps, p[0]).map(|r| (r.loss, vec![r.grad]))
+        });
+        jobs.push(Job {
+            case: "sphere-pushing",
+            step,
+            bodies: 4,
+            steps: push.frames * sub,
+            f,
+            p0: vec![80.0],
+        });
     }
     let mut times = vec![Vec::new(); jobs.len()];
     let progress = Bar::new("bench rigid", (args.rounds * jobs.len()) as u64, args.json);
     for round in 0..args.rounds {
-        for (k, ((_, _, (f, p0)), t)) in jobs.iter().zip(&mut times).enumerate() {
-            f(p0)?;
-            t.push(median_ms(args.repeats, &|| f(p0))?);
+        for (k, (job, t)) in jobs.iter().zip(&mut times).enumerate() {
+            (job.f)(&job.p0)?;
+            t.push(median_ms(args.repeats, &|| (job.f)(&job.p0))?);
             progress.set((round * jobs.len() + k + 1) as u64);
         }
     }
@@ -133,19 +181,22 @@ pub fn bench_rigid(args: &RigidBenchArgs) -> Result<RigidBenchResult> {
     let rows = jobs
         .iter()
         .zip(times)
-        .map(|((frames, step, _), mut t)| {
+        .map(|(job, mut t)| {
             t.sort_by(f64::total_cmp);
             let ms = t[t.len() / 2];
             RigidBenchRow {
-                case: "trajectory",
-                step: *step,
-                bodies: 1,
-                steps: *frames,
+                case: job.case,
+                step: job.step,
+                bodies: job.bodies,
+                steps: job.steps,
                 ms,
-                us_per_body_step: 1e3 * ms / *frames as f64,
+                us_per_body_step: 1e3 * ms / (job.steps * job.bodies) as f64,
                 warp_ms: warp
                     .iter()
-                    .find(|w| w.case == "trajectory" && w.frames == *frames)
+                    .find(|w| {
+                        w.case == job.case
+                            && (job.case == "sphere-pushing" || w.frames == job.steps)
+                    })
                     .map(|w| w.ms),
             }
         })

@@ -11,6 +11,7 @@ pub mod rigid_trajectory;
 pub mod sampling;
 pub mod smoke_target;
 pub mod softbody_material;
+pub mod sphere_pushing;
 pub mod spring_cage;
 pub mod study;
 pub mod wake_flow;
@@ -18,7 +19,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 8] = [
+pub const STUDIES: [(&str, &str); 9] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -44,5 +45,9 @@ pub const STUDIES: [(&str, &str); 8] = [
     (
         rigid_trajectory::RigidTrajectory::NAME,
         rigid_trajectory::RigidTrajectory::ABOUT,
+    ),
+    (
+        sphere_pushing::SpherePushing::NAME,
+        sphere_pushing::SpherePushing::ABOUT,
     ),
 ];

@@ -1,6 +1,7 @@
 //! Pictures: vorticity heatmaps (PNG), GIF animations and line plots, with plotters and an
 //! embedded DejaVu font (no system font needed).
 
+pub mod rigid;
 pub mod solids;
 
 use crate::error::{DiffsimError, Result};

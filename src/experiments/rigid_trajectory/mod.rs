@@ -18,6 +18,7 @@ use crate::rigid::{
     Wrench,
 };
 use crate::viz::line_plot;
+use crate::viz::rigid::{Disc, discs_gif};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -291,8 +292,9 @@ impl Study for RigidTrajectory {
         Ok(())
     }
 
-    /// Runs [`run`] and writes `loss.png` (Adam and Gauss-Newton) and `path.png` (the
-    /// reference and the optimised x-z paths).
+    /// Runs [`run`] and writes `loss.png` (Adam and Gauss-Newton), `path.png` (the
+    /// reference and the optimised x-z paths) and `trajectory.gif` (the sphere after one
+    /// Gauss-Newton step, every 5th reference point marked).
     fn run(
         cfg: &RigidTrajectoryConfig,
         dir: &Path,
@@ -320,13 +322,33 @@ impl Study for RigidTrajectory {
             let (states, _) = simulate(cfg, Step::SemiImplicit, p)?;
             Ok(states.iter().map(|s| (s.c[0], s.c[2])).collect())
         };
-        let reference: Vec<(f64, f64)> =
-            reference(cfg.frames).iter().map(|r| (r[0], r[1])).collect();
+        let circle = reference(cfg.frames);
+        let reference: Vec<(f64, f64)> = circle.iter().map(|r| (r[0], r[1])).collect();
         let one = RigidTrajectoryConfig {
             gn_iterations: 1,
             ..cfg.clone()
         };
         let gn = gauss_newton_run(&one, Step::SemiImplicit)?;
+        let (states, _) = simulate(cfg, Step::SemiImplicit, &gn.params)?;
+        let frames: Vec<Vec<Disc>> = states
+            .iter()
+            .step_by(2)
+            .map(|s| {
+                vec![Disc {
+                    center: [s.c[0], s.c[2]],
+                    radius: cfg.radius,
+                    spoke: [1.0, 0.0],
+                }]
+            })
+            .collect();
+        let marks: Vec<[f64; 2]> = circle.into_iter().step_by(5).collect();
+        discs_gif(
+            &dir.join("trajectory.gif"),
+            &frames,
+            0,
+            &marks,
+            "rigid-trajectory: one Gauss-Newton step",
+        )?;
         line_plot(
             &dir.join("path.png"),
             "rigid-trajectory: x-z path of the sphere",

@@ -22,11 +22,11 @@ pub(super) struct EulerTape {
     pub lu: PartialPivLu<f64>,
 }
 
+/// Bodies that touch in a step (global indices) and their active pairs.
+pub(super) type Group = (Vec<usize>, Vec<(usize, usize)>);
+
 /// The groups of bodies joined by `active` pairs, each with its pairs.
-pub(super) fn groups(
-    nb: usize,
-    active: &[(usize, usize)],
-) -> Vec<(Vec<usize>, Vec<(usize, usize)>)> {
+pub(super) fn groups(nb: usize, active: &[(usize, usize)]) -> Vec<Group> {
     let mut root: Vec<usize> = (0..nb).collect();
     fn find(root: &mut [usize], mut i: usize) -> usize {
         while root[i] != i {
@@ -39,7 +39,7 @@ pub(super) fn groups(
         let (ra, rb) = (find(&mut root, a), find(&mut root, b));
         root[ra.max(rb)] = ra.min(rb);
     }
-    let mut out: Vec<(Vec<usize>, Vec<(usize, usize)>)> = Vec::new();
+    let mut out: Vec<Group> = Vec::new();
     let mut slot = vec![usize::MAX; nb];
     for b in 0..nb {
         let r = find(&mut root, b);
@@ -261,13 +261,16 @@ impl Implicit<'_> {
             })
         };
         let norm = |g: &[f64]| (0..g.len()).map(|r| (g[r] / scale(r)).powi(2)).sum::<f64>();
+        // Converged at a residual of tol·(inertia scale), or after a Newton step below the
+        // round-off of the unknowns.
+        let mut tiny_step = false;
         for iter in 0..=self.max_iters {
             let (g, k) = self.euler_system(n, &bodies, &active, start, &it);
             if !g.iter().all(|x| x.is_finite()) {
                 break;
             }
             let lu = k.partial_piv_lu();
-            if converged(&g, &it) {
+            if tiny_step || converged(&g, &it) {
                 let states = bodies
                     .iter()
                     .zip(&it)
@@ -295,6 +298,14 @@ impl Implicit<'_> {
                 break;
             }
             let d = lu.solve(Mat::from_fn(g.len(), 1, |i, _| -g[i]));
+            tiny_step = (0..g.len()).all(|r| {
+                let size = if r % 6 < 3 {
+                    it[r / 6].0.iter().fold(1.0f64, |a, x| a.max(x.abs()))
+                } else {
+                    1.0
+                };
+                d[(r, 0)].abs() <= 4.0 * f64::EPSILON * size
+            });
             let g0 = norm(&g);
             let mut t = 1.0;
             loop {

@@ -97,7 +97,7 @@ impl<'a> Implicit<'a> {
             scheme,
             obstacles: body_obstacles(model),
             pairs: pairs::contact_pairs(model),
-            tol: 1e-12,
+            tol: 1e-14,
             max_iters: 50,
         })
     }
