@@ -170,7 +170,7 @@ pub fn check(
         .collect();
     drop(grads);
     // f at base + h·dir (untracked inputs: no graph is kept).
-    let eval = |dir: &[Vec<f64>], h: f64| -> f64 {
+    let eval = |dir: &Vec<Vec<f64>>, h: f64| -> f64 {
         let xs: Vec<Tensor<3>> = base
             .iter()
             .zip(dir)
@@ -182,38 +182,49 @@ pub fn check(
             .collect();
         scalar(f(&xs))
     };
+    let n_probes = cfg.directions + cfg.entries * inputs.len();
+    let draw = |p: usize, rng: &mut StdRng| -> (String, Vec<Vec<f64>>, f64) {
+        if p < cfg.directions {
+            let dir = dims.iter().map(|d| smooth_direction(*d, rng)).collect();
+            (format!("direction {p}"), dir, cfg.eps)
+        } else {
+            let input = (p - cfg.directions) / cfg.entries;
+            let mut dir: Vec<Vec<f64>> =
+                dims.iter().map(|d| vec![0.0; d.iter().product()]).collect();
+            let k = rng.random_range(0..dir[input].len());
+            dir[input][k] = 1.0;
+            (format!("input {input}, entry {k}"), dir, cfg.entry_eps)
+        }
+    };
+    let ad_along = |dir: &Vec<Vec<f64>>| -> f64 {
+        ad.iter()
+            .zip(dir)
+            .map(|(g, d)| g.iter().zip(d).map(|(g, d)| g * d).sum::<f64>())
+            .sum()
+    };
+    Ok(probe_all(name, n_probes, draw, ad_along, eval, cfg))
+}
+
+/// Draws `n_probes` probes (`draw` gives a label, a direction and its finite-difference step),
+/// compares the reverse-mode derivative along each (`ad_along`) with central differences of
+/// `eval` at two steps, `h` and `h/2`, redrawing a probe whose two quotients disagree (a
+/// kink), and reports.
+fn probe_all<D>(
+    name: &str,
+    n_probes: usize,
+    mut draw: impl FnMut(usize, &mut StdRng) -> (String, D, f64),
+    ad_along: impl Fn(&D) -> f64,
+    eval: impl Fn(&D, f64) -> f64,
+    cfg: &GradCheckConfig,
+) -> GradCheckReport {
     let tol = |fd: f64| cfg.atol + cfg.rtol * fd.abs();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut probes = Vec::new();
-    let mut redraws = 0;
-    let n_probes = cfg.directions + cfg.entries * inputs.len();
+    let (mut probes, mut redraws) = (Vec::new(), 0);
     for p in 0..n_probes {
         let mut attempt = 0;
         loop {
-            let (what, dir): (String, Vec<Vec<f64>>) = if p < cfg.directions {
-                let dir = dims
-                    .iter()
-                    .map(|d| smooth_direction(*d, &mut rng))
-                    .collect();
-                (format!("direction {p}"), dir)
-            } else {
-                let input = (p - cfg.directions) / cfg.entries;
-                let mut dir: Vec<Vec<f64>> =
-                    dims.iter().map(|d| vec![0.0; d.iter().product()]).collect();
-                let k = rng.random_range(0..dir[input].len());
-                dir[input][k] = 1.0;
-                (format!("input {input}, entry {k}"), dir)
-            };
-            let ad_val: f64 = ad
-                .iter()
-                .zip(&dir)
-                .map(|(g, d)| g.iter().zip(d).map(|(g, d)| g * d).sum::<f64>())
-                .sum();
-            let h = if p < cfg.directions {
-                cfg.eps
-            } else {
-                cfg.entry_eps
-            };
+            let (what, dir, h) = draw(p, &mut rng);
+            let ad_val = ad_along(&dir);
             let fd1 = (eval(&dir, h) - eval(&dir, -h)) / (2.0 * h);
             let fd2 = (eval(&dir, h / 2.0) - eval(&dir, -h / 2.0)) / h;
             let kink = (fd1 - fd2).abs() > tol(fd2);
@@ -244,13 +255,13 @@ pub fn check(
             }
         })
         .fold(0.0, f64::max);
-    Ok(GradCheckReport {
+    GradCheckReport {
         name: name.to_string(),
         max_rel_error,
         redraws,
         passed: probes.iter().all(|p| p.passed),
         probes,
-    })
+    }
 }
 
 /// Checks a hand-written gradient `ad` of a scalar function `f` of a flat parameter vector,
@@ -265,59 +276,27 @@ pub fn check_flat(
     cfg: &GradCheckConfig,
 ) -> GradCheckReport {
     let n = ad.len();
-    let tol = |fd: f64| cfg.atol + cfg.rtol * fd.abs();
-    let eval = |dir: &[f64], h: f64| f(&dir.iter().map(|d| h * d).collect::<Vec<_>>());
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let (mut probes, mut redraws) = (Vec::new(), 0);
-    for p in 0..cfg.directions + cfg.entries * groups {
-        let mut attempt = 0;
-        loop {
-            let (what, dir, h) = if p < cfg.directions {
-                let mut d: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let norm = d.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
-                d.iter_mut().for_each(|x| *x /= norm);
-                (format!("direction {p}"), d, cfg.eps)
-            } else {
-                let k = rng.random_range(0..n);
-                let mut d = vec![0.0; n];
-                d[k] = 1.0;
-                (format!("entry {k}"), d, cfg.entry_eps)
-            };
-            let ad_val: f64 = ad.iter().zip(&dir).map(|(g, d)| g * d).sum();
-            let fd1 = (eval(&dir, h) - eval(&dir, -h)) / (2.0 * h);
-            let fd2 = (eval(&dir, h / 2.0) - eval(&dir, -h / 2.0)) / h;
-            let kink = (fd1 - fd2).abs() > tol(fd2);
-            if kink && attempt < cfg.redraws && fd1.is_finite() && fd2.is_finite() {
-                attempt += 1;
-                redraws += 1;
-                continue;
-            }
-            let err = (ad_val - fd2).abs();
-            probes.push(Probe {
-                what,
-                ad: ad_val,
-                fd: fd2,
-                rel_error: err / (fd2.abs() + cfg.atol / cfg.rtol),
-                passed: ad_val.is_finite() && fd2.is_finite() && !kink && err <= tol(fd2),
-            });
-            break;
+    let draw = |p: usize, rng: &mut StdRng| -> (String, Vec<f64>, f64) {
+        if p < cfg.directions {
+            let mut d: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let norm = d.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            d.iter_mut().for_each(|x| *x /= norm);
+            (format!("direction {p}"), d, cfg.eps)
+        } else {
+            let k = rng.random_range(0..n);
+            let mut d = vec![0.0; n];
+            d[k] = 1.0;
+            (format!("entry {k}"), d, cfg.entry_eps)
         }
-    }
-    let max_rel_error = probes
-        .iter()
-        .map(|p| {
-            if p.rel_error.is_finite() {
-                p.rel_error
-            } else {
-                f64::INFINITY
-            }
-        })
-        .fold(0.0, f64::max);
-    GradCheckReport {
-        name: name.to_string(),
-        max_rel_error,
-        redraws,
-        passed: probes.iter().all(|p| p.passed),
-        probes,
-    }
+    };
+    let ad_along = |dir: &Vec<f64>| -> f64 { ad.iter().zip(dir).map(|(g, d)| g * d).sum() };
+    let eval = |dir: &Vec<f64>, h: f64| f(&dir.iter().map(|d| h * d).collect::<Vec<_>>());
+    probe_all(
+        name,
+        cfg.directions + cfg.entries * groups,
+        draw,
+        ad_along,
+        eval,
+        cfg,
+    )
 }
