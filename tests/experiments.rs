@@ -389,3 +389,32 @@ fn sphere_pushing_gradients_match_differences_to_1e6_and_gauss_newton_hits_the_t
         assert!((40.0..50.0).contains(&a), "{n:?}");
     }
 }
+
+#[test]
+fn billiards_adjoint_matches_differences_and_gauss_newton_sinks_the_last_ball() {
+    use diffsim::experiments::Study;
+    use diffsim::experiments::billiards::{Billiards, run};
+    let cfg = Billiards::quick();
+    let r = run(&cfg, &Quiet).unwrap();
+    // The contact damping is set for restitution 0.8 of a linear spring-dashpot; the smooth
+    // law's is within a few per cent of it.
+    assert!((r.restitution - 0.8).abs() < 0.06, "{}", r.restitution);
+    // DiffTaichi's loss at the start is 0.0454 (impulses, f32); the soft contact's is close.
+    for c in &r.checks {
+        assert!((c.loss - 0.0454).abs() < 0.005, "{c:?}");
+        assert!(c.rel_error < 1e-4, "{c:?}");
+    }
+    let d = &r.descent.losses;
+    assert!(d.windows(2).all(|w| w[1] < w[0]), "{d:?}");
+    assert!(d[d.len() - 1] < 0.6 * d[0], "{d:?}");
+    // Gauss-Newton reaches the floor (1.02e-5: the last ball's reachable line passes 3.2 mm
+    // from the goal) in 5 iterations.
+    let g = &r.gauss_newton.losses;
+    assert!(g[g.len() - 1] < 1.1e-5, "{g:?}");
+    // The gradient at the start moves by less than 5% of its size when the contact stiffens.
+    let last = r.stiffening.last().unwrap();
+    assert!(
+        last.change.unwrap() < 0.05 * last.gradient[1].abs(),
+        "{last:?}"
+    );
+}

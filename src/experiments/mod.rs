@@ -4,6 +4,7 @@
 //! pictures into an output folder, and a result that serialises to JSON and renders as
 //! Markdown. The physics they use lives below (`fluid`, `solids`, `rigid`, `nn`, `optim`).
 
+pub mod billiards;
 pub mod bounce;
 pub mod burgers_control;
 pub mod cloth_throw;
@@ -19,7 +20,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 9] = [
+pub const STUDIES: [(&str, &str); 10] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -50,4 +51,5 @@ pub const STUDIES: [(&str, &str); 9] = [
         sphere_pushing::SpherePushing::NAME,
         sphere_pushing::SpherePushing::ABOUT,
     ),
+    (billiards::Billiards::NAME, billiards::Billiards::ABOUT),
 ];
