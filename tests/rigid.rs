@@ -1,6 +1,7 @@
 //! Rigid bodies against closed forms: the torque-free symmetric top (energy and world angular
 //! momentum per scheme), the intermediate-axis flip, constant force from rest, a resting
-//! sphere's penetration; repeatable gradients; bad input.
+//! sphere's penetration, Coulomb sliding, creeping and slipping; repeatable gradients; bad
+//! input.
 
 use diffsim::rigid::{
     BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar,
@@ -498,5 +499,107 @@ fn equal_spheres_colliding_head_on_swap_velocities_and_keep_momentum() {
             "{scheme:?}: {last:?}"
         );
         assert!(last[1].c[0] > 0.6 && last[0].c[0] < 0.4);
+    }
+}
+
+/// A 1 kg cube (half edge 0.1 m) resting on the ground y = 0 under `gravity`, its bottom
+/// corners at the smooth law's equilibrium for the load `m·|g_y|/4` each, moving with `v0`;
+/// contact `ke` 1e5 N/m, `kd` 1000 N·s/m, friction `mu`, smoothing 1e-4 (m and m/s).
+fn sliding_cube(mu: f64, gravity: V3, v0: V3) -> (RigidModel, BodyState) {
+    let cube = RigidBody::from_shape(&BodyShape::Box { half: [0.1; 3] }, 125.0).unwrap();
+    let contact = Contact {
+        ke: 1e5,
+        kd: 1000.0,
+        mu,
+        smoothing: 1e-4,
+    };
+    let s = contact.smoothing;
+    // ke·s·softplus(−φ/s) = m·|g_y|/4  ⇒  φ = −s·ln(e^{m|g_y|/(4 ke s)} − 1).
+    let load = cube.mass * gravity[1].abs() / 4.0;
+    let phi = -s * ((load / (contact.ke * s)).exp() - 1.0).ln();
+    let model = RigidModel {
+        bodies: vec![cube],
+        gravity,
+        obstacles: vec![Shape::Plane {
+            normal: [0.0, 1.0, 0.0],
+            offset: 0.0,
+        }],
+        contact,
+        ..Default::default()
+    };
+    let init = BodyState {
+        v: v0,
+        ..BodyState::at([0.0, 0.1 + phi, 0.0])
+    };
+    (model, init)
+}
+
+/// The two steps with the step sizes the Coulomb tests use: Warp's at 10 µs, backward Euler
+/// at 1 ms. Warp's step treats creeping friction explicitly, a damper of μN/s per corner
+/// (1.2e4 N·s/m here): at 0.1 ms the creeping cube does not settle (after 0.5 s it creeps at
+/// 4.1e-4 m/s, not 7.5e-5, and yaws at 1.7e-3 rad/s).
+const COULOMB_STEPS: [(Option<RigidScheme>, f64); 2] =
+    [(None, 1e-5), (Some(RigidScheme::BackwardEuler), 1e-3)];
+
+/// `(v_x(t₂) − v_x(t₁))/(t₂ − t₁)` along a path of step `h`.
+fn mean_acceleration(path: &[BodyState], h: f64, t1: f64, t2: f64) -> f64 {
+    let v = |t: f64| path[(t / h).round() as usize].v[0];
+    (v(t2) - v(t1)) / (t2 - t1)
+}
+
+#[test]
+fn coulomb_sliding_decelerates_at_mu_g_and_stops_after_v0_squared_over_2_mu_g() {
+    let (mu, g, v0) = (0.5, 9.81, 1.0);
+    let (model, init) = sliding_cube(mu, [0.0, -g, 0.0], [v0, 0.0, 0.0]);
+    let distance = v0 * v0 / (2.0 * mu * g);
+    for (scheme, h) in COULOMB_STEPS {
+        let path = states(&model, scheme, h, init, (0.3 / h).round() as usize);
+        // While sliding (it stops at v0/μg = 0.204 s), dv/dt = −μg; the regularisation's share
+        // s²/2v² is below 1e-7. The first milliseconds, while the cube pitches forward onto
+        // its leading edge, shift v(t) by a constant, so the slope is measured after them.
+        let decel = -mean_acceleration(&path, h, 0.05, 0.18);
+        let end = path.last().unwrap();
+        println!(
+            "{scheme:?}: deceleration {decel:.7} m/s² (μg {:.7}); stopped after {:.6} m (v0²/2μg {distance:.6}), final speed {:.2e} m/s",
+            mu * g,
+            end.c[0],
+            end.v[0]
+        );
+        assert!((decel / (mu * g) - 1.0).abs() < 1e-4, "{scheme:?}: {decel}");
+        assert!(
+            (end.c[0] - distance).abs() < 1e-2 * distance,
+            "{scheme:?}: {end:?}"
+        );
+        assert!(end.v[0].abs() < 1e-4, "{scheme:?}: {end:?}");
+    }
+}
+
+#[test]
+fn coulomb_sticking_creeps_at_the_regularised_rate_and_slides_past_the_friction_angle() {
+    // On a slope θ (gravity tilted), regularised Coulomb friction μ·N·v/√(v² + s²) balances
+    // m·g·sin θ at the creep speed v = s·r/√(1 − r²), r = tan θ/μ < 1; past the friction
+    // angle (r > 1) the cube slides with a = g(sin θ − μ cos θ).
+    let (mu, g, s) = (0.5, 9.81, 1e-4);
+    for tan in [0.3, 0.7] {
+        let theta: f64 = f64::atan(tan);
+        let gravity = [g * theta.sin(), -g * theta.cos(), 0.0];
+        let (model, init) = sliding_cube(mu, gravity, [0.0; 3]);
+        for (scheme, h) in COULOMB_STEPS {
+            let path = states(&model, scheme, h, init, (0.5 / h).round() as usize);
+            let r = tan / mu;
+            if r < 1.0 {
+                let creep = s * r / (1.0 - r * r).sqrt();
+                let v = path.last().unwrap().v[0];
+                println!(
+                    "{scheme:?}, tan θ {tan}: creeps at {v:.9e} m/s (closed form {creep:.9e})"
+                );
+                assert!((v / creep - 1.0).abs() < 1e-6, "{scheme:?}: {v}");
+            } else {
+                let want = g * (theta.sin() - mu * theta.cos());
+                let a = mean_acceleration(&path, h, 0.25, 0.5);
+                println!("{scheme:?}, tan θ {tan}: slides at {a:.7} m/s² (closed form {want:.7})");
+                assert!((a / want - 1.0).abs() < 1e-5, "{scheme:?}: {a}");
+            }
+        }
     }
 }
