@@ -502,6 +502,60 @@ fn equal_spheres_colliding_head_on_swap_velocities_and_keep_momentum() {
     }
 }
 
+#[test]
+fn a_sphere_striking_a_capsules_side_rebounds_as_an_elastic_1d_collision() {
+    // A sphere moving along x strikes a capsule (axis z) in the middle of its side, through
+    // the capsule's centre of mass: no torque, so the undamped, frictionless contact is the
+    // elastic 1D collision v₁' = (m₁ − m₂)/(m₁ + m₂)·v, v₂' = 2m₁/(m₁ + m₂)·v.
+    let ball = RigidBody::from_shape(&BodyShape::Sphere { r: 0.1 }, 1000.0).unwrap();
+    let capsule = BodyShape::Capsule {
+        r: 0.1,
+        half_height: 0.3,
+    };
+    let cap = RigidBody::from_shape(&capsule, 1000.0).unwrap();
+    let (m1, m2) = (ball.mass, cap.mass);
+    let model = RigidModel {
+        bodies: vec![ball, cap],
+        contact: Contact {
+            ke: 1e5,
+            kd: 0.0,
+            mu: 0.0,
+            smoothing: 1e-4,
+        },
+        body_contact: true,
+        ..Default::default()
+    };
+    let init = [
+        BodyState {
+            v: [1.0, 0.0, 0.0],
+            ..BodyState::at([-0.3, 0.0, 0.0])
+        },
+        BodyState::at([0.0; 3]),
+    ];
+    let last = SemiImplicit::new(&model, 2e-5)
+        .unwrap()
+        .rollout(&init, 30_000)
+        .unwrap()
+        .states
+        .pop()
+        .unwrap();
+    let (v1, v2) = ((m1 - m2) / (m1 + m2), 2.0 * m1 / (m1 + m2));
+    let p = m1 * last[0].v[0] + m2 * last[1].v[0];
+    println!(
+        "v = ({:.5}, {:.5}), closed form ({v1:.5}, {v2:.5}); momentum error {:.1e}; capsule ω {:?}",
+        last[0].v[0],
+        last[1].v[0],
+        p - m1,
+        last[1].w
+    );
+    assert!((p - m1).abs() < 1e-12 * m1, "momentum {p}");
+    assert!(
+        (last[0].v[0] - v1).abs() < 2e-3 && (last[1].v[0] - v2).abs() < 2e-3,
+        "{last:?}"
+    );
+    assert!(last[1].w.iter().all(|w| w.abs() < 1e-9), "{last:?}");
+}
+
 /// A 1 kg cube (half edge 0.1 m) resting on the ground y = 0 under `gravity`, its bottom
 /// corners at the smooth law's equilibrium for the load `m·|g_y|/4` each, moving with `v0`;
 /// contact `ke` 1e5 N/m, `kd` 1000 N·s/m, friction `mu`, smoothing 1e-4 (m and m/s).

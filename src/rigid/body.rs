@@ -103,7 +103,7 @@ pub struct RigidBody {
     /// falls below it.
     pub radius: f64,
     /// The body's signed distance in its own frame, centred on its centre of mass, which
-    /// other bodies' points touch (spheres and boxes; none for capsules and given bodies).
+    /// other bodies' points touch (none for given bodies).
     pub sdf: Option<Shape>,
 }
 
@@ -136,7 +136,11 @@ impl RigidBody {
                 center: [0.0; 3],
                 half,
             }),
-            BodyShape::Capsule { .. } => None,
+            BodyShape::Capsule { r, half_height } => Some(Shape::Capsule {
+                center: [0.0; 3],
+                half_height,
+                radius: r,
+            }),
         };
         let body = Self {
             mass,

@@ -1,9 +1,13 @@
 //! Contact between bodies: the points of body A (with A's radius) against the signed
 //! distance of body B in B's frame, with the smooth law of [`crate::solids::contact`].
 //!
-//! Which directed pairs count ([`contact_pairs`]): B must have a signed distance (a sphere or
-//! a box); two spheres touch once (the lower index's centre against the other); a box's
-//! corners are not tested against a sphere (the sphere's centre against the box covers it).
+//! Which directed pairs count ([`contact_pairs`]): B must have a signed distance (a sphere, a
+//! box or a capsule); two spheres touch once (the lower index's centre against the other); a
+//! box's corners are not tested against a sphere (the sphere's centre against the box covers
+//! it); a capsule is a target for spheres' centres only, and a capsule's cap centres are not
+//! tested against a sphere (the sphere's centre against the capsule covers it). Boxes and
+//! capsules meet through the capsule's cap centres against the box, so a box's edge against
+//! a capsule's side is not seen, nor are two capsules side by side.
 //! The pairs that act in a step are frozen at its start ([`active_pairs`]): those whose gap
 //! is below `40·s` plus twice the distance the two bodies can close in the step; farther
 //! points feel less than `e⁻⁴⁰` of the stiffness, which is left out.
@@ -27,13 +31,16 @@ pub fn contact_pairs(model: &RigidModel) -> Vec<(usize, usize)> {
     }
     let bodies = &model.bodies;
     let sphere = |b: &RigidBody| matches!(b.sdf, Some(Shape::Sphere { .. }));
+    let capsule = |b: &RigidBody| matches!(b.sdf, Some(Shape::Capsule { .. }));
     let mut out = Vec::new();
     for (ia, a) in bodies.iter().enumerate() {
         for (ib, b) in bodies.iter().enumerate() {
             let counts = ia != ib
                 && b.sdf.is_some()
                 && !(a.radius == 0.0 && sphere(b))
-                && !(sphere(a) && sphere(b) && ia > ib);
+                && !(sphere(a) && sphere(b) && ia > ib)
+                && (!capsule(b) || sphere(a))
+                && !(capsule(a) && sphere(b));
             if counts && !a.points.is_empty() {
                 out.push((ia, ib));
             }
@@ -86,6 +93,11 @@ fn extent(body: &RigidBody) -> f64 {
     match body.sdf {
         Some(Shape::Box { half, .. }) => so3::norm(half),
         Some(Shape::Sphere { radius, .. }) => radius,
+        Some(Shape::Capsule {
+            half_height,
+            radius,
+            ..
+        }) => half_height + radius,
         _ => 0.0,
     }
 }

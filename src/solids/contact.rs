@@ -1,5 +1,5 @@
-//! Smooth frictional contact of points against static planes, spheres and axis-aligned
-//! (rounded) boxes.
+//! Smooth frictional contact of points against static planes, spheres, z-aligned capsules and
+//! axis-aligned (rounded) boxes.
 //!
 //! With signed distance `φ(x)` and outward normal `n = ∇φ`, the force on a particle is
 //!
@@ -49,6 +49,16 @@ pub enum Shape {
         /// Radius.
         radius: f64,
     },
+    /// A solid capsule along the z axis: the points within `radius` of the segment from
+    /// `center − half_height·ẑ` to `center + half_height·ẑ`.
+    Capsule {
+        /// Centre.
+        center: V3,
+        /// Half length of the axis segment.
+        half_height: f64,
+        /// Radius.
+        radius: f64,
+    },
 }
 
 impl Shape {
@@ -78,6 +88,15 @@ impl Shape {
                 center,
                 radius: radius + r,
             },
+            Shape::Capsule {
+                center,
+                half_height,
+                radius,
+            } => Shape::Capsule {
+                center,
+                half_height,
+                radius: radius + r,
+            },
         }
     }
 }
@@ -95,6 +114,17 @@ pub struct Contact {
     pub smoothing: f64,
 }
 
+/// `(|d| − radius, n = d/|d|, ∂n/∂x)` for the offset `d` of a point from the closest point
+/// of a ball's centre set, where `∂d/∂x = diag(jac)`.
+fn ball_distance(d: V3, radius: f64, jac: V3) -> (f64, V3, [[f64; 3]; 3]) {
+    let r = d.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-300);
+    let n: V3 = d.map(|c| c / r);
+    let dn = std::array::from_fn(|a| {
+        std::array::from_fn(|b| (f64::from(u8::from(a == b)) - n[a] * n[b]) * jac[b] / r)
+    });
+    (r - radius, n, dn)
+}
+
 /// `(φ, n, ∂n/∂x)` of a shape at `x`.
 pub fn distance(shape: &Shape, x: V3) -> (f64, V3, [[f64; 3]; 3]) {
     match *shape {
@@ -108,12 +138,20 @@ pub fn distance(shape: &Shape, x: V3) -> (f64, V3, [[f64; 3]; 3]) {
         }
         Shape::Sphere { center, radius } => {
             let d: V3 = std::array::from_fn(|a| x[a] - center[a]);
-            let r = d.iter().map(|c| c * c).sum::<f64>().sqrt().max(1e-300);
-            let n: V3 = d.map(|c| c / r);
-            let dn = std::array::from_fn(|a| {
-                std::array::from_fn(|b| (f64::from(u8::from(a == b)) - n[a] * n[b]) / r)
-            });
-            (r - radius, n, dn)
+            ball_distance(d, radius, [1.0; 3])
+        }
+        Shape::Capsule {
+            center,
+            half_height,
+            radius,
+        } => {
+            // From the closest point of the axis segment; inside the segment's span that
+            // point slides with x along z, so d does not change with x_z there.
+            let z = x[2] - center[2];
+            let t = z.clamp(-half_height, half_height);
+            let d = [x[0] - center[0], x[1] - center[1], z - t];
+            let slides = f64::from(u8::from(z.abs() >= half_height));
+            ball_distance(d, radius, [1.0, 1.0, slides])
         }
         Shape::Plane { normal, offset } => {
             let phi = (0..3).map(|a| normal[a] * x[a]).sum::<f64>() - offset;
@@ -340,11 +378,24 @@ mod tests {
                 center: [0.0, 0.0, 0.0],
                 half: [0.5, 0.5, 0.5],
             },
+            // Beside a capsule's side, and over its cap.
+            Shape::Capsule {
+                center: [0.1, 0.0, 0.2],
+                half_height: 0.4,
+                radius: 0.3,
+            },
+            Shape::Capsule {
+                center: [0.1, 0.0, 0.2],
+                half_height: 0.4,
+                radius: 0.3,
+            },
         ];
         let (h, eps) = (0.01, 1e-6);
         let points = [
             ([0.3, 0.05, 0.2], [0.31, 0.06, 0.17]),
             ([0.503, 0.502, 0.1], [0.507, 0.515, 0.12]),
+            ([0.395, 0.04, 0.3], [0.405, 0.03, 0.32]),
+            ([0.2, 0.15, 0.84], [0.21, 0.16, 0.85]),
         ];
         for (shape, (x, xn)) in shapes.iter().zip(points) {
             let (_, g, hess) = friction(&c, shape, x, xn, h);
@@ -384,6 +435,39 @@ mod tests {
             let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
             assert!(gn.abs() < 1e-12 && norm <= c.mu * lam && norm > 0.0);
         }
+    }
+
+    #[test]
+    fn capsule_distance_and_its_normal_derivative() {
+        let cap = Shape::Capsule {
+            center: [1.0, 2.0, 3.0],
+            half_height: 0.5,
+            radius: 0.2,
+        };
+        // Beside the side, over the top cap, inside.
+        let cases = [
+            ([1.5, 2.0, 3.3], 0.3, [1.0, 0.0, 0.0]),
+            ([1.0, 2.0, 4.0], 0.3, [0.0, 0.0, 1.0]),
+            ([1.0, 2.1, 2.8], -0.1, [0.0, 1.0, 0.0]),
+        ];
+        for (x, phi, n) in cases {
+            let (p, m, dn) = distance(&cap, x);
+            assert!((p - phi).abs() < 1e-14 && (0..3).all(|a| (m[a] - n[a]).abs() < 1e-14));
+            for b in 0..3 {
+                let at = |d: f64| {
+                    let mut y = x;
+                    y[b] += d;
+                    distance(&cap, y).1
+                };
+                let (hi, lo) = (at(1e-6), at(-1e-6));
+                for a in 0..3 {
+                    let fd = (hi[a] - lo[a]) / 2e-6;
+                    assert!((fd - dn[a][b]).abs() < 1e-8, "{x:?}: ∂n{a}/∂x{b}");
+                }
+            }
+        }
+        let grown = cap.inflated(0.1);
+        assert!((distance(&grown, [1.5, 2.0, 3.3]).0 - 0.2).abs() < 1e-14);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn trajectory_gif(
             Shape::Plane { normal, offset } if normal[1] > 0.99 => {
                 Some([view[0], view[1].min(offset) - pad, view[2], offset])
             }
-            Shape::Sphere { center, radius } => Some([
+            Shape::Sphere { center, radius } | Shape::Capsule { center, radius, .. } => Some([
                 center[0] - radius,
                 center[1] - radius,
                 center[0] + radius,
