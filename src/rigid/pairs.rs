@@ -57,29 +57,43 @@ pub fn pair_shape(model: &RigidModel, (ia, ib): (usize, usize)) -> Shape {
         .inflated(model.bodies[ia].radius)
 }
 
-/// The pairs of `pairs` that act in a step from `states` of length `h`.
+/// The pairs of `pairs` that act in a step from `states` of length `h`. A pair whose bounding
+/// balls (A's points with its radius about `c_A`, B's shape about `c_B`) are farther apart
+/// than the cut is dropped before its points are placed: the signed distance of a shape
+/// inside a ball of radius `E` about `c` is at least `|x − c| − E`.
 pub fn active_pairs(
     model: &RigidModel,
     pairs: &[(usize, usize)],
     states: &[BodyState],
     h: f64,
 ) -> Vec<(usize, usize)> {
-    let reach = |b: usize| -> f64 {
-        let body = &model.bodies[b];
-        let r = body
-            .points
-            .iter()
-            .map(|p| so3::norm(*p))
-            .fold(0.0, f64::max)
-            + body.radius;
-        let s = &states[b];
-        so3::norm(s.v) + so3::norm(s.w) * (r + extent(body))
-    };
+    let bound: Vec<f64> = model
+        .bodies
+        .iter()
+        .map(|body| {
+            body.points
+                .iter()
+                .map(|p| so3::norm(*p))
+                .fold(0.0, f64::max)
+                + body.radius
+        })
+        .collect();
+    let reach: Vec<f64> = model
+        .bodies
+        .iter()
+        .zip(states)
+        .zip(&bound)
+        .map(|((body, s), r)| so3::norm(s.v) + so3::norm(s.w) * (r + extent(body)))
+        .collect();
     pairs
         .iter()
         .copied()
         .filter(|&(ia, ib)| {
-            let cut = 40.0 * model.contact.smoothing + 2.0 * h * (reach(ia) + reach(ib));
+            let cut = 40.0 * model.contact.smoothing + 2.0 * h * (reach[ia] + reach[ib]);
+            let apart = so3::norm(sub(states[ia].c, states[ib].c));
+            if apart - bound[ia] - extent(&model.bodies[ib]) >= cut {
+                return false;
+            }
             let shape = pair_shape(model, (ia, ib));
             points_in_b(model, ia, &states[ia], &states[ib])
                 .iter()
