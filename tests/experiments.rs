@@ -402,7 +402,8 @@ fn billiards_adjoint_matches_differences_and_gauss_newton_sinks_the_last_ball() 
     // DiffTaichi's loss at the start is 0.0454 (impulses, f32); the soft contact's is close.
     for c in &r.checks {
         assert!((c.loss - 0.0454).abs() < 0.005, "{c:?}");
-        assert!(c.rel_error < 1e-4, "{c:?}");
+        // Central differences with step 1e-5: 5.0e-8 (semi-implicit), 8.4e-6 (backward Euler).
+        assert!(c.rel_error < 3e-5, "{c:?}");
     }
     let d = &r.descent.losses;
     assert!(d.windows(2).all(|w| w[1] < w[0]), "{d:?}");

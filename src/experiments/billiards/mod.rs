@@ -93,7 +93,7 @@ impl Default for BilliardsConfig {
             iterations: 200,
             gn_iterations: 12,
             levels: 4,
-            fd_step: 1e-6,
+            fd_step: 1e-5,
             repeats: 3,
         }
     }
