@@ -275,57 +275,103 @@ impl ScenePicture<'_> {
     }
 }
 
+/// A captioned frame: the drawing area below a 28-px caption and the map from the window
+/// `view = [x0, y0, x1, y1]` (metres, y up) to its pixels.
+pub(crate) struct Window {
+    body: DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+    view: [f64; 4],
+    size: (f64, f64),
+}
+
+/// A plotters error as text.
+fn drawing_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+impl Window {
+    /// Clears `area`, writes `title` on top and returns the window below it.
+    pub(crate) fn open(
+        area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
+        title: &str,
+        view: [f64; 4],
+    ) -> std::result::Result<Self, String> {
+        area.fill(&WHITE).map_err(drawing_error)?;
+        let (top, body) = area.split_vertically(28);
+        top.draw_text(title, &("sans-serif", 16).into_font().color(&BLACK), (6, 6))
+            .map_err(drawing_error)?;
+        let (w, h) = body.dim_in_pixel();
+        Ok(Self {
+            body,
+            view,
+            size: (f64::from(w), f64::from(h)),
+        })
+    }
+
+    /// The pixel of a point.
+    pub(crate) fn px(&self, p: [f64; 2]) -> (i32, i32) {
+        let [x0, y0, x1, y1] = self.view;
+        (
+            ((p[0] - x0) / (x1 - x0) * self.size.0).round() as i32,
+            ((y1 - p[1]) / (y1 - y0) * self.size.1).round() as i32,
+        )
+    }
+
+    /// Pixels per metre along x.
+    pub(crate) fn scale(&self) -> f64 {
+        self.size.0 / (self.view[2] - self.view[0])
+    }
+
+    /// Draws one element.
+    pub(crate) fn draw<E>(&self, element: &E) -> std::result::Result<(), String>
+    where
+        for<'b> &'b E: plotters::element::PointCollection<'b, (i32, i32)>,
+        E: plotters::element::Drawable<BitMapBackend<'static>>,
+    {
+        self.body.draw(element).map_err(drawing_error)
+    }
+
+    /// A path as a thin green line (nothing for fewer than two points).
+    pub(crate) fn trail(&self, trail: &[[f64; 2]]) -> std::result::Result<(), String> {
+        if trail.len() > 1 {
+            let path: Vec<_> = trail.iter().map(|p| self.px(*p)).collect();
+            self.draw(&PathElement::new(path, RGBColor(90, 160, 90)))?;
+        }
+        Ok(())
+    }
+
+    /// Targets as red crosses.
+    pub(crate) fn marks(&self, marks: &[[f64; 2]]) -> std::result::Result<(), String> {
+        for m in marks {
+            self.draw(&Cross::new(self.px(*m), 6, RED.stroke_width(2)))?;
+        }
+        Ok(())
+    }
+}
+
 impl Frame for ScenePicture<'_> {
     fn draw_frame(
         &self,
         area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
     ) -> std::result::Result<(), String> {
-        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-        area.fill(&WHITE).map_err(e)?;
-        let (top, body) = area.split_vertically(28);
-        top.draw_text(
-            &self.title,
-            &("sans-serif", 16).into_font().color(&BLACK),
-            (6, 6),
-        )
-        .map_err(e)?;
-        let (w, h) = body.dim_in_pixel();
-        let [x0, y0, x1, y1] = self.view;
-        let px = |p: [f64; 2]| -> (i32, i32) {
-            (
-                ((p[0] - x0) / (x1 - x0) * f64::from(w)).round() as i32,
-                ((y1 - p[1]) / (y1 - y0) * f64::from(h)).round() as i32,
-            )
-        };
+        let win = Window::open(area, &self.title, self.view)?;
         let grey = RGBColor(150, 150, 150);
         for b in self.boxes {
-            body.draw(&Rectangle::new(
-                [px([b[0], b[3]]), px([b[2], b[1]])],
+            win.draw(&Rectangle::new(
+                [win.px([b[0], b[3]]), win.px([b[2], b[1]])],
                 grey.filled(),
-            ))
-            .map_err(e)?;
+            ))?;
         }
-        if self.trail.len() > 1 {
-            let path: Vec<_> = self.trail.iter().map(|p| px(*p)).collect();
-            body.draw(&PathElement::new(path, RGBColor(90, 160, 90)))
-                .map_err(e)?;
-        }
+        win.trail(self.trail)?;
         for &(i, j) in self.edges {
-            body.draw(&PathElement::new(
-                vec![px(self.points[i]), px(self.points[j])],
+            win.draw(&PathElement::new(
+                vec![win.px(self.points[i]), win.px(self.points[j])],
                 RGBColor(70, 110, 200),
-            ))
-            .map_err(e)?;
+            ))?;
         }
         for p in self.points {
-            body.draw(&Circle::new(px(*p), 3, BLACK.filled()))
-                .map_err(e)?;
+            win.draw(&Circle::new(win.px(*p), 3, BLACK.filled()))?;
         }
-        for m in self.marks {
-            body.draw(&Cross::new(px(*m), 6, RED.stroke_width(2)))
-                .map_err(e)?;
-        }
-        Ok(())
+        win.marks(self.marks)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pictures of rigid bodies: spheres seen along one axis as a GIF (discs with a spoke that
 //! shows their rotation, the path of one of them, targets).
 
-use super::{Frame, GifWriter, ScenePicture};
+use super::{Frame, GifWriter, ScenePicture, Window};
 use crate::error::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -30,52 +30,25 @@ impl Frame for DiscPicture<'_> {
         &self,
         area: &DrawingArea<BitMapBackend<'static>, plotters::coord::Shift>,
     ) -> std::result::Result<(), String> {
-        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-        area.fill(&WHITE).map_err(e)?;
-        let (top, body) = area.split_vertically(28);
-        top.draw_text(
-            &self.title,
-            &("sans-serif", 16).into_font().color(&BLACK),
-            (6, 6),
-        )
-        .map_err(e)?;
-        let (w, h) = body.dim_in_pixel();
-        let [x0, y0, x1, y1] = self.view;
-        let scale = f64::from(w) / (x1 - x0);
-        let px = |p: [f64; 2]| -> (i32, i32) {
-            (
-                ((p[0] - x0) * scale).round() as i32,
-                ((y1 - p[1]) / (y1 - y0) * f64::from(h)).round() as i32,
-            )
-        };
-        if self.trail.len() > 1 {
-            let path: Vec<_> = self.trail.iter().map(|p| px(*p)).collect();
-            body.draw(&PathElement::new(path, RGBColor(90, 160, 90)))
-                .map_err(e)?;
-        }
+        let win = Window::open(area, &self.title, self.view)?;
+        win.trail(self.trail)?;
         for d in self.discs {
-            let r = (d.radius * scale).round().max(2.0) as i32;
-            body.draw(&Circle::new(
-                px(d.center),
+            let r = (d.radius * win.scale()).round().max(2.0) as i32;
+            win.draw(&Circle::new(
+                win.px(d.center),
                 r,
                 RGBColor(70, 110, 200).filled(),
-            ))
-            .map_err(e)?;
+            ))?;
             let tip = [
                 d.center[0] + d.radius * d.spoke[0],
                 d.center[1] + d.radius * d.spoke[1],
             ];
-            body.draw(&PathElement::new(
-                vec![px(d.center), px(tip)],
+            win.draw(&PathElement::new(
+                vec![win.px(d.center), win.px(tip)],
                 WHITE.stroke_width(2),
-            ))
-            .map_err(e)?;
+            ))?;
         }
-        for m in self.marks {
-            body.draw(&Cross::new(px(*m), 6, RED.stroke_width(2)))
-                .map_err(e)?;
-        }
-        Ok(())
+        win.marks(self.marks)
     }
 }
 
