@@ -500,3 +500,29 @@ fn every_listed_study_is_runnable_by_name() {
     let listed = String::from_utf8(o.stdout).unwrap();
     assert_eq!(listed.lines().count(), diffsim::experiments::STUDIES.len());
 }
+
+/// A billiards shot whose cue starts inside the rack, or a negative rack gap, is refused in
+/// one line before anything is written.
+#[test]
+fn billiards_refuses_a_cue_inside_the_rack() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for (toml, want) in [
+        ("start = [0.6, 0.5, 0.3, 0.0]\n", "must lie within"),
+        ("rack_gap = -0.001\n", "gap ≥ 0"),
+    ] {
+        let cfg = dir.path().join("b.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let o = diffsim(&[
+            "experiment",
+            "billiards",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_one_line_error(&o, want);
+        assert!(!out.exists());
+        std::fs::remove_file(&cfg).unwrap();
+    }
+}

@@ -467,15 +467,30 @@ impl Study for Billiards {
     }
 
     fn validate(cfg: &BilliardsConfig) -> Result<()> {
-        let positive = [cfg.radius, cfg.frame_dt, cfg.ke, cfg.smoothing, cfg.fd_step];
+        let positive = [
+            cfg.radius,
+            cfg.frame_dt,
+            cfg.ke,
+            cfg.smoothing,
+            cfg.fd_step,
+            cfg.learning_rate,
+        ];
         if cfg.frames < 2
             || cfg.substeps == 0
             || cfg.rows == 0
             || positive.iter().any(|&x| x <= 0.0 || !x.is_finite())
+            || !(cfg.rack_gap >= 0.0 && cfg.rack_gap.is_finite())
         {
             return Err(DiffsimError::config(
-                "billiards needs frames ≥ 2, a substep, a rack, and positive radius, step, stiffness, smoothing and FD step",
+                "billiards needs frames ≥ 2, a substep, a rack with a gap ≥ 0, and positive radius, step, stiffness, smoothing, FD step and learning rate",
             ));
+        }
+        let (lo, hi) = cue_bounds(cfg);
+        if (0..4).any(|k| !(lo[k]..=hi[k]).contains(&cfg.start[k])) {
+            return Err(DiffsimError::config(format!(
+                "billiards: the cue's start {:?} must lie within x0 ∈ [{}, {:.4}], y0 ∈ [{}, {}], v_x ∈ [{}, {}], v_y ∈ [{}, {}] (left of the rack)",
+                cfg.start, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3]
+            )));
         }
         if !(cfg.restitution > 0.0 && cfg.restitution <= 1.0) {
             return Err(DiffsimError::config(format!(
