@@ -8,10 +8,11 @@
 use super::bench::read_json_lines;
 use super::progress::Bar;
 use crate::error::{DiffsimError, Result};
-use crate::experiments::rigid_trajectory::{self, RigidTrajectoryConfig, Step};
-use crate::experiments::sphere_pushing::{self, PushStep, SpherePushingConfig};
+use crate::experiments::rigid_trajectory::{self, RigidTrajectoryConfig};
+use crate::experiments::sphere_pushing::{self, SpherePushingConfig};
 use crate::optim::Evaluation;
 use crate::optim::median_ms;
+use crate::rigid::DifferentiatedStep;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ pub struct RigidBenchRow {
     /// `trajectory` or `sphere-pushing`.
     pub case: &'static str,
     /// The step differentiated.
-    pub step: Step,
+    pub step: DifferentiatedStep,
     /// Bodies.
     pub bodies: usize,
     /// Time steps per evaluation.
@@ -101,7 +102,7 @@ impl RigidBenchResult {
 /// One timed objective.
 struct Job {
     case: &'static str,
-    step: Step,
+    step: DifferentiatedStep,
     bodies: usize,
     steps: usize,
     f: Evaluation<'static>,
@@ -126,7 +127,10 @@ pub fn bench_rigid(args: &RigidBenchArgs) -> Result<RigidBenchResult> {
     };
     let mut jobs: Vec<Job> = Vec::new();
     for &frames in &lengths {
-        for step in [Step::SemiImplicit, Step::BackwardEuler] {
+        for step in [
+            DifferentiatedStep::SemiImplicit,
+            DifferentiatedStep::BackwardEuler,
+        ] {
             let cfg = RigidTrajectoryConfig {
                 frames,
                 ..RigidTrajectoryConfig::default()
@@ -145,13 +149,13 @@ pub fn bench_rigid(args: &RigidBenchArgs) -> Result<RigidBenchResult> {
     let push = SpherePushingConfig::default();
     for (step, ps, sub) in [
         (
-            Step::SemiImplicit,
-            PushStep::SemiImplicit,
+            DifferentiatedStep::SemiImplicit,
+            DifferentiatedStep::SemiImplicit,
             push.semi_implicit_substeps,
         ),
         (
-            Step::BackwardEuler,
-            PushStep::BackwardEuler,
+            DifferentiatedStep::BackwardEuler,
+            DifferentiatedStep::BackwardEuler,
             push.implicit_substeps,
         ),
     ] {

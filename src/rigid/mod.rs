@@ -13,6 +13,7 @@
 //!   angular momentum to round-off.
 
 pub mod body;
+pub mod differentiated;
 mod implicit;
 pub mod model;
 pub mod pairs;
@@ -20,6 +21,7 @@ pub mod semi_implicit;
 pub mod so3;
 
 pub use body::{BodyShape, BodyState, RigidBody, StateBar};
+pub use differentiated::{Differentiated, DifferentiatedStep};
 pub use implicit::{Implicit, ImplicitRigidRollout, RigidScheme};
 pub use model::{RigidModel, Wrench};
 pub use semi_implicit::{SemiImplicit, SemiImplicitRollout};

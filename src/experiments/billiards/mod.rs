@@ -25,8 +25,8 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
 use crate::optim::{Evaluation, Trace, gauss_newton_box, gradient_descent, median_ms};
 use crate::rigid::{
-    BodyShape, BodyState, Implicit, RigidBody, RigidGrads, RigidModel, RigidScheme, SemiImplicit,
-    StateBar,
+    BodyShape, BodyState, Differentiated, DifferentiatedStep, RigidBody, RigidGrads, RigidModel,
+    SemiImplicit, StateBar,
 };
 use crate::solids::contact::Contact;
 use crate::viz::line_plot;
@@ -99,16 +99,6 @@ impl Default for BilliardsConfig {
     }
 }
 
-/// The step differentiated.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum BilliardsStep {
-    /// Warp's semi-implicit step.
-    SemiImplicit,
-    /// Backward Euler.
-    BackwardEuler,
-}
-
 /// The contact law at stiffening level `level` (0 = the configured one).
 fn contact(cfg: &BilliardsConfig, level: usize) -> Contact {
     let ke = cfg.ke * 4f64.powi(level as i32);
@@ -172,7 +162,7 @@ type Adjoint = Box<dyn Fn([f64; 2]) -> [f64; 4]>;
 
 fn simulate(
     cfg: &BilliardsConfig,
-    step: BilliardsStep,
+    step: DifferentiatedStep,
     p: &[f64],
     level: usize,
 ) -> Result<(Vec<Vec<[f64; 2]>>, Adjoint)> {
@@ -196,28 +186,10 @@ fn simulate(
             .map(|s| s.iter().map(|b| [b.c[0], b.c[1]]).collect())
             .collect()
     };
-    Ok(match step {
-        BilliardsStep::SemiImplicit => {
-            let run = SemiImplicit::new(&model, h)?.rollout(&init, steps)?;
-            let centres = frames(&run.states);
-            let adjoint: Adjoint = Box::new(move |bar| {
-                let st = SemiImplicit::new(&model, h).expect("checked above");
-                cue(st.adjoint(&run, &seeds(run.states.len(), bar)))
-            });
-            (centres, adjoint)
-        }
-        BilliardsStep::BackwardEuler => {
-            let run =
-                Implicit::new(&model, h, RigidScheme::BackwardEuler)?.rollout(&init, steps)?;
-            let centres = frames(&run.states);
-            let adjoint: Adjoint = Box::new(move |bar| {
-                let st =
-                    Implicit::new(&model, h, RigidScheme::BackwardEuler).expect("checked above");
-                cue(st.adjoint(&run, &seeds(run.states.len(), bar)))
-            });
-            (centres, adjoint)
-        }
-    })
+    let run = Differentiated::run(model, h, step, &init, steps)?;
+    let centres = frames(run.states());
+    let adjoint: Adjoint = Box::new(move |bar| cue(run.adjoint(&seeds(run.states().len(), bar))));
+    Ok((centres, adjoint))
 }
 
 /// The residual `x_last(T) − goal`.
@@ -227,7 +199,11 @@ fn residual(cfg: &BilliardsConfig, centres: &[Vec<[f64; 2]>]) -> [f64; 2] {
 }
 
 /// The loss `|x_last(T) − goal|²` and its gradient with respect to `(x₀, v₀)`.
-pub fn objective(cfg: &BilliardsConfig, step: BilliardsStep, level: usize) -> Evaluation<'static> {
+pub fn objective(
+    cfg: &BilliardsConfig,
+    step: DifferentiatedStep,
+    level: usize,
+) -> Evaluation<'static> {
     let cfg = cfg.clone();
     Box::new(move |p: &[f64]| {
         let (centres, adjoint) = simulate(&cfg, step, p, level)?;
@@ -238,28 +214,32 @@ pub fn objective(cfg: &BilliardsConfig, step: BilliardsStep, level: usize) -> Ev
 }
 
 /// The residual `x_last(T) − goal` and its 2×4 Jacobian (one adjoint sweep per row) at `p`.
-pub fn residuals(cfg: &BilliardsConfig, p: &[f64]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
-    let (centres, adjoint) = simulate(cfg, BilliardsStep::SemiImplicit, p, 0)?;
+fn residuals(cfg: &BilliardsConfig, p: &[f64]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let (centres, adjoint) = simulate(cfg, DifferentiatedStep::SemiImplicit, p, 0)?;
     let r = residual(cfg, &centres);
     let jac = [[1.0, 0.0], [0.0, 1.0]].map(|seed| adjoint(seed).to_vec());
     Ok((r.to_vec(), jac.to_vec()))
 }
 
 /// Where the cue may start: left of the rack, within the table's middle, at most 1 m/s.
-pub fn cue_bounds(cfg: &BilliardsConfig) -> ([f64; 4], [f64; 4]) {
+fn cue_bounds(cfg: &BilliardsConfig) -> ([f64; 4], [f64; 4]) {
     let front = 0.5 - 2.0 * cfg.radius - 0.1 * cfg.radius;
     ([0.0, 0.3, 0.0, -1.0], [front, 0.7, 1.0, 1.0])
 }
 
-/// Damped Gauss-Newton (Levenberg-Marquardt with a fixed `μ`) on the two residuals within
-/// [`cue_bounds`].
-pub fn gauss_newton_run(cfg: &BilliardsConfig, mu: f64) -> Result<Trace> {
+/// Gauss-Newton's damping `μ`: small next to `JJᵀ`'s largest eigenvalue (about 180 at
+/// Gauss-Newton's end).
+const GN_DAMPING: f64 = 1e-3;
+
+/// Damped Gauss-Newton (Levenberg-Marquardt with the fixed [`GN_DAMPING`]) on the two
+/// residuals within [`cue_bounds`].
+fn gauss_newton_run(cfg: &BilliardsConfig) -> Result<Trace> {
     let (lo, hi) = cue_bounds(cfg);
     gauss_newton_box(
         &|p: &[f64]| residuals(cfg, p),
         &cfg.start,
         (&lo, &hi),
-        mu,
+        GN_DAMPING,
         cfg.gn_iterations,
         1e-28,
     )
@@ -269,7 +249,7 @@ pub fn gauss_newton_run(cfg: &BilliardsConfig, mu: f64) -> Result<Trace> {
 #[derive(Clone, Debug, Serialize)]
 pub struct GradientCheck {
     /// The step.
-    pub step: BilliardsStep,
+    pub step: DifferentiatedStep,
     /// The loss.
     pub loss: f64,
     /// `∂L/∂(x₀, y₀, v_x, v_y)` from the adjoint.
@@ -364,7 +344,10 @@ pub fn run(cfg: &BilliardsConfig, progress: &dyn Progress) -> Result<BilliardsRe
         progress.set(done);
     };
     let mut checks = Vec::new();
-    for step in [BilliardsStep::SemiImplicit, BilliardsStep::BackwardEuler] {
+    for step in [
+        DifferentiatedStep::SemiImplicit,
+        DifferentiatedStep::BackwardEuler,
+    ] {
         let f = objective(cfg, step, 0);
         let (loss, g) = f(&cfg.start)?;
         let fd = central(&f, &cfg.start, cfg.fd_step)?;
@@ -382,16 +365,16 @@ pub fn run(cfg: &BilliardsConfig, progress: &dyn Progress) -> Result<BilliardsRe
         });
         tick();
     }
-    let f = objective(cfg, BilliardsStep::SemiImplicit, 0);
+    let f = objective(cfg, DifferentiatedStep::SemiImplicit, 0);
     let descent = gradient_descent(&f, &cfg.start, cfg.learning_rate, cfg.iterations, None)?;
     tick();
     let clock = std::time::Instant::now();
-    let gauss_newton = gauss_newton_run(cfg, 1e-3)?;
+    let gauss_newton = gauss_newton_run(cfg)?;
     let gauss_newton_s = clock.elapsed().as_secs_f64();
     tick();
     let mut stiffening: Vec<StiffeningLevel> = Vec::new();
     for level in 0..cfg.levels {
-        let (loss, g) = objective(cfg, BilliardsStep::SemiImplicit, level)(&cfg.start)?;
+        let (loss, g) = objective(cfg, DifferentiatedStep::SemiImplicit, level)(&cfg.start)?;
         let gradient = [g[0], g[1], g[2], g[3]];
         let change = stiffening.last().map(|prev| {
             (0..4)
@@ -427,7 +410,7 @@ pub fn run(cfg: &BilliardsConfig, progress: &dyn Progress) -> Result<BilliardsRe
 
 /// The frames of a GIF of the shot from `p` (every 8th DiffTaichi step).
 fn shot_frames(cfg: &BilliardsConfig, p: &[f64]) -> Result<Vec<Vec<Disc>>> {
-    let (centres, _) = simulate(cfg, BilliardsStep::SemiImplicit, p, 0)?;
+    let (centres, _) = simulate(cfg, DifferentiatedStep::SemiImplicit, p, 0)?;
     Ok(centres
         .iter()
         .step_by(8)

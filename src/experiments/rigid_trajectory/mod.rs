@@ -14,7 +14,7 @@ use crate::optim::{
     AdamSettings, Evaluation, Trace, adam, dense_gn_step, fd_error, gauss_newton, median_ms,
 };
 use crate::rigid::{
-    BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar,
+    BodyShape, BodyState, Differentiated, DifferentiatedStep, RigidBody, RigidModel, StateBar,
     Wrench,
 };
 use crate::viz::line_plot;
@@ -62,16 +62,6 @@ impl Default for RigidTrajectoryConfig {
     }
 }
 
-/// Which step the study differentiates.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    /// Warp's semi-implicit step.
-    SemiImplicit,
-    /// Backward Euler (IFT adjoint).
-    BackwardEuler,
-}
-
 /// The model with the forces `p = (f_x, f_z)` per frame, and the start state.
 fn scene(cfg: &RigidTrajectoryConfig, p: &[f64]) -> Result<(RigidModel, BodyState)> {
     let sphere = RigidBody::from_shape(&BodyShape::Sphere { r: cfg.radius }, cfg.density)?;
@@ -107,7 +97,7 @@ type Adjoint = Box<dyn Fn(&[Vec<StateBar>]) -> Vec<f64>>;
 
 fn simulate(
     cfg: &RigidTrajectoryConfig,
-    step: Step,
+    step: DifferentiatedStep,
     p: &[f64],
 ) -> Result<(Vec<BodyState>, Adjoint)> {
     let (model, init) = scene(cfg, p)?;
@@ -119,29 +109,10 @@ fn simulate(
             .flat_map(|w| [w[0].f[0], w[0].f[2]])
             .collect()
     };
-    Ok(match step {
-        Step::SemiImplicit => {
-            let run = SemiImplicit::new(&model, h)?.rollout(&[init], frames)?;
-            let states = run.states.iter().map(|s| s[0]).collect();
-            let adj: Adjoint = Box::new(move |bars| {
-                let st = SemiImplicit::new(&model, h).expect("checked above");
-                forces(st.adjoint(&run, bars))
-            });
-            (states, adj)
-        }
-        Step::BackwardEuler => {
-            let st = Implicit::new(&model, h, RigidScheme::BackwardEuler)?;
-            let run = st.rollout(&[init], frames)?;
-            let states = run.states.iter().map(|s| s[0]).collect();
-            drop(st);
-            let adj: Adjoint = Box::new(move |bars| {
-                let st =
-                    Implicit::new(&model, h, RigidScheme::BackwardEuler).expect("checked above");
-                forces(st.adjoint(&run, bars))
-            });
-            (states, adj)
-        }
-    })
+    let run = Differentiated::run(model, h, step, &[init], frames)?;
+    let states = run.states().iter().map(|s| s[0]).collect();
+    let adj: Adjoint = Box::new(move |bars| forces(run.adjoint(bars)));
+    Ok((states, adj))
 }
 
 /// Residuals `(x, z)(frame i+1) − refᵢ`, 2 per frame.
@@ -154,7 +125,10 @@ fn residuals(states: &[BodyState], reference: &[[f64; 2]]) -> Vec<f64> {
 }
 
 /// The study's (loss, gradient) of the forces, from `p0 = 0`.
-pub fn objective(cfg: &RigidTrajectoryConfig, step: Step) -> (Evaluation<'static>, Vec<f64>) {
+pub fn objective(
+    cfg: &RigidTrajectoryConfig,
+    step: DifferentiatedStep,
+) -> (Evaluation<'static>, Vec<f64>) {
     let cfg = cfg.clone();
     let reference = reference(cfg.frames);
     let p0 = vec![0.0; 2 * cfg.frames];
@@ -174,7 +148,7 @@ pub fn objective(cfg: &RigidTrajectoryConfig, step: Step) -> (Evaluation<'static
 }
 
 /// Gauss-Newton with the dense Jacobian from one adjoint sweep per residual.
-fn gauss_newton_run(cfg: &RigidTrajectoryConfig, step: Step) -> Result<Trace> {
+fn gauss_newton_run(cfg: &RigidTrajectoryConfig, step: DifferentiatedStep) -> Result<Trace> {
     let reference = reference(cfg.frames);
     let f = |p: &[f64]| -> Result<(Vec<f64>, Vec<f64>)> {
         let (states, adjoint) = simulate(cfg, step, p)?;
@@ -206,7 +180,7 @@ fn gauss_newton_run(cfg: &RigidTrajectoryConfig, step: Step) -> Result<Trace> {
 #[derive(Clone, Debug, Serialize)]
 pub struct StepResult {
     /// The step.
-    pub step: Step,
+    pub step: DifferentiatedStep,
     /// Gauss-Newton: the loss at the start and after each iteration.
     pub gn_losses: Vec<f64>,
     /// Wall time of the Gauss-Newton run (ms): Jacobians, steps and loss evaluations.
@@ -232,7 +206,10 @@ pub struct RigidTrajectoryResult {
 pub fn run(cfg: &RigidTrajectoryConfig, progress: &dyn Progress) -> Result<RigidTrajectoryResult> {
     progress.start("rigid-trajectory", 3);
     let mut steps = Vec::new();
-    for step in [Step::SemiImplicit, Step::BackwardEuler] {
+    for step in [
+        DifferentiatedStep::SemiImplicit,
+        DifferentiatedStep::BackwardEuler,
+    ] {
         let t0 = std::time::Instant::now();
         let gn = gauss_newton_run(cfg, step)?;
         let gn_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -246,7 +223,7 @@ pub fn run(cfg: &RigidTrajectoryConfig, progress: &dyn Progress) -> Result<Rigid
         });
         progress.set(steps.len() as u64);
     }
-    let (f, p0) = objective(cfg, Step::SemiImplicit);
+    let (f, p0) = objective(cfg, DifferentiatedStep::SemiImplicit);
     let adam = adam(
         &*f,
         &p0,
@@ -319,7 +296,7 @@ impl Study for RigidTrajectory {
             &series,
         )?;
         let path = |p: &[f64]| -> Result<Vec<(f64, f64)>> {
-            let (states, _) = simulate(cfg, Step::SemiImplicit, p)?;
+            let (states, _) = simulate(cfg, DifferentiatedStep::SemiImplicit, p)?;
             Ok(states.iter().map(|s| (s.c[0], s.c[2])).collect())
         };
         let circle = reference(cfg.frames);
@@ -328,8 +305,8 @@ impl Study for RigidTrajectory {
             gn_iterations: 1,
             ..cfg.clone()
         };
-        let gn = gauss_newton_run(&one, Step::SemiImplicit)?;
-        let (states, _) = simulate(cfg, Step::SemiImplicit, &gn.params)?;
+        let gn = gauss_newton_run(&one, DifferentiatedStep::SemiImplicit)?;
+        let (states, _) = simulate(cfg, DifferentiatedStep::SemiImplicit, &gn.params)?;
         let frames: Vec<Vec<Disc>> = states
             .iter()
             .step_by(2)

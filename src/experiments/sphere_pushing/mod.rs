@@ -20,7 +20,7 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::study::{Progress, Study, study_page};
 use crate::optim::median_ms;
 use crate::rigid::{
-    BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar,
+    BodyShape, BodyState, Differentiated, DifferentiatedStep, RigidBody, RigidModel, StateBar,
     Wrench,
 };
 use crate::solids::contact::Contact;
@@ -78,27 +78,17 @@ impl Default for SpherePushingConfig {
     }
 }
 
-/// The step differentiated.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum PushStep {
-    /// Warp's semi-implicit step.
-    SemiImplicit,
-    /// Backward Euler.
-    BackwardEuler,
-}
-
 const ENVS: usize = 2;
 
 /// The model for `action` (the same in both environments) and the step length.
 fn scene(
     cfg: &SpherePushingConfig,
-    step: PushStep,
+    step: DifferentiatedStep,
     action: f64,
 ) -> Result<(RigidModel, Vec<BodyState>, f64, usize)> {
     let sub = match step {
-        PushStep::SemiImplicit => cfg.semi_implicit_substeps,
-        PushStep::BackwardEuler => cfg.implicit_substeps,
+        DifferentiatedStep::SemiImplicit => cfg.semi_implicit_substeps,
+        DifferentiatedStep::BackwardEuler => cfg.implicit_substeps,
     };
     let h = 1.0 / 30.0 / sub as f64;
     let pusher = RigidBody::from_shape(&BodyShape::Sphere { r: 0.4 }, 100.0)?;
@@ -145,25 +135,12 @@ pub struct Push {
 }
 
 /// The loss, its gradient with respect to the action, and env 0's trajectory.
-pub fn evaluate(cfg: &SpherePushingConfig, step: PushStep, action: f64) -> Result<Push> {
+pub fn evaluate(cfg: &SpherePushingConfig, step: DifferentiatedStep, action: f64) -> Result<Push> {
     let (model, init, h, steps) = scene(cfg, step, action)?;
-    let states = |run: &[Vec<BodyState>]| -> Vec<Vec<BodyState>> { run.to_vec() };
-    let (run, grads) = match step {
-        PushStep::SemiImplicit => {
-            let st = SemiImplicit::new(&model, h)?;
-            let run = st.rollout(&init, steps)?;
-            let bars = bars(cfg, &run.states);
-            let g = st.adjoint(&run, &bars);
-            (states(&run.states), g)
-        }
-        PushStep::BackwardEuler => {
-            let st = Implicit::new(&model, h, RigidScheme::BackwardEuler)?;
-            let run = st.rollout(&init, steps)?;
-            let bars = bars(cfg, &run.states);
-            let g = st.adjoint(&run, &bars);
-            (states(&run.states), g)
-        }
-    };
+    let pushed = model.wrenches.len();
+    let rollout = Differentiated::run(model, h, step, &init, steps)?;
+    let grads = rollout.adjoint(&bars(cfg, rollout.states()));
+    let run = rollout.states();
     let last = run.last().expect("a rollout has states");
     let loss = (0..ENVS)
         .map(|e| (cfg.target - last[2 * e + 1].c[0]).powi(2))
@@ -172,7 +149,7 @@ pub fn evaluate(cfg: &SpherePushingConfig, step: PushStep, action: f64) -> Resul
     let grad = grads
         .wrenches
         .iter()
-        .take(model.wrenches.len())
+        .take(pushed)
         .flat_map(|w| (0..ENVS).map(move |e| w[2 * e].f[0]))
         .sum();
     let sub = steps / cfg.frames;
@@ -214,7 +191,7 @@ fn bars(cfg: &SpherePushingConfig, states: &[Vec<BodyState>]) -> Vec<Vec<StateBa
 #[derive(Clone, Debug, Serialize)]
 pub struct ActionCheck {
     /// The step.
-    pub step: PushStep,
+    pub step: DifferentiatedStep,
     /// The action (N).
     pub action: f64,
     /// Loss.
@@ -235,7 +212,7 @@ pub struct ActionCheck {
 #[derive(Clone, Debug, Serialize)]
 pub struct NewtonRun {
     /// The step.
-    pub step: PushStep,
+    pub step: DifferentiatedStep,
     /// `(action, loss)` per iteration, the start (80 N) first.
     pub iterates: Vec<(f64, f64)>,
 }
@@ -250,12 +227,15 @@ pub struct SpherePushingResult {
     /// Gauss-Newton to the target.
     pub newton: Vec<NewtonRun>,
     /// One (loss, gradient) per step type (ms, median).
-    pub ms_per_evaluation: Vec<(PushStep, usize, f64)>,
+    pub ms_per_evaluation: Vec<(DifferentiatedStep, usize, f64)>,
 }
 
 /// Runs the study (no pictures).
 pub fn run(cfg: &SpherePushingConfig, progress: &dyn Progress) -> Result<SpherePushingResult> {
-    let steps = [PushStep::SemiImplicit, PushStep::BackwardEuler];
+    let steps = [
+        DifferentiatedStep::SemiImplicit,
+        DifferentiatedStep::BackwardEuler,
+    ];
     progress.start("sphere-pushing", (2 * steps.len()) as u64);
     let mut checks = Vec::new();
     let mut newton = Vec::new();
@@ -363,7 +343,7 @@ impl Study for SpherePushing {
             actions.push(last.0);
         }
         for a in actions {
-            let traj = evaluate(cfg, PushStep::SemiImplicit, a)?.traj;
+            let traj = evaluate(cfg, DifferentiatedStep::SemiImplicit, a)?.traj;
             let t = |k: usize| k as f64 / 30.0;
             series.push((
                 format!("pusher, {a:.3} N"),
@@ -375,7 +355,7 @@ impl Study for SpherePushing {
             ));
         }
         if let Some(&(a, _)) = r.newton.first().and_then(|n| n.iterates.last()) {
-            let traj = evaluate(cfg, PushStep::SemiImplicit, a)?.traj;
+            let traj = evaluate(cfg, DifferentiatedStep::SemiImplicit, a)?.traj;
             let frames: Vec<Vec<Disc>> = traj
                 .iter()
                 .step_by(2)
