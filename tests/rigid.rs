@@ -440,13 +440,11 @@ fn gradients_through_a_bounce_converge_to_the_rigid_reflection() {
     }
 }
 
-#[test]
-fn equal_spheres_colliding_head_on_swap_velocities_and_keep_momentum() {
-    // Two equal spheres, frictionless and undamped: the elastic collision swaps their
-    // velocities; the contact forces are equal and opposite, so the total momentum is exact.
-    let ball = RigidBody::from_shape(&BodyShape::Sphere { r: 0.1 }, 1000.0).unwrap();
-    let model = RigidModel {
-        bodies: vec![ball.clone(), ball],
+/// `bodies` touching each other through an undamped, frictionless contact (`ke` 1e5 N/m,
+/// smoothing 1e-4 m), no gravity.
+fn elastic_contact(bodies: Vec<RigidBody>) -> RigidModel {
+    RigidModel {
+        bodies,
         contact: Contact {
             ke: 1e5,
             kd: 0.0,
@@ -455,7 +453,15 @@ fn equal_spheres_colliding_head_on_swap_velocities_and_keep_momentum() {
         },
         body_contact: true,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn equal_spheres_colliding_head_on_swap_velocities_and_keep_momentum() {
+    // Two equal spheres, frictionless and undamped: the elastic collision swaps their
+    // velocities; the contact forces are equal and opposite, so the total momentum is exact.
+    let ball = RigidBody::from_shape(&BodyShape::Sphere { r: 0.1 }, 1000.0).unwrap();
+    let model = elastic_contact(vec![ball.clone(), ball]);
     let init = [
         BodyState {
             v: [1.0, 0.0, 0.0],
@@ -514,17 +520,7 @@ fn a_sphere_striking_a_capsules_side_rebounds_as_an_elastic_1d_collision() {
     };
     let cap = RigidBody::from_shape(&capsule, 1000.0).unwrap();
     let (m1, m2) = (ball.mass, cap.mass);
-    let model = RigidModel {
-        bodies: vec![ball, cap],
-        contact: Contact {
-            ke: 1e5,
-            kd: 0.0,
-            mu: 0.0,
-            smoothing: 1e-4,
-        },
-        body_contact: true,
-        ..Default::default()
-    };
+    let model = elastic_contact(vec![ball, cap]);
     let init = [
         BodyState {
             v: [1.0, 0.0, 0.0],
