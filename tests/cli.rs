@@ -526,3 +526,34 @@ fn billiards_refuses_a_cue_inside_the_rack() {
         std::fs::remove_file(&cfg).unwrap();
     }
 }
+
+/// A box-toss fit that asks for more tosses than the file holds, a missing tosses folder, or
+/// a corner bound of zero, is refused in one line before anything is written.
+#[test]
+fn box_toss_refuses_missing_data_and_bad_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for (toml, want) in [
+        ("fit_tosses = 600\n", "the file has 570"),
+        (
+            "data = \"/nonexistent-diffsim-tosses\"\n",
+            "tosses.h5: not found",
+        ),
+        ("corner_bounds = [0.0, 2.0]\n", "corner bounds 0 < lo"),
+    ] {
+        let cfg = dir.path().join("b.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let o = diffsim(&[
+            "experiment",
+            "box-toss",
+            "--quick",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_one_line_error(&o, want);
+        assert!(!out.exists());
+        std::fs::remove_file(&cfg).unwrap();
+    }
+}

@@ -6,8 +6,9 @@ use super::{json, out};
 use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::{
-    STUDIES, Study, billiards::Billiards, bounce::Bounce, burgers_control::BurgersControl,
-    cloth_throw::ClothThrow, record, rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
+    STUDIES, Study, billiards::Billiards, bounce::Bounce, box_toss::BoxToss,
+    burgers_control::BurgersControl, cloth_throw::ClothThrow, record,
+    rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
     softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing, spring_cage::SpringCage,
     wake_flow::WakeFlow,
 };
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
     /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material,
-    /// cloth-throw, rigid-trajectory, sphere-pushing or billiards (`diffsim experiment list` says what each reproduces; the setups are in
+    /// cloth-throw, rigid-trajectory, sphere-pushing, billiards or box-toss (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
     /// The toy-size settings (seconds to a minute; the test suite runs them).
@@ -54,6 +55,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         RigidTrajectory::NAME => run::<RigidTrajectory>(args),
         SpherePushing::NAME => run::<SpherePushing>(args),
         Billiards::NAME => run::<Billiards>(args),
+        BoxToss::NAME => run::<BoxToss>(args),
         "list" => STUDIES
             .iter()
             .try_for_each(|(name, about)| out(&format!("{name:18} {about}"))),

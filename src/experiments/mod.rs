@@ -6,6 +6,7 @@
 
 pub mod billiards;
 pub mod bounce;
+pub mod box_toss;
 pub mod burgers_control;
 pub mod cloth_throw;
 pub mod rigid_trajectory;
@@ -20,7 +21,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 10] = [
+pub const STUDIES: [(&str, &str); 11] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -52,4 +53,5 @@ pub const STUDIES: [(&str, &str); 10] = [
         sphere_pushing::SpherePushing::ABOUT,
     ),
     (billiards::Billiards::NAME, billiards::Billiards::ABOUT),
+    (box_toss::BoxToss::NAME, box_toss::BoxToss::ABOUT),
 ];

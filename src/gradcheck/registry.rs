@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
-/// DP-CFE unroll with its network, and rollouts of the three rigid-body steps.
-pub const CHECKS: [&str; 30] = [
+/// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
+/// respect to the contact parameters: friction coefficient and contact points).
+pub const CHECKS: [&str; 32] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -48,6 +49,8 @@ pub const CHECKS: [&str; 30] = [
     "rigid-euler-free",
     "rigid-euler-contact",
     "rigid-euler-bodies",
+    "rigid-semi-implicit-parameters",
+    "rigid-euler-parameters",
     "rigid-midpoint",
 ];
 

@@ -165,6 +165,28 @@ fn perturbed(model: &RigidModel, init: &[BodyState], p: &[f64]) -> (RigidModel, 
     (m, states)
 }
 
+/// The contact parameters `p` (the friction coefficient, then 3 per contact point of each
+/// body: its body-frame offset) applied to the scene.
+fn perturbed_parameters(model: &RigidModel, p: &[f64]) -> RigidModel {
+    let mut m = model.clone();
+    m.contact.mu += p[0];
+    let mut k = 1;
+    for body in &mut m.bodies {
+        for a in &mut body.points {
+            *a = so3::add(*a, [p[k], p[k + 1], p[k + 2]]);
+            k += 3;
+        }
+    }
+    m
+}
+
+/// The contact parameters' gradient in [`perturbed_parameters`]' layout.
+fn flat_parameters(g: &RigidGrads) -> Vec<f64> {
+    std::iter::once(g.friction)
+        .chain(g.points.iter().flatten().flatten().copied())
+        .collect()
+}
+
 /// The gradient as a flat vector in [`perturbed`]'s layout.
 fn flat(g: &RigidGrads) -> Vec<f64> {
     let mut out = Vec::new();
@@ -179,10 +201,39 @@ fn flat(g: &RigidGrads) -> Vec<f64> {
     out
 }
 
-/// Runs the rigid check `name`.
+/// The test loss of a rollout of `steps` steps of `h` (the semi-implicit step when `scheme`
+/// is none) and its gradients.
+fn rollout_loss(
+    scheme: Option<RigidScheme>,
+    h: f64,
+    steps: usize,
+    m: &RigidModel,
+    s: &[BodyState],
+) -> Result<(f64, RigidGrads)> {
+    match scheme {
+        None => {
+            let st = SemiImplicit::new(m, h)?;
+            let run = st.rollout(s, steps)?;
+            let (l, bars) = loss(&run.states);
+            Ok((l, st.adjoint(&run, &bars)))
+        }
+        Some(sc) => {
+            let st = Implicit::new(m, h, sc)?;
+            let run = st.rollout(s, steps)?;
+            let (l, bars) = loss(&run.states);
+            Ok((l, st.adjoint(&run, &bars)))
+        }
+    }
+}
+
+/// Runs the rigid check `name`: the `-parameters` checks differentiate the three-body
+/// scene with respect to the friction coefficient and every contact point instead of the
+/// states and wrenches.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
-    // (scheme, contact, steps, h)
-    let (scheme, contact, bodies, steps, h) = match name {
+    let parameters = name.ends_with("-parameters");
+    let base = name.replace("-parameters", "-bodies");
+    // (scheme, contact, bodies, steps, h)
+    let (scheme, contact, bodies, steps, h) = match base.as_str() {
         "rigid-semi-implicit-contact" => (None, true, false, 40, 2e-3),
         "rigid-semi-implicit-bodies" => (None, true, true, 40, 2e-3),
         "rigid-euler-free" => (Some(RigidScheme::BackwardEuler), false, false, 12, 0.02),
@@ -196,23 +247,15 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         }
     };
     let (model, init) = scene(contact, bodies, steps);
-    let rollout_loss = |m: &RigidModel, s: &[BodyState]| -> Result<(f64, RigidGrads)> {
-        match scheme {
-            None => {
-                let st = SemiImplicit::new(m, h)?;
-                let run = st.rollout(s, steps)?;
-                let (l, bars) = loss(&run.states);
-                Ok((l, st.adjoint(&run, &bars)))
-            }
-            Some(sc) => {
-                let st = Implicit::new(m, h, sc)?;
-                let run = st.rollout(s, steps)?;
-                let (l, bars) = loss(&run.states);
-                Ok((l, st.adjoint(&run, &bars)))
-            }
-        }
-    };
+    let rollout_loss = |m: &RigidModel, s: &[BodyState]| rollout_loss(scheme, h, steps, m, s);
     let (_, grads) = rollout_loss(&model, &init)?;
+    if parameters {
+        let f = |p: &[f64]| {
+            let m = perturbed_parameters(&model, p);
+            rollout_loss(&m, &init).map_or(f64::NAN, |(l, _)| l)
+        };
+        return Ok(check_flat(name, &flat_parameters(&grads), &f, 6, cfg));
+    }
     let f = |p: &[f64]| {
         let (m, s) = perturbed(&model, &init, p);
         rollout_loss(&m, &s).map_or(f64::NAN, |(l, _)| l)
@@ -225,6 +268,40 @@ mod tests {
     use super::*;
     use crate::rigid::pairs::{active_pairs, contact_pairs, pair_shape, points_in_b};
     use crate::solids::contact::distance;
+
+    #[test]
+    fn every_contact_parameter_gradient_matches_central_differences() {
+        for (scheme, steps, h) in [
+            (None, 40, 2e-3),
+            (Some(RigidScheme::BackwardEuler), 12, 0.01),
+        ] {
+            let (model, init) = scene(true, true, steps);
+            let (_, grads) = rollout_loss(scheme, h, steps, &model, &init).unwrap();
+            let ad = flat_parameters(&grads);
+            // μ and the 11 contact points (box 8, capsule 2, sphere 1).
+            assert_eq!(ad.len(), 1 + 3 * 11);
+            let f = |p: &[f64]| {
+                let m = perturbed_parameters(&model, p);
+                rollout_loss(scheme, h, steps, &m, &init).unwrap().0
+            };
+            let scale = ad.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for k in 0..ad.len() {
+                let d = 1e-6;
+                let mut e = vec![0.0; ad.len()];
+                e[k] = d;
+                let fp = f(&e);
+                e[k] = -d;
+                let fd = (fp - f(&e)) / (2.0 * d);
+                assert!(
+                    (ad[k] - fd).abs() <= 1e-6 * scale,
+                    "{scheme:?} entry {k}: adjoint {} vs FD {fd} (scale {scale})",
+                    ad[k]
+                );
+            }
+            // Friction acts: its gradient is not lost in the points'.
+            assert!(ad[0].abs() > 1e-3 * scale, "{scheme:?} dL/dμ {}", ad[0]);
+        }
+    }
 
     #[test]
     fn the_bodies_scene_has_every_body_pair_in_contact() {

@@ -28,21 +28,36 @@ pub use semi_implicit::{SemiImplicit, SemiImplicitRollout};
 
 use crate::error::{DiffsimError, Result};
 use crate::solids::contact::Shape;
+use crate::solids::math::V3;
 
-/// Gradients with respect to the initial states and the external wrenches.
+/// Gradients with respect to the initial states, the external wrenches and the contact
+/// parameters (the identification parameters of a body: where its contact points sit and how
+/// much its contacts rub).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RigidGrads {
     /// Per body: the gradient at its initial state (rotation in the tangent space).
     pub init: Vec<StateBar>,
     /// Per step and body: the gradient with respect to the external wrench.
     pub wrenches: Vec<Vec<Wrench>>,
+    /// Per body and contact point: the gradient with respect to the point's position in
+    /// the body frame (m), through its contacts with the obstacles and the other bodies.
+    pub points: Vec<Vec<V3>>,
+    /// The gradient with respect to the contact law's friction coefficient `μ`.
+    pub friction: f64,
 }
 
 impl RigidGrads {
-    fn zeros(bodies: usize, steps: usize) -> Self {
+    fn zeros(model: &RigidModel, steps: usize) -> Self {
+        let nb = model.bodies.len();
         Self {
-            init: vec![StateBar::default(); bodies],
-            wrenches: vec![vec![Wrench::default(); bodies]; steps],
+            init: vec![StateBar::default(); nb],
+            wrenches: vec![vec![Wrench::default(); nb]; steps],
+            points: model
+                .bodies
+                .iter()
+                .map(|b| vec![[0.0; 3]; b.points.len()])
+                .collect(),
+            friction: 0.0,
         }
     }
 }

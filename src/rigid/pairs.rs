@@ -159,6 +159,26 @@ pub fn local_terms(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> (V3, M3
     (g, hs)
 }
 
+/// The potential whose gradient and Hessian [`local_terms`] gives: the normal potential, the
+/// lagged damping `w/(2h)·(n·(x − xₙ))²` and the lagged friction `D`.
+pub fn local_potential(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> f64 {
+    let (mut e, _, _) = contact::normal(c, shape, x, true);
+    if c.kd > 0.0 {
+        let (w, n, _, _) = contact::damping_frame(c, shape, xn);
+        e += 0.5 * w / h * dot(n, sub(x, xn)).powi(2);
+    }
+    if c.mu > 0.0 {
+        e += contact::friction(c, shape, x, xn, h).0;
+    }
+    e
+}
+
+/// `∂g_x/∂μ` of [`local_terms`]: the lagged friction gradient per unit friction coefficient.
+pub fn local_friction_per_mu(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> V3 {
+    let unit = Contact { mu: 1.0, ..*c };
+    contact::friction(&unit, shape, x, xn, h).1
+}
+
 /// `(∂g_x/∂xₙ)ᵀ·z` of [`local_terms`]: the lagged damping and friction.
 pub fn local_lagged_vjp(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64, z: V3) -> V3 {
     let mut out = [0.0; 3];
@@ -246,6 +266,8 @@ pub struct PairForce {
     pub d: V3,
     u_w: V3,
     f_l: V3,
+    /// `∂f_l/∂μ`.
+    f_mu: V3,
     jx: M3,
     jv: M3,
 }
@@ -260,8 +282,15 @@ pub fn pair_force(c: &Contact, shape: &Shape, ab: V3, sa: &BodyState, sb: &BodyS
         so3::add(sa.v, so3::cross(sa.w, a)),
         so3::add(sb.v, so3::cross(sb.w, d)),
     );
-    let (f_l, jx, jv) = contact::force(c, shape, so3::mat_t_vec(&rb, d), so3::mat_t_vec(&rb, u_w));
+    let (x_l, u_l) = (so3::mat_t_vec(&rb, d), so3::mat_t_vec(&rb, u_w));
+    let (f_l, jx, jv) = contact::force(c, shape, x_l, u_l);
+    let f_mu = if c.mu > 0.0 {
+        contact::friction_force_per_mu(c, shape, x_l, u_l)
+    } else {
+        [0.0; 3]
+    };
     PairForce {
+        f_mu,
         f: so3::mat_vec(&rb, f_l),
         a,
         d,
@@ -283,6 +312,10 @@ pub struct PairBar {
     pub w: V3,
     /// `∂/∂R` (matrix).
     pub r: M3,
+    /// `∂/∂a_b`, the point in the body frame (A only).
+    pub point: V3,
+    /// `∂/∂μ` (A only, to be counted once per pair point).
+    pub friction: f64,
 }
 
 /// The VJP of [`pair_force`]'s wrench (`f` and `a × f` on A, `−f` and `−d × f` on B) given
@@ -305,6 +338,7 @@ pub fn pair_force_vjp(
     let mut dbar = so3::cross(f, tb).map(|x| -x);
     // f = R_B f_l.
     let flb = so3::mat_t_vec(&rb, fbar);
+    ba.friction = dot(flb, p.f_mu);
     add_outer(&mut bb.r, fbar, p.f_l);
     let xb = so3::mat_t_vec(&p.jx, flb);
     let ub = so3::mat_t_vec(&p.jv, flb);
@@ -326,6 +360,7 @@ pub fn pair_force_vjp(
     bb.c = dbar.map(|x| -x);
     abar = so3::add(abar, dbar);
     add_outer(&mut ba.r, abar, ab);
+    ba.point = so3::mat_t_vec(&so3::to_matrix(sa.q), abar);
     (ba, bb)
 }
 

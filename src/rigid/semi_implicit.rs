@@ -18,7 +18,7 @@ use super::pairs;
 use super::so3::{self, Quat};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
-use crate::solids::math::{M3, V3, sub};
+use crate::solids::math::{M3, V3, dot, sub};
 
 /// Contact force and torque (about `c`) on a body at `s` from `obstacles`.
 fn contact_wrench(body: &RigidBody, c: &Contact, obstacles: &[Shape], s: &BodyState) -> Wrench {
@@ -109,7 +109,17 @@ impl RawBar {
     }
 }
 
-/// The VJP of [`step_body`]: bars of the step's start state and of its external wrench.
+/// The bars of the contact parameters that the VJPs accumulate into.
+struct ParamBars<'a> {
+    /// Per contact point of the body (or of body A of a pair), its body-frame position.
+    points: &'a mut [V3],
+    /// The friction coefficient.
+    friction: &'a mut f64,
+}
+
+/// The VJP of [`step_body`]: bars of the step's start state and of its external wrench;
+/// the contact parameters' bars are added into `params`.
+#[allow(clippy::too_many_arguments)]
 fn step_body_vjp(
     model: &RigidModel,
     b: usize,
@@ -118,6 +128,7 @@ fn step_body_vjp(
     ext: Wrench,
     h: f64,
     out: &RawBar,
+    params: ParamBars<'_>,
 ) -> (RawBar, Wrench) {
     let body = &model.bodies[b];
     let cw = contact_wrench(body, &model.contact, obstacles, s);
@@ -169,13 +180,17 @@ fn step_body_vjp(
         bar.w[i] += w0b[i];
     });
     // Contact at the points: f(p, u), p = c₀ + R a, u = v₀ + ω₀ × R a; τ += (R a) × f.
-    for a in &body.points {
+    for (a, ab) in body.points.iter().zip(params.points.iter_mut()) {
         let rr = so3::mat_vec(&r, *a);
         let p = so3::add(s.c, rr);
         let u = so3::add(s.v, so3::cross(s.w, rr));
         for shape in obstacles {
             let (f, jx, jv) = contact::force(&model.contact, shape, p, u);
             let fb = so3::add(fbar, so3::cross(tbar, rr));
+            if model.contact.mu > 0.0 {
+                let fm = contact::friction_force_per_mu(&model.contact, shape, p, u);
+                *params.friction += dot(fb, fm);
+            }
             let mut rrb = so3::cross(f, tbar);
             let pb = so3::mat_t_vec(&jx, fb);
             let ub = so3::mat_t_vec(&jv, fb);
@@ -188,6 +203,7 @@ fn step_body_vjp(
                 rrb[i] += pb[i] + uw[i];
             });
             add_outer(&mut rb, rrb, *a);
+            *ab = so3::add(*ab, so3::mat_t_vec(&r, rrb));
         }
     }
     let qr = so3::to_matrix_vjp(s.q, &rb);
@@ -277,7 +293,7 @@ impl<'a> SemiImplicit<'a> {
     ) -> super::RigidGrads {
         let steps = run.states.len() - 1;
         let nb = self.model.bodies.len();
-        let mut grads = super::RigidGrads::zeros(nb, steps);
+        let mut grads = super::RigidGrads::zeros(self.model, steps);
         let seed = |n: usize, b: usize| -> RawBar {
             state_bars
                 .get(n)
@@ -292,6 +308,10 @@ impl<'a> SemiImplicit<'a> {
             let (w, active) = self.wrenches(n, states);
             let mut prev = Vec::with_capacity(nb);
             for b in 0..nb {
+                let params = ParamBars {
+                    points: &mut grads.points[b],
+                    friction: &mut grads.friction,
+                };
                 let (p, wb) = step_body_vjp(
                     self.model,
                     b,
@@ -300,6 +320,7 @@ impl<'a> SemiImplicit<'a> {
                     w[b],
                     self.h,
                     &bars[b],
+                    params,
                 );
                 grads.wrenches[n][b] = wb;
                 prev.push(p);
@@ -309,11 +330,13 @@ impl<'a> SemiImplicit<'a> {
             for &(ia, ib) in &active {
                 let shape = pairs::pair_shape(self.model, (ia, ib));
                 let (wa, wb) = (grads.wrenches[n][ia], grads.wrenches[n][ib]);
-                for ab in &self.model.bodies[ia].points {
+                for (k, ab) in self.model.bodies[ia].points.iter().enumerate() {
                     let (sa, sb) = (&states[ia], &states[ib]);
                     let p = pairs::pair_force(&self.model.contact, &shape, *ab, sa, sb);
                     let (ba, bb) =
                         pairs::pair_force_vjp(&p, *ab, (sa, sb), (wa.f, wa.t), (wb.f, wb.t));
+                    grads.points[ia][k] = so3::add(grads.points[ia][k], ba.point);
+                    grads.friction += ba.friction;
                     for (k, bar) in [(ia, ba), (ib, bb)] {
                         (0..3).for_each(|i| {
                             prev[k].c[i] += bar.c[i];

@@ -356,6 +356,19 @@ pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[
     (f, jx, jv)
 }
 
+/// `∂f/∂μ` of [`force`]: the friction force per unit friction coefficient,
+/// `−ke·s·softplus(−φ/s)·v_t/√(|v_t|² + s²)`.
+pub fn friction_force_per_mu(c: &Contact, shape: &Shape, x: V3, v: V3) -> V3 {
+    let unit = Contact {
+        kd: 0.0,
+        mu: 1.0,
+        ..*c
+    };
+    let (f, _, _) = force(&unit, shape, x, v);
+    let (_, f_n, _) = normal(&unit, shape, x, true);
+    std::array::from_fn(|a| f[a] - f_n[a])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,8 +120,9 @@ fn pair_point(
 }
 
 impl Implicit<'_> {
-    /// The residual of a group's backward-Euler step at the iterates `it` and its exact
-    /// Jacobian (6 rows per body, in the group's order).
+    /// The residual of a group's backward-Euler step at the iterates `it`, its exact
+    /// Jacobian (6 rows per body, in the group's order) and the incremental potential `Φ`
+    /// without the external torques' work.
     fn euler_system(
         &self,
         n: usize,
@@ -129,8 +130,9 @@ impl Implicit<'_> {
         active: &[(usize, usize)],
         start: &[BodyState],
         it: &[(V3, Quat)],
-    ) -> (Vec<f64>, Mat<f64>) {
+    ) -> (Vec<f64>, Mat<f64>, f64) {
         let (h, h2) = (self.h, self.h * self.h);
+        let mut phi = 0.0;
         let k6 = 6 * bodies.len();
         let mut g = vec![0.0; k6];
         let mut k = Mat::<f64>::zeros(k6, k6);
@@ -147,7 +149,10 @@ impl Implicit<'_> {
             let gr = so3::vee(&skew);
             let ext = self.model.wrench(n, b);
             let tr = bm[0][0] + bm[1][1] + bm[2][2];
+            phi -= tr / h2;
             for i in 0..3 {
+                let dc = c[i] - s.c[i] - h * s.v[i];
+                phi += 0.5 * m / h2 * dc * dc - (m * self.model.gravity[i] + ext.f[i]) * c[i];
                 g[o + i] =
                     m * (c[i] - s.c[i] - h * s.v[i]) / h2 - m * self.model.gravity[i] - ext.f[i];
                 g[o + 3 + i] = gr[i] / h2;
@@ -165,6 +170,7 @@ impl Implicit<'_> {
                 for shape in &self.obstacles[b] {
                     let (gp, hp) = pairs::local_terms(cp, shape, p, pn, h);
                     add_point(a, gp, &hp, &mut g, &mut k, o);
+                    phi += pairs::local_potential(cp, shape, p, pn, h);
                 }
             }
         }
@@ -185,6 +191,7 @@ impl Implicit<'_> {
                     (&start[ia], &start[ib]),
                 );
                 let (gl, hl) = pairs::local_terms(cp, &shape, pp.x, pp.xn, h);
+                phi += pairs::local_potential(cp, &shape, pp.x, pp.xn, h);
                 let rb = &rot[lb];
                 let gy = so3::mat_vec(rb, gl);
                 let hy = so3::mat_mul(&so3::mat_mul(rb, &hl), &so3::transpose(rb));
@@ -212,7 +219,7 @@ impl Implicit<'_> {
                 g[o + 3 + i] -= t[i];
             }
         }
-        (g, k)
+        (g, k, phi)
     }
 
     /// One group's backward-Euler step: the new states (in the group's order), the tape and
@@ -261,11 +268,11 @@ impl Implicit<'_> {
             })
         };
         let norm = |g: &[f64]| (0..g.len()).map(|r| (g[r] / scale(r)).powi(2)).sum::<f64>();
-        // Converged at a residual of tol·(inertia scale), or after a Newton step below the
-        // round-off of the unknowns.
+        // Converged at a residual of tol·(inertia scale), or after a Newton step below 1e-13
+        // of the unknowns (large contact forces put the residual's round-off above tol).
         let mut tiny_step = false;
         for iter in 0..=self.max_iters {
-            let (g, k) = self.euler_system(n, &bodies, &active, start, &it);
+            let (g, k, phi) = self.euler_system(n, &bodies, &active, start, &it);
             if !g.iter().all(|x| x.is_finite()) {
                 break;
             }
@@ -297,16 +304,53 @@ impl Implicit<'_> {
             if iter == self.max_iters {
                 break;
             }
-            let d = lu.solve(Mat::from_fn(g.len(), 1, |i, _| -g[i]));
+            let newton = lu.solve(Mat::from_fn(g.len(), 1, |i, _| -g[i]));
+            let mut d: Vec<f64> = (0..g.len()).map(|r| newton[(r, 0)]).collect();
             tiny_step = (0..g.len()).all(|r| {
                 let size = if r % 6 < 3 {
                     it[r / 6].0.iter().fold(1.0f64, |a, x| a.max(x.abs()))
                 } else {
                     1.0
                 };
-                d[(r, 0)].abs() <= 4.0 * f64::EPSILON * size
+                d[r].abs() <= 1e-13 * size
             });
+            let mut slope: f64 = g.iter().zip(&d).map(|(a, b)| a * b).sum();
+            // Where the Newton matrix is indefinite (large rotations against stiff contact)
+            // its step may climb Φ: Levenberg-Marquardt's K + λ·diag(scale) instead, λ
+            // growing until the step descends; the scaled steepest descent as a last resort.
+            let mut lambda = 1e-6;
+            let descends = |slope: f64| slope < 0.0;
+            while !descends(slope) && lambda < 1e8 {
+                let kr = Mat::from_fn(g.len(), g.len(), |i, j| {
+                    k[(i, j)] + if i == j { lambda * scale(i) } else { 0.0 }
+                });
+                let step = kr
+                    .partial_piv_lu()
+                    .solve(Mat::from_fn(g.len(), 1, |i, _| -g[i]));
+                d = (0..g.len()).map(|r| step[(r, 0)]).collect();
+                slope = g.iter().zip(&d).map(|(a, b)| a * b).sum();
+                lambda *= 10.0;
+            }
+            if !descends(slope) {
+                d = (0..g.len()).map(|r| -g[r] / scale(r)).collect();
+                slope = g.iter().zip(&d).map(|(a, b)| a * b).sum();
+            }
+            // The external torques' work along the step (Φ leaves it out).
+            let torque_work: f64 = bodies
+                .iter()
+                .enumerate()
+                .map(|(l, &b)| {
+                    dot(
+                        self.model.wrench(n, b).t,
+                        [0, 1, 2].map(|i| d[6 * l + 3 + i]),
+                    )
+                })
+                .sum();
             let g0 = norm(&g);
+            // Backtracking: the step is taken once it satisfies Armijo's condition on Φ, or
+            // lowers the scaled residual without raising Φ beyond its round-off (near the
+            // solution Φ's decrease drowns in round-off). The residual alone can cycle or end
+            // on a saddle when stiff contact makes the problem strongly nonlinear.
             let mut t = 1.0;
             loop {
                 let trial: Vec<(V3, Quat)> = it
@@ -315,16 +359,19 @@ impl Implicit<'_> {
                     .map(|(l, (c, q))| {
                         let o = 6 * l;
                         (
-                            std::array::from_fn(|i| c[i] + t * d[(o + i, 0)]),
+                            std::array::from_fn(|i| c[i] + t * d[o + i]),
                             so3::normalize(so3::quat_mul(
-                                so3::exp_quat(std::array::from_fn(|i| t * d[(o + 3 + i, 0)])),
+                                so3::exp_quat(std::array::from_fn(|i| t * d[o + 3 + i])),
                                 *q,
                             )),
                         )
                     })
                     .collect();
-                let (g1, _) = self.euler_system(n, &bodies, &active, start, &trial);
-                if norm(&g1) < g0 || t < 1e-3 {
+                let (g1, _, phi1) = self.euler_system(n, &bodies, &active, start, &trial);
+                let rise = phi1 - t * torque_work - phi;
+                let armijo = rise <= 1e-4 * t * slope;
+                let flat = rise <= 1e-12 * phi.abs().max(1.0);
+                if armijo || (flat && norm(&g1) < g0) || t < 1e-8 {
                     it = trial;
                     break;
                 }
@@ -338,7 +385,9 @@ impl Implicit<'_> {
     }
 
     /// The IFT adjoint of one group's step: given the bars of the new states (`out[b]`),
-    /// adds the bars of the step's start states into `prev[b]` and returns the wrench bars.
+    /// adds the bars of the step's start states into `prev[b]`, sets the wrench bars and adds
+    /// the contact parameters' bars (`points[b][k]`, `friction`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn euler_vjp(
         &self,
         tape: &EulerTape,
@@ -347,6 +396,7 @@ impl Implicit<'_> {
         out: &[StateBar],
         prev: &mut [StateBar],
         wrenches: &mut [Wrench],
+        (points, friction): (&mut [Vec<V3>], &mut f64),
     ) {
         let h = self.h;
         let k6 = 6 * tape.bodies.len();
@@ -404,56 +454,74 @@ impl Implicit<'_> {
                 p.w[kk] -= dot(col_w, ltl);
                 p.theta[kk] -= dot(col_r, ltl);
             }
-            // Static obstacles: the lagged terms depend on pₙ = cₙ + Rₙa.
-            if cp.kd > 0.0 || cp.mu > 0.0 {
-                for ab in &body.points {
-                    let aw = so3::mat_vec(&rm, *ab);
-                    let an = so3::mat_vec(&rn, *ab);
-                    let y = so3::add(lcl, so3::cross(ltl, aw));
-                    for shape in &self.obstacles[b] {
-                        let v = pairs::local_lagged_vjp(
-                            cp,
-                            shape,
-                            so3::add(s1.c, aw),
-                            so3::add(s.c, an),
-                            h,
-                            y,
-                        );
+            // Static obstacles: the point p = c + R a_b and its lever arm in the residual, and
+            // the lagged terms at pₙ = cₙ + Rₙa_b.
+            for (ab, pbar) in body.points.iter().zip(points[b].iter_mut()) {
+                let aw = so3::mat_vec(&rm, *ab);
+                let an = so3::mat_vec(&rn, *ab);
+                let y = so3::add(lcl, so3::cross(ltl, aw));
+                let (x, xn) = (so3::add(s1.c, aw), so3::add(s.c, an));
+                for shape in &self.obstacles[b] {
+                    let (gp, hp) = pairs::local_terms(cp, shape, x, xn, h);
+                    let moved = so3::add(so3::mat_t_vec(&hp, y), so3::cross(gp, ltl));
+                    *pbar = sub(*pbar, so3::mat_t_vec(&rm, moved));
+                    if cp.mu > 0.0 {
+                        *friction -= dot(y, pairs::local_friction_per_mu(cp, shape, x, xn, h));
+                    }
+                    if cp.kd > 0.0 || cp.mu > 0.0 {
+                        let v = pairs::local_lagged_vjp(cp, shape, x, xn, h, y);
                         let t = so3::cross(an, v);
                         for i in 0..3 {
                             p.c[i] -= v[i];
                             p.theta[i] -= t[i];
                         }
+                        *pbar = sub(*pbar, so3::mat_t_vec(&rn, v));
                     }
                 }
             }
             wrenches[b] = Wrench { f: lcl, t: ltl };
         }
-        // Pairs: the lagged terms depend on xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n}).
-        if cp.kd > 0.0 || cp.mu > 0.0 {
-            let local = |b: usize| {
-                tape.bodies
-                    .iter()
-                    .position(|&x| x == b)
-                    .expect("in the group")
-            };
-            for &(ia, ib) in &tape.pairs {
-                let (la, lb) = (local(ia), local(ib));
-                let shape = pairs::pair_shape(self.model, (ia, ib));
-                let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
-                let rbn = so3::to_matrix(start[ib].q);
-                for ab in &self.model.bodies[ia].points {
-                    let pp = pair_point(
-                        *ab,
-                        (end[ia].c, &ra),
-                        (end[ib].c, &rb),
-                        (&start[ia], &start[ib]),
-                    );
-                    let zy = so3::add(
-                        sub(so3::add(lc(la), so3::cross(lt(la), pp.a)), lc(lb)),
-                        so3::cross(pp.d, lt(lb)),
-                    );
-                    let zl = so3::mat_t_vec(&rb, zy);
+        // Pairs: A's point a = R_A a_b moves y = d and both lever arms; the lagged terms
+        // depend on xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n}).
+        let local = |b: usize| {
+            tape.bodies
+                .iter()
+                .position(|&x| x == b)
+                .expect("in the group")
+        };
+        for &(ia, ib) in &tape.pairs {
+            let (la, lb) = (local(ia), local(ib));
+            let shape = pairs::pair_shape(self.model, (ia, ib));
+            let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
+            let (ran, rbn) = (so3::to_matrix(start[ia].q), so3::to_matrix(start[ib].q));
+            for (ab, pbar) in self.model.bodies[ia]
+                .points
+                .iter()
+                .zip(points[ia].iter_mut())
+            {
+                let pp = pair_point(
+                    *ab,
+                    (end[ia].c, &ra),
+                    (end[ib].c, &rb),
+                    (&start[ia], &start[ib]),
+                );
+                let zy = so3::add(
+                    sub(so3::add(lc(la), so3::cross(lt(la), pp.a)), lc(lb)),
+                    so3::cross(pp.d, lt(lb)),
+                );
+                let zl = so3::mat_t_vec(&rb, zy);
+                let (gl, hl) = pairs::local_terms(cp, &shape, pp.x, pp.xn, h);
+                let gy = so3::mat_vec(&rb, gl);
+                let moved = so3::add(
+                    so3::mat_vec(&rb, so3::mat_t_vec(&hl, zl)),
+                    so3::cross(gy, sub(lt(la), lt(lb))),
+                );
+                *pbar = sub(*pbar, so3::mat_t_vec(&ra, moved));
+                if cp.mu > 0.0 {
+                    let per_mu = pairs::local_friction_per_mu(cp, &shape, pp.x, pp.xn, h);
+                    *friction -= dot(zl, per_mu);
+                }
+                if cp.kd > 0.0 || cp.mu > 0.0 {
                     let v = pairs::local_lagged_vjp(cp, &shape, pp.x, pp.xn, h, zl);
                     let e = so3::mat_vec(&rbn, v).map(|x| -x);
                     let (ta, tb) = (so3::cross(pp.an, e), so3::cross(e, pp.dn));
@@ -463,6 +531,7 @@ impl Implicit<'_> {
                         prev[ib].c[i] -= e[i];
                         prev[ib].theta[i] += tb[i];
                     }
+                    *pbar = so3::add(*pbar, so3::mat_t_vec(&ran, e));
                 }
             }
         }

@@ -154,7 +154,7 @@ impl<'a> Implicit<'a> {
     pub fn adjoint(&self, run: &ImplicitRigidRollout, state_bars: &[Vec<StateBar>]) -> RigidGrads {
         let steps = run.states.len() - 1;
         let nb = self.model.bodies.len();
-        let mut grads = RigidGrads::zeros(nb, steps);
+        let mut grads = RigidGrads::zeros(self.model, steps);
         let seed = |n: usize, b: usize| -> StateBar {
             state_bars
                 .get(n)
@@ -169,7 +169,9 @@ impl<'a> Implicit<'a> {
             match &run.tapes[n] {
                 StepTape::Euler(tapes) => {
                     for tape in tapes {
-                        self.euler_vjp(tape, start, end, &bars, &mut prev, &mut grads.wrenches[n]);
+                        let params = (&mut grads.points[..], &mut grads.friction);
+                        let wrenches = &mut grads.wrenches[n];
+                        self.euler_vjp(tape, start, end, &bars, &mut prev, wrenches, params);
                     }
                 }
                 StepTape::Midpoint(tapes) => {
