@@ -63,8 +63,12 @@ pub struct BoxTossConfig {
     pub half_edge: f64,
     /// Nominal friction coefficient (Dojo: 0.16).
     pub nominal_friction: f64,
-    /// Contact stiffness (force per file length unit).
+    /// Contact stiffness of the fit from Dojo's guess (force per file length unit).
     pub ke: f64,
+    /// Stiffer contacts the fit on Dojo's windows is continued through, each from the
+    /// previous result (from Dojo's guess the stiffer contact's Newton solves can stall);
+    /// the every-frame fit uses the last.
+    pub stiffening: Vec<f64>,
     /// Contact damping.
     pub kd: f64,
     /// Contact smoothing length (file units; also the friction regularisation speed).
@@ -99,6 +103,7 @@ impl Default for BoxTossConfig {
             half_edge: 1.0,
             nominal_friction: 0.16,
             ke: 1e4,
+            stiffening: vec![3e4, 1e5],
             kd: 0.0,
             smoothing: 1e-2,
             guess_friction: 0.4,
@@ -127,6 +132,8 @@ pub struct GradientCheck {
 pub struct Fit {
     /// Which windows.
     pub name: String,
+    /// The contact stiffness.
+    pub ke: f64,
     /// Prediction windows fitted.
     pub windows: usize,
     /// Dojo's loss per window at the start and after each iteration.
@@ -163,6 +170,8 @@ impl Fit {
 pub struct Score {
     /// The parameters (guess, nominal, or a fit).
     pub parameters: String,
+    /// The contact stiffness.
+    pub ke: f64,
     /// The windows (fitted or held out).
     pub windows: String,
     /// Dojo's loss per window.
@@ -257,6 +266,7 @@ fn fit_windows(
     let n = windows.len().max(1) as f64;
     Ok(Fit {
         name: name.into(),
+        ke: cfg.ke,
         windows: windows.len(),
         // gauss_newton_box minimises |r|² = 2·(Dojo's loss).
         losses: trace.losses.iter().map(|l| 0.5 * l / n).collect(),
@@ -317,9 +327,22 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
     let guess = fit::parameters(cfg.guess_friction, cfg.guess_corner);
     let dojo = fit_windows(cfg, &data, ("Dojo's windows", &fitted), &guess, progress)?;
     let mut fits = vec![dojo];
+    let mut stiff = cfg.clone();
+    for &ke in &cfg.stiffening {
+        stiff.ke = ke;
+        let start = fits[fits.len() - 1].parameters();
+        let name = "Dojo's windows, stiffer";
+        fits.push(fit_windows(
+            &stiff,
+            &data,
+            (name, &fitted),
+            &start,
+            progress,
+        )?);
+    }
     if cfg.dense_stride > 0 {
-        // From the first fit: Dojo's guess puts the corners a half edge deep into the table
-        // in many of these windows, where the stiff contact's Newton solve can stall.
+        // From the last fit: Dojo's guess puts the corners a half edge deep into the table
+        // in many of these windows, where the Newton solves can stall.
         let dense = fit::dense_windows(
             &data.tosses,
             0..cfg.fit_tosses,
@@ -327,27 +350,43 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
             cfg.horizon,
         );
         let name = format!("windows from every {} frames", cfg.dense_stride);
-        let start = fits[0].parameters();
-        fits.push(fit_windows(cfg, &data, (&name, &dense), &start, progress)?);
+        let start = fits[fits.len() - 1].parameters();
+        fits.push(fit_windows(
+            &stiff,
+            &data,
+            (&name, &dense),
+            &start,
+            progress,
+        )?);
     }
-    let mut sets: Vec<(String, Vec<f64>)> =
-        vec![("guess".into(), guess), ("nominal".into(), nominal)];
+    let mut sets: Vec<(String, f64, Vec<f64>)> = vec![
+        ("guess".into(), cfg.ke, guess),
+        ("nominal".into(), cfg.ke, nominal.clone()),
+    ];
+    if stiff.ke != cfg.ke {
+        sets.push(("nominal".into(), stiff.ke, nominal));
+    }
     for f in &fits {
-        sets.push((format!("fit on {}", f.name), f.parameters()));
+        sets.push((format!("fit on {}", f.name), f.ke, f.parameters()));
     }
     progress.start("scores", sets.len() as u64);
     let mut scores = Vec::new();
-    for (k, (name, p)) in sets.iter().enumerate() {
+    for (k, (name, ke, p)) in sets.iter().enumerate() {
+        let at = BoxTossConfig {
+            ke: *ke,
+            ..cfg.clone()
+        };
         for (set, windows) in [("fitted", &fitted), ("held out", &held)] {
             if windows.is_empty() {
                 continue;
             }
-            let parts = fit::per_window(cfg, &data, windows, p, false)?;
+            let parts = fit::per_window(&at, &data, windows, p, false)?;
             let failed = parts.iter().filter(|w| w.is_err()).count();
             let r: Vec<f64> = parts.into_iter().flatten().flat_map(|(r, _)| r).collect();
             let (pos, rot) = fit::rms_errors(&r);
             scores.push(Score {
                 parameters: name.clone(),
+                ke: *ke,
                 windows: format!("{set} ({} windows)", windows.len()),
                 loss_per_window: fit::dojo_loss(&r) / (windows.len() - failed).max(1) as f64,
                 rms_position_mm: pos / cfg.length_scale * 1e3,
@@ -486,6 +525,7 @@ impl Study for BoxToss {
             fit_tosses: 20,
             held_out_tosses: 20,
             dense_stride: 0,
+            stiffening: Vec::new(),
             iterations: 6,
             replay_frames: 10,
             ..BoxTossConfig::default()
@@ -505,6 +545,11 @@ impl Study for BoxToss {
         if positive.iter().any(|x| !(*x > 0.0 && x.is_finite())) {
             return Err(DiffsimError::config(
                 "box-toss: length_scale, mass, half_edge, nominal_friction, ke, smoothing and fd_step must be positive",
+            ));
+        }
+        if cfg.stiffening.iter().any(|k| !(*k > 0.0 && k.is_finite())) {
+            return Err(DiffsimError::config(
+                "box-toss: every stiffening value must be positive",
             ));
         }
         if cfg.fit_tosses == 0 || cfg.horizon == 0 || cfg.start_frames.is_empty() {
@@ -540,7 +585,11 @@ impl Study for BoxToss {
             &curves,
         )?;
         if let Some(f) = r.fits.last() {
-            replay_gif(cfg, &dir.join("replay.gif"), &f.parameters())?;
+            let at = BoxTossConfig {
+                ke: f.ke,
+                ..cfg.clone()
+            };
+            replay_gif(&at, &dir.join("replay.gif"), &f.parameters())?;
         }
         Ok(r)
     }
@@ -558,8 +607,9 @@ impl Study for BoxToss {
         ];
         for f in &r.fits {
             lines.push(format!(
-                "fit on {} ({} windows): loss per window {:.4e} -> {:.4e} in {} iterations ({} evaluations, {:.1} s); μ {:.4} ({:.1}% from nominal); corner errors (fraction of the half edge) {}",
+                "fit on {} (ke {:.0e}, {} windows): loss per window {:.4e} -> {:.4e} in {} iterations ({} evaluations, {:.1} s); μ {:.4} ({:.1}% from nominal); corner errors (fraction of the half edge) {}",
                 f.name,
+                f.ke,
                 f.windows,
                 f.losses[0],
                 f.losses.last().copied().unwrap_or(f64::NAN),
@@ -592,8 +642,9 @@ impl Study for BoxToss {
         }
         for s in &r.scores {
             lines.push(format!(
-                "{} on {}: loss per window {:.4e}, RMS position {:.3} mm, rotation {:.3}°{}",
+                "{} (ke {:.0e}) on {}: loss per window {:.4e}, RMS position {:.3} mm, rotation {:.3}°{}",
                 s.parameters,
+                s.ke,
                 s.windows,
                 s.loss_per_window,
                 s.rms_position_mm,
