@@ -18,8 +18,8 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
-/// respect to the contact parameters: friction coefficient and contact points).
-pub const CHECKS: [&str; 32] = [
+/// respect to the contact parameters, and with triangle meshes for the box and the ground).
+pub const CHECKS: [&str; 34] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -51,6 +51,8 @@ pub const CHECKS: [&str; 32] = [
     "rigid-euler-bodies",
     "rigid-semi-implicit-parameters",
     "rigid-euler-parameters",
+    "rigid-semi-implicit-mesh",
+    "rigid-euler-mesh",
     "rigid-midpoint",
 ];
 

@@ -11,18 +11,23 @@ use crate::rigid::{
 };
 use crate::solids::contact::{Contact, Shape};
 use crate::solids::math::V3;
+use crate::solids::mesh_sdf::{MeshSdf, TriangleMesh};
+use std::sync::Arc;
 
 /// A box and a capsule, tumbling, over a tilted ground plane (or in free flight), with
 /// non-trivial wrenches on every step; with `bodies`, a sphere joins them and all three are
-/// pressed into each other and touch (box–capsule, box–sphere, capsule–sphere).
-fn scene(contact: bool, bodies: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
-    let bx = RigidBody::from_shape(
-        &BodyShape::Box {
-            half: [0.3, 0.2, 0.1],
-        },
-        500.0,
-    )
-    .expect("box");
+/// pressed into each other and touch (box–capsule, box–sphere, capsule–sphere). With `mesh`,
+/// the box is a triangle mesh (given off its centre of mass) and the ground a tilted
+/// triangle-mesh slab whose top face is the plane.
+fn scene(contact: bool, bodies: bool, mesh: bool, steps: usize) -> (RigidModel, Vec<BodyState>) {
+    let half = [0.3, 0.2, 0.1];
+    let shape = if mesh {
+        BodyShape::Mesh(TriangleMesh::cuboid(half, [0.7, -0.4, 0.2]))
+    } else {
+        BodyShape::Box { half }
+    };
+    let bx = RigidBody::from_shape(&shape, 500.0).expect("box");
+    let normal = [0.0, 0.995_037_190_209_989_1, 0.099_503_719_020_998_92];
     let cap = RigidBody::from_shape(
         &BodyShape::Capsule {
             r: 0.1,
@@ -49,13 +54,13 @@ fn scene(contact: bool, bodies: bool, steps: usize) -> (RigidModel, Vec<BodyStat
     let mut model = RigidModel {
         bodies: vec![bx, cap],
         gravity: [0.0, -9.81, 0.0],
-        obstacles: if contact {
-            vec![Shape::Plane {
-                normal: [0.0, 0.995_037_190_209_989_1, 0.099_503_719_020_998_92],
+        obstacles: match (contact, mesh) {
+            (false, _) => Vec::new(),
+            (true, false) => vec![Shape::Plane {
+                normal,
                 offset: 0.0,
-            }]
-        } else {
-            Vec::new()
+            }],
+            (true, true) => vec![tilted_slab(normal)],
         },
         contact: Contact {
             ke: 2e4,
@@ -105,6 +110,21 @@ fn scene(contact: bool, bodies: bool, steps: usize) -> (RigidModel, Vec<BodyStat
         });
     }
     (model, init)
+}
+
+/// A 6 m × 1 m × 6 m slab as a triangle mesh, rotated about x so that its top face is the
+/// plane through the origin with `normal`.
+fn tilted_slab(normal: V3) -> Shape {
+    let mut slab = TriangleMesh::cuboid([3.0, 0.5, 3.0], [0.0, -0.5, 0.0]);
+    let r = so3::exp_matrix([normal[2].atan2(normal[1]), 0.0, 0.0]);
+    slab.vertices
+        .iter_mut()
+        .for_each(|v| *v = so3::mat_vec(&r, *v));
+    Shape::Mesh {
+        sdf: Arc::new(MeshSdf::new(&slab).expect("a closed slab")),
+        center: [0.0; 3],
+        radius: 0.0,
+    }
 }
 
 /// `L = Σ_n Σ_b (w·c + u·(R a) + z·v + y·ω)` over the last state and one in the middle, and its
@@ -228,10 +248,13 @@ fn rollout_loss(
 
 /// Runs the rigid check `name`: the `-parameters` checks differentiate the three-body
 /// scene with respect to the friction coefficient and every contact point instead of the
-/// states and wrenches.
+/// states and wrenches; the `-mesh` checks run it with the box and the ground as meshes.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     let parameters = name.ends_with("-parameters");
-    let base = name.replace("-parameters", "-bodies");
+    let mesh = name.ends_with("-mesh");
+    let base = name
+        .replace("-parameters", "-bodies")
+        .replace("-mesh", "-bodies");
     // (scheme, contact, bodies, steps, h)
     let (scheme, contact, bodies, steps, h) = match base.as_str() {
         "rigid-semi-implicit-contact" => (None, true, false, 40, 2e-3),
@@ -246,7 +269,7 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             )));
         }
     };
-    let (model, init) = scene(contact, bodies, steps);
+    let (model, init) = scene(contact, bodies, mesh, steps);
     let rollout_loss = |m: &RigidModel, s: &[BodyState]| rollout_loss(scheme, h, steps, m, s);
     let (_, grads) = rollout_loss(&model, &init)?;
     if parameters {
@@ -275,7 +298,7 @@ mod tests {
             (None, 40, 2e-3),
             (Some(RigidScheme::BackwardEuler), 12, 0.01),
         ] {
-            let (model, init) = scene(true, true, steps);
+            let (model, init) = scene(true, true, false, steps);
             let (_, grads) = rollout_loss(scheme, h, steps, &model, &init).unwrap();
             let ad = flat_parameters(&grads);
             // μ and the 11 contact points (box 8, capsule 2, sphere 1).
@@ -305,7 +328,7 @@ mod tests {
 
     #[test]
     fn the_bodies_scene_has_every_body_pair_in_contact() {
-        let (model, init) = scene(true, true, 40);
+        let (model, init) = scene(true, true, false, 40);
         let pairs = contact_pairs(&model);
         // Capsule → box, sphere → box, sphere → capsule (a box's corners skip the sphere and
         // the capsule, the capsule's caps skip the sphere).

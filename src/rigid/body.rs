@@ -4,7 +4,9 @@
 use super::so3::{self, Quat};
 use crate::error::{DiffsimError, Result};
 use crate::solids::contact::Shape;
-use crate::solids::math::{M3, V3, dot};
+use crate::solids::math::{M3, V3, dot, sub};
+use crate::solids::mesh_sdf::{MeshSdf, TriangleMesh};
+use std::sync::Arc;
 
 /// A body's geometry, centred on its centre of mass in the body frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +29,9 @@ pub enum BodyShape {
         /// Half the cylinder's height (m).
         half_height: f64,
     },
+    /// The solid a closed triangle mesh bounds (vertices in m, any origin: the body frame is
+    /// its centre of mass, the axes the mesh's).
+    Mesh(TriangleMesh),
 }
 
 impl BodyShape {
@@ -39,14 +44,19 @@ impl BodyShape {
             Self::Capsule { r, half_height } => {
                 PI * r * r * 2.0 * half_height + 4.0 / 3.0 * PI * r.powi(3)
             }
+            Self::Mesh(ref mesh) => mesh.mass_properties(1.0).0,
         }
     }
 
-    /// Mass (kg) and diagonal inertia about the centre of mass (kg·m²) at `density` (kg/m³).
-    pub fn mass_properties(&self, density: f64) -> (f64, V3) {
+    /// Mass (kg) and inertia tensor about the centre of mass (kg·m²) at `density` (kg/m³).
+    pub fn mass_properties(&self, density: f64) -> (f64, M3) {
         use std::f64::consts::PI;
+        if let Self::Mesh(mesh) = self {
+            let (m, _, j) = mesh.mass_properties(density);
+            return (m, j);
+        }
         let m = density * self.volume();
-        let inertia = match *self {
+        let d = match *self {
             Self::Sphere { r } => [0.4 * m * r * r; 3],
             Self::Box { half: [a, b, c] } => [
                 m * (b * b + c * c) / 3.0,
@@ -64,14 +74,19 @@ impl BodyShape {
                 let trans = mc * (3.0 * r * r + h * h) / 12.0 + 2.0 * (hemi_own + mh * d * d);
                 [trans, trans, axial]
             }
+            Self::Mesh(_) => unreachable!("handled above"),
         };
-        (m, inertia)
+        (m, [[d[0], 0.0, 0.0], [0.0, d[1], 0.0], [0.0, 0.0, d[2]]])
     }
 
     /// The body-frame points tested against obstacles (Warp's choice): a sphere's lowest point
     /// is not fixed, so its centre (contact then uses the obstacle's distance minus `r`);
-    /// a box's 8 corners; a capsule's two cap centres.
+    /// a box's 8 corners; a capsule's two cap centres; a mesh's vertices (about its centre of
+    /// mass).
     pub fn contact_points(&self) -> (Vec<V3>, f64) {
+        if let Self::Mesh(mesh) = self {
+            return (centred(mesh).vertices, 0.0);
+        }
         match *self {
             Self::Sphere { r } => (vec![[0.0; 3]], r),
             Self::Box { half: [a, b, c] } => (
@@ -86,7 +101,17 @@ impl BodyShape {
             Self::Capsule { r, half_height } => {
                 (vec![[0.0, 0.0, -half_height], [0.0, 0.0, half_height]], r)
             }
+            Self::Mesh(_) => unreachable!("handled above"),
         }
+    }
+}
+
+/// The mesh moved so that its centre of mass is the origin.
+fn centred(mesh: &TriangleMesh) -> TriangleMesh {
+    let (_, com, _) = mesh.mass_properties(1.0);
+    TriangleMesh {
+        vertices: mesh.vertices.iter().map(|v| sub(*v, com)).collect(),
+        triangles: mesh.triangles.clone(),
     }
 }
 
@@ -119,15 +144,24 @@ impl RigidBody {
             BodyShape::Sphere { r } => r > 0.0,
             BodyShape::Box { half } => half.iter().all(|&h| h > 0.0),
             BodyShape::Capsule { r, half_height } => r > 0.0 && half_height >= 0.0,
+            BodyShape::Mesh(ref mesh) => {
+                mesh.check_closed()?;
+                true
+            }
         };
         if !dims_ok {
             return Err(DiffsimError::config(format!(
                 "a rigid body's shape needs positive dimensions, got {shape:?}"
             )));
         }
-        let (mass, d) = shape.mass_properties(density);
+        let (mass, inertia) = shape.mass_properties(density);
         let (points, radius) = shape.contact_points();
         let sdf = match *shape {
+            BodyShape::Mesh(ref mesh) => Some(Shape::Mesh {
+                sdf: Arc::new(MeshSdf::new(&centred(mesh))?),
+                center: [0.0; 3],
+                radius: 0.0,
+            }),
             BodyShape::Sphere { r } => Some(Shape::Sphere {
                 center: [0.0; 3],
                 radius: r,
@@ -144,7 +178,7 @@ impl RigidBody {
         };
         let body = Self {
             mass,
-            inertia: [[d[0], 0.0, 0.0], [0.0, d[1], 0.0], [0.0, 0.0, d[2]]],
+            inertia,
             points,
             radius,
             sdf,
@@ -349,9 +383,9 @@ mod tests {
         assert!((m - ms).abs() < 5e-3 * m, "{m} vs {ms}");
         for a in 0..3 {
             assert!(
-                (j[a] - js[a]).abs() < 1e-2 * j[a],
+                (j[a][a] - js[a]).abs() < 1e-2 * j[a][a],
                 "{a}: {} vs {}",
-                j[a],
+                j[a][a],
                 js[a]
             );
         }
@@ -361,9 +395,9 @@ mod tests {
         let (m, j) = bx.mass_properties(3.0);
         let (ms, js) = sampled(&bx, 3.0, |_| true, [0.5, 0.2, 0.1]);
         assert!((m - ms).abs() < 1e-9 * m);
-        assert!((0..3).all(|a| (j[a] - js[a]).abs() < 1e-3 * j[a]));
+        assert!((0..3).all(|a| (j[a][a] - js[a]).abs() < 1e-3 * j[a][a]));
         let (m, j) = BodyShape::Sphere { r: 0.1 }.mass_properties(100.0);
-        assert!((m - 0.418_879).abs() < 1e-6 && (j[0] - 0.4 * m * 0.01).abs() < 1e-15);
+        assert!((m - 0.418_879).abs() < 1e-6 && (j[0][0] - 0.4 * m * 0.01).abs() < 1e-15);
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn contact_pairs(model: &RigidModel) -> Vec<(usize, usize)> {
 pub fn pair_shape(model: &RigidModel, (ia, ib): (usize, usize)) -> Shape {
     model.bodies[ib]
         .sdf
+        .as_ref()
         .expect("contact_pairs keeps bodies with a signed distance")
         .inflated(model.bodies[ia].radius)
 }
@@ -112,6 +113,11 @@ fn extent(body: &RigidBody) -> f64 {
             radius,
             ..
         }) => half_height + radius,
+        Some(Shape::Mesh {
+            ref sdf,
+            center,
+            radius,
+        }) => sdf.bound() + so3::norm(center) + radius,
         _ => 0.0,
     }
 }

@@ -1,5 +1,5 @@
-//! Smooth frictional contact of points against static planes, spheres, z-aligned capsules and
-//! axis-aligned (rounded) boxes.
+//! Smooth frictional contact of points against static planes, spheres, z-aligned capsules,
+//! axis-aligned (rounded) boxes and closed triangle meshes.
 //!
 //! With signed distance `φ(x)` and outward normal `n = ∇φ`, the force on a particle is
 //!
@@ -14,9 +14,11 @@
 //! Jacobians below are exact there too (`∂n/∂x` included).
 
 use super::math::{M3, V3};
+use super::mesh_sdf::MeshSdf;
+use std::sync::Arc;
 
 /// A static obstacle.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Shape {
     /// The half-space `n·x ≥ offset` is free (`n` unit).
     Plane {
@@ -59,6 +61,15 @@ pub enum Shape {
         /// Radius.
         radius: f64,
     },
+    /// A closed triangle mesh (solid inside) translated by `center`, grown by `radius`.
+    Mesh {
+        /// The mesh's signed distance (in its own frame).
+        sdf: Arc<MeshSdf>,
+        /// Where the mesh's origin sits.
+        center: V3,
+        /// Growth.
+        radius: f64,
+    },
 }
 
 impl Shape {
@@ -66,6 +77,15 @@ impl Shape {
     /// radius `r` centred at the probed point touches).
     pub fn inflated(&self, r: f64) -> Shape {
         match *self {
+            Shape::Mesh {
+                ref sdf,
+                center,
+                radius,
+            } => Shape::Mesh {
+                sdf: sdf.clone(),
+                center,
+                radius: radius + r,
+            },
             Shape::Plane { normal, offset } => Shape::Plane {
                 normal,
                 offset: offset + r,
@@ -128,6 +148,14 @@ fn ball_distance(d: V3, radius: f64, jac: V3) -> (f64, V3, [[f64; 3]; 3]) {
 /// `(φ, n, ∂n/∂x)` of a shape at `x`.
 pub fn distance(shape: &Shape, x: V3) -> (f64, V3, [[f64; 3]; 3]) {
     match *shape {
+        Shape::Mesh {
+            ref sdf,
+            center,
+            radius,
+        } => {
+            let (phi, n, dn) = sdf.distance(std::array::from_fn(|a| x[a] - center[a]));
+            (phi - radius, n, dn)
+        }
         Shape::RoundedBox {
             center,
             half,

@@ -11,6 +11,7 @@ pub mod fem;
 pub mod implicit;
 pub mod mass_spring;
 pub mod math;
+pub mod mesh_sdf;
 pub mod scenes;
 
 pub use mass_spring::{Model, Spring};

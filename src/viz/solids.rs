@@ -56,7 +56,8 @@ pub fn trajectory_gif(
                 center[0] + radius,
                 center[1] + radius,
             ]),
-            Shape::Plane { .. } => None,
+            // Not drawn: planes that do not face +y, and meshes.
+            Shape::Plane { .. } | Shape::Mesh { .. } => None,
         })
         .collect();
     let mut edges: Vec<(usize, usize)> = model.springs.iter().map(|s| (s.i, s.j)).collect();

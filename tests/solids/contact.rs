@@ -22,15 +22,15 @@ fn contact_force_jacobians_match_finite_differences() {
     };
     // Plane: touching, stick (slow tangential) and slip (fast); box: face, edge, corner, inside.
     let cases = [
-        (plane, [0.3, -0.004, 0.1], [0.001, -0.5, 0.002]),
-        (plane, [0.3, 0.002, 0.1], [2.0, -0.5, 1.0]),
-        (boxed, [1.745, 1.2, 0.3], [3.0, 0.4, 0.1]),
-        (boxed, [1.745, 2.003, 0.3], [3.0, -0.4, 0.1]),
-        (boxed, [1.745, 2.004, 1.003], [1.0, -0.4, -0.7]),
-        (boxed, [1.76, 1.5, 0.2], [1.0, 0.3, 0.0]),
+        (&plane, [0.3, -0.004, 0.1], [0.001, -0.5, 0.002]),
+        (&plane, [0.3, 0.002, 0.1], [2.0, -0.5, 1.0]),
+        (&boxed, [1.745, 1.2, 0.3], [3.0, 0.4, 0.1]),
+        (&boxed, [1.745, 2.003, 0.3], [3.0, -0.4, 0.1]),
+        (&boxed, [1.745, 2.004, 1.003], [1.0, -0.4, -0.7]),
+        (&boxed, [1.76, 1.5, 0.2], [1.0, 0.3, 0.0]),
     ];
     for (shape, x, v) in cases {
-        let (_, jx, jv) = force(&c, &shape, x, v);
+        let (_, jx, jv) = force(&c, shape, x, v);
         let eps = 1e-7;
         for b in 0..3 {
             let shift = |p: [f64; 3], d: f64| {
@@ -38,10 +38,10 @@ fn contact_force_jacobians_match_finite_differences() {
                 q[b] += d;
                 q
             };
-            let (fxp, _, _) = force(&c, &shape, shift(x, eps), v);
-            let (fxm, _, _) = force(&c, &shape, shift(x, -eps), v);
-            let (fvp, _, _) = force(&c, &shape, x, shift(v, eps));
-            let (fvm, _, _) = force(&c, &shape, x, shift(v, -eps));
+            let (fxp, _, _) = force(&c, shape, shift(x, eps), v);
+            let (fxm, _, _) = force(&c, shape, shift(x, -eps), v);
+            let (fvp, _, _) = force(&c, shape, x, shift(v, eps));
+            let (fvm, _, _) = force(&c, shape, x, shift(v, -eps));
             for a in 0..3 {
                 let (dx, dv) = (
                     (fxp[a] - fxm[a]) / (2.0 * eps),
