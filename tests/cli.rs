@@ -501,59 +501,58 @@ fn every_listed_study_is_runnable_by_name() {
     assert_eq!(listed.lines().count(), diffsim::experiments::STUDIES.len());
 }
 
-/// A billiards shot whose cue starts inside the rack, or a negative rack gap, is refused in
-/// one line before anything is written.
-#[test]
-fn billiards_refuses_a_cue_inside_the_rack() {
+/// Runs `diffsim experiment STUDY [--quick] --config FILE` for each `(settings, message)`
+/// and checks it ends with one line containing `message` and writes no output folder.
+fn refuses_settings(study: &str, quick: bool, cases: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    for (toml, want) in [
-        ("start = [0.6, 0.5, 0.3, 0.0]\n", "must lie within"),
-        ("rack_gap = -0.001\n", "gap ≥ 0"),
-    ] {
-        let cfg = dir.path().join("b.toml");
+    let cfg = dir.path().join("settings.toml");
+    for (toml, want) in cases {
         std::fs::write(&cfg, toml).unwrap();
-        let o = diffsim(&[
-            "experiment",
-            "billiards",
+        let mut args = vec!["experiment", study];
+        if quick {
+            args.push("--quick");
+        }
+        args.extend([
             "--config",
             cfg.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ]);
+        let o = diffsim(&args);
         assert_one_line_error(&o, want);
         assert!(!out.exists());
-        std::fs::remove_file(&cfg).unwrap();
     }
+}
+
+/// A billiards shot whose cue starts inside the rack, or a negative rack gap, is refused in
+/// one line before anything is written.
+#[test]
+fn billiards_refuses_a_cue_inside_the_rack() {
+    refuses_settings(
+        "billiards",
+        false,
+        &[
+            ("start = [0.6, 0.5, 0.3, 0.0]\n", "must lie within"),
+            ("rack_gap = -0.001\n", "gap ≥ 0"),
+        ],
+    );
 }
 
 /// A box-toss fit that asks for more tosses than the file holds, a missing tosses folder, or
 /// a corner bound of zero, is refused in one line before anything is written.
 #[test]
 fn box_toss_refuses_missing_data_and_bad_bounds() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    for (toml, want) in [
-        ("fit_tosses = 600\n", "the file has 570"),
-        (
-            "data = \"/nonexistent-diffsim-tosses\"\n",
-            "tosses.h5: not found",
-        ),
-        ("corner_bounds = [0.0, 2.0]\n", "corner bounds 0 < lo"),
-    ] {
-        let cfg = dir.path().join("b.toml");
-        std::fs::write(&cfg, toml).unwrap();
-        let o = diffsim(&[
-            "experiment",
-            "box-toss",
-            "--quick",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_one_line_error(&o, want);
-        assert!(!out.exists());
-        std::fs::remove_file(&cfg).unwrap();
-    }
+    refuses_settings(
+        "box-toss",
+        true,
+        &[
+            ("fit_tosses = 600\n", "the file has 570"),
+            (
+                "data = \"/nonexistent-diffsim-tosses\"\n",
+                "tosses.h5: not found",
+            ),
+            ("corner_bounds = [0.0, 2.0]\n", "corner bounds 0 < lo"),
+        ],
+    );
 }

@@ -157,8 +157,12 @@ impl RigidBody {
         let (mass, inertia) = shape.mass_properties(density);
         let (points, radius) = shape.contact_points();
         let sdf = match *shape {
+            // The contact points are the vertices about the centre of mass.
             BodyShape::Mesh(ref mesh) => Some(Shape::Mesh {
-                sdf: Arc::new(MeshSdf::new(&centred(mesh))?),
+                sdf: Arc::new(MeshSdf::new(&TriangleMesh {
+                    vertices: points.clone(),
+                    triangles: mesh.triangles.clone(),
+                })?),
                 center: [0.0; 3],
                 radius: 0.0,
             }),

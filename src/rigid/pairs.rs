@@ -179,12 +179,6 @@ pub fn local_potential(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> f64
     e
 }
 
-/// `∂g_x/∂μ` of [`local_terms`]: the lagged friction gradient per unit friction coefficient.
-pub fn local_friction_per_mu(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> V3 {
-    let unit = Contact { mu: 1.0, ..*c };
-    contact::friction(&unit, shape, x, xn, h).1
-}
-
 /// `(∂g_x/∂xₙ)ᵀ·z` of [`local_terms`]: the lagged damping and friction.
 pub fn local_lagged_vjp(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64, z: V3) -> V3 {
     let mut out = [0.0; 3];

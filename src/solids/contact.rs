@@ -387,14 +387,20 @@ pub fn force(c: &Contact, shape: &Shape, x: V3, v: V3) -> (V3, [[f64; 3]; 3], [[
 /// `∂f/∂μ` of [`force`]: the friction force per unit friction coefficient,
 /// `−ke·s·softplus(−φ/s)·v_t/√(|v_t|² + s²)`.
 pub fn friction_force_per_mu(c: &Contact, shape: &Shape, x: V3, v: V3) -> V3 {
-    let unit = Contact {
-        kd: 0.0,
-        mu: 1.0,
-        ..*c
-    };
-    let (f, _, _) = force(&unit, shape, x, v);
-    let (_, f_n, _) = normal(&unit, shape, x, true);
-    std::array::from_fn(|a| f[a] - f_n[a])
+    let s = c.smoothing.max(1e-300);
+    let (phi, n, _) = distance(shape, x);
+    let g = c.ke * s * softplus(-phi / s);
+    let (vt, w) = tangential(n, v, 1.0, s);
+    vt.map(|a| -g * a / w)
+}
+
+/// `∂∇D/∂μ` of [`friction`]'s `D`: its gradient per unit friction coefficient, `λ·t/w`.
+pub fn friction_gradient_per_mu(c: &Contact, shape: &Shape, x: V3, xn: V3, h: f64) -> V3 {
+    let s = c.smoothing.max(1e-300);
+    let (lam, _, n, _) = friction_frame(c, shape, xn);
+    let d: V3 = std::array::from_fn(|a| x[a] - xn[a]);
+    let (t, w) = tangential(n, d, h, s);
+    t.map(|ta| lam * ta / w)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::math::{M3, V3};
 use crate::error::{DiffsimError, Result};
 use parry3d_f64::mass_properties::MassProperties;
+use parry3d_f64::mass_properties::details::trimesh_signed_volume_and_center_of_mass;
 use parry3d_f64::math::Point;
 use parry3d_f64::query::PointQueryWithLocation;
 use parry3d_f64::shape::{TriMesh, TriMeshFlags, TrianglePointLocation};
@@ -83,7 +84,7 @@ impl TriangleMesh {
                 ));
             }
         }
-        if self.mass_properties(1.0).0 <= 0.0 {
+        if self.signed_volume() <= 0.0 {
             return bad("its triangles face inwards (negative volume)".into());
         }
         Ok(())
@@ -96,21 +97,21 @@ impl TriangleMesh {
             .collect()
     }
 
+    /// The enclosed volume (m³; negative for a mesh facing inwards).
+    fn signed_volume(&self) -> f64 {
+        trimesh_signed_volume_and_center_of_mass(&self.points(), &self.triangles).0
+    }
+
     /// Mass (kg), centre of mass (m) and inertia tensor about it (kg·m²) of the solid the
     /// mesh bounds at `density` (kg/m³); a mesh facing inwards gives a negative volume and a
     /// non-positive mass.
     pub fn mass_properties(&self, density: f64) -> (f64, V3, M3) {
-        let mp = MassProperties::from_trimesh(density, &self.points(), &self.triangles);
-        let signed =
-            parry3d_f64::mass_properties::details::trimesh_signed_volume_and_center_of_mass(
-                &self.points(),
-                &self.triangles,
-            )
-            .0;
-        let j = mp.reconstruct_inertia_matrix();
-        let c = mp.local_com;
+        let points = self.points();
+        let (volume, c) = trimesh_signed_volume_and_center_of_mass(&points, &self.triangles);
+        let j = MassProperties::from_trimesh(density, &points, &self.triangles)
+            .reconstruct_inertia_matrix();
         (
-            density * signed,
+            density * volume,
             [c.x, c.y, c.z],
             std::array::from_fn(|a| std::array::from_fn(|b| j[(a, b)])),
         )

@@ -319,26 +319,29 @@ fn corner_contacts(cfg: &BoxTossConfig, data: &Tosses, windows: &[Window]) -> Ve
 
 /// Runs the study: the gradient check, the fits, the scores.
 pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult> {
-    let (data, fitted, held) = load(cfg)?;
+    run_on(cfg, &load(cfg)?, progress)
+}
+
+/// [`run`] on the tosses and windows [`load`] read.
+fn run_on(
+    cfg: &BoxTossConfig,
+    (data, fitted, held): &Loaded,
+    progress: &dyn Progress,
+) -> Result<BoxTossResult> {
+    let (data, fitted, held) = (data, fitted.as_slice(), held.as_slice());
     progress.start("gradient check", 1);
     let nominal = fit::parameters(cfg.nominal_friction, cfg.half_edge);
-    let check = gradient_check(cfg, &data, &fitted, &nominal)?;
+    let check = gradient_check(cfg, data, fitted, &nominal)?;
     progress.set(1);
     let guess = fit::parameters(cfg.guess_friction, cfg.guess_corner);
-    let dojo = fit_windows(cfg, &data, ("Dojo's windows", &fitted), &guess, progress)?;
+    let dojo = fit_windows(cfg, data, ("Dojo's windows", fitted), &guess, progress)?;
     let mut fits = vec![dojo];
     let mut stiff = cfg.clone();
     for &ke in &cfg.stiffening {
         stiff.ke = ke;
         let start = fits[fits.len() - 1].parameters();
         let name = "Dojo's windows, stiffer";
-        fits.push(fit_windows(
-            &stiff,
-            &data,
-            (name, &fitted),
-            &start,
-            progress,
-        )?);
+        fits.push(fit_windows(&stiff, data, (name, fitted), &start, progress)?);
     }
     if cfg.dense_stride > 0 {
         // From the last fit: Dojo's guess puts the corners a half edge deep into the table
@@ -353,7 +356,7 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
         let start = fits[fits.len() - 1].parameters();
         fits.push(fit_windows(
             &stiff,
-            &data,
+            data,
             (&name, &dense),
             &start,
             progress,
@@ -380,7 +383,7 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
             if windows.is_empty() {
                 continue;
             }
-            let parts = fit::per_window(&at, &data, windows, p, false)?;
+            let parts = fit::per_window(&at, data, windows, p, false)?;
             let failed = parts.iter().filter(|w| w.is_err()).count();
             let r: Vec<f64> = parts.into_iter().flatten().flat_map(|(r, _)| r).collect();
             let (pos, rot) = fit::rms_errors(&r);
@@ -400,7 +403,7 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
         config: cfg.clone(),
         tosses: data.tosses.len(),
         frames: data.tosses.iter().map(Vec::len).sum(),
-        corner_contact_frames: corner_contacts(cfg, &data, &fitted),
+        corner_contact_frames: corner_contacts(cfg, data, fitted),
         check,
         fits,
         scores,
@@ -408,7 +411,10 @@ pub fn run(cfg: &BoxTossConfig, progress: &dyn Progress) -> Result<BoxTossResult
 }
 
 /// The tosses, Dojo's fitted windows and the held-out windows.
-fn load(cfg: &BoxTossConfig) -> Result<(Tosses, Vec<Window>, Vec<Window>)> {
+type Loaded = (Tosses, Vec<Window>, Vec<Window>);
+
+/// Reads the tosses and places the fitted and held-out windows.
+fn load(cfg: &BoxTossConfig) -> Result<Loaded> {
     let dir = (!cfg.data.is_empty()).then(|| Path::new(&cfg.data));
     let data = read_tosses(&contact_nets_tosses(dir)?)?;
     let total = data.tosses.len();
@@ -448,8 +454,12 @@ fn cube_edges() -> Vec<(usize, usize)> {
 /// `replay.gif`: the first fitted toss from its first start frame, simulated open loop with
 /// the last fit's parameters (edges) against the measured nominal corners (crosses) and the
 /// measured centre's path, seen from the side (x right, z up).
-fn replay_gif(cfg: &BoxTossConfig, path: &Path, p: &[f64]) -> Result<()> {
-    let (data, fitted, _) = load(cfg)?;
+fn replay_gif(
+    cfg: &BoxTossConfig,
+    (data, fitted, _): &Loaded,
+    path: &Path,
+    p: &[f64],
+) -> Result<()> {
     let Some(&(t, s)) = fitted.first() else {
         return Ok(());
     };
@@ -571,7 +581,8 @@ impl Study for BoxToss {
     /// Runs [`run`] and writes `loss.png` (Dojo's loss per window through each fit) and
     /// `replay.gif` (the first fitted toss with the last fit's parameters).
     fn run(cfg: &BoxTossConfig, dir: &Path, progress: &dyn Progress) -> Result<BoxTossResult> {
-        let r = run(cfg, progress)?;
+        let loaded = load(cfg)?;
+        let r = run_on(cfg, &loaded, progress)?;
         let curves: Vec<(String, Vec<(f64, f64)>)> = r
             .fits
             .iter()
@@ -589,7 +600,7 @@ impl Study for BoxToss {
                 ke: f.ke,
                 ..cfg.clone()
             };
-            replay_gif(&at, &dir.join("replay.gif"), &f.parameters())?;
+            replay_gif(&at, &loaded, &dir.join("replay.gif"), &f.parameters())?;
         }
         Ok(r)
     }

@@ -8,6 +8,7 @@ use crate::rigid::body::{BodyState, StateBar, mass_moment};
 use crate::rigid::model::Wrench;
 use crate::rigid::pairs;
 use crate::rigid::so3::{self, Quat};
+use crate::solids::contact;
 use crate::solids::math::{M3, V3, dot, sub};
 use faer::Mat;
 use faer::linalg::solvers::{PartialPivLu, Solve};
@@ -466,7 +467,7 @@ impl Implicit<'_> {
                     let moved = so3::add(so3::mat_t_vec(&hp, y), so3::cross(gp, ltl));
                     *pbar = sub(*pbar, so3::mat_t_vec(&rm, moved));
                     if cp.mu > 0.0 {
-                        *friction -= dot(y, pairs::local_friction_per_mu(cp, shape, x, xn, h));
+                        *friction -= dot(y, contact::friction_gradient_per_mu(cp, shape, x, xn, h));
                     }
                     if cp.kd > 0.0 || cp.mu > 0.0 {
                         let v = pairs::local_lagged_vjp(cp, shape, x, xn, h, y);
@@ -518,7 +519,7 @@ impl Implicit<'_> {
                 );
                 *pbar = sub(*pbar, so3::mat_t_vec(&ra, moved));
                 if cp.mu > 0.0 {
-                    let per_mu = pairs::local_friction_per_mu(cp, &shape, pp.x, pp.xn, h);
+                    let per_mu = contact::friction_gradient_per_mu(cp, &shape, pp.x, pp.xn, h);
                     *friction -= dot(zl, per_mu);
                 }
                 if cp.kd > 0.0 || cp.mu > 0.0 {
