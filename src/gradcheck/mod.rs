@@ -4,6 +4,7 @@
 
 mod burgers;
 pub mod checker;
+mod coupled;
 pub mod registry;
 mod rigid;
 

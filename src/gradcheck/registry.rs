@@ -18,8 +18,9 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
-/// respect to the contact parameters, and with triangle meshes for the box and the ground).
-pub const CHECKS: [&str; 34] = [
+/// respect to the contact parameters, and with triangle meshes for the box and the ground),
+/// and of the rigid–soft coupled step (attachments; body–particle contact).
+pub const CHECKS: [&str; 36] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -54,6 +55,8 @@ pub const CHECKS: [&str; 34] = [
     "rigid-semi-implicit-mesh",
     "rigid-euler-mesh",
     "rigid-midpoint",
+    "rigid-coupled-attachments",
+    "rigid-coupled-contact",
 ];
 
 /// Runs the named checks (all when `names` is empty).
@@ -281,6 +284,7 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         | "unet1d-cfe"
         | "unet1d-op-two-chunks"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
+        n if n.starts_with("rigid-coupled-") => super::coupled::run(name, cfg),
         n if n.starts_with("rigid-") => super::rigid::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",

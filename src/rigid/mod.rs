@@ -13,6 +13,7 @@
 //!   angular momentum to round-off.
 
 pub mod body;
+pub mod coupled;
 pub mod differentiated;
 mod implicit;
 pub mod model;
@@ -21,6 +22,10 @@ pub mod semi_implicit;
 pub mod so3;
 
 pub use body::{BodyShape, BodyState, RigidBody, StateBar};
+pub use coupled::{
+    Attachment, AttachmentBar, Coupled, CoupledBar, CoupledGrads, CoupledModel, CoupledRollout,
+    CoupledState,
+};
 pub use differentiated::{Differentiated, DifferentiatedStep};
 pub use implicit::{Implicit, ImplicitRigidRollout, RigidScheme};
 pub use model::{RigidModel, Wrench};

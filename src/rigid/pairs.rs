@@ -104,7 +104,7 @@ pub fn active_pairs(
 }
 
 /// The half diagonal of a body's signed-distance shape (0 for a sphere's centre).
-fn extent(body: &RigidBody) -> f64 {
+pub(crate) fn extent(body: &RigidBody) -> f64 {
     match body.sdf {
         Some(Shape::Box { half, .. }) => so3::norm(half),
         Some(Shape::Sphere { radius, .. }) => radius,

@@ -66,10 +66,40 @@ fn predicted(s: &BodyState, h: f64) -> M3 {
     so3::mat_mul(&m, &rn)
 }
 
+/// `tr(R J_m Q̃ᵀ) − tr(R_p J_m Q̃ᵀ)` at the orientation `q` (`R`), relative to the predicted
+/// `R_p = exp([hωₙ]×)Rₙ`: with `R = exp([φ]×)R_p` and `C = R_p J_m Q̃ᵀ`, it is
+/// `sin θ/θ·tr([φ]×C) + (1 − cos θ)/θ²·tr([φ]×²C)` (`θ = |φ|`). Backward Euler's rotational
+/// potential is `−tr(R J_m Q̃ᵀ)/h²`; leaving out its constant `tr(C)` (of the order of
+/// `tr J`) keeps `Φ`'s round-off at the size of its changes, which the line search must
+/// resolve (a heavy body's `tr J/h²` of 1e7 made changes of 1e-6 unresolvable).
+fn rotation_work(q: Quat, s: &BodyState, inertia: &M3, h: f64) -> f64 {
+    let qp = so3::quat_mul(so3::exp_quat(s.w.map(|x| h * x)), s.q);
+    let c = so3::mat_mul(
+        &so3::mat_mul(&so3::to_matrix(qp), &mass_moment(inertia)),
+        &so3::transpose(&predicted(s, h)),
+    );
+    let phi = so3::log_quat(so3::quat_mul(q, so3::conj(qp)));
+    let theta = so3::norm(phi);
+    let (a, b) = if theta < 1e-8 {
+        (1.0, 0.5)
+    } else {
+        let half = (0.5 * theta).sin() / theta;
+        (theta.sin() / theta, 2.0 * half * half)
+    };
+    let p = so3::hat(phi);
+    let pp = so3::mat_mul(&p, &p);
+    let tr = |m: &M3| -> f64 {
+        (0..3)
+            .map(|i| (0..3).map(|j| m[i][j] * c[j][i]).sum::<f64>())
+            .sum()
+    };
+    a * tr(&p) + b * tr(&pp)
+}
+
 /// Adds a point potential's gradient `g_p` and Hessian `H_p` at the body point `c + a`
 /// (`a = R̄ a_b`) to the 6-vector and 6×6 block in `(c, δθ)`: `J = [1, −[a]×]` and the
 /// second-order term `½(g_p aᵀ + a g_pᵀ) − (g_p·a)·1` of the rotation.
-fn add_point(a: V3, gp: V3, hp: &M3, g: &mut [f64], k: &mut Mat<f64>, o: usize) {
+pub(crate) fn add_point(a: V3, gp: V3, hp: &M3, g: &mut [f64], k: &mut Mat<f64>, o: usize) {
     let ax = so3::hat(a);
     let gt = so3::cross(a, gp);
     let hax = so3::mat_mul(hp, &ax);
@@ -132,6 +162,23 @@ impl Implicit<'_> {
         start: &[BodyState],
         it: &[(V3, Quat)],
     ) -> (Vec<f64>, Mat<f64>, f64) {
+        let (mut g, mut k, phi) = self.potential_system(n, bodies, active, start, it);
+        self.add_connection(n, bodies, &mut g, &mut k);
+        (g, k, phi)
+    }
+
+    /// [`Self::euler_system`] before [`Self::add_connection`]: the gradient and Hessian of
+    /// `Φ` in `(c, δθ)` (inertia, gravity, external forces, obstacles and the active pairs).
+    /// A coupled solve adds its own potentials' terms to the bodies' rows before the
+    /// connection.
+    pub(crate) fn potential_system(
+        &self,
+        n: usize,
+        bodies: &[usize],
+        active: &[(usize, usize)],
+        start: &[BodyState],
+        it: &[(V3, Quat)],
+    ) -> (Vec<f64>, Mat<f64>, f64) {
         let (h, h2) = (self.h, self.h * self.h);
         let mut phi = 0.0;
         let k6 = 6 * bodies.len();
@@ -150,10 +197,11 @@ impl Implicit<'_> {
             let gr = so3::vee(&skew);
             let ext = self.model.wrench(n, b);
             let tr = bm[0][0] + bm[1][1] + bm[2][2];
-            phi -= tr / h2;
+            phi -= rotation_work(it[l].1, s, &body.inertia, h) / h2;
             for i in 0..3 {
                 let dc = c[i] - s.c[i] - h * s.v[i];
-                phi += 0.5 * m / h2 * dc * dc - (m * self.model.gravity[i] + ext.f[i]) * c[i];
+                phi += 0.5 * m / h2 * dc * dc
+                    - (m * self.model.gravity[i] + ext.f[i]) * (c[i] - s.c[i]);
                 g[o + i] =
                     m * (c[i] - s.c[i] - h * s.v[i]) / h2 - m * self.model.gravity[i] - ext.f[i];
                 g[o + 3 + i] = gr[i] / h2;
@@ -207,8 +255,19 @@ impl Implicit<'_> {
                 }
             }
         }
-        // The connection term of each re-centred rotation (potential part only), then the
-        // external torques.
+        (g, k, phi)
+    }
+
+    /// The connection term `−½[g_Φ]×` of each re-centred rotation (from the potential part
+    /// of the rotational gradient, so every potential must be in `g` already), then the
+    /// external torques `−τ`.
+    pub(crate) fn add_connection(
+        &self,
+        n: usize,
+        bodies: &[usize],
+        g: &mut [f64],
+        k: &mut Mat<f64>,
+    ) {
         for (l, &b) in bodies.iter().enumerate() {
             let o = 6 * l;
             let sk = so3::hat([g[o + 3], g[o + 4], g[o + 5]]);
@@ -220,7 +279,6 @@ impl Implicit<'_> {
                 g[o + 3 + i] -= t[i];
             }
         }
-        (g, k, phi)
     }
 
     /// One group's backward-Euler step: the new states (in the group's order), the tape and
@@ -399,11 +457,35 @@ impl Implicit<'_> {
         wrenches: &mut [Wrench],
         (points, friction): (&mut [Vec<V3>], &mut f64),
     ) {
+        let ybar = self.euler_seed(&tape.bodies, start, end, out);
+        let lam = tape
+            .lu
+            .solve_transpose(Mat::from_fn(ybar.len(), 1, |i, _| ybar[i]));
+        let lam: Vec<f64> = (0..ybar.len()).map(|i| lam[(i, 0)]).collect();
+        let group = (&tape.bodies[..], &tape.pairs[..]);
+        self.euler_vjp_lambda(
+            group,
+            (start, end),
+            out,
+            &lam,
+            prev,
+            wrenches,
+            (points, friction),
+        );
+    }
+
+    /// The right-hand side `ȳ` of a group's adjoint solve (6 per body: `(c, δθ)` of the new
+    /// states) from the bars `out[b]` of the new states.
+    pub(crate) fn euler_seed(
+        &self,
+        bodies: &[usize],
+        start: &[BodyState],
+        end: &[BodyState],
+        out: &[StateBar],
+    ) -> Vec<f64> {
         let h = self.h;
-        let k6 = 6 * tape.bodies.len();
-        let mut ybar = vec![0.0; k6];
-        let mut jls = Vec::new();
-        for (l, &b) in tape.bodies.iter().enumerate() {
+        let mut ybar = vec![0.0; 6 * bodies.len()];
+        for (l, &b) in bodies.iter().enumerate() {
             let (s, s1, o) = (&start[b], &end[b], &out[b]);
             let jl = so3::left_jacobian_inv(so3::log_quat(so3::quat_mul(s1.q, so3::conj(s.q))));
             let wy = so3::mat_t_vec(&jl, o.w);
@@ -411,19 +493,35 @@ impl Implicit<'_> {
                 ybar[6 * l + i] = o.c[i] + o.v[i] / h;
                 ybar[6 * l + 3 + i] = o.theta[i] + wy[i] / h;
             }
-            jls.push(jl);
         }
-        let lam = tape.lu.solve_transpose(Mat::from_fn(k6, 1, |i, _| ybar[i]));
-        let lc = |l: usize| -> V3 { std::array::from_fn(|i| lam[(6 * l + i, 0)]) };
-        let lt = |l: usize| -> V3 { std::array::from_fn(|i| lam[(6 * l + 3 + i, 0)]) };
+        ybar
+    }
+
+    /// The part of [`Self::euler_vjp`] after the solve, given the adjoint `λ = K⁻ᵀȳ` of the
+    /// group `(bodies, pairs)` (6 per body).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn euler_vjp_lambda(
+        &self,
+        (bodies, pairs): (&[usize], &[(usize, usize)]),
+        (start, end): (&[BodyState], &[BodyState]),
+        out: &[StateBar],
+        lam: &[f64],
+        prev: &mut [StateBar],
+        wrenches: &mut [Wrench],
+        (points, friction): (&mut [Vec<V3>], &mut f64),
+    ) {
+        let h = self.h;
+        let lc = |l: usize| -> V3 { std::array::from_fn(|i| lam[6 * l + i]) };
+        let lt = |l: usize| -> V3 { std::array::from_fn(|i| lam[6 * l + 3 + i]) };
         let cp = &self.model.contact;
-        for (l, &b) in tape.bodies.iter().enumerate() {
+        for (l, &b) in bodies.iter().enumerate() {
             let body = &self.model.bodies[b];
             let (s, s1, o) = (&start[b], &end[b], &out[b]);
             let (lcl, ltl) = (lc(l), lt(l));
             let m = body.mass;
             let p = &mut prev[b];
-            let back = so3::mat_vec(&jls[l], o.w);
+            let jl = so3::left_jacobian_inv(so3::log_quat(so3::quat_mul(s1.q, so3::conj(s.q))));
+            let back = so3::mat_vec(&jl, o.w);
             for i in 0..3 {
                 p.c[i] += m / (h * h) * lcl[i] - o.v[i] / h;
                 p.v[i] += m / h * lcl[i];
@@ -484,13 +582,8 @@ impl Implicit<'_> {
         }
         // Pairs: A's point a = R_A a_b moves y = d and both lever arms; the lagged terms
         // depend on xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n}).
-        let local = |b: usize| {
-            tape.bodies
-                .iter()
-                .position(|&x| x == b)
-                .expect("in the group")
-        };
-        for &(ia, ib) in &tape.pairs {
+        let local = |b: usize| bodies.iter().position(|&x| x == b).expect("in the group");
+        for &(ia, ib) in pairs {
             let (la, lb) = (local(ia), local(ib));
             let shape = pairs::pair_shape(self.model, (ia, ib));
             let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));

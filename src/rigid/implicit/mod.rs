@@ -27,7 +27,7 @@
 //! angular momentum `R J Ω` exactly constant. External forces and torques only: it refuses a
 //! model with contact.
 
-mod euler;
+pub(in crate::rigid) mod euler;
 mod midpoint;
 
 use super::body::{BodyState, StateBar};
@@ -102,6 +102,11 @@ impl<'a> Implicit<'a> {
         })
     }
 
+    /// The directed body pairs that act in a step from `start` (frozen for the step).
+    pub(crate) fn active_pairs(&self, start: &[BodyState]) -> Vec<(usize, usize)> {
+        pairs::active_pairs(self.model, &self.pairs, start, self.h)
+    }
+
     /// `steps` steps from `init`.
     pub fn rollout(&self, init: &[BodyState], steps: usize) -> Result<ImplicitRigidRollout> {
         self.model.check_states(init)?;
@@ -117,7 +122,7 @@ impl<'a> Implicit<'a> {
             let mut iters = Vec::new();
             let tape = match self.scheme {
                 RigidScheme::BackwardEuler => {
-                    let active = pairs::active_pairs(self.model, &self.pairs, start, self.h);
+                    let active = self.active_pairs(start);
                     let mut tapes = Vec::new();
                     for (bodies, group_pairs) in euler::groups(nb, &active) {
                         let (states, tape, it) = self.euler_step(n, bodies, group_pairs, start)?;

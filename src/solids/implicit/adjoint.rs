@@ -92,9 +92,27 @@ impl Implicit<'_> {
                 None => [0.0; 3],
             })
             .collect();
+        self.adjoint_from_lambda(step, (xn, vn), x1, &lam, (xb, vb), g)
+    }
+
+    /// The part of [`Self::backward_euler_adjoint`] after the solve: given the adjoint
+    /// `λ = H⁻¹(x̄₁ + v̄₁/h)` per particle (zero on fixed ones), adds the parameter and control
+    /// gradients to `g` and returns `(x̄ₙ, v̄ₙ)`. A coupled solve that shares the particles'
+    /// unknowns with other bodies calls it with its own `λ`.
+    pub(crate) fn adjoint_from_lambda(
+        &self,
+        step: usize,
+        (xn, vn): (&[V3], &[V3]),
+        x1: &[V3],
+        lam: &[V3],
+        (xb, vb): (&[V3], &[V3]),
+        g: &mut Params,
+    ) -> (Vec<V3>, Vec<V3>) {
+        let (m, h) = (self.model, self.h);
+        let np = m.len();
         // G ∋ −uₙ: ūₙ = λ (zero on fixed particles).
         if let Some(gu) = g.controls.get_mut(step) {
-            gu.copy_from_slice(&lam);
+            gu.copy_from_slice(lam);
         }
         let (mut xbn, mut vbn) = (vec![[0.0; 3]; np], vec![[0.0; 3]; np]);
         for p in 0..np {
@@ -141,27 +159,27 @@ impl Implicit<'_> {
                 }
             }
         }
-        self.add_lagged_vjp((xn, vn), x1, &lam, (&mut xbn, &mut vbn));
+        self.add_lagged_vjp((xn, vn), x1, lam, (&mut xbn, &mut vbn));
         // Tetrahedra: q̄ += λᵀ·∂f/∂q for (μ, λ, a); a fixed node gets (∂f/∂x)ᵀλ.
         let mut fixed = vec![[0.0; 3]; np];
         for k in 0..m.tets.len() {
             let t = m.tet(step, k);
-            g.add_tet(step, k, t.parameter_gradients(x1, &lam));
+            g.add_tet(step, k, t.parameter_gradients(x1, lam));
             if t.nodes.iter().any(|&p| !m.free(p)) {
-                t.add_force_jacobian_transpose(x1, &lam, &mut fixed);
+                t.add_force_jacobian_transpose(x1, lam, &mut fixed);
             }
         }
         // Cloth: lagged damping and air; a fixed node gets −(H + K/h)λ.
         for t in &m.tris {
             if t.nodes.iter().any(|&p| !m.free(p)) {
                 let (hb, kb) = (t.hessian_blocks(x1, false), t.damping_blocks(xn));
-                fixed_node_terms(&t.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+                fixed_node_terms(&t.nodes, (&hb, &kb), h, m, lam, &mut fixed);
             }
         }
         for b in &m.bends {
             if b.nodes.iter().any(|&p| !m.free(p)) {
                 let (hb, kb) = (b.hessian_blocks(x1, false), b.damping_blocks(xn));
-                fixed_node_terms(&b.nodes, (&hb, &kb), h, m, &lam, &mut fixed);
+                fixed_node_terms(&b.nodes, (&hb, &kb), h, m, lam, &mut fixed);
             }
         }
         for p in (0..np).filter(|&p| !m.free(p)) {

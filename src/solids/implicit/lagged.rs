@@ -8,7 +8,7 @@ use crate::solids::math::{M3, V3};
 /// The terms of step `n` that depend on `(xₙ, vₙ)` and `n` alone: cloth damping matrices
 /// (node blocks, `Φ ∋ ½ΔᵀKΔ/h`), the air force per triangle and the control force per
 /// particle.
-pub(super) struct Lagged {
+pub(crate) struct Lagged {
     /// The step (it picks the controls and the tetrahedra's activations).
     pub(super) step: usize,
     pub(super) tri: Vec<[[M3; 3]; 3]>,
@@ -18,7 +18,7 @@ pub(super) struct Lagged {
 }
 
 impl Lagged {
-    pub(super) fn new(m: &Model, n: usize, xn: &[V3], vn: &[V3]) -> Self {
+    pub(crate) fn new(m: &Model, n: usize, xn: &[V3], vn: &[V3]) -> Self {
         Self {
             step: n,
             tri: m.tris.iter().map(|t| t.damping_blocks(xn)).collect(),

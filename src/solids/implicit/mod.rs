@@ -32,4 +32,5 @@ mod lagged;
 mod step;
 
 pub use gauss_newton::GnParameters;
+pub(crate) use lagged::Lagged;
 pub use step::{Implicit, ImplicitRollout, NewtonConfig, Scheme, StepResult};

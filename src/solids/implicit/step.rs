@@ -56,7 +56,7 @@ pub struct Implicit<'a> {
     pub(super) scheme: Scheme,
     pub(super) cfg: NewtonConfig,
     /// Unknown index of each particle (None: fixed).
-    pub(super) index: Vec<Option<usize>>,
+    pub(crate) index: Vec<Option<usize>>,
     /// The Hessian's pattern and the order that sums its entries into it (no sort per
     /// assembly).
     pub(super) pattern: SymbolicSparseColMat<usize>,
@@ -212,12 +212,12 @@ impl<'a> Implicit<'a> {
         Ok(s.len_val())
     }
 
-    pub(super) fn unknowns(&self) -> usize {
+    pub(crate) fn unknowns(&self) -> usize {
         3 * self.index.iter().flatten().count()
     }
 
     /// `∇Φ` over the unknowns at `x`, and `Φ`.
-    pub(super) fn gradient(
+    pub(crate) fn gradient(
         &self,
         x: &[V3],
         (xn, vn): (&[V3], &[V3]),
@@ -301,7 +301,7 @@ impl<'a> Implicit<'a> {
     }
 
     /// The entries of [`Implicit::hessian`], always the same positions in the same order.
-    pub(super) fn hessian_entries(
+    pub(crate) fn hessian_entries(
         &self,
         (x, xn): (&[V3], &[V3]),
         lag: &Lagged,
