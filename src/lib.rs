@@ -19,6 +19,7 @@
 //! [`viz`] above the physics; [`control`] (learned PDE control) above [`burgers`] and [`nn`];
 //! [`gradcheck`] above those; [`experiments`] above those; [`cli`] on top.
 
+pub mod articulation;
 pub mod burgers;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,241 @@
+//! RNEA, CRBA and ABA (RBDA Tables 5.1, 6.2, 7.1), written once for any scalar: `f64` for
+//! simulation, dual numbers for exact derivatives. Gravity enters as the base acceleration
+//! `a₀ = −a_g`; armature is added to the joint-space inertia in all three.
+
+use super::Real;
+use super::model::Articulation;
+use super::spatial::{Force, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small};
+
+/// Per link: `ⁱX_λ`, the motion subspace `S_i` and the joint velocity `v_J = S_i q̇_i`.
+struct Kinematics<T> {
+    x: Vec<Transform<T>>,
+    s: Vec<Vec<Motion<T>>>,
+}
+
+fn kinematics<T: Real>(m: &Articulation, q: &[T]) -> Kinematics<T> {
+    let offsets = m.offsets();
+    let (mut x, mut s) = (Vec::new(), Vec::new());
+    for (l, &(iq, _)) in m.links.iter().zip(&offsets) {
+        let (xj, sj) = l.joint.kind.calc(&q[iq..iq + l.joint.kind.nq()]);
+        x.push(xj.after(&l.joint.placement.lift()));
+        s.push(sj);
+    }
+    Kinematics { x, s }
+}
+
+/// `Σ_k S_k·u_k` over a joint's columns.
+fn combine<T: Real>(s: &[Motion<T>], u: &[T]) -> Motion<T> {
+    s.iter()
+        .zip(u)
+        .fold(Motion::zero(), |acc, (sk, &uk)| acc.add(&sk.scale(uk)))
+}
+
+fn base_acceleration<T: Real>(m: &Articulation) -> Motion<T> {
+    Motion {
+        w: [c(0.0); 3],
+        v: m.gravity.map(|g| c(-g)),
+    }
+}
+
+/// Inverse dynamics `τ = M(q)q̈ + C(q, q̇)` (gravity included), `nv` entries.
+pub fn rnea<T: Real>(m: &Articulation, q: &[T], v: &[T], a: &[T]) -> Vec<T> {
+    let k = kinematics(m, q);
+    let offsets = m.offsets();
+    let n = m.links.len();
+    let (mut vel, mut acc, mut f) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (i, l) in m.links.iter().enumerate() {
+        let (iv, nv) = (offsets[i].1, l.joint.kind.nv());
+        let vj = combine(&k.s[i], &v[iv..iv + nv]);
+        let (vp, ap) = match l.parent {
+            Some(p) => (vel[p], acc[p]),
+            None => (Motion::zero(), base_acceleration(m)),
+        };
+        let vi = k.x[i].motion(&vp).add(&vj);
+        let ai = k.x[i]
+            .motion(&ap)
+            .add(&combine(&k.s[i], &a[iv..iv + nv]))
+            .add(&vi.cross_motion(&vj));
+        let ine = l.inertia.lift::<T>();
+        f.push(ine.apply(&ai).add(&vi.cross_force(&ine.apply(&vi))));
+        vel.push(vi);
+        acc.push(ai);
+    }
+    let mut tau = vec![c::<T>(0.0); m.nv()];
+    for i in (0..n).rev() {
+        let l = &m.links[i];
+        let iv = offsets[i].1;
+        for (j, sj) in k.s[i].iter().enumerate() {
+            tau[iv + j] = sj.dot(&f[i]) + a[iv + j] * c::<T>(l.joint.armature);
+        }
+        if let Some(p) = l.parent {
+            let back = k.x[i].inv_force(&f[i]);
+            f[p] = f[p].add(&back);
+        }
+    }
+    tau
+}
+
+/// The joint-space inertia `M(q)` (`nv × nv`, armature on the diagonal).
+pub fn crba<T: Real>(m: &Articulation, q: &[T]) -> Vec<Vec<T>> {
+    let k = kinematics(m, q);
+    let offsets = m.offsets();
+    let nv = m.nv();
+    let mut ic: Vec<Mat6<T>> = m
+        .links
+        .iter()
+        .map(|l| l.inertia.lift::<T>().matrix())
+        .collect();
+    let mut h = vec![vec![c::<T>(0.0); nv]; nv];
+    for i in (0..m.links.len()).rev() {
+        let l = &m.links[i];
+        if let Some(p) = l.parent {
+            let add = congruence(&k.x[i].matrix(), &ic[i]);
+            for (r, row) in add.iter().enumerate() {
+                for (col, &val) in row.iter().enumerate() {
+                    ic[p][r][col] += val;
+                }
+            }
+        }
+        let iv = offsets[i].1;
+        for (a, sa) in k.s[i].iter().enumerate() {
+            let mut fv = Force::from_array(mat6_vec(&ic[i], sa.array()));
+            for (b, sb) in k.s[i].iter().enumerate() {
+                h[iv + a][iv + b] = sb.dot(&fv);
+            }
+            h[iv + a][iv + a] += c::<T>(l.joint.armature);
+            let mut j = i;
+            while let Some(p) = m.links[j].parent {
+                fv = k.x[j].inv_force(&fv);
+                j = p;
+                let jv = offsets[j].1;
+                for (b, sb) in k.s[j].iter().enumerate() {
+                    let val = sb.dot(&fv);
+                    h[iv + a][jv + b] = val;
+                    h[jv + b][iv + a] = val;
+                }
+            }
+        }
+    }
+    h
+}
+
+/// Forward dynamics `q̈ = M⁻¹(τ − C)` by the articulated-body algorithm; `None` where a joint's
+/// articulated inertia `D_i` is singular (a massless subtree without armature).
+pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec<T>> {
+    let k = kinematics(m, q);
+    let offsets = m.offsets();
+    let n = m.links.len();
+    let mut vel: Vec<Motion<T>> = Vec::with_capacity(n);
+    let mut cb = Vec::with_capacity(n);
+    let mut ia: Vec<Mat6<T>> = Vec::with_capacity(n);
+    let mut pa: Vec<Force<T>> = Vec::with_capacity(n);
+    for (i, l) in m.links.iter().enumerate() {
+        let (iv, nv) = (offsets[i].1, l.joint.kind.nv());
+        let vj = combine(&k.s[i], &v[iv..iv + nv]);
+        let vp = l.parent.map_or(Motion::zero(), |p| vel[p]);
+        let vi = k.x[i].motion(&vp).add(&vj);
+        let ine = l.inertia.lift::<T>();
+        cb.push(vi.cross_motion(&vj));
+        ia.push(ine.matrix());
+        pa.push(vi.cross_force(&ine.apply(&vi)));
+        vel.push(vi);
+    }
+    // Per link: U = I^A S (columns), D⁻¹ (as the solve), u = τ − Sᵀp^A.
+    let mut us: Vec<Vec<[T; 6]>> = vec![Vec::new(); n];
+    let mut ds: Vec<Vec<Vec<T>>> = vec![Vec::new(); n];
+    let mut uu: Vec<Vec<T>> = vec![Vec::new(); n];
+    for i in (0..n).rev() {
+        let l = &m.links[i];
+        let iv = offsets[i].1;
+        let s = &k.s[i];
+        let u_cols: Vec<[T; 6]> = s.iter().map(|sk| mat6_vec(&ia[i], sk.array())).collect();
+        let d: Vec<Vec<T>> = s
+            .iter()
+            .enumerate()
+            .map(|(a, sa)| {
+                u_cols
+                    .iter()
+                    .enumerate()
+                    .map(|(b, ub)| {
+                        let arm: T = if a == b { c(l.joint.armature) } else { c(0.0) };
+                        sa.dot(&Force::from_array(*ub)) + arm
+                    })
+                    .collect()
+            })
+            .collect();
+        let u: Vec<T> = s
+            .iter()
+            .enumerate()
+            .map(|(a, sa)| tau[iv + a] - sa.dot(&pa[i]))
+            .collect();
+        if let Some(p) = l.parent {
+            // Iᵃ = I^A − U D⁻¹ Uᵀ, pᵃ = p^A + Iᵃc + U D⁻¹u.
+            let mut iaa = ia[i];
+            let dinv_ut: Vec<Vec<T>> = (0..6)
+                .map(|col| solve_small(&d, &u_cols.iter().map(|uc| uc[col]).collect::<Vec<_>>()))
+                .collect::<Option<_>>()?;
+            for r in 0..6 {
+                for col in 0..6 {
+                    let corr = u_cols
+                        .iter()
+                        .enumerate()
+                        .fold(c::<T>(0.0), |acc, (b, ub)| acc + ub[r] * dinv_ut[col][b]);
+                    iaa[r][col] -= corr;
+                }
+            }
+            let dinv_u = solve_small(&d, &u)?;
+            let ic = mat6_vec(&iaa, cb[i].array());
+            let mut pav = pa[i].array();
+            for r in 0..6 {
+                pav[r] += ic[r]
+                    + u_cols
+                        .iter()
+                        .zip(&dinv_u)
+                        .fold(c::<T>(0.0), |acc, (ub, &x)| acc + ub[r] * x);
+            }
+            let x6 = k.x[i].matrix();
+            let add = congruence(&x6, &iaa);
+            for r in 0..6 {
+                for col in 0..6 {
+                    ia[p][r][col] += add[r][col];
+                }
+            }
+            pa[p] = pa[p].add(&k.x[i].inv_force(&Force::from_array(pav)));
+        }
+        us[i] = u_cols;
+        ds[i] = d;
+        uu[i] = u;
+    }
+    let mut qdd = vec![c::<T>(0.0); m.nv()];
+    let mut acc: Vec<Motion<T>> = Vec::with_capacity(n);
+    for (i, l) in m.links.iter().enumerate() {
+        let iv = offsets[i].1;
+        let ap = l.parent.map_or(base_acceleration(m), |p| acc[p]);
+        let a1 = k.x[i].motion(&ap).add(&cb[i]);
+        let rhs: Vec<T> = us[i]
+            .iter()
+            .zip(&uu[i])
+            .map(|(ub, &u)| u - a1.dot(&Force::from_array(*ub)))
+            .collect();
+        let x = solve_small(&ds[i], &rhs)?;
+        qdd[iv..iv + x.len()].copy_from_slice(&x);
+        acc.push(a1.add(&combine(&k.s[i], &x)));
+    }
+    Some(qdd)
+}
+
+/// `q ⊕ δ` over the whole tree (`δ` in the tangent space, `nv` entries).
+pub fn integrate<T: Real>(m: &Articulation, q: &[T], d: &[T]) -> Vec<T> {
+    m.links
+        .iter()
+        .zip(m.offsets())
+        .flat_map(|(l, (iq, iv))| {
+            let k = l.joint.kind;
+            k.integrate(&q[iq..iq + k.nq()], &d[iv..iv + k.nv()])
+        })
+        .collect()
+}

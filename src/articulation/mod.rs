@@ -1,0 +1,26 @@
+//! Articulated rigid bodies in reduced coordinates (Featherstone): kinematic trees of fixed,
+//! revolute, prismatic, ball and free joints; inverse dynamics (RNEA), the joint-space inertia
+//! (CRBA) and forward dynamics (ABA), written once over any [`Real`] scalar so that dual
+//! numbers give their exact derivatives ([`derivatives`]).
+//!
+//! Conventions: spatial vectors angular first (`[ω; v]`, `[n; f]`); a joint's velocity is the
+//! child's motion relative to its parent in the child's frame (a free joint's `[ω; v]` is
+//! body-frame, angular first, unlike Pinocchio's linear-first order); configuration derivatives
+//! live in the tangent space, `q ⊕ δ` ([`dynamics::integrate`]).
+
+pub mod derivatives;
+pub mod dynamics;
+pub mod joint;
+pub mod model;
+pub mod spatial;
+
+pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
+pub use dynamics::{aba, crba, integrate, rnea};
+pub use joint::JointKind;
+pub use model::{Articulation, Joint, Link};
+pub use spatial::{Inertia, Motion, Transform};
+
+/// The scalars the algorithms run on: `f64` and forward-mode dual numbers over it.
+pub trait Real: num_dual::DualNum<Primitive = f64> + Copy {}
+
+impl<T: num_dual::DualNum<Primitive = f64> + Copy> Real for T {}

@@ -1,0 +1,149 @@
+//! A kinematic tree: links in topological order, each with its joint to its parent (or to the
+//! world), the joint's placement in the parent's frame, and the link's inertia.
+
+use super::joint::JointKind;
+use super::spatial::{Inertia, Transform, Vec3};
+use crate::error::{DiffsimError, Result};
+
+/// A joint: its kind, its frame in the parent link's frame, and the rotor inertia and viscous
+/// damping of each of its velocity coordinates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Joint {
+    pub kind: JointKind,
+    /// `ʲX_λ`: from the parent link's frame to the joint frame (the child's frame at `q = 0`).
+    pub placement: Transform<f64>,
+    /// Rotor inertia added to the joint-space inertia's diagonal (kg·m² or kg).
+    pub armature: f64,
+    /// Viscous damping `−d·q̇` (N·m·s/rad or N·s/m), applied by the integrators.
+    pub damping: f64,
+}
+
+impl Joint {
+    /// A joint of `kind` at `placement`, no armature or damping.
+    pub fn new(kind: JointKind, placement: Transform<f64>) -> Self {
+        Self {
+            kind,
+            placement,
+            armature: 0.0,
+            damping: 0.0,
+        }
+    }
+}
+
+/// A link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    pub name: String,
+    /// The parent link (None: the world).
+    pub parent: Option<usize>,
+    pub joint: Joint,
+    /// Mass, centre of mass and rotational inertia about it, in the link frame.
+    pub inertia: Inertia<f64>,
+}
+
+/// A kinematic tree under gravity.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Articulation {
+    /// Links, every parent before its children.
+    pub links: Vec<Link>,
+    /// Gravity (m/s², world frame).
+    pub gravity: Vec3<f64>,
+}
+
+impl Articulation {
+    /// Checks the tree: parents before children, unit joint axes, finite placements, and
+    /// inertias with non-negative mass and a symmetric positive semi-definite rotational part
+    /// that satisfies the triangle inequality.
+    pub fn validate(&self) -> Result<()> {
+        for (i, l) in self.links.iter().enumerate() {
+            let fail = |what: String| {
+                Err(DiffsimError::config(format!(
+                    "link {i} ('{}'): {what}",
+                    l.name
+                )))
+            };
+            if let Some(p) = l.parent
+                && p >= i
+            {
+                return fail(format!("its parent {p} does not come before it"));
+            }
+            if let JointKind::Revolute { axis } | JointKind::Prismatic { axis } = l.joint.kind {
+                let n = axis.iter().map(|x| x * x).sum::<f64>().sqrt();
+                if (n - 1.0).abs() >= 1e-9 || n.is_nan() {
+                    return fail(format!("its joint axis {axis:?} is not a unit vector"));
+                }
+            }
+            let t = &l.joint.placement;
+            let e = &t.e;
+            let orthonormal = (0..3).all(|a| {
+                (0..3).all(|b| {
+                    let d: f64 = (0..3).map(|k| e[a][k] * e[b][k]).sum();
+                    (d - f64::from(u8::from(a == b))).abs() < 1e-9
+                })
+            });
+            if !orthonormal || !t.r.iter().all(|x| x.is_finite()) {
+                return fail("its joint placement is not a rigid transform".into());
+            }
+            if !(l.joint.armature >= 0.0 && l.joint.damping >= 0.0) {
+                return fail("negative armature or damping".into());
+            }
+            let ine = &l.inertia;
+            let j = &ine.ic;
+            let symmetric = (0..3).all(|a| {
+                (0..3).all(|b| (j[a][b] - j[b][a]).abs() <= 1e-12 * (1.0 + j[a][b].abs()))
+            });
+            let d = [j[0][0], j[1][1], j[2][2]];
+            let triangle = d[0] + d[1] >= d[2] * (1.0 - 1e-9)
+                && d[1] + d[2] >= d[0] * (1.0 - 1e-9)
+                && d[0] + d[2] >= d[1] * (1.0 - 1e-9);
+            let minors = d.iter().all(|&x| x >= 0.0)
+                && j[0][0] * j[1][1] - j[0][1] * j[1][0] >= -1e-12
+                && det3(j) >= -1e-15;
+            if !(ine.m >= 0.0 && ine.m.is_finite() && ine.com.iter().all(|x| x.is_finite())) {
+                return fail(format!("mass {} is negative or not finite", ine.m));
+            }
+            if !(symmetric && triangle && minors) {
+                return fail("its rotational inertia is not a symmetric positive semi-definite tensor of a mass distribution".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Configuration coordinates.
+    pub fn nq(&self) -> usize {
+        self.links.iter().map(|l| l.joint.kind.nq()).sum()
+    }
+
+    /// Velocity coordinates.
+    pub fn nv(&self) -> usize {
+        self.links.iter().map(|l| l.joint.kind.nv()).sum()
+    }
+
+    /// Per link: the offsets of its joint's coordinates in `q` and in `v`.
+    pub fn offsets(&self) -> Vec<(usize, usize)> {
+        let (mut iq, mut iv) = (0, 0);
+        self.links
+            .iter()
+            .map(|l| {
+                let o = (iq, iv);
+                iq += l.joint.kind.nq();
+                iv += l.joint.kind.nv();
+                o
+            })
+            .collect()
+    }
+
+    /// The neutral configuration.
+    pub fn neutral(&self) -> Vec<f64> {
+        self.links
+            .iter()
+            .flat_map(|l| l.joint.kind.neutral())
+            .collect()
+    }
+}
+
+fn det3(j: &[[f64; 3]; 3]) -> f64 {
+    j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
+        - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
+        + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0])
+}

@@ -1,0 +1,387 @@
+//! Spatial algebra (Featherstone, *Rigid Body Dynamics Algorithms*, 2008), generic over the
+//! scalar: motions `[ω; v]` and forces `[n; f]` (angular first), Plücker transforms, rigid-body
+//! spatial inertias, and the 6×6 matrices of articulated inertias.
+
+use super::Real;
+
+/// A 3-vector.
+pub type Vec3<T> = [T; 3];
+/// A 3×3 matrix, row-major.
+pub type Mat3<T> = [[T; 3]; 3];
+/// A 6×6 matrix acting on `[ω; v]` motions, row-major.
+pub type Mat6<T> = [[T; 6]; 6];
+
+/// `T` from an `f64` constant.
+pub fn c<T: Real>(x: f64) -> T {
+    T::from(x)
+}
+
+pub(crate) fn cross<T: Real>(a: Vec3<T>, b: Vec3<T>) -> Vec3<T> {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+pub(crate) fn add<T: Real>(a: Vec3<T>, b: Vec3<T>) -> Vec3<T> {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+pub(crate) fn sub<T: Real>(a: Vec3<T>, b: Vec3<T>) -> Vec3<T> {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+pub(crate) fn dot<T: Real>(a: Vec3<T>, b: Vec3<T>) -> T {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+pub(crate) fn mat_vec<T: Real>(m: &Mat3<T>, v: Vec3<T>) -> Vec3<T> {
+    std::array::from_fn(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
+}
+
+pub(crate) fn mat_t_vec<T: Real>(m: &Mat3<T>, v: Vec3<T>) -> Vec3<T> {
+    std::array::from_fn(|i| m[0][i] * v[0] + m[1][i] * v[1] + m[2][i] * v[2])
+}
+
+pub(crate) fn mat_mul<T: Real>(a: &Mat3<T>, b: &Mat3<T>) -> Mat3<T> {
+    std::array::from_fn(|i| {
+        std::array::from_fn(|j| a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j])
+    })
+}
+
+pub(crate) fn identity<T: Real>() -> Mat3<T> {
+    std::array::from_fn(|i| std::array::from_fn(|j| c(f64::from(u8::from(i == j)))))
+}
+
+/// The rotation matrix of a unit quaternion `(w, x, y, z)` (body → parent).
+pub fn quat_matrix<T: Real>(q: [T; 4]) -> Mat3<T> {
+    let [w, x, y, z] = q;
+    let two = c::<T>(2.0);
+    let one = c::<T>(1.0);
+    [
+        [
+            one - two * (y * y + z * z),
+            two * (x * y - w * z),
+            two * (x * z + w * y),
+        ],
+        [
+            two * (x * y + w * z),
+            one - two * (x * x + z * z),
+            two * (y * z - w * x),
+        ],
+        [
+            two * (x * z - w * y),
+            two * (y * z + w * x),
+            one - two * (x * x + y * y),
+        ],
+    ]
+}
+
+/// The rotation by `angle` about the unit `axis` (Rodrigues).
+pub fn axis_angle<T: Real>(axis: Vec3<T>, angle: T) -> Mat3<T> {
+    let (s, co) = angle.sin_cos();
+    let one = c::<T>(1.0);
+    let k = axis;
+    std::array::from_fn(|i| {
+        std::array::from_fn(|j| {
+            let id = c::<T>(f64::from(u8::from(i == j)));
+            let skew = match (i, j) {
+                (0, 1) => -k[2],
+                (0, 2) => k[1],
+                (1, 0) => k[2],
+                (1, 2) => -k[0],
+                (2, 0) => -k[1],
+                (2, 1) => k[0],
+                _ => c(0.0),
+            };
+            co * id + s * skew + (one - co) * k[i] * k[j]
+        })
+    })
+}
+
+/// A spatial motion `[ω; v]` (rad/s, m/s; `v` the velocity of the frame's origin).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Motion<T> {
+    pub w: Vec3<T>,
+    pub v: Vec3<T>,
+}
+
+/// A spatial force `[n; f]` (N·m about the frame's origin, N).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Force<T> {
+    pub n: Vec3<T>,
+    pub f: Vec3<T>,
+}
+
+impl<T: Real> Motion<T> {
+    pub fn zero() -> Self {
+        Self {
+            w: [c(0.0); 3],
+            v: [c(0.0); 3],
+        }
+    }
+
+    /// The motion as 6 numbers `[ω; v]`.
+    pub fn array(&self) -> [T; 6] {
+        [
+            self.w[0], self.w[1], self.w[2], self.v[0], self.v[1], self.v[2],
+        ]
+    }
+
+    pub fn from_array(a: [T; 6]) -> Self {
+        Self {
+            w: [a[0], a[1], a[2]],
+            v: [a[3], a[4], a[5]],
+        }
+    }
+
+    pub fn add(&self, o: &Self) -> Self {
+        Self {
+            w: add(self.w, o.w),
+            v: add(self.v, o.v),
+        }
+    }
+
+    pub fn scale(&self, s: T) -> Self {
+        Self {
+            w: self.w.map(|x| x * s),
+            v: self.v.map(|x| x * s),
+        }
+    }
+
+    /// `self × m` (motion cross product).
+    pub fn cross_motion(&self, m: &Motion<T>) -> Motion<T> {
+        Motion {
+            w: cross(self.w, m.w),
+            v: add(cross(self.w, m.v), cross(self.v, m.w)),
+        }
+    }
+
+    /// `self ×* f` (force cross product).
+    pub fn cross_force(&self, f: &Force<T>) -> Force<T> {
+        Force {
+            n: add(cross(self.w, f.n), cross(self.v, f.f)),
+            f: cross(self.w, f.f),
+        }
+    }
+
+    /// The power `mᵀf` of a force along this motion.
+    pub fn dot(&self, f: &Force<T>) -> T {
+        dot(self.w, f.n) + dot(self.v, f.f)
+    }
+}
+
+impl<T: Real> Force<T> {
+    pub fn zero() -> Self {
+        Self {
+            n: [c(0.0); 3],
+            f: [c(0.0); 3],
+        }
+    }
+
+    pub fn array(&self) -> [T; 6] {
+        [
+            self.n[0], self.n[1], self.n[2], self.f[0], self.f[1], self.f[2],
+        ]
+    }
+
+    pub fn from_array(a: [T; 6]) -> Self {
+        Self {
+            n: [a[0], a[1], a[2]],
+            f: [a[3], a[4], a[5]],
+        }
+    }
+
+    pub fn add(&self, o: &Self) -> Self {
+        Self {
+            n: add(self.n, o.n),
+            f: add(self.f, o.f),
+        }
+    }
+
+    pub fn sub(&self, o: &Self) -> Self {
+        Self {
+            n: sub(self.n, o.n),
+            f: sub(self.f, o.f),
+        }
+    }
+}
+
+/// The Plücker transform `ᴮX_A` from frame A to frame B: `e` turns A's coordinates into B's,
+/// `r` is B's origin in A's coordinates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transform<T> {
+    pub e: Mat3<T>,
+    pub r: Vec3<T>,
+}
+
+impl<T: Real> Transform<T> {
+    pub fn identity() -> Self {
+        Self {
+            e: identity(),
+            r: [c(0.0); 3],
+        }
+    }
+
+    /// `ᴮX_A m`: `[Eω; E(v − r × ω)]`.
+    pub fn motion(&self, m: &Motion<T>) -> Motion<T> {
+        Motion {
+            w: mat_vec(&self.e, m.w),
+            v: mat_vec(&self.e, sub(m.v, cross(self.r, m.w))),
+        }
+    }
+
+    /// `ᴬX_B m` (the inverse): `ω_A = Eᵀω`, `v_A = Eᵀv + r × ω_A`.
+    pub fn inv_motion(&self, m: &Motion<T>) -> Motion<T> {
+        let w = mat_t_vec(&self.e, m.w);
+        Motion {
+            w,
+            v: add(mat_t_vec(&self.e, m.v), cross(self.r, w)),
+        }
+    }
+
+    /// `ᴮX_A* f`: `[E(n − r × f); Ef]`.
+    pub fn force(&self, f: &Force<T>) -> Force<T> {
+        Force {
+            n: mat_vec(&self.e, sub(f.n, cross(self.r, f.f))),
+            f: mat_vec(&self.e, f.f),
+        }
+    }
+
+    /// `(ᴮX_A)ᵀ f = ᴬX_B* f`: `f_A = Eᵀf`, `n_A = Eᵀn + r × f_A`.
+    pub fn inv_force(&self, f: &Force<T>) -> Force<T> {
+        let ff = mat_t_vec(&self.e, f.f);
+        Force {
+            n: add(mat_t_vec(&self.e, f.n), cross(self.r, ff)),
+            f: ff,
+        }
+    }
+
+    /// `self ∘ first` (first A → B, then `self` B → C): `E = E₂E₁`, `r = r₁ + E₁ᵀr₂`.
+    pub fn after(&self, first: &Transform<T>) -> Transform<T> {
+        Transform {
+            e: mat_mul(&self.e, &first.e),
+            r: add(first.r, mat_t_vec(&first.e, self.r)),
+        }
+    }
+
+    /// The 6×6 motion matrix `[[E, 0], [−E r×, E]]`.
+    pub fn matrix(&self) -> Mat6<T> {
+        let mut x = [[c(0.0); 6]; 6];
+        for j in 0..6 {
+            let mut col = [c(0.0); 6];
+            col[j] = c(1.0);
+            let out = self.motion(&Motion::from_array(col)).array();
+            for i in 0..6 {
+                x[i][j] = out[i];
+            }
+        }
+        x
+    }
+}
+
+impl Transform<f64> {
+    /// The transform in the scalar `U`.
+    pub fn lift<U: Real>(&self) -> Transform<U> {
+        Transform {
+            e: self.e.map(|r| r.map(c)),
+            r: self.r.map(c),
+        }
+    }
+}
+
+/// A rigid body's spatial inertia: mass `m` (kg), centre of mass `com` (m) and rotational
+/// inertia `ic` about the centre of mass (kg·m²), in the body frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Inertia<T> {
+    pub m: T,
+    pub com: Vec3<T>,
+    pub ic: Mat3<T>,
+}
+
+impl<T: Real> Inertia<T> {
+    /// `I v`: the momentum `p = m(v − c × ω)`, `n = I_c ω + c × p`.
+    pub fn apply(&self, v: &Motion<T>) -> Force<T> {
+        let p = sub(v.v, cross(self.com, v.w)).map(|x| x * self.m);
+        Force {
+            n: add(mat_vec(&self.ic, v.w), cross(self.com, p)),
+            f: p,
+        }
+    }
+
+    /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]`.
+    pub fn matrix(&self) -> Mat6<T> {
+        let mut out = [[c(0.0); 6]; 6];
+        for j in 0..6 {
+            let mut col = [c(0.0); 6];
+            col[j] = c(1.0);
+            let f = self.apply(&Motion::from_array(col)).array();
+            for i in 0..6 {
+                out[i][j] = f[i];
+            }
+        }
+        out
+    }
+}
+
+impl Inertia<f64> {
+    /// The inertia in the scalar `U`.
+    pub fn lift<U: Real>(&self) -> Inertia<U> {
+        Inertia {
+            m: c(self.m),
+            com: self.com.map(c),
+            ic: self.ic.map(|r| r.map(c)),
+        }
+    }
+}
+
+pub(crate) fn mat6_vec<T: Real>(m: &Mat6<T>, v: [T; 6]) -> [T; 6] {
+    std::array::from_fn(|i| (0..6).fold(c(0.0), |a, j| a + m[i][j] * v[j]))
+}
+
+/// `Xᵀ I X` for a motion transform `X` (6×6): an inertia in B's frame seen from A's.
+pub(crate) fn congruence<T: Real>(x: &Mat6<T>, i: &Mat6<T>) -> Mat6<T> {
+    let ix: Mat6<T> = std::array::from_fn(|r| {
+        std::array::from_fn(|col| (0..6).fold(c(0.0), |a, k| a + i[r][k] * x[k][col]))
+    });
+    std::array::from_fn(|r| {
+        std::array::from_fn(|col| (0..6).fold(c(0.0), |a, k| a + x[k][r] * ix[k][col]))
+    })
+}
+
+/// Solves the small dense system `a·x = b` (Gauss-Jordan with partial pivoting on the real
+/// parts); `None` when singular.
+pub(crate) fn solve_small<T: Real>(a: &[Vec<T>], b: &[T]) -> Option<Vec<T>> {
+    let n = b.len();
+    let mut m: Vec<Vec<T>> = a
+        .iter()
+        .zip(b)
+        .map(|(r, &x)| r.iter().copied().chain([x]).collect())
+        .collect();
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| {
+            m[i][col]
+                .re()
+                .abs()
+                .partial_cmp(&m[j][col].re().abs())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })?;
+        if m[piv][col].re() == 0.0 || !m[piv][col].re().is_finite() {
+            return None;
+        }
+        m.swap(col, piv);
+        let p = m[col][col];
+        m[col][col..].iter_mut().for_each(|x| *x /= p);
+        let pivot_row = m[col].clone();
+        for (r, row) in m.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col];
+                for (x, &t) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * t;
+                }
+            }
+        }
+    }
+    Some(m.into_iter().map(|r| r[n]).collect())
+}
