@@ -239,3 +239,23 @@ pub fn integrate<T: Real>(m: &Articulation, q: &[T], d: &[T]) -> Vec<T> {
         })
         .collect()
 }
+
+/// `q₁ ⊖ q₀` over the whole tree (`nv` entries).
+pub fn difference<T: Real>(m: &Articulation, q0: &[T], q1: &[T]) -> Vec<T> {
+    m.links
+        .iter()
+        .zip(m.offsets())
+        .flat_map(|(l, (iq, _))| {
+            let k = l.joint.kind;
+            k.difference(&q0[iq..iq + k.nq()], &q1[iq..iq + k.nq()])
+        })
+        .collect()
+}
+
+/// The joints' viscous damping per velocity coordinate.
+pub fn damping(m: &Articulation) -> Vec<f64> {
+    m.links
+        .iter()
+        .flat_map(|l| vec![l.joint.damping; l.joint.kind.nv()])
+        .collect()
+}

@@ -127,6 +127,45 @@ impl JointKind {
     }
 }
 
+impl JointKind {
+    /// `q₁ ⊖ q₀`: the tangent increment `δ` with `q₀ ⊕ δ = q₁` (the inverse of
+    /// [`JointKind::integrate`]; a rotation's through the quaternion logarithm).
+    pub fn difference<T: Real>(&self, q0: &[T], q1: &[T]) -> Vec<T> {
+        let conj = |q: &[T]| [q[0], -q[1], -q[2], -q[3]];
+        match self {
+            JointKind::Fixed => Vec::new(),
+            JointKind::Revolute { .. } | JointKind::Prismatic { .. } => vec![q1[0] - q0[0]],
+            JointKind::Ball => log_quat(quat_mul(conj(q0), [q1[0], q1[1], q1[2], q1[3]])).to_vec(),
+            JointKind::Free => {
+                let w = log_quat(quat_mul(conj(&q0[3..]), [q1[3], q1[4], q1[5], q1[6]]));
+                let r = quat_matrix([q0[3], q0[4], q0[5], q0[6]]);
+                let dp = [q1[0] - q0[0], q1[1] - q0[1], q1[2] - q0[2]];
+                let v: Vec3<T> =
+                    std::array::from_fn(|i| r[0][i] * dp[0] + r[1][i] * dp[1] + r[2][i] * dp[2]);
+                vec![w[0], w[1], w[2], v[0], v[1], v[2]]
+            }
+        }
+    }
+}
+
+/// The rotation vector of a unit quaternion (the shorter way round), with the series near the
+/// identity.
+fn log_quat<T: Real>(q: [T; 4]) -> Vec3<T> {
+    let (w, u) = if q[0].re() < 0.0 {
+        (-q[0], [-q[1], -q[2], -q[3]])
+    } else {
+        (q[0], [q[1], q[2], q[3]])
+    };
+    let n2 = dot(u, u);
+    let k = if n2.re() < 1e-12 {
+        (c::<T>(1.0) - n2 / (c::<T>(3.0) * w * w)) * c::<T>(2.0) / w
+    } else {
+        let n = n2.sqrt();
+        c::<T>(2.0) * n.atan2(w) / n
+    };
+    u.map(|x| x * k)
+}
+
 /// The Hamilton product `a ⊗ b`.
 fn quat_mul<T: Real>(a: [T; 4], b: [T; 4]) -> [T; 4] {
     [

@@ -10,12 +10,14 @@
 
 pub mod derivatives;
 pub mod dynamics;
+pub mod integrators;
 pub mod joint;
 pub mod model;
 pub mod spatial;
 
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
-pub use dynamics::{aba, crba, integrate, rnea};
+pub use dynamics::{aba, crba, difference, integrate, rnea};
+pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme};
 pub use joint::JointKind;
 pub use model::{Articulation, Joint, Link};
 pub use spatial::{Inertia, Motion, Transform};

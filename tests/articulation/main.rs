@@ -1,0 +1,6 @@
+//! Articulations in reduced coordinates: dynamics against Pinocchio and closed forms, and the
+//! joint-space integrators with their adjoints.
+
+mod dynamics;
+mod integrators;
+mod models;
