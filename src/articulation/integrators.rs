@@ -74,6 +74,19 @@ fn columns(rows: usize, cols: usize, eval: impl Fn(usize) -> Vec<f64>) -> Matrix
         .collect()
 }
 
+/// `∂(q₁ ⊕ δ ⊖ q₀)/∂δ` at `δ = 0` (`nv × nv`): how a configuration loss written on the
+/// tangent offset from `q₀` turns into a tangent bar at `q₁`.
+pub fn difference_jacobian(m: &Articulation, q0: &[f64], q1: &[f64]) -> Matrix {
+    let nv = m.nv();
+    let (q0l, q1l) = (lift(q0), lift(q1));
+    columns(nv, nv, |k| {
+        difference(m, &q0l, &integrate(m, &q1l, &seed(nv, k)))
+            .iter()
+            .map(|x| x.eps)
+            .collect()
+    })
+}
+
 /// `Jᵀy`.
 fn t_mul(j: &Matrix, y: &[f64]) -> Vec<f64> {
     let cols = j.first().map_or(0, Vec::len);

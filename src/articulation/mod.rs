@@ -17,7 +17,7 @@ pub mod spatial;
 
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
 pub use dynamics::{aba, crba, difference, integrate, rnea};
-pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme};
+pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
 pub use joint::JointKind;
 pub use model::{Articulation, Joint, Link};
 pub use spatial::{Inertia, Motion, Transform};

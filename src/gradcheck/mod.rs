@@ -2,6 +2,7 @@
 //! differentiable op's and unroll's check ([`registry`]), which `diffsim gradcheck` and the
 //! tests run.
 
+mod articulation;
 mod burgers;
 pub mod checker;
 mod coupled;

@@ -19,8 +19,9 @@ use std::sync::Arc;
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
 /// respect to the contact parameters, and with triangle meshes for the box and the ground),
-/// and of the rigid–soft coupled step (attachments; body–particle contact).
-pub const CHECKS: [&str; 36] = [
+/// of the rigid–soft coupled step (attachments; body–particle contact), and of both
+/// joint-space steppers of articulations.
+pub const CHECKS: [&str; 38] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -57,6 +58,8 @@ pub const CHECKS: [&str; 36] = [
     "rigid-midpoint",
     "rigid-coupled-attachments",
     "rigid-coupled-contact",
+    "articulation-semi-implicit",
+    "articulation-implicit-euler",
 ];
 
 /// Runs the named checks (all when `names` is empty).
@@ -285,6 +288,7 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         | "unet1d-op-two-chunks"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
         n if n.starts_with("rigid-coupled-") => super::coupled::run(name, cfg),
+        n if n.starts_with("articulation-") => super::articulation::run(name, cfg),
         n if n.starts_with("rigid-") => super::rigid::run(name, cfg),
         other => Err(DiffsimError::config(format!(
             "unknown gradcheck '{other}'; one of: {}",
