@@ -251,11 +251,3 @@ pub fn difference<T: Real>(m: &Articulation, q0: &[T], q1: &[T]) -> Vec<T> {
         })
         .collect()
 }
-
-/// The joints' viscous damping per velocity coordinate.
-pub fn damping(m: &Articulation) -> Vec<f64> {
-    m.links
-        .iter()
-        .flat_map(|l| vec![l.joint.damping; l.joint.kind.nv()])
-        .collect()
-}

@@ -1,19 +1,22 @@
 //! Time stepping in joint space with exact adjoints.
 //!
-//! - [`Scheme::SemiImplicit`] (Warp's Featherstone step): `q̈ = ABA(q, v, u − D v)`,
+//! - [`Scheme::SemiImplicit`] (Warp's Featherstone step): `q̈ = ABA(q, v, τ(q, v, u))`,
 //!   `v₁ = v + h q̈`, `q₁ = q ⊕ h v₁`.
 //! - [`Scheme::ImplicitEuler`]: `v₁` solves the inverse-dynamics residual
-//!   `G(v₁) = RNEA(q ⊕ h v₁, v₁, (v₁ − v)/h) − u + D v₁ = 0` by Newton with a dense LU (the
-//!   matrix `∂G/∂v₁ = M/h + ∂RNEA/∂v + h ∂RNEA/∂q·J_⊕ + D` is not symmetric); `q₁ = q ⊕ h v₁`.
+//!   `G(v₁) = RNEA(q₁, v₁, (v₁ − v)/h) − τ(q₁, v₁, u) = 0`, `q₁ = q ⊕ h v₁`, by Newton with a
+//!   dense LU (the matrix `∂G/∂v₁ = M/h + ∂RNEA/∂v + h ∂RNEA/∂q·J_⊕ − ∂τ/∂v₁` is not
+//!   symmetric): drives, limits and damping are fully implicit.
 //!
-//! `u` are the per-step joint forces (controls), `D` the joints' damping. The adjoint of the
+//! `u` are the per-step controls, `τ` the joint forces of [`super::actuation`] (drives,
+//! limits, damping). The adjoint of the
 //! semi-implicit step is the transposed Jacobian of the step; that of the implicit step is the
 //! implicit-function theorem, `Aᵀλ = v̄₁ + h J_δᵀ q̄₁`, `p̄ = −(∂G/∂p)ᵀλ`, with `A` factorised
 //! once more at the converged `v₁`. All Jacobians are exact, by one dual-number pass per
 //! tangent direction. Configuration bars live in the tangent space at their configuration.
 
+use super::actuation::joint_forces;
 use super::derivatives::Matrix;
-use super::dynamics::{aba, crba, damping, difference, integrate, rnea};
+use super::dynamics::{aba, crba, difference, integrate, rnea};
 use super::model::Articulation;
 use crate::error::{DiffsimError, Result};
 use faer::Mat;
@@ -53,7 +56,6 @@ pub struct JointStepper<'a> {
     model: &'a Articulation,
     h: f64,
     scheme: Scheme,
-    damping: Vec<f64>,
 }
 
 fn lift(x: &[f64]) -> Vec<Dual64> {
@@ -104,24 +106,13 @@ impl<'a> JointStepper<'a> {
                 "the time step must be positive, got {h}"
             )));
         }
-        Ok(Self {
-            model,
-            h,
-            scheme,
-            damping: damping(model),
-        })
+        Ok(Self { model, h, scheme })
     }
 
     /// The step's map `(q, v, u) → (q₁, v₁)` for the semi-implicit scheme, in any scalar.
     fn semi_implicit<T: super::Real>(&self, q: &[T], v: &[T], u: &[T]) -> Option<(Vec<T>, Vec<T>)> {
         let m = self.model;
-        let tau: Vec<T> = u
-            .iter()
-            .zip(v)
-            .zip(&self.damping)
-            .map(|((&ui, &vi), &d)| ui - vi * d)
-            .collect();
-        let qdd = aba(m, q, v, &tau)?;
+        let qdd = aba(m, q, v, &joint_forces(m, q, v, u))?;
         let v1: Vec<T> = v
             .iter()
             .zip(&qdd)
@@ -140,11 +131,11 @@ impl<'a> JointStepper<'a> {
             .zip(v)
             .map(|(&x, &y)| (x - y) / T::from(h))
             .collect();
-        let tau = rnea(self.model, &integrate(self.model, q, &d), v1, &a);
+        let q1 = integrate(self.model, q, &d);
+        let tau = rnea(self.model, &q1, v1, &a);
         tau.iter()
-            .zip(u)
-            .zip(v1.iter().zip(&self.damping))
-            .map(|((&t, &ui), (&x, &dmp))| t - ui + x * dmp)
+            .zip(joint_forces(self.model, &q1, v1, u))
+            .map(|(&t, f)| t - f)
             .collect()
     }
 
@@ -361,9 +352,15 @@ impl<'a> JointStepper<'a> {
                         .zip(t_mul(&gq, &lam))
                         .map(|(a, b)| a - b)
                         .collect();
+                    let gu = columns(nv, nv, |k| {
+                        self.residual(&ql, &vl, &add(&ul, &seed(nv, k)), &v1l)
+                            .iter()
+                            .map(|x| x.eps)
+                            .collect()
+                    });
                     let vbn: Vec<f64> = t_mul(&gv, &lam).iter().map(|x| -x).collect();
-                    // G ∋ −u: ū = λ.
-                    (qbn, vbn, lam)
+                    let ub: Vec<f64> = t_mul(&gu, &lam).iter().map(|x| -x).collect();
+                    (qbn, vbn, ub)
                 }
             };
             grads.controls[n] = ub;

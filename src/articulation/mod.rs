@@ -8,6 +8,7 @@
 //! body-frame, angular first, unlike Pinocchio's linear-first order); configuration derivatives
 //! live in the tangent space, `q ⊕ δ` ([`dynamics::integrate`]).
 
+pub mod actuation;
 pub mod derivatives;
 pub mod dynamics;
 pub mod integrators;
@@ -15,6 +16,7 @@ pub mod joint;
 pub mod model;
 pub mod spatial;
 
+pub use actuation::{Drive, JointLimit, joint_forces};
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
 pub use dynamics::{aba, crba, difference, integrate, rnea};
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};

@@ -1,6 +1,7 @@
 //! A kinematic tree: links in topological order, each with its joint to its parent (or to the
 //! world), the joint's placement in the parent's frame, and the link's inertia.
 
+use super::actuation::{Drive, JointLimit, check};
 use super::joint::JointKind;
 use super::spatial::{Inertia, Transform, Vec3};
 use crate::error::{DiffsimError, Result};
@@ -16,16 +17,22 @@ pub struct Joint {
     pub armature: f64,
     /// Viscous damping `−d·q̇` (N·m·s/rad or N·s/m), applied by the integrators.
     pub damping: f64,
+    /// How the per-coordinate control enters (default: the control is the joint force).
+    pub drive: Drive,
+    /// A smooth position limit (revolute and prismatic joints).
+    pub limit: Option<JointLimit>,
 }
 
 impl Joint {
-    /// A joint of `kind` at `placement`, no armature or damping.
+    /// A joint of `kind` at `placement`, no armature, damping or limit; a motor of gear 1.
     pub fn new(kind: JointKind, placement: Transform<f64>) -> Self {
         Self {
             kind,
             placement,
             armature: 0.0,
             damping: 0.0,
+            drive: Drive::default(),
+            limit: None,
         }
     }
 }
@@ -84,8 +91,8 @@ impl Articulation {
             if !orthonormal || !t.r.iter().all(|x| x.is_finite()) {
                 return fail("its joint placement is not a rigid transform".into());
             }
-            if !(l.joint.armature >= 0.0 && l.joint.damping >= 0.0) {
-                return fail("negative armature or damping".into());
+            if let Some(why) = check(&l.joint) {
+                return fail(why);
             }
             let ine = &l.inertia;
             let j = &ine.ic;

@@ -1,14 +1,20 @@
-//! Gradient checks of the joint-space steppers: a free-floating base carrying a ball joint,
-//! an unaligned revolute joint and a prismatic joint (armature 0.05, damping 0.3), stepped 20
-//! times by 10 ms under gravity; the loss weighs every step's velocities and the final
-//! configuration's tangent offset from the neutral one. Differentiated with respect to the
-//! initial configuration (perturbed as `q0 ⊕ δ`), the initial velocities and every step's
-//! joint forces, against central finite differences of the same rollout.
+//! Gradient checks of the joint-space steppers, 20 steps of 10 ms under gravity; the loss
+//! weighs every step's velocities and the final configuration's tangent offset from the
+//! neutral one. Differentiated with respect to the initial configuration (perturbed as
+//! `q0 ⊕ δ`), the initial velocities and every step's controls, against central finite
+//! differences of the same rollout.
+//!
+//! - `articulation-{semi-implicit,implicit-euler}`: a free-floating base carrying a ball
+//!   joint, an unaligned revolute joint and a prismatic joint (armature 0.05, damping 0.3),
+//!   controlled by joint forces.
+//! - `articulation-drives-{semi-implicit,implicit-euler}`: a fixed-base chain whose joints
+//!   run into their smooth limits within the first steps, driven by a position servo, a
+//!   velocity servo and geared motors.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check_flat};
 use crate::articulation::{
-    Articulation, Inertia, Joint, JointKind, JointStepper, Link, Scheme, Transform, difference,
-    difference_jacobian, integrate,
+    Articulation, Drive, Inertia, Joint, JointKind, JointLimit, JointStepper, Link, Scheme,
+    Transform, difference, difference_jacobian, integrate,
 };
 use crate::error::{DiffsimError, Result};
 
@@ -16,8 +22,8 @@ use crate::error::{DiffsimError, Result};
 const STEPS: usize = 20;
 const H: f64 = 0.01;
 
-/// The four-link tree of both checks.
-fn model() -> Articulation {
+/// The four-link tree of the plain checks.
+fn tree() -> Articulation {
     let link = |name: &str, parent, kind, r: [f64; 3], m: f64, com: [f64; 3]| Link {
         name: String::from(name),
         parent,
@@ -85,6 +91,56 @@ fn model() -> Articulation {
     }
 }
 
+/// A limit of stiffness `ke`, damping 5 and smoothing `s` on `[lower, upper]`.
+fn limit(lower: f64, upper: f64, ke: f64, s: f64) -> Option<JointLimit> {
+    Some(JointLimit {
+        lower,
+        upper,
+        ke,
+        kd: 5.0,
+        smoothing: s,
+    })
+}
+
+/// The actuated chain: a cart on x with a position servo, hitting its lower limit; an arm
+/// about y with a velocity servo, hitting its upper limit; a ball wrist with a motor of gear
+/// 2; an unaligned hinge with a motor of gear 3 inside a limit.
+fn actuated() -> Articulation {
+    let mut m = tree();
+    let axis_x = JointKind::Prismatic {
+        axis: [1.0, 0.0, 0.0],
+    };
+    let axis_y = JointKind::Revolute {
+        axis: [0.0, 1.0, 0.0],
+    };
+    let joints = [
+        (
+            axis_x,
+            Drive::Position { ke: 40.0, kd: 2.0 },
+            limit(-0.05, 0.3, 2000.0, 0.01),
+        ),
+        (
+            axis_y,
+            Drive::Velocity { ke: 3.0 },
+            limit(-0.4, 0.4, 500.0, 0.02),
+        ),
+        (JointKind::Ball, Drive::Motor { gear: 2.0 }, None),
+        (
+            JointKind::Revolute {
+                axis: [0.6, 0.0, 0.8],
+            },
+            Drive::Motor { gear: 3.0 },
+            limit(-1.0, 1.0, 300.0, 0.05),
+        ),
+    ];
+    for (l, (kind, drive, lim)) in m.links.iter_mut().zip(joints) {
+        l.joint.kind = kind;
+        l.joint.drive = drive;
+        l.joint.limit = lim;
+    }
+    m
+}
+
 /// A smooth deterministic sequence of `n` values times `scale`.
 fn wave(n: usize, scale: f64, phase: f64) -> Vec<f64> {
     (0..n)
@@ -128,22 +184,35 @@ fn loss(
     Ok((value, flat))
 }
 
-/// Runs `articulation-semi-implicit` or `articulation-implicit-euler`.
+/// Runs `articulation-[drives-]{semi-implicit,implicit-euler}`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
-    let scheme = match name {
-        "articulation-semi-implicit" => Scheme::SemiImplicit,
-        "articulation-implicit-euler" => Scheme::ImplicitEuler,
+    let (m, scheme) = match name {
+        "articulation-semi-implicit" => (tree(), Scheme::SemiImplicit),
+        "articulation-implicit-euler" => (tree(), Scheme::ImplicitEuler),
+        "articulation-drives-semi-implicit" => (actuated(), Scheme::SemiImplicit),
+        "articulation-drives-implicit-euler" => (actuated(), Scheme::ImplicitEuler),
         other => {
             return Err(DiffsimError::config(format!(
                 "unknown articulation gradcheck '{other}'"
             )));
         }
     };
-    let m = model();
     let nv = m.nv();
     let stepper = JointStepper::new(&m, H, scheme)?;
-    let q0 = integrate(&m, &m.neutral(), &wave(nv, 0.4, 0.2));
-    let v0 = wave(nv, 0.8, 1.0);
+    let (q0, v0) = if name.contains("drives") {
+        // The cart at 0 moving at −1 m/s, the arm at 0.35 rad turning at 1 rad/s: both
+        // limits are met within the first steps.
+        let d = [0.0, 0.35, 0.2, -0.1, 0.3, 0.5];
+        (
+            integrate(&m, &m.neutral(), &d),
+            vec![-1.0, 1.0, 0.3, -0.2, 0.5, 0.4],
+        )
+    } else {
+        (
+            integrate(&m, &m.neutral(), &wave(nv, 0.4, 0.2)),
+            wave(nv, 0.8, 1.0),
+        )
+    };
     let controls: Vec<Vec<f64>> = (0..STEPS).map(|n| wave(nv, 0.5, 0.7 * n as f64)).collect();
     let (_, grads) = loss(&stepper, &m, &q0, &v0, &controls, true)?;
     let f = |p: &[f64]| {

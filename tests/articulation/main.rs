@@ -1,6 +1,7 @@
 //! Articulations in reduced coordinates: dynamics against Pinocchio and closed forms, and the
-//! joint-space integrators with their adjoints.
+//! joint-space integrators with their adjoints, drives and limits.
 
+mod actuation;
 mod dynamics;
 mod integrators;
 mod models;
