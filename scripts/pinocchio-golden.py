@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Golden values for diffsim's articulation tests from Pinocchio (pip install pin==4.1.0 numpy).
 
-Builds the two test trees of tests/articulation.rs in Pinocchio -- the three-link chain of
+Builds the two test trees of tests/articulation/ in Pinocchio -- the three-link chain of
 revolute joints about y, and the tree with a free base, a ball joint, unaligned revolute and
-prismatic joints, a fixed bracket and armature 0.05 on every coordinate -- evaluates the joint-space
-inertia, RNEA, ABA and the RNEA and ABA derivatives, and writes them in diffsim's conventions:
+prismatic joints, a fixed bracket and armature 0.05 on every coordinate -- and reads the
+branched arm of tests/data/urdf-arm.urdf with Pinocchio's own URDF parser; evaluates the
+joint-space inertia, RNEA, ABA and the RNEA and ABA derivatives, and writes them in diffsim's
+conventions:
 quaternions (w, x, y, z); a free joint's velocity angular first, [w; v] (Pinocchio's is [v; w]).
 
 Usage: python3 scripts/pinocchio-golden.py > tests/data/pinocchio-golden.json
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -61,6 +64,17 @@ def tree():
     return model, q, v, perm, [(3, 7), (7, 11)]
 
 
+def urdf_arm():
+    """tests/data/urdf-arm.urdf through Pinocchio's own URDF parser (fixed base)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "urdf-arm.urdf")
+    model = pin.buildModelFromUrdf(path)
+    print("urdf-arm joints:", list(model.names)[1:], file=sys.stderr)
+    nv = model.nv
+    q = np.array([0.4 * np.sin(1.3 * k + 0.2) for k in range(nv)])
+    v = np.array([0.9 * np.cos(0.7 * k + 0.5) for k in range(nv)])
+    return model, q, v, list(range(nv)), None
+
+
 def to_diffsim_q(q, quats):
     q = q.copy()
     for lo, hi in quats or []:
@@ -104,6 +118,11 @@ def golden(model, q, v, perm, quats):
 
 
 if __name__ == "__main__":
-    out = {"pinocchio": pin.__version__, "chain": golden(*chain()), "tree": golden(*tree())}
+    out = {
+        "pinocchio": pin.__version__,
+        "chain": golden(*chain()),
+        "tree": golden(*tree()),
+        "urdf_arm": golden(*urdf_arm()),
+    }
     json.dump(out, sys.stdout)
     print()

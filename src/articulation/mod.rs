@@ -15,6 +15,7 @@ pub mod integrators;
 pub mod joint;
 pub mod model;
 pub mod spatial;
+pub mod urdf;
 
 pub use actuation::{Drive, JointLimit, joint_forces};
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
@@ -23,6 +24,7 @@ pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference
 pub use joint::JointKind;
 pub use model::{Articulation, Joint, Link};
 pub use spatial::{Inertia, Motion, Transform};
+pub use urdf::{LimitLaw, UrdfOptions, read_urdf, urdf_from_str};
 
 /// The scalars the algorithms run on: `f64` and forward-mode dual numbers over it.
 pub trait Real: num_dual::DualNum<Primitive = f64> + Copy {}

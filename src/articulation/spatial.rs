@@ -282,6 +282,22 @@ impl<T: Real> Transform<T> {
 }
 
 impl Transform<f64> {
+    /// `ᴮX_A` for a frame B placed in A at `xyz` (m) and turned by roll, pitch and yaw (rad)
+    /// about A's fixed x, y and z axes in that order: B's axes in A are the columns of
+    /// `R = R_z(yaw) R_y(pitch) R_x(roll)` (the URDF and SDF convention), so `E = Rᵀ`.
+    pub fn from_xyz_rpy(xyz: Vec3<f64>, rpy: Vec3<f64>) -> Self {
+        let rot = |axis: usize, angle: f64| {
+            let mut k = [0.0; 3];
+            k[axis] = 1.0;
+            axis_angle(k, angle)
+        };
+        let r = mat_mul(&rot(2, rpy[2]), &mat_mul(&rot(1, rpy[1]), &rot(0, rpy[0])));
+        Transform {
+            e: std::array::from_fn(|i| std::array::from_fn(|j| r[j][i])),
+            r: xyz,
+        }
+    }
+
     /// The transform in the scalar `U`.
     pub fn lift<U: Real>(&self) -> Transform<U> {
         Transform {

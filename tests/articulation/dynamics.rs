@@ -2,7 +2,7 @@
 //! pendulum, the identities between them on a tree with every joint kind, dual-number
 //! derivatives against central differences, and bad trees refused.
 
-use crate::models::{at, chain, diag, state, tree};
+use crate::models::{at, chain, diag, state, tree, urdf_arm};
 use diffsim::articulation::spatial::quat_matrix;
 use diffsim::articulation::{
     Articulation, Inertia, Joint, JointKind, Link, aba, aba_derivatives, crba, integrate, rnea,
@@ -183,11 +183,13 @@ fn dual_number_derivatives_match_central_differences() {
     assert!(worst < 1e-6);
 }
 
-/// Every quantity Pinocchio 4.1 computes for both trees (`scripts/pinocchio-golden.py` wrote
-/// `tests/data/pinocchio-golden.json` in diffsim's conventions): `M`, `RNEA(q, v, 0)`, ABA,
-/// `∂τ/∂q`, `∂τ/∂v` at a given `a`, `∂q̈/∂q`, `∂q̈/∂v` and `M⁻¹`, to 1e-10.
+/// Every quantity Pinocchio 4.1 computes for both trees and for the branched arm read from
+/// `tests/data/urdf-arm.urdf` (by Pinocchio's URDF parser there, by ours here;
+/// `scripts/pinocchio-golden.py` wrote `tests/data/pinocchio-golden.json` in diffsim's
+/// conventions): `M`, `RNEA(q, v, 0)`, ABA, `∂τ/∂q`, `∂τ/∂v` at a given `a`, `∂q̈/∂q`,
+/// `∂q̈/∂v` and `M⁻¹`, to 1e-10.
 #[test]
-fn both_trees_match_every_pinocchio_golden_value() {
+fn every_tree_matches_every_pinocchio_golden_value() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/pinocchio-golden.json"
@@ -214,7 +216,11 @@ fn both_trees_match_every_pinocchio_golden_value() {
             })
             .collect()
     };
-    for (name, m) in [("chain", chain()), ("tree", tree())] {
+    for (name, m) in [
+        ("chain", chain()),
+        ("tree", tree()),
+        ("urdf_arm", urdf_arm()),
+    ] {
         let g = &golden[name];
         let (q, v, tau, a) = (
             vector(g, "q"),

@@ -5,3 +5,4 @@ mod actuation;
 mod dynamics;
 mod integrators;
 mod models;
+mod urdf;

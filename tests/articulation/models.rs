@@ -135,3 +135,9 @@ pub fn state(m: &Articulation) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         .collect();
     (q, v, tau)
 }
+
+/// The branched arm of `tests/data/urdf-arm.urdf` (fixed base, default options).
+pub fn urdf_arm() -> Articulation {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/urdf-arm.urdf");
+    diffsim::articulation::read_urdf(std::path::Path::new(path), &Default::default()).unwrap()
+}
