@@ -7,8 +7,8 @@ joint_q = (0, 0.3, 0) -- and steps it with warp.sim.FeatherstoneIntegrator at dt
 contact. For N = 20, 100 and 1000 steps it records the final joint_q and joint_qd, the loss
 sum(q_N^2) + sum(qd_N^2), its gradient with respect to the initial joint_qd = (0.1, -0.2, 0.3) by
 Warp's tape, and by central differences (eps 1e-2 and 1e-3) of Warp's own rollout. It also records
-the masses, centres of mass and inertias Warp derives: Warp replaces each link's URDF mass by its
-collision boxes' mass at the given density and adds their inertia to the URDF tensor.
+the masses, centres of mass and inertias Warp derives: at the given density Warp ignores the URDF
+inertials and gives each link its collision boxes' mass and inertia plus the armature.
 
 Usage (python3 -m venv venv && venv/bin/pip install warp-lang==1.9.1 numpy):
     venv/bin/python scripts/warp-cartpole.py tests/data/warp-cartpole.json

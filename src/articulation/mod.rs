@@ -9,6 +9,7 @@
 //! live in the tangent space, `q ⊕ δ` ([`dynamics::integrate`]).
 
 pub mod actuation;
+pub mod assets;
 pub mod derivatives;
 pub mod dynamics;
 pub mod integrators;

@@ -3,9 +3,9 @@
 //! files. (The branched arm against Pinocchio's URDF parser is in `dynamics`.)
 
 use crate::models::urdf_arm;
+use diffsim::articulation::assets::warp_cartpole;
 use diffsim::articulation::{
-    Articulation, JointKind, JointStepper, LimitLaw, Scheme, Transform, UrdfOptions, read_urdf,
-    urdf_from_str,
+    JointKind, JointStepper, LimitLaw, Scheme, UrdfOptions, read_urdf, urdf_from_str,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -18,40 +18,9 @@ fn numbers(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// `data/robots/warp/cartpole.urdf` set up as Warp's `example_cartpole.py` sets it up: turned
-/// −90° about x (y up), welded, armature 0.1, limits ke 1e4 / kd 10, gravity −9.80665 along
-/// y; masses and inertias as Warp derives them from the collision boxes at density 100
-/// (`warp` holds them).
-fn warp_cartpole(warp: &Value) -> Articulation {
-    let options = UrdfOptions {
-        root: Transform::from_xyz_rpy([0.0; 3], [-std::f64::consts::FRAC_PI_2, 0.0, 0.0]),
-        armature: 0.1,
-        limits: Some(LimitLaw {
-            ke: 1e4,
-            kd: 10.0,
-            smoothing: 1e-4,
-        }),
-        gravity: numbers(&warp["gravity"]).try_into().unwrap(),
-        ..UrdfOptions::default()
-    };
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/robots/warp/cartpole.urdf"
-    );
-    let mut m = read_urdf(Path::new(path), &options).unwrap();
-    assert_eq!(m.nv(), 3);
-    for (k, link) in m.links.iter_mut().enumerate() {
-        link.inertia.m = warp["body_mass"][k].as_f64().unwrap();
-        link.inertia.com = numbers(&warp["body_com"][k]).try_into().unwrap();
-        for r in 0..3 {
-            link.inertia.ic[r] = numbers(&warp["body_inertia"][k][r]).try_into().unwrap();
-        }
-    }
-    m
-}
-
 /// Warp 1.9.1's Featherstone step on its own cartpole (`scripts/warp-cartpole.py` →
-/// `tests/data/warp-cartpole.json`, float32): diffsim's semi-implicit step from the same state
+/// `tests/data/warp-cartpole.json`, float32): Warp's masses, inertias and gravity are those
+/// `warp_cartpole` derives, and diffsim's semi-implicit step from the same state
 /// reproduces Warp's states after 20, 100 and 1000 steps of 1/600 s (to float32's
 /// accumulated rounding), and its adjoint of `Σq_N² + Σq̇_N²` with respect to the initial
 /// velocities matches its own f64 central differences to 1e-6 and Warp's float32 central
@@ -64,7 +33,20 @@ fn warps_cartpole_matches_warps_rollout_and_finite_differences() {
     ))
     .unwrap();
     let warp: Value = serde_json::from_str(&text).unwrap();
-    let m = warp_cartpole(&warp);
+    let m = warp_cartpole().unwrap();
+    // Warp's masses and inertias (float32) against the rule `warp_cartpole` applies.
+    for (k, link) in m.links.iter().enumerate() {
+        let i = &link.inertia;
+        let close = |a: f64, b: &Value| (a - b.as_f64().unwrap()).abs() < 1e-6 * (1.0 + a.abs());
+        assert!(close(i.m, &warp["body_mass"][k]), "link {k} mass {}", i.m);
+        for r in 0..3 {
+            assert!(close(i.com[r], &warp["body_com"][k][r]));
+            for c in 0..3 {
+                assert!(close(i.ic[r][c], &warp["body_inertia"][k][r][c]));
+            }
+        }
+    }
+    assert_eq!(numbers(&warp["gravity"]), m.gravity);
     let h = warp["dt"].as_f64().unwrap();
     let q0 = numbers(&warp["q0"]);
     let v0 = numbers(&warp["qd0"]);
