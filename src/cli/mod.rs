@@ -1,6 +1,7 @@
 //! The `diffsim` command line (clap). `main.rs` only calls [`main`].
 
 mod bench;
+mod bench_articulation;
 mod bench_burgers;
 mod bench_grad;
 mod bench_machine;
@@ -98,6 +99,10 @@ pub enum BenchWhat {
     /// semi-implicit step and backward Euler); `--warp FILE` sets them beside Warp 1.9.1
     /// measured the same day.
     Rigid(bench_rigid::RigidBenchArgs),
+    /// Microseconds per call of RNEA, CRBA, ABA and their derivatives on URDF robots, and one
+    /// (loss, gradient) through Warp's cartpole for 100 and 1000 steps; `--pinocchio FILE` and
+    /// `--warp FILE` set them beside Pinocchio and Warp 1.9.1 measured the same day.
+    Articulation(bench_articulation::ArticulationBenchArgs),
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
@@ -218,6 +223,16 @@ fn run(cli: Cli) -> Result<()> {
             what: BenchWhat::Solids(args),
         } => {
             let r = bench_solids::bench_solids(&args)?;
+            if args.json {
+                json(&r)?
+            } else {
+                out(&r.human())?
+            }
+        }
+        Command::Bench {
+            what: BenchWhat::Articulation(args),
+        } => {
+            let r = bench_articulation::bench_articulation(&args)?;
             if args.json {
                 json(&r)?
             } else {
