@@ -1,18 +1,33 @@
-//! Exact first derivatives of RNEA and ABA by forward-mode dual numbers (one dual pass per
-//! tangent direction), configuration derivatives in the tangent space (`q ⊕ ε·e_k`), and the
-//! forward-dynamics identities `∂q̈/∂(q, v) = −M⁻¹·∂RNEA/∂(q, v)|_{a = q̈}`, `∂q̈/∂τ = M⁻¹`.
+//! First derivatives of RNEA and ABA, configuration derivatives in the tangent space
+//! (`q ⊕ ε·e_k`): RNEA's analytically ([`super::analytic`]), ABA's by the forward-dynamics
+//! identities `∂q̈/∂(q, v) = −M⁻¹·∂RNEA/∂(q, v)|_{a = q̈}`, `∂q̈/∂τ = M⁻¹` (one Cholesky
+//! factorisation of `M`); and RNEA's by forward-mode dual numbers (one dual pass per tangent
+//! direction), the independent reference the analytic ones are tested against.
 
-use super::dynamics::{aba, crba, integrate, rnea};
+use super::analytic::rnea_partials;
+use super::dynamics::{aba, integrate, rnea};
 use super::model::Articulation;
-use super::spatial::solve_small;
 use crate::error::{DiffsimError, Result};
+use faer::Mat;
+use faer::linalg::solvers::Solve;
 use num_dual::Dual64;
 
 /// A dense `nv × nv` matrix, row-major.
 pub type Matrix = Vec<Vec<f64>>;
 
-/// `(τ, ∂τ/∂q, ∂τ/∂v)` of RNEA at `(q, v, a)`.
+/// `(τ, ∂τ/∂q, ∂τ/∂v)` of RNEA at `(q, v, a)`, analytically (O(nv·depth)).
 pub fn rnea_derivatives(
+    m: &Articulation,
+    q: &[f64],
+    v: &[f64],
+    a: &[f64],
+) -> (Vec<f64>, Matrix, Matrix) {
+    let p = rnea_partials(m, q, v, a);
+    (p.tau, p.dq, p.dv)
+}
+
+/// `(τ, ∂τ/∂q, ∂τ/∂v)` of RNEA at `(q, v, a)` by dual numbers (O(nv²)).
+pub fn rnea_derivatives_dual(
     m: &Articulation,
     q: &[f64],
     v: &[f64],
@@ -63,32 +78,29 @@ pub fn aba_derivatives(
         )
     };
     let qdd = aba(m, q, v, tau).ok_or_else(singular)?;
-    let (_, rq, rv) = rnea_derivatives(m, q, v, &qdd);
-    let mass = crba(m, q);
+    let p = rnea_partials(m, q, v, &qdd);
     let nv = m.nv();
-    let solve_cols = |b: &Matrix| -> Result<Matrix> {
-        let cols: Vec<Vec<f64>> = (0..nv)
-            .map(|k| {
-                solve_small(&mass, &(0..nv).map(|r| b[r][k]).collect::<Vec<_>>())
-                    .ok_or_else(singular)
-            })
-            .collect::<Result<_>>()?;
-        Ok((0..nv)
-            .map(|r| (0..nv).map(|k| cols[k][r]).collect())
-            .collect())
-    };
-    let neg = |x: Matrix| -> Matrix {
-        x.into_iter()
-            .map(|r| r.into_iter().map(|v| -v).collect())
+    let llt = Mat::from_fn(nv, nv, |r, c| p.mass[r][c])
+        .llt(faer::Side::Lower)
+        .map_err(|_| singular())?;
+    let minv = llt.solve(Mat::<f64>::identity(nv, nv));
+    let rhs = Mat::from_fn(nv, 2 * nv, |r, c| {
+        if c < nv {
+            -p.dq[r][c]
+        } else {
+            -p.dv[r][c - nv]
+        }
+    });
+    let x = llt.solve(rhs);
+    let rows = |f: &dyn Fn(usize, usize) -> f64| -> Matrix {
+        (0..nv)
+            .map(|r| (0..nv).map(|c| f(r, c)).collect())
             .collect()
     };
-    let identity: Matrix = (0..nv)
-        .map(|r| (0..nv).map(|k| f64::from(u8::from(r == k))).collect())
-        .collect();
     Ok(AbaDerivatives {
+        dq: rows(&|r, c| x[(r, c)]),
+        dv: rows(&|r, c| x[(r, nv + c)]),
+        minv: rows(&|r, c| minv[(r, c)]),
         qdd,
-        dq: neg(solve_cols(&rq)?),
-        dv: neg(solve_cols(&rv)?),
-        minv: solve_cols(&identity)?,
     })
 }

@@ -7,12 +7,12 @@ use super::model::Articulation;
 use super::spatial::{Force, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small};
 
 /// Per link: `ⁱX_λ`, the motion subspace `S_i` and the joint velocity `v_J = S_i q̇_i`.
-struct Kinematics<T> {
-    x: Vec<Transform<T>>,
-    s: Vec<Vec<Motion<T>>>,
+pub(super) struct Kinematics<T> {
+    pub(super) x: Vec<Transform<T>>,
+    pub(super) s: Vec<Vec<Motion<T>>>,
 }
 
-fn kinematics<T: Real>(m: &Articulation, q: &[T]) -> Kinematics<T> {
+pub(super) fn kinematics<T: Real>(m: &Articulation, q: &[T]) -> Kinematics<T> {
     let offsets = m.offsets();
     let (mut x, mut s) = (Vec::new(), Vec::new());
     for (l, &(iq, _)) in m.links.iter().zip(&offsets) {

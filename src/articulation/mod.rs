@@ -9,6 +9,7 @@
 //! live in the tangent space, `q ⊕ δ` ([`dynamics::integrate`]).
 
 pub mod actuation;
+pub mod analytic;
 pub mod assets;
 pub mod derivatives;
 pub mod dynamics;
@@ -19,7 +20,8 @@ pub mod spatial;
 pub mod urdf;
 
 pub use actuation::{Drive, JointLimit, joint_forces};
-pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives};
+pub use analytic::{RneaPartials, rnea_partials};
+pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives, rnea_derivatives_dual};
 pub use dynamics::{aba, crba, difference, integrate, rnea};
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
 pub use joint::JointKind;
