@@ -15,7 +15,9 @@
 //! tangent direction. Configuration bars live in the tangent space at their configuration.
 
 use super::actuation::joint_forces;
+use super::analytic::rnea_partials;
 use super::derivatives::Matrix;
+use super::derivatives::aba_derivatives;
 use super::dynamics::{aba, crba, difference, integrate, rnea};
 use super::model::Articulation;
 use crate::error::{DiffsimError, Result};
@@ -139,21 +141,79 @@ impl<'a> JointStepper<'a> {
             .collect()
     }
 
-    /// `∂G/∂v₁` at `v₁`.
-    fn newton_matrix(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> Matrix {
-        let n = v1.len();
-        let (qd, vd, ud) = (lift(q), lift(v), lift(u));
-        columns(n, n, |k| {
-            let x: Vec<Dual64> = lift(v1)
+    /// `(∂τ/∂q, ∂τ/∂v, ∂τ/∂u)` of the joint forces at `(q, v, u)` (`q` in the tangent space),
+    /// one cheap dual pass of the per-coordinate force law per direction.
+    fn force_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> [Matrix; 3] {
+        let m = self.model;
+        let nv = v.len();
+        let (ql, vl, ul) = (lift(q), lift(v), lift(u));
+        let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
+        [
+            columns(nv, nv, |k| {
+                eps(joint_forces(m, &integrate(m, &ql, &seed(nv, k)), &vl, &ul))
+            }),
+            columns(nv, nv, |k| {
+                eps(joint_forces(m, &ql, &add(&vl, &seed(nv, k)), &ul))
+            }),
+            columns(nv, nv, |k| {
+                eps(joint_forces(m, &ql, &vl, &add(&ul, &seed(nv, k))))
+            }),
+        ]
+    }
+
+    /// The tangent Jacobians (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` and in `v₁`.
+    fn exp_jacobians(&self, q: &[f64], v1: &[f64], q1: &[f64]) -> (Matrix, Matrix) {
+        let m = self.model;
+        let (nv, h) = (v1.len(), self.h);
+        let (ql, v1l, q1l) = (lift(q), lift(v1), lift(q1));
+        let hd = |x: &[Dual64]| -> Vec<Dual64> { x.iter().map(|y| *y * h).collect() };
+        let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
+        (
+            columns(nv, nv, |k| {
+                let qk = integrate(m, &ql, &seed(nv, k));
+                eps(difference(m, &q1l, &integrate(m, &qk, &hd(&v1l))))
+            }),
+            columns(nv, nv, |k| {
+                let d = hd(&add(&v1l, &seed(nv, k)));
+                eps(difference(m, &q1l, &integrate(m, &ql, &d)))
+            }),
+        )
+    }
+
+    /// The implicit residual's partials at `v₁`: `A = ∂G/∂v₁ = M/h + ∂RNEA/∂v − ∂τ/∂v +
+    /// (∂RNEA/∂q − ∂τ/∂q)·J_{v₁}`, `∂G/∂q = (∂RNEA/∂q − ∂τ/∂q)·J_q`, `∂G/∂v = −M/h`,
+    /// `∂G/∂u = −∂τ/∂u`, all at `q₁ = q ⊕ h v₁` from one analytic RNEA-derivative pass.
+    fn implicit_partials(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> ImplicitPartials {
+        let m = self.model;
+        let (nv, h) = (v1.len(), self.h);
+        let d: Vec<f64> = v1.iter().map(|x| x * h).collect();
+        let q1 = integrate(m, q, &d);
+        let acc: Vec<f64> = v1.iter().zip(v).map(|(x, y)| (x - y) / h).collect();
+        let p = rnea_partials(m, &q1, v1, &acc);
+        let [tq, tv, tu] = self.force_partials(&q1, v1, u);
+        let (jq, jv1) = self.exp_jacobians(q, v1, &q1);
+        let dq: Matrix = (0..nv)
+            .map(|r| (0..nv).map(|c| p.dq[r][c] - tq[r][c]).collect())
+            .collect();
+        let dq_jv1 = mul(&dq, &jv1);
+        ImplicitPartials {
+            a: (0..nv)
+                .map(|r| {
+                    (0..nv)
+                        .map(|c| p.mass[r][c] / h + p.dv[r][c] - tv[r][c] + dq_jv1[r][c])
+                        .collect()
+                })
+                .collect(),
+            gq: mul(&dq, &jq),
+            gv: p
+                .mass
                 .iter()
-                .zip(seed(n, k))
-                .map(|(a, b)| *a + b)
-                .collect();
-            self.residual(&qd, &vd, &ud, &x)
-                .iter()
-                .map(|g| g.eps)
-                .collect()
-        })
+                .map(|r| r.iter().map(|x| -x / h).collect())
+                .collect(),
+            gu: tu.iter().map(|r| r.iter().map(|x| -x).collect()).collect(),
+            jq,
+            jv1,
+        }
     }
 
     /// One implicit step: `v₁` and Newton's iterations.
@@ -175,7 +235,7 @@ impl<'a> JointStepper<'a> {
             if gmax <= 1e-13 * scale * (1.0 + v1.iter().fold(0.0f64, |a, x| a.max(x.abs()))) {
                 return Ok((v1, iter));
             }
-            let a = self.newton_matrix(q, v, u, &v1);
+            let a = self.implicit_partials(q, v, u, &v1).a;
             let lu = Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu();
             let d = lu.solve(Mat::from_fn(nv, 1, |r, _| -g[r]));
             let step: Vec<f64> = (0..nv).map(|r| d[(r, 0)]).collect();
@@ -258,8 +318,8 @@ impl<'a> JointStepper<'a> {
         run: &JointRollout,
         controls: &[Vec<f64>],
         bars: &[(Vec<f64>, Vec<f64>)],
-    ) -> JointGrads {
-        let m = self.model;
+    ) -> Result<JointGrads> {
+        let (m, h) = (self.model, self.h);
         let nv = m.nv();
         let steps = run.q.len() - 1;
         let zero = vec![0.0; nv];
@@ -279,88 +339,61 @@ impl<'a> JointStepper<'a> {
         for n in (0..steps).rev() {
             let (q, v, q1) = (&run.q[n], &run.v[n], &run.q[n + 1]);
             let u = controls.get(n).unwrap_or(&zero);
-            let (ql, vl, ul) = (lift(q), lift(v), lift(u));
-            let (qbn, vbn, ub) = match self.scheme {
+            let v1 = &run.v[n + 1];
+            let (qbn, vbn, ub): (Vec<f64>, Vec<f64>, Vec<f64>) = match self.scheme {
                 Scheme::SemiImplicit => {
-                    // Columns of the step's Jacobian: tangent of q₁ (at q₁) and v₁, per input.
-                    let col = |q: Vec<Dual64>, v: Vec<Dual64>, u: Vec<Dual64>| -> Vec<f64> {
-                        let (qo, vo) = self
-                            .semi_implicit(&q, &v, &u)
-                            .expect("the forward step succeeded");
-                        let dq = difference(m, &lift(q1), &qo);
-                        dq.iter().chain(&vo).map(|x| x.eps).collect()
-                    };
-                    let jq = columns(2 * nv, nv, |k| {
-                        col(integrate(m, &ql, &seed(nv, k)), vl.clone(), ul.clone())
-                    });
-                    let jv = columns(2 * nv, nv, |k| {
-                        col(ql.clone(), add(&vl, &seed(nv, k)), ul.clone())
-                    });
-                    let ju = columns(2 * nv, nv, |k| {
-                        col(ql.clone(), vl.clone(), add(&ul, &seed(nv, k)))
-                    });
-                    let y: Vec<f64> = qb.iter().chain(&vb).copied().collect();
-                    (t_mul(&jq, &y), t_mul(&jv, &y), t_mul(&ju, &y))
-                }
-                Scheme::ImplicitEuler => {
-                    let v1 = &run.v[n + 1];
-                    let v1l = lift(v1);
-                    let h = self.h;
-                    // q₁ = q ⊕ h v₁: its tangent Jacobians in q and in v₁.
-                    let jq1_q = columns(nv, nv, |k| {
-                        let d: Vec<Dual64> = v1l.iter().map(|x| *x * h).collect();
-                        difference(
-                            m,
-                            &lift(q1),
-                            &integrate(m, &integrate(m, &ql, &seed(nv, k)), &d),
-                        )
-                        .iter()
-                        .map(|x| x.eps)
-                        .collect()
-                    });
-                    let jq1_v1 = columns(nv, nv, |k| {
-                        let d: Vec<Dual64> =
-                            add(&v1l, &seed(nv, k)).iter().map(|x| *x * h).collect();
-                        difference(m, &lift(q1), &integrate(m, &ql, &d))
-                            .iter()
-                            .map(|x| x.eps)
-                            .collect()
-                    });
+                    // v₁ = v + h q̈(q, v, u), q̈ = ABA(q, v, τ(q, v, u)), q₁ = q ⊕ h v₁.
+                    let tau = joint_forces(m, q, v, u);
+                    let d = aba_derivatives(m, q, v, &tau)?;
+                    let [tq, tv, tu] = self.force_partials(q, v, u);
+                    let (jq, jv1) = self.exp_jacobians(q, v1, q1);
                     let ybar: Vec<f64> = vb
                         .iter()
-                        .zip(t_mul(&jq1_v1, &qb))
+                        .zip(t_mul(&jv1, &qb))
                         .map(|(a, b)| a + b)
                         .collect();
-                    let a = self.newton_matrix(q, v, u, v1);
-                    let lu = Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu();
+                    // (∂q̈/∂x)ᵀ ȳ = (∂ABA/∂x)ᵀ ȳ + (∂τ/∂x)ᵀ M⁻ᵀ ȳ.
+                    let w = t_mul(&d.minv, &ybar);
+                    let qdd_t = |dx: &Matrix, tx: &Matrix| -> Vec<f64> {
+                        t_mul(dx, &ybar)
+                            .iter()
+                            .zip(t_mul(tx, &w))
+                            .map(|(a, b)| a + b)
+                            .collect()
+                    };
+                    let gq = qdd_t(&d.dq, &tq);
+                    let gv = qdd_t(&d.dv, &tv);
+                    (
+                        t_mul(&jq, &qb)
+                            .iter()
+                            .zip(gq)
+                            .map(|(a, b)| a + h * b)
+                            .collect(),
+                        ybar.iter().zip(gv).map(|(a, b)| a + h * b).collect(),
+                        t_mul(&tu, &w).iter().map(|x| h * x).collect(),
+                    )
+                }
+                Scheme::ImplicitEuler => {
+                    let p = self.implicit_partials(q, v, u, v1);
+                    let ybar: Vec<f64> = vb
+                        .iter()
+                        .zip(t_mul(&p.jv1, &qb))
+                        .map(|(a, b)| a + b)
+                        .collect();
+                    let lu = Mat::from_fn(nv, nv, |r, c| p.a[r][c]).partial_piv_lu();
                     let lam = lu.solve_transpose(Mat::from_fn(nv, 1, |r, _| ybar[r]));
                     let lam: Vec<f64> = (0..nv).map(|r| lam[(r, 0)]).collect();
-                    let gq = columns(nv, nv, |k| {
-                        self.residual(&integrate(m, &ql, &seed(nv, k)), &vl, &ul, &v1l)
+                    let neg =
+                        |g: &Matrix| -> Vec<f64> { t_mul(g, &lam).iter().map(|x| -x).collect() };
+                    (
+                        t_mul(&p.jq, &qb)
                             .iter()
-                            .map(|x| x.eps)
-                            .collect()
-                    });
-                    let gv = columns(nv, nv, |k| {
-                        self.residual(&ql, &add(&vl, &seed(nv, k)), &ul, &v1l)
-                            .iter()
-                            .map(|x| x.eps)
-                            .collect()
-                    });
-                    let qbn: Vec<f64> = t_mul(&jq1_q, &qb)
-                        .iter()
-                        .zip(t_mul(&gq, &lam))
-                        .map(|(a, b)| a - b)
-                        .collect();
-                    let gu = columns(nv, nv, |k| {
-                        self.residual(&ql, &vl, &add(&ul, &seed(nv, k)), &v1l)
-                            .iter()
-                            .map(|x| x.eps)
-                            .collect()
-                    });
-                    let vbn: Vec<f64> = t_mul(&gv, &lam).iter().map(|x| -x).collect();
-                    let ub: Vec<f64> = t_mul(&gu, &lam).iter().map(|x| -x).collect();
-                    (qbn, vbn, ub)
+                            .zip(neg(&p.gq))
+                            .map(|(a, b)| a + b)
+                            .collect(),
+                        neg(&p.gv),
+                        neg(&p.gu),
+                    )
                 }
             };
             grads.controls[n] = ub;
@@ -369,8 +402,31 @@ impl<'a> JointStepper<'a> {
         }
         grads.q0 = qb;
         grads.v0 = vb;
-        grads
+        Ok(grads)
     }
+}
+
+/// `A·B`.
+fn mul(a: &Matrix, b: &Matrix) -> Matrix {
+    let cols = b.first().map_or(0, Vec::len);
+    a.iter()
+        .map(|row| {
+            (0..cols)
+                .map(|c| row.iter().zip(b).map(|(x, br)| x * br[c]).sum())
+                .collect()
+        })
+        .collect()
+}
+
+/// The implicit residual's partials (see [`JointStepper::implicit_partials`]) and the
+/// Jacobians of `q₁ = q ⊕ h v₁`.
+struct ImplicitPartials {
+    a: Matrix,
+    gq: Matrix,
+    gv: Matrix,
+    gu: Matrix,
+    jq: Matrix,
+    jv1: Matrix,
 }
 
 fn add(a: &[Dual64], b: &[Dual64]) -> Vec<Dual64> {

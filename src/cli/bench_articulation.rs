@@ -206,7 +206,7 @@ fn cartpole_gradient(stepper: &JointStepper, steps: usize) -> Result<Vec<f64>> {
         run.q[steps].iter().map(|x| 2.0 * x).collect(),
         run.v[steps].iter().map(|x| 2.0 * x).collect(),
     );
-    Ok(stepper.adjoint(&run, &[], &bars).v0)
+    Ok(stepper.adjoint(&run, &[], &bars)?.v0)
 }
 
 /// Runs the benchmark.

@@ -174,7 +174,7 @@ fn loss(
         .collect();
     let mut bars: Vec<(Vec<f64>, Vec<f64>)> = a.iter().map(|an| (Vec::new(), an.clone())).collect();
     bars[STEPS].0 = qbar_n;
-    let g = stepper.adjoint(&run, controls, &bars);
+    let g = stepper.adjoint(&run, controls, &bars)?;
     let flat =
         g.q0.iter()
             .chain(&g.v0)

@@ -72,7 +72,7 @@ fn warps_cartpole_matches_warps_rollout_and_finite_differences() {
             q.iter().map(|x| 2.0 * x).collect(),
             v.iter().map(|x| 2.0 * x).collect(),
         );
-        let grad = stepper.adjoint(&run, &[], &bars).v0;
+        let grad = stepper.adjoint(&run, &[], &bars).unwrap().v0;
         let eps = 1e-6;
         let fd: Vec<f64> = (0..3)
             .map(|k| {
