@@ -15,6 +15,7 @@ pub mod derivatives;
 pub mod dynamics;
 pub mod integrators;
 pub mod joint;
+pub mod mjcf;
 pub mod model;
 pub mod spatial;
 pub mod urdf;
@@ -25,6 +26,7 @@ pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives, rnea_de
 pub use dynamics::{aba, crba, difference, integrate, rnea};
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
 pub use joint::JointKind;
+pub use mjcf::{Actuator, MjcfModel, MjcfOptions, read_mjcf};
 pub use model::{Articulation, Joint, Link};
 pub use spatial::{Inertia, Motion, Transform};
 pub use urdf::{LimitLaw, UrdfOptions, read_urdf, urdf_from_str};

@@ -4,5 +4,6 @@
 mod actuation;
 mod dynamics;
 mod integrators;
+mod mjcf;
 mod models;
 mod urdf;
