@@ -458,3 +458,47 @@ fn box_toss_recovers_the_corners_from_the_real_tosses() {
     assert!(stiff.friction_error < 0.1, "{stiff:?}");
     assert!(stiff.corner_errors.iter().all(|e| *e < 0.1), "{stiff:?}");
 }
+
+/// dm_control's cartpole swung up from hanging by L-BFGS on the adjoint gradient through 300
+/// steps, with both steppers: the gradient matches central differences, and the pole ends
+/// within 1° of upright with the cart within 1 cm of the centre and nearly at rest.
+#[test]
+fn cartpole_swingup_reaches_upright_with_both_steppers() {
+    use diffsim::experiments::cartpole_swingup::{CartpoleSwingupConfig, run};
+    let cfg = CartpoleSwingupConfig {
+        repeats: 1,
+        ..CartpoleSwingupConfig::default()
+    };
+    let r = run(&cfg, &Quiet).unwrap();
+    assert_eq!(r.steps, 300);
+    for s in &r.schemes {
+        assert!(s.fd_error < 1e-6, "{:?}: FD {}", s.scheme, s.fd_error);
+        assert!(
+            s.final_angle_deg.abs() < 1.0 && s.final_cart.abs() < 0.01,
+            "{:?}: {}° from upright, cart {} m",
+            s.scheme,
+            s.final_angle_deg,
+            s.final_cart
+        );
+        assert!(
+            s.final_speeds.iter().all(|v| v.abs() < 0.05),
+            "{:?}",
+            s.final_speeds
+        );
+        assert!(s.max_ctrl <= 1.0);
+    }
+    for bad in [
+        CartpoleSwingupConfig {
+            duration: -1.0,
+            ..cfg.clone()
+        },
+        CartpoleSwingupConfig {
+            model: "data/robots/dm_control/acrobot.xml".into(),
+            ..cfg.clone()
+        },
+    ] {
+        use diffsim::experiments::{Study, cartpole_swingup::CartpoleSwingup};
+        let err = CartpoleSwingup::validate(&bad).unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+    }
+}

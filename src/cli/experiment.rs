@@ -7,8 +7,8 @@ use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::{
     STUDIES, Study, billiards::Billiards, bounce::Bounce, box_toss::BoxToss,
-    burgers_control::BurgersControl, cloth_throw::ClothThrow, record,
-    rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
+    burgers_control::BurgersControl, cartpole_swingup::CartpoleSwingup, cloth_throw::ClothThrow,
+    record, rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
     softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing, spring_cage::SpringCage,
     wake_flow::WakeFlow,
 };
@@ -56,6 +56,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         SpherePushing::NAME => run::<SpherePushing>(args),
         Billiards::NAME => run::<Billiards>(args),
         BoxToss::NAME => run::<BoxToss>(args),
+        CartpoleSwingup::NAME => run::<CartpoleSwingup>(args),
         "list" => STUDIES
             .iter()
             .try_for_each(|(name, about)| out(&format!("{name:18} {about}"))),

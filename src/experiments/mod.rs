@@ -8,6 +8,7 @@ pub mod billiards;
 pub mod bounce;
 pub mod box_toss;
 pub mod burgers_control;
+pub mod cartpole_swingup;
 pub mod cloth_throw;
 pub mod rigid_trajectory;
 pub mod sampling;
@@ -21,7 +22,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 11] = [
+pub const STUDIES: [(&str, &str); 12] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -54,4 +55,8 @@ pub const STUDIES: [(&str, &str); 11] = [
     ),
     (billiards::Billiards::NAME, billiards::Billiards::ABOUT),
     (box_toss::BoxToss::NAME, box_toss::BoxToss::ABOUT),
+    (
+        cartpole_swingup::CartpoleSwingup::NAME,
+        cartpole_swingup::CartpoleSwingup::ABOUT,
+    ),
 ];

@@ -485,15 +485,23 @@ pub fn lbfgs_box(
         let mut alphas = Vec::with_capacity(memory.len());
         for (s, y) in memory.iter().rev() {
             let (s, y) = (mask(s), mask(y));
-            let rho = 1.0 / dot(&y, &s).max(1e-300);
+            // A pair whose curvature vanishes on the free variables carries no information
+            // there (and 1/sᵀy would overflow the direction): skip it.
+            let sy = dot(&y, &s);
+            if sy <= 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() || sy <= 0.0 {
+                continue;
+            }
+            let rho = 1.0 / sy;
             let a = rho * dot(&s, &q);
             q.iter_mut().zip(&y).for_each(|(qi, yi)| *qi -= a * yi);
             alphas.push((a, rho, s, y));
         }
         if let Some((s, y)) = memory.back() {
             let (s, y) = (mask(s), mask(y));
-            let gamma = dot(&s, &y) / dot(&y, &y).max(1e-300);
-            q.iter_mut().for_each(|x| *x *= gamma.max(1e-300));
+            let (sy, yy) = (dot(&s, &y), dot(&y, &y));
+            if sy > 0.0 && yy > 0.0 {
+                q.iter_mut().for_each(|x| *x *= sy / yy);
+            }
         }
         for (a, rho, s, y) in alphas.into_iter().rev() {
             let b = rho * dot(&y, &q);
@@ -502,7 +510,8 @@ pub fn lbfgs_box(
                 .for_each(|(qi, si)| *qi += (a - b) * si);
         }
         let mut d: Vec<f64> = mask(&q).iter().map(|x| -x).collect();
-        if dot(&d, &g) >= 0.0 {
+        let slope = dot(&d, &g);
+        if slope.is_nan() || slope >= 0.0 {
             d = mask(&g).iter().map(|x| -x).collect();
         }
         // Projected Armijo backtracking.
