@@ -16,6 +16,7 @@
 
 use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
+use super::contact::{ContactScalar, JointContact, contact_forces};
 use super::derivatives::Matrix;
 use super::derivatives::aba_derivatives;
 use super::dynamics::{aba, crba, difference, integrate, rnea};
@@ -58,6 +59,7 @@ pub struct JointStepper<'a> {
     model: &'a Articulation,
     h: f64,
     scheme: Scheme,
+    contact: Option<JointContact>,
 }
 
 fn lift(x: &[f64]) -> Vec<Dual64> {
@@ -108,13 +110,58 @@ impl<'a> JointStepper<'a> {
                 "the time step must be positive, got {h}"
             )));
         }
-        Ok(Self { model, h, scheme })
+        Ok(Self {
+            model,
+            h,
+            scheme,
+            contact: None,
+        })
     }
 
     /// The step's map `(q, v, u) → (q₁, v₁)` for the semi-implicit scheme, in any scalar.
-    fn semi_implicit<T: super::Real>(&self, q: &[T], v: &[T], u: &[T]) -> Option<(Vec<T>, Vec<T>)> {
+    /// Points on the links touching static shapes (checked: existing links, a finite law with
+    /// a positive smoothing length).
+    pub fn with_contact(mut self, contact: JointContact) -> Result<Self> {
+        let n = self.model.links.len();
+        if let Some((link, _)) = contact.points.iter().find(|(l, _)| *l >= n) {
+            return Err(DiffsimError::config(format!(
+                "contact point on link {link}, but the articulation has {n} links"
+            )));
+        }
+        let c = &contact.law;
+        let fine = [c.ke, c.kd, c.mu]
+            .iter()
+            .all(|x| x.is_finite() && *x >= 0.0)
+            && c.smoothing.is_finite()
+            && c.smoothing > 0.0;
+        if !fine {
+            return Err(DiffsimError::config(
+                "contact stiffness, damping and friction must be finite and non-negative, the smoothing length positive",
+            ));
+        }
+        self.contact = Some(contact);
+        Ok(self)
+    }
+
+    /// The joint forces: drives, limits and damping, plus the contacts'.
+    fn applied<T: ContactScalar>(&self, q: &[T], v: &[T], u: &[T]) -> Vec<T> {
+        let mut tau = joint_forces(self.model, q, v, u);
+        if let Some(c) = &self.contact {
+            for (t, f) in tau.iter_mut().zip(contact_forces(self.model, c, q, v)) {
+                *t += f;
+            }
+        }
+        tau
+    }
+
+    fn semi_implicit<T: ContactScalar>(
+        &self,
+        q: &[T],
+        v: &[T],
+        u: &[T],
+    ) -> Option<(Vec<T>, Vec<T>)> {
         let m = self.model;
-        let qdd = aba(m, q, v, &joint_forces(m, q, v, u))?;
+        let qdd = aba(m, q, v, &self.applied(q, v, u))?;
         let v1: Vec<T> = v
             .iter()
             .zip(&qdd)
@@ -125,7 +172,7 @@ impl<'a> JointStepper<'a> {
     }
 
     /// The implicit residual `G(v₁; q, v, u)` in any scalar.
-    fn residual<T: super::Real>(&self, q: &[T], v: &[T], u: &[T], v1: &[T]) -> Vec<T> {
+    fn residual<T: ContactScalar>(&self, q: &[T], v: &[T], u: &[T], v1: &[T]) -> Vec<T> {
         let h = self.h;
         let d: Vec<T> = v1.iter().map(|&x| x * h).collect();
         let a: Vec<T> = v1
@@ -136,7 +183,7 @@ impl<'a> JointStepper<'a> {
         let q1 = integrate(self.model, q, &d);
         let tau = rnea(self.model, &q1, v1, &a);
         tau.iter()
-            .zip(joint_forces(self.model, &q1, v1, u))
+            .zip(self.applied(&q1, v1, u))
             .map(|(&t, f)| t - f)
             .collect()
     }
@@ -150,13 +197,13 @@ impl<'a> JointStepper<'a> {
         let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
         [
             columns(nv, nv, |k| {
-                eps(joint_forces(m, &integrate(m, &ql, &seed(nv, k)), &vl, &ul))
+                eps(self.applied(&integrate(m, &ql, &seed(nv, k)), &vl, &ul))
             }),
             columns(nv, nv, |k| {
-                eps(joint_forces(m, &ql, &add(&vl, &seed(nv, k)), &ul))
+                eps(self.applied(&ql, &add(&vl, &seed(nv, k)), &ul))
             }),
             columns(nv, nv, |k| {
-                eps(joint_forces(m, &ql, &vl, &add(&ul, &seed(nv, k))))
+                eps(self.applied(&ql, &vl, &add(&ul, &seed(nv, k))))
             }),
         ]
     }
@@ -343,7 +390,7 @@ impl<'a> JointStepper<'a> {
             let (qbn, vbn, ub): (Vec<f64>, Vec<f64>, Vec<f64>) = match self.scheme {
                 Scheme::SemiImplicit => {
                     // v₁ = v + h q̈(q, v, u), q̈ = ABA(q, v, τ(q, v, u)), q₁ = q ⊕ h v₁.
-                    let tau = joint_forces(m, q, v, u);
+                    let tau = self.applied(q, v, u);
                     let d = aba_derivatives(m, q, v, &tau)?;
                     let [tq, tv, tu] = self.force_partials(q, v, u);
                     let (jq, jv1) = self.exp_jacobians(q, v1, q1);

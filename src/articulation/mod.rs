@@ -11,6 +11,7 @@
 pub mod actuation;
 pub mod analytic;
 pub mod assets;
+pub mod contact;
 pub mod derivatives;
 pub mod dynamics;
 pub mod integrators;
@@ -22,6 +23,7 @@ pub mod urdf;
 
 pub use actuation::{Drive, JointLimit, joint_forces};
 pub use analytic::{RneaPartials, rnea_partials};
+pub use contact::{JointContact, contact_forces};
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives, rnea_derivatives_dual};
 pub use dynamics::{aba, crba, difference, integrate, rnea};
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};

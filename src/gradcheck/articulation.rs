@@ -10,13 +10,17 @@
 //! - `articulation-drives-{semi-implicit,implicit-euler}`: a fixed-base chain whose joints
 //!   run into their smooth limits within the first steps, driven by a position servo, a
 //!   velocity servo and geared motors.
+//! - `articulation-contact-{semi-implicit,implicit-euler}`: a free box, tilted and moving,
+//!   whose eight corners meet the ground with damping and friction, pushed by forces.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check_flat};
+use crate::articulation::JointContact;
 use crate::articulation::{
     Articulation, Drive, Inertia, Joint, JointKind, JointLimit, JointStepper, Link, Scheme,
     Transform, difference, difference_jacobian, integrate,
 };
 use crate::error::{DiffsimError, Result};
+use crate::solids::contact::{Contact, Shape};
 
 /// Steps and step length of both checks.
 const STEPS: usize = 20;
@@ -141,6 +145,47 @@ fn actuated() -> Articulation {
     m
 }
 
+/// A free 2 kg box (half extents 0.2, 0.15, 0.1 m) and its eight corners against the ground
+/// (ke 2000 N/m, kd 30 N·s/m, μ 0.6, smoothing 1 mm).
+fn box_on_ground() -> (Articulation, JointContact) {
+    let (m, half) = (2.0, [0.2, 0.15, 0.1]);
+    let [a, b, c] = half.map(|x: f64| 4.0 * x * x);
+    let model = Articulation {
+        links: vec![Link {
+            name: String::from("box"),
+            parent: None,
+            joint: Joint::new(JointKind::Free, Transform::identity()),
+            inertia: Inertia {
+                m,
+                com: [0.0; 3],
+                ic: [
+                    [m * (b + c) / 12.0, 0.0, 0.0],
+                    [0.0, m * (a + c) / 12.0, 0.0],
+                    [0.0, 0.0, m * (a + b) / 12.0],
+                ],
+            },
+        }],
+        gravity: [0.0, 0.0, -9.81],
+    };
+    let sign = |k: usize, bit: usize| if k >> bit & 1 == 1 { 1.0 } else { -1.0 };
+    let contact = JointContact {
+        points: (0..8)
+            .map(|k| (0, [0, 1, 2].map(|d| sign(k, d) * half[d])))
+            .collect(),
+        shapes: vec![Shape::Plane {
+            normal: [0.0, 0.0, 1.0],
+            offset: 0.0,
+        }],
+        law: Contact {
+            ke: 2000.0,
+            kd: 30.0,
+            mu: 0.6,
+            smoothing: 1e-3,
+        },
+    };
+    (model, contact)
+}
+
 /// A smooth deterministic sequence of `n` values times `scale`.
 fn wave(n: usize, scale: f64, phase: f64) -> Vec<f64> {
     (0..n)
@@ -184,13 +229,22 @@ fn loss(
     Ok((value, flat))
 }
 
-/// Runs `articulation-[drives-]{semi-implicit,implicit-euler}`.
+/// Runs `articulation-[drives-|contact-]{semi-implicit,implicit-euler}`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
-    let (m, scheme) = match name {
-        "articulation-semi-implicit" => (tree(), Scheme::SemiImplicit),
-        "articulation-implicit-euler" => (tree(), Scheme::ImplicitEuler),
-        "articulation-drives-semi-implicit" => (actuated(), Scheme::SemiImplicit),
-        "articulation-drives-implicit-euler" => (actuated(), Scheme::ImplicitEuler),
+    let scheme = if name.ends_with("semi-implicit") {
+        Scheme::SemiImplicit
+    } else {
+        Scheme::ImplicitEuler
+    };
+    let (m, contact) = match name {
+        "articulation-semi-implicit" | "articulation-implicit-euler" => (tree(), None),
+        "articulation-drives-semi-implicit" | "articulation-drives-implicit-euler" => {
+            (actuated(), None)
+        }
+        "articulation-contact-semi-implicit" | "articulation-contact-implicit-euler" => {
+            let (m, c) = box_on_ground();
+            (m, Some(c))
+        }
         other => {
             return Err(DiffsimError::config(format!(
                 "unknown articulation gradcheck '{other}'"
@@ -198,8 +252,16 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         }
     };
     let nv = m.nv();
-    let stepper = JointStepper::new(&m, H, scheme)?;
-    let (q0, v0) = if name.contains("drives") {
+    let mut stepper = JointStepper::new(&m, H, scheme)?;
+    if let Some(c) = contact {
+        stepper = stepper.with_contact(c)?;
+    }
+    let (q0, v0) = if name.contains("contact") {
+        // Tilted, 2 mm into the ground at the centre, sliding and turning.
+        let mut q = integrate(&m, &m.neutral(), &[0.05, -0.03, 0.1, 0.0, 0.0, 0.0]);
+        q[2] = 0.098;
+        (q, vec![0.5, -0.3, 0.2, 0.4, 0.1, -0.2])
+    } else if name.contains("drives") {
         // The cart at 0 moving at −1 m/s, the arm at 0.35 rad turning at 1 rad/s: both
         // limits are met within the first steps.
         let d = [0.0, 0.35, 0.2, -0.1, 0.3, 0.5];

@@ -20,8 +20,8 @@ use std::sync::Arc;
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
 /// respect to the contact parameters, and with triangle meshes for the box and the ground),
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
-/// joint-space steppers of articulations (joint forces; servos, motors and smooth limits).
-pub const CHECKS: [&str; 40] = [
+/// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction).
+pub const CHECKS: [&str; 42] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -62,6 +62,8 @@ pub const CHECKS: [&str; 40] = [
     "articulation-implicit-euler",
     "articulation-drives-semi-implicit",
     "articulation-drives-implicit-euler",
+    "articulation-contact-semi-implicit",
+    "articulation-contact-implicit-euler",
 ];
 
 /// Runs the named checks (all when `names` is empty).

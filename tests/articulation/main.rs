@@ -2,6 +2,7 @@
 //! joint-space integrators with their adjoints, drives and limits.
 
 mod actuation;
+mod contact;
 mod dynamics;
 mod integrators;
 mod mjcf;

@@ -1,0 +1,132 @@
+//! Contact of link points against the ground: a free box resting on its eight corners against
+//! the law's closed-form equilibrium, and a box sliding to rest against Coulomb's stopping
+//! distance, under both steppers; refused settings.
+
+use crate::models::diag;
+use diffsim::articulation::{
+    Articulation, Inertia, Joint, JointContact, JointKind, JointStepper, Link, Scheme, Transform,
+};
+use diffsim::solids::contact::{Contact, Shape};
+
+const G: f64 = 9.81;
+const HALF: [f64; 3] = [0.2, 0.15, 0.1];
+
+/// A free 2 kg box (half extents 0.2, 0.15, 0.1 m) and its eight corners against the ground
+/// z = 0 with stiffness `ke`, damping 100, friction `mu` and smoothing `s`.
+fn box_on_ground(ke: f64, mu: f64, s: f64) -> (Articulation, JointContact) {
+    let m = 2.0;
+    let [a, b, c] = HALF.map(|x| 2.0 * x);
+    let model = Articulation {
+        links: vec![Link {
+            name: "box".into(),
+            parent: None,
+            joint: Joint::new(JointKind::Free, Transform::identity()),
+            inertia: Inertia {
+                m,
+                com: [0.0; 3],
+                ic: diag(
+                    m * (b * b + c * c) / 12.0,
+                    m * (a * a + c * c) / 12.0,
+                    m * (a * a + b * b) / 12.0,
+                ),
+            },
+        }],
+        gravity: [0.0, 0.0, -G],
+    };
+    let corners = (0..8)
+        .map(|k| {
+            let sign = |bit: usize| if k >> bit & 1 == 1 { 1.0 } else { -1.0 };
+            (0, [sign(0) * HALF[0], sign(1) * HALF[1], sign(2) * HALF[2]])
+        })
+        .collect();
+    let contact = JointContact {
+        points: corners,
+        shapes: vec![Shape::Plane {
+            normal: [0.0, 0.0, 1.0],
+            offset: 0.0,
+        }],
+        law: Contact {
+            ke,
+            kd: 100.0,
+            mu,
+            smoothing: s,
+        },
+    };
+    (model, contact)
+}
+
+/// Dropped flat from 5 cm, the box comes to rest where each bottom corner carries `mg/4`:
+/// `z = 0.1 − s·ln(e^{mg/(4 ke s)} − 1)`.
+#[test]
+fn a_box_rests_on_its_corners_where_the_law_carries_its_weight() {
+    let (ke, s) = (1e4, 1e-4);
+    let (model, contact) = box_on_ground(ke, 0.5, s);
+    let y: f64 = 2.0 * G / (4.0 * ke * s);
+    let expected = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
+    for (scheme, h, steps) in [
+        (Scheme::ImplicitEuler, 0.01, 300),
+        (Scheme::SemiImplicit, 1e-3, 3000),
+    ] {
+        let stepper = JointStepper::new(&model, h, scheme)
+            .unwrap()
+            .with_contact(contact.clone())
+            .unwrap();
+        let q0 = [0.0, 0.0, 0.15, 1.0, 0.0, 0.0, 0.0];
+        let run = stepper.rollout(&q0, &[0.0; 6], &[], steps).unwrap();
+        let (q, v) = (&run.q[steps], &run.v[steps]);
+        let speed = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        println!(
+            "{scheme:?}: rests at {:.9} m (closed form {expected:.9}), |v| {speed:.1e}",
+            q[2]
+        );
+        assert!(
+            (q[2] - expected).abs() < 1e-8 && speed < 1e-6,
+            "{scheme:?}: {q:?} {v:?}"
+        );
+    }
+}
+
+/// Resting on the ground and pushed along x at 1 m/s, the box slides `v²/(2μg)` before it
+/// stops (friction μ = 0.5 regularised below 1e-4 m/s).
+#[test]
+fn a_sliding_box_stops_after_coulombs_distance() {
+    let (ke, s, mu) = (1e4, 1e-4, 0.5);
+    let (model, contact) = box_on_ground(ke, mu, s);
+    let y: f64 = 2.0 * G / (4.0 * ke * s);
+    let rest = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
+    let v0 = 1.0;
+    let distance = v0 * v0 / (2.0 * mu * G);
+    for (scheme, h, steps) in [
+        (Scheme::ImplicitEuler, 1e-3, 400),
+        (Scheme::SemiImplicit, 1e-3, 400),
+    ] {
+        let stepper = JointStepper::new(&model, h, scheme)
+            .unwrap()
+            .with_contact(contact.clone())
+            .unwrap();
+        let q0 = [0.0, 0.0, rest, 1.0, 0.0, 0.0, 0.0];
+        let run = stepper
+            .rollout(&q0, &[0.0, 0.0, 0.0, v0, 0.0, 0.0], &[], steps)
+            .unwrap();
+        let x = run.q[steps][0];
+        println!("{scheme:?}: slides {x:.5} m (Coulomb {distance:.5} m)");
+        assert!(
+            (x / distance - 1.0).abs() < 0.01,
+            "{scheme:?}: {x} vs {distance}"
+        );
+        assert!(run.v[steps][3].abs() < 1e-3);
+    }
+}
+
+/// A point on a missing link or a law without smoothing is refused.
+#[test]
+fn bad_contacts_are_refused() {
+    let (model, contact) = box_on_ground(1e4, 0.5, 1e-4);
+    let stepper = || JointStepper::new(&model, 0.01, Scheme::SemiImplicit).unwrap();
+    let mut far = contact.clone();
+    far.points.push((3, [0.0; 3]));
+    assert!(stepper().with_contact(far).is_err());
+    let mut flat = contact;
+    flat.law.smoothing = 0.0;
+    assert!(stepper().with_contact(flat).is_err());
+}
