@@ -502,3 +502,42 @@ fn cartpole_swingup_reaches_upright_with_both_steppers() {
         assert!(!err.contains('\n'), "{err}");
     }
 }
+
+/// Warp's IK example reproduced: gradient descent (rate 0.01) on diffsim's kinematics gives
+/// Warp 1.9.1's losses (float32, `benches/warp/ik_chain.py`) and final angles; Levenberg–
+/// Marquardt reaches 1e-12 within 10 iterations; within ±60° the folded target stays 0.5 m away.
+#[test]
+fn ik_chain_reproduces_warps_descent_and_solves_it_in_a_few_iterations() {
+    use diffsim::experiments::ik_chain::{IkChainConfig, run};
+    let r = run(&IkChainConfig::default(), &Quiet).unwrap();
+    let gd = &r.solves[0];
+    for (k, warp) in [
+        (0, 2.0),
+        (1, 1.4913296699523926),
+        (10, 0.5604243874549866),
+        (100, 0.3946950137615204),
+        (200, 0.09503690898418427),
+        (512, 6.506804311356973e-06),
+    ] {
+        // Warp runs in float32: at 6.5e-6 its loss carries ~1e-4 relative round-off.
+        let l = gd.trace.losses[k];
+        assert!(
+            (l / warp - 1.0).abs() < 1e-3,
+            "loss {k}: {l} vs Warp's {warp}"
+        );
+    }
+    for (a, warp) in gd.angles_deg.iter().zip([
+        -23.522016525268555,
+        48.12466812133789,
+        55.27050018310547,
+        0.0,
+    ]) {
+        assert!((a - warp).abs() < 1e-3, "{a} vs {warp}");
+    }
+    let lm = &r.solves[1];
+    assert!(lm.iterations_to_1e12.is_some_and(|k| k <= 10), "{lm:?}");
+    let folded = &r.solves[3];
+    assert!(folded.angles_deg.iter().all(|a| a.abs() <= 60.0 + 1e-9));
+    let last = folded.trace.losses.last().unwrap();
+    assert!((last - 0.25).abs() < 1e-9, "{last}");
+}

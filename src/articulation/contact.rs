@@ -7,7 +7,7 @@
 //! differentiate the contact forces exactly without a second copy of the law.
 
 use super::Real;
-use super::dynamics::kinematics;
+use super::dynamics::{kinematics, placements};
 use super::model::Articulation;
 use super::spatial::{Force, Motion, Transform, Vec3, c, cross};
 use crate::solids::contact::{Contact, Shape, force};
@@ -52,20 +52,19 @@ impl ContactScalar for Dual64 {
 fn link_motion<T: Real>(m: &Articulation, q: &[T], v: &[T]) -> Vec<(Transform<T>, Motion<T>)> {
     let k = kinematics(m, q);
     let offsets = m.offsets();
-    let mut out: Vec<(Transform<T>, Motion<T>)> = Vec::with_capacity(m.links.len());
+    let mut vel: Vec<Motion<T>> = Vec::with_capacity(m.links.len());
     for (i, l) in m.links.iter().enumerate() {
         let iv = offsets[i].1;
         let vj = k.s[i]
             .iter()
             .zip(&v[iv..])
             .fold(Motion::zero(), |acc, (s, &qd)| acc.add(&s.scale(qd)));
-        let (x0, vi) = match l.parent {
-            Some(p) => (k.x[i].after(&out[p].0), k.x[i].motion(&out[p].1).add(&vj)),
-            None => (k.x[i], vj),
-        };
-        out.push((x0, vi));
+        vel.push(match l.parent {
+            Some(p) => k.x[i].motion(&vel[p]).add(&vj),
+            None => vj,
+        });
     }
-    out
+    placements(m, q).into_iter().zip(vel).collect()
 }
 
 /// The joint forces of the contacts at `(q, v)` (`nv` entries).

@@ -251,3 +251,23 @@ pub fn difference<T: Real>(m: &Articulation, q0: &[T], q1: &[T]) -> Vec<T> {
         })
         .collect()
 }
+
+/// Per link: `ⁱX_0`, the transform from world coordinates to the link's.
+pub fn placements<T: Real>(m: &Articulation, q: &[T]) -> Vec<Transform<T>> {
+    let k = kinematics(m, q);
+    let mut out: Vec<Transform<T>> = Vec::with_capacity(m.links.len());
+    for (i, l) in m.links.iter().enumerate() {
+        let x = match l.parent {
+            Some(p) => k.x[i].after(&out[p]),
+            None => k.x[i],
+        };
+        out.push(x);
+    }
+    out
+}
+
+/// The world position (m) of the point `p` of link `link` (link frame) at `q`.
+pub fn world_point<T: Real>(m: &Articulation, q: &[T], link: usize, p: [f64; 3]) -> [T; 3] {
+    let x = &placements(m, q)[link];
+    std::array::from_fn(|a| (0..3).fold(x.r[a], |s, b| s + x.e[b][a] * c::<T>(p[b])))
+}

@@ -8,7 +8,7 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::{
     STUDIES, Study, billiards::Billiards, bounce::Bounce, box_toss::BoxToss,
     burgers_control::BurgersControl, cartpole_swingup::CartpoleSwingup, cloth_throw::ClothThrow,
-    record, rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
+    ik_chain::IkChain, record, rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
     softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing, spring_cage::SpringCage,
     wake_flow::WakeFlow,
 };
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
     /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material,
-    /// cloth-throw, rigid-trajectory, sphere-pushing, billiards or box-toss (`diffsim experiment list` says what each reproduces; the setups are in
+    /// cloth-throw, rigid-trajectory, sphere-pushing, billiards, box-toss, cartpole-swingup or ik-chain (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
     /// The toy-size settings (seconds to a minute; the test suite runs them).
@@ -57,6 +57,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         Billiards::NAME => run::<Billiards>(args),
         BoxToss::NAME => run::<BoxToss>(args),
         CartpoleSwingup::NAME => run::<CartpoleSwingup>(args),
+        IkChain::NAME => run::<IkChain>(args),
         "list" => STUDIES
             .iter()
             .try_for_each(|(name, about)| out(&format!("{name:18} {about}"))),

@@ -10,6 +10,7 @@ pub mod box_toss;
 pub mod burgers_control;
 pub mod cartpole_swingup;
 pub mod cloth_throw;
+pub mod ik_chain;
 pub mod rigid_trajectory;
 pub mod sampling;
 pub mod smoke_target;
@@ -22,7 +23,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 12] = [
+pub const STUDIES: [(&str, &str); 13] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -59,4 +60,5 @@ pub const STUDIES: [(&str, &str); 12] = [
         cartpole_swingup::CartpoleSwingup::NAME,
         cartpole_swingup::CartpoleSwingup::ABOUT,
     ),
+    (ik_chain::IkChain::NAME, ik_chain::IkChain::ABOUT),
 ];
