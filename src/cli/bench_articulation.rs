@@ -1,15 +1,17 @@
 //! `diffsim bench articulation`: microseconds per call of RNEA, CRBA, ABA and the RNEA and
 //! ABA derivatives on URDF robots (`--pinocchio FILE` sets them beside Pinocchio measured the
 //! same day, `benches/pinocchio/dynamics.py`), and one (loss, gradient) through Warp's
-//! cartpole for 100 and 1000 steps with both joint-space steppers (`--warp FILE`: beside Warp
-//! 1.9.1's Featherstone tape, `benches/warp/cartpole_gradient.py`).
+//! cartpole (`--warp FILE`: beside Warp 1.9.1's Featherstone tape,
+//! `benches/warp/cartpole_gradient.py`) and through dm_control's cartpole (`--mjx FILE`:
+//! beside MJX, `benches/mjx/cartpole_gradient.py`) for 100 and 1000 steps with both
+//! joint-space steppers.
 
 use super::bench::read_json_lines;
 use super::progress::Bar;
 use crate::articulation::assets::warp_cartpole;
 use crate::articulation::{
-    Articulation, JointStepper, Scheme, UrdfOptions, aba, aba_derivatives, crba, integrate,
-    read_urdf, rnea, rnea_derivatives,
+    Articulation, JointStepper, LimitLaw, MjcfOptions, Scheme, UrdfOptions, aba, aba_derivatives,
+    crba, integrate, read_mjcf, read_urdf, rnea, rnea_derivatives,
 };
 use crate::error::{DiffsimError, Result};
 use crate::optim::median_ms;
@@ -45,6 +47,17 @@ pub struct ArticulationBenchArgs {
     /// `benches/warp/cartpole_gradient.py`.
     #[arg(long, value_name = "FILE")]
     pub warp: Option<PathBuf>,
+    /// MJX timings measured the same day on this machine: the JSON lines of
+    /// `benches/mjx/cartpole_gradient.py`.
+    #[arg(long, value_name = "FILE")]
+    pub mjx: Option<PathBuf>,
+    /// dm_control's cartpole (MJCF) for the comparison with MJX.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "data/robots/dm_control/cartpole.xml"
+    )]
+    pub dm_cartpole: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +81,19 @@ pub struct WarpCartpoleTiming {
     pub ms: f64,
 }
 
+/// One line of `benches/mjx/cartpole_gradient.py`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MjxCartpoleTiming {
+    /// Steps.
+    pub steps: usize,
+    /// Median wall time of one jitted value and gradient (ms).
+    pub ms: f64,
+    /// The first call's extra time (s): tracing and compiling.
+    pub compile_s: f64,
+    /// MJX's loss (RK4).
+    pub loss: f64,
+}
+
 /// One algorithm on one robot.
 #[derive(Debug, Clone, Serialize)]
 pub struct DynamicsRow {
@@ -83,15 +109,24 @@ pub struct DynamicsRow {
     pub pinocchio_overhead_us: Option<f64>,
 }
 
-/// One (loss, gradient) through the cartpole.
+/// One (loss, gradient) through a cartpole.
 #[derive(Debug, Clone, Serialize)]
 pub struct CartpoleRow {
+    /// `warp-cartpole` (gradient in q̇₀, h = 1/600 s) or `dm-cartpole` (gradient in the
+    /// N × 1 controls, h = 0.01 s).
+    pub case: &'static str,
     pub scheme: Scheme,
     pub steps: usize,
     /// Milliseconds (median of rounds).
     pub ms: f64,
-    /// Warp 1.9.1's forward + tape backward (ms), when given.
-    pub warp_ms: Option<f64>,
+    /// diffsim's loss.
+    pub loss: f64,
+    /// The anchor's time (ms): Warp 1.9.1's forward + tape backward, or MJX's jitted value
+    /// and gradient, when given.
+    pub anchor_ms: Option<f64>,
+    /// MJX's compile time (s) and loss (RK4), when given.
+    pub mjx_compile_s: Option<f64>,
+    pub mjx_loss: Option<f64>,
 }
 
 /// The measurement.
@@ -126,16 +161,21 @@ impl ArticulationBenchResult {
                 opt(net.map(|p| p / r.us), 2),
             );
         }
-        s += "\nWarp's cartpole, one (loss, gradient) through N steps of 1/600 s\n\
-              scheme          steps        ms | Warp 1.9.1 tape ms   ×Warp\n";
+        s += "\none (loss, gradient) through N steps: Warp's cartpole in q̇₀ (h 1/600 s) against Warp 1.9.1's tape;\n\
+              dm_control's cartpole in the N×1 controls (h 0.01 s) against MJX (jit, RK4; compile time apart)\n\
+              case           scheme          steps        ms       loss | anchor ms  ×anchor  compile s  anchor loss\n";
         for r in &self.cartpole {
             s += &format!(
-                "{:<15} {:>5} {:>9.3} | {:>18}  {:>6}\n",
+                "{:<14} {:<15} {:>5} {:>9.3} {:>10.4} | {:>9}  {:>7}  {:>9}  {:>11}\n",
+                r.case,
                 format!("{:?}", r.scheme),
                 r.steps,
                 r.ms,
-                opt(r.warp_ms, 1),
-                opt(r.warp_ms.map(|w| w / r.ms), 0),
+                r.loss,
+                opt(r.anchor_ms, 1),
+                opt(r.anchor_ms.map(|w| w / r.ms), 0),
+                opt(r.mjx_compile_s, 1),
+                opt(r.mjx_loss, 4),
             );
         }
         s
@@ -198,15 +238,46 @@ fn time_algorithm(m: &Articulation, state: &[Vec<f64>; 4], algorithm: &str) -> f
     }
 }
 
-/// One (loss, gradient) of `Σq_N² + Σq̇_N²` in `q̇₀` through the cartpole.
-fn cartpole_gradient(stepper: &JointStepper, steps: usize) -> Result<Vec<f64>> {
-    let run = stepper.rollout(&[0.0, 0.3, 0.0], &[0.1, -0.2, 0.3], &[], steps)?;
-    let mut bars = vec![(Vec::new(), Vec::new()); steps + 1];
-    bars[steps] = (
-        run.q[steps].iter().map(|x| 2.0 * x).collect(),
-        run.v[steps].iter().map(|x| 2.0 * x).collect(),
-    );
-    Ok(stepper.adjoint(&run, &[], &bars)?.v0)
+/// A gradient case: `Σq_N² + Σq̇_N²` after `steps` steps from `(q0, v0)`; with `control`
+/// `(dof, value)` every step applies `value` on `dof` and the gradient is in those controls,
+/// otherwise it is in `q̇₀`.
+struct GradCase<'a> {
+    case: &'static str,
+    stepper: JointStepper<'a>,
+    scheme: Scheme,
+    steps: usize,
+    q0: Vec<f64>,
+    v0: Vec<f64>,
+    control: Option<(usize, f64)>,
+}
+
+impl GradCase<'_> {
+    fn evaluate(&self) -> Result<(f64, Vec<f64>)> {
+        let n = self.steps;
+        let controls: Vec<Vec<f64>> = match self.control {
+            Some((dof, u)) => (0..n)
+                .map(|_| {
+                    let mut c = vec![0.0; self.v0.len()];
+                    c[dof] = u;
+                    c
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let run = self.stepper.rollout(&self.q0, &self.v0, &controls, n)?;
+        let sq = |x: &[f64]| x.iter().map(|y| y * y).sum::<f64>();
+        let loss = sq(&run.q[n]) + sq(&run.v[n]);
+        let mut bars = vec![(Vec::new(), Vec::new()); n + 1];
+        bars[n] = (
+            run.q[n].iter().map(|x| 2.0 * x).collect(),
+            run.v[n].iter().map(|x| 2.0 * x).collect(),
+        );
+        let g = self.stepper.adjoint(&run, &controls, &bars)?;
+        Ok(match self.control {
+            Some((dof, _)) => (loss, g.controls.iter().map(|c| c[dof]).collect()),
+            None => (loss, g.v0),
+        })
+    }
 }
 
 /// Runs the benchmark.
@@ -245,21 +316,58 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
             robots.push((name, read_urdf(p, &options)?));
         }
     }
+    let mjx: Vec<MjxCartpoleTiming> = match &args.mjx {
+        Some(f) => read_json_lines(f, "benches/mjx/cartpole_gradient.py")?,
+        None => Vec::new(),
+    };
     let cart = warp_cartpole()?;
+    let dm = read_mjcf(
+        &args.dm_cartpole,
+        &MjcfOptions {
+            limits: Some(LimitLaw {
+                ke: 1000.0,
+                kd: 60.0,
+                smoothing: 0.01,
+            }),
+        },
+    )?;
     let lengths = if args.steps.is_empty() {
         vec![100, 1000]
     } else {
         args.steps.clone()
     };
-    let steppers = [
-        JointStepper::new(&cart, 1.0 / 600.0, Scheme::SemiImplicit)?,
-        JointStepper::new(&cart, 1.0 / 600.0, Scheme::ImplicitEuler)?,
-    ];
-    let total = args.rounds * (robots.len() * ALGORITHMS.len() + 2 * lengths.len());
+    let mut cases = Vec::new();
+    for scheme in [Scheme::SemiImplicit, Scheme::ImplicitEuler] {
+        for &steps in &lengths {
+            cases.push(GradCase {
+                case: "warp-cartpole",
+                stepper: JointStepper::new(&cart, 1.0 / 600.0, scheme)?,
+                scheme,
+                steps,
+                q0: vec![0.0, 0.3, 0.0],
+                v0: vec![0.1, -0.2, 0.3],
+                control: None,
+            });
+        }
+    }
+    for scheme in [Scheme::SemiImplicit, Scheme::ImplicitEuler] {
+        for &steps in &lengths {
+            cases.push(GradCase {
+                case: "dm-cartpole",
+                stepper: JointStepper::new(&dm.articulation, dm.timestep, scheme)?,
+                scheme,
+                steps,
+                q0: vec![0.0, 0.0],
+                v0: vec![0.1, -0.2],
+                control: dm.actuators.first().map(|a| (a.dof, 0.05)),
+            });
+        }
+    }
+    let total = args.rounds * (robots.len() * ALGORITHMS.len() + cases.len());
     let progress = Bar::new("bench articulation", total as u64, args.json);
     let states: Vec<[Vec<f64>; 4]> = robots.iter().map(|(_, m)| random_state(m)).collect();
     let mut dyn_times = vec![vec![Vec::new(); ALGORITHMS.len()]; robots.len()];
-    let mut grad_times = vec![Vec::new(); 2 * lengths.len()];
+    let mut grad_times = vec![Vec::new(); cases.len()];
     let mut done = 0;
     for _ in 0..args.rounds {
         for (r, ((_, m), state)) in robots.iter().zip(&states).enumerate() {
@@ -269,15 +377,12 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
                 progress.set(done);
             }
         }
-        for (i, stepper) in steppers.iter().enumerate() {
-            for (j, &n) in lengths.iter().enumerate() {
-                cartpole_gradient(stepper, n)?;
-                let repeats = (20_000 / n).clamp(3, 50);
-                grad_times[i * lengths.len() + j]
-                    .push(median_ms(repeats, &|| cartpole_gradient(stepper, n))?);
-                done += 1;
-                progress.set(done);
-            }
+        for (c, t) in cases.iter().zip(&mut grad_times) {
+            c.evaluate()?;
+            let repeats = (20_000 / c.steps).clamp(3, 50);
+            t.push(median_ms(repeats, &|| c.evaluate())?);
+            done += 1;
+            progress.set(done);
         }
     }
     progress.finish();
@@ -297,18 +402,25 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
         }
     }
     let mut cartpole = Vec::new();
-    for (i, scheme) in [Scheme::SemiImplicit, Scheme::ImplicitEuler]
-        .into_iter()
-        .enumerate()
-    {
-        for (j, &steps) in lengths.iter().enumerate() {
-            cartpole.push(CartpoleRow {
-                scheme,
-                steps,
-                ms: median(grad_times[i * lengths.len() + j].clone()),
-                warp_ms: warp.iter().find(|w| w.steps == steps).map(|w| w.ms),
-            });
-        }
+    for (c, t) in cases.iter().zip(grad_times) {
+        let theirs = mjx
+            .iter()
+            .find(|x| x.steps == c.steps && c.case == "dm-cartpole");
+        let anchor_ms = if c.case == "dm-cartpole" {
+            theirs.map(|x| x.ms)
+        } else {
+            warp.iter().find(|w| w.steps == c.steps).map(|w| w.ms)
+        };
+        cartpole.push(CartpoleRow {
+            case: c.case,
+            scheme: c.scheme,
+            steps: c.steps,
+            ms: median(t),
+            loss: c.evaluate()?.0,
+            anchor_ms,
+            mjx_compile_s: theirs.map(|x| x.compile_s),
+            mjx_loss: theirs.map(|x| x.loss),
+        });
     }
     Ok(ArticulationBenchResult { dynamics, cartpole })
 }
