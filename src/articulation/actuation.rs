@@ -9,45 +9,8 @@
 //! Newton and the implicit-function adjoint stay exact; `s → 0` recovers Warp's C⁰ law.
 
 use super::Real;
-use super::model::{Articulation, Joint};
+use super::model::{Articulation, Drive, JointLimit};
 use super::spatial::c;
-
-/// How a joint's per-coordinate control `u` becomes a joint force `τ` (N·m or N).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Drive {
-    /// A motor: `τ = gear·u` on every coordinate of the joint (gear 1: `u` is the force).
-    Motor { gear: f64 },
-    /// A servo toward the target position `u` (rad or m): `τ = ke(u − q) − kd·q̇`. Warp's
-    /// `TARGET_POSITION` mode; MuJoCo's `position` actuator with `kp = ke`, `kv = kd`.
-    /// One-coordinate joints only.
-    Position { ke: f64, kd: f64 },
-    /// A servo toward the target velocity `u`: `τ = ke(u − q̇)`, faded out by the limit's
-    /// `σ` weights while a limit is violated (Warp switches it off there). One-coordinate
-    /// joints only.
-    Velocity { ke: f64 },
-}
-
-impl Default for Drive {
-    fn default() -> Self {
-        Drive::Motor { gear: 1.0 }
-    }
-}
-
-/// A smooth limit `lower ≤ q ≤ upper` on a one-coordinate joint.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct JointLimit {
-    /// Lower bound (rad or m).
-    pub lower: f64,
-    /// Upper bound (rad or m).
-    pub upper: f64,
-    /// Stiffness past the bound (N·m/rad or N/m).
-    pub ke: f64,
-    /// Damping while past the bound (N·m·s/rad or N·s/m).
-    pub kd: f64,
-    /// The smoothing length `s` (rad or m): the width of the softened corner.
-    pub smoothing: f64,
-}
 
 /// `softplus(x) = ln(1 + eˣ)`, without overflow.
 fn softplus<T: Real>(x: T) -> T {
@@ -108,44 +71,4 @@ pub fn joint_forces<T: Real>(m: &Articulation, q: &[T], v: &[T], u: &[T]) -> Vec
         tau[iv] += drive + limit;
     }
     tau
-}
-
-/// Checks a joint's damping, armature, drive and limit; the reason when they are not valid.
-pub(super) fn check(j: &Joint) -> Option<String> {
-    let ok = |x: f64| x >= 0.0 && x.is_finite();
-    if !(ok(j.armature) && ok(j.damping)) {
-        return Some("negative or non-finite armature or damping".into());
-    }
-    let single = j.kind.nv() == 1;
-    match j.drive {
-        Drive::Motor { gear } if !gear.is_finite() => {
-            return Some(format!("motor gear {gear} is not finite"));
-        }
-        Drive::Position { ke, kd } if !(ok(ke) && ok(kd)) => {
-            return Some("a position servo needs finite non-negative gains".into());
-        }
-        Drive::Velocity { ke } if !ok(ke) => {
-            return Some("a velocity servo needs a finite non-negative gain".into());
-        }
-        Drive::Position { .. } | Drive::Velocity { .. } if !single => {
-            return Some("servos act on revolute and prismatic joints only".into());
-        }
-        _ => {}
-    }
-    if let Some(l) = j.limit {
-        if !single {
-            return Some("limits act on revolute and prismatic joints only".into());
-        }
-        if !(l.lower < l.upper
-            && ok(l.ke)
-            && ok(l.kd)
-            && l.smoothing > 0.0
-            && l.smoothing.is_finite())
-        {
-            return Some(format!(
-                "limit needs lower < upper, finite non-negative ke and kd and a positive smoothing length (got {l:?})"
-            ));
-        }
-    }
-    None
 }

@@ -17,9 +17,9 @@
 //! `∂τ_j/∂δ_i = (Yᶜ_j J_j)ᵀ dA_i + (Bᶜ_jᵀ J_j)ᵀ dV_i`; the velocity derivatives are the same
 //! with `dV → J`, `dA → dAdv = v_k × J_k + dV_k`.
 
-use super::derivatives::Matrix;
 use super::dynamics::kinematics;
 use super::model::Articulation;
+use super::spatial::Matrix;
 use super::spatial::{Transform, congruence};
 
 type V6 = [f64; 6];

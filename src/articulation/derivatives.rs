@@ -12,8 +12,7 @@ use faer::Mat;
 use faer::linalg::solvers::Solve;
 use num_dual::Dual64;
 
-/// A dense `nv × nv` matrix, row-major.
-pub type Matrix = Vec<Vec<f64>>;
+pub use super::spatial::Matrix;
 
 /// `(τ, ∂τ/∂q, ∂τ/∂v)` of RNEA at `(q, v, a)`, analytically (O(nv·depth)).
 pub fn rnea_derivatives(

@@ -17,10 +17,10 @@
 use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
 use super::contact::{ContactScalar, JointContact, contact_forces};
-use super::derivatives::Matrix;
 use super::derivatives::aba_derivatives;
 use super::dynamics::{aba, crba, difference, integrate, rnea};
 use super::model::Articulation;
+use super::spatial::Matrix;
 use crate::error::{DiffsimError, Result};
 use faer::Mat;
 use faer::linalg::solvers::Solve;

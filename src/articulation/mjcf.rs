@@ -13,9 +13,8 @@
 //! (`stiffness`), another actuator type or an Euler sequence other than `xyz` is refused.
 //! Hinge and slide ranges become smooth limits with [`MjcfOptions::limits`]'s law.
 
-use super::actuation::{Drive, JointLimit};
 use super::joint::JointKind;
-use super::model::{Articulation, Joint, Link};
+use super::model::{Articulation, Drive, Joint, JointLimit, Link};
 use super::spatial::{Inertia, Transform, Vec3};
 use super::urdf::LimitLaw;
 use crate::error::{DiffsimError, Result};

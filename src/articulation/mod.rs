@@ -21,7 +21,7 @@ pub mod model;
 pub mod spatial;
 pub mod urdf;
 
-pub use actuation::{Drive, JointLimit, joint_forces};
+pub use actuation::joint_forces;
 pub use analytic::{RneaPartials, rnea_partials};
 pub use contact::{JointContact, contact_forces};
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives, rnea_derivatives_dual};
@@ -29,7 +29,7 @@ pub use dynamics::{aba, crba, difference, integrate, placements, rnea, world_poi
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
 pub use joint::JointKind;
 pub use mjcf::{Actuator, MjcfModel, MjcfOptions, read_mjcf};
-pub use model::{Articulation, Joint, Link};
+pub use model::{Articulation, Drive, Joint, JointLimit, Link};
 pub use spatial::{Inertia, Motion, Transform};
 pub use urdf::{LimitLaw, UrdfOptions, read_urdf, urdf_from_str};
 

@@ -1,7 +1,6 @@
 //! A kinematic tree: links in topological order, each with its joint to its parent (or to the
 //! world), the joint's placement in the parent's frame, and the link's inertia.
 
-use super::actuation::{Drive, JointLimit, check};
 use super::joint::JointKind;
 use super::spatial::{Inertia, Transform, Vec3};
 use crate::error::{DiffsimError, Result};
@@ -153,4 +152,81 @@ fn det3(j: &[[f64; 3]; 3]) -> f64 {
     j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
         - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
         + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0])
+}
+
+/// How a joint's per-coordinate control `u` becomes a joint force `τ` (N·m or N).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drive {
+    /// A motor: `τ = gear·u` on every coordinate of the joint (gear 1: `u` is the force).
+    Motor { gear: f64 },
+    /// A servo toward the target position `u` (rad or m): `τ = ke(u − q) − kd·q̇`. Warp's
+    /// `TARGET_POSITION` mode; MuJoCo's `position` actuator with `kp = ke`, `kv = kd`.
+    /// One-coordinate joints only.
+    Position { ke: f64, kd: f64 },
+    /// A servo toward the target velocity `u`: `τ = ke(u − q̇)`, faded out by the limit's
+    /// `σ` weights while a limit is violated (Warp switches it off there). One-coordinate
+    /// joints only.
+    Velocity { ke: f64 },
+}
+
+impl Default for Drive {
+    fn default() -> Self {
+        Drive::Motor { gear: 1.0 }
+    }
+}
+
+/// A smooth limit `lower ≤ q ≤ upper` on a one-coordinate joint.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JointLimit {
+    /// Lower bound (rad or m).
+    pub lower: f64,
+    /// Upper bound (rad or m).
+    pub upper: f64,
+    /// Stiffness past the bound (N·m/rad or N/m).
+    pub ke: f64,
+    /// Damping while past the bound (N·m·s/rad or N·s/m).
+    pub kd: f64,
+    /// The smoothing length `s` (rad or m): the width of the softened corner.
+    pub smoothing: f64,
+}
+
+/// Checks a joint's damping, armature, drive and limit; the reason when they are not valid.
+fn check(j: &Joint) -> Option<String> {
+    let ok = |x: f64| x >= 0.0 && x.is_finite();
+    if !(ok(j.armature) && ok(j.damping)) {
+        return Some("negative or non-finite armature or damping".into());
+    }
+    let single = j.kind.nv() == 1;
+    match j.drive {
+        Drive::Motor { gear } if !gear.is_finite() => {
+            return Some(format!("motor gear {gear} is not finite"));
+        }
+        Drive::Position { ke, kd } if !(ok(ke) && ok(kd)) => {
+            return Some("a position servo needs finite non-negative gains".into());
+        }
+        Drive::Velocity { ke } if !ok(ke) => {
+            return Some("a velocity servo needs a finite non-negative gain".into());
+        }
+        Drive::Position { .. } | Drive::Velocity { .. } if !single => {
+            return Some("servos act on revolute and prismatic joints only".into());
+        }
+        _ => {}
+    }
+    if let Some(l) = j.limit {
+        if !single {
+            return Some("limits act on revolute and prismatic joints only".into());
+        }
+        if !(l.lower < l.upper
+            && ok(l.ke)
+            && ok(l.kd)
+            && l.smoothing > 0.0
+            && l.smoothing.is_finite())
+        {
+            return Some(format!(
+                "limit needs lower < upper, finite non-negative ke and kd and a positive smoothing length (got {l:?})"
+            ));
+        }
+    }
+    None
 }

@@ -10,6 +10,8 @@ pub type Vec3<T> = [T; 3];
 pub type Mat3<T> = [[T; 3]; 3];
 /// A 6×6 matrix acting on `[ω; v]` motions, row-major.
 pub type Mat6<T> = [[T; 6]; 6];
+/// A dense matrix (for example `nv × nv`), row-major.
+pub type Matrix = Vec<Vec<f64>>;
 
 /// `T` from an `f64` constant.
 pub fn c<T: Real>(x: f64) -> T {

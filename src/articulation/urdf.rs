@@ -15,9 +15,8 @@
 //!   its stiffness (bounds that are equal or infinite mean no limit). Efforts, velocity
 //!   limits, friction, mimic joints, visuals and collisions are not read.
 
-use super::actuation::JointLimit;
 use super::joint::JointKind;
-use super::model::{Articulation, Joint, Link};
+use super::model::{Articulation, Joint, JointLimit, Link};
 use super::spatial::{Inertia, Transform, Vec3};
 use crate::error::{DiffsimError, Result};
 use std::collections::HashMap;
