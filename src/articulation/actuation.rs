@@ -67,6 +67,7 @@ pub fn joint_forces<T: Real>(m: &Articulation, q: &[T], v: &[T], u: &[T]) -> Vec
             Drive::Motor { gear } => uk * gear,
             Drive::Position { ke, kd } => (uk - qk) * ke - qd * kd,
             Drive::Velocity { ke } => (uk - qd) * ke * (c::<T>(1.0) - active),
+            Drive::Muscle(muscle) => muscle.torque(qk, qd, uk),
         };
         tau[iv] += drive + limit;
     }

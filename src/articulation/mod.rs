@@ -18,6 +18,7 @@ pub mod integrators;
 pub mod joint;
 pub mod mjcf;
 pub mod model;
+pub mod muscle;
 pub mod spatial;
 pub mod urdf;
 
@@ -30,6 +31,7 @@ pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference
 pub use joint::JointKind;
 pub use mjcf::{Actuator, MjcfModel, MjcfOptions, read_mjcf};
 pub use model::{Articulation, Drive, Joint, JointLimit, Link};
+pub use muscle::{Activation, Muscle, activations, activations_vjp};
 pub use spatial::{Inertia, Motion, Transform};
 pub use urdf::{LimitLaw, UrdfOptions, read_urdf, urdf_from_str};
 

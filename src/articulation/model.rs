@@ -168,6 +168,10 @@ pub enum Drive {
     /// `σ` weights while a limit is violated (Warp switches it off there). One-coordinate
     /// joints only.
     Velocity { ke: f64 },
+    /// A Hill-type muscle–tendon unit whose control `u` is its activation `a ∈ [0, 1]`
+    /// (see [`super::muscle`]: the force law, and the activation dynamics that turn
+    /// excitations into activations). One-coordinate joints only.
+    Muscle(super::muscle::Muscle),
 }
 
 impl Default for Drive {
@@ -210,6 +214,14 @@ fn check(j: &Joint) -> Option<String> {
         }
         Drive::Position { .. } | Drive::Velocity { .. } if !single => {
             return Some("servos act on revolute and prismatic joints only".into());
+        }
+        Drive::Muscle(_) if !single => {
+            return Some("muscles act on revolute and prismatic joints only".into());
+        }
+        Drive::Muscle(m) => {
+            if let Some(why) = m.check() {
+                return Some(why);
+            }
         }
         _ => {}
     }

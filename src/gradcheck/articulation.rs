@@ -12,9 +12,12 @@
 //!   velocity servo and geared motors.
 //! - `articulation-contact-{semi-implicit,implicit-euler}`: a free box, tilted and moving,
 //!   whose eight corners meet the ground with damping and friction, pushed by forces.
+//! - `articulation-muscle`: a pendulum driven by a Hill-type muscle, its excitations turned
+//!   into activations by the activation dynamics (whose adjoint is checked with the
+//!   stepper's), implicit Euler; with respect to the initial activation and the excitations.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check_flat};
-use crate::articulation::JointContact;
+use crate::articulation::{Activation, JointContact, Muscle, activations, activations_vjp};
 use crate::articulation::{
     Articulation, Drive, Inertia, Joint, JointKind, JointLimit, JointStepper, Link, Scheme,
     Transform, difference, difference_jacobian, integrate,
@@ -229,8 +232,73 @@ fn loss(
     Ok((value, flat))
 }
 
-/// Runs `articulation-[drives-|contact-]{semi-implicit,implicit-euler}`.
+/// `articulation-muscle`: see the module's documentation.
+fn run_muscle(cfg: &GradCheckConfig) -> Result<GradCheckReport> {
+    let muscle = Muscle {
+        f_max: 500.0,
+        l_opt: 0.1,
+        l_slack: 0.2,
+        v_max: 10.0,
+        moment_arm: 0.05,
+        l_ref: 0.3,
+    };
+    let m = Articulation {
+        links: vec![Link {
+            name: String::from("bob"),
+            parent: None,
+            joint: Joint {
+                drive: Drive::Muscle(muscle),
+                damping: 0.2,
+                ..Joint::new(
+                    JointKind::Revolute {
+                        axis: [0.0, 1.0, 0.0],
+                    },
+                    Transform::identity(),
+                )
+            },
+            inertia: Inertia {
+                m: 1.0,
+                com: [0.0, 0.0, -0.5],
+                ic: [[0.01, 0.0, 0.0], [0.0, 0.01, 0.0], [0.0, 0.0, 0.01]],
+            },
+        }],
+        gravity: [0.0, 0.0, -9.81],
+    };
+    let act = Activation::default();
+    let stepper = JointStepper::new(&m, H, Scheme::ImplicitEuler)?;
+    let u0: Vec<f64> = (0..STEPS)
+        .map(|n| 0.5 + 0.4 * (0.9 * n as f64).sin())
+        .collect();
+    let weights = wave(STEPS + 1, 0.3, 0.5);
+    let eval = |p: &[f64], grads: bool| -> Result<(f64, Vec<f64>)> {
+        let a0 = 0.3 + p[0];
+        let u: Vec<f64> = u0.iter().zip(&p[1..]).map(|(x, d)| x + d).collect();
+        let a = activations(&act, H, a0, &u);
+        let controls: Vec<Vec<f64>> = a.iter().map(|&x| vec![x]).collect();
+        let run = stepper.rollout(&[0.2], &[0.0], &controls, STEPS)?;
+        let value = (0..=STEPS).map(|n| weights[n] * run.v[n][0]).sum::<f64>() + run.q[STEPS][0];
+        if !grads {
+            return Ok((value, Vec::new()));
+        }
+        let mut bars: Vec<(Vec<f64>, Vec<f64>)> =
+            weights.iter().map(|w| (Vec::new(), vec![*w])).collect();
+        bars[STEPS].0 = vec![1.0];
+        let g = stepper.adjoint(&run, &controls, &bars)?;
+        let abar: Vec<f64> = g.controls.iter().map(|c| c[0]).collect();
+        let (ga0, gu) = activations_vjp(&act, H, a0, &u, &abar);
+        Ok((value, std::iter::once(ga0).chain(gu).collect()))
+    };
+    let (_, grads) = eval(&vec![0.0; STEPS + 1], true)?;
+    let f = |p: &[f64]| eval(p, false).map_or(f64::NAN, |(l, _)| l);
+    Ok(check_flat("articulation-muscle", &grads, &f, 2, cfg))
+}
+
+/// Runs `articulation-[drives-|contact-]{semi-implicit,implicit-euler}` and
+/// `articulation-muscle`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
+    if name == "articulation-muscle" {
+        return run_muscle(cfg);
+    }
     let scheme = if name.ends_with("semi-implicit") {
         Scheme::SemiImplicit
     } else {

@@ -20,8 +20,9 @@ use std::sync::Arc;
 /// DP-CFE unroll with its network, and rollouts of the three rigid-body steps (also with
 /// respect to the contact parameters, and with triangle meshes for the box and the ground),
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
-/// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction).
-pub const CHECKS: [&str; 42] = [
+/// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
+/// muscle with its activation dynamics).
+pub const CHECKS: [&str; 43] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -64,6 +65,7 @@ pub const CHECKS: [&str; 42] = [
     "articulation-drives-implicit-euler",
     "articulation-contact-semi-implicit",
     "articulation-contact-implicit-euler",
+    "articulation-muscle",
 ];
 
 /// Runs the named checks (all when `names` is empty).

@@ -7,4 +7,5 @@ mod dynamics;
 mod integrators;
 mod mjcf;
 mod models;
+mod muscle;
 mod urdf;
