@@ -288,7 +288,7 @@ fn run_muscle(cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         let (ga0, gu) = activations_vjp(&act, H, a0, &u, &abar);
         Ok((value, std::iter::once(ga0).chain(gu).collect()))
     };
-    let (_, grads) = eval(&vec![0.0; STEPS + 1], true)?;
+    let (_, grads) = eval(&[0.0; STEPS + 1], true)?;
     let f = |p: &[f64]| eval(p, false).map_or(f64::NAN, |(l, _)| l);
     Ok(check_flat("articulation-muscle", &grads, &f, 2, cfg))
 }
