@@ -176,7 +176,7 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
             // Iᵃ = I^A − U D⁻¹ Uᵀ, pᵃ = p^A + Iᵃc + U D⁻¹u.
             let mut iaa = ia[i];
             let dinv_ut: Vec<Vec<T>> = (0..6)
-                .map(|col| solve_small(&d, &u_cols.iter().map(|uc| uc[col]).collect::<Vec<_>>()))
+                .map(|col| solve_d(&d, &u_cols.iter().map(|uc| uc[col]).collect::<Vec<_>>()))
                 .collect::<Option<_>>()?;
             for r in 0..6 {
                 for col in 0..6 {
@@ -187,7 +187,7 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
                     iaa[r][col] -= corr;
                 }
             }
-            let dinv_u = solve_small(&d, &u)?;
+            let dinv_u = solve_d(&d, &u)?;
             let ic = mat6_vec(&iaa, cb[i].array());
             let mut pav = pa[i].array();
             for r in 0..6 {
@@ -221,11 +221,22 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
             .zip(&uu[i])
             .map(|(ub, &u)| u - a1.dot(&Force::from_array(*ub)))
             .collect();
-        let x = solve_small(&ds[i], &rhs)?;
+        let x = solve_d(&ds[i], &rhs)?;
         qdd[iv..iv + x.len()].copy_from_slice(&x);
         acc.push(a1.add(&combine(&k.s[i], &x)));
     }
     Some(qdd)
+}
+
+/// `D⁻¹b` for a joint's `D` (`nv × nv`): a division for one coordinate.
+fn solve_d<T: Real>(d: &[Vec<T>], b: &[T]) -> Option<Vec<T>> {
+    match d {
+        [row] => {
+            let x = row[0];
+            (x.re() != 0.0 && x.re().is_finite()).then(|| vec![b[0] / x])
+        }
+        _ => solve_small(d, b),
+    }
 }
 
 /// `q ⊕ δ` over the whole tree (`δ` in the tangent space, `nv` entries).
