@@ -4,7 +4,9 @@
 
 use super::Real;
 use super::model::Articulation;
-use super::spatial::{Force, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small};
+use super::spatial::{
+    Force, Inertia, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small,
+};
 
 /// Per link: `ⁱX_λ`, the motion subspace `S_i` and the joint velocity `v_J = S_i q̇_i`.
 pub(super) struct Kinematics<T> {
@@ -39,6 +41,19 @@ fn base_acceleration<T: Real>(m: &Articulation) -> Motion<T> {
 
 /// Inverse dynamics `τ = M(q)q̈ + C(q, q̇)` (gravity included), `nv` entries.
 pub fn rnea<T: Real>(m: &Articulation, q: &[T], v: &[T], a: &[T]) -> Vec<T> {
+    let inertias: Vec<Inertia<T>> = m.links.iter().map(|l| l.inertia.lift()).collect();
+    rnea_with(m, &inertias, q, v, a)
+}
+
+/// [`rnea`] with the links' inertias given (in any scalar: dual parts give `∂τ/∂` a link's
+/// mass or centre of mass).
+pub fn rnea_with<T: Real>(
+    m: &Articulation,
+    inertias: &[Inertia<T>],
+    q: &[T],
+    v: &[T],
+    a: &[T],
+) -> Vec<T> {
     let k = kinematics(m, q);
     let offsets = m.offsets();
     let n = m.links.len();
@@ -59,7 +74,7 @@ pub fn rnea<T: Real>(m: &Articulation, q: &[T], v: &[T], a: &[T]) -> Vec<T> {
             .motion(&ap)
             .add(&combine(&k.s[i], &a[iv..iv + nv]))
             .add(&vi.cross_motion(&vj));
-        let ine = l.inertia.lift::<T>();
+        let ine = inertias[i];
         f.push(ine.apply(&ai).add(&vi.cross_force(&ine.apply(&vi))));
         vel.push(vi);
         acc.push(ai);

@@ -18,9 +18,9 @@ use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
 use super::contact::{ContactScalar, JointContact, contact_forces};
 use super::derivatives::aba_derivatives;
-use super::dynamics::{aba, crba, difference, integrate, rnea};
+use super::dynamics::{aba, crba, difference, integrate, rnea, rnea_with};
 use super::model::Articulation;
-use super::spatial::Matrix;
+use super::spatial::{Inertia, Matrix};
 use crate::error::{DiffsimError, Result};
 use faer::Mat;
 use faer::linalg::solvers::Solve;
@@ -366,6 +366,56 @@ impl<'a> JointStepper<'a> {
         controls: &[Vec<f64>],
         bars: &[(Vec<f64>, Vec<f64>)],
     ) -> Result<JointGrads> {
+        Ok(self.adjoint_with_params(run, controls, bars, &[])?.0)
+    }
+
+    /// `∂RNEA/∂π` (`nv × params.len()`) at `(q, v, a)` for inertial parameters
+    /// `(link, k)`: `k = 0` the link's mass, `k = 1, 2, 3` its centre of mass's coordinates
+    /// (the rotational inertia about the centre of mass held).
+    fn rnea_param_partials(
+        &self,
+        params: &[(usize, usize)],
+        q: &[f64],
+        v: &[f64],
+        a: &[f64],
+    ) -> Matrix {
+        let m = self.model;
+        let (ql, vl, al) = (lift(q), lift(v), lift(a));
+        columns(v.len(), params.len(), |j| {
+            let (link, k) = params[j];
+            let mut inertias: Vec<Inertia<Dual64>> =
+                m.links.iter().map(|l| l.inertia.lift()).collect();
+            let target = &mut inertias[link];
+            if k == 0 {
+                target.m.eps = 1.0;
+            } else {
+                target.com[k - 1].eps = 1.0;
+            }
+            rnea_with(m, &inertias, &ql, &vl, &al)
+                .iter()
+                .map(|x| x.eps)
+                .collect()
+        })
+    }
+
+    /// [`JointStepper::adjoint`] and the gradient with respect to inertial parameters
+    /// `(link, k)` (`k = 0` mass, `1..=3` centre of mass; see `rnea_param_partials`).
+    pub fn adjoint_with_params(
+        &self,
+        run: &JointRollout,
+        controls: &[Vec<f64>],
+        bars: &[(Vec<f64>, Vec<f64>)],
+        params: &[(usize, usize)],
+    ) -> Result<(JointGrads, Vec<f64>)> {
+        if let Some(&(link, k)) = params
+            .iter()
+            .find(|&&(l, k)| l >= self.model.links.len() || k > 3)
+        {
+            return Err(DiffsimError::config(format!(
+                "inertial parameter ({link}, {k}): the link must exist and k be 0 (mass) or 1..=3 (centre of mass)"
+            )));
+        }
+        let mut pbar = vec![0.0; params.len()];
         let (m, h) = (self.model, self.h);
         let nv = m.nv();
         let steps = run.q.len() - 1;
@@ -401,6 +451,13 @@ impl<'a> JointStepper<'a> {
                         .collect();
                     // (∂q̈/∂x)ᵀ ȳ = (∂ABA/∂x)ᵀ ȳ + (∂τ/∂x)ᵀ M⁻ᵀ ȳ.
                     let w = t_mul(&d.minv, &ybar);
+                    // ∂q̈/∂π = −M⁻¹ ∂RNEA/∂π at a = q̈.
+                    if !params.is_empty() {
+                        let dp = self.rnea_param_partials(params, q, v, &d.qdd);
+                        for (pb, g) in pbar.iter_mut().zip(t_mul(&dp, &w)) {
+                            *pb -= h * g;
+                        }
+                    }
                     let qdd_t = |dx: &Matrix, tx: &Matrix| -> Vec<f64> {
                         t_mul(dx, &ybar)
                             .iter()
@@ -430,6 +487,15 @@ impl<'a> JointStepper<'a> {
                     let lu = Mat::from_fn(nv, nv, |r, c| p.a[r][c]).partial_piv_lu();
                     let lam = lu.solve_transpose(Mat::from_fn(nv, 1, |r, _| ybar[r]));
                     let lam: Vec<f64> = (0..nv).map(|r| lam[(r, 0)]).collect();
+                    // G ∋ RNEA(q₁, v₁, (v₁ − v)/h; π): π̄ −= (∂G/∂π)ᵀλ.
+                    if !params.is_empty() {
+                        let d: Vec<f64> = v1.iter().map(|x| x * h).collect();
+                        let acc: Vec<f64> = v1.iter().zip(v).map(|(x, y)| (x - y) / h).collect();
+                        let dp = self.rnea_param_partials(params, &integrate(m, q, &d), v1, &acc);
+                        for (pb, g) in pbar.iter_mut().zip(t_mul(&dp, &lam)) {
+                            *pb -= g;
+                        }
+                    }
                     let neg =
                         |g: &Matrix| -> Vec<f64> { t_mul(g, &lam).iter().map(|x| -x).collect() };
                     (
@@ -449,7 +515,7 @@ impl<'a> JointStepper<'a> {
         }
         grads.q0 = qb;
         grads.v0 = vb;
-        Ok(grads)
+        Ok((grads, pbar))
     }
 }
 

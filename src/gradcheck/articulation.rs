@@ -12,12 +12,17 @@
 //!   velocity servo and geared motors.
 //! - `articulation-contact-{semi-implicit,implicit-euler}`: a free box, tilted and moving,
 //!   whose eight corners meet the ground with damping and friction, pushed by forces.
+//! - `articulation-params-{semi-implicit,implicit-euler}`: the tree of the first checks,
+//!   with respect to inertial parameters (the ball link's mass and centre of mass, the
+//!   slider's mass and centre-of-mass z) through the same rollout and loss.
 //! - `articulation-muscle`: a pendulum driven by a Hill-type muscle, its excitations turned
 //!   into activations by the activation dynamics (whose adjoint is checked with the
 //!   stepper's), implicit Euler; with respect to the initial activation and the excitations.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check_flat};
-use crate::articulation::{Activation, JointContact, Muscle, activations, activations_vjp};
+use crate::articulation::{
+    Activation, JointContact, JointRollout, Muscle, activations, activations_vjp,
+};
 use crate::articulation::{
     Articulation, Drive, Inertia, Joint, JointKind, JointLimit, JointStepper, Link, Scheme,
     Transform, difference, difference_jacobian, integrate,
@@ -293,11 +298,55 @@ fn run_muscle(cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     Ok(check_flat("articulation-muscle", &grads, &f, 2, cfg))
 }
 
-/// Runs `articulation-[drives-|contact-]{semi-implicit,implicit-euler}` and
+/// `articulation-params-*`: see the module's documentation.
+fn run_params(name: &str, scheme: Scheme, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
+    let params = [(1, 0), (1, 1), (1, 2), (1, 3), (3, 0), (3, 3)];
+    let base = tree();
+    let nv = base.nv();
+    let q0 = integrate(&base, &base.neutral(), &wave(nv, 0.4, 0.2));
+    let v0 = wave(nv, 0.8, 1.0);
+    let controls: Vec<Vec<f64>> = (0..STEPS).map(|n| wave(nv, 0.5, 0.7 * n as f64)).collect();
+    let a: Vec<Vec<f64>> = (0..=STEPS).map(|n| wave(nv, 0.2, n as f64)).collect();
+    let with = |p: &[f64]| {
+        let mut m = base.clone();
+        for (&(link, k), d) in params.iter().zip(p) {
+            let i = &mut m.links[link].inertia;
+            if k == 0 {
+                i.m += d;
+            } else {
+                i.com[k - 1] += d;
+            }
+        }
+        m
+    };
+    let value = |m: &Articulation| -> Result<(f64, JointRollout)> {
+        let run = JointStepper::new(m, H, scheme)?.rollout(&q0, &v0, &controls, STEPS)?;
+        let l = (0..=STEPS)
+            .map(|n| a[n].iter().zip(&run.v[n]).map(|(x, y)| x * y).sum::<f64>())
+            .sum();
+        Ok((l, run))
+    };
+    let (_, run) = value(&base)?;
+    let bars: Vec<(Vec<f64>, Vec<f64>)> = a.iter().map(|an| (Vec::new(), an.clone())).collect();
+    let stepper = JointStepper::new(&base, H, scheme)?;
+    let (_, grads) = stepper.adjoint_with_params(&run, &controls, &bars, &params)?;
+    let f = |p: &[f64]| value(&with(p)).map_or(f64::NAN, |(l, _)| l);
+    Ok(check_flat(name, &grads, &f, 1, cfg))
+}
+
+/// Runs `articulation-[drives-|contact-|params-]{semi-implicit,implicit-euler}` and
 /// `articulation-muscle`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     if name == "articulation-muscle" {
         return run_muscle(cfg);
+    }
+    if name.starts_with("articulation-params-") {
+        let scheme = if name.ends_with("semi-implicit") {
+            Scheme::SemiImplicit
+        } else {
+            Scheme::ImplicitEuler
+        };
+        return run_params(name, scheme, cfg);
     }
     let scheme = if name.ends_with("semi-implicit") {
         Scheme::SemiImplicit

@@ -21,8 +21,8 @@ use std::sync::Arc;
 /// respect to the contact parameters, and with triangle meshes for the box and the ground),
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
-/// muscle with its activation dynamics).
-pub const CHECKS: [&str; 43] = [
+/// muscle with its activation dynamics; with respect to links' masses and centres of mass).
+pub const CHECKS: [&str; 45] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -66,6 +66,8 @@ pub const CHECKS: [&str; 43] = [
     "articulation-contact-semi-implicit",
     "articulation-contact-implicit-euler",
     "articulation-muscle",
+    "articulation-params-semi-implicit",
+    "articulation-params-implicit-euler",
 ];
 
 /// Runs the named checks (all when `names` is empty).
