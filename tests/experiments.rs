@@ -460,8 +460,9 @@ fn box_toss_recovers_the_corners_from_the_real_tosses() {
 }
 
 /// dm_control's cartpole swung up from hanging by L-BFGS on the adjoint gradient through 300
-/// steps, with both steppers: the gradient matches central differences, and the pole ends
-/// within 1° of upright with the cart within 1 cm of the centre and nearly at rest.
+/// steps, with both steppers: the gradient matches central differences, and the pole stays
+/// within 5° of upright over the last 0.5 s (the acceptance), ending with the cart
+/// within 1 cm of the centre and nearly at rest.
 #[test]
 fn cartpole_swingup_reaches_upright_with_both_steppers() {
     use diffsim::experiments::cartpole_swingup::{CartpoleSwingupConfig, run};
@@ -474,10 +475,10 @@ fn cartpole_swingup_reaches_upright_with_both_steppers() {
     for s in &r.schemes {
         assert!(s.fd_error < 1e-6, "{:?}: FD {}", s.scheme, s.fd_error);
         assert!(
-            s.final_angle_deg.abs() < 1.0 && s.final_cart.abs() < 0.01,
-            "{:?}: {}° from upright, cart {} m",
+            s.hold_max_angle_deg < 5.0 && s.final_cart.abs() < 0.01,
+            "{:?}: within {}° of upright over the hold, cart {} m",
             s.scheme,
-            s.final_angle_deg,
+            s.hold_max_angle_deg,
             s.final_cart
         );
         assert!(
