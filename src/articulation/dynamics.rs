@@ -159,50 +159,70 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
         pa.push(vi.cross_force(&ine.apply(&vi)));
         vel.push(vi);
     }
-    // Per link: U = I^A S (columns), D⁻¹ (as the solve), u = τ − Sᵀp^A.
-    let mut us: Vec<Vec<[T; 6]>> = vec![Vec::new(); n];
+    // Per velocity column: U = I^A S and u = τ − Sᵀp^A; per link: D = SᵀU + armature.
+    let nvt = m.nv();
+    let mut us: Vec<[T; 6]> = vec![[c(0.0); 6]; nvt];
+    let mut uu: Vec<T> = vec![c(0.0); nvt];
     let mut ds: Vec<Vec<Vec<T>>> = vec![Vec::new(); n];
-    let mut uu: Vec<Vec<T>> = vec![Vec::new(); n];
+    let mut d1: Vec<T> = vec![c(0.0); nvt];
     for i in (0..n).rev() {
         let l = &m.links[i];
         let iv = offsets[i].1;
         let s = &k.s[i];
-        let u_cols: Vec<[T; 6]> = s.iter().map(|sk| mat6_vec(&ia[i], sk.array())).collect();
-        let d: Vec<Vec<T>> = s
-            .iter()
-            .enumerate()
-            .map(|(a, sa)| {
-                u_cols
-                    .iter()
-                    .enumerate()
-                    .map(|(b, ub)| {
-                        let arm: T = if a == b { c(l.joint.armature) } else { c(0.0) };
-                        sa.dot(&Force::from_array(*ub)) + arm
-                    })
-                    .collect()
-            })
-            .collect();
-        let u: Vec<T> = s
-            .iter()
-            .enumerate()
-            .map(|(a, sa)| tau[iv + a] - sa.dot(&pa[i]))
-            .collect();
+        let arm = c::<T>(l.joint.armature);
+        for (a, sa) in s.iter().enumerate() {
+            us[iv + a] = mat6_vec(&ia[i], sa.array());
+            uu[iv + a] = tau[iv + a] - sa.dot(&pa[i]);
+        }
+        let u_cols = &us[iv..iv + s.len()];
+        let u = &uu[iv..iv + s.len()];
+        // D⁻¹Uᵀ (rows per coordinate) and D⁻¹u: a division for one coordinate.
+        let mut dinv_ut = [[c::<T>(0.0); 6]; 6];
+        let mut dinv_u = [c::<T>(0.0); 6];
+        if s.len() == 1 {
+            let d = s[0].dot(&Force::from_array(u_cols[0])) + arm;
+            if d.re() == 0.0 || !d.re().is_finite() {
+                return None;
+            }
+            d1[iv] = d;
+            dinv_ut[0] = u_cols[0].map(|x| x / d);
+            dinv_u[0] = u[0] / d;
+        } else if s.len() > 1 {
+            let d: Vec<Vec<T>> = s
+                .iter()
+                .enumerate()
+                .map(|(a, sa)| {
+                    u_cols
+                        .iter()
+                        .enumerate()
+                        .map(|(b, ub)| {
+                            let extra: T = if a == b { arm } else { c(0.0) };
+                            sa.dot(&Force::from_array(*ub)) + extra
+                        })
+                        .collect()
+                })
+                .collect();
+            for col in 0..6 {
+                let x = solve_small(&d, &u_cols.iter().map(|uc| uc[col]).collect::<Vec<_>>())?;
+                for (b, xb) in x.into_iter().enumerate() {
+                    dinv_ut[b][col] = xb;
+                }
+            }
+            dinv_u[..s.len()].copy_from_slice(&solve_small(&d, u)?);
+            ds[i] = d;
+        }
         if let Some(p) = l.parent {
             // Iᵃ = I^A − U D⁻¹ Uᵀ, pᵃ = p^A + Iᵃc + U D⁻¹u.
             let mut iaa = ia[i];
-            let dinv_ut: Vec<Vec<T>> = (0..6)
-                .map(|col| solve_d(&d, &u_cols.iter().map(|uc| uc[col]).collect::<Vec<_>>()))
-                .collect::<Option<_>>()?;
             for r in 0..6 {
                 for col in 0..6 {
                     let corr = u_cols
                         .iter()
-                        .enumerate()
-                        .fold(c::<T>(0.0), |acc, (b, ub)| acc + ub[r] * dinv_ut[col][b]);
+                        .zip(&dinv_ut)
+                        .fold(c::<T>(0.0), |acc, (ub, db)| acc + ub[r] * db[col]);
                     iaa[r][col] -= corr;
                 }
             }
-            let dinv_u = solve_d(&d, &u)?;
             let ic = mat6_vec(&iaa, cb[i].array());
             let mut pav = pa[i].array();
             for r in 0..6 {
@@ -212,8 +232,7 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
                         .zip(&dinv_u)
                         .fold(c::<T>(0.0), |acc, (ub, &x)| acc + ub[r] * x);
             }
-            let x6 = k.x[i].matrix();
-            let add = congruence(&x6, &iaa);
+            let add = congruence(&k.x[i].matrix(), &iaa);
             for r in 0..6 {
                 for col in 0..6 {
                     ia[p][r][col] += add[r][col];
@@ -221,37 +240,26 @@ pub fn aba<T: Real>(m: &Articulation, q: &[T], v: &[T], tau: &[T]) -> Option<Vec
             }
             pa[p] = pa[p].add(&k.x[i].inv_force(&Force::from_array(pav)));
         }
-        us[i] = u_cols;
-        ds[i] = d;
-        uu[i] = u;
     }
-    let mut qdd = vec![c::<T>(0.0); m.nv()];
+    let mut qdd = vec![c::<T>(0.0); nvt];
     let mut acc: Vec<Motion<T>> = Vec::with_capacity(n);
     for (i, l) in m.links.iter().enumerate() {
         let iv = offsets[i].1;
+        let nvi = k.s[i].len();
         let ap = l.parent.map_or(base_acceleration(m), |p| acc[p]);
         let a1 = k.x[i].motion(&ap).add(&cb[i]);
-        let rhs: Vec<T> = us[i]
-            .iter()
-            .zip(&uu[i])
-            .map(|(ub, &u)| u - a1.dot(&Force::from_array(*ub)))
-            .collect();
-        let x = solve_d(&ds[i], &rhs)?;
-        qdd[iv..iv + x.len()].copy_from_slice(&x);
-        acc.push(a1.add(&combine(&k.s[i], &x)));
+        if nvi == 1 {
+            qdd[iv] = (uu[iv] - a1.dot(&Force::from_array(us[iv]))) / d1[iv];
+        } else if nvi > 1 {
+            let rhs: Vec<T> = (iv..iv + nvi)
+                .map(|c| uu[c] - a1.dot(&Force::from_array(us[c])))
+                .collect();
+            let x = solve_small(&ds[i], &rhs)?;
+            qdd[iv..iv + nvi].copy_from_slice(&x);
+        }
+        acc.push(a1.add(&combine(&k.s[i], &qdd[iv..iv + nvi])));
     }
     Some(qdd)
-}
-
-/// `D⁻¹b` for a joint's `D` (`nv × nv`): a division for one coordinate.
-fn solve_d<T: Real>(d: &[Vec<T>], b: &[T]) -> Option<Vec<T>> {
-    match d {
-        [row] => {
-            let x = row[0];
-            (x.re() != 0.0 && x.re().is_finite()).then(|| vec![b[0] / x])
-        }
-        _ => solve_small(d, b),
-    }
 }
 
 /// `q ⊕ δ` over the whole tree (`δ` in the tangent space, `nv` entries).

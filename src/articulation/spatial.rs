@@ -26,6 +26,12 @@ pub(crate) fn cross<T: Real>(a: Vec3<T>, b: Vec3<T>) -> Vec3<T> {
     ]
 }
 
+/// The matrix `v×` of the cross product with `v`.
+fn skew<T: Real>(v: Vec3<T>) -> Mat3<T> {
+    let z = c::<T>(0.0);
+    [[z, -v[2], v[1]], [v[2], z, -v[0]], [-v[1], v[0], z]]
+}
+
 pub(crate) fn add<T: Real>(a: Vec3<T>, b: Vec3<T>) -> Vec3<T> {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
@@ -270,13 +276,14 @@ impl<T: Real> Transform<T> {
 
     /// The 6×6 motion matrix `[[E, 0], [−E r×, E]]`.
     pub fn matrix(&self) -> Mat6<T> {
+        let e = &self.e;
+        let rx = skew(self.r);
         let mut x = [[c(0.0); 6]; 6];
-        for j in 0..6 {
-            let mut col = [c(0.0); 6];
-            col[j] = c(1.0);
-            let out = self.motion(&Motion::from_array(col)).array();
-            for i in 0..6 {
-                x[i][j] = out[i];
+        for i in 0..3 {
+            for j in 0..3 {
+                x[i][j] = e[i][j];
+                x[i + 3][j + 3] = e[i][j];
+                x[i + 3][j] = -(e[i][0] * rx[0][j] + e[i][1] * rx[1][j] + e[i][2] * rx[2][j]);
             }
         }
         x
@@ -330,14 +337,17 @@ impl<T: Real> Inertia<T> {
 
     /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]`.
     pub fn matrix(&self) -> Mat6<T> {
+        let cx = skew(self.com);
         let mut out = [[c(0.0); 6]; 6];
-        for j in 0..6 {
-            let mut col = [c(0.0); 6];
-            col[j] = c(1.0);
-            let f = self.apply(&Motion::from_array(col)).array();
-            for i in 0..6 {
-                out[i][j] = f[i];
+        for i in 0..3 {
+            for j in 0..3 {
+                // c×c×ᵀ = −c×c×.
+                let cc = cx[i][0] * cx[0][j] + cx[i][1] * cx[1][j] + cx[i][2] * cx[2][j];
+                out[i][j] = self.ic[i][j] - cc * self.m;
+                out[i][j + 3] = cx[i][j] * self.m;
+                out[i + 3][j] = cx[j][i] * self.m;
             }
+            out[i + 3][i + 3] = self.m;
         }
         out
     }
