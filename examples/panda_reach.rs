@@ -22,11 +22,10 @@
 
 use diffsim::articulation::{
     Articulation, Drive, JointKind, JointStepper, LimitLaw, Scheme, UrdfOptions, read_urdf, rnea,
-    world_point,
+    world_point, world_point_jacobian,
 };
 use diffsim::error::{DiffsimError, Result};
 use diffsim::optim::lbfgs;
-use num_dual::Dual64;
 use std::path::PathBuf;
 
 const STEPS: usize = 100;
@@ -177,29 +176,13 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// The hand's offset from `target` and its Jacobian in `q` (3 × nv; every joint here has
-/// `nq = nv`, so the tangent is the coordinate).
+/// The hand's offset from `target` and its Jacobian (3 × nv, tangent space).
 fn hand_offset(
     m: &Articulation,
     q: &[f64],
     hand: usize,
     target: [f64; 3],
 ) -> ([f64; 3], Vec<Vec<f64>>) {
-    let p = world_point(m, q, hand, [0.0; 3]);
-    let cols: Vec<[f64; 3]> = (0..q.len())
-        .map(|k| {
-            let qd: Vec<Dual64> = q
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| Dual64::new(x, f64::from(u8::from(j == k))))
-                .collect();
-            world_point(m, &qd, hand, [0.0; 3]).map(|y| y.eps)
-        })
-        .collect();
-    (
-        std::array::from_fn(|a| p[a] - target[a]),
-        (0..3)
-            .map(|a| cols.iter().map(|c| c[a]).collect())
-            .collect(),
-    )
+    let (p, jac) = world_point_jacobian(m, q, hand, [0.0; 3]);
+    (std::array::from_fn(|a| p[a] - target[a]), jac)
 }

@@ -7,7 +7,7 @@
 //! differentiate the contact forces exactly without a second copy of the law.
 
 use super::Real;
-use super::dynamics::{kinematics, placements};
+use super::dynamics::{Kinematics, kinematics, placements_from};
 use super::model::Articulation;
 use super::spatial::{Force, Motion, Transform, Vec3, c, cross};
 use crate::solids::contact::{Contact, Shape, force};
@@ -49,8 +49,11 @@ impl ContactScalar for Dual64 {
 }
 
 /// Per link: `ⁱX_0` and the spatial velocity in the link frame.
-fn link_motion<T: Real>(m: &Articulation, q: &[T], v: &[T]) -> Vec<(Transform<T>, Motion<T>)> {
-    let k = kinematics(m, q);
+fn link_motion<T: Real>(
+    m: &Articulation,
+    k: &Kinematics<T>,
+    v: &[T],
+) -> Vec<(Transform<T>, Motion<T>)> {
     let offsets = m.offsets();
     let mut vel: Vec<Motion<T>> = Vec::with_capacity(m.links.len());
     for (i, l) in m.links.iter().enumerate() {
@@ -64,7 +67,7 @@ fn link_motion<T: Real>(m: &Articulation, q: &[T], v: &[T]) -> Vec<(Transform<T>
             None => vj,
         });
     }
-    placements(m, q).into_iter().zip(vel).collect()
+    placements_from(m, k).into_iter().zip(vel).collect()
 }
 
 /// The joint forces of the contacts at `(q, v)` (`nv` entries).
@@ -74,7 +77,8 @@ pub fn contact_forces<T: ContactScalar>(
     q: &[T],
     v: &[T],
 ) -> Vec<T> {
-    let motion = link_motion(m, q, v);
+    let k = kinematics(m, q);
+    let motion = link_motion(m, &k, v);
     let mut f: Vec<Force<T>> = vec![Force::zero(); m.links.len()];
     for &(link, p) in &contact.points {
         let (x0, vi) = &motion[link];
@@ -101,7 +105,6 @@ pub fn contact_forces<T: ContactScalar>(
             });
         }
     }
-    let k = kinematics(m, q);
     let offsets = m.offsets();
     let mut tau = vec![c::<T>(0.0); m.nv()];
     for i in (0..m.links.len()).rev() {

@@ -288,7 +288,11 @@ pub fn difference<T: Real>(m: &Articulation, q0: &[T], q1: &[T]) -> Vec<T> {
 
 /// Per link: `ⁱX_0`, the transform from world coordinates to the link's.
 pub fn placements<T: Real>(m: &Articulation, q: &[T]) -> Vec<Transform<T>> {
-    let k = kinematics(m, q);
+    placements_from(m, &kinematics(m, q))
+}
+
+/// [`placements`] from the joints' transforms already computed.
+pub(super) fn placements_from<T: Real>(m: &Articulation, k: &Kinematics<T>) -> Vec<Transform<T>> {
     let mut out: Vec<Transform<T>> = Vec::with_capacity(m.links.len());
     for (i, l) in m.links.iter().enumerate() {
         let x = match l.parent {
@@ -304,4 +308,31 @@ pub fn placements<T: Real>(m: &Articulation, q: &[T]) -> Vec<Transform<T>> {
 pub fn world_point<T: Real>(m: &Articulation, q: &[T], link: usize, p: [f64; 3]) -> [T; 3] {
     let x = &placements(m, q)[link];
     std::array::from_fn(|a| (0..3).fold(x.r[a], |s, b| s + x.e[b][a] * c::<T>(p[b])))
+}
+
+/// [`world_point`] at `q` (f64) and its Jacobian in the tangent space of `q` (`3 × nv`, by
+/// one dual-number pass per direction through `q ⊕ δ`).
+pub fn world_point_jacobian(
+    m: &Articulation,
+    q: &[f64],
+    link: usize,
+    p: [f64; 3],
+) -> ([f64; 3], Vec<Vec<f64>>) {
+    use num_dual::Dual64;
+    let ql: Vec<Dual64> = q.iter().map(|&x| Dual64::from(x)).collect();
+    let nv = m.nv();
+    let cols: Vec<[f64; 3]> = (0..nv)
+        .map(|k| {
+            let d: Vec<Dual64> = (0..nv)
+                .map(|j| Dual64::new(0.0, f64::from(u8::from(j == k))))
+                .collect();
+            world_point(m, &integrate(m, &ql, &d), link, p).map(|y| y.eps)
+        })
+        .collect();
+    (
+        world_point(m, q, link, p),
+        (0..3)
+            .map(|a| cols.iter().map(|c| c[a]).collect())
+            .collect(),
+    )
 }

@@ -188,62 +188,68 @@ impl<'a> JointStepper<'a> {
             .collect()
     }
 
-    /// `(∂τ/∂q, ∂τ/∂v, ∂τ/∂u)` of the joint forces at `(q, v, u)` (`q` in the tangent space),
-    /// one cheap dual pass of the per-coordinate force law per direction.
-    fn force_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> [Matrix; 3] {
+    /// `(∂τ/∂q, ∂τ/∂v)` of the joint forces at `(q, v, u)` (`q` in the tangent space), one
+    /// cheap dual pass of the force law per direction.
+    fn force_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> (Matrix, Matrix) {
         let m = self.model;
         let nv = v.len();
         let (ql, vl, ul) = (lift(q), lift(v), lift(u));
         let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
-        [
+        (
             columns(nv, nv, |k| {
                 eps(self.applied(&integrate(m, &ql, &seed(nv, k)), &vl, &ul))
             }),
             columns(nv, nv, |k| {
                 eps(self.applied(&ql, &add(&vl, &seed(nv, k)), &ul))
             }),
-            columns(nv, nv, |k| {
-                eps(self.applied(&ql, &vl, &add(&ul, &seed(nv, k))))
-            }),
-        ]
+        )
     }
 
-    /// The tangent Jacobians (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` and in `v₁`.
-    fn exp_jacobians(&self, q: &[f64], v1: &[f64], q1: &[f64]) -> (Matrix, Matrix) {
+    /// `∂τ/∂u` of the joint forces at `(q, v, u)`.
+    fn control_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> Matrix {
+        let nv = v.len();
+        let (ql, vl, ul) = (lift(q), lift(v), lift(u));
+        columns(nv, nv, |k| {
+            self.applied(&ql, &vl, &add(&ul, &seed(nv, k)))
+                .iter()
+                .map(|t| t.eps)
+                .collect()
+        })
+    }
+
+    /// The tangent Jacobian (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` (`wrt_q`) or in `v₁`.
+    fn exp_jacobian(&self, q: &[f64], v1: &[f64], q1: &[f64], wrt_q: bool) -> Matrix {
         let m = self.model;
         let (nv, h) = (v1.len(), self.h);
         let (ql, v1l, q1l) = (lift(q), lift(v1), lift(q1));
         let hd = |x: &[Dual64]| -> Vec<Dual64> { x.iter().map(|y| *y * h).collect() };
-        let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
-        (
-            columns(nv, nv, |k| {
-                let qk = integrate(m, &ql, &seed(nv, k));
-                eps(difference(m, &q1l, &integrate(m, &qk, &hd(&v1l))))
-            }),
-            columns(nv, nv, |k| {
-                let d = hd(&add(&v1l, &seed(nv, k)));
-                eps(difference(m, &q1l, &integrate(m, &ql, &d)))
-            }),
-        )
+        columns(nv, nv, |k| {
+            let moved = if wrt_q {
+                integrate(m, &integrate(m, &ql, &seed(nv, k)), &hd(&v1l))
+            } else {
+                integrate(m, &ql, &hd(&add(&v1l, &seed(nv, k))))
+            };
+            difference(m, &q1l, &moved).iter().map(|t| t.eps).collect()
+        })
     }
 
-    /// The implicit residual's partials at `v₁`: `A = ∂G/∂v₁ = M/h + ∂RNEA/∂v − ∂τ/∂v +
-    /// (∂RNEA/∂q − ∂τ/∂q)·J_{v₁}`, `∂G/∂q = (∂RNEA/∂q − ∂τ/∂q)·J_q`, `∂G/∂v = −M/h`,
-    /// `∂G/∂u = −∂τ/∂u`, all at `q₁ = q ⊕ h v₁` from one analytic RNEA-derivative pass.
-    fn implicit_partials(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> ImplicitPartials {
+    /// What Newton needs of the implicit residual at `v₁`, all at `q₁ = q ⊕ h v₁` from one
+    /// analytic RNEA-derivative pass: `A = ∂G/∂v₁ = M/h + ∂RNEA/∂v − ∂τ/∂v +
+    /// (∂RNEA/∂q − ∂τ/∂q)·J_{v₁}`, and for the adjoint `∂RNEA/∂q − ∂τ/∂q`, `M`, `J_{v₁}`, `q₁`.
+    fn newton_parts(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> NewtonParts {
         let m = self.model;
         let (nv, h) = (v1.len(), self.h);
         let d: Vec<f64> = v1.iter().map(|x| x * h).collect();
         let q1 = integrate(m, q, &d);
         let acc: Vec<f64> = v1.iter().zip(v).map(|(x, y)| (x - y) / h).collect();
         let p = rnea_partials(m, &q1, v1, &acc);
-        let [tq, tv, tu] = self.force_partials(&q1, v1, u);
-        let (jq, jv1) = self.exp_jacobians(q, v1, &q1);
+        let (tq, tv) = self.force_partials(&q1, v1, u);
+        let jv1 = self.exp_jacobian(q, v1, &q1, false);
         let dq: Matrix = (0..nv)
             .map(|r| (0..nv).map(|c| p.dq[r][c] - tq[r][c]).collect())
             .collect();
         let dq_jv1 = mul(&dq, &jv1);
-        ImplicitPartials {
+        NewtonParts {
             a: (0..nv)
                 .map(|r| {
                     (0..nv)
@@ -251,15 +257,34 @@ impl<'a> JointStepper<'a> {
                         .collect()
                 })
                 .collect(),
-            gq: mul(&dq, &jq),
-            gv: p
+            dq,
+            mass: p.mass,
+            jv1,
+            q1,
+        }
+    }
+
+    /// The implicit residual's partials at `v₁`: `A`, `∂G/∂q = (∂RNEA/∂q − ∂τ/∂q)·J_q`,
+    /// `∂G/∂v = −M/h`, `∂G/∂u = −∂τ/∂u`, and the Jacobians of `q ⊕ h v₁`.
+    fn implicit_partials(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> ImplicitPartials {
+        let h = self.h;
+        let n = self.newton_parts(q, v, u, v1);
+        let jq = self.exp_jacobian(q, v1, &n.q1, true);
+        ImplicitPartials {
+            gq: mul(&n.dq, &jq),
+            gv: n
                 .mass
                 .iter()
                 .map(|r| r.iter().map(|x| -x / h).collect())
                 .collect(),
-            gu: tu.iter().map(|r| r.iter().map(|x| -x).collect()).collect(),
+            gu: self
+                .control_partials(&n.q1, v1, u)
+                .iter()
+                .map(|r| r.iter().map(|x| -x).collect())
+                .collect(),
+            a: n.a,
             jq,
-            jv1,
+            jv1: n.jv1,
         }
     }
 
@@ -282,7 +307,7 @@ impl<'a> JointStepper<'a> {
             if gmax <= 1e-13 * scale * (1.0 + v1.iter().fold(0.0f64, |a, x| a.max(x.abs()))) {
                 return Ok((v1, iter));
             }
-            let a = self.implicit_partials(q, v, u, &v1).a;
+            let a = self.newton_parts(q, v, u, &v1).a;
             let lu = Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu();
             let d = lu.solve(Mat::from_fn(nv, 1, |r, _| -g[r]));
             let step: Vec<f64> = (0..nv).map(|r| d[(r, 0)]).collect();
@@ -442,8 +467,10 @@ impl<'a> JointStepper<'a> {
                     // v₁ = v + h q̈(q, v, u), q̈ = ABA(q, v, τ(q, v, u)), q₁ = q ⊕ h v₁.
                     let tau = self.applied(q, v, u);
                     let d = aba_derivatives(m, q, v, &tau)?;
-                    let [tq, tv, tu] = self.force_partials(q, v, u);
-                    let (jq, jv1) = self.exp_jacobians(q, v1, q1);
+                    let (tq, tv) = self.force_partials(q, v, u);
+                    let tu = self.control_partials(q, v, u);
+                    let jq = self.exp_jacobian(q, v1, q1, true);
+                    let jv1 = self.exp_jacobian(q, v1, q1, false);
                     let ybar: Vec<f64> = vb
                         .iter()
                         .zip(t_mul(&jv1, &qb))
@@ -529,6 +556,15 @@ fn mul(a: &Matrix, b: &Matrix) -> Matrix {
                 .collect()
         })
         .collect()
+}
+
+/// What Newton needs (see [`JointStepper::newton_parts`]).
+struct NewtonParts {
+    a: Matrix,
+    dq: Matrix,
+    mass: Matrix,
+    jv1: Matrix,
+    q1: Vec<f64>,
 }
 
 /// The implicit residual's partials (see [`JointStepper::implicit_partials`]) and the

@@ -26,7 +26,10 @@ pub use actuation::joint_forces;
 pub use analytic::{RneaPartials, rnea_partials};
 pub use contact::{JointContact, contact_forces};
 pub use derivatives::{AbaDerivatives, aba_derivatives, rnea_derivatives, rnea_derivatives_dual};
-pub use dynamics::{aba, crba, difference, integrate, placements, rnea, rnea_with, world_point};
+pub use dynamics::{
+    aba, crba, difference, integrate, placements, rnea, rnea_with, world_point,
+    world_point_jacobian,
+};
 pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
 pub use joint::JointKind;
 pub use mjcf::{Actuator, MjcfModel, MjcfOptions, read_mjcf};

@@ -7,12 +7,13 @@
 //! the chain's joint limits (±60°) by projected Gauss–Newton, also for a folded target that
 //! the limits keep out of reach.
 
-use crate::articulation::{Articulation, Inertia, Joint, JointKind, Link, Transform, world_point};
+use crate::articulation::{
+    Articulation, Inertia, Joint, JointKind, Link, Transform, world_point, world_point_jacobian,
+};
 use crate::error::{DiffsimError, Result};
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
 use crate::optim::{Trace, dense_gn_step, gauss_newton, gauss_newton_box, gradient_descent};
 use crate::viz::line_plot;
-use num_dual::Dual64;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -99,26 +100,10 @@ fn chain(n: usize) -> Articulation {
     }
 }
 
-/// The residual `p(q) − target` and its Jacobian (3 × n, by dual numbers).
+/// The residual `p(q) − target` and its Jacobian (3 × n).
 fn residual(m: &Articulation, q: &[f64], target: [f64; 3]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let last = m.links.len() - 1;
-    let p = world_point(m, q, last, [0.0; 3]);
-    let cols: Vec<[f64; 3]> = (0..q.len())
-        .map(|k| {
-            let qd: Vec<Dual64> = q
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| Dual64::new(x, f64::from(u8::from(j == k))))
-                .collect();
-            world_point(m, &qd, last, [0.0; 3]).map(|y| y.eps)
-        })
-        .collect();
-    (
-        (0..3).map(|a| p[a] - target[a]).collect(),
-        (0..3)
-            .map(|a| cols.iter().map(|c| c[a]).collect())
-            .collect(),
-    )
+    let (p, jac) = world_point_jacobian(m, q, m.links.len() - 1, [0.0; 3]);
+    ((0..3).map(|a| p[a] - target[a]).collect(), jac)
 }
 
 /// One solve's outcome.
