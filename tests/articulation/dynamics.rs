@@ -2,7 +2,7 @@
 //! pendulum, the identities between them on a tree with every joint kind, dual-number
 //! derivatives against central differences, and bad trees refused.
 
-use crate::models::{at, chain, diag, state, tree, urdf_arm};
+use crate::models::{at, chain, diag, numbers, rows, state, tree, urdf_arm};
 use diffsim::articulation::spatial::quat_matrix;
 use diffsim::articulation::{
     Articulation, Inertia, Joint, JointKind, Link, aba, aba_derivatives, crba, integrate, rnea,
@@ -196,26 +196,8 @@ fn every_tree_matches_every_pinocchio_golden_value() {
     ))
     .unwrap();
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let vector = |g: &serde_json::Value, k: &str| -> Vec<f64> {
-        g[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let matrix = |g: &serde_json::Value, k: &str| -> Vec<Vec<f64>> {
-        g[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap())
-                    .collect()
-            })
-            .collect()
-    };
+    let vector = |g: &serde_json::Value, k: &str| numbers(&g[k]);
+    let matrix = |g: &serde_json::Value, k: &str| rows(&g[k]);
     for (name, m) in [
         ("chain", chain()),
         ("tree", tree()),

@@ -2,35 +2,10 @@
 //! integral, backward Euler's energy decay against its linear recursion, and both schemes'
 //! adjoints against central differences on the tree with every joint kind.
 
-use crate::models::{diag, state, tree};
-use diffsim::articulation::{
-    Articulation, Inertia, Joint, JointKind, JointRollout, JointStepper, Link, Scheme, Transform,
-    integrate,
-};
+use crate::models::{pendulum, state, tree};
+use diffsim::articulation::{Articulation, JointRollout, JointStepper, Scheme, integrate};
 
 const G: f64 = 9.81;
-
-/// A point mass `m` on a massless rod of length `l` hanging along −z, swinging about y.
-fn pendulum(m: f64, l: f64) -> Articulation {
-    Articulation {
-        links: vec![Link {
-            name: "bob".into(),
-            parent: None,
-            joint: Joint::new(
-                JointKind::Revolute {
-                    axis: [0.0, 1.0, 0.0],
-                },
-                Transform::identity(),
-            ),
-            inertia: Inertia {
-                m,
-                com: [0.0, 0.0, -l],
-                ic: diag(0.0, 0.0, 0.0),
-            },
-        }],
-        gravity: [0.0, 0.0, -G],
-    }
-}
 
 /// The complete elliptic integral of the first kind `K(k)` by the arithmetic-geometric mean.
 fn elliptic_k(k: f64) -> f64 {

@@ -2,17 +2,10 @@
 //! → `tests/data/mjcf-golden.json`): dm_control's cartpole, acrobot and pendulum as shipped
 //! and a test arm with every element the reader handles; options and refused files.
 
+use crate::models::{numbers, rows};
 use diffsim::articulation::{LimitLaw, MjcfOptions, crba, read_mjcf, rnea};
 use serde_json::Value;
 use std::path::Path;
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 /// Per model: the joint-space inertia (armature included) and the bias forces
 /// `RNEA(q, v, 0)` at two states against MuJoCo's `mj_fullM` and `qfrc_bias` to 1e-12
@@ -69,12 +62,7 @@ fn mjcf_models_match_mujoco() {
             let (q, v) = (numbers(&s["qpos"]), numbers(&s["qvel"]));
             let mass = crba(m, &q);
             let bias = rnea(m, &q, &v, &vec![0.0; m.nv()]);
-            let theirs_m: Vec<f64> = s["mass"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(numbers)
-                .collect();
+            let theirs_m: Vec<f64> = rows(&s["mass"]).concat();
             let ours = mass.concat().into_iter().chain(bias);
             let theirs = theirs_m.into_iter().chain(numbers(&s["bias"]));
             for (a, b) in ours.zip(theirs) {

@@ -1,5 +1,5 @@
-//! The articulations' test fixtures: Pinocchio's chain, a tree with every joint kind, and a
-//! state of it away from the neutral configuration.
+//! The articulations' test fixtures: Pinocchio's chain, a tree with every joint kind, a
+//! state of it away from the neutral configuration, and the readers of the golden files.
 
 use diffsim::articulation::spatial::axis_angle;
 use diffsim::articulation::{Articulation, Inertia, Joint, JointKind, Link, Transform, integrate};
@@ -140,4 +140,40 @@ pub fn state(m: &Articulation) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 pub fn urdf_arm() -> Articulation {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/urdf-arm.urdf");
     diffsim::articulation::read_urdf(std::path::Path::new(path), &Default::default()).unwrap()
+}
+
+/// A JSON array of numbers.
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// A JSON array of arrays of numbers.
+pub fn rows(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v.as_array().unwrap().iter().map(numbers).collect()
+}
+
+/// A point mass `m` on a massless rod of length `l` hanging along −z, swinging about y.
+pub fn pendulum(m: f64, l: f64) -> Articulation {
+    Articulation {
+        links: vec![Link {
+            name: "bob".into(),
+            parent: None,
+            joint: Joint::new(
+                JointKind::Revolute {
+                    axis: [0.0, 1.0, 0.0],
+                },
+                Transform::identity(),
+            ),
+            inertia: Inertia {
+                m,
+                com: [0.0, 0.0, -l],
+                ic: diag(0.0, 0.0, 0.0),
+            },
+        }],
+        gravity: [0.0, 0.0, -9.81],
+    }
 }

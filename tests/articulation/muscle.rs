@@ -1,10 +1,9 @@
 //! The Hill-type muscle: its curves at their defining points, a pendulum held where the muscle's
 //! torque balances gravity, and the activation dynamics' step response and adjoint.
 
-use crate::models::diag;
+use crate::models::pendulum;
 use diffsim::articulation::{
-    Activation, Articulation, Drive, Inertia, Joint, JointKind, JointStepper, Link, Muscle, Scheme,
-    Transform, activations, activations_vjp,
+    Activation, Drive, JointStepper, Muscle, Scheme, activations, activations_vjp,
 };
 
 const MUSCLE: Muscle = Muscle {
@@ -69,28 +68,9 @@ fn the_muscle_curves_hold_at_their_defining_points() {
 #[test]
 fn a_muscle_holds_a_pendulum_where_its_torque_balances_gravity() {
     let (m, l, g) = (1.0, 0.5, 9.81);
-    let model = Articulation {
-        links: vec![Link {
-            name: "bob".into(),
-            parent: None,
-            joint: Joint {
-                drive: Drive::Muscle(MUSCLE),
-                damping: 0.5,
-                ..Joint::new(
-                    JointKind::Revolute {
-                        axis: [0.0, 1.0, 0.0],
-                    },
-                    Transform::identity(),
-                )
-            },
-            inertia: Inertia {
-                m,
-                com: [0.0, 0.0, -l],
-                ic: diag(0.0, 0.0, 0.0),
-            },
-        }],
-        gravity: [0.0, 0.0, -g],
-    };
+    let mut model = pendulum(m, l);
+    model.links[0].joint.drive = Drive::Muscle(MUSCLE);
+    model.links[0].joint.damping = 0.5;
     // Rotation about +y by q moves the bob from −z toward −x: gravity torque −m g L sin q.
     let balance =
         |q: f64| -m * g * l * q.sin() - MUSCLE.moment_arm * MUSCLE.f_max * tension(q, 0.0, 0.5);

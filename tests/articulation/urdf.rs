@@ -2,6 +2,7 @@
 //! its finite-difference gradient (where Warp's tape is wrong or NaN); the options; refused
 //! files. (The branched arm against Pinocchio's URDF parser is in `dynamics`.)
 
+use crate::models::numbers;
 use crate::models::urdf_arm;
 use diffsim::articulation::assets::warp_cartpole;
 use diffsim::articulation::{
@@ -9,14 +10,6 @@ use diffsim::articulation::{
 };
 use serde_json::Value;
 use std::path::Path;
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 /// Warp 1.9.1's Featherstone step on its own cartpole (`scripts/warp-cartpole.py` →
 /// `tests/data/warp-cartpole.json`, float32): Warp's masses, inertias and gravity are those
