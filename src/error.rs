@@ -61,6 +61,15 @@ impl DiffsimError {
         Self::Config(msg.into())
     }
 
+    /// The same error with a configuration message prefixed by `what` (for example the file
+    /// it concerns); other kinds unchanged.
+    pub fn within(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            Self::Config(msg) => Self::Config(format!("{what}: {msg}")),
+            other => other,
+        }
+    }
+
     /// Shorthand for [`DiffsimError::Newton`].
     pub fn newton(step: usize, message: impl Into<String>) -> Self {
         Self::Newton {

@@ -64,8 +64,7 @@ impl Default for UrdfOptions {
 pub fn read_urdf(path: &Path, options: &UrdfOptions) -> Result<Articulation> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| DiffsimError::config(format!("cannot read URDF '{}': {e}", path.display())))?;
-    urdf_from_str(&text, options)
-        .map_err(|e| DiffsimError::config(format!("URDF '{}': {e}", path.display())))
+    urdf_from_str(&text, options).map_err(|e| e.within(format_args!("URDF '{}'", path.display())))
 }
 
 /// Builds the articulation described by URDF `text`.

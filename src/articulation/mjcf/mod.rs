@@ -354,13 +354,7 @@ impl Builder<'_> {
 
 /// Reads the MJCF file at `path`.
 pub fn read_mjcf(path: &Path, options: &MjcfOptions) -> Result<MjcfModel> {
-    let wrap = |e: DiffsimError| {
-        DiffsimError::config(format!(
-            "MJCF '{}': {}",
-            path.display(),
-            e.to_string().trim_start_matches("invalid configuration: ")
-        ))
-    };
+    let wrap = |e: DiffsimError| e.within(format_args!("MJCF '{}'", path.display()));
     build(&load(path, 0).map_err(wrap)?, options).map_err(wrap)
 }
 
