@@ -542,3 +542,84 @@ fn ik_chain_reproduces_warps_descent_and_solves_it_in_a_few_iterations() {
     let last = folded.trace.losses.last().unwrap();
     assert!((last - 0.25).abs() < 1e-9, "{last}");
 }
+
+/// R7: the pendulum's motion equals the scalar semi-implicit recursion of its closed-form
+/// acceleration `q̈ = −g L cos q / (L² + 2r²/5)` and Tiny Differentiable Simulator's own
+/// rollouts (`benches/tds/pendulum_sys_id.py`, pytinydiffsim 0.9.5); gradient descent with
+/// Tiny's rate follows Tiny's losses and, like L-BFGS, recovers the length to round-off; noisy
+/// fits scatter as the loss's curvature predicts.
+#[test]
+fn pendulum_id_recovers_the_length_and_its_noise_spread() {
+    use diffsim::experiments::pendulum_id::{PendulumIdConfig, observe, run};
+    let cfg = PendulumIdConfig {
+        trials: 40,
+        repeats: 1,
+        ..PendulumIdConfig::default()
+    };
+    let tds: serde_json::Value =
+        serde_json::from_str(include_str!("data/tds-pendulum.json")).unwrap();
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    for r in tds["rollouts"].as_array().unwrap() {
+        let o = observe(&cfg, r["length"].as_f64().unwrap()).unwrap();
+        for (ours, theirs) in [(&o.q, numbers(&r["q"])), (&o.v, numbers(&r["qd"]))] {
+            let err = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-12, "length {}: {err}", r["length"]);
+        }
+    }
+    let o = observe(&cfg, 1.2).unwrap();
+    let (mut q, mut v) = (0.0f64, 0.0f64);
+    let inertia = 1.2f64.powi(2) + 0.4 * cfg.radius * cfg.radius;
+    for n in 0..cfg.steps {
+        assert!(
+            (o.q[n] - q).abs() < 1e-12 && (o.v[n] - v).abs() < 1e-12,
+            "step {n}"
+        );
+        v -= cfg.timestep * cfg.gravity * 1.2 * q.cos() / inertia;
+        q += cfg.timestep * v;
+    }
+    let r = run(&cfg, &Quiet).unwrap();
+    assert!(r.fd_error < 1e-6, "adjoint vs FD {}", r.fd_error);
+    for f in &r.fits {
+        assert!(f.error.abs() < 1e-9, "{}: {}", f.method, f.error);
+    }
+    assert!(r.fits[1].trace.iterations <= 15);
+    // Tiny's descent used central differences on its rollout: agreement to their error.
+    let theirs = numbers(&tds["descent"]["losses"]);
+    for (k, (a, b)) in r.fits[0]
+        .trace
+        .losses
+        .iter()
+        .zip(&theirs)
+        .take(5)
+        .enumerate()
+    {
+        assert!(
+            (a - b).abs() <= 1e-8 * b.abs() + 1e-15,
+            "iteration {k}: {a} vs {b}"
+        );
+    }
+    let n = &r.noisy;
+    let ratio = n.spread / n.predicted_error;
+    // 40 trials: the sample deviation is within ±30% of the true one at ~3 standard errors.
+    assert!(
+        (0.7..1.3).contains(&ratio),
+        "spread {} vs {}",
+        n.spread,
+        n.predicted_error
+    );
+    assert!(
+        n.bias.abs() < 3.0 * n.predicted_error / 40f64.sqrt(),
+        "bias {}",
+        n.bias
+    );
+}

@@ -11,6 +11,7 @@ pub mod burgers_control;
 pub mod cartpole_swingup;
 pub mod cloth_throw;
 pub mod ik_chain;
+pub mod pendulum_id;
 pub mod rigid_trajectory;
 pub mod sampling;
 pub mod smoke_target;
@@ -23,7 +24,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 13] = [
+pub const STUDIES: [(&str, &str); 14] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -61,4 +62,8 @@ pub const STUDIES: [(&str, &str); 13] = [
         cartpole_swingup::CartpoleSwingup::ABOUT,
     ),
     (ik_chain::IkChain::NAME, ik_chain::IkChain::ABOUT),
+    (
+        pendulum_id::PendulumId::NAME,
+        pendulum_id::PendulumId::ABOUT,
+    ),
 ];
