@@ -571,3 +571,25 @@ fn pendulum_id_refuses_bad_settings() {
         ],
     );
 }
+
+/// A panda-reach run naming a link the URDF lacks, a start pose of the wrong length, a
+/// missing URDF or a zero torque limit is refused in one line before anything is written.
+#[test]
+fn panda_reach_refuses_bad_settings() {
+    refuses_settings(
+        "panda-reach",
+        true,
+        &[
+            ("hand = \"panda_wrist\"\n", "has no link 'panda_wrist'"),
+            ("start = [0.0, 0.1]\n", "start has 2 angles"),
+            (
+                "model = \"/nonexistent/panda.urdf\"\n",
+                "/nonexistent/panda.urdf",
+            ),
+            (
+                "torque_limits = [87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 0.0]\n",
+                "positive step count",
+            ),
+        ],
+    );
+}

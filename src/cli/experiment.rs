@@ -8,9 +8,10 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::{
     STUDIES, Study, billiards::Billiards, bounce::Bounce, box_toss::BoxToss,
     burgers_control::BurgersControl, cartpole_swingup::CartpoleSwingup, cloth_throw::ClothThrow,
-    ik_chain::IkChain, pendulum_id::PendulumId, record, rigid_trajectory::RigidTrajectory,
-    smoke_target::SmokeTarget, softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing,
-    spring_cage::SpringCage, wake_flow::WakeFlow,
+    ik_chain::IkChain, panda_reach::PandaReach, pendulum_id::PendulumId, record,
+    rigid_trajectory::RigidTrajectory, smoke_target::SmokeTarget,
+    softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing, spring_cage::SpringCage,
+    wake_flow::WakeFlow,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
     /// The study: wake-flow, burgers-control, smoke-target, spring-cage, bounce, softbody-material,
-    /// cloth-throw, rigid-trajectory, sphere-pushing, billiards, box-toss, cartpole-swingup, ik-chain or pendulum-id (`diffsim experiment list` says what each reproduces; the setups are in
+    /// cloth-throw, rigid-trajectory, sphere-pushing, billiards, box-toss, cartpole-swingup, ik-chain, pendulum-id or panda-reach (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
     /// The toy-size settings (seconds to a minute; the test suite runs them).
@@ -59,6 +60,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         CartpoleSwingup::NAME => run::<CartpoleSwingup>(args),
         IkChain::NAME => run::<IkChain>(args),
         PendulumId::NAME => run::<PendulumId>(args),
+        PandaReach::NAME => run::<PandaReach>(args),
         "list" => STUDIES
             .iter()
             .try_for_each(|(name, about)| out(&format!("{name:18} {about}"))),

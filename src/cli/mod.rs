@@ -61,7 +61,7 @@ pub enum Command {
         what: BenchWhat,
     },
     /// Run a reproduced study (`wake-flow`, `burgers-control`, `smoke-target`, `spring-cage`, `bounce`,
-    /// `softbody-material`, `cloth-throw`, `rigid-trajectory`, `sphere-pushing`, `billiards`, `box-toss`, `cartpole-swingup`, `ik-chain`, `pendulum-id`; `diffsim experiment list`) and write its pictures,
+    /// `softbody-material`, `cloth-throw`, `rigid-trajectory`, `sphere-pushing`, `billiards`, `box-toss`, `cartpole-swingup`, `ik-chain`, `pendulum-id`, `panda-reach`; `diffsim experiment list`) and write its pictures,
     /// settings and numbers.
     Experiment(ExperimentArgs),
     /// Check the gradients of every differentiable op and of 16-step unrolls against f64

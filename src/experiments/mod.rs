@@ -11,6 +11,7 @@ pub mod burgers_control;
 pub mod cartpole_swingup;
 pub mod cloth_throw;
 pub mod ik_chain;
+pub mod panda_reach;
 pub mod pendulum_id;
 pub mod rigid_trajectory;
 pub mod sampling;
@@ -24,7 +25,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 14] = [
+pub const STUDIES: [(&str, &str); 15] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -65,5 +66,9 @@ pub const STUDIES: [(&str, &str); 14] = [
     (
         pendulum_id::PendulumId::NAME,
         pendulum_id::PendulumId::ABOUT,
+    ),
+    (
+        panda_reach::PandaReach::NAME,
+        panda_reach::PandaReach::ABOUT,
     ),
 ];

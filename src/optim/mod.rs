@@ -9,8 +9,11 @@ use argmin::core::observers::{Observe, ObserverMode};
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, KV, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+pub use levenberg::{ResidualsOnly, levenberg_marquardt_box};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
+
+mod levenberg;
 
 /// A loss and its gradient at a parameter vector.
 pub type Objective<'a> = dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)> + 'a;
@@ -293,13 +296,13 @@ pub fn dense_gn_step(r: &[f64], jac: &[Vec<f64>], mu: f64) -> Result<Vec<f64>> {
     use faer::Mat;
     use faer::linalg::solvers::Solve;
     let n = jac.first().map_or(0, Vec::len);
-    let jtj = Mat::from_fn(n, n, |a, b| {
-        jac.iter().map(|row| row[a] * row[b]).sum::<f64>()
-    });
-    let lhs = Mat::from_fn(n, n, |a, b| jtj[(a, b)] + if a == b { mu } else { 0.0 });
-    let rhs = Mat::from_fn(n, 1, |a, _| {
-        -jac.iter().zip(r).map(|(row, ri)| row[a] * ri).sum::<f64>()
-    });
+    let j = Mat::from_fn(jac.len(), n, |i, k| jac[i][k]);
+    let mut lhs = j.transpose() * &j;
+    for a in 0..n {
+        lhs[(a, a)] += mu;
+    }
+    let rv = Mat::from_fn(r.len(), 1, |i, _| -r[i]);
+    let rhs = j.transpose() * &rv;
     let step = lhs
         .llt(faer::Side::Lower)
         .map_err(|e| DiffsimError::config(format!("Gauss-Newton: {e:?}")))?
