@@ -354,6 +354,33 @@ impl<T: Real> Inertia<T> {
 }
 
 impl Inertia<f64> {
+    /// The sum of rigidly joined parts (each with its mass, centre of mass and rotational
+    /// inertia about it, in one frame) about their common centre of mass (parallel axes).
+    /// Massless parts add nothing; no mass at all gives the zero inertia.
+    pub fn combine(parts: &[Inertia<f64>]) -> Inertia<f64> {
+        let m: f64 = parts.iter().map(|p| p.m).sum();
+        if m <= 0.0 {
+            return Inertia {
+                m: 0.0,
+                com: [0.0; 3],
+                ic: [[0.0; 3]; 3],
+            };
+        }
+        let com: Vec3<f64> =
+            std::array::from_fn(|k| parts.iter().map(|p| p.m * p.com[k]).sum::<f64>() / m);
+        let mut ic = [[0.0; 3]; 3];
+        for p in parts {
+            let d: Vec3<f64> = std::array::from_fn(|k| p.com[k] - com[k]);
+            let dd: f64 = d.iter().map(|x| x * x).sum();
+            for (i, row) in ic.iter_mut().enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += p.ic[i][j] + p.m * (if i == j { dd } else { 0.0 } - d[i] * d[j]);
+                }
+            }
+        }
+        Inertia { m, com, ic }
+    }
+
     /// The inertia in the scalar `U`.
     pub fn lift<U: Real>(&self) -> Inertia<U> {
         Inertia {

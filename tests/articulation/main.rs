@@ -5,6 +5,7 @@ mod actuation;
 mod contact;
 mod dynamics;
 mod integrators;
+mod maximal;
 mod mjcf;
 mod models;
 mod muscle;

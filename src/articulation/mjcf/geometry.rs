@@ -153,7 +153,7 @@ pub(super) fn orientation(attrs: &HashMap<String, String>, degrees: bool) -> Res
 pub(super) fn geom_inertia(
     a: &HashMap<String, String>,
     degrees: bool,
-) -> Result<Option<(f64, Vec3<f64>, M3)>> {
+) -> Result<Option<Inertia<f64>>> {
     let kind = a.get("type").map_or("sphere", String::as_str);
     let size = numbers(a, "size")?.unwrap_or_default();
     let need = |k: usize| -> Result<()> {
@@ -245,30 +245,9 @@ pub(super) fn geom_inertia(
     let local: M3 =
         std::array::from_fn(|i| std::array::from_fn(|j| if i == j { mass * unit[i] } else { 0.0 }));
     let rt: M3 = std::array::from_fn(|i| std::array::from_fn(|j| rot[j][i]));
-    Ok(Some((mass, pos, mat_mul(&mat_mul(&rot, &local), &rt))))
-}
-
-/// The sum of point-like bodies `(m, c, I_c)` about their common centre of mass.
-pub(super) fn combine(parts: &[(f64, Vec3<f64>, M3)]) -> Inertia<f64> {
-    let m: f64 = parts.iter().map(|p| p.0).sum();
-    if m <= 0.0 {
-        return Inertia {
-            m: 0.0,
-            com: [0.0; 3],
-            ic: [[0.0; 3]; 3],
-        };
-    }
-    let com: Vec3<f64> =
-        std::array::from_fn(|k| parts.iter().map(|p| p.0 * p.1[k]).sum::<f64>() / m);
-    let mut ic = [[0.0; 3]; 3];
-    for (pm, pc, pi) in parts {
-        let d: Vec3<f64> = std::array::from_fn(|k| pc[k] - com[k]);
-        let dd: f64 = d.iter().map(|x| x * x).sum();
-        for i in 0..3 {
-            for j in 0..3 {
-                ic[i][j] += pi[i][j] + pm * (if i == j { dd } else { 0.0 } - d[i] * d[j]);
-            }
-        }
-    }
-    Inertia { m, com, ic }
+    Ok(Some(Inertia {
+        m: mass,
+        com: pos,
+        ic: mat_mul(&mat_mul(&rot, &local), &rt),
+    }))
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 mod geometry;
 use geometry::{
-    M3, combine, fail, geom_inertia, identity, mat_mul, mat_vec, normalise, numbers, orientation,
-    scalar, vec3,
+    M3, fail, geom_inertia, identity, mat_mul, mat_vec, normalise, numbers, orientation, scalar,
+    vec3,
 };
 
 /// How an MJCF file becomes an articulation.
@@ -174,7 +174,7 @@ fn body_inertia(
             parts.push(p);
         }
     }
-    Ok(combine(&parts))
+    Ok(Inertia::combine(&parts))
 }
 
 /// Walks the bodies, appending links.
