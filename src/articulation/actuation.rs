@@ -42,7 +42,7 @@ fn limit_force<T: Real>(l: &JointLimit, q: T, qd: T) -> (T, T) {
     (force, one - (one - sl) * (one - su))
 }
 
-/// The joint forces `τ(q, q̇, u)` (`nv` entries): drives, limits and damping.
+/// The joint forces `τ(q, q̇, u)` (`nv` entries): drives, limits, springs and damping.
 pub fn joint_forces<T: Real>(m: &Articulation, q: &[T], v: &[T], u: &[T]) -> Vec<T> {
     let mut tau = vec![c::<T>(0.0); v.len()];
     for (l, (iq, iv)) in m.links.iter().zip(m.offsets()) {
@@ -69,7 +69,7 @@ pub fn joint_forces<T: Real>(m: &Articulation, q: &[T], v: &[T], u: &[T]) -> Vec
             Drive::Velocity { ke } => (uk - qd) * ke * (c::<T>(1.0) - active),
             Drive::Muscle(muscle) => muscle.torque(qk, qd, uk),
         };
-        tau[iv] += drive + limit;
+        tau[iv] += drive + limit - qk * j.stiffness;
     }
     tau
 }

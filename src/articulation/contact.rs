@@ -16,8 +16,9 @@ use num_dual::Dual64;
 /// Points on links touching static shapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JointContact {
-    /// `(link, point in the link frame (m))`.
-    pub points: Vec<(usize, Vec3<f64>)>,
+    /// `(link, point in the link frame (m), radius (m))`: a ball of that radius about the
+    /// point touches the shapes (0: the point itself).
+    pub points: Vec<(usize, Vec3<f64>, f64)>,
     /// The obstacles (world frame).
     pub shapes: Vec<Shape>,
     /// The contact law.
@@ -80,7 +81,7 @@ pub fn contact_forces<T: ContactScalar>(
     let k = kinematics(m, q);
     let motion = link_motion(m, &k, v);
     let mut f: Vec<Force<T>> = vec![Force::zero(); m.links.len()];
-    for &(link, p) in &contact.points {
+    for &(link, p, radius) in &contact.points {
         let (x0, vi) = &motion[link];
         let p: [T; 3] = p.map(c);
         // World position r + Eᵀp and velocity Eᵀ(v + ω × p).
@@ -95,7 +96,11 @@ pub fn contact_forces<T: ContactScalar>(
         let xw: [T; 3] = std::array::from_fn(|a| x0.r[a] + ep[a]);
         let vw = et(local_v);
         for shape in &contact.shapes {
-            let fw = T::force(&contact.law, shape, xw, vw);
+            let fw = if radius > 0.0 {
+                T::force(&contact.law, &shape.inflated(radius), xw, vw)
+            } else {
+                T::force(&contact.law, shape, xw, vw)
+            };
             // The force in the link frame, applied at p: [p × f; f].
             let fl: [T; 3] =
                 std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + x0.e[a][b] * fw[b]));

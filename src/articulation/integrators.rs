@@ -123,7 +123,7 @@ impl<'a> JointStepper<'a> {
     /// a positive smoothing length).
     pub fn with_contact(mut self, contact: JointContact) -> Result<Self> {
         let n = self.model.links.len();
-        if let Some((link, _)) = contact.points.iter().find(|(l, _)| *l >= n) {
+        if let Some((link, _, _)) = contact.points.iter().find(|(l, _, _)| *l >= n) {
             return Err(DiffsimError::config(format!(
                 "contact point on link {link}, but the articulation has {n} links"
             )));

@@ -16,6 +16,9 @@ pub struct Joint {
     pub armature: f64,
     /// Viscous damping `−d·q̇` (N·m·s/rad or N·s/m), applied by the integrators.
     pub damping: f64,
+    /// A spring `−k·q` toward `q = 0` (N·m/rad or N/m; revolute and prismatic joints:
+    /// MuJoCo's joint `stiffness` with `springref` 0).
+    pub stiffness: f64,
     /// How the per-coordinate control enters (default: the control is the joint force).
     pub drive: Drive,
     /// A smooth position limit (revolute and prismatic joints).
@@ -30,6 +33,7 @@ impl Joint {
             placement,
             armature: 0.0,
             damping: 0.0,
+            stiffness: 0.0,
             drive: Drive::default(),
             limit: None,
         }
@@ -198,10 +202,13 @@ pub struct JointLimit {
 /// Checks a joint's damping, armature, drive and limit; the reason when they are not valid.
 fn check(j: &Joint) -> Option<String> {
     let ok = |x: f64| x >= 0.0 && x.is_finite();
-    if !(ok(j.armature) && ok(j.damping)) {
-        return Some("negative or non-finite armature or damping".into());
+    if !(ok(j.armature) && ok(j.damping) && ok(j.stiffness)) {
+        return Some("negative or non-finite armature, damping or stiffness".into());
     }
     let single = j.kind.nv() == 1;
+    if j.stiffness > 0.0 && !single {
+        return Some("joint springs act on revolute and prismatic joints only".into());
+    }
     match j.drive {
         Drive::Motor { gear } if !gear.is_finite() => {
             return Some(format!("motor gear {gear} is not finite"));

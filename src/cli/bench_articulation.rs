@@ -329,6 +329,7 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
                 kd: 60.0,
                 smoothing: 0.01,
             }),
+            ..MjcfOptions::default()
         },
     )?;
     let lengths = if args.steps.is_empty() {

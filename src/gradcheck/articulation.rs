@@ -178,7 +178,7 @@ fn box_on_ground() -> (Articulation, JointContact) {
     let sign = |k: usize, bit: usize| if k >> bit & 1 == 1 { 1.0 } else { -1.0 };
     let contact = JointContact {
         points: (0..8)
-            .map(|k| (0, [0, 1, 2].map(|d| sign(k, d) * half[d])))
+            .map(|k| (0, [0, 1, 2].map(|d| sign(k, d) * half[d]), 0.0))
             .collect(),
         shapes: vec![Shape::Plane {
             normal: [0.0, 0.0, 1.0],

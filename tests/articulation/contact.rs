@@ -36,7 +36,11 @@ fn box_on_ground(ke: f64, mu: f64, s: f64) -> (Articulation, JointContact) {
     let corners = (0..8)
         .map(|k| {
             let sign = |bit: usize| if k >> bit & 1 == 1 { 1.0 } else { -1.0 };
-            (0, [sign(0) * HALF[0], sign(1) * HALF[1], sign(2) * HALF[2]])
+            (
+                0,
+                [sign(0) * HALF[0], sign(1) * HALF[1], sign(2) * HALF[2]],
+                0.0,
+            )
         })
         .collect();
     let contact = JointContact {
@@ -56,16 +60,20 @@ fn box_on_ground(ke: f64, mu: f64, s: f64) -> (Articulation, JointContact) {
 }
 
 /// Dropped flat from 5 cm, the box comes to rest where each bottom corner carries `mg/4`:
-/// `z = 0.1 − s·ln(e^{mg/(4 ke s)} − 1)`.
+/// `z = 0.1 − s·ln(e^{mg/(4 ke s)} − 1)`; with balls of 2 cm about the corners, 2 cm higher.
 #[test]
 fn a_box_rests_on_its_corners_where_the_law_carries_its_weight() {
     let (ke, s) = (1e4, 1e-4);
     let (model, contact) = box_on_ground(ke, 0.5, s);
     let y: f64 = 2.0 * G / (4.0 * ke * s);
-    let expected = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
-    for (scheme, h, steps) in [
-        (Scheme::ImplicitEuler, 0.01, 300),
-        (Scheme::SemiImplicit, 1e-3, 3000),
+    let flat = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
+    // Balls of 2 cm about the corners lift the rest height by their radius.
+    let mut balls = contact.clone();
+    balls.points.iter_mut().for_each(|p| p.2 = 0.02);
+    for (scheme, h, steps, contact, expected) in [
+        (Scheme::ImplicitEuler, 0.01, 300, &contact, flat),
+        (Scheme::SemiImplicit, 1e-3, 3000, &contact, flat),
+        (Scheme::ImplicitEuler, 0.01, 300, &balls, flat + 0.02),
     ] {
         let stepper = JointStepper::new(&model, h, scheme)
             .unwrap()
@@ -124,7 +132,7 @@ fn bad_contacts_are_refused() {
     let (model, contact) = box_on_ground(1e4, 0.5, 1e-4);
     let stepper = || JointStepper::new(&model, 0.01, Scheme::SemiImplicit).unwrap();
     let mut far = contact.clone();
-    far.points.push((3, [0.0; 3]));
+    far.points.push((3, [0.0; 3], 0.0));
     assert!(stepper().with_contact(far).is_err());
     let mut flat = contact;
     flat.law.smoothing = 0.0;

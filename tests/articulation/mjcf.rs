@@ -88,7 +88,14 @@ fn mjcf_actuators_and_limits() {
         smoothing: 0.01,
     };
     let path = format!("{dir}/tests/data/mjcf-arm.xml");
-    let model = read_mjcf(Path::new(&path), &MjcfOptions { limits: Some(law) }).unwrap();
+    let model = read_mjcf(
+        Path::new(&path),
+        &MjcfOptions {
+            limits: Some(law),
+            ..MjcfOptions::default()
+        },
+    )
+    .unwrap();
     let names: Vec<&str> = model.actuators.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["push", "shoulder_servo", "elbow_motor"]);
     assert_eq!(model.actuators[0].ctrlrange, Some([-1.0, 1.0]));
@@ -137,8 +144,8 @@ fn bad_mjcf_files_are_refused() {
         ),
         ("<robot/>", "<mujoco>"),
         (
-            "<mujoco><worldbody><body><joint stiffness='3'/></body></worldbody></mujoco>",
-            "stiffness",
+            "<mujoco><worldbody><body><joint springref='3'/></body></worldbody></mujoco>",
+            "springref",
         ),
         (
             "<mujoco><worldbody><body><geom type='box' size='1'/></body></worldbody></mujoco>",
@@ -175,4 +182,73 @@ fn bad_mjcf_files_are_refused() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// MJX's humanoid (`data/robots/mjx/humanoid.xml`, as MuJoCo MJX 3.17 ships it): the sizes
+/// and total mass MuJoCo 4.0.1 compiles (nq 28, nv 27, nu 21, 40.84402122162134 kg), joint
+/// springs, the four foot capsules' `<pair>`s with the floor as eight points of radius
+/// 2.7 cm, and its keyframes. From the `squat` key under gravity with zero controls, implicit
+/// Euler at its 5 ms step keeps it on the floor: after 1 s (it topples forward onto its toes)
+/// no foot point has sunk more than its share of the weight asks, and the feet still touch.
+#[test]
+fn mjx_humanoid_reads_with_springs_contact_pairs_and_keyframes() {
+    use diffsim::articulation::{JointStepper, Scheme, world_point};
+    use diffsim::solids::contact::Contact;
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let options = MjcfOptions {
+        limits: Some(LimitLaw {
+            ke: 1000.0,
+            kd: 10.0,
+            smoothing: 0.01,
+        }),
+        contact: Some(Contact {
+            ke: 2e4,
+            kd: 500.0,
+            mu: 0.7,
+            smoothing: 1e-3,
+        }),
+    };
+    let path = format!("{dir}/data/robots/mjx/humanoid.xml");
+    let model = read_mjcf(Path::new(&path), &options).unwrap();
+    let m = &model.articulation;
+    assert_eq!((m.nq(), m.nv(), model.actuators.len()), (28, 27, 21));
+    let mass: f64 = m.links.iter().map(|l| l.inertia.m).sum();
+    assert!((mass - 40.84402122162134).abs() < 1e-12, "{mass}");
+    assert_eq!(model.timestep, 0.005);
+    let stiff = |name: &str| {
+        let dof = model.joints.iter().find(|j| j.0 == name).unwrap().1;
+        let offsets = m.offsets();
+        let link = m
+            .links
+            .iter()
+            .zip(&offsets)
+            .find(|(l, o)| o.1 == dof && l.joint.kind.nv() > 0)
+            .unwrap();
+        link.0.joint.stiffness
+    };
+    assert_eq!(
+        (stiff("abdomen_z"), stiff("knee_left"), stiff("elbow_right")),
+        (20.0, 1.0, 0.0)
+    );
+    let contact = model.contact.clone().unwrap();
+    assert_eq!(contact.points.len(), 8);
+    assert!(contact.points.iter().all(|p| p.2 == 0.027));
+    let names: Vec<&str> = model.keyframes.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(names, ["squat", "stand_on_left_leg", "no_efc"]);
+    let q0 = &model.keyframes[0].1;
+    let stepper = JointStepper::new(m, model.timestep, Scheme::ImplicitEuler)
+        .unwrap()
+        .with_contact(contact.clone())
+        .unwrap();
+    let run = stepper.rollout(q0, &vec![0.0; 27], &[], 200).unwrap();
+    let heights: Vec<f64> = contact
+        .points
+        .iter()
+        .map(|&(link, p, r)| world_point(m, &run.q[200], link, p)[2] - r)
+        .collect();
+    println!("foot points above the floor after 1 s (m): {heights:?}");
+    // No foot point sinks deeper than its share of the weight asks (400 N over two points at
+    // ke 2e4: ~1 cm), and the feet still touch.
+    let lowest = heights.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(lowest > -0.015 && lowest < 0.005, "{heights:?}");
 }

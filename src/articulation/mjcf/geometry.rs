@@ -149,6 +149,29 @@ pub(super) fn orientation(attrs: &HashMap<String, String>, degrees: bool) -> Res
     Ok(identity())
 }
 
+/// A geom's centre, orientation and half length along its z axis (body frame): from `pos`,
+/// the orientation attributes and `size[1]`, or from `fromto` for capsules and cylinders.
+pub(super) fn geom_frame(
+    a: &HashMap<String, String>,
+    degrees: bool,
+) -> Result<(Vec3<f64>, M3, f64)> {
+    let kind = a.get("type").map_or("sphere", String::as_str);
+    let size = numbers(a, "size")?.unwrap_or_default();
+    let Some(ft) = numbers(a, "fromto")? else {
+        let half = size.get(1).copied().unwrap_or(0.0);
+        return Ok((vec3(a, "pos", [0.0; 3])?, orientation(a, degrees)?, half));
+    };
+    if ft.len() != 6 || !matches!(kind, "capsule" | "cylinder") {
+        return fail(format!(
+            "fromto is read for capsules and cylinders only (geom type {kind})"
+        ));
+    }
+    let d = [ft[3] - ft[0], ft[4] - ft[1], ft[5] - ft[2]];
+    let pos = std::array::from_fn(|k| 0.5 * (ft[k] + ft[k + 3]));
+    let half = 0.5 * d.iter().map(|x| x * x).sum::<f64>().sqrt();
+    Ok((pos, z_to(normalise(d)?), half))
+}
+
 /// Mass, centre of mass and inertia about it (body frame) of one geom.
 pub(super) fn geom_inertia(
     a: &HashMap<String, String>,
@@ -163,23 +186,7 @@ pub(super) fn geom_inertia(
             Ok(())
         }
     };
-    let (mut pos, mut rot) = (vec3(a, "pos", [0.0; 3])?, orientation(a, degrees)?);
-    let mut half = size.get(1).copied().unwrap_or(0.0);
-    if let Some(ft) = numbers(a, "fromto")? {
-        if ft.len() != 6 || !matches!(kind, "capsule" | "cylinder") {
-            return fail(format!(
-                "fromto is read for capsules and cylinders only (geom type {kind})"
-            ));
-        }
-        let d = [ft[3] - ft[0], ft[4] - ft[1], ft[5] - ft[2]];
-        pos = [
-            0.5 * (ft[0] + ft[3]),
-            0.5 * (ft[1] + ft[4]),
-            0.5 * (ft[2] + ft[5]),
-        ];
-        rot = z_to(normalise(d)?);
-        half = 0.5 * d.iter().map(|x| x * x).sum::<f64>().sqrt();
-    }
+    let (pos, rot, half) = geom_frame(a, degrees)?;
     let pi = std::f64::consts::PI;
     // Volume and principal inertia per unit mass.
     let (volume, unit): (f64, Vec3<f64>) = match kind {

@@ -8,20 +8,26 @@
 //! joints in one body become a chain of massless links), `<inertial pos quat mass
 //! diaginertia|fullinertia>` or else the body's `<geom>`s (sphere, capsule, cylinder, box,
 //! ellipsoid; `fromto`; `mass` or `density`, default 1000 kg/m³), and `<actuator>`'s `motor`
-//! (gear) and `position` (kp, kv) on joints. Geometry in the world body, sites, cameras,
-//! lights, tendons, equality constraints and contact settings are not read; a stiff joint
-//! (`stiffness`), another actuator type or an Euler sequence other than `xyz` is refused.
-//! Hinge and slide ranges become smooth limits with [`MjcfOptions::limits`]'s law.
+//! (gear) and `position` (kp, kv) on joints, joint `stiffness` (springs toward 0;
+//! `springref` ≠ 0 is refused), `<keyframe><key qpos>`, and `<contact><pair>`s of a body's
+//! sphere or capsule with a world plane (see `contact`). Sites, cameras, lights, tendons,
+//! equality constraints and MuJoCo's solver settings are not read; another actuator type or
+//! an Euler sequence other than `xyz` is refused. Hinge and slide ranges become smooth limits
+//! with [`MjcfOptions::limits`]'s law, contact pairs points with [`MjcfOptions::contact`]'s.
 
+use super::contact::JointContact;
 use super::joint::JointKind;
 use super::model::{Articulation, Drive, Joint, JointLimit, Link};
 use super::spatial::{Inertia, Transform, Vec3};
 use super::urdf::LimitLaw;
 use crate::error::{DiffsimError, Result};
+use crate::solids::contact::Contact;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod contact;
 mod geometry;
+use contact::{BodyGeom, read_pairs};
 use geometry::{
     M3, fail, geom_inertia, identity, mat_mul, mat_vec, normalise, numbers, orientation, scalar,
     vec3,
@@ -32,6 +38,9 @@ use geometry::{
 pub struct MjcfOptions {
     /// The law of hinge and slide limits; `None` (default) ignores `range`.
     pub limits: Option<LimitLaw>,
+    /// The law of the `<contact><pair>`s (MuJoCo's soft-constraint solver is not
+    /// reproduced); `None` (default) ignores them.
+    pub contact: Option<Contact>,
 }
 
 /// A joint actuator: control `ctrl` acts as the control of velocity coordinate `dof`.
@@ -52,6 +61,11 @@ pub struct MjcfModel {
     /// Joint names and the offset of their first velocity coordinate.
     pub joints: Vec<(String, usize)>,
     pub actuators: Vec<Actuator>,
+    /// The contact pairs as points on the links (with [`MjcfOptions::contact`]'s law).
+    pub contact: Option<JointContact>,
+    /// `<keyframe>`s: name and configuration (`nq` entries, diffsim's layout = MuJoCo's
+    /// `qpos`).
+    pub keyframes: Vec<(String, Vec<f64>)>,
 }
 
 /// An XML element with its includes inlined.
@@ -185,6 +199,8 @@ struct Builder<'a> {
     links: Vec<Link>,
     joints: Vec<(String, usize)>,
     joint_link: HashMap<String, usize>,
+    /// Named geoms of the bodies.
+    geoms: HashMap<String, BodyGeom>,
     nv: usize,
 }
 
@@ -276,6 +292,16 @@ impl Builder<'_> {
             here = p;
         }
         let me = self.links.len() - 1;
+        for g in body.children.iter().filter(|c| c.tag == "geom") {
+            if let Some(gname) = g.attrs.get("name") {
+                let geom = BodyGeom {
+                    link: me,
+                    anchor: here,
+                    attrs: self.defaults.resolve(g, &class)?,
+                };
+                self.geoms.insert(gname.clone(), geom);
+            }
+        }
         for c in body.children.iter().filter(|c| c.tag == "body") {
             self.body(c, Some(me), here, &class)?;
         }
@@ -312,8 +338,8 @@ impl Builder<'_> {
             }
             other => return fail(format!("joint '{name}': type '{other}' is not supported")),
         };
-        if scalar(a, "stiffness", 0.0)? != 0.0 {
-            return fail(format!("joint '{name}': stiffness is not supported"));
+        if scalar(a, "springref", 0.0)? != 0.0 {
+            return fail(format!("joint '{name}': springref is not supported"));
         }
         let range = numbers(a, "range")?;
         let limited = match a.get("limited").map(String::as_str) {
@@ -346,6 +372,7 @@ impl Builder<'_> {
         Ok(Joint {
             armature: scalar(a, "armature", 0.0)?,
             damping: scalar(a, "damping", 0.0)?,
+            stiffness: scalar(a, "stiffness", 0.0)?,
             limit,
             ..Joint::new(kind, frame)
         })
@@ -391,6 +418,7 @@ fn build(root: &El, options: &MjcfOptions) -> Result<MjcfModel> {
         links: Vec::new(),
         joints: Vec::new(),
         joint_link: HashMap::new(),
+        geoms: HashMap::new(),
         nv: 0,
     };
     for w in find("worldbody") {
@@ -443,15 +471,47 @@ fn build(root: &El, options: &MjcfOptions) -> Result<MjcfModel> {
             });
         }
     }
+    let mut world = HashMap::new();
+    for w in find("worldbody") {
+        for g in w.children.iter().filter(|c| c.tag == "geom") {
+            if let Some(gname) = g.attrs.get("name") {
+                world.insert(gname.clone(), defaults.resolve(g, "main")?);
+            }
+        }
+    }
+    let contact = match options.contact {
+        Some(law) => read_pairs(root, &world, &b.geoms, degrees, law)?,
+        None => None,
+    };
     let articulation = Articulation {
         links: b.links,
         gravity,
     };
     articulation.validate()?;
+    let mut keyframes = Vec::new();
+    for key in find("keyframe").flat_map(|k| k.children.iter().filter(|c| c.tag == "key")) {
+        let name = key
+            .attrs
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| format!("key{}", keyframes.len()));
+        if let Some(q) = numbers(&key.attrs, "qpos")? {
+            if q.len() != articulation.nq() {
+                return fail(format!(
+                    "keyframe '{name}' has {} qpos values for {} coordinates",
+                    q.len(),
+                    articulation.nq()
+                ));
+            }
+            keyframes.push((name, q));
+        }
+    }
     Ok(MjcfModel {
         articulation,
         timestep,
         joints: b.joints,
         actuators,
+        contact,
+        keyframes,
     })
 }

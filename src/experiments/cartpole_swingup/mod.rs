@@ -70,6 +70,7 @@ impl Task {
             &cfg.model,
             &MjcfOptions {
                 limits: Some(LimitLaw { ke, kd, smoothing }),
+                ..MjcfOptions::default()
             },
         )?;
         let (nv, acts) = (m.articulation.nv(), m.actuators.len());
