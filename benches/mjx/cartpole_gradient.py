@@ -1,5 +1,6 @@
 """MJX (MuJoCo's JAX port) on the CPU: wall time of one jitted gradient through dm_control's
-cartpole, the anchor side of `diffsim bench articulation --mjx FILE`.
+cartpole (default) or MJX's humanoid (--model humanoid), the anchor side of
+`diffsim bench articulation --mjx FILE`.
 
 The model is data/robots/dm_control/cartpole.xml (dm_control's suite file as shipped; its energy
 flag is switched off because MJX refuses it; contacts are disabled in the file; RK4, dt 0.01).
@@ -9,10 +10,15 @@ jax.grad under jax.jit, with opt.iterations = 1 and ls_iterations = 4 (MJX's con
 loop is otherwise a while_loop that reverse mode cannot differentiate). The first call compiles;
 the median of --reps later calls is the time.
 
+The humanoid is data/robots/mjx/humanoid.xml (MJX's test model as shipped: Newton solver,
+iterations 1, ls_iterations 4, dt 0.005, the four foot capsules paired with the floor), from its
+first keyframe ("squat", feet on the floor) at rest, with the (N, 21) controls all 0.05.
+
     python3 -m venv .venv && .venv/bin/pip install mujoco mujoco-mjx "jax[cpu]"
     .venv/bin/python benches/mjx/cartpole_gradient.py > mjx.jsonl
 
-One JSON line per length: case ("cartpole-ctrl"), steps, ms, compile_s, loss, grad_norm.
+One JSON line per length: case ("cartpole-ctrl" or "humanoid-ctrl"), steps, ms, compile_s,
+loss, grad_norm.
 """
 import argparse
 import contextlib
@@ -31,22 +37,28 @@ with contextlib.redirect_stdout(sys.stderr):  # mjx prints its optional-backend 
     from mujoco import mjx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-XML = os.path.join(HERE, "..", "..", "data", "robots", "dm_control", "cartpole.xml")
+MODELS = {
+    "cartpole": os.path.join(HERE, "..", "..", "data", "robots", "dm_control", "cartpole.xml"),
+    "humanoid": os.path.join(HERE, "..", "..", "data", "robots", "mjx", "humanoid.xml"),
+}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", default="100,300,1000")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--model", choices=sorted(MODELS), default="cartpole")
     args = ap.parse_args()
-    m = mujoco.MjModel.from_xml_path(XML)
+    m = mujoco.MjModel.from_xml_path(MODELS[args.model])
     m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_ENERGY)
     d = mujoco.MjData(m)
+    if args.model == "humanoid":
+        mujoco.mj_resetDataKeyframe(m, d, 0)
     mujoco.mj_forward(m, d)
     mx = mjx.put_model(m)
     mx = mx.replace(opt=mx.opt.replace(iterations=1, ls_iterations=4))
     dx0 = mjx.put_data(m, d)
-    qvel0 = jnp.array([0.1, -0.2])
+    qvel0 = jnp.array([0.1, -0.2]) if args.model == "cartpole" else jnp.zeros(m.nv)
     for n in (int(s) for s in args.steps.split(",")):
         def loss(ctrls):
             def body(dd, u):
@@ -64,7 +76,7 @@ def main():
             jax.block_until_ready(g(ctrls))
             ts.append(time.perf_counter() - t0)
         med = statistics.median(ts)
-        print(json.dumps(dict(case="cartpole-ctrl", steps=n, ms=1e3 * med, compile_s=first - med,
+        print(json.dumps(dict(case=f"{args.model}-ctrl", steps=n, ms=1e3 * med, compile_s=first - med,
                               loss=float(value), grad_norm=float(np.linalg.norm(np.asarray(grad))),
                               mujoco=mujoco.__version__, jax=jax.__version__)), flush=True)
 

@@ -60,6 +60,9 @@ pub struct JointStepper<'a> {
     h: f64,
     scheme: Scheme,
     contact: Option<JointContact>,
+    /// Per velocity coordinate: whether it moves a contact point (an ancestor joint of a link
+    /// with one); the contact forces' partials in the others are zero.
+    contact_dofs: Vec<bool>,
 }
 
 fn lift(x: &[f64]) -> Vec<Dual64> {
@@ -93,6 +96,23 @@ pub fn difference_jacobian(m: &Articulation, q0: &[f64], q1: &[f64]) -> Matrix {
     })
 }
 
+/// The tangent bar at `q` of a loss's gradient `qbar` in the raw configuration coordinates
+/// (`nq` entries, quaternions included): `(∂(q ⊕ δ)/∂δ)ᵀ·qbar` at `δ = 0` (`nv` entries),
+/// what [`JointStepper::adjoint`] takes.
+pub fn configuration_bar(m: &Articulation, q: &[f64], qbar: &[f64]) -> Vec<f64> {
+    let nv = m.nv();
+    let ql = lift(q);
+    (0..nv)
+        .map(|k| {
+            integrate(m, &ql, &seed(nv, k))
+                .iter()
+                .zip(qbar)
+                .map(|(x, b)| x.eps * b)
+                .sum()
+        })
+        .collect()
+}
+
 /// `Jᵀy`.
 fn t_mul(j: &Matrix, y: &[f64]) -> Vec<f64> {
     let cols = j.first().map_or(0, Vec::len);
@@ -115,10 +135,15 @@ impl<'a> JointStepper<'a> {
             h,
             scheme,
             contact: None,
+            contact_dofs: vec![false; model.nv()],
         })
     }
 
-    /// The step's map `(q, v, u) → (q₁, v₁)` for the semi-implicit scheme, in any scalar.
+    /// The articulation it steps.
+    pub fn model(&self) -> &'a Articulation {
+        self.model
+    }
+
     /// Points on the links touching static shapes (checked: existing links, a finite law with
     /// a positive smoothing length).
     pub fn with_contact(mut self, contact: JointContact) -> Result<Self> {
@@ -138,6 +163,18 @@ impl<'a> JointStepper<'a> {
             return Err(DiffsimError::config(
                 "contact stiffness, damping and friction must be finite and non-negative, the smoothing length positive",
             ));
+        }
+        let offsets = self.model.offsets();
+        for &(link, _, _) in &contact.points {
+            let mut at = Some(link);
+            while let Some(i) = at {
+                let (_, iv) = offsets[i];
+                let nv = self.model.links[i].joint.kind.nv();
+                self.contact_dofs[iv..iv + nv]
+                    .iter_mut()
+                    .for_each(|d| *d = true);
+                at = self.model.links[i].parent;
+            }
         }
         self.contact = Some(contact);
         Ok(self)
@@ -194,23 +231,29 @@ impl<'a> JointStepper<'a> {
         let m = self.model;
         let nv = v.len();
         let (ql, vl, ul) = (lift(q), lift(v), lift(u));
-        let eps = |x: Vec<Dual64>| -> Vec<f64> { x.iter().map(|t| t.eps).collect() };
+        // Joint forces in every direction; the contacts' (a kinematics pass each) only in
+        // the directions that move a contact point.
+        let column = |k: usize, q: &[Dual64], v: &[Dual64]| -> Vec<f64> {
+            let mut tau = joint_forces(m, q, v, &ul);
+            if let Some(c) = self.contact.as_ref().filter(|_| self.contact_dofs[k]) {
+                for (t, f) in tau.iter_mut().zip(contact_forces(m, c, q, v)) {
+                    *t += f;
+                }
+            }
+            tau.iter().map(|t| t.eps).collect()
+        };
         (
-            columns(nv, nv, |k| {
-                eps(self.applied(&integrate(m, &ql, &seed(nv, k)), &vl, &ul))
-            }),
-            columns(nv, nv, |k| {
-                eps(self.applied(&ql, &add(&vl, &seed(nv, k)), &ul))
-            }),
+            columns(nv, nv, |k| column(k, &integrate(m, &ql, &seed(nv, k)), &vl)),
+            columns(nv, nv, |k| column(k, &ql, &add(&vl, &seed(nv, k)))),
         )
     }
 
-    /// `∂τ/∂u` of the joint forces at `(q, v, u)`.
+    /// `∂τ/∂u` of the joint forces at `(q, v, u)` (the contacts do not depend on `u`).
     fn control_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> Matrix {
         let nv = v.len();
         let (ql, vl, ul) = (lift(q), lift(v), lift(u));
         columns(nv, nv, |k| {
-            self.applied(&ql, &vl, &add(&ul, &seed(nv, k)))
+            joint_forces(self.model, &ql, &vl, &add(&ul, &seed(nv, k)))
                 .iter()
                 .map(|t| t.eps)
                 .collect()

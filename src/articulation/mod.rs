@@ -30,7 +30,9 @@ pub use dynamics::{
     aba, crba, difference, integrate, placements, rnea, rnea_with, world_point,
     world_point_jacobian,
 };
-pub use integrators::{JointGrads, JointRollout, JointStepper, Scheme, difference_jacobian};
+pub use integrators::{
+    JointGrads, JointRollout, JointStepper, Scheme, configuration_bar, difference_jacobian,
+};
 pub use joint::JointKind;
 pub use mjcf::{Actuator, MjcfModel, MjcfOptions, read_mjcf};
 pub use model::{Articulation, Drive, Joint, JointLimit, Link};

@@ -2,19 +2,20 @@
 //! ABA derivatives on URDF robots (`--pinocchio FILE` sets them beside Pinocchio measured the
 //! same day, `benches/pinocchio/dynamics.py`), and one (loss, gradient) through Warp's
 //! cartpole (`--warp FILE`: beside Warp 1.9.1's Featherstone tape,
-//! `benches/warp/cartpole_gradient.py`) and through dm_control's cartpole (`--mjx FILE`:
-//! beside MJX, `benches/mjx/cartpole_gradient.py`) for 100 and 1000 steps with both
-//! joint-space steppers.
+//! `benches/warp/cartpole_gradient.py`) and through dm_control's cartpole and MJX's humanoid
+//! with its foot contacts (`--mjx FILE`: beside MJX, `benches/mjx/cartpole_gradient.py`) for
+//! 100 and 1000 steps with both joint-space steppers.
 
 use super::bench::read_json_lines;
 use super::progress::Bar;
 use crate::articulation::assets::warp_cartpole;
 use crate::articulation::{
     Articulation, JointStepper, LimitLaw, MjcfOptions, Scheme, UrdfOptions, aba, aba_derivatives,
-    crba, integrate, read_mjcf, read_urdf, rnea, rnea_derivatives,
+    configuration_bar, crba, integrate, read_mjcf, read_urdf, rnea, rnea_derivatives,
 };
 use crate::error::{DiffsimError, Result};
 use crate::optim::median_ms;
+use crate::solids::contact::Contact;
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,7 +49,7 @@ pub struct ArticulationBenchArgs {
     #[arg(long, value_name = "FILE")]
     pub warp: Option<PathBuf>,
     /// MJX timings measured the same day on this machine: the JSON lines of
-    /// `benches/mjx/cartpole_gradient.py`.
+    /// `benches/mjx/cartpole_gradient.py` (cartpole) and of the same with `--model humanoid`.
     #[arg(long, value_name = "FILE")]
     pub mjx: Option<PathBuf>,
     /// dm_control's cartpole (MJCF) for the comparison with MJX.
@@ -58,6 +59,14 @@ pub struct ArticulationBenchArgs {
         default_value = "data/robots/dm_control/cartpole.xml"
     )]
     pub dm_cartpole: PathBuf,
+    /// MJX's humanoid (MJCF; its foot–floor pairs become contact points) for the comparison
+    /// with MJX.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "data/robots/mjx/humanoid.xml"
+    )]
+    pub humanoid: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -83,14 +92,16 @@ pub struct WarpCartpoleTiming {
 
 /// One line of `benches/mjx/cartpole_gradient.py`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MjxCartpoleTiming {
+pub struct MjxTiming {
+    /// `cartpole-ctrl` or `humanoid-ctrl`.
+    pub case: String,
     /// Steps.
     pub steps: usize,
     /// Median wall time of one jitted value and gradient (ms).
     pub ms: f64,
     /// The first call's extra time (s): tracing and compiling.
     pub compile_s: f64,
-    /// MJX's loss (RK4).
+    /// MJX's loss.
     pub loss: f64,
 }
 
@@ -109,11 +120,12 @@ pub struct DynamicsRow {
     pub pinocchio_overhead_us: Option<f64>,
 }
 
-/// One (loss, gradient) through a cartpole.
+/// One (loss, gradient) through a rollout.
 #[derive(Debug, Clone, Serialize)]
-pub struct CartpoleRow {
-    /// `warp-cartpole` (gradient in q̇₀, h = 1/600 s) or `dm-cartpole` (gradient in the
-    /// N × 1 controls, h = 0.01 s).
+pub struct GradientRow {
+    /// `warp-cartpole` (gradient in q̇₀, h = 1/600 s), `dm-cartpole` (gradient in the
+    /// N × 1 controls, h = 0.01 s) or `mjx-humanoid` (in the N × 21 controls, h = 0.005 s,
+    /// foot contact).
     pub case: &'static str,
     pub scheme: Scheme,
     pub steps: usize,
@@ -124,7 +136,7 @@ pub struct CartpoleRow {
     /// The anchor's time (ms): Warp 1.9.1's forward + tape backward, or MJX's jitted value
     /// and gradient, when given.
     pub anchor_ms: Option<f64>,
-    /// MJX's compile time (s) and loss (RK4), when given.
+    /// MJX's compile time (s) and loss, when given.
     pub mjx_compile_s: Option<f64>,
     pub mjx_loss: Option<f64>,
 }
@@ -133,7 +145,7 @@ pub struct CartpoleRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ArticulationBenchResult {
     pub dynamics: Vec<DynamicsRow>,
-    pub cartpole: Vec<CartpoleRow>,
+    pub gradients: Vec<GradientRow>,
 }
 
 impl ArticulationBenchResult {
@@ -162,9 +174,10 @@ impl ArticulationBenchResult {
             );
         }
         s += "\none (loss, gradient) through N steps: Warp's cartpole in q̇₀ (h 1/600 s) against Warp 1.9.1's tape;\n\
-              dm_control's cartpole in the N×1 controls (h 0.01 s) against MJX (jit, RK4; compile time apart)\n\
+              dm_control's cartpole in the N×1 controls (h 0.01 s) and MJX's humanoid in the N×21 controls\n\
+              (h 0.005 s, foot contact) against MJX (jit; compile time apart)\n\
               case           scheme          steps        ms       loss | anchor ms  ×anchor  compile s  anchor loss\n";
-        for r in &self.cartpole {
+        for r in &self.gradients {
             s += &format!(
                 "{:<14} {:<15} {:>5} {:>9.3} {:>10.4} | {:>9}  {:>7}  {:>9}  {:>11}\n",
                 r.case,
@@ -239,8 +252,8 @@ fn time_algorithm(m: &Articulation, state: &[Vec<f64>; 4], algorithm: &str) -> f
 }
 
 /// A gradient case: `Σq_N² + Σq̇_N²` after `steps` steps from `(q0, v0)`; with `control`
-/// `(dof, value)` every step applies `value` on `dof` and the gradient is in those controls,
-/// otherwise it is in `q̇₀`.
+/// `(dofs, value)` every step applies `value` on each of `dofs` and the gradient is in those
+/// controls (step-major), otherwise it is in `q̇₀`.
 struct GradCase<'a> {
     case: &'static str,
     stepper: JointStepper<'a>,
@@ -248,17 +261,17 @@ struct GradCase<'a> {
     steps: usize,
     q0: Vec<f64>,
     v0: Vec<f64>,
-    control: Option<(usize, f64)>,
+    control: Option<(Vec<usize>, f64)>,
 }
 
 impl GradCase<'_> {
     fn evaluate(&self) -> Result<(f64, Vec<f64>)> {
         let n = self.steps;
-        let controls: Vec<Vec<f64>> = match self.control {
-            Some((dof, u)) => (0..n)
+        let controls: Vec<Vec<f64>> = match &self.control {
+            Some((dofs, u)) => (0..n)
                 .map(|_| {
                     let mut c = vec![0.0; self.v0.len()];
-                    c[dof] = u;
+                    dofs.iter().for_each(|&d| c[d] = *u);
                     c
                 })
                 .collect(),
@@ -268,13 +281,21 @@ impl GradCase<'_> {
         let sq = |x: &[f64]| x.iter().map(|y| y * y).sum::<f64>();
         let loss = sq(&run.q[n]) + sq(&run.v[n]);
         let mut bars = vec![(Vec::new(), Vec::new()); n + 1];
+        let model = self.stepper.model();
+        let raw: Vec<f64> = run.q[n].iter().map(|x| 2.0 * x).collect();
         bars[n] = (
-            run.q[n].iter().map(|x| 2.0 * x).collect(),
+            configuration_bar(model, &run.q[n], &raw),
             run.v[n].iter().map(|x| 2.0 * x).collect(),
         );
         let g = self.stepper.adjoint(&run, &controls, &bars)?;
-        Ok(match self.control {
-            Some((dof, _)) => (loss, g.controls.iter().map(|c| c[dof]).collect()),
+        Ok(match &self.control {
+            Some((dofs, _)) => (
+                loss,
+                g.controls
+                    .iter()
+                    .flat_map(|c| dofs.iter().map(|&d| c[d]))
+                    .collect(),
+            ),
             None => (loss, g.v0),
         })
     }
@@ -316,7 +337,7 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
             robots.push((name, read_urdf(p, &options)?));
         }
     }
-    let mjx: Vec<MjxCartpoleTiming> = match &args.mjx {
+    let mjx: Vec<MjxTiming> = match &args.mjx {
         Some(f) => read_json_lines(f, "benches/mjx/cartpole_gradient.py")?,
         None => Vec::new(),
     };
@@ -360,7 +381,31 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
                 steps,
                 q0: vec![0.0, 0.0],
                 v0: vec![0.1, -0.2],
-                control: dm.actuators.first().map(|a| (a.dof, 0.05)),
+                control: dm.actuators.first().map(|a| (vec![a.dof], 0.05)),
+            });
+        }
+    }
+    let humanoid = read_humanoid(&args.humanoid)?;
+    let (walker, contact) = (&humanoid.articulation, humanoid.contact.clone());
+    let squat = humanoid.keyframes.first().map(|k| k.1.clone());
+    let (Some(contact), Some(squat)) = (contact, squat) else {
+        return Err(DiffsimError::config(format!(
+            "'{}' has no foot contact pairs or no keyframe: not MJX's humanoid",
+            args.humanoid.display()
+        )));
+    };
+    let driven: Vec<usize> = humanoid.actuators.iter().map(|a| a.dof).collect();
+    for scheme in [Scheme::SemiImplicit, Scheme::ImplicitEuler] {
+        for &steps in &lengths {
+            cases.push(GradCase {
+                case: "mjx-humanoid",
+                stepper: JointStepper::new(walker, humanoid.timestep, scheme)?
+                    .with_contact(contact.clone())?,
+                scheme,
+                steps,
+                q0: squat.clone(),
+                v0: vec![0.0; walker.nv()],
+                control: Some((driven.clone(), 0.05)),
             });
         }
     }
@@ -402,17 +447,22 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
             });
         }
     }
-    let mut cartpole = Vec::new();
+    let mut gradients = Vec::new();
     for (c, t) in cases.iter().zip(grad_times) {
+        let mjx_case = match c.case {
+            "dm-cartpole" => Some("cartpole-ctrl"),
+            "mjx-humanoid" => Some("humanoid-ctrl"),
+            _ => None,
+        };
         let theirs = mjx
             .iter()
-            .find(|x| x.steps == c.steps && c.case == "dm-cartpole");
-        let anchor_ms = if c.case == "dm-cartpole" {
+            .find(|x| x.steps == c.steps && Some(x.case.as_str()) == mjx_case);
+        let anchor_ms = if mjx_case.is_some() {
             theirs.map(|x| x.ms)
         } else {
             warp.iter().find(|w| w.steps == c.steps).map(|w| w.ms)
         };
-        cartpole.push(CartpoleRow {
+        gradients.push(GradientRow {
             case: c.case,
             scheme: c.scheme,
             steps: c.steps,
@@ -423,5 +473,30 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
             mjx_loss: theirs.map(|x| x.loss),
         });
     }
-    Ok(ArticulationBenchResult { dynamics, cartpole })
+    Ok(ArticulationBenchResult {
+        dynamics,
+        gradients,
+    })
+}
+
+/// MJX's humanoid with the smooth laws that stand in for MuJoCo's soft constraints: joint
+/// ranges as limits (ke 1000 N·m/rad, kd 10, smoothing 0.01 rad) and the foot–floor pairs
+/// with ke 2e4 N/m per point, kd 100 N·s/m, μ 0.7 (its geoms' friction), smoothing 1 mm.
+fn read_humanoid(path: &std::path::Path) -> Result<crate::articulation::MjcfModel> {
+    read_mjcf(
+        path,
+        &MjcfOptions {
+            limits: Some(LimitLaw {
+                ke: 1000.0,
+                kd: 10.0,
+                smoothing: 0.01,
+            }),
+            contact: Some(Contact {
+                ke: 2e4,
+                kd: 100.0,
+                mu: 0.7,
+                smoothing: 1e-3,
+            }),
+        },
+    )
 }
