@@ -49,6 +49,19 @@ impl ContactScalar for Dual64 {
     }
 }
 
+/// Several directions at once: the steppers' contact partials take `W` columns per pass.
+impl<const W: usize> ContactScalar for num_dual::DualSVec64<W> {
+    fn force(law: &Contact, shape: &Shape, x: [Self; 3], v: [Self; 3]) -> [Self; 3] {
+        let (f, jx, jv) = force(law, shape, x.map(|y| y.re), v.map(|y| y.re));
+        std::array::from_fn(|a| {
+            let eps = (0..3).fold(num_dual::Derivative::none(), |acc, b| {
+                acc + x[b].eps * jx[a][b] + v[b].eps * jv[a][b]
+            });
+            Self::new(f[a], eps)
+        })
+    }
+}
+
 /// Per link: `ⁱX_0` and the spatial velocity in the link frame.
 fn link_motion<T: Real>(
     m: &Articulation,

@@ -65,6 +65,14 @@ pub struct JointStepper<'a> {
     contact_dofs: Vec<bool>,
 }
 
+/// Directions per pass of the contact partials.
+const WIDE: usize = 8;
+type Wide = num_dual::DualSVec64<WIDE>;
+
+fn add_wide(a: &[Wide], b: &[Wide]) -> Vec<Wide> {
+    a.iter().zip(b).map(|(x, y)| *x + *y).collect()
+}
+
 fn lift(x: &[f64]) -> Vec<Dual64> {
     x.iter().map(|&r| Dual64::from(r)).collect()
 }
@@ -109,6 +117,20 @@ pub fn configuration_bar(m: &Articulation, q: &[f64], qbar: &[f64]) -> Vec<f64> 
                 .zip(qbar)
                 .map(|(x, b)| x.eps * b)
                 .sum()
+        })
+        .collect()
+}
+
+/// The diagonal matrix of a pass's derivative parts: the partials of the joint forces, which
+/// are diagonal (a coordinate's drive, limit, spring and damping read its own `q`, `q̇` and
+/// `u` only), from one pass with every direction seeded at once.
+fn diagonal(tau: &[Dual64]) -> Matrix {
+    let n = tau.len();
+    (0..n)
+        .map(|r| {
+            (0..n)
+                .map(|c| if r == c { tau[r].eps } else { 0.0 })
+                .collect()
         })
         .collect()
 }
@@ -231,33 +253,58 @@ impl<'a> JointStepper<'a> {
         let m = self.model;
         let nv = v.len();
         let (ql, vl, ul) = (lift(q), lift(v), lift(u));
-        // Joint forces in every direction; the contacts' (a kinematics pass each) only in
-        // the directions that move a contact point.
-        let column = |k: usize, q: &[Dual64], v: &[Dual64]| -> Vec<f64> {
-            let mut tau = joint_forces(m, q, v, &ul);
-            if let Some(c) = self.contact.as_ref().filter(|_| self.contact_dofs[k]) {
-                for (t, f) in tau.iter_mut().zip(contact_forces(m, c, q, v)) {
-                    *t += f;
+        let ones = vec![Dual64::new(0.0, 1.0); nv];
+        let (mut tq, mut tv) = (
+            diagonal(&joint_forces(m, &integrate(m, &ql, &ones), &vl, &ul)),
+            diagonal(&joint_forces(m, &ql, &add(&vl, &ones), &ul)),
+        );
+        if let Some(c) = &self.contact {
+            self.add_contact_partials(c, q, v, &mut tq, &mut tv);
+        }
+        (tq, tv)
+    }
+
+    /// Adds the contact forces' `∂τ/∂q` and `∂τ/∂v` to `tq` and `tv`: only in the directions
+    /// that move a contact point, [`WIDE`] of them per pass of the kinematics.
+    fn add_contact_partials(
+        &self,
+        c: &JointContact,
+        q: &[f64],
+        v: &[f64],
+        tq: &mut Matrix,
+        tv: &mut Matrix,
+    ) {
+        let m = self.model;
+        let nv = v.len();
+        let wide = |x: &[f64]| -> Vec<Wide> { x.iter().map(|&r| Wide::from_re(r)).collect() };
+        let (qw, vw) = (wide(q), wide(v));
+        let dofs: Vec<usize> = (0..nv).filter(|&k| self.contact_dofs[k]).collect();
+        for chunk in dofs.chunks(WIDE) {
+            let mut d = vec![Wide::from_re(0.0); nv];
+            for (slot, &k) in chunk.iter().enumerate() {
+                d[k] = Wide::from_re(0.0).derivative(slot);
+            }
+            let (by_q, by_v) = (
+                contact_forces(m, c, &integrate(m, &qw, &d), &vw),
+                contact_forces(m, c, &qw, &add_wide(&vw, &d)),
+            );
+            for (target, tau) in [(&mut *tq, by_q), (&mut *tv, by_v)] {
+                for (row, t) in target.iter_mut().zip(&tau) {
+                    if let Some(e) = &t.eps.0 {
+                        for (slot, &k) in chunk.iter().enumerate() {
+                            row[k] += e[slot];
+                        }
+                    }
                 }
             }
-            tau.iter().map(|t| t.eps).collect()
-        };
-        (
-            columns(nv, nv, |k| column(k, &integrate(m, &ql, &seed(nv, k)), &vl)),
-            columns(nv, nv, |k| column(k, &ql, &add(&vl, &seed(nv, k)))),
-        )
+        }
     }
 
     /// `∂τ/∂u` of the joint forces at `(q, v, u)` (the contacts do not depend on `u`).
     fn control_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> Matrix {
-        let nv = v.len();
+        let ones = vec![Dual64::new(0.0, 1.0); v.len()];
         let (ql, vl, ul) = (lift(q), lift(v), lift(u));
-        columns(nv, nv, |k| {
-            joint_forces(self.model, &ql, &vl, &add(&ul, &seed(nv, k)))
-                .iter()
-                .map(|t| t.eps)
-                .collect()
-        })
+        diagonal(&joint_forces(self.model, &ql, &vl, &add(&ul, &ones)))
     }
 
     /// The tangent Jacobian (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` (`wrt_q`) or in `v₁`.
