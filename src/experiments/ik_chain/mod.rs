@@ -14,6 +14,7 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::study::{Progress, Study, log_loss_curve, study_page};
 use crate::optim::{Trace, dense_gn_step, gauss_newton, gauss_newton_box, gradient_descent};
 use crate::viz::line_plot;
+use crate::viz::rigid::{Disc, discs_gif};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -248,8 +249,9 @@ impl Study for IkChain {
         Ok(())
     }
 
-    /// Runs [`run`] and writes `loss.png` (every solve's loss per iteration) and `chain.png`
-    /// (the chain's final poses in the x-y plane).
+    /// Runs [`run`] and writes `loss.png` (every solve's loss per iteration), `chain.png`
+    /// (the chain's final poses in the x-y plane) and `descent.gif` (Warp's gradient descent,
+    /// every 8th iteration).
     fn run(cfg: &IkChainConfig, dir: &Path, progress: &dyn Progress) -> Result<IkChainResult> {
         let r = run(cfg, progress)?;
         let series: Vec<(String, Vec<(f64, f64)>)> = r
@@ -295,6 +297,7 @@ impl Study for IkChain {
             "y (m)",
             &poses,
         )?;
+        descent_gif(cfg, &m, &dir.join("descent.gif"))?;
         Ok(r)
     }
 
@@ -322,4 +325,47 @@ impl Study for IkChain {
         lines.push(format!("pictures: {}", dir.display()));
         study_page(IkChain::NAME, &lines)
     }
+}
+
+/// Warp's gradient descent replayed (`q ← q − rate·2Jᵀr`), the chain drawn as discs at its
+/// joints and tip every 8th iteration, the target marked.
+fn descent_gif(cfg: &IkChainConfig, m: &Articulation, path: &Path) -> Result<()> {
+    let pose = |q: &[f64]| -> Vec<Disc> {
+        let mut discs = vec![Disc {
+            center: [0.0, 0.0],
+            radius: 0.08,
+            spoke: [1.0, 0.0],
+        }];
+        discs.extend((0..cfg.links).map(|i| {
+            let end = [if i + 1 == cfg.links { 0.0 } else { 1.0 }, 0.0, 0.0];
+            let p = world_point(m, q, i, end);
+            Disc {
+                center: [p[0], p[1]],
+                radius: 0.08,
+                spoke: [1.0, 0.0],
+            }
+        }));
+        discs
+    };
+    let mut q = vec![0.0; cfg.links];
+    let mut frames = Vec::new();
+    for k in 0..=cfg.iterations {
+        if k % 8 == 0 {
+            frames.push(pose(&q));
+        }
+        if k == cfg.iterations {
+            break;
+        }
+        let (r, jac) = residual(m, &q, cfg.target);
+        for (j, x) in q.iter_mut().enumerate() {
+            *x -= cfg.learning_rate * 2.0 * (0..3).map(|a| jac[a][j] * r[a]).sum::<f64>();
+        }
+    }
+    discs_gif(
+        path,
+        &frames,
+        cfg.links,
+        &[[cfg.target[0], cfg.target[1]]],
+        "ik-chain: Warp's gradient descent (rate 0.01), every 8th iteration",
+    )
 }
