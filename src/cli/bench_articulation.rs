@@ -4,7 +4,7 @@
 //! cartpole (`--warp FILE`: beside Warp 1.9.1's Featherstone tape,
 //! `benches/warp/cartpole_gradient.py`) and through dm_control's cartpole and MJX's humanoid
 //! with its foot contacts (`--mjx FILE`: beside MJX, `benches/mjx/cartpole_gradient.py`) for
-//! 100 and 1000 steps with both joint-space steppers.
+//! 100 and 1000 steps with both joint-space steppers (the humanoid with implicit Euler only).
 
 use super::bench::read_json_lines;
 use super::progress::Bar;
@@ -395,19 +395,20 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
         )));
     };
     let driven: Vec<usize> = humanoid.actuators.iter().map(|a| a.dof).collect();
-    for scheme in [Scheme::SemiImplicit, Scheme::ImplicitEuler] {
-        for &steps in &lengths {
-            cases.push(GradCase {
-                case: "mjx-humanoid",
-                stepper: JointStepper::new(walker, humanoid.timestep, scheme)?
-                    .with_contact(contact.clone())?,
-                scheme,
-                steps,
-                q0: squat.clone(),
-                v0: vec![0.0; walker.nv()],
-                control: Some((driven.clone(), 0.05)),
-            });
-        }
+    // Implicit Euler only: at MJX's 5 ms step the explicit friction of the semi-implicit
+    // step (damping μ·f_n/s ≈ 7e4 N·s/m per foot point) diverges (step 369 from the squat).
+    let scheme = Scheme::ImplicitEuler;
+    for &steps in &lengths {
+        cases.push(GradCase {
+            case: "mjx-humanoid",
+            stepper: JointStepper::new(walker, humanoid.timestep, scheme)?
+                .with_contact(contact.clone())?,
+            scheme,
+            steps,
+            q0: squat.clone(),
+            v0: vec![0.0; walker.nv()],
+            control: Some((driven.clone(), 0.05)),
+        });
     }
     let total = args.rounds * (robots.len() * ALGORITHMS.len() + cases.len());
     let progress = Bar::new("bench articulation", total as u64, args.json);

@@ -85,6 +85,50 @@ pub(super) fn quat(q: &[f64]) -> Result<M3> {
     ]))
 }
 
+/// The unit quaternion `(w, x, y, z)` of a rotation matrix (Shepperd's method: the largest
+/// of the four squared components is taken from the trace, the others from it).
+pub(super) fn matrix_quat(r: &M3) -> [f64; 4] {
+    let t = r[0][0] + r[1][1] + r[2][2];
+    let q = if t >= r[0][0].max(r[1][1]).max(r[2][2]) {
+        let w = 0.5 * (1.0 + t).sqrt();
+        let k = 0.25 / w;
+        [
+            w,
+            (r[2][1] - r[1][2]) * k,
+            (r[0][2] - r[2][0]) * k,
+            (r[1][0] - r[0][1]) * k,
+        ]
+    } else if r[0][0] >= r[1][1] && r[0][0] >= r[2][2] {
+        let x = 0.5 * (1.0 + 2.0 * r[0][0] - t).sqrt();
+        let k = 0.25 / x;
+        [
+            (r[2][1] - r[1][2]) * k,
+            x,
+            (r[0][1] + r[1][0]) * k,
+            (r[0][2] + r[2][0]) * k,
+        ]
+    } else if r[1][1] >= r[2][2] {
+        let y = 0.5 * (1.0 + 2.0 * r[1][1] - t).sqrt();
+        let k = 0.25 / y;
+        [
+            (r[0][2] - r[2][0]) * k,
+            (r[0][1] + r[1][0]) * k,
+            y,
+            (r[1][2] + r[2][1]) * k,
+        ]
+    } else {
+        let z = 0.5 * (1.0 + 2.0 * r[2][2] - t).sqrt();
+        let k = 0.25 / z;
+        [
+            (r[1][0] - r[0][1]) * k,
+            (r[0][2] + r[2][0]) * k,
+            (r[1][2] + r[2][1]) * k,
+            z,
+        ]
+    };
+    if q[0] < 0.0 { q.map(|x| -x) } else { q }
+}
+
 /// The smallest rotation taking `z` to the unit `d`.
 pub(super) fn z_to(d: Vec3<f64>) -> M3 {
     let c = d[2];

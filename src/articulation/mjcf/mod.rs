@@ -29,8 +29,8 @@ mod contact;
 mod geometry;
 use contact::{BodyGeom, read_pairs};
 use geometry::{
-    M3, fail, geom_inertia, identity, mat_mul, mat_vec, normalise, numbers, orientation, scalar,
-    vec3,
+    M3, fail, geom_inertia, identity, mat_mul, mat_vec, matrix_quat, normalise, numbers,
+    orientation, scalar, vec3,
 };
 
 /// How an MJCF file becomes an articulation.
@@ -66,6 +66,11 @@ pub struct MjcfModel {
     /// `<keyframe>`s: name and configuration (`nq` entries, diffsim's layout = MuJoCo's
     /// `qpos`).
     pub keyframes: Vec<(String, Vec<f64>)>,
+    /// The configuration the file describes (MuJoCo's `qpos0`): hinges and slides at 0,
+    /// balls at the identity, a free body at its `pos` and orientation. A free joint's
+    /// coordinates are the body's pose in the world, as MuJoCo's; `neutral()` puts such a
+    /// body at the origin.
+    pub qpos0: Vec<f64>,
 }
 
 /// An XML element with its includes inlined.
@@ -201,6 +206,7 @@ struct Builder<'a> {
     joint_link: HashMap<String, usize>,
     /// Named geoms of the bodies.
     geoms: HashMap<String, BodyGeom>,
+    qpos0: Vec<f64>,
     nv: usize,
 }
 
@@ -252,16 +258,39 @@ impl Builder<'_> {
                 .get("name")
                 .cloned()
                 .unwrap_or_else(|| format!("{name}_joint{k}"));
-            let p = vec3(a, "pos", [0.0; 3])?;
+            let free = a.get("type").is_some_and(|t| t == "free");
+            let p = if free {
+                [0.0; 3]
+            } else {
+                vec3(a, "pos", [0.0; 3])?
+            };
             let step: Vec3<f64> = std::array::from_fn(|i| p[i] - here[i]);
             // The first joint's frame: the body's frame moved to the anchor (in the parent
-            // link's coordinates); later ones: the previous anchor to this one.
+            // link's coordinates); later ones: the previous anchor to this one. A free joint's
+            // frame is the world's: its coordinates are the body's pose, which the file gives
+            // as its qpos0.
             frame.r = if k == 0 {
                 std::array::from_fn(|i| base[i] + mat_vec(&rot, p)[i])
             } else {
                 step
             };
+            if free && count > 1 {
+                return fail(format!(
+                    "joint '{jname}': a free joint must be its body's only joint"
+                ));
+            }
+            if free {
+                self.qpos0.extend(base);
+                self.qpos0.extend(matrix_quat(&rot));
+                frame = Transform {
+                    e: identity(),
+                    r: [0.0; 3],
+                };
+            }
             let joint = self.joint(a, &jname, frame, parent.is_none())?;
+            if !free {
+                self.qpos0.extend(joint.kind.neutral());
+            }
             let last = k + 1 == count;
             let link_inertia = if last {
                 Inertia {
@@ -419,6 +448,7 @@ fn build(root: &El, options: &MjcfOptions) -> Result<MjcfModel> {
         joints: Vec::new(),
         joint_link: HashMap::new(),
         geoms: HashMap::new(),
+        qpos0: Vec::new(),
         nv: 0,
     };
     for w in find("worldbody") {
@@ -513,5 +543,6 @@ fn build(root: &El, options: &MjcfOptions) -> Result<MjcfModel> {
         actuators,
         contact,
         keyframes,
+        qpos0: b.qpos0,
     })
 }
