@@ -388,6 +388,10 @@ impl<'a> JointStepper<'a> {
         let mass = crba(self.model, q);
         let scale = 1.0 + (0..nv).map(|k| mass[k][k]).fold(0.0, f64::max) / self.h;
         let norm = |g: &[f64]| g.iter().map(|x| x * x).sum::<f64>();
+        // The Newton matrix is kept while it contracts the residual at least fourfold per
+        // iteration (a chord step costs one residual; a new matrix, the RNEA and force
+        // derivatives). The adjoint takes the exact matrix at the converged velocity.
+        let mut cached = None;
         for iter in 0..=30 {
             let g = self.residual(q, v, u, &v1);
             let gmax = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
@@ -397,8 +401,10 @@ impl<'a> JointStepper<'a> {
             if gmax <= 1e-13 * scale * (1.0 + v1.iter().fold(0.0f64, |a, x| a.max(x.abs()))) {
                 return Ok((v1, iter));
             }
-            let a = self.newton_parts(q, v, u, &v1).a;
-            let lu = Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu();
+            let lu = cached.get_or_insert_with(|| {
+                let a = self.newton_parts(q, v, u, &v1).a;
+                Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu()
+            });
             let d = lu.solve(Mat::from_fn(nv, 1, |r, _| -g[r]));
             let step: Vec<f64> = (0..nv).map(|r| d[(r, 0)]).collect();
             if step.iter().all(|s| {
@@ -408,13 +414,17 @@ impl<'a> JointStepper<'a> {
                 return Ok((v1, iter));
             }
             let mut t = 1.0;
-            loop {
+            let contracted = loop {
                 let trial: Vec<f64> = v1.iter().zip(&step).map(|(x, s)| x + t * s).collect();
-                if norm(&self.residual(q, v, u, &trial)) < norm(&g) || t < 1e-6 {
+                let reduced = norm(&self.residual(q, v, u, &trial));
+                if reduced < norm(&g) || t < 1e-6 {
                     v1 = trial;
-                    break;
+                    break t == 1.0 && reduced <= norm(&g) / 16.0;
                 }
                 t *= 0.5;
+            };
+            if !contracted {
+                cached = None;
             }
         }
         Err(DiffsimError::newton(
