@@ -4,7 +4,7 @@
 //! parameters, few informative residuals) and a fixed damping either halves every step or
 //! crawls.
 
-use super::{Residuals, Trace, check_box, dense_gn_step, held};
+use super::{Residuals, Trace, check_box, clamp_to, dense_gn_step, free_parameters};
 use crate::error::Result;
 
 /// Residuals only (the line-search and trial evaluations need no Jacobian).
@@ -30,18 +30,14 @@ pub fn levenberg_marquardt_box(
     let n = p0.len();
     check_box("levenberg_marquardt_box", n, (lo, hi))?;
     let loss = |r: &[f64]| r.iter().map(|x| x * x).sum::<f64>();
-    let mut p: Vec<f64> = (0..n).map(|i| p0[i].clamp(lo[i], hi[i])).collect();
+    let mut p = p0.to_vec();
+    clamp_to(&mut p, Some((lo, hi)));
     let (mut r, mut jac) = jacobian(&p)?;
     let mut losses = vec![loss(&r)];
     let (mut iterations, mut evaluations) = (0, 1);
     let (mut mu, mut nu) = (mu0, 2.0);
     'iterations: while iterations < max_iters && *losses.last().expect("a loss") > target {
-        let g: Vec<f64> = (0..n)
-            .map(|i| jac.iter().zip(&r).map(|(row, ri)| row[i] * ri).sum())
-            .collect();
-        let free: Vec<usize> = (0..n)
-            .filter(|&i| !held(p[i], g[i], (lo[i], hi[i])))
-            .collect();
+        let (g, free) = free_parameters(&p, &r, &jac, (lo, hi));
         if free.is_empty() {
             break;
         }

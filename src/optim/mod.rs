@@ -346,10 +346,7 @@ pub fn gauss_newton_box(
     let n = p0.len();
     check_box("gauss_newton_box", n, (lo, hi))?;
     let direction = |p: &[f64], r: &[f64], jac: &Vec<Vec<f64>>| -> Result<Option<Vec<f64>>> {
-        let grad = |i: usize| jac.iter().zip(r).map(|(row, ri)| row[i] * ri).sum::<f64>();
-        let free: Vec<usize> = (0..n)
-            .filter(|&i| !held(p[i], grad(i), (lo[i], hi[i])))
-            .collect();
+        let (_, free) = free_parameters(p, r, jac, (lo, hi));
         if free.is_empty() {
             return Ok(None);
         }
@@ -387,6 +384,23 @@ fn check_box(optimiser: &str, n: usize, (lo, hi): (&[f64], &[f64])) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// The least-squares gradient `g = Jᵀr` (`jac` its rows `∂rᵢ/∂p`) and the parameters it does
+/// not hold on a bound of the box (see [`held`]).
+fn free_parameters(
+    p: &[f64],
+    r: &[f64],
+    jac: &[Vec<f64>],
+    (lo, hi): (&[f64], &[f64]),
+) -> (Vec<f64>, Vec<usize>) {
+    let g: Vec<f64> = (0..p.len())
+        .map(|i| jac.iter().zip(r).map(|(row, ri)| row[i] * ri).sum())
+        .collect();
+    let free = (0..p.len())
+        .filter(|&i| !held(p[i], g[i], (lo[i], hi[i])))
+        .collect();
+    (g, free)
 }
 
 /// Whether a parameter `p` with loss gradient `g` is held on a bound of `[lo, hi]`: it sits
