@@ -1,9 +1,11 @@
 //! Models shipped with diffsim (`data/robots/`, licences beside them), built into the binary.
 
+use super::mjcf::MjcfOptions;
 use super::model::Articulation;
 use super::spatial::Transform;
 use super::urdf::{LimitLaw, UrdfOptions, urdf_from_str};
 use crate::error::Result;
+use crate::solids::contact::Contact;
 
 /// NVIDIA Warp's `cartpole.urdf` (Apache-2.0): a cart on a prismatic slider carrying two
 /// poles on continuous hinges.
@@ -44,4 +46,24 @@ pub fn warp_cartpole() -> Result<Articulation> {
         });
     }
     Ok(m)
+}
+
+/// How diffsim reads MJX's humanoid (`data/robots/mjx/humanoid.xml`): smooth laws standing in
+/// for MuJoCo's soft constraints, joint ranges as limits (ke 1000 N·m/rad, kd 10, smoothing
+/// 0.01 rad) and the foot–floor pairs with ke 2e4 N/m per point, kd 100 N·s/m, μ 0.7 (its
+/// geoms' friction), smoothing 1 mm.
+pub fn mjx_humanoid_options() -> MjcfOptions {
+    MjcfOptions {
+        limits: Some(LimitLaw {
+            ke: 1000.0,
+            kd: 10.0,
+            smoothing: 0.01,
+        }),
+        contact: Some(Contact {
+            ke: 2e4,
+            kd: 100.0,
+            mu: 0.7,
+            smoothing: 1e-3,
+        }),
+    }
 }

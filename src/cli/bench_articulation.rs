@@ -8,14 +8,13 @@
 
 use super::bench::read_json_lines;
 use super::progress::Bar;
-use crate::articulation::assets::warp_cartpole;
+use crate::articulation::assets::{mjx_humanoid_options, warp_cartpole};
 use crate::articulation::{
     Articulation, JointStepper, LimitLaw, MjcfOptions, Scheme, UrdfOptions, aba, aba_derivatives,
     configuration_bar, crba, integrate, read_mjcf, read_urdf, rnea, rnea_derivatives,
 };
 use crate::error::{DiffsimError, Result};
 use crate::optim::median_ms;
-use crate::solids::contact::Contact;
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -385,7 +384,7 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
             });
         }
     }
-    let humanoid = read_humanoid(&args.humanoid)?;
+    let humanoid = read_mjcf(&args.humanoid, &mjx_humanoid_options())?;
     let (walker, contact) = (&humanoid.articulation, humanoid.contact.clone());
     let squat = humanoid.keyframes.first().map(|k| k.1.clone());
     let (Some(contact), Some(squat)) = (contact, squat) else {
@@ -478,26 +477,4 @@ pub fn bench_articulation(args: &ArticulationBenchArgs) -> Result<ArticulationBe
         dynamics,
         gradients,
     })
-}
-
-/// MJX's humanoid with the smooth laws that stand in for MuJoCo's soft constraints: joint
-/// ranges as limits (ke 1000 N·m/rad, kd 10, smoothing 0.01 rad) and the foot–floor pairs
-/// with ke 2e4 N/m per point, kd 100 N·s/m, μ 0.7 (its geoms' friction), smoothing 1 mm.
-fn read_humanoid(path: &std::path::Path) -> Result<crate::articulation::MjcfModel> {
-    read_mjcf(
-        path,
-        &MjcfOptions {
-            limits: Some(LimitLaw {
-                ke: 1000.0,
-                kd: 10.0,
-                smoothing: 0.01,
-            }),
-            contact: Some(Contact {
-                ke: 2e4,
-                kd: 100.0,
-                mu: 0.7,
-                smoothing: 1e-3,
-            }),
-        },
-    )
 }

@@ -219,22 +219,13 @@ fn bad_mjcf_files_are_refused() {
 /// no foot point has sunk more than its share of the weight asks, and the feet still touch.
 #[test]
 fn mjx_humanoid_reads_with_springs_contact_pairs_and_keyframes() {
+    use diffsim::articulation::assets::mjx_humanoid_options;
     use diffsim::articulation::{JointStepper, Scheme, world_point};
-    use diffsim::solids::contact::Contact;
     let dir = env!("CARGO_MANIFEST_DIR");
-    let options = MjcfOptions {
-        limits: Some(LimitLaw {
-            ke: 1000.0,
-            kd: 10.0,
-            smoothing: 0.01,
-        }),
-        contact: Some(Contact {
-            ke: 2e4,
-            kd: 500.0,
-            mu: 0.7,
-            smoothing: 1e-3,
-        }),
-    };
+    let mut options = mjx_humanoid_options();
+    if let Some(c) = options.contact.as_mut() {
+        c.kd = 500.0;
+    }
     let path = format!("{dir}/data/robots/mjx/humanoid.xml");
     let model = read_mjcf(Path::new(&path), &options).unwrap();
     let m = &model.articulation;
@@ -287,22 +278,10 @@ fn mjx_humanoid_reads_with_springs_contact_pairs_and_keyframes() {
 /// the differences' own spread between steps 1e-5 and 1e-6).
 #[test]
 fn mjx_humanoid_gradients_through_foot_contact_match_central_differences() {
+    use diffsim::articulation::assets::mjx_humanoid_options;
     use diffsim::articulation::{JointStepper, Scheme, configuration_bar};
-    use diffsim::solids::contact::Contact;
     let dir = env!("CARGO_MANIFEST_DIR");
-    let options = MjcfOptions {
-        limits: Some(LimitLaw {
-            ke: 1000.0,
-            kd: 10.0,
-            smoothing: 0.01,
-        }),
-        contact: Some(Contact {
-            ke: 2e4,
-            kd: 100.0,
-            mu: 0.7,
-            smoothing: 1e-3,
-        }),
-    };
+    let options = mjx_humanoid_options();
     let path = format!("{dir}/data/robots/mjx/humanoid.xml");
     let model = read_mjcf(Path::new(&path), &options).unwrap();
     let m = &model.articulation;
