@@ -51,7 +51,7 @@ pub(super) fn read_pairs(
                 ));
             }
         };
-        let Some(shape) = plane_shape(plane, degrees) else {
+        let Some(shape) = plane_shape(plane, degrees)? else {
             return fail(format!(
                 "contact pair '{g1}'–'{g2}': the world geom must be a plane"
             ));
@@ -81,16 +81,17 @@ pub(super) fn read_pairs(
     }))
 }
 
-/// A world `plane` geom as the half-space above it (its z axis up).
-fn plane_shape(a: &HashMap<String, String>, degrees: bool) -> Option<Shape> {
+/// A world `plane` geom as the half-space above it (its z axis up); `None` when the geom is
+/// not a plane. A malformed `pos` or orientation is an error, not "not a plane".
+fn plane_shape(a: &HashMap<String, String>, degrees: bool) -> Result<Option<Shape>> {
     if a.get("type").map(String::as_str) != Some("plane") {
-        return None;
+        return Ok(None);
     }
-    let pos = vec3(a, "pos", [0.0; 3]).ok()?;
-    let rot: M3 = orientation(a, degrees).ok()?;
+    let pos = vec3(a, "pos", [0.0; 3])?;
+    let rot: M3 = orientation(a, degrees)?;
     let normal = mat_vec(&rot, [0.0, 0.0, 1.0]);
     let offset = (0..3).map(|k| normal[k] * pos[k]).sum();
-    Some(Shape::Plane { normal, offset })
+    Ok(Some(Shape::Plane { normal, offset }))
 }
 
 /// A sphere's centre or a capsule's two segment ends (body frame), and the radius.
