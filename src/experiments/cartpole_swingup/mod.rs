@@ -211,7 +211,12 @@ fn from_upright(theta: f64) -> f64 {
 
 /// Runs the study (no pictures).
 pub fn run(cfg: &CartpoleSwingupConfig, progress: &dyn Progress) -> Result<CartpoleSwingupResult> {
-    let task = Task::load(cfg)?;
+    run_task(&Task::load(cfg)?, progress)
+}
+
+/// [`run`] on the loaded task.
+fn run_task(task: &Task, progress: &dyn Progress) -> Result<CartpoleSwingupResult> {
+    let cfg = &task.cfg;
     progress.start("cartpole-swingup", 2);
     let mut schemes = Vec::new();
     for scheme in [Scheme::SemiImplicit, Scheme::ImplicitEuler] {
@@ -296,8 +301,8 @@ impl Study for CartpoleSwingup {
         dir: &Path,
         progress: &dyn Progress,
     ) -> Result<CartpoleSwingupResult> {
-        let r = run(cfg, progress)?;
         let task = Task::load(cfg)?;
+        let r = run_task(&task, progress)?;
         let series = r
             .schemes
             .iter()

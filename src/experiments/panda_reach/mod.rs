@@ -407,7 +407,12 @@ impl Task {
 
 /// Runs the study (no pictures).
 pub fn run(cfg: &PandaReachConfig, progress: &dyn Progress) -> Result<PandaReachResult> {
-    let task = Task::load(cfg)?;
+    run_task(&Task::load(cfg)?, progress)
+}
+
+/// [`run`] on the loaded task.
+fn run_task(task: &Task, progress: &dyn Progress) -> Result<PandaReachResult> {
+    let cfg = &task.cfg;
     let hold = task.gravity_hold();
     let warm = task.inverse_dynamics_start()?;
     let f = |p: &[f64]| task.evaluate(p);
@@ -511,8 +516,8 @@ impl Study for PandaReach {
         dir: &Path,
         progress: &dyn Progress,
     ) -> Result<PandaReachResult> {
-        let r = run(cfg, progress)?;
         let task = Task::load(cfg)?;
+        let r = run_task(&task, progress)?;
         let series: Vec<_> = r
             .solves
             .iter()
