@@ -14,6 +14,7 @@
 //! once more at the converged `v₁`. All Jacobians are exact, by one dual-number pass per
 //! tangent direction. Configuration bars live in the tangent space at their configuration.
 
+use super::Real;
 use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
 use super::contact::{ContactScalar, JointContact, contact_forces};
@@ -68,10 +69,6 @@ pub struct JointStepper<'a> {
 /// Directions per pass of the contact partials.
 const WIDE: usize = 8;
 type Wide = num_dual::DualSVec64<WIDE>;
-
-fn add_wide(a: &[Wide], b: &[Wide]) -> Vec<Wide> {
-    a.iter().zip(b).map(|(x, y)| *x + *y).collect()
-}
 
 fn lift(x: &[f64]) -> Vec<Dual64> {
     x.iter().map(|&r| Dual64::from(r)).collect()
@@ -286,7 +283,7 @@ impl<'a> JointStepper<'a> {
             }
             let (by_q, by_v) = (
                 contact_forces(m, c, &integrate(m, &qw, &d), &vw),
-                contact_forces(m, c, &qw, &add_wide(&vw, &d)),
+                contact_forces(m, c, &qw, &add(&vw, &d)),
             );
             for (target, tau) in [(&mut *tq, by_q), (&mut *tv, by_v)] {
                 for (row, t) in target.iter_mut().zip(&tau) {
@@ -678,6 +675,6 @@ struct ImplicitPartials {
     jv1: Matrix,
 }
 
-fn add(a: &[Dual64], b: &[Dual64]) -> Vec<Dual64> {
+fn add<T: Real>(a: &[T], b: &[T]) -> Vec<T> {
     a.iter().zip(b).map(|(x, y)| *x + *y).collect()
 }
