@@ -557,8 +557,8 @@ fn box_toss_refuses_missing_data_and_bad_bounds() {
     );
 }
 
-/// A pendulum-id run with a negative length, a zero time step or an unknown setting is refused
-/// in one line before anything is written.
+/// A pendulum-id run with a negative length, a zero time step, an unknown setting or fewer
+/// than two noisy trials is refused in one line before anything is written.
 #[test]
 fn pendulum_id_refuses_bad_settings() {
     refuses_settings(
@@ -568,6 +568,7 @@ fn pendulum_id_refuses_bad_settings() {
             ("guess = -1.0\n", "needs positive lengths"),
             ("timestep = 0.0\n", "needs positive lengths"),
             ("lenght = 1.0\n", "lenght"),
+            ("trials = 1\n", "at least 2 noisy trials"),
         ],
     );
 }

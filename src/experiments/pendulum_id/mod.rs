@@ -322,12 +322,13 @@ impl Study for PendulumId {
             && cfg.steps > 0
             && positive(cfg.learning_rate)
             && cfg.noise.is_finite()
-            && cfg.noise >= 0.0;
+            && cfg.noise >= 0.0
+            && cfg.trials >= 2;
         if fine {
             Ok(())
         } else {
             Err(DiffsimError::config(
-                "pendulum-id needs positive lengths, mass, gravity, time step, step count and learning rate, and a non-negative radius and noise",
+                "pendulum-id needs positive lengths, mass, gravity, time step, step count and learning rate, a non-negative radius and noise, and at least 2 noisy trials (their spread is measured)",
             ))
         }
     }
