@@ -2,14 +2,15 @@
 //! [`crate::solids::contact`] (normal `ke·s·softplus(−φ/s)`, damping `kd·σ(−φ/s)·v_n`,
 //! regularised Coulomb friction), mapped to joint forces `τ = Σ J_pᵀ f_p`.
 //!
-//! The law is evaluated once in `f64` with its exact Jacobians; in dual numbers the force
-//! carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so the steppers' dual passes
-//! differentiate the contact forces exactly without a second copy of the law.
+//! The law is evaluated once in `f64` with its exact Jacobians. [`contact_partials`] gives
+//! `∂τ/∂q` and `∂τ/∂v` in closed form from one kinematics pass (what the steppers use); in
+//! dual numbers the force carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so a dual pass
+//! of [`contact_forces`] differentiates it too (what the tests check the closed form against).
 
 use super::Real;
 use super::dynamics::{Kinematics, kinematics, placements_from};
 use super::model::Articulation;
-use super::spatial::{Force, Motion, Transform, Vec3, c, cross};
+use super::spatial::{Force, Matrix, Motion, Transform, Vec3, c, cross};
 use crate::solids::contact::{Contact, Shape, force};
 use num_dual::Dual64;
 
@@ -45,19 +46,6 @@ impl ContactScalar for Dual64 {
                 .map(|b| jx[a][b] * x[b].eps + jv[a][b] * v[b].eps)
                 .sum();
             Dual64::new(f[a], d)
-        })
-    }
-}
-
-/// Several directions at once: the steppers' contact partials take `W` columns per pass.
-impl<const W: usize> ContactScalar for num_dual::DualSVec64<W> {
-    fn force(law: &Contact, shape: &Shape, x: [Self; 3], v: [Self; 3]) -> [Self; 3] {
-        let (f, jx, jv) = force(law, shape, x.map(|y| y.re), v.map(|y| y.re));
-        std::array::from_fn(|a| {
-            let eps = (0..3).fold(num_dual::Derivative::none(), |acc, b| {
-                acc + x[b].eps * jx[a][b] + v[b].eps * jv[a][b]
-            });
-            Self::new(f[a], eps)
         })
     }
 }
@@ -136,4 +124,116 @@ pub fn contact_forces<T: ContactScalar>(
         }
     }
     tau
+}
+
+/// Adds the contact forces' partials at `(q, v)` to `dq` (`∂τ/∂q`, tangent space) and `dv`
+/// (`∂τ/∂v`), both `nv × nv`, in closed form.
+///
+/// For a point at world `x` on link `L`, with world motion columns `J_k` of the dofs on its
+/// path from the root and point columns `u_k = J_k.v + J_k.ω × x` (so `ẋ = Σ u_k v_k`,
+/// `τ_k = u_k·f`): perturbing dof `j` moves `x` by `u_j`, turns every column `k` that it
+/// carries (`j`'s link an ancestor of `k`'s or the same: a joint's own columns are fixed in
+/// its child frame) by `J_j × J_k`, and all of them rotate with `ω_k × u_j` at the moved
+/// point. Hence, with `F = [x × f; f]` the force as a wrench about the origin,
+/// `∂τ_k/∂δ_j = u_k·(K_x u_j + K_v ∂ẋ/∂δ_j) + J_k.ω·(u_j × f) − [j carries k] J_k·(J_j ×* F)`,
+/// `∂ẋ/∂δ_j = (J_j × (V_L − V_{λ(j)}))|_x + ω_L × u_j` (`V` world spatial velocities, `λ(j)`
+/// the parent of `j`'s link), and `∂τ_k/∂v_j = u_k·K_v u_j`, `K_x`, `K_v` the law's Jacobians.
+pub fn contact_partials(
+    m: &Articulation,
+    contact: &JointContact,
+    q: &[f64],
+    v: &[f64],
+    dq: &mut Matrix,
+    dv: &mut Matrix,
+) {
+    let k = kinematics(m, q);
+    let motion = link_motion(m, &k, v);
+    let offsets = m.offsets();
+    // World velocities of the links and world columns of every dof.
+    let world_v: Vec<Motion<f64>> = motion.iter().map(|(x, vi)| x.inv_motion(vi)).collect();
+    let mut columns: Vec<Vec<Motion<f64>>> = Vec::with_capacity(m.links.len());
+    for (i, (x, _)) in motion.iter().enumerate() {
+        columns.push(k.s[i].iter().map(|s| x.inv_motion(s)).collect());
+    }
+    let at = |mo: &Motion<f64>, x: [f64; 3]| -> [f64; 3] {
+        let w = cross(mo.w, x);
+        std::array::from_fn(|a| mo.v[a] + w[a])
+    };
+    let dot3 = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    let mat3 =
+        |m: &[[f64; 3]; 3], x: [f64; 3]| -> [f64; 3] { std::array::from_fn(|a| dot3(m[a], x)) };
+    // Per chain dof: (dof, its column, the parent's world velocity, its link's depth).
+    let mut chain: Vec<(usize, Motion<f64>, Motion<f64>, usize)> = Vec::new();
+    for &(link, p, radius) in &contact.points {
+        let (x0, _) = &motion[link];
+        let x: [f64; 3] =
+            std::array::from_fn(|a| x0.r[a] + (0..3).map(|b| x0.e[b][a] * p[b]).sum::<f64>());
+        let vl = world_v[link];
+        let xd = at(&vl, x);
+        let (mut f, mut kx, mut kv) = ([0.0; 3], [[0.0; 3]; 3], [[0.0; 3]; 3]);
+        for shape in &contact.shapes {
+            let (fs, jx, jv) = if radius > 0.0 {
+                force(&contact.law, &shape.inflated(radius), x, xd)
+            } else {
+                force(&contact.law, shape, x, xd)
+            };
+            for a in 0..3 {
+                f[a] += fs[a];
+                for b in 0..3 {
+                    kx[a][b] += jx[a][b];
+                    kv[a][b] += jv[a][b];
+                }
+            }
+        }
+        if f.iter()
+            .chain(kx.iter().flatten())
+            .chain(kv.iter().flatten())
+            .all(|&y| y == 0.0)
+        {
+            continue;
+        }
+        // The path root → link, each link's dofs.
+        chain.clear();
+        let mut path = Vec::new();
+        let mut node = Some(link);
+        while let Some(i) = node {
+            path.push(i);
+            node = m.links[i].parent;
+        }
+        for (depth, &i) in path.iter().rev().enumerate() {
+            let parent_v = m.links[i].parent.map_or(Motion::zero(), |pa| world_v[pa]);
+            for (col, s) in columns[i].iter().enumerate() {
+                chain.push((offsets[i].1 + col, *s, parent_v, depth));
+            }
+        }
+        let wrench = Force { n: cross(x, f), f };
+        let u: Vec<[f64; 3]> = chain.iter().map(|(_, jc, _, _)| at(jc, x)).collect();
+        // Per j: K_x u_j + K_v ∂ẋ/∂δ_j, K_v u_j, J_j ×* F.
+        let mut wq = Vec::with_capacity(chain.len());
+        let mut wv = Vec::with_capacity(chain.len());
+        let mut carried = Vec::with_capacity(chain.len());
+        for ((_, jc, pv, _), uj) in chain.iter().zip(&u) {
+            let rel = Motion {
+                w: std::array::from_fn(|a| vl.w[a] - pv.w[a]),
+                v: std::array::from_fn(|a| vl.v[a] - pv.v[a]),
+            };
+            let turn = at(&jc.cross_motion(&rel), x);
+            let spin = cross(vl.w, *uj);
+            let dxd: [f64; 3] = std::array::from_fn(|a| turn[a] + spin[a]);
+            let (a, b) = (mat3(&kx, *uj), mat3(&kv, dxd));
+            wq.push(std::array::from_fn::<f64, 3, _>(|r| a[r] + b[r]));
+            wv.push(mat3(&kv, *uj));
+            carried.push(jc.cross_force(&wrench));
+        }
+        for (kk, (dk, jk, _, depth_k)) in chain.iter().enumerate() {
+            for (j, (dj, _, _, depth_j)) in chain.iter().enumerate() {
+                let mut g = dot3(u[kk], wq[j]) + dot3(jk.w, cross(u[j], f));
+                if depth_j <= depth_k {
+                    g -= jk.dot(&carried[j]);
+                }
+                dq[*dk][*dj] += g;
+                dv[*dk][*dj] += dot3(u[kk], wv[j]);
+            }
+        }
+    }
 }

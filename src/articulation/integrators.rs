@@ -17,7 +17,7 @@
 use super::Real;
 use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
-use super::contact::{ContactScalar, JointContact, contact_forces};
+use super::contact::{ContactScalar, JointContact, contact_forces, contact_partials};
 use super::derivatives::aba_derivatives;
 use super::dynamics::{aba, crba, difference, integrate, rnea, rnea_with};
 use super::model::Articulation;
@@ -61,14 +61,7 @@ pub struct JointStepper<'a> {
     h: f64,
     scheme: Scheme,
     contact: Option<JointContact>,
-    /// Per velocity coordinate: whether it moves a contact point (an ancestor joint of a link
-    /// with one); the contact forces' partials in the others are zero.
-    contact_dofs: Vec<bool>,
 }
-
-/// Directions per pass of the contact partials.
-const WIDE: usize = 8;
-type Wide = num_dual::DualSVec64<WIDE>;
 
 fn lift(x: &[f64]) -> Vec<Dual64> {
     x.iter().map(|&r| Dual64::from(r)).collect()
@@ -154,7 +147,6 @@ impl<'a> JointStepper<'a> {
             h,
             scheme,
             contact: None,
-            contact_dofs: vec![false; model.nv()],
         })
     }
 
@@ -182,18 +174,6 @@ impl<'a> JointStepper<'a> {
             return Err(DiffsimError::config(
                 "contact stiffness, damping and friction must be finite and non-negative, the smoothing length positive",
             ));
-        }
-        let offsets = self.model.offsets();
-        for &(link, _, _) in &contact.points {
-            let mut at = Some(link);
-            while let Some(i) = at {
-                let (_, iv) = offsets[i];
-                let nv = self.model.links[i].joint.kind.nv();
-                self.contact_dofs[iv..iv + nv]
-                    .iter_mut()
-                    .for_each(|d| *d = true);
-                at = self.model.links[i].parent;
-            }
         }
         self.contact = Some(contact);
         Ok(self)
@@ -256,45 +236,9 @@ impl<'a> JointStepper<'a> {
             diagonal(&joint_forces(m, &ql, &add(&vl, &ones), &ul)),
         );
         if let Some(c) = &self.contact {
-            self.add_contact_partials(c, q, v, &mut tq, &mut tv);
+            contact_partials(m, c, q, v, &mut tq, &mut tv);
         }
         (tq, tv)
-    }
-
-    /// Adds the contact forces' `∂τ/∂q` and `∂τ/∂v` to `tq` and `tv`: only in the directions
-    /// that move a contact point, [`WIDE`] of them per pass of the kinematics.
-    fn add_contact_partials(
-        &self,
-        c: &JointContact,
-        q: &[f64],
-        v: &[f64],
-        tq: &mut Matrix,
-        tv: &mut Matrix,
-    ) {
-        let m = self.model;
-        let nv = v.len();
-        let wide = |x: &[f64]| -> Vec<Wide> { x.iter().map(|&r| Wide::from_re(r)).collect() };
-        let (qw, vw) = (wide(q), wide(v));
-        let dofs: Vec<usize> = (0..nv).filter(|&k| self.contact_dofs[k]).collect();
-        for chunk in dofs.chunks(WIDE) {
-            let mut d = vec![Wide::from_re(0.0); nv];
-            for (slot, &k) in chunk.iter().enumerate() {
-                d[k] = Wide::from_re(0.0).derivative(slot);
-            }
-            let (by_q, by_v) = (
-                contact_forces(m, c, &integrate(m, &qw, &d), &vw),
-                contact_forces(m, c, &qw, &add(&vw, &d)),
-            );
-            for (target, tau) in [(&mut *tq, by_q), (&mut *tv, by_v)] {
-                for (row, t) in target.iter_mut().zip(&tau) {
-                    if let Some(e) = &t.eps.0 {
-                        for (slot, &k) in chunk.iter().enumerate() {
-                            row[k] += e[slot];
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// `∂τ/∂u` of the joint forces at `(q, v, u)` (the contacts do not depend on `u`).
@@ -304,20 +248,38 @@ impl<'a> JointStepper<'a> {
         diagonal(&joint_forces(self.model, &ql, &vl, &add(&ul, &ones)))
     }
 
-    /// The tangent Jacobian (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` (`wrt_q`) or in `v₁`.
+    /// The tangent Jacobian (at `q₁`) of `q₁ = q ⊕ h v₁` in `q` (`wrt_q`) or in `v₁`:
+    /// block-diagonal by joint, `1` or `h` for one-coordinate joints, one dual pass of the
+    /// joint's own `⊕` and `⊖` per tangent direction for ball and free joints.
     fn exp_jacobian(&self, q: &[f64], v1: &[f64], q1: &[f64], wrt_q: bool) -> Matrix {
-        let m = self.model;
         let (nv, h) = (v1.len(), self.h);
-        let (ql, v1l, q1l) = (lift(q), lift(v1), lift(q1));
-        let hd = |x: &[Dual64]| -> Vec<Dual64> { x.iter().map(|y| *y * h).collect() };
-        columns(nv, nv, |k| {
-            let moved = if wrt_q {
-                integrate(m, &integrate(m, &ql, &seed(nv, k)), &hd(&v1l))
-            } else {
-                integrate(m, &ql, &hd(&add(&v1l, &seed(nv, k))))
-            };
-            difference(m, &q1l, &moved).iter().map(|t| t.eps).collect()
-        })
+        let mut out = vec![vec![0.0; nv]; nv];
+        for (l, (iq, iv)) in self.model.links.iter().zip(self.model.offsets()) {
+            let kind = &l.joint.kind;
+            let (nq, n) = (kind.nq(), kind.nv());
+            if nq == 1 {
+                out[iv][iv] = if wrt_q { 1.0 } else { h };
+                continue;
+            }
+            let (ql, q1l) = (lift(&q[iq..iq + nq]), lift(&q1[iq..iq + nq]));
+            let hv: Vec<Dual64> = v1[iv..iv + n]
+                .iter()
+                .map(|&x| Dual64::from(x * h))
+                .collect();
+            for k in 0..n {
+                let e = seed(n, k);
+                let moved = if wrt_q {
+                    kind.integrate(&kind.integrate(&ql, &e), &hv)
+                } else {
+                    let d: Vec<Dual64> = hv.iter().zip(&e).map(|(a, b)| *a + *b * h).collect();
+                    kind.integrate(&ql, &d)
+                };
+                for (r, t) in kind.difference(&q1l, &moved).iter().enumerate() {
+                    out[iv + r][iv + k] = t.eps;
+                }
+            }
+        }
+        out
     }
 
     /// What Newton needs of the implicit residual at `v₁`, all at `q₁ = q ⊕ h v₁` from one
@@ -643,14 +605,28 @@ impl<'a> JointStepper<'a> {
     }
 }
 
-/// `A·B`.
+/// `A·B`, skipping `B`'s zeros (the exponential maps' Jacobians are block-diagonal).
 fn mul(a: &Matrix, b: &Matrix) -> Matrix {
     let cols = b.first().map_or(0, Vec::len);
+    let nonzero: Vec<Vec<(usize, f64)>> = b
+        .iter()
+        .map(|row| {
+            row.iter()
+                .copied()
+                .enumerate()
+                .filter(|e| e.1 != 0.0)
+                .collect()
+        })
+        .collect();
     a.iter()
         .map(|row| {
-            (0..cols)
-                .map(|c| row.iter().zip(b).map(|(x, br)| x * br[c]).sum())
-                .collect()
+            let mut out = vec![0.0; cols];
+            for (x, nz) in row.iter().zip(&nonzero) {
+                for &(c, y) in nz {
+                    out[c] += x * y;
+                }
+            }
+            out
         })
         .collect()
 }

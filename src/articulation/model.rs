@@ -143,6 +143,27 @@ impl Articulation {
             .collect()
     }
 
+    /// `q` with every ball and free joint's quaternion scaled to unit length (as MuJoCo does
+    /// to a keyframe's); `None` if one is zero or not finite. The dynamics and their
+    /// derivatives assume unit quaternions.
+    pub fn normalized(&self, q: &[f64]) -> Option<Vec<f64>> {
+        let mut out = q.to_vec();
+        for (l, (iq, _)) in self.links.iter().zip(self.offsets()) {
+            let at = match l.joint.kind {
+                JointKind::Ball => iq,
+                JointKind::Free => iq + 3,
+                _ => continue,
+            };
+            let quat = out.get_mut(at..at + 4)?;
+            let norm = quat.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if !(norm.is_finite() && norm > 0.0) {
+                return None;
+            }
+            quat.iter_mut().for_each(|x| *x /= norm);
+        }
+        Some(out)
+    }
+
     /// The neutral configuration.
     pub fn neutral(&self) -> Vec<f64> {
         self.links

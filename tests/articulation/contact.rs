@@ -1,12 +1,17 @@
 //! Contact of link points against the ground: a free box resting on its eight corners against
 //! the law's closed-form equilibrium, and a box sliding to rest against Coulomb's stopping
-//! distance, under both steppers; refused settings.
+//! distance, under both steppers; the closed-form contact partials against dual numbers;
+//! refused settings.
 
-use crate::models::diag;
+use crate::models::{diag, state, tree};
+use diffsim::articulation::assets::mjx_humanoid_options;
+use diffsim::articulation::contact::contact_partials;
 use diffsim::articulation::{
     Articulation, Inertia, Joint, JointContact, JointKind, JointStepper, Link, Scheme, Transform,
+    contact_forces, integrate, read_mjcf,
 };
 use diffsim::solids::contact::{Contact, Shape};
+use num_dual::Dual64;
 
 const G: f64 = 9.81;
 const HALF: [f64; 3] = [0.2, 0.15, 0.1];
@@ -137,4 +142,118 @@ fn bad_contacts_are_refused() {
     let mut flat = contact;
     flat.law.smoothing = 0.0;
     assert!(stepper().with_contact(flat).is_err());
+}
+
+/// `(∂τ/∂q, ∂τ/∂v)` of the contact forces by one dual-number pass of [`contact_forces`] per
+/// direction (`q` through `q ⊕ δ`).
+fn dual_partials(
+    m: &Articulation,
+    contact: &JointContact,
+    q: &[f64],
+    v: &[f64],
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let nv = m.nv();
+    let lift = |x: &[f64]| -> Vec<Dual64> { x.iter().map(|&r| Dual64::from(r)).collect() };
+    let seed = |k: usize| -> Vec<Dual64> {
+        (0..nv)
+            .map(|j| Dual64::new(0.0, f64::from(u8::from(j == k))))
+            .collect()
+    };
+    let (ql, vl) = (lift(q), lift(v));
+    let mut dq = vec![vec![0.0; nv]; nv];
+    let mut dv = vec![vec![0.0; nv]; nv];
+    for k in 0..nv {
+        let by_q = contact_forces(m, contact, &integrate(m, &ql, &seed(k)), &vl);
+        let moved: Vec<Dual64> = vl.iter().zip(seed(k)).map(|(a, b)| *a + b).collect();
+        let by_v = contact_forces(m, contact, &ql, &moved);
+        for r in 0..nv {
+            dq[r][k] = by_q[r].eps;
+            dv[r][k] = by_v[r].eps;
+        }
+    }
+    (dq, dv)
+}
+
+/// The closed-form `∂τ/∂q`, `∂τ/∂v` of the contact forces equal the dual-number ones: the
+/// tree with every joint kind (free base, ball, revolute, prismatic, fixed) with points on
+/// five links against a plane and a sphere (a wide smoothing so every point feels force,
+/// friction and damping), a box on its corners, and MJX's humanoid on its feet (the `squat`
+/// key, moving), whose stiff law (1 mm smoothing) makes entries of 1e5.
+#[test]
+fn closed_form_contact_partials_equal_dual_numbers() {
+    let m = tree();
+    let (q, v, _) = state(&m);
+    let contact = JointContact {
+        points: vec![
+            (0, [0.1, -0.2, 0.05], 0.0),
+            (1, [0.0, 0.1, -0.5], 0.03),
+            (2, [0.2, 0.0, -0.3], 0.0),
+            (3, [0.0, 0.1, 0.1], 0.02),
+            (5, [0.1, 0.2, 0.0], 0.0),
+        ],
+        shapes: vec![
+            Shape::Plane {
+                normal: [0.0, 0.6, 0.8],
+                offset: -0.4,
+            },
+            Shape::Sphere {
+                center: [0.3, -0.2, -0.5],
+                radius: 0.4,
+            },
+        ],
+        law: Contact {
+            ke: 300.0,
+            kd: 20.0,
+            mu: 0.6,
+            smoothing: 0.3,
+        },
+    };
+    let (box_model, box_contact) = box_on_ground(1e4, 0.7, 0.05);
+    let box_q = integrate(
+        &box_model,
+        &box_model.neutral(),
+        &[0.3, -0.2, 0.5, 0.1, 0.2, 0.12],
+    );
+    let box_v = vec![0.4, -0.3, 0.2, 0.5, -0.6, -0.1];
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let humanoid = read_mjcf(
+        std::path::Path::new(&format!("{dir}/data/robots/mjx/humanoid.xml")),
+        &mjx_humanoid_options(),
+    )
+    .unwrap();
+    let walker = &humanoid.articulation;
+    let walker_contact = humanoid.contact.clone().unwrap();
+    let squat = humanoid.keyframes[0].1.clone();
+    let walker_v: Vec<f64> = (0..walker.nv())
+        .map(|k| 0.02 * (1.3 * k as f64).sin())
+        .collect();
+    for (m, contact, q, v) in [
+        (&m, &contact, &q, &v),
+        (&box_model, &box_contact, &box_q, &box_v),
+        (walker, &walker_contact, &squat, &walker_v),
+    ] {
+        let nv = m.nv();
+        let (want_q, want_v) = dual_partials(m, contact, q, v);
+        let (mut dq, mut dv) = (vec![vec![0.0; nv]; nv], vec![vec![0.0; nv]; nv]);
+        contact_partials(m, contact, q, v, &mut dq, &mut dv);
+        let scale = want_q
+            .iter()
+            .chain(&want_v)
+            .flatten()
+            .fold(0.0f64, |a, x| a.max(x.abs()));
+        assert!(scale > 1.0, "the points must feel the contact: {scale}");
+        for (got, want) in [(&dq, &want_q), (&dv, &want_v)] {
+            for r in 0..nv {
+                for c in 0..nv {
+                    let err = (got[r][c] - want[r][c]).abs();
+                    assert!(
+                        err <= 1e-12 * scale,
+                        "entry ({r}, {c}): {} vs {} (scale {scale})",
+                        got[r][c],
+                        want[r][c]
+                    );
+                }
+            }
+        }
+    }
 }

@@ -253,7 +253,12 @@ fn mjx_humanoid_reads_with_springs_contact_pairs_and_keyframes() {
     assert!(contact.points.iter().all(|p| p.2 == 0.027));
     let names: Vec<&str> = model.keyframes.iter().map(|k| k.0.as_str()).collect();
     assert_eq!(names, ["squat", "stand_on_left_leg", "no_efc"]);
+    // The file's squat quaternion (0.988015, 0, 0.154359, 0) is 1.7e-7 off unit length; the
+    // reader scales it as MuJoCo does.
     let q0 = &model.keyframes[0].1;
+    let norm = q0[3..7].iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-15, "{norm}");
+    assert!((q0[3] - 0.988015 / 1.0000001705529853).abs() < 1e-15);
     let stepper = JointStepper::new(m, model.timestep, Scheme::ImplicitEuler)
         .unwrap()
         .with_contact(contact.clone())

@@ -64,7 +64,7 @@ pub struct MjcfModel {
     /// The contact pairs as points on the links (with [`MjcfOptions::contact`]'s law).
     pub contact: Option<JointContact>,
     /// `<keyframe>`s: name and configuration (`nq` entries, diffsim's layout = MuJoCo's
-    /// `qpos`).
+    /// `qpos`; quaternions scaled to unit length, as MuJoCo's kinematics does).
     pub keyframes: Vec<(String, Vec<f64>)>,
     /// The configuration the file describes (MuJoCo's `qpos0`): hinges and slides at 0,
     /// balls at the identity, a free body at its `pos` and orientation. A free joint's
@@ -533,6 +533,9 @@ fn build(root: &El, options: &MjcfOptions) -> Result<MjcfModel> {
                     articulation.nq()
                 ));
             }
+            let Some(q) = articulation.normalized(&q) else {
+                return fail(format!("keyframe '{name}' has a zero quaternion"));
+            };
             keyframes.push((name, q));
         }
     }
