@@ -351,8 +351,8 @@ impl<'a> JointStepper<'a> {
         // iteration (a chord step costs one residual; a new matrix, the RNEA and force
         // derivatives). The adjoint takes the exact matrix at the converged velocity.
         let mut cached = None;
+        let mut g = self.residual(q, v, u, &v1);
         for iter in 0..=30 {
-            let g = self.residual(q, v, u, &v1);
             let gmax = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
             if !gmax.is_finite() {
                 break;
@@ -375,10 +375,13 @@ impl<'a> JointStepper<'a> {
             let mut t = 1.0;
             let contracted = loop {
                 let trial: Vec<f64> = v1.iter().zip(&step).map(|(x, s)| x + t * s).collect();
-                let reduced = norm(&self.residual(q, v, u, &trial));
+                let gt = self.residual(q, v, u, &trial);
+                let reduced = norm(&gt);
                 if reduced < norm(&g) || t < 1e-6 {
+                    let before = norm(&g);
                     v1 = trial;
-                    break t == 1.0 && reduced <= norm(&g) / 16.0;
+                    g = gt;
+                    break t == 1.0 && reduced <= before / 16.0;
                 }
                 t *= 0.5;
             };
