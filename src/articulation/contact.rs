@@ -1,27 +1,35 @@
-//! Contact of points on the links against static shapes, with the smooth frictional law of
-//! [`crate::solids::contact`] (normal `ke·s·softplus(−φ/s)`, damping `kd·σ(−φ/s)·v_n`,
-//! regularised Coulomb friction), mapped to joint forces `τ = Σ J_pᵀ f_p`.
+//! Contact of points on the links against static shapes and against shapes carried by other
+//! links (a free-floating link is a rigid body: a robot pushing a box, a ball on a tray), with
+//! the smooth frictional law of [`crate::solids::contact`] (normal `ke·s·softplus(−φ/s)`,
+//! damping `kd·σ(−φ/s)·v_n`, regularised Coulomb friction), mapped to joint forces
+//! `τ = Σ J_pᵀ f_p`. Against a carried shape the law sees the point and its velocity relative to
+//! the carrying link, in that link's frame; the carrier takes the opposite force at the same
+//! point, so momentum is exchanged, never made.
 //!
 //! The law is evaluated once in `f64` with its exact Jacobians. [`contact_partials`] gives
-//! `∂τ/∂q` and `∂τ/∂v` in closed form from one kinematics pass (what the steppers use); in
-//! dual numbers the force carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so a dual pass
-//! of [`contact_forces`] differentiates it too (what the tests check the closed form against).
+//! `∂τ/∂q` and `∂τ/∂v` of the static contacts in closed form from one kinematics pass (what the
+//! steppers use) and those of carried shapes by one dual-number pass per direction; in dual
+//! numbers the force carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so a dual pass of
+//! [`contact_forces`] differentiates it exactly (what the tests check the closed form against).
 
 use super::Real;
-use super::dynamics::{Kinematics, kinematics, placements_from};
+use super::dynamics::{Kinematics, integrate, kinematics, placements_from};
 use super::model::Articulation;
 use super::spatial::{Force, Matrix, Motion, Transform, Vec3, c, cross};
 use crate::solids::contact::{Contact, Shape, force};
 use num_dual::Dual64;
 
-/// Points on links touching static shapes.
+/// Points on links touching static shapes and shapes carried by links.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JointContact {
     /// `(link, point in the link frame (m), radius (m))`: a ball of that radius about the
     /// point touches the shapes (0: the point itself).
     pub points: Vec<(usize, Vec3<f64>, f64)>,
-    /// The obstacles (world frame).
+    /// The static obstacles (world frame).
     pub shapes: Vec<Shape>,
+    /// Obstacles carried by links: `(link, shape in the link's frame)`. Every point on another
+    /// link touches them.
+    pub link_shapes: Vec<(usize, Shape)>,
     /// The contact law.
     pub law: Contact,
 }
@@ -79,32 +87,73 @@ pub fn contact_forces<T: ContactScalar>(
     q: &[T],
     v: &[T],
 ) -> Vec<T> {
+    pair_forces(m, contact, q, v, true)
+}
+
+/// The joint forces of the contacts with carried shapes and, if `with_static`, with the
+/// static ones.
+fn pair_forces<T: ContactScalar>(
+    m: &Articulation,
+    contact: &JointContact,
+    q: &[T],
+    v: &[T],
+    with_static: bool,
+) -> Vec<T> {
     let k = kinematics(m, q);
     let motion = link_motion(m, &k, v);
     let mut f: Vec<Force<T>> = vec![Force::zero(); m.links.len()];
+    let ball = |shape: &Shape, radius: f64| {
+        if radius > 0.0 {
+            shape.inflated(radius)
+        } else {
+            shape.clone()
+        }
+    };
+    // `Eᵀy` and `Ey` for a link's rotation.
+    let et = |e: &[[T; 3]; 3], y: [T; 3]| -> [T; 3] {
+        std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + e[b][a] * y[b]))
+    };
+    let ee = |e: &[[T; 3]; 3], y: [T; 3]| -> [T; 3] {
+        std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + e[a][b] * y[b]))
+    };
     for &(link, p, radius) in &contact.points {
         let (x0, vi) = &motion[link];
         let p: [T; 3] = p.map(c);
         // World position r + Eᵀp and velocity Eᵀ(v + ω × p).
-        let et = |y: [T; 3]| -> [T; 3] {
-            std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + x0.e[b][a] * y[b]))
-        };
         let local_v = {
             let w = cross(vi.w, p);
             std::array::from_fn(|a| vi.v[a] + w[a])
         };
-        let ep = et(p);
+        let ep = et(&x0.e, p);
         let xw: [T; 3] = std::array::from_fn(|a| x0.r[a] + ep[a]);
-        let vw = et(local_v);
-        for shape in &contact.shapes {
-            let fw = if radius > 0.0 {
-                T::force(&contact.law, &shape.inflated(radius), xw, vw)
-            } else {
-                T::force(&contact.law, shape, xw, vw)
-            };
+        let vw = et(&x0.e, local_v);
+        // World forces on the point.
+        let mut on_point: Vec<[T; 3]> = Vec::new();
+        if with_static {
+            for shape in &contact.shapes {
+                on_point.push(T::force(&contact.law, &ball(shape, radius), xw, vw));
+            }
+        }
+        for (carrier, shape) in &contact.link_shapes {
+            if *carrier == link {
+                continue;
+            }
+            // The point and its velocity relative to the carrier, in the carrier's frame.
+            let (xb, vb) = &motion[*carrier];
+            let xl: [T; 3] = ee(&xb.e, std::array::from_fn(|a| xw[a] - xb.r[a]));
+            let spin = cross(vb.w, xl);
+            let vp = ee(&xb.e, vw);
+            let vl: [T; 3] = std::array::from_fn(|a| vp[a] - vb.v[a] - spin[a]);
+            let fl = T::force(&contact.law, &ball(shape, radius), xl, vl);
+            f[*carrier] = f[*carrier].sub(&Force {
+                n: cross(xl, fl),
+                f: fl,
+            });
+            on_point.push(et(&xb.e, fl));
+        }
+        for fw in on_point {
             // The force in the link frame, applied at p: [p × f; f].
-            let fl: [T; 3] =
-                std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + x0.e[a][b] * fw[b]));
+            let fl = ee(&x0.e, fw);
             f[link] = f[link].add(&Force {
                 n: cross(p, fl),
                 f: fl,
@@ -127,7 +176,8 @@ pub fn contact_forces<T: ContactScalar>(
 }
 
 /// Adds the contact forces' partials at `(q, v)` to `dq` (`∂τ/∂q`, tangent space) and `dv`
-/// (`∂τ/∂v`), both `nv × nv`, in closed form.
+/// (`∂τ/∂v`), both `nv × nv`: the static shapes' in closed form, the carried shapes' by one
+/// dual-number pass per direction.
 ///
 /// For a point at world `x` on link `L`, with world motion columns `J_k` of the dofs on its
 /// path from the root and point columns `u_k = J_k.v + J_k.ω × x` (so `ẋ = Σ u_k v_k`,
@@ -146,6 +196,9 @@ pub fn contact_partials(
     dq: &mut Matrix,
     dv: &mut Matrix,
 ) {
+    if !contact.link_shapes.is_empty() {
+        carried_partials(m, contact, q, v, dq, dv);
+    }
     let k = kinematics(m, q);
     let motion = link_motion(m, &k, v);
     let offsets = m.offsets();
@@ -234,6 +287,32 @@ pub fn contact_partials(
                 dq[*dk][*dj] += g;
                 dv[*dk][*dj] += dot3(u[kk], wv[j]);
             }
+        }
+    }
+}
+
+/// The carried shapes' part of [`contact_partials`]: one dual pass per direction.
+fn carried_partials(
+    m: &Articulation,
+    contact: &JointContact,
+    q: &[f64],
+    v: &[f64],
+    dq: &mut Matrix,
+    dv: &mut Matrix,
+) {
+    let nv = v.len();
+    let lift = |x: &[f64]| -> Vec<Dual64> { x.iter().map(|&r| Dual64::from(r)).collect() };
+    let (ql, vl) = (lift(q), lift(v));
+    for k in 0..nv {
+        let e: Vec<Dual64> = (0..nv)
+            .map(|j| Dual64::new(0.0, f64::from(u8::from(j == k))))
+            .collect();
+        let moved: Vec<Dual64> = vl.iter().zip(&e).map(|(a, b)| *a + *b).collect();
+        let by_q = pair_forces(m, contact, &integrate(m, &ql, &e), &vl, false);
+        let by_v = pair_forces(m, contact, &ql, &moved, false);
+        for r in 0..nv {
+            dq[r][k] += by_q[r].eps;
+            dv[r][k] += by_v[r].eps;
         }
     }
 }

@@ -155,13 +155,18 @@ impl<'a> JointStepper<'a> {
         self.model
     }
 
-    /// Points on the links touching static shapes (checked: existing links, a finite law with
-    /// a positive smoothing length).
+    /// Points on the links touching static shapes and shapes carried by links (checked:
+    /// existing links, a finite law with a positive smoothing length).
     pub fn with_contact(mut self, contact: JointContact) -> Result<Self> {
         let n = self.model.links.len();
         if let Some((link, _, _)) = contact.points.iter().find(|(l, _, _)| *l >= n) {
             return Err(DiffsimError::config(format!(
                 "contact point on link {link}, but the articulation has {n} links"
+            )));
+        }
+        if let Some((link, _)) = contact.link_shapes.iter().find(|(l, _)| *l >= n) {
+            return Err(DiffsimError::config(format!(
+                "contact shape carried by link {link}, but the articulation has {n} links"
             )));
         }
         let c = &contact.law;

@@ -12,6 +12,9 @@
 //!   velocity servo and geared motors.
 //! - `articulation-contact-{semi-implicit,implicit-euler}`: a free box, tilted and moving,
 //!   whose eight corners meet the ground with damping and friction, pushed by forces.
+//! - `articulation-carried-{semi-implicit,implicit-euler}`: the same box with a free ball
+//!   (5 cm, 0.5 kg) pressed into its top and sliding across it: the ball's contact with the
+//!   box the box carries (forces on both), the box's corners on the ground.
 //! - `articulation-params-{semi-implicit,implicit-euler}`: the tree of the first checks,
 //!   with respect to inertial parameters (the ball link's mass and centre of mass, the
 //!   slider's mass and centre-of-mass z) through the same rollout and loss.
@@ -184,6 +187,7 @@ fn box_on_ground() -> (Articulation, JointContact) {
             normal: [0.0, 0.0, 1.0],
             offset: 0.0,
         }],
+        link_shapes: Vec::new(),
         law: Contact {
             ke: 2000.0,
             kd: 30.0,
@@ -191,6 +195,33 @@ fn box_on_ground() -> (Articulation, JointContact) {
             smoothing: 1e-3,
         },
     };
+    (model, contact)
+}
+
+/// [`box_on_ground`] with a free 0.5 kg ball of radius 5 cm (a second root) that touches the
+/// box, which carries its shape.
+fn ball_on_box() -> (Articulation, JointContact) {
+    let (mut model, mut contact) = box_on_ground();
+    let (m, r) = (0.5, 0.05);
+    let i = 0.4 * m * r * r;
+    model.links.push(Link {
+        name: String::from("ball"),
+        parent: None,
+        joint: Joint::new(JointKind::Free, Transform::identity()),
+        inertia: Inertia {
+            m,
+            com: [0.0; 3],
+            ic: [[i, 0.0, 0.0], [0.0, i, 0.0], [0.0, 0.0, i]],
+        },
+    });
+    contact.points.push((1, [0.0; 3], r));
+    contact.link_shapes.push((
+        0,
+        Shape::Box {
+            center: [0.0; 3],
+            half: [0.2, 0.15, 0.1],
+        },
+    ));
     (model, contact)
 }
 
@@ -334,7 +365,7 @@ fn run_params(name: &str, scheme: Scheme, cfg: &GradCheckConfig) -> Result<GradC
     Ok(check_flat(name, &grads, &f, 1, cfg))
 }
 
-/// Runs `articulation-[drives-|contact-|params-]{semi-implicit,implicit-euler}` and
+/// Runs `articulation-[drives-|contact-|carried-|params-]{semi-implicit,implicit-euler}` and
 /// `articulation-muscle`.
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     if name == "articulation-muscle" {
@@ -362,6 +393,10 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             let (m, c) = box_on_ground();
             (m, Some(c))
         }
+        "articulation-carried-semi-implicit" | "articulation-carried-implicit-euler" => {
+            let (m, c) = ball_on_box();
+            (m, Some(c))
+        }
         other => {
             return Err(DiffsimError::config(format!(
                 "unknown articulation gradcheck '{other}'"
@@ -373,11 +408,21 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
     if let Some(c) = contact {
         stepper = stepper.with_contact(c)?;
     }
-    let (q0, v0) = if name.contains("contact") {
-        // Tilted, 2 mm into the ground at the centre, sliding and turning.
-        let mut q = integrate(&m, &m.neutral(), &[0.05, -0.03, 0.1, 0.0, 0.0, 0.0]);
+    let (q0, v0) = if name.contains("contact") || name.contains("carried") {
+        // Tilted, 2 mm into the ground at the centre, sliding and turning; the ball 1 mm into
+        // the box's top, sliding across it.
+        let mut d = vec![0.05, -0.03, 0.1, 0.0, 0.0, 0.0];
+        let mut v = vec![0.5, -0.3, 0.2, 0.4, 0.1, -0.2];
+        if nv == 12 {
+            d.extend([0.0, 0.0, 0.0, 0.02, -0.01, 0.0]);
+            v.extend([0.3, 0.2, -0.1, -0.4, 0.3, 0.1]);
+        }
+        let mut q = integrate(&m, &m.neutral(), &d);
         q[2] = 0.098;
-        (q, vec![0.5, -0.3, 0.2, 0.4, 0.1, -0.2])
+        if nv == 12 {
+            q[9] = 0.098 + 0.1 + 0.05 - 0.001;
+        }
+        (q, v)
     } else if name.contains("drives") {
         // The cart at 0 moving at −1 m/s, the arm at 0.35 rad turning at 1 rad/s: both
         // limits are met within the first steps.

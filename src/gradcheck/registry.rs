@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 45] = [
+pub const CHECKS: [&str; 47] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -65,6 +65,8 @@ pub const CHECKS: [&str; 45] = [
     "articulation-drives-implicit-euler",
     "articulation-contact-semi-implicit",
     "articulation-contact-implicit-euler",
+    "articulation-carried-semi-implicit",
+    "articulation-carried-implicit-euler",
     "articulation-muscle",
     "articulation-params-semi-implicit",
     "articulation-params-implicit-euler",

@@ -54,6 +54,7 @@ fn box_on_ground(ke: f64, mu: f64, s: f64) -> (Articulation, JointContact) {
             normal: [0.0, 0.0, 1.0],
             offset: 0.0,
         }],
+        link_shapes: Vec::new(),
         law: Contact {
             ke,
             kd: 100.0,
@@ -131,7 +132,142 @@ fn a_sliding_box_stops_after_coulombs_distance() {
     }
 }
 
-/// A point on a missing link or a law without smoothing is refused.
+/// A free body (a root with a free joint) of mass `m` with a diagonal inertia.
+fn free_body(name: &str, m: f64, ic: [f64; 3]) -> Link {
+    Link {
+        name: name.into(),
+        parent: None,
+        joint: Joint::new(JointKind::Free, Transform::identity()),
+        inertia: Inertia {
+            m,
+            com: [0.0; 3],
+            ic: diag(ic[0], ic[1], ic[2]),
+        },
+    }
+}
+
+/// In zero gravity a 1 kg ball (radius 5 cm) thrown at 1 m/s along x at a free 3 kg box
+/// (half extents 0.2 m) that carries its shape: the ball's contact pushes the box and the box
+/// pushes back at the same point, so the total momentum stays 1 kg·m/s while the ball
+/// bounces back and the box moves off, between a plastic and an elastic bounce (damping takes
+/// part of the energy); head-on, nothing turns.
+#[test]
+fn a_ball_thrown_at_a_free_box_exchanges_momentum() {
+    let half = 0.2;
+    let box_i = 3.0 * (2.0 * half * 2.0 * half) * 2.0 / 12.0;
+    let model = Articulation {
+        links: vec![
+            free_body("box", 3.0, [box_i; 3]),
+            free_body("ball", 1.0, [0.4 * 0.05 * 0.05; 3]),
+        ],
+        gravity: [0.0; 3],
+    };
+    let contact = JointContact {
+        points: vec![(1, [0.0; 3], 0.05)],
+        shapes: Vec::new(),
+        link_shapes: vec![(
+            0,
+            Shape::Box {
+                center: [0.0; 3],
+                half: [half; 3],
+            },
+        )],
+        law: Contact {
+            ke: 1e4,
+            kd: 20.0,
+            mu: 0.5,
+            smoothing: 1e-3,
+        },
+    };
+    let q0 = [
+        0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -0.4, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
+    ];
+    let mut v0 = vec![0.0; 12];
+    v0[9] = 1.0;
+    for (scheme, h, steps) in [
+        (Scheme::ImplicitEuler, 1e-3, 500),
+        (Scheme::SemiImplicit, 1e-4, 5000),
+    ] {
+        let stepper = JointStepper::new(&model, h, scheme)
+            .unwrap()
+            .with_contact(contact.clone())
+            .unwrap();
+        let run = stepper.rollout(&q0, &v0, &[], steps).unwrap();
+        let v = &run.v[steps];
+        let (box_v, ball_v) = (v[3], v[9]);
+        let momentum = 3.0 * box_v + ball_v;
+        let energy = 0.5 * 3.0 * box_v * box_v + 0.5 * ball_v * ball_v;
+        let turn = v[..3]
+            .iter()
+            .chain(&v[6..9])
+            .fold(0.0f64, |a, x| a.max(x.abs()));
+        println!(
+            "{scheme:?}: box {box_v:.6} m/s, ball {ball_v:.6} m/s, momentum {momentum:.15}, energy {energy:.6} J, |ω| {turn:.1e}"
+        );
+        assert!((momentum - 1.0).abs() < 1e-10, "{scheme:?}: {momentum}");
+        // Between a plastic (both at 0.25 m/s, 0.125 J) and an elastic bounce (box 0.5 m/s,
+        // ball −0.5 m/s, 0.5 J).
+        assert!(
+            box_v > 0.25 && box_v < 0.5 && ball_v < 0.0,
+            "{scheme:?}: {box_v} {ball_v}"
+        );
+        assert!(energy < 0.5 && energy > 0.125, "{scheme:?}: {energy}");
+        assert!(turn < 1e-12 && v[4..6].iter().chain(&v[10..]).all(|x| x.abs() < 1e-12));
+    }
+}
+
+/// A 0.5 kg ball (radius 5 cm) on a free 2 kg box that carries its shape, the box on its
+/// corners on the ground, the ball dropped over the box's centre (off it, the box would tilt
+/// by its load): the box rests where each corner carries a quarter of both weights
+/// and the ball where its one contact carries its own, `z = s·ln(e^{W/(ke s)} − 1)` below
+/// the touching height for a load `W`.
+#[test]
+fn a_ball_rests_on_a_box_that_rests_on_the_ground() {
+    let (ke, s) = (1e4, 1e-4);
+    let (mut model, mut contact) = box_on_ground(ke, 0.5, s);
+    let (ball_m, r) = (0.5, 0.05);
+    model
+        .links
+        .push(free_body("ball", ball_m, [0.4 * ball_m * r * r; 3]));
+    contact.points.push((1, [0.0; 3], r));
+    contact.link_shapes.push((
+        0,
+        Shape::Box {
+            center: [0.0; 3],
+            half: HALF,
+        },
+    ));
+    let sink = |load: f64| {
+        let y = load / (ke * s);
+        s * (y + (-(-y).exp_m1()).ln())
+    };
+    let box_z = HALF[2] - sink((2.0 + ball_m) * G / 4.0);
+    let ball_z = box_z + HALF[2] + r - sink(ball_m * G);
+    for (scheme, h, steps) in [
+        (Scheme::ImplicitEuler, 0.01, 400),
+        (Scheme::SemiImplicit, 5e-4, 6000),
+    ] {
+        let stepper = JointStepper::new(&model, h, scheme)
+            .unwrap()
+            .with_contact(contact.clone())
+            .unwrap();
+        let q0 = [
+            0.0, 0.0, 0.12, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0,
+        ];
+        let run = stepper.rollout(&q0, &[0.0; 12], &[], steps).unwrap();
+        let (q, v) = (&run.q[steps], &run.v[steps]);
+        let speed = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        println!(
+            "{scheme:?}: box at {:.9} m (closed form {box_z:.9}), ball at {:.9} m ({ball_z:.9}), |v| {speed:.1e}",
+            q[2], q[9]
+        );
+        assert!((q[2] - box_z).abs() < 1e-8, "{scheme:?}: box {}", q[2]);
+        assert!((q[9] - ball_z).abs() < 1e-8, "{scheme:?}: ball {}", q[9]);
+        assert!(speed < 1e-6, "{scheme:?}: {v:?}");
+    }
+}
+
+/// A point or a carried shape on a missing link, or a law without smoothing, is refused.
 #[test]
 fn bad_contacts_are_refused() {
     let (model, contact) = box_on_ground(1e4, 0.5, 1e-4);
@@ -139,6 +275,16 @@ fn bad_contacts_are_refused() {
     let mut far = contact.clone();
     far.points.push((3, [0.0; 3], 0.0));
     assert!(stepper().with_contact(far).is_err());
+    let mut carried = contact.clone();
+    carried.link_shapes.push((
+        2,
+        Shape::Sphere {
+            center: [0.0; 3],
+            radius: 0.1,
+        },
+    ));
+    let err = stepper().with_contact(carried).err().unwrap().to_string();
+    assert!(err.contains("carried by link 2"), "{err}");
     let mut flat = contact;
     flat.law.smoothing = 0.0;
     assert!(stepper().with_contact(flat).is_err());
@@ -176,8 +322,8 @@ fn dual_partials(
 
 /// The closed-form `∂τ/∂q`, `∂τ/∂v` of the contact forces equal the dual-number ones: the
 /// tree with every joint kind (free base, ball, revolute, prismatic, fixed) with points on
-/// five links against a plane and a sphere (a wide smoothing so every point feels force,
-/// friction and damping), a box on its corners, and MJX's humanoid on its feet (the `squat`
+/// five links against a plane and a sphere and against a box and a ball carried by two of the
+/// links (a wide smoothing so every point feels force, friction and damping), a box on its corners, and MJX's humanoid on its feet (the `squat`
 /// key, moving), whose stiff law (1 mm smoothing) makes entries of 1e5.
 #[test]
 fn closed_form_contact_partials_equal_dual_numbers() {
@@ -200,6 +346,22 @@ fn closed_form_contact_partials_equal_dual_numbers() {
                 center: [0.3, -0.2, -0.5],
                 radius: 0.4,
             },
+        ],
+        link_shapes: vec![
+            (
+                4,
+                Shape::Box {
+                    center: [0.0, 0.2, -0.1],
+                    half: [0.3, 0.2, 0.25],
+                },
+            ),
+            (
+                3,
+                Shape::Sphere {
+                    center: [0.1, 0.0, 0.2],
+                    radius: 0.35,
+                },
+            ),
         ],
         law: Contact {
             ke: 300.0,

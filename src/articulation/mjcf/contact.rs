@@ -77,6 +77,7 @@ pub(super) fn read_pairs(
     Ok(Some(JointContact {
         points,
         shapes,
+        link_shapes: Vec::new(),
         law,
     }))
 }
