@@ -215,77 +215,106 @@ pub fn contact_partials(
     let dot3 = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
     let mat3 =
         |m: &[[f64; 3]; 3], x: [f64; 3]| -> [f64; 3] { std::array::from_fn(|a| dot3(m[a], x)) };
-    // Per chain dof: (dof, its column, the parent's world velocity, its link's depth).
-    let mut chain: Vec<(usize, Motion<f64>, Motion<f64>, usize)> = Vec::new();
+    // The points grouped by link: they share the path from the root.
+    let mut by_link: Vec<Vec<(Vec3<f64>, f64)>> = vec![Vec::new(); m.links.len()];
     for &(link, p, radius) in &contact.points {
-        let (x0, _) = &motion[link];
-        let x: [f64; 3] =
-            std::array::from_fn(|a| x0.r[a] + (0..3).map(|b| x0.e[b][a] * p[b]).sum::<f64>());
-        let vl = world_v[link];
-        let xd = at(&vl, x);
-        let (mut f, mut kx, mut kv) = ([0.0; 3], [[0.0; 3]; 3], [[0.0; 3]; 3]);
-        for shape in &contact.shapes {
-            let (fs, jx, jv) = if radius > 0.0 {
-                force(&contact.law, &shape.inflated(radius), x, xd)
-            } else {
-                force(&contact.law, shape, x, xd)
-            };
-            for a in 0..3 {
-                f[a] += fs[a];
-                for b in 0..3 {
-                    kx[a][b] += jx[a][b];
-                    kv[a][b] += jv[a][b];
-                }
-            }
+        by_link[link].push((p, radius));
+    }
+    let add = |a: &mut Force<f64>, n: [f64; 3], f: [f64; 3]| {
+        for r in 0..3 {
+            a.n[r] += n[r];
+            a.f[r] += f[r];
         }
-        if f.iter()
-            .chain(kx.iter().flatten())
-            .chain(kv.iter().flatten())
-            .all(|&y| y == 0.0)
-        {
+    };
+    for (link, points) in by_link.iter().enumerate() {
+        if points.is_empty() {
             continue;
         }
-        // The path root → link, each link's dofs.
-        chain.clear();
+        // Per dof on the path root → link: (dof, its column, the parent's world velocity,
+        // its link's depth).
         let mut path = Vec::new();
         let mut node = Some(link);
         while let Some(i) = node {
             path.push(i);
             node = m.links[i].parent;
         }
+        let mut chain: Vec<(usize, Motion<f64>, Motion<f64>, usize)> = Vec::new();
         for (depth, &i) in path.iter().rev().enumerate() {
             let parent_v = m.links[i].parent.map_or(Motion::zero(), |pa| world_v[pa]);
             for (col, s) in columns[i].iter().enumerate() {
                 chain.push((offsets[i].1 + col, *s, parent_v, depth));
             }
         }
-        let wrench = Force { n: cross(x, f), f };
-        let u: Vec<[f64; 3]> = chain.iter().map(|(_, jc, _, _)| at(jc, x)).collect();
-        // Per j: K_x u_j + K_v ∂ẋ/∂δ_j, K_v u_j, J_j ×* F.
-        let mut wq = Vec::with_capacity(chain.len());
-        let mut wv = Vec::with_capacity(chain.len());
-        let mut carried = Vec::with_capacity(chain.len());
-        for ((_, jc, pv, _), uj) in chain.iter().zip(&u) {
-            let rel = Motion {
-                w: std::array::from_fn(|a| vl.w[a] - pv.w[a]),
-                v: std::array::from_fn(|a| vl.v[a] - pv.v[a]),
-            };
-            let turn = at(&jc.cross_motion(&rel), x);
-            let spin = cross(vl.w, *uj);
-            let dxd: [f64; 3] = std::array::from_fn(|a| turn[a] + spin[a]);
-            let (a, b) = (mat3(&kx, *uj), mat3(&kv, dxd));
-            wq.push(std::array::from_fn::<f64, 3, _>(|r| a[r] + b[r]));
-            wv.push(mat3(&kv, *uj));
-            carried.push(jc.cross_force(&wrench));
+        // Per j, summed over the link's points, as wrenches that the columns J_k take:
+        // `[x × w; w]` for `u_k·w`, `[u_j × f; 0]` for `J_k.ω·(u_j × f)`, and `J_j ×* F`.
+        let zero = Force::<f64>::zero();
+        let (mut by_q, mut by_v, mut carried) = (
+            vec![zero; chain.len()],
+            vec![zero; chain.len()],
+            vec![zero; chain.len()],
+        );
+        let (x0, _) = &motion[link];
+        let vl = world_v[link];
+        let mut touched = false;
+        for &(p, radius) in points {
+            let x: [f64; 3] =
+                std::array::from_fn(|a| x0.r[a] + (0..3).map(|b| x0.e[b][a] * p[b]).sum::<f64>());
+            let xd = at(&vl, x);
+            let (mut f, mut kx, mut kv) = ([0.0; 3], [[0.0; 3]; 3], [[0.0; 3]; 3]);
+            for shape in &contact.shapes {
+                let (fs, jx, jv) = if radius > 0.0 {
+                    force(&contact.law, &shape.inflated(radius), x, xd)
+                } else {
+                    force(&contact.law, shape, x, xd)
+                };
+                for a in 0..3 {
+                    f[a] += fs[a];
+                    for b in 0..3 {
+                        kx[a][b] += jx[a][b];
+                        kv[a][b] += jv[a][b];
+                    }
+                }
+            }
+            if f.iter()
+                .chain(kx.iter().flatten())
+                .chain(kv.iter().flatten())
+                .all(|&y| y == 0.0)
+            {
+                continue;
+            }
+            touched = true;
+            let wrench = Force { n: cross(x, f), f };
+            for (j, (_, jc, pv, _)) in chain.iter().enumerate() {
+                let uj = at(jc, x);
+                let rel = Motion {
+                    w: std::array::from_fn(|a| vl.w[a] - pv.w[a]),
+                    v: std::array::from_fn(|a| vl.v[a] - pv.v[a]),
+                };
+                let turn = at(&jc.cross_motion(&rel), x);
+                let spin = cross(vl.w, uj);
+                let dxd: [f64; 3] = std::array::from_fn(|a| turn[a] + spin[a]);
+                let (kxu, kvd) = (mat3(&kx, uj), mat3(&kv, dxd));
+                let wq: [f64; 3] = std::array::from_fn(|r| kxu[r] + kvd[r]);
+                let n_q = cross(x, wq);
+                let uf = cross(uj, f);
+                add(&mut by_q[j], std::array::from_fn(|r| n_q[r] + uf[r]), wq);
+                let wv = mat3(&kv, uj);
+                add(&mut by_v[j], cross(x, wv), wv);
+                let c = jc.cross_force(&wrench);
+                add(&mut carried[j], c.n, c.f);
+            }
         }
-        for (kk, (dk, jk, _, depth_k)) in chain.iter().enumerate() {
+        if !touched {
+            continue;
+        }
+        for (dk, jk, _, depth_k) in &chain {
             for (j, (dj, _, _, depth_j)) in chain.iter().enumerate() {
-                let mut g = dot3(u[kk], wq[j]) + dot3(jk.w, cross(u[j], f));
+                let mut g = jk.dot(&by_q[j]);
                 if depth_j <= depth_k {
                     g -= jk.dot(&carried[j]);
                 }
                 dq[*dk][*dj] += g;
-                dv[*dk][*dj] += dot3(u[kk], wv[j]);
+                dv[*dk][*dj] += jk.dot(&by_v[j]);
             }
         }
     }

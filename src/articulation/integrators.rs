@@ -55,6 +55,9 @@ pub struct JointGrads {
     pub controls: Vec<Vec<f64>>,
 }
 
+/// Iterations of the implicit step's nonlinear solve before it is an error.
+const MAX_NEWTON: usize = 40;
+
 /// A stepper for `model` with step `h`.
 pub struct JointStepper<'a> {
     model: &'a Articulation,
@@ -351,52 +354,76 @@ impl<'a> JointStepper<'a> {
         // The residual's scale: the largest joint-space inertia over h.
         let mass = crba(self.model, q);
         let scale = 1.0 + (0..nv).map(|k| mass[k][k]).fold(0.0, f64::max) / self.h;
-        let norm = |g: &[f64]| g.iter().map(|x| x * x).sum::<f64>();
-        // The Newton matrix is kept while it contracts the residual at least fourfold per
-        // iteration (a chord step costs one residual; a new matrix, the RNEA and force
-        // derivatives). The adjoint takes the exact matrix at the converged velocity.
+        // Broyden's method on top of a Newton matrix: the matrix `A₀` (a new one costs the RNEA
+        // and force derivatives) is kept while full steps reduce the residual, its inverse
+        // corrected by the rank-one updates of the steps taken since (Broyden's "good" update
+        // in Kelley's product form, `B⁻¹ = Π(I + s₊ sᵀ/|s|²)·A₀⁻¹` applied to the residual, at
+        // most `UPDATES` of them; a step cut by the line search starts a new matrix). Only the
+        // converged velocity matters: the adjoint takes the exact matrix there.
+        const UPDATES: usize = 12;
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         let mut cached = None;
+        let mut steps: Vec<Vec<f64>> = Vec::new();
         let mut g = self.residual(q, v, u, &v1);
-        for iter in 0..=30 {
+        for iter in 0..=MAX_NEWTON {
             let gmax = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+            let vmax = v1.iter().fold(0.0f64, |a, x| a.max(x.abs()));
             if !gmax.is_finite() {
                 break;
             }
-            if gmax <= 1e-13 * scale * (1.0 + v1.iter().fold(0.0f64, |a, x| a.max(x.abs()))) {
+            if gmax <= 1e-13 * scale * (1.0 + vmax) {
                 return Ok((v1, iter));
             }
             let lu = cached.get_or_insert_with(|| {
+                steps.clear();
                 let a = self.newton_parts(q, v, u, &v1).a;
                 Mat::from_fn(nv, nv, |r, c| a[r][c]).partial_piv_lu()
             });
             let d = lu.solve(Mat::from_fn(nv, 1, |r, _| -g[r]));
-            let step: Vec<f64> = (0..nv).map(|r| d[(r, 0)]).collect();
-            if step.iter().all(|s| {
-                s.abs()
-                    <= 4.0 * f64::EPSILON * (1.0 + v1.iter().fold(0.0f64, |a, x| a.max(x.abs())))
-            }) {
+            let mut step: Vec<f64> = (0..nv).map(|r| d[(r, 0)]).collect();
+            for pair in steps.windows(2) {
+                let c = dot(&pair[0], &step) / dot(&pair[0], &pair[0]);
+                step.iter_mut().zip(&pair[1]).for_each(|(x, y)| *x += c * y);
+            }
+            if let Some(last) = steps.last() {
+                let den = 1.0 - dot(last, &step) / dot(last, last);
+                if den.abs() < 1e-2 {
+                    // A near-singular update: start again from a new matrix.
+                    cached = None;
+                    continue;
+                }
+                step.iter_mut().for_each(|x| *x /= den);
+            }
+            if step
+                .iter()
+                .all(|s| s.abs() <= 4.0 * f64::EPSILON * (1.0 + vmax))
+            {
                 return Ok((v1, iter));
             }
             let mut t = 1.0;
-            let contracted = loop {
+            let before = dot(&g, &g);
+            let full = loop {
                 let trial: Vec<f64> = v1.iter().zip(&step).map(|(x, s)| x + t * s).collect();
                 let gt = self.residual(q, v, u, &trial);
-                let reduced = norm(&gt);
-                if reduced < norm(&g) || t < 1e-6 {
-                    let before = norm(&g);
+                let reduced = dot(&gt, &gt);
+                if reduced < before || t < 1e-6 {
                     v1 = trial;
                     g = gt;
-                    break t == 1.0 && reduced <= before / 16.0;
+                    break t == 1.0 && reduced < before;
                 }
                 t *= 0.5;
             };
-            if !contracted {
+            if full && steps.len() < UPDATES {
+                steps.push(step);
+            } else {
                 cached = None;
             }
         }
         Err(DiffsimError::newton(
             n,
-            "the implicit joint-space Newton solve did not converge in 30 iterations",
+            format!(
+                "the implicit joint-space Newton solve did not converge in {MAX_NEWTON} iterations"
+            ),
         ))
     }
 
