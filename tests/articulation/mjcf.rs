@@ -392,3 +392,99 @@ fn a_sphere_plane_pair_rests_where_the_law_carries_the_weight() {
     assert!((z - expected).abs() < 1e-8, "{z} vs {expected}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A pair of a free ball and a box geom of another body (a tray on a vertical spring slide,
+/// `stiffness` 2000 N/m, `damping` 50): the tray carries the box as an obstacle (the ball's
+/// geom gives the point although it is `geom2`), and both come to rest at their closed forms:
+/// the spring carries tray and ball, `q = −(M + m)g/k`, the ball's contact its weight. A box
+/// turned against its body's axes and a pair within one link are refused with one line.
+#[test]
+fn a_ball_paired_with_a_sprung_tray_rests_on_it() {
+    use diffsim::articulation::{JointStepper, Scheme};
+    use diffsim::solids::contact::{Contact, Shape};
+    let dir = std::env::temp_dir().join(format!("diffsim-mjcf-tray-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, tray_geom: &str, pair: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "<mujoco><worldbody>\
+                 <body name='tray' pos='0 0 0.5'><joint name='lift' type='slide' axis='0 0 1' \
+                 stiffness='2000' damping='50'/>{tray_geom}\
+                 <geom name='rim' type='sphere' pos='0.3 0 0' size='0.01' mass='0'/></body>\
+                 <body name='ball' pos='0 0 0.575'><freejoint/>\
+                 <geom name='ball' size='0.05' mass='0.5'/></body></worldbody>\
+                 <contact>{pair}</contact></mujoco>"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let flat = "<geom name='top' type='box' size='0.3 0.3 0.02' mass='2'/>";
+    let path = write("tray.xml", flat, "<pair geom1='top' geom2='ball'/>");
+    let (ke, s) = (1e4, 1e-4);
+    let options = MjcfOptions {
+        contact: Some(Contact {
+            ke,
+            kd: 200.0,
+            mu: 0.5,
+            smoothing: s,
+        }),
+        ..MjcfOptions::default()
+    };
+    let model = read_mjcf(&path, &options).unwrap();
+    let contact = model.contact.clone().unwrap();
+    assert_eq!(contact.points, vec![(1, [0.0; 3], 0.05)]);
+    assert!(contact.shapes.is_empty());
+    assert_eq!(
+        contact.link_shapes,
+        vec![(
+            0,
+            Shape::Box {
+                center: [0.0; 3],
+                half: [0.3, 0.3, 0.02]
+            }
+        )]
+    );
+    let m = &model.articulation;
+    let (tray_m, ball_m) = (m.links[0].inertia.m, m.links[1].inertia.m);
+    assert!((tray_m - 2.0).abs() < 1e-12 && (ball_m - 0.5).abs() < 1e-12);
+    let g = 9.81;
+    let lift = -(tray_m + ball_m) * g / 2000.0;
+    let y = ball_m * g / (ke * s);
+    let ball_z = 0.5 + lift + 0.02 + 0.05 - s * (y + (-(-y).exp_m1()).ln());
+    let stepper = JointStepper::new(m, 0.01, Scheme::ImplicitEuler)
+        .unwrap()
+        .with_contact(contact)
+        .unwrap();
+    let run = stepper.rollout(&model.qpos0, &[0.0; 7], &[], 600).unwrap();
+    let q = &run.q[600];
+    println!(
+        "tray at {:.9} (closed form {lift:.9}), ball at {:.9} m ({ball_z:.9})",
+        q[0], q[3]
+    );
+    assert!((q[0] - lift).abs() < 1e-8, "{q:?}");
+    assert!((q[3] - ball_z).abs() < 1e-8, "{q:?}");
+    for (name, geom, pair, says) in [
+        (
+            "turned.xml",
+            "<geom name='top' type='box' size='0.3 0.3 0.02' euler='0 0 30' mass='2'/>",
+            "<pair geom1='top' geom2='ball'/>",
+            "turned against its body's axes",
+        ),
+        (
+            "same.xml",
+            flat,
+            "<pair geom1='rim' geom2='top'/>",
+            "both geoms move with one link",
+        ),
+    ] {
+        let err = read_mjcf(&write(name, geom, pair), &options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(says) && !err.contains('\n'), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

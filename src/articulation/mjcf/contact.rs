@@ -1,7 +1,10 @@
 //! `<contact><pair geom1 geom2>` between a body's sphere or capsule and a plane of the world
-//! body, read as contact points on the links: a sphere's centre, a capsule's two segment ends,
-//! each with the geom's radius (what a capsule lying on a plane touches it with). Collisions
-//! MuJoCo derives from `contype`/`conaffinity`, `<exclude>` and body–body pairs are not read.
+//! body or a geom of another body, read as contact points on the links: a sphere's centre, a
+//! capsule's two segment ends, each with the geom's radius (what a capsule lying on a plane
+//! touches it with). The other body's geom (sphere, plane, or a box or capsule aligned with its
+//! body's axes) becomes an obstacle its link carries; when both geoms are spheres or capsules,
+//! `geom1` gives the points. Collisions MuJoCo derives from `contype`/`conaffinity` and
+//! `<exclude>` are not read.
 
 use super::El;
 use super::geometry::{M3, fail, geom_frame, mat_vec, numbers, orientation, vec3};
@@ -30,6 +33,7 @@ pub(super) fn read_pairs(
 ) -> Result<Option<JointContact>> {
     let mut points = Vec::new();
     let mut shapes: Vec<Shape> = Vec::new();
+    let mut link_shapes: Vec<(usize, Shape)> = Vec::new();
     let pairs = root
         .children
         .iter()
@@ -38,34 +42,66 @@ pub(super) fn read_pairs(
     for pair in pairs {
         let name = |k: &str| pair.attrs.get(k).cloned().unwrap_or_default();
         let (g1, g2) = (name("geom1"), name("geom2"));
-        let (body, plane) = match (
-            bodies.get(&g1),
-            world.get(&g2),
-            bodies.get(&g2),
-            world.get(&g1),
-        ) {
-            (Some(b), Some(w), _, _) | (_, _, Some(b), Some(w)) => (b, w),
-            _ => {
+        let label = format!("'{g1}'–'{g2}'");
+        let rolling = |a: &HashMap<String, String>| {
+            matches!(
+                a.get("type").map_or("sphere", String::as_str),
+                "sphere" | "capsule"
+            )
+        };
+        let (body, obstacle) = match (bodies.get(&g1), bodies.get(&g2)) {
+            (Some(b), None) | (None, Some(b)) => {
+                let plane = world.get(&g2).or_else(|| world.get(&g1));
+                let Some(plane) = plane else {
+                    return fail(format!(
+                        "contact pair {label}: a geom of a body or of the world body is missing"
+                    ));
+                };
+                let Some(shape) = plane_shape(plane, degrees)? else {
+                    return fail(format!(
+                        "contact pair {label}: the world geom must be a plane"
+                    ));
+                };
+                if !shapes.contains(&shape) {
+                    shapes.push(shape);
+                }
+                (b, None)
+            }
+            (Some(b1), Some(b2)) => {
+                let (b, other) = if rolling(&b1.attrs) || !rolling(&b2.attrs) {
+                    (b1, b2)
+                } else {
+                    (b2, b1)
+                };
+                if b.link == other.link {
+                    return fail(format!(
+                        "contact pair {label}: both geoms move with one link"
+                    ));
+                }
+                (b, Some(other))
+            }
+            (None, None) => {
                 return fail(format!(
-                    "contact pair '{g1}'–'{g2}': only a body's geom against a geom of the world body is read"
+                    "contact pair {label}: only a body's geom against a world plane or another body's geom is read"
                 ));
             }
         };
-        let Some(shape) = plane_shape(plane, degrees)? else {
-            return fail(format!(
-                "contact pair '{g1}'–'{g2}': the world geom must be a plane"
-            ));
-        };
-        if !shapes.contains(&shape) {
-            shapes.push(shape);
+        if let Some(other) = obstacle {
+            let shape = carried_shape(&other.attrs, other.anchor, degrees, &label)?;
+            if !link_shapes.contains(&(other.link, shape.clone())) {
+                link_shapes.push((other.link, shape));
+            }
         }
-        let (centres, radius) = geom_points(&body.attrs, degrees, &format!("'{g1}'–'{g2}'"))?;
+        let (centres, radius) = geom_points(&body.attrs, degrees, &label)?;
         for c in centres {
-            points.push((
+            let point = (
                 body.link,
                 std::array::from_fn(|k| c[k] - body.anchor[k]),
                 radius,
-            ));
+            );
+            if !points.contains(&point) {
+                points.push(point);
+            }
         }
     }
     if points.is_empty() {
@@ -77,9 +113,56 @@ pub(super) fn read_pairs(
     Ok(Some(JointContact {
         points,
         shapes,
-        link_shapes: Vec::new(),
+        link_shapes,
         law,
     }))
+}
+
+/// A body's geom as an obstacle its link carries (link frame = the body frame moved to the
+/// anchor): a sphere, a plane, or a box or capsule whose axes are the body's.
+fn carried_shape(
+    a: &HashMap<String, String>,
+    anchor: Vec3<f64>,
+    degrees: bool,
+    pair: &str,
+) -> Result<Shape> {
+    let kind = a.get("type").map_or("sphere", String::as_str);
+    let size = numbers(a, "size")?.unwrap_or_default();
+    let (pos, rot, half) = geom_frame(a, degrees)?;
+    let center: Vec3<f64> = std::array::from_fn(|k| pos[k] - anchor[k]);
+    let aligned =
+        (0..3).all(|i| (0..3).all(|j| (rot[i][j] - f64::from(u8::from(i == j))).abs() < 1e-12));
+    let positive =
+        |n: usize| size.len() >= n && size[..n].iter().all(|x| x.is_finite() && *x > 0.0);
+    match kind {
+        "sphere" if positive(1) => Ok(Shape::Sphere {
+            center,
+            radius: size[0],
+        }),
+        "plane" => {
+            let normal = mat_vec(&rot, [0.0, 0.0, 1.0]);
+            let offset = (0..3).map(|k| normal[k] * center[k]).sum();
+            Ok(Shape::Plane { normal, offset })
+        }
+        "box" if aligned && positive(3) => Ok(Shape::Box {
+            center,
+            half: [size[0], size[1], size[2]],
+        }),
+        "capsule" if aligned && positive(1) && half > 0.0 => Ok(Shape::Capsule {
+            center,
+            half_height: half,
+            radius: size[0],
+        }),
+        "box" | "capsule" if !aligned => fail(format!(
+            "contact pair {pair}: a {kind} turned against its body's axes is not read as an obstacle"
+        )),
+        "sphere" | "box" | "capsule" => fail(format!(
+            "contact pair {pair}: the {kind} geom needs positive sizes"
+        )),
+        other => fail(format!(
+            "contact pair {pair}: a {other} geom is not read as an obstacle (spheres, planes, boxes and capsules are)"
+        )),
+    }
 }
 
 /// A world `plane` geom as the half-space above it (its z axis up); `None` when the geom is

@@ -10,7 +10,7 @@
 //! ellipsoid; `fromto`; `mass` or `density`, default 1000 kg/m³), and `<actuator>`'s `motor`
 //! (gear) and `position` (kp, kv) on joints, joint `stiffness` (springs toward 0;
 //! `springref` ≠ 0 is refused), `<keyframe><key qpos>`, and `<contact><pair>`s of a body's
-//! sphere or capsule with a world plane (see `contact`). Sites, cameras, lights, tendons,
+//! sphere or capsule with a world plane or with another body's geom (see `contact`). Sites, cameras, lights, tendons,
 //! equality constraints and MuJoCo's solver settings are not read; another actuator type or
 //! an Euler sequence other than `xyz` is refused. Hinge and slide ranges become smooth limits
 //! with [`MjcfOptions::limits`]'s law, contact pairs points with [`MjcfOptions::contact`]'s.
