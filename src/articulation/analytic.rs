@@ -20,7 +20,7 @@
 use super::dynamics::kinematics;
 use super::model::Articulation;
 use super::spatial::Matrix;
-use super::spatial::{Transform, congruence};
+use super::spatial::Transform;
 
 type V6 = [f64; 6];
 type M6 = [[f64; 6]; 6];
@@ -132,7 +132,7 @@ pub fn rnea_partials(m: &Articulation, q: &[f64], v: &[f64], a: &[f64]) -> RneaP
         }
         ov[i] = plus(&vp, &vj);
         oa[i] = plus(&plus(&ap, &aj), &crm(&ov[i], &vj));
-        let y = congruence(&xi.matrix(), &l.inertia.matrix());
+        let y = l.inertia.expressed_in(&xi).matrix();
         let h = mv(&y, &ov[i]);
         f.push(plus(&mv(&y, &oa[i]), &crf(&ov[i], &h)));
         // B = (v×*) Y − Y (v×) + (h×̄).
@@ -140,8 +140,9 @@ pub fn rnea_partials(m: &Articulation, q: &[f64], v: &[f64], a: &[f64]) -> RneaP
         for k in 0..6 {
             let mut e = [0.0; 6];
             e[k] = 1.0;
+            let yk: V6 = std::array::from_fn(|r| y[r][k]);
             let col = plus(
-                &crf(&ov[i], &mv(&y, &e)),
+                &crf(&ov[i], &yk),
                 &plus(&crf(&e, &h), &mv(&y, &crm(&ov[i], &e)).map(|x| -x)),
             );
             for r in 0..6 {
@@ -194,13 +195,17 @@ pub fn rnea_partials(m: &Articulation, q: &[f64], v: &[f64], a: &[f64]) -> RneaP
                 mass[a][b] = dot(&cols[a].j, &dfda[b]);
             }
         }
+        // An ancestor's `∂τ/∂δ_b` also sees the subtree's force turned rigidly: `J_b ×* F`.
+        let moved: Vec<V6> = range
+            .clone()
+            .map(|b| plus(&dfdq[b], &crf(&cols[b].j, &f[jl])))
+            .collect();
         let mut anc = m.links[jl].parent;
         while let Some(il) = anc {
             let ia = offsets[il].1;
             for a in ia..ia + m.links[il].joint.kind.nv() {
-                for b in range.clone() {
-                    let rigid = crf(&cols[b].j, &f[jl]);
-                    dq[a][b] = dot(&cols[a].j, &plus(&dfdq[b], &rigid));
+                for (b, mb) in range.clone().zip(&moved) {
+                    dq[a][b] = dot(&cols[a].j, mb);
                     dvm[a][b] = dot(&cols[a].j, &dfdv[b]);
                     mass[a][b] = dot(&cols[a].j, &dfda[b]);
                     mass[b][a] = mass[a][b];

@@ -335,6 +335,22 @@ impl<T: Real> Inertia<T> {
         }
     }
 
+    /// The same body's inertia in frame A, given `x = ᴮX_A` (this one in B): centre of mass
+    /// `r + Eᵀc`, rotational inertia `Eᵀ I_c E`; its [`Inertia::matrix`] is `Xᵀ I X`.
+    pub fn expressed_in(&self, x: &Transform<T>) -> Inertia<T> {
+        let e = &x.e;
+        let ie: Mat3<T> = std::array::from_fn(|i| {
+            std::array::from_fn(|j| (0..3).fold(c(0.0), |a, k| a + self.ic[i][k] * e[k][j]))
+        });
+        Inertia {
+            m: self.m,
+            com: add(x.r, mat_t_vec(e, self.com)),
+            ic: std::array::from_fn(|i| {
+                std::array::from_fn(|j| (0..3).fold(c(0.0), |a, k| a + e[k][i] * ie[k][j]))
+            }),
+        }
+    }
+
     /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]`.
     pub fn matrix(&self) -> Mat6<T> {
         let cx = skew(self.com);
