@@ -3,7 +3,7 @@
 //! distance, under both steppers; the closed-form contact partials against dual numbers;
 //! refused settings.
 
-use crate::models::{diag, state, tree};
+use crate::models::{diag, sink, state, tree};
 use diffsim::articulation::assets::mjx_humanoid_options;
 use diffsim::articulation::contact::contact_partials;
 use diffsim::articulation::{
@@ -71,8 +71,7 @@ fn box_on_ground(ke: f64, mu: f64, s: f64) -> (Articulation, JointContact) {
 fn a_box_rests_on_its_corners_where_the_law_carries_its_weight() {
     let (ke, s) = (1e4, 1e-4);
     let (model, contact) = box_on_ground(ke, 0.5, s);
-    let y: f64 = 2.0 * G / (4.0 * ke * s);
-    let flat = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
+    let flat = HALF[2] - sink(2.0 * G / 4.0, ke, s);
     // Balls of 2 cm about the corners lift the rest height by their radius.
     let mut balls = contact.clone();
     balls.points.iter_mut().for_each(|p| p.2 = 0.02);
@@ -106,8 +105,7 @@ fn a_box_rests_on_its_corners_where_the_law_carries_its_weight() {
 fn a_sliding_box_stops_after_coulombs_distance() {
     let (ke, s, mu) = (1e4, 1e-4, 0.5);
     let (model, contact) = box_on_ground(ke, mu, s);
-    let y: f64 = 2.0 * G / (4.0 * ke * s);
-    let rest = HALF[2] - s * (y + (-(-y).exp_m1()).ln());
+    let rest = HALF[2] - sink(2.0 * G / 4.0, ke, s);
     let v0 = 1.0;
     let distance = v0 * v0 / (2.0 * mu * G);
     for (scheme, h, steps) in [
@@ -237,12 +235,8 @@ fn a_ball_rests_on_a_box_that_rests_on_the_ground() {
             half: HALF,
         },
     ));
-    let sink = |load: f64| {
-        let y = load / (ke * s);
-        s * (y + (-(-y).exp_m1()).ln())
-    };
-    let box_z = HALF[2] - sink((2.0 + ball_m) * G / 4.0);
-    let ball_z = box_z + HALF[2] + r - sink(ball_m * G);
+    let box_z = HALF[2] - sink((2.0 + ball_m) * G / 4.0, ke, s);
+    let ball_z = box_z + HALF[2] + r - sink(ball_m * G, ke, s);
     for (scheme, h, steps) in [
         (Scheme::ImplicitEuler, 0.01, 400),
         (Scheme::SemiImplicit, 5e-4, 6000),

@@ -2,7 +2,7 @@
 //! → `tests/data/mjcf-golden.json`): dm_control's cartpole, acrobot and pendulum as shipped
 //! and a test arm with every element the reader handles; options and refused files.
 
-use crate::models::{numbers, rows};
+use crate::models::{numbers, rows, sink};
 use diffsim::articulation::{LimitLaw, MjcfOptions, crba, read_mjcf, rnea};
 use serde_json::Value;
 use std::path::Path;
@@ -352,7 +352,6 @@ fn mjx_humanoid_gradients_through_foot_contact_match_central_differences() {
 #[test]
 fn a_sphere_plane_pair_rests_where_the_law_carries_the_weight() {
     use diffsim::articulation::{JointStepper, Scheme};
-    use diffsim::solids::contact::Contact;
     let dir = std::env::temp_dir().join(format!("diffsim-mjcf-ball-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ball.xml");
@@ -364,15 +363,7 @@ fn a_sphere_plane_pair_rests_where_the_law_carries_the_weight() {
     )
     .unwrap();
     let (ke, s) = (1e4, 1e-3);
-    let options = MjcfOptions {
-        contact: Some(Contact {
-            ke,
-            kd: 200.0,
-            mu: 0.5,
-            smoothing: s,
-        }),
-        ..MjcfOptions::default()
-    };
+    let options = contact_options(ke, s);
     let model = read_mjcf(&path, &options).unwrap();
     let contact = model.contact.clone().unwrap();
     assert_eq!(contact.points, vec![(0, [0.0; 3], 0.1)]);
@@ -380,7 +371,7 @@ fn a_sphere_plane_pair_rests_where_the_law_carries_the_weight() {
     assert_eq!(model.qpos0, vec![0.0, 0.0, 0.65, 1.0, 0.0, 0.0, 0.0]);
     let m = &model.articulation;
     let weight = m.links[0].inertia.m * 9.81;
-    let expected = 0.6 - s * ((weight / (ke * s)).exp() - 1.0).ln();
+    let expected = 0.6 - sink(weight, ke, s);
     let stepper = JointStepper::new(m, 0.01, Scheme::ImplicitEuler)
         .unwrap()
         .with_contact(contact)
@@ -401,7 +392,7 @@ fn a_sphere_plane_pair_rests_where_the_law_carries_the_weight() {
 #[test]
 fn a_ball_paired_with_a_sprung_tray_rests_on_it() {
     use diffsim::articulation::{JointStepper, Scheme};
-    use diffsim::solids::contact::{Contact, Shape};
+    use diffsim::solids::contact::Shape;
     let dir = std::env::temp_dir().join(format!("diffsim-mjcf-tray-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, tray_geom: &str, pair: &str| {
@@ -424,15 +415,7 @@ fn a_ball_paired_with_a_sprung_tray_rests_on_it() {
     let flat = "<geom name='top' type='box' size='0.3 0.3 0.02' mass='2'/>";
     let path = write("tray.xml", flat, "<pair geom1='top' geom2='ball'/>");
     let (ke, s) = (1e4, 1e-4);
-    let options = MjcfOptions {
-        contact: Some(Contact {
-            ke,
-            kd: 200.0,
-            mu: 0.5,
-            smoothing: s,
-        }),
-        ..MjcfOptions::default()
-    };
+    let options = contact_options(ke, s);
     let model = read_mjcf(&path, &options).unwrap();
     let contact = model.contact.clone().unwrap();
     assert_eq!(contact.points, vec![(1, [0.0; 3], 0.05)]);
@@ -452,8 +435,7 @@ fn a_ball_paired_with_a_sprung_tray_rests_on_it() {
     assert!((tray_m - 2.0).abs() < 1e-12 && (ball_m - 0.5).abs() < 1e-12);
     let g = 9.81;
     let lift = -(tray_m + ball_m) * g / 2000.0;
-    let y = ball_m * g / (ke * s);
-    let ball_z = 0.5 + lift + 0.02 + 0.05 - s * (y + (-(-y).exp_m1()).ln());
+    let ball_z = 0.5 + lift + 0.02 + 0.05 - sink(ball_m * g, ke, s);
     let stepper = JointStepper::new(m, 0.01, Scheme::ImplicitEuler)
         .unwrap()
         .with_contact(contact)
@@ -487,4 +469,17 @@ fn a_ball_paired_with_a_sprung_tray_rests_on_it() {
         assert!(err.contains(says) && !err.contains('\n'), "{err}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reading options with the contact law `ke`, damping 200, μ 0.5, smoothing `s`.
+fn contact_options(ke: f64, s: f64) -> MjcfOptions {
+    MjcfOptions {
+        contact: Some(diffsim::solids::contact::Contact {
+            ke,
+            kd: 200.0,
+            mu: 0.5,
+            smoothing: s,
+        }),
+        ..MjcfOptions::default()
+    }
 }

@@ -4,6 +4,14 @@
 use diffsim::articulation::spatial::axis_angle;
 use diffsim::articulation::{Articulation, Inertia, Joint, JointKind, Link, Transform, integrate};
 
+/// How far a point sinks into the smooth law (stiffness `ke`, smoothing `s`) where it carries
+/// `load`: `ke·s·softplus(−φ/s) = load` at `φ = −s·ln(e^y − 1)`, `y = load/(ke·s)`, written
+/// `y + ln(1 − e^−y)` so that it stays finite for large `y`.
+pub fn sink(load: f64, ke: f64, s: f64) -> f64 {
+    let y = load / (ke * s);
+    s * (y + (-(-y).exp_m1()).ln())
+}
+
 pub fn diag(a: f64, b: f64, c: f64) -> [[f64; 3]; 3] {
     [[a, 0.0, 0.0], [0.0, b, 0.0], [0.0, 0.0, c]]
 }
