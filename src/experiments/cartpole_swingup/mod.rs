@@ -48,7 +48,7 @@ impl Default for CartpoleSwingupConfig {
             control_weight: 1e-4,
             velocity_weight: 0.1,
             limit: [1000.0, 60.0, 0.01],
-            iterations: 300,
+            iterations: 1000,
             repeats: 10,
         }
     }
