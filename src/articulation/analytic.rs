@@ -20,7 +20,7 @@
 use super::dynamics::kinematics;
 use super::model::Articulation;
 use super::spatial::Matrix;
-use super::spatial::Transform;
+use super::spatial::{Composite, Transform};
 
 type V6 = [f64; 6];
 type M6 = [[f64; 6]; 6];
@@ -132,7 +132,7 @@ pub fn rnea_partials(m: &Articulation, q: &[f64], v: &[f64], a: &[f64]) -> RneaP
         }
         ov[i] = plus(&vp, &vj);
         oa[i] = plus(&plus(&ap, &aj), &crm(&ov[i], &vj));
-        let y = l.inertia.expressed_in(&xi).matrix();
+        let y = Composite::of(&l.inertia).expressed_in(&xi).matrix();
         let h = mv(&y, &ov[i]);
         f.push(plus(&mv(&y, &oa[i]), &crf(&ov[i], &h)));
         // B = (v×*) Y − Y (v×) + (h×̄).

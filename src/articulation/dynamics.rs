@@ -5,7 +5,7 @@
 use super::Real;
 use super::model::Articulation;
 use super::spatial::{
-    Force, Inertia, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small,
+    Composite, Force, Inertia, Mat6, Motion, Transform, c, congruence, mat6_vec, solve_small,
 };
 
 /// Per link: `ⁱX_λ`, the motion subspace `S_i` and the joint velocity `v_J = S_i q̇_i`.
@@ -99,25 +99,20 @@ pub fn crba<T: Real>(m: &Articulation, q: &[T]) -> Vec<Vec<T>> {
     let k = kinematics(m, q);
     let offsets = m.offsets();
     let nv = m.nv();
-    let mut ic: Vec<Mat6<T>> = m
+    let mut ic: Vec<Composite<T>> = m
         .links
         .iter()
-        .map(|l| l.inertia.lift::<T>().matrix())
+        .map(|l| Composite::of(&l.inertia.lift::<T>()))
         .collect();
     let mut h = vec![vec![c::<T>(0.0); nv]; nv];
     for i in (0..m.links.len()).rev() {
         let l = &m.links[i];
         if let Some(p) = l.parent {
-            let add = congruence(&k.x[i].matrix(), &ic[i]);
-            for (r, row) in add.iter().enumerate() {
-                for (col, &val) in row.iter().enumerate() {
-                    ic[p][r][col] += val;
-                }
-            }
+            ic[p] = ic[p].add(&ic[i].expressed_in(&k.x[i]));
         }
         let iv = offsets[i].1;
         for (a, sa) in k.s[i].iter().enumerate() {
-            let mut fv = Force::from_array(mat6_vec(&ic[i], sa.array()));
+            let mut fv = ic[i].apply(sa);
             for (b, sb) in k.s[i].iter().enumerate() {
                 h[iv + a][iv + b] = sb.dot(&fv);
             }

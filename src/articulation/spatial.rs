@@ -335,22 +335,6 @@ impl<T: Real> Inertia<T> {
         }
     }
 
-    /// The same body's inertia in frame A, given `x = ᴮX_A` (this one in B): centre of mass
-    /// `r + Eᵀc`, rotational inertia `Eᵀ I_c E`; its [`Inertia::matrix`] is `Xᵀ I X`.
-    pub fn expressed_in(&self, x: &Transform<T>) -> Inertia<T> {
-        let e = &x.e;
-        let ie: Mat3<T> = std::array::from_fn(|i| {
-            std::array::from_fn(|j| (0..3).fold(c(0.0), |a, k| a + self.ic[i][k] * e[k][j]))
-        });
-        Inertia {
-            m: self.m,
-            com: add(x.r, mat_t_vec(e, self.com)),
-            ic: std::array::from_fn(|i| {
-                std::array::from_fn(|j| (0..3).fold(c(0.0), |a, k| a + e[k][i] * ie[k][j]))
-            }),
-        }
-    }
-
     /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]`.
     pub fn matrix(&self) -> Mat6<T> {
         let cx = skew(self.com);
@@ -366,6 +350,86 @@ impl<T: Real> Inertia<T> {
             out[i + 3][i + 3] = self.m;
         }
         out
+    }
+}
+
+/// A spatial inertia by its parameters about a frame's origin: mass `m`, first moment
+/// `h = m·c` and rotational inertia `Ī = I_c − m [c]×²` (what CRBA sums over subtrees without
+/// 6×6 products).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Composite<T> {
+    pub m: T,
+    pub h: Vec3<T>,
+    pub i: Mat3<T>,
+}
+
+impl<T: Real> Composite<T> {
+    /// A body's inertia about its frame's origin.
+    pub fn of(b: &Inertia<T>) -> Self {
+        let h = b.com.map(|x| x * b.m);
+        let s = skew(b.com);
+        let s2 = mat_mul(&s, &s);
+        Self {
+            m: b.m,
+            h,
+            i: std::array::from_fn(|r| std::array::from_fn(|k| b.ic[r][k] - s2[r][k] * b.m)),
+        }
+    }
+
+    /// `self + o` (both about the same origin, in the same axes).
+    pub fn add(&self, o: &Self) -> Self {
+        Self {
+            m: self.m + o.m,
+            h: add(self.h, o.h),
+            i: std::array::from_fn(|r| std::array::from_fn(|k| self.i[r][k] + o.i[r][k])),
+        }
+    }
+
+    /// The same inertia in frame A, given `x = ᴮX_A` (this one in B), about A's origin:
+    /// `h_A = m r + Eᵀh`, `Ī_A = EᵀĪE − m[r]×² − [r]×[h']× − [h']×[r]×` with `h' = Eᵀh`.
+    pub fn expressed_in(&self, x: &Transform<T>) -> Self {
+        let e = &x.e;
+        let hp = mat_t_vec(e, self.h);
+        let ie: Mat3<T> = std::array::from_fn(|r| {
+            std::array::from_fn(|k| (0..3).fold(c(0.0), |a, j| a + self.i[r][j] * e[j][k]))
+        });
+        let (sr, sh) = (skew(x.r), skew(hp));
+        let (rr, rh, hr) = (mat_mul(&sr, &sr), mat_mul(&sr, &sh), mat_mul(&sh, &sr));
+        Self {
+            m: self.m,
+            h: add(x.r.map(|v| v * self.m), hp),
+            i: std::array::from_fn(|r| {
+                std::array::from_fn(|k| {
+                    (0..3).fold(c::<T>(0.0), |a, j| a + e[j][r] * ie[j][k])
+                        - rr[r][k] * self.m
+                        - rh[r][k]
+                        - hr[r][k]
+                })
+            }),
+        }
+    }
+
+    /// The 6×6 matrix `[[Ī, [h]×], [[h]×ᵀ, m 1]]` (= [`Inertia::matrix`] of the same body).
+    pub fn matrix(&self) -> Mat6<T> {
+        let hx = skew(self.h);
+        let mut out = [[c(0.0); 6]; 6];
+        for r in 0..3 {
+            for k in 0..3 {
+                out[r][k] = self.i[r][k];
+                out[r][k + 3] = hx[r][k];
+                out[r + 3][k] = hx[k][r];
+            }
+            out[r + 3][r + 3] = self.m;
+        }
+        out
+    }
+
+    /// `I v`: `n = Īω + h × v`, `f = m v − h × ω`.
+    pub fn apply(&self, v: &Motion<T>) -> Force<T> {
+        Force {
+            n: add(mat_vec(&self.i, v.w), cross(self.h, v.v)),
+            f: sub(v.v.map(|x| x * self.m), cross(self.h, v.w)),
+        }
     }
 }
 
@@ -455,4 +519,39 @@ pub(crate) fn solve_small<T: Real>(a: &[Vec<T>], b: &[T]) -> Option<Vec<T>> {
         }
     }
     Some(m.into_iter().map(|r| r[n]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A composite carried into another frame equals the 6×6 congruence `Xᵀ I X`, and its
+    /// `apply` the matrix's product.
+    #[test]
+    fn composite_transform_equals_the_congruence() {
+        let body: Inertia<f64> = Inertia {
+            m: 1.7,
+            com: [0.1, -0.3, 0.25],
+            ic: [[0.3, 0.02, -0.01], [0.02, 0.25, 0.03], [-0.01, 0.03, 0.2]],
+        };
+        let x: Transform<f64> = Transform {
+            e: axis_angle([0.48, 0.6, 0.64], 0.9),
+            r: [0.4, -0.2, 0.7],
+        };
+        let want = congruence(&x.matrix(), &body.matrix());
+        let got = Composite::of(&body).expressed_in(&x);
+        let m = got.matrix();
+        let v = Motion {
+            w: [0.3, -1.1, 0.4],
+            v: [0.9, 0.2, -0.5],
+        };
+        let f = got.apply(&v).array();
+        let mv = mat6_vec(&m, v.array());
+        for r in 0..6 {
+            assert!((f[r] - mv[r]).abs() < 1e-14, "apply row {r}");
+            for k in 0..6 {
+                assert!((m[r][k] - want[r][k]).abs() < 1e-14, "({r}, {k})");
+            }
+        }
+    }
 }
