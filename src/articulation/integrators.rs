@@ -5,14 +5,18 @@
 //! - [`Scheme::ImplicitEuler`]: `v₁` solves the inverse-dynamics residual
 //!   `G(v₁) = RNEA(q₁, v₁, (v₁ − v)/h) − τ(q₁, v₁, u) = 0`, `q₁ = q ⊕ h v₁`, by Newton with a
 //!   dense LU (the matrix `∂G/∂v₁ = M/h + ∂RNEA/∂v + h ∂RNEA/∂q·J_⊕ − ∂τ/∂v₁` is not
-//!   symmetric): drives, limits and damping are fully implicit.
+//!   symmetric) kept across iterations with Broyden updates: drives, limits, damping and
+//!   contact are fully implicit.
 //!
 //! `u` are the per-step controls, `τ` the joint forces of [`super::actuation`] (drives,
-//! limits, damping). The adjoint of the
+//! limits, damping) and [`super::contact`]. The adjoint of the
 //! semi-implicit step is the transposed Jacobian of the step; that of the implicit step is the
 //! implicit-function theorem, `Aᵀλ = v̄₁ + h J_δᵀ q̄₁`, `p̄ = −(∂G/∂p)ᵀλ`, with `A` factorised
-//! once more at the converged `v₁`. All Jacobians are exact, by one dual-number pass per
-//! tangent direction. Configuration bars live in the tangent space at their configuration.
+//! once more at the converged `v₁`. All Jacobians are exact: the analytic RNEA and ABA
+//! derivatives, the contact partials (closed form, dual passes for carried shapes), and one
+//! dual-number pass per direction for the joint-force laws (diagonal: one pass in all) and the
+//! exponential map (per joint block). Configuration bars live in the tangent space at their
+//! configuration.
 
 use super::Real;
 use super::actuation::joint_forces;
