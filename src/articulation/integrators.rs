@@ -236,8 +236,9 @@ impl<'a> JointStepper<'a> {
             .collect()
     }
 
-    /// `(∂τ/∂q, ∂τ/∂v)` of the joint forces at `(q, v, u)` (`q` in the tangent space), one
-    /// cheap dual pass of the force law per direction.
+    /// `(∂τ/∂q, ∂τ/∂v)` of the joint forces at `(q, v, u)` (`q` in the tangent space): the
+    /// diagonal drive, limit and damping laws by one dual pass each, the contacts'
+    /// [`contact_partials`].
     fn force_partials(&self, q: &[f64], v: &[f64], u: &[f64]) -> (Matrix, Matrix) {
         let m = self.model;
         let nv = v.len();
