@@ -7,13 +7,13 @@
 //! point, so momentum is exchanged, never made.
 //!
 //! The law is evaluated once in `f64` with its exact Jacobians. [`contact_partials`] gives
-//! `∂τ/∂q` and `∂τ/∂v` of the static contacts in closed form from one kinematics pass (what the
-//! steppers use) and those of carried shapes by one dual-number pass per direction; in dual
-//! numbers the force carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so a dual pass of
-//! [`contact_forces`] differentiates it exactly (what the tests check the closed form against).
+//! `∂τ/∂q` and `∂τ/∂v` in closed form from one kinematics pass (what the steppers use); in
+//! dual numbers the force carries `∂f/∂x·ẋ + ∂f/∂v·v̇` as its derivative part, so a dual pass
+//! of [`contact_forces`] differentiates it exactly (what the tests check the closed form
+//! against).
 
 use super::Real;
-use super::dynamics::{Kinematics, integrate, kinematics, placements_from};
+use super::dynamics::{Kinematics, kinematics, placements_from};
 use super::model::Articulation;
 use super::spatial::{Force, Matrix, Motion, Transform, Vec3, c, cross};
 use crate::solids::contact::{Contact, Shape, force};
@@ -176,8 +176,7 @@ fn pair_forces<T: ContactScalar>(
 }
 
 /// Adds the contact forces' partials at `(q, v)` to `dq` (`∂τ/∂q`, tangent space) and `dv`
-/// (`∂τ/∂v`), both `nv × nv`: the static shapes' in closed form, the carried shapes' by one
-/// dual-number pass per direction.
+/// (`∂τ/∂v`), both `nv × nv`, in closed form (the carried shapes' in `carried_partials`).
 ///
 /// For a point at world `x` on link `L`, with world motion columns `J_k` of the dofs on its
 /// path from the root and point columns `u_k = J_k.v + J_k.ω × x` (so `ẋ = Σ u_k v_k`,
@@ -196,25 +195,11 @@ pub fn contact_partials(
     dq: &mut Matrix,
     dv: &mut Matrix,
 ) {
+    let fr = Frames::new(m, q, v);
     if !contact.link_shapes.is_empty() {
-        carried_partials(m, contact, q, v, dq, dv);
+        carried_partials(m, contact, &fr, dq, dv);
     }
-    let k = kinematics(m, q);
-    let motion = link_motion(m, &k, v);
-    let offsets = m.offsets();
-    // World velocities of the links and world columns of every dof.
-    let world_v: Vec<Motion<f64>> = motion.iter().map(|(x, vi)| x.inv_motion(vi)).collect();
-    let mut columns: Vec<Vec<Motion<f64>>> = Vec::with_capacity(m.links.len());
-    for (i, (x, _)) in motion.iter().enumerate() {
-        columns.push(k.s[i].iter().map(|s| x.inv_motion(s)).collect());
-    }
-    let at = |mo: &Motion<f64>, x: [f64; 3]| -> [f64; 3] {
-        let w = cross(mo.w, x);
-        std::array::from_fn(|a| mo.v[a] + w[a])
-    };
-    let dot3 = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-    let mat3 =
-        |m: &[[f64; 3]; 3], x: [f64; 3]| -> [f64; 3] { std::array::from_fn(|a| dot3(m[a], x)) };
+    let (motion, world_v) = (&fr.motion, &fr.world_v);
     // The points grouped by link: they share the path from the root.
     let mut by_link: Vec<Vec<(Vec3<f64>, f64)>> = vec![Vec::new(); m.links.len()];
     for &(link, p, radius) in &contact.points {
@@ -230,21 +215,7 @@ pub fn contact_partials(
         if points.is_empty() {
             continue;
         }
-        // Per dof on the path root → link: (dof, its column, the parent's world velocity,
-        // its link's depth).
-        let mut path = Vec::new();
-        let mut node = Some(link);
-        while let Some(i) = node {
-            path.push(i);
-            node = m.links[i].parent;
-        }
-        let mut chain: Vec<(usize, Motion<f64>, Motion<f64>, usize)> = Vec::new();
-        for (depth, &i) in path.iter().rev().enumerate() {
-            let parent_v = m.links[i].parent.map_or(Motion::zero(), |pa| world_v[pa]);
-            for (col, s) in columns[i].iter().enumerate() {
-                chain.push((offsets[i].1 + col, *s, parent_v, depth));
-            }
-        }
+        let chain = fr.path(m, link);
         // Per j, summed over the link's points, as wrenches that the columns J_k take:
         // `[x × w; w]` for `u_k·w`, `[u_j × f; 0]` for `J_k.ω·(u_j × f)`, and `J_j ×* F`.
         let zero = Force::<f64>::zero();
@@ -320,28 +291,220 @@ pub fn contact_partials(
     }
 }
 
-/// The carried shapes' part of [`contact_partials`]: one dual pass per direction.
+/// What the partials need of the tree at `(q, v)`, world frame: per link `ⁱX_0` and its own
+/// velocity, its world velocity, and the world columns of its joint.
+struct Frames {
+    motion: Vec<(Transform<f64>, Motion<f64>)>,
+    world_v: Vec<Motion<f64>>,
+    columns: Vec<Vec<Motion<f64>>>,
+    offsets: Vec<(usize, usize)>,
+}
+
+impl Frames {
+    fn new(m: &Articulation, q: &[f64], v: &[f64]) -> Self {
+        let k = kinematics(m, q);
+        let motion = link_motion(m, &k, v);
+        let world_v = motion.iter().map(|(x, vi)| x.inv_motion(vi)).collect();
+        let columns = motion
+            .iter()
+            .zip(&k.s)
+            .map(|((x, _), s)| s.iter().map(|c| x.inv_motion(c)).collect())
+            .collect();
+        Self {
+            motion,
+            world_v,
+            columns,
+            offsets: m.offsets(),
+        }
+    }
+
+    /// Per dof on the path root → `link`: (dof, its world column, the world velocity of its
+    /// link's parent, its link's depth on the path).
+    fn path(&self, m: &Articulation, link: usize) -> Vec<(usize, Motion<f64>, Motion<f64>, usize)> {
+        let mut path = Vec::new();
+        let mut node = Some(link);
+        while let Some(i) = node {
+            path.push(i);
+            node = m.links[i].parent;
+        }
+        let mut chain = Vec::new();
+        for (depth, &i) in path.iter().rev().enumerate() {
+            let parent_v = m.links[i]
+                .parent
+                .map_or(Motion::zero(), |pa| self.world_v[pa]);
+            for (col, s) in self.columns[i].iter().enumerate() {
+                chain.push((self.offsets[i].1 + col, *s, parent_v, depth));
+            }
+        }
+        chain
+    }
+}
+
+/// `m(x) = m.v + m.ω × x`: a world twist's velocity at the point `x`.
+fn at(mo: &Motion<f64>, x: [f64; 3]) -> [f64; 3] {
+    let w = cross(mo.w, x);
+    std::array::from_fn(|a| mo.v[a] + w[a])
+}
+
+fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn mat3(k: &[[f64; 3]; 3], x: [f64; 3]) -> [f64; 3] {
+    std::array::from_fn(|a| dot3(k[a], x))
+}
+
+/// `Eᵀ K E` (a carrier's local Jacobian in world axes).
+fn to_world(e: &[[f64; 3]; 3], k: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            (0..3)
+                .map(|a| e[a][r] * (0..3).map(|b| k[a][b] * e[b][c]).sum::<f64>())
+                .sum()
+        })
+    })
+}
+
+/// A dof on the path of a point's link or of a carrier's: its world column, the world velocity
+/// of its link's parent, and its link's depth on either path.
+struct PairDof {
+    dof: usize,
+    column: Motion<f64>,
+    parent_v: Motion<f64>,
+    on_a: Option<usize>,
+    on_b: Option<usize>,
+}
+
+impl PairDof {
+    /// `(a, b)`: 1 where the dof is on the point's (`a`) or the carrier's (`b`) path.
+    fn signs(&self) -> (f64, f64) {
+        let one = |d: Option<usize>| f64::from(u8::from(d.is_some()));
+        (one(self.on_a), one(self.on_b))
+    }
+}
+
+/// The carried shapes' part of [`contact_partials`], in closed form. A point at `x` on link
+/// `A` against a shape of link `B`: with `a_j`, `b_j` whether dof `j` is on `A`'s or `B`'s
+/// path, `c_j = a_j − b_j` (shared ancestors cancel) and `D_j = c_j J_j`, the joint forces are
+/// `τ_k = D_k(x)·f` and the law sees `y = E_B(x − r_B)`, `w = E_B(V_A − V_B)(x)`. Perturbing
+/// dof `j` moves `y` by `E_B D_j(x)`, turns the carrier by `b_j ω_j`, changes the relative
+/// twist by `a_j J_j × (V_A − V_λ(j)) − b_j J_j × (V_B − V_λ(j))` and the point by
+/// `a_j J_j(x)`, so (world-axis Jacobians `K_x = E_BᵀK_yE_B`, `K_v = E_BᵀK_wE_B`)
+/// `∂f/∂δ_j = b_j ω_j × f + K_x D_j(x) + K_v(−b_j ω_j × ẋ_rel + ∂V_rel(x) + a_j ω_rel × J_j(x))`
+/// and `∂τ_k/∂δ_j = c_k(D̂_k(x)·∂f/∂δ_j + J_k.ω·(a_j J_j(x) × f) − [j carries k] J_k·(J_j ×* F))`
+/// (`D̂_k = J_k`, the sign in `c_k`), `∂τ_k/∂v_j = c_k c_j J_k(x)·K_v J_j(x)`.
 fn carried_partials(
     m: &Articulation,
     contact: &JointContact,
-    q: &[f64],
-    v: &[f64],
+    fr: &Frames,
     dq: &mut Matrix,
     dv: &mut Matrix,
 ) {
-    let nv = v.len();
-    let lift = |x: &[f64]| -> Vec<Dual64> { x.iter().map(|&r| Dual64::from(r)).collect() };
-    let (ql, vl) = (lift(q), lift(v));
-    for k in 0..nv {
-        let e: Vec<Dual64> = (0..nv)
-            .map(|j| Dual64::new(0.0, f64::from(u8::from(j == k))))
-            .collect();
-        let moved: Vec<Dual64> = vl.iter().zip(&e).map(|(a, b)| *a + *b).collect();
-        let by_q = pair_forces(m, contact, &integrate(m, &ql, &e), &vl, false);
-        let by_v = pair_forces(m, contact, &ql, &moved, false);
-        for r in 0..nv {
-            dq[r][k] += by_q[r].eps;
-            dv[r][k] += by_v[r].eps;
+    let sub6 = |a: &Motion<f64>, b: &Motion<f64>| Motion {
+        w: std::array::from_fn(|r| a.w[r] - b.w[r]),
+        v: std::array::from_fn(|r| a.v[r] - b.v[r]),
+    };
+    for &(link, p, radius) in &contact.points {
+        let (xa, _) = &fr.motion[link];
+        let x: [f64; 3] =
+            std::array::from_fn(|a| xa.r[a] + (0..3).map(|b| xa.e[b][a] * p[b]).sum::<f64>());
+        let va = fr.world_v[link];
+        let path_a = fr.path(m, link);
+        for (carrier, shape) in &contact.link_shapes {
+            if *carrier == link {
+                continue;
+            }
+            let (xb, _) = &fr.motion[*carrier];
+            let vb = fr.world_v[*carrier];
+            let rel = sub6(&va, &vb);
+            let xd_rel = at(&rel, x);
+            let e = &xb.e;
+            let y: [f64; 3] = mat3(e, std::array::from_fn(|a| x[a] - xb.r[a]));
+            let w = mat3(e, xd_rel);
+            let inflated = if radius > 0.0 {
+                shape.inflated(radius)
+            } else {
+                shape.clone()
+            };
+            let (fl, ky, kw) = force(&contact.law, &inflated, y, w);
+            let f: [f64; 3] = std::array::from_fn(|a| (0..3).map(|b| e[b][a] * fl[b]).sum());
+            let (kx, kv) = (to_world(e, &ky), to_world(e, &kw));
+            if f.iter()
+                .chain(kx.iter().flatten())
+                .chain(kv.iter().flatten())
+                .all(|&z| z == 0.0)
+            {
+                continue;
+            }
+            let wrench = Force { n: cross(x, f), f };
+            // The union of both paths.
+            let path_b = fr.path(m, *carrier);
+            let mut dofs: Vec<PairDof> = path_a
+                .iter()
+                .map(|&(dof, column, parent_v, depth)| PairDof {
+                    dof,
+                    column,
+                    parent_v,
+                    on_a: Some(depth),
+                    on_b: path_b.iter().find(|t| t.0 == dof).map(|t| t.3),
+                })
+                .collect();
+            for &(dof, column, parent_v, depth) in &path_b {
+                if !dofs.iter().any(|t| t.dof == dof) {
+                    dofs.push(PairDof {
+                        dof,
+                        column,
+                        parent_v,
+                        on_a: None,
+                        on_b: Some(depth),
+                    });
+                }
+            }
+            // Per j: ∂f/∂δ_j, J_j(x), J_j ×* F.
+            let per_j: Vec<([f64; 3], [f64; 3], Force<f64>)> = dofs
+                .iter()
+                .map(|d| {
+                    let (jc, pv, (a, b)) = (&d.column, &d.parent_v, d.signs());
+                    let jx = at(jc, x);
+                    let dvrel = sub6(
+                        &jc.cross_motion(&sub6(&va, pv)).scale(a),
+                        &jc.cross_motion(&sub6(&vb, pv)).scale(b),
+                    );
+                    let turn_f = cross(jc.w, f);
+                    let turn_v = cross(jc.w, xd_rel);
+                    let spin = cross(rel.w, jx);
+                    let dvx = at(&dvrel, x);
+                    let kxd = mat3(&kx, jx.map(|z| z * (a - b)));
+                    let kvd = mat3(
+                        &kv,
+                        std::array::from_fn(|r| -b * turn_v[r] + dvx[r] + a * spin[r]),
+                    );
+                    let df = std::array::from_fn(|r| b * turn_f[r] + kxd[r] + kvd[r]);
+                    (df, jx, jc.cross_force(&wrench))
+                })
+                .collect();
+            for k in &dofs {
+                let (ka, kb) = k.signs();
+                let ck = ka - kb;
+                if ck == 0.0 {
+                    continue;
+                }
+                let (jk, jkx) = (&k.column, at(&k.column, x));
+                for (j, (df, jx, carried)) in dofs.iter().zip(&per_j) {
+                    let (a, b) = j.signs();
+                    let carries = match (k.on_a, j.on_a, k.on_b, j.on_b) {
+                        (Some(dk), Some(dj), _, _) if dj <= dk => true,
+                        (_, _, Some(dk), Some(dj)) => dj <= dk,
+                        _ => false,
+                    };
+                    let mut g = dot3(jkx, *df) + dot3(jk.w, cross(jx.map(|z| z * a), f));
+                    if carries {
+                        g -= jk.dot(carried);
+                    }
+                    dq[k.dof][j.dof] += ck * g;
+                    dv[k.dof][j.dof] += ck * (a - b) * dot3(jkx, mat3(&kv, *jx));
+                }
+            }
         }
     }
 }
