@@ -87,28 +87,9 @@ pub fn contact_forces<T: ContactScalar>(
     q: &[T],
     v: &[T],
 ) -> Vec<T> {
-    pair_forces(m, contact, q, v, true)
-}
-
-/// The joint forces of the contacts with carried shapes and, if `with_static`, with the
-/// static ones.
-fn pair_forces<T: ContactScalar>(
-    m: &Articulation,
-    contact: &JointContact,
-    q: &[T],
-    v: &[T],
-    with_static: bool,
-) -> Vec<T> {
     let k = kinematics(m, q);
     let motion = link_motion(m, &k, v);
     let mut f: Vec<Force<T>> = vec![Force::zero(); m.links.len()];
-    let ball = |shape: &Shape, radius: f64| {
-        if radius > 0.0 {
-            shape.inflated(radius)
-        } else {
-            shape.clone()
-        }
-    };
     // `Eᵀy` and `Ey` for a link's rotation.
     let et = |e: &[[T; 3]; 3], y: [T; 3]| -> [T; 3] {
         std::array::from_fn(|a| (0..3).fold(c(0.0), |s, b| s + e[b][a] * y[b]))
@@ -128,12 +109,11 @@ fn pair_forces<T: ContactScalar>(
         let xw: [T; 3] = std::array::from_fn(|a| x0.r[a] + ep[a]);
         let vw = et(&x0.e, local_v);
         // World forces on the point.
-        let mut on_point: Vec<[T; 3]> = Vec::new();
-        if with_static {
-            for shape in &contact.shapes {
-                on_point.push(T::force(&contact.law, &ball(shape, radius), xw, vw));
-            }
-        }
+        let mut on_point: Vec<[T; 3]> = contact
+            .shapes
+            .iter()
+            .map(|shape| T::force(&contact.law, &ball(shape, radius), xw, vw))
+            .collect();
         for (carrier, shape) in &contact.link_shapes {
             if *carrier == link {
                 continue;
@@ -228,16 +208,11 @@ pub fn contact_partials(
         let vl = world_v[link];
         let mut touched = false;
         for &(p, radius) in points {
-            let x: [f64; 3] =
-                std::array::from_fn(|a| x0.r[a] + (0..3).map(|b| x0.e[b][a] * p[b]).sum::<f64>());
+            let x = world_of(x0, p);
             let xd = at(&vl, x);
             let (mut f, mut kx, mut kv) = ([0.0; 3], [[0.0; 3]; 3], [[0.0; 3]; 3]);
             for shape in &contact.shapes {
-                let (fs, jx, jv) = if radius > 0.0 {
-                    force(&contact.law, &shape.inflated(radius), x, xd)
-                } else {
-                    force(&contact.law, shape, x, xd)
-                };
+                let (fs, jx, jv) = force(&contact.law, &ball(shape, radius), x, xd);
                 for a in 0..3 {
                     f[a] += fs[a];
                     for b in 0..3 {
@@ -257,11 +232,7 @@ pub fn contact_partials(
             let wrench = Force { n: cross(x, f), f };
             for (j, (_, jc, pv, _)) in chain.iter().enumerate() {
                 let uj = at(jc, x);
-                let rel = Motion {
-                    w: std::array::from_fn(|a| vl.w[a] - pv.w[a]),
-                    v: std::array::from_fn(|a| vl.v[a] - pv.v[a]),
-                };
-                let turn = at(&jc.cross_motion(&rel), x);
+                let turn = at(&jc.cross_motion(&vl.sub(pv)), x);
                 let spin = cross(vl.w, uj);
                 let dxd: [f64; 3] = std::array::from_fn(|a| turn[a] + spin[a]);
                 let (kxu, kvd) = (mat3(&kx, uj), mat3(&kv, dxd));
@@ -340,6 +311,20 @@ impl Frames {
     }
 }
 
+/// What a ball of `radius` about a point touches of `shape` (the shape itself for 0).
+fn ball(shape: &Shape, radius: f64) -> Shape {
+    if radius > 0.0 {
+        shape.inflated(radius)
+    } else {
+        shape.clone()
+    }
+}
+
+/// The world position `r + Eᵀp` of the point `p` of a link placed at `x0 = ⁱX_0`.
+fn world_of(x0: &Transform<f64>, p: Vec3<f64>) -> [f64; 3] {
+    std::array::from_fn(|a| x0.r[a] + (0..3).map(|b| x0.e[b][a] * p[b]).sum::<f64>())
+}
+
 /// `m(x) = m.v + m.ω × x`: a world twist's velocity at the point `x`.
 fn at(mo: &Motion<f64>, x: [f64; 3]) -> [f64; 3] {
     let w = cross(mo.w, x);
@@ -400,14 +385,9 @@ fn carried_partials(
     dq: &mut Matrix,
     dv: &mut Matrix,
 ) {
-    let sub6 = |a: &Motion<f64>, b: &Motion<f64>| Motion {
-        w: std::array::from_fn(|r| a.w[r] - b.w[r]),
-        v: std::array::from_fn(|r| a.v[r] - b.v[r]),
-    };
     for &(link, p, radius) in &contact.points {
         let (xa, _) = &fr.motion[link];
-        let x: [f64; 3] =
-            std::array::from_fn(|a| xa.r[a] + (0..3).map(|b| xa.e[b][a] * p[b]).sum::<f64>());
+        let x = world_of(xa, p);
         let va = fr.world_v[link];
         let path_a = fr.path(m, link);
         for (carrier, shape) in &contact.link_shapes {
@@ -416,17 +396,12 @@ fn carried_partials(
             }
             let (xb, _) = &fr.motion[*carrier];
             let vb = fr.world_v[*carrier];
-            let rel = sub6(&va, &vb);
+            let rel = va.sub(&vb);
             let xd_rel = at(&rel, x);
             let e = &xb.e;
             let y: [f64; 3] = mat3(e, std::array::from_fn(|a| x[a] - xb.r[a]));
             let w = mat3(e, xd_rel);
-            let inflated = if radius > 0.0 {
-                shape.inflated(radius)
-            } else {
-                shape.clone()
-            };
-            let (fl, ky, kw) = force(&contact.law, &inflated, y, w);
+            let (fl, ky, kw) = force(&contact.law, &ball(shape, radius), y, w);
             let f: [f64; 3] = std::array::from_fn(|a| (0..3).map(|b| e[b][a] * fl[b]).sum());
             let (kx, kv) = (to_world(e, &ky), to_world(e, &kw));
             if f.iter()
@@ -466,10 +441,10 @@ fn carried_partials(
                 .map(|d| {
                     let (jc, pv, (a, b)) = (&d.column, &d.parent_v, d.signs());
                     let jx = at(jc, x);
-                    let dvrel = sub6(
-                        &jc.cross_motion(&sub6(&va, pv)).scale(a),
-                        &jc.cross_motion(&sub6(&vb, pv)).scale(b),
-                    );
+                    let dvrel = jc
+                        .cross_motion(&va.sub(pv))
+                        .scale(a)
+                        .sub(&jc.cross_motion(&vb.sub(pv)).scale(b));
                     let turn_f = cross(jc.w, f);
                     let turn_v = cross(jc.w, xd_rel);
                     let spin = cross(rel.w, jx);

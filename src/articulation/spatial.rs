@@ -151,6 +151,13 @@ impl<T: Real> Motion<T> {
         }
     }
 
+    pub fn sub(&self, o: &Self) -> Self {
+        Self {
+            w: sub(self.w, o.w),
+            v: sub(self.v, o.v),
+        }
+    }
+
     pub fn scale(&self, s: T) -> Self {
         Self {
             w: self.w.map(|x| x * s),
