@@ -342,21 +342,9 @@ impl<T: Real> Inertia<T> {
         }
     }
 
-    /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]`.
+    /// The 6×6 matrix `[[I_c + m c×c×ᵀ, m c×], [m c×ᵀ, m 1]]` ([`Composite::matrix`] of it).
     pub fn matrix(&self) -> Mat6<T> {
-        let cx = skew(self.com);
-        let mut out = [[c(0.0); 6]; 6];
-        for i in 0..3 {
-            for j in 0..3 {
-                // c×c×ᵀ = −c×c×.
-                let cc = cx[i][0] * cx[0][j] + cx[i][1] * cx[1][j] + cx[i][2] * cx[2][j];
-                out[i][j] = self.ic[i][j] - cc * self.m;
-                out[i][j + 3] = cx[i][j] * self.m;
-                out[i + 3][j] = cx[j][i] * self.m;
-            }
-            out[i + 3][i + 3] = self.m;
-        }
-        out
+        Composite::of(self).matrix()
     }
 }
 
@@ -416,7 +404,7 @@ impl<T: Real> Composite<T> {
         }
     }
 
-    /// The 6×6 matrix `[[Ī, [h]×], [[h]×ᵀ, m 1]]` (= [`Inertia::matrix`] of the same body).
+    /// The 6×6 matrix `[[Ī, [h]×], [[h]×ᵀ, m 1]]`.
     pub fn matrix(&self) -> Mat6<T> {
         let hx = skew(self.h);
         let mut out = [[c(0.0); 6]; 6];
