@@ -21,7 +21,7 @@
 use super::Real;
 use super::actuation::joint_forces;
 use super::analytic::rnea_partials;
-use super::contact::{ContactScalar, JointContact, contact_forces, contact_partials};
+use super::contact::{JointContact, contact_forces, contact_partials};
 use super::derivatives::aba_derivatives;
 use super::dynamics::{aba, crba, difference, integrate, rnea, rnea_with};
 use super::model::Articulation;
@@ -192,7 +192,7 @@ impl<'a> JointStepper<'a> {
     }
 
     /// The joint forces: drives, limits and damping, plus the contacts'.
-    fn applied<T: ContactScalar>(&self, q: &[T], v: &[T], u: &[T]) -> Vec<T> {
+    fn applied(&self, q: &[f64], v: &[f64], u: &[f64]) -> Vec<f64> {
         let mut tau = joint_forces(self.model, q, v, u);
         if let Some(c) = &self.contact {
             for (t, f) in tau.iter_mut().zip(contact_forces(self.model, c, q, v)) {
@@ -202,37 +202,24 @@ impl<'a> JointStepper<'a> {
         tau
     }
 
-    fn semi_implicit<T: ContactScalar>(
-        &self,
-        q: &[T],
-        v: &[T],
-        u: &[T],
-    ) -> Option<(Vec<T>, Vec<T>)> {
+    fn semi_implicit(&self, q: &[f64], v: &[f64], u: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
         let m = self.model;
         let qdd = aba(m, q, v, &self.applied(q, v, u))?;
-        let v1: Vec<T> = v
-            .iter()
-            .zip(&qdd)
-            .map(|(&vi, &a)| vi + a * self.h)
-            .collect();
-        let d: Vec<T> = v1.iter().map(|&x| x * self.h).collect();
+        let v1: Vec<f64> = v.iter().zip(&qdd).map(|(vi, a)| vi + a * self.h).collect();
+        let d: Vec<f64> = v1.iter().map(|x| x * self.h).collect();
         Some((integrate(m, q, &d), v1))
     }
 
-    /// The implicit residual `G(v₁; q, v, u)` in any scalar.
-    fn residual<T: ContactScalar>(&self, q: &[T], v: &[T], u: &[T], v1: &[T]) -> Vec<T> {
+    /// The implicit residual `G(v₁; q, v, u)`.
+    fn residual(&self, q: &[f64], v: &[f64], u: &[f64], v1: &[f64]) -> Vec<f64> {
         let h = self.h;
-        let d: Vec<T> = v1.iter().map(|&x| x * h).collect();
-        let a: Vec<T> = v1
-            .iter()
-            .zip(v)
-            .map(|(&x, &y)| (x - y) / T::from(h))
-            .collect();
+        let d: Vec<f64> = v1.iter().map(|x| x * h).collect();
+        let a: Vec<f64> = v1.iter().zip(v).map(|(x, y)| (x - y) / h).collect();
         let q1 = integrate(self.model, q, &d);
         let tau = rnea(self.model, &q1, v1, &a);
         tau.iter()
             .zip(self.applied(&q1, v1, u))
-            .map(|(&t, f)| t - f)
+            .map(|(t, f)| t - f)
             .collect()
     }
 
