@@ -176,7 +176,7 @@ fn bad_mjcf_files_are_refused() {
         // is not a plane, a body geom that is neither sphere nor capsule.
         (
             "<mujoco><worldbody><geom name='floor' type='plane' size='1 1 1'/><body><joint/><geom name='ball' size='0.1'/></body></worldbody><contact><pair geom1='ball' geom2='ground'/></contact></mujoco>",
-            "'ball'–'ground'",
+            "'ball'–'ground': no named geom 'ground'",
         ),
         (
             "<mujoco><worldbody><geom name='wall' type='box' size='1 1 1'/><body><joint/><geom name='ball' size='0.1'/></body></worldbody><contact><pair geom1='ball' geom2='wall'/></contact></mujoco>",

@@ -43,6 +43,12 @@ pub(super) fn read_pairs(
         let name = |k: &str| pair.attrs.get(k).cloned().unwrap_or_default();
         let (g1, g2) = (name("geom1"), name("geom2"));
         let label = format!("'{g1}'–'{g2}'");
+        if let Some(g) = [&g1, &g2]
+            .into_iter()
+            .find(|g| !bodies.contains_key(*g) && !world.contains_key(*g))
+        {
+            return fail(format!("contact pair {label}: no named geom '{g}'"));
+        }
         let rolling = |a: &HashMap<String, String>| {
             matches!(
                 a.get("type").map_or("sphere", String::as_str),
