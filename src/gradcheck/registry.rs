@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 47] = [
+pub const CHECKS: [&str; 49] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -57,6 +57,8 @@ pub const CHECKS: [&str; 47] = [
     "rigid-semi-implicit-mesh",
     "rigid-euler-mesh",
     "rigid-midpoint",
+    "rigid-semi-implicit-capsules",
+    "rigid-euler-capsules",
     "rigid-coupled-attachments",
     "rigid-coupled-contact",
     "articulation-semi-implicit",

@@ -18,6 +18,7 @@ pub mod differentiated;
 mod implicit;
 pub mod model;
 pub mod pairs;
+pub mod sliding;
 pub mod semi_implicit;
 pub mod so3;
 

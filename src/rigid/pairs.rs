@@ -4,10 +4,11 @@
 //! Which directed pairs count ([`contact_pairs`]): B must have a signed distance (a sphere, a
 //! box or a capsule); two spheres touch once (the lower index's centre against the other); a
 //! box's corners are not tested against a sphere (the sphere's centre against the box covers
-//! it); a capsule is a target for spheres' centres only, and a capsule's cap centres are not
-//! tested against a sphere (the sphere's centre against the capsule covers it). Boxes and
-//! capsules meet through the capsule's cap centres against the box, so a box's edge against
-//! a capsule's side is not seen, nor are two capsules side by side.
+//! it); a capsule is a target for spheres' centres and other capsules' cap centres, and a
+//! capsule's cap centres are not tested against a sphere (the sphere's centre against the
+//! capsule covers it). A box's corners are not tested against a capsule: the capsule's axis
+//! against the box covers them, with its cap centres and the point that slides along it
+//! ([`super::sliding`]), which also meets box edges and other capsules' sides.
 //! The pairs that act in a step are frozen at its start ([`active_pairs`]): those whose gap
 //! is below `40·s` plus twice the distance the two bodies can close in the step; farther
 //! points feel less than `e⁻⁴⁰` of the stiffness, which is left out.
@@ -39,7 +40,7 @@ pub fn contact_pairs(model: &RigidModel) -> Vec<(usize, usize)> {
                 && b.sdf.is_some()
                 && !(a.radius == 0.0 && sphere(b))
                 && !(sphere(a) && sphere(b) && ia > ib)
-                && (!capsule(b) || sphere(a))
+                && (!capsule(b) || sphere(a) || capsule(a))
                 && !(capsule(a) && sphere(b));
             if counts && !a.points.is_empty() {
                 out.push((ia, ib));
@@ -68,29 +69,13 @@ pub fn active_pairs(
     states: &[BodyState],
     h: f64,
 ) -> Vec<(usize, usize)> {
-    let bound: Vec<f64> = model
-        .bodies
-        .iter()
-        .map(|body| {
-            body.points
-                .iter()
-                .map(|p| so3::norm(*p))
-                .fold(0.0, f64::max)
-                + body.radius
-        })
-        .collect();
-    let reach: Vec<f64> = model
-        .bodies
-        .iter()
-        .zip(states)
-        .zip(&bound)
-        .map(|((body, s), r)| so3::norm(s.v) + so3::norm(s.w) * (r + extent(body)))
-        .collect();
+    let bound = bounds(model);
+    let reach = reaches(model, states);
     pairs
         .iter()
         .copied()
         .filter(|&(ia, ib)| {
-            let cut = 40.0 * model.contact.smoothing + 2.0 * h * (reach[ia] + reach[ib]);
+            let cut = activity_cut(model, h, reach[ia] + reach[ib]);
             let apart = so3::norm(sub(states[ia].c, states[ib].c));
             if apart - bound[ia] - extent(&model.bodies[ib]) >= cut {
                 return false;
@@ -101,6 +86,40 @@ pub fn active_pairs(
                 .any(|x| contact::distance(&shape, *x).0 < cut)
         })
         .collect()
+}
+
+/// Per body, the radius of the ball about its centre of mass that holds its contact points
+/// grown by its radius.
+fn bounds(model: &RigidModel) -> Vec<f64> {
+    model
+        .bodies
+        .iter()
+        .map(|body| {
+            body.points
+                .iter()
+                .map(|p| so3::norm(*p))
+                .fold(0.0, f64::max)
+                + body.radius
+        })
+        .collect()
+}
+
+/// Per body at `states`, the fastest speed (m/s) of a point of its contact points' ball or of
+/// its signed distance's.
+pub fn reaches(model: &RigidModel, states: &[BodyState]) -> Vec<f64> {
+    model
+        .bodies
+        .iter()
+        .zip(states)
+        .zip(bounds(model))
+        .map(|((body, s), r)| so3::norm(s.v) + so3::norm(s.w) * (r + extent(body)))
+        .collect()
+}
+
+/// The gap below which a contact acts in a step of length `h` whose two sides approach at
+/// up to `speed`: `40·s` plus twice the distance they can close in the step.
+pub fn activity_cut(model: &RigidModel, h: f64, speed: f64) -> f64 {
+    40.0 * model.contact.smoothing + 2.0 * h * speed
 }
 
 /// The half diagonal of a body's signed-distance shape (0 for a sphere's centre).

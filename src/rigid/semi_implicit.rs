@@ -15,6 +15,7 @@
 use super::body::{BodyState, RigidBody, StateBar};
 use super::model::{RigidModel, Wrench};
 use super::pairs;
+use super::sliding::{self, SlidingPoint, StepContacts, Target};
 use super::so3::{self, Quat};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
@@ -232,6 +233,7 @@ pub struct SemiImplicit<'a> {
     h: f64,
     obstacles: Vec<Vec<Shape>>,
     pairs: Vec<(usize, usize)>,
+    candidates: Vec<(usize, Target)>,
 }
 
 impl<'a> SemiImplicit<'a> {
@@ -239,20 +241,41 @@ impl<'a> SemiImplicit<'a> {
     pub fn new(model: &'a RigidModel, h: f64) -> Result<Self> {
         model.validate()?;
         super::check_dt(h)?;
+        let obstacles = super::body_obstacles(model);
+        let pairs = pairs::contact_pairs(model);
         Ok(Self {
             model,
             h,
-            obstacles: super::body_obstacles(model),
-            pairs: pairs::contact_pairs(model),
+            candidates: sliding::candidates(model, &pairs, &obstacles),
+            obstacles,
+            pairs,
         })
     }
 
     /// The external wrench of every body in step `n` plus the contact forces between bodies
-    /// at `states`, and the pairs that acted.
-    fn wrenches(&self, n: usize, states: &[BodyState]) -> (Vec<Wrench>, Vec<(usize, usize)>) {
+    /// and of the sliding points at `states`, and the contacts that acted.
+    fn wrenches(&self, n: usize, states: &[BodyState]) -> (Vec<Wrench>, StepContacts) {
         let mut w: Vec<Wrench> = (0..states.len()).map(|b| self.model.wrench(n, b)).collect();
-        let active = pairs::active_pairs(self.model, &self.pairs, states, self.h);
-        for &(ia, ib) in &active {
+        let active = StepContacts::at(
+            self.model,
+            (&self.pairs, &self.candidates),
+            &self.obstacles,
+            states,
+            self.h,
+        );
+        for sp in &active.sliding {
+            let (shape, sb) = sp.frame(self.model, &self.obstacles, states);
+            let p = pairs::pair_force(&self.model.contact, &shape, sp.point, &states[sp.body], sb);
+            let f = p.f.map(|x| sp.weight * x);
+            let ia = sp.body;
+            w[ia].f = so3::add(w[ia].f, f);
+            w[ia].t = so3::add(w[ia].t, so3::cross(p.a, f));
+            if let Target::Body(ib) = sp.target {
+                w[ib].f = sub(w[ib].f, f);
+                w[ib].t = sub(w[ib].t, so3::cross(p.d, f));
+            }
+        }
+        for &(ia, ib) in &active.pairs {
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for ab in &self.model.bodies[ia].points {
                 let p =
@@ -264,6 +287,54 @@ impl<'a> SemiImplicit<'a> {
             }
         }
         (w, active)
+    }
+
+    /// The VJP of a sliding point's weighted force `w·f` (in the wrenches whose bars are
+    /// `wrench_bars`): into the bars of the states (`prev`, with the rotation matrices' in
+    /// `rbars`) through the force, its point `p(t*)` and its weight `w`, and the friction's.
+    fn sliding_vjp(
+        &self,
+        sp: &SlidingPoint,
+        states: &[BodyState],
+        wrench_bars: &[Wrench],
+        (prev, rbars, friction): (&mut [RawBar], &mut [M3], &mut f64),
+    ) {
+        let (shape, sb) = sp.frame(self.model, &self.obstacles, states);
+        let ia = sp.body;
+        let sa = &states[ia];
+        let p = pairs::pair_force(&self.model.contact, &shape, sp.point, sa, sb);
+        let wa = wrench_bars[ia];
+        let wb = match sp.target {
+            Target::Body(ib) => wrench_bars[ib],
+            Target::Obstacle(_) => Wrench::default(),
+        };
+        let scale = |v: V3| v.map(|x| sp.weight * x);
+        let (ba, bb) = pairs::pair_force_vjp(
+            &p,
+            sp.point,
+            (sa, sb),
+            (scale(wa.f), scale(wa.t)),
+            (scale(wb.f), scale(wb.t)),
+        );
+        let weight_bar = dot(wa.f, p.f) + dot(wa.t, so3::cross(p.a, p.f))
+            - dot(wb.f, p.f)
+            - dot(wb.t, so3::cross(p.d, p.f));
+        *friction += ba.friction;
+        let start = sp.start_bars(ba.point, weight_bar);
+        let mut sides = vec![(ia, ba, &start[..6])];
+        if let Target::Body(ib) = sp.target {
+            sides.push((ib, bb, &start[6..]));
+        }
+        for (k, bar, moved) in sides {
+            let q = so3::quat_bar(states[k].q, [moved[3], moved[4], moved[5]]);
+            (0..3).for_each(|i| {
+                prev[k].c[i] += bar.c[i] + moved[i];
+                prev[k].v[i] += bar.v[i];
+                prev[k].w[i] += bar.w[i];
+                (0..3).for_each(|j| rbars[k][i][j] += bar.r[i][j]);
+            });
+            (0..4).for_each(|i| prev[k].q[i] += q[i]);
+        }
     }
 
     /// `steps` steps from `init`.
@@ -327,7 +398,11 @@ impl<'a> SemiImplicit<'a> {
             }
             // The pair forces were part of each body's wrench: their bars are the wrench bars.
             let mut rbars = vec![[[0.0; 3]; 3]; nb];
-            for &(ia, ib) in &active {
+            for sp in &active.sliding {
+                let bars = (&mut prev[..], &mut rbars[..], &mut grads.friction);
+                self.sliding_vjp(sp, states, &grads.wrenches[n], bars);
+            }
+            for &(ia, ib) in &active.pairs {
                 let shape = pairs::pair_shape(self.model, (ia, ib));
                 let (wa, wb) = (grads.wrenches[n][ia], grads.wrenches[n][ib]);
                 for (k, ab) in self.model.bodies[ia].points.iter().enumerate() {
@@ -348,7 +423,7 @@ impl<'a> SemiImplicit<'a> {
                 }
             }
             for (b, p) in prev.iter_mut().enumerate() {
-                if !active.is_empty() {
+                if !active.pairs.is_empty() || !active.sliding.is_empty() {
                     let qr = so3::to_matrix_vjp(states[b].q, &rbars[b]);
                     (0..4).for_each(|i| p.q[i] += qr[i]);
                 }

@@ -6,6 +6,7 @@ use super::{CoupledModel, CoupledState};
 use crate::error::{DiffsimError, Result};
 use crate::rigid::body::BodyState;
 use crate::rigid::pairs::extent;
+use crate::rigid::sliding::StepContacts;
 use crate::rigid::so3::{self, Quat};
 use crate::rigid::{Implicit as RigidImplicit, RigidScheme};
 use crate::solids::contact::{self, Shape};
@@ -30,8 +31,8 @@ pub struct Coupled<'a> {
 
 /// What a step froze at its start and keeps for its adjoint.
 pub(super) struct Tape {
-    /// The active body pairs.
-    pub pairs: Vec<(usize, usize)>,
+    /// The active body pairs and sliding points.
+    pub bodies: StepContacts,
     /// The active body–particle contacts `(particle, body)`.
     pub contacts: Vec<(usize, usize)>,
     /// The converged Newton matrix's LU.
@@ -184,7 +185,7 @@ impl<'a> Coupled<'a> {
         let bodies: Vec<usize> = (0..nb).collect();
         let (mut gb, mut kb, phib) =
             self.rigid
-                .potential_system(n, &bodies, &tape.pairs, &start.bodies, it);
+                .potential_system(n, &bodies, tape.bodies.as_slices(), &start.bodies, it);
         let mut phi = phis + phib;
         let rot: Vec<M3> = it.iter().map(|(_, q)| so3::to_matrix(*q)).collect();
         for (p, b, local) in self.coupling_terms((&tape.contacts, start), (x, it), &rot, project) {
@@ -297,7 +298,7 @@ impl<'a> Coupled<'a> {
     ) -> Result<(CoupledState, Tape, usize)> {
         let (m, h) = (self.model, self.h);
         let frozen = Frozen {
-            pairs: self.rigid.active_pairs(&start.bodies),
+            bodies: self.rigid.active_contacts(&start.bodies),
             contacts: self.active_contacts(start),
         };
         let lag = Lagged::new(&m.soft, n, &start.x, &start.v);
@@ -335,7 +336,7 @@ impl<'a> Coupled<'a> {
             if tiny_step || converged {
                 let state = self.finish(start, (x, it));
                 let tape = Tape {
-                    pairs: frozen.pairs,
+                    bodies: frozen.bodies,
                     contacts: frozen.contacts,
                     lu,
                 };
@@ -459,9 +460,10 @@ impl<'a> Coupled<'a> {
     }
 }
 
-/// What a step freezes at its start: the active body pairs and body–particle contacts.
+/// What a step freezes at its start: the active body pairs and sliding points, and the
+/// body–particle contacts.
 pub(super) struct Frozen {
-    pub pairs: Vec<(usize, usize)>,
+    pub bodies: StepContacts,
     pub contacts: Vec<(usize, usize)>,
 }
 

@@ -8,7 +8,8 @@ use crate::rigid::body::{BodyState, StateBar, mass_moment};
 use crate::rigid::model::Wrench;
 use crate::rigid::pairs;
 use crate::rigid::so3::{self, Quat};
-use crate::solids::contact;
+use crate::rigid::sliding::{SlidingPoint, StepContacts, Target};
+use crate::solids::contact::{self, Shape};
 use crate::solids::math::{M3, V3, dot, sub};
 use faer::Mat;
 use faer::linalg::solvers::{PartialPivLu, Solve};
@@ -19,15 +20,19 @@ pub(super) struct EulerTape {
     pub bodies: Vec<usize>,
     /// The active pairs inside the group (global indices).
     pub pairs: Vec<(usize, usize)>,
+    /// The sliding points of the group's capsules.
+    pub sliding: Vec<SlidingPoint>,
     /// The converged Newton matrix's LU (6k × 6k).
     pub lu: PartialPivLu<f64>,
 }
 
-/// Bodies that touch in a step (global indices) and their active pairs.
-pub(super) type Group = (Vec<usize>, Vec<(usize, usize)>);
+/// Bodies that touch in a step (global indices), their active pairs and sliding points.
+pub(super) type Group = (Vec<usize>, Vec<(usize, usize)>, Vec<SlidingPoint>);
 
-/// The groups of bodies joined by `active` pairs, each with its pairs.
-pub(super) fn groups(nb: usize, active: &[(usize, usize)]) -> Vec<Group> {
+/// The groups of bodies joined by `active` pairs, each with its pairs and the sliding
+/// points of its bodies.
+pub(super) fn groups(nb: usize, active: &StepContacts) -> Vec<Group> {
+    let (active, sliding) = (&active.pairs, &active.sliding);
     let mut root: Vec<usize> = (0..nb).collect();
     fn find(root: &mut [usize], mut i: usize) -> usize {
         while root[i] != i {
@@ -46,13 +51,17 @@ pub(super) fn groups(nb: usize, active: &[(usize, usize)]) -> Vec<Group> {
         let r = find(&mut root, b);
         if slot[r] == usize::MAX {
             slot[r] = out.len();
-            out.push((Vec::new(), Vec::new()));
+            out.push((Vec::new(), Vec::new(), Vec::new()));
         }
         out[slot[r]].0.push(b);
     }
     for &(a, b) in active {
         let r = find(&mut root, a);
         out[slot[r]].1.push((a, b));
+    }
+    for sp in sliding {
+        let r = find(&mut root, sp.body);
+        out[slot[r]].2.push(*sp);
     }
     out
 }
@@ -120,6 +129,20 @@ pub(crate) fn add_point(a: V3, gp: V3, hp: &M3, g: &mut [f64], k: &mut Mat<f64>,
     }
 }
 
+/// The contacts between bodies of a group in a step: its active pairs and sliding points.
+pub(crate) type Contacts<'a> = (&'a [(usize, usize)], &'a [SlidingPoint]);
+
+/// Where a pair point sits: the bodies `(ia, ib)`, their rows `(la, lb)` in the group and
+/// their iterates `(c, R)`.
+type PairAt<'a> = ((usize, usize), (usize, usize), (V3, &'a M3), (V3, &'a M3));
+
+/// A pair point's bodies `(ia, ib)`, their adjoints `(λ_c, λ_θ)` and the step's states.
+type PairAdjoint<'a> = (
+    (usize, usize),
+    ((V3, V3), (V3, V3)),
+    (&'a [BodyState], &'a [BodyState]),
+);
+
 /// A pair point's geometry at the iterate and at the step's start: `(a, d, x, xₙ, aₙ, dₙ)`.
 struct PairPoint {
     a: V3,
@@ -158,7 +181,7 @@ impl Implicit<'_> {
         &self,
         n: usize,
         bodies: &[usize],
-        active: &[(usize, usize)],
+        active: Contacts<'_>,
         start: &[BodyState],
         it: &[(V3, Quat)],
     ) -> (Vec<f64>, Mat<f64>, f64) {
@@ -175,7 +198,7 @@ impl Implicit<'_> {
         &self,
         n: usize,
         bodies: &[usize],
-        active: &[(usize, usize)],
+        (active, sliding): Contacts<'_>,
         start: &[BodyState],
         it: &[(V3, Quat)],
     ) -> (Vec<f64>, Mat<f64>, f64) {
@@ -185,7 +208,6 @@ impl Implicit<'_> {
         let mut g = vec![0.0; k6];
         let mut k = Mat::<f64>::zeros(k6, k6);
         let rot: Vec<M3> = it.iter().map(|(_, q)| so3::to_matrix(*q)).collect();
-        let cp = &self.model.contact;
         for (l, &b) in bodies.iter().enumerate() {
             let (body, s, o) = (&self.model.bodies[b], &start[b], 6 * l);
             let (m, c) = (body.mass, it[l].0);
@@ -211,16 +233,10 @@ impl Implicit<'_> {
                     k[(o + 3 + i, o + 3 + j)] = (tr * id - 0.5 * (bm[i][j] + bm[j][i])) / h2;
                 }
             }
-            let rn = so3::to_matrix(s.q);
             for ab in &body.points {
-                let a = so3::mat_vec(&rot[l], *ab);
-                let p = so3::add(c, a);
-                let pn = so3::add(s.c, so3::mat_vec(&rn, *ab));
-                for shape in &self.obstacles[b] {
-                    let (gp, hp) = pairs::local_terms(cp, shape, p, pn, h);
-                    add_point(a, gp, &hp, &mut g, &mut k, o);
-                    phi += pairs::local_potential(cp, shape, p, pn, h);
-                }
+                let at = (c, &rot[l], s, o);
+                let terms = (&mut g[..], &mut k, &mut phi);
+                self.obstacle_point(&self.obstacles[b], (*ab, 1.0), at, terms);
             }
         }
         let local = |b: usize| {
@@ -229,33 +245,83 @@ impl Implicit<'_> {
                 .position(|&x| x == b)
                 .expect("a pair inside its group")
         };
+        let iterate = |l: usize| (it[l].0, &rot[l]);
         for &(ia, ib) in active {
             let (la, lb) = (local(ia), local(ib));
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for ab in &self.model.bodies[ia].points {
-                let pp = pair_point(
-                    *ab,
-                    (it[la].0, &rot[la]),
-                    (it[lb].0, &rot[lb]),
-                    (&start[ia], &start[ib]),
-                );
-                let (gl, hl) = pairs::local_terms(cp, &shape, pp.x, pp.xn, h);
-                phi += pairs::local_potential(cp, &shape, pp.x, pp.xn, h);
-                let rb = &rot[lb];
-                let gy = so3::mat_vec(rb, gl);
-                let hy = so3::mat_mul(&so3::mat_mul(rb, &hl), &so3::transpose(rb));
-                let (mut g12, mut k12) = ([0.0; 12], [[0.0; 12]; 12]);
-                pairs::add_pair_terms(pp.a, pp.d, gy, &hy, &mut g12, &mut k12);
-                let at = |q: usize| if q < 6 { 6 * la + q } else { 6 * lb + q - 6 };
-                for r in 0..12 {
-                    g[at(r)] += g12[r];
-                    for c in 0..12 {
-                        k[(at(r), at(c))] += k12[r][c];
-                    }
+                let at = ((ia, ib), (la, lb), iterate(la), iterate(lb));
+                let terms = (&mut g[..], &mut k, &mut phi);
+                self.pair_point(&shape, (*ab, 1.0), at, start, terms);
+            }
+        }
+        for sp in sliding {
+            let (ia, la) = (sp.body, local(sp.body));
+            let terms = (&mut g[..], &mut k, &mut phi);
+            match sp.target {
+                Target::Body(ib) => {
+                    let lb = local(ib);
+                    let shape = pairs::pair_shape(self.model, (ia, ib));
+                    let at = ((ia, ib), (la, lb), iterate(la), iterate(lb));
+                    self.pair_point(&shape, (sp.point, sp.weight), at, start, terms);
+                }
+                Target::Obstacle(kk) => {
+                    let shapes = &self.obstacles[ia][kk..=kk];
+                    let at = (it[la].0, &rot[la], &start[ia], 6 * la);
+                    self.obstacle_point(shapes, (sp.point, sp.weight), at, terms);
                 }
             }
         }
         (g, k, phi)
+    }
+
+    /// Adds the weighted terms of body point `ab` against `shapes` at the iterate `(c, R)` of
+    /// the body (start state `s`, rows from `o`): gradient, Hessian and potential.
+    fn obstacle_point(
+        &self,
+        shapes: &[Shape],
+        (ab, weight): (V3, f64),
+        (c, rot, s, o): (V3, &M3, &BodyState, usize),
+        (g, k, phi): (&mut [f64], &mut Mat<f64>, &mut f64),
+    ) {
+        let (cp, h) = (&self.model.contact, self.h);
+        let a = so3::mat_vec(rot, ab);
+        let p = so3::add(c, a);
+        let pn = so3::add(s.c, so3::mat_vec(&so3::to_matrix(s.q), ab));
+        for shape in shapes {
+            let (gp, hp) = pairs::local_terms(cp, shape, p, pn, h);
+            let (gp, hp) = (gp.map(|x| weight * x), hp.map(|r| r.map(|x| weight * x)));
+            add_point(a, gp, &hp, g, k, o);
+            *phi += weight * pairs::local_potential(cp, shape, p, pn, h);
+        }
+    }
+
+    /// Adds the weighted terms of A's point `ab` against B's `shape` at the iterates of the
+    /// two bodies (global `(ia, ib)`, local `(la, lb)`).
+    fn pair_point(
+        &self,
+        shape: &Shape,
+        (ab, weight): (V3, f64),
+        ((ia, ib), (la, lb), (ca, ra), (cb, rb)): PairAt<'_>,
+        start: &[BodyState],
+        (g, k, phi): (&mut [f64], &mut Mat<f64>, &mut f64),
+    ) {
+        let (cp, h) = (&self.model.contact, self.h);
+        let pp = pair_point(ab, (ca, ra), (cb, rb), (&start[ia], &start[ib]));
+        let (gl, hl) = pairs::local_terms(cp, shape, pp.x, pp.xn, h);
+        *phi += weight * pairs::local_potential(cp, shape, pp.x, pp.xn, h);
+        let gy = so3::mat_vec(rb, gl).map(|x| weight * x);
+        let hy = so3::mat_mul(&so3::mat_mul(rb, &hl), &so3::transpose(rb))
+            .map(|r| r.map(|x| weight * x));
+        let (mut g12, mut k12) = ([0.0; 12], [[0.0; 12]; 12]);
+        pairs::add_pair_terms(pp.a, pp.d, gy, &hy, &mut g12, &mut k12);
+        let at = |q: usize| if q < 6 { 6 * la + q } else { 6 * lb + q - 6 };
+        for r in 0..12 {
+            g[at(r)] += g12[r];
+            for c in 0..12 {
+                k[(at(r), at(c))] += k12[r][c];
+            }
+        }
     }
 
     /// The connection term `−½[g_Φ]×` of each re-centred rotation (from the potential part
@@ -286,8 +352,7 @@ impl Implicit<'_> {
     pub(super) fn euler_step(
         &self,
         n: usize,
-        bodies: Vec<usize>,
-        active: Vec<(usize, usize)>,
+        (bodies, active, sliding): Group,
         start: &[BodyState],
     ) -> Result<(Vec<BodyState>, EulerTape, usize)> {
         let h = self.h;
@@ -331,7 +396,7 @@ impl Implicit<'_> {
         // of the unknowns (large contact forces put the residual's round-off above tol).
         let mut tiny_step = false;
         for iter in 0..=self.max_iters {
-            let (g, k, phi) = self.euler_system(n, &bodies, &active, start, &it);
+            let (g, k, phi) = self.euler_system(n, &bodies, (&active, &sliding), start, &it);
             if !g.iter().all(|x| x.is_finite()) {
                 break;
             }
@@ -355,6 +420,7 @@ impl Implicit<'_> {
                     EulerTape {
                         bodies,
                         pairs: active,
+                        sliding,
                         lu,
                     },
                     iter,
@@ -426,7 +492,8 @@ impl Implicit<'_> {
                         )
                     })
                     .collect();
-                let (g1, _, phi1) = self.euler_system(n, &bodies, &active, start, &trial);
+                let contacts = (&active[..], &sliding[..]);
+                let (g1, _, phi1) = self.euler_system(n, &bodies, contacts, start, &trial);
                 let rise = phi1 - t * torque_work - phi;
                 let armijo = rise <= 1e-4 * t * slope;
                 let flat = rise <= 1e-12 * phi.abs().max(1.0);
@@ -462,7 +529,7 @@ impl Implicit<'_> {
             .lu
             .solve_transpose(Mat::from_fn(ybar.len(), 1, |i, _| ybar[i]));
         let lam: Vec<f64> = (0..ybar.len()).map(|i| lam[(i, 0)]).collect();
-        let group = (&tape.bodies[..], &tape.pairs[..]);
+        let group = (&tape.bodies[..], (&tape.pairs[..], &tape.sliding[..]));
         self.euler_vjp_lambda(
             group,
             (start, end),
@@ -502,7 +569,7 @@ impl Implicit<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn euler_vjp_lambda(
         &self,
-        (bodies, pairs): (&[usize], &[(usize, usize)]),
+        (bodies, (pairs, sliding)): (&[usize], Contacts<'_>),
         (start, end): (&[BodyState], &[BodyState]),
         out: &[StateBar],
         lam: &[f64],
@@ -513,7 +580,6 @@ impl Implicit<'_> {
         let h = self.h;
         let lc = |l: usize| -> V3 { std::array::from_fn(|i| lam[6 * l + i]) };
         let lt = |l: usize| -> V3 { std::array::from_fn(|i| lam[6 * l + 3 + i]) };
-        let cp = &self.model.contact;
         for (l, &b) in bodies.iter().enumerate() {
             let body = &self.model.bodies[b];
             let (s, s1, o) = (&start[b], &end[b], &out[b]);
@@ -556,78 +622,148 @@ impl Implicit<'_> {
             // Static obstacles: the point p = c + R a_b and its lever arm in the residual, and
             // the lagged terms at pₙ = cₙ + Rₙa_b.
             for (ab, pbar) in body.points.iter().zip(points[b].iter_mut()) {
-                let aw = so3::mat_vec(&rm, *ab);
-                let an = so3::mat_vec(&rn, *ab);
-                let y = so3::add(lcl, so3::cross(ltl, aw));
-                let (x, xn) = (so3::add(s1.c, aw), so3::add(s.c, an));
-                for shape in &self.obstacles[b] {
-                    let (gp, hp) = pairs::local_terms(cp, shape, x, xn, h);
-                    let moved = so3::add(so3::mat_t_vec(&hp, y), so3::cross(gp, ltl));
-                    *pbar = sub(*pbar, so3::mat_t_vec(&rm, moved));
-                    if cp.mu > 0.0 {
-                        *friction -= dot(y, contact::friction_gradient_per_mu(cp, shape, x, xn, h));
-                    }
-                    if cp.kd > 0.0 || cp.mu > 0.0 {
-                        let v = pairs::local_lagged_vjp(cp, shape, x, xn, h, y);
-                        let t = so3::cross(an, v);
-                        for i in 0..3 {
-                            p.c[i] -= v[i];
-                            p.theta[i] -= t[i];
-                        }
-                        *pbar = sub(*pbar, so3::mat_t_vec(&rn, v));
-                    }
-                }
+                let bars = (&mut *p, pbar, &mut *friction);
+                let shapes = &self.obstacles[b];
+                self.obstacle_point_vjp(shapes, (*ab, 1.0), (lcl, ltl), (s, s1), bars);
             }
             wrenches[b] = Wrench { f: lcl, t: ltl };
         }
-        // Pairs: A's point a = R_A a_b moves y = d and both lever arms; the lagged terms
-        // depend on xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n}).
         let local = |b: usize| bodies.iter().position(|&x| x == b).expect("in the group");
+        let lam_of = |l: usize| (lc(l), lt(l));
         for &(ia, ib) in pairs {
             let (la, lb) = (local(ia), local(ib));
             let shape = pairs::pair_shape(self.model, (ia, ib));
-            let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
-            let (ran, rbn) = (so3::to_matrix(start[ia].q), so3::to_matrix(start[ib].q));
             for (ab, pbar) in self.model.bodies[ia]
                 .points
                 .iter()
                 .zip(points[ia].iter_mut())
             {
-                let pp = pair_point(
-                    *ab,
-                    (end[ia].c, &ra),
-                    (end[ib].c, &rb),
-                    (&start[ia], &start[ib]),
-                );
-                let zy = so3::add(
-                    sub(so3::add(lc(la), so3::cross(lt(la), pp.a)), lc(lb)),
-                    so3::cross(pp.d, lt(lb)),
-                );
-                let zl = so3::mat_t_vec(&rb, zy);
-                let (gl, hl) = pairs::local_terms(cp, &shape, pp.x, pp.xn, h);
-                let gy = so3::mat_vec(&rb, gl);
-                let moved = so3::add(
-                    so3::mat_vec(&rb, so3::mat_t_vec(&hl, zl)),
-                    so3::cross(gy, sub(lt(la), lt(lb))),
-                );
-                *pbar = sub(*pbar, so3::mat_t_vec(&ra, moved));
-                if cp.mu > 0.0 {
-                    let per_mu = contact::friction_gradient_per_mu(cp, &shape, pp.x, pp.xn, h);
-                    *friction -= dot(zl, per_mu);
+                let at = ((ia, ib), (lam_of(la), lam_of(lb)), (start, end));
+                self.pair_point_vjp(&shape, (*ab, 1.0), at, (prev, pbar, friction));
+            }
+        }
+        // A sliding point's position on its axis and its weight follow the start states.
+        for sp in sliding {
+            let (ia, la) = (sp.body, local(sp.body));
+            let mut pbar = [0.0; 3];
+            let weight_bar = match sp.target {
+                Target::Body(ib) => {
+                    let shape = pairs::pair_shape(self.model, (ia, ib));
+                    let at = ((ia, ib), (lam_of(la), lam_of(local(ib))), (start, end));
+                    let bars = (&mut *prev, &mut pbar, &mut *friction);
+                    self.pair_point_vjp(&shape, (sp.point, sp.weight), at, bars)
                 }
-                if cp.kd > 0.0 || cp.mu > 0.0 {
-                    let v = pairs::local_lagged_vjp(cp, &shape, pp.x, pp.xn, h, zl);
-                    let e = so3::mat_vec(&rbn, v).map(|x| -x);
-                    let (ta, tb) = (so3::cross(pp.an, e), so3::cross(e, pp.dn));
-                    for i in 0..3 {
-                        prev[ia].c[i] += e[i];
-                        prev[ia].theta[i] += ta[i];
-                        prev[ib].c[i] -= e[i];
-                        prev[ib].theta[i] += tb[i];
-                    }
-                    *pbar = so3::add(*pbar, so3::mat_t_vec(&ran, e));
+                Target::Obstacle(kk) => {
+                    let shapes = &self.obstacles[ia][kk..=kk];
+                    let bars = (&mut prev[ia], &mut pbar, &mut *friction);
+                    let states = (&start[ia], &end[ia]);
+                    let point = (sp.point, sp.weight);
+                    self.obstacle_point_vjp(shapes, point, lam_of(la), states, bars)
+                }
+            };
+            let moved = sp.start_bars(pbar, weight_bar);
+            let mut sides = vec![(ia, &moved[..6])];
+            if let Target::Body(ib) = sp.target {
+                sides.push((ib, &moved[6..]));
+            }
+            for (k, m) in sides {
+                for i in 0..3 {
+                    prev[k].c[i] += m[i];
+                    prev[k].theta[i] += m[3 + i];
                 }
             }
         }
+    }
+
+    /// The VJP of [`Self::obstacle_point`] with the body's adjoint `(λ_c, λ_θ)`: adds the
+    /// bars of the start state (`p`), of the point (`pbar`, body frame) and of the friction
+    /// coefficient; returns the weight's bar.
+    fn obstacle_point_vjp(
+        &self,
+        shapes: &[Shape],
+        (ab, weight): (V3, f64),
+        (lcl, ltl): (V3, V3),
+        (s, s1): (&BodyState, &BodyState),
+        (p, pbar, friction): (&mut StateBar, &mut V3, &mut f64),
+    ) -> f64 {
+        let (cp, h) = (&self.model.contact, self.h);
+        let (rm, rn) = (so3::to_matrix(s1.q), so3::to_matrix(s.q));
+        let aw = so3::mat_vec(&rm, ab);
+        let an = so3::mat_vec(&rn, ab);
+        let y1 = so3::add(lcl, so3::cross(ltl, aw));
+        let (y, ltl) = (y1.map(|x| weight * x), ltl.map(|x| weight * x));
+        let (x, xn) = (so3::add(s1.c, aw), so3::add(s.c, an));
+        let mut weight_bar = 0.0;
+        for shape in shapes {
+            let (gp, hp) = pairs::local_terms(cp, shape, x, xn, h);
+            weight_bar -= dot(y1, gp);
+            let moved = so3::add(so3::mat_t_vec(&hp, y), so3::cross(gp, ltl));
+            *pbar = sub(*pbar, so3::mat_t_vec(&rm, moved));
+            if cp.mu > 0.0 {
+                *friction -= dot(y, contact::friction_gradient_per_mu(cp, shape, x, xn, h));
+            }
+            if cp.kd > 0.0 || cp.mu > 0.0 {
+                let v = pairs::local_lagged_vjp(cp, shape, x, xn, h, y);
+                let t = so3::cross(an, v);
+                for i in 0..3 {
+                    p.c[i] -= v[i];
+                    p.theta[i] -= t[i];
+                }
+                *pbar = sub(*pbar, so3::mat_t_vec(&rn, v));
+            }
+        }
+        weight_bar
+    }
+
+    /// The VJP of [`Self::pair_point`] with the two bodies' adjoints `(λ_c, λ_θ)`: A's point
+    /// `a = R_A a_b` moves `y = d` and both lever arms; the lagged terms depend on
+    /// `xₙ = R_{B,n}ᵀ(c_{A,n} + R_{A,n}a_b − c_{B,n})`. Adds the start states' bars (`prev`),
+    /// the point's (`pbar`, A's frame) and the friction coefficient's; returns the weight's.
+    fn pair_point_vjp(
+        &self,
+        shape: &Shape,
+        (ab, weight): (V3, f64),
+        ((ia, ib), ((lca, lta), (lcb, ltb)), (start, end)): PairAdjoint<'_>,
+        (prev, pbar, friction): (&mut [StateBar], &mut V3, &mut f64),
+    ) -> f64 {
+        let (cp, h) = (&self.model.contact, self.h);
+        let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
+        let (ran, rbn) = (so3::to_matrix(start[ia].q), so3::to_matrix(start[ib].q));
+        let pp = pair_point(
+            ab,
+            (end[ia].c, &ra),
+            (end[ib].c, &rb),
+            (&start[ia], &start[ib]),
+        );
+        let zy1 = so3::add(
+            sub(so3::add(lca, so3::cross(lta, pp.a)), lcb),
+            so3::cross(pp.d, ltb),
+        );
+        let (gl, hl) = pairs::local_terms(cp, shape, pp.x, pp.xn, h);
+        let gy = so3::mat_vec(&rb, gl);
+        let weight_bar = -dot(zy1, gy);
+        let zl = so3::mat_t_vec(&rb, zy1).map(|x| weight * x);
+        let moved = so3::add(
+            so3::mat_vec(&rb, so3::mat_t_vec(&hl, zl)),
+            so3::cross(gy, sub(lta, ltb)).map(|x| weight * x),
+        );
+        *pbar = sub(*pbar, so3::mat_t_vec(&ra, moved));
+        if cp.mu > 0.0 {
+            let per_mu = contact::friction_gradient_per_mu(cp, shape, pp.x, pp.xn, h);
+            *friction -= dot(zl, per_mu);
+        }
+        if cp.kd > 0.0 || cp.mu > 0.0 {
+            let v = pairs::local_lagged_vjp(cp, shape, pp.x, pp.xn, h, zl);
+            let e = so3::mat_vec(&rbn, v).map(|x| -x);
+            let (ta, tb) = (so3::cross(pp.an, e), so3::cross(e, pp.dn));
+            for i in 0..3 {
+                prev[ia].c[i] += e[i];
+                prev[ia].theta[i] += ta[i];
+                prev[ib].c[i] -= e[i];
+                prev[ib].theta[i] += tb[i];
+            }
+            *pbar = so3::add(*pbar, so3::mat_t_vec(&ran, e));
+        }
+        weight_bar
     }
 }

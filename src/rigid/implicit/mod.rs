@@ -33,6 +33,7 @@ mod midpoint;
 use super::body::{BodyState, StateBar};
 use super::model::RigidModel;
 use super::pairs;
+use super::sliding::{self, StepContacts, Target};
 use super::{RigidGrads, body_obstacles, check_dt, check_finite};
 use crate::error::{DiffsimError, Result};
 use crate::solids::contact::Shape;
@@ -59,6 +60,7 @@ pub struct Implicit<'a> {
     scheme: RigidScheme,
     obstacles: Vec<Vec<Shape>>,
     pairs: Vec<(usize, usize)>,
+    candidates: Vec<(usize, Target)>,
     /// Newton tolerance on the residual, relative to the inertia scale.
     tol: f64,
     max_iters: usize,
@@ -91,20 +93,25 @@ impl<'a> Implicit<'a> {
                 "the rigid midpoint scheme takes external forces only; use backward Euler with contact",
             ));
         }
+        let obstacles = body_obstacles(model);
+        let pairs = pairs::contact_pairs(model);
         Ok(Self {
             model,
             h,
             scheme,
-            obstacles: body_obstacles(model),
-            pairs: pairs::contact_pairs(model),
+            candidates: sliding::candidates(model, &pairs, &obstacles),
+            obstacles,
+            pairs,
             tol: 1e-14,
             max_iters: 50,
         })
     }
 
-    /// The directed body pairs that act in a step from `start` (frozen for the step).
-    pub(crate) fn active_pairs(&self, start: &[BodyState]) -> Vec<(usize, usize)> {
-        pairs::active_pairs(self.model, &self.pairs, start, self.h)
+    /// The directed body pairs and sliding points that act in a step from `start` (frozen
+    /// for the step).
+    pub(crate) fn active_contacts(&self, start: &[BodyState]) -> StepContacts {
+        let cands = (&self.pairs[..], &self.candidates[..]);
+        StepContacts::at(self.model, cands, &self.obstacles, start, self.h)
     }
 
     /// `steps` steps from `init`.
@@ -122,10 +129,10 @@ impl<'a> Implicit<'a> {
             let mut iters = Vec::new();
             let tape = match self.scheme {
                 RigidScheme::BackwardEuler => {
-                    let active = self.active_pairs(start);
+                    let active = self.active_contacts(start);
                     let mut tapes = Vec::new();
-                    for (bodies, group_pairs) in euler::groups(nb, &active) {
-                        let (states, tape, it) = self.euler_step(n, bodies, group_pairs, start)?;
+                    for group in euler::groups(nb, &active) {
+                        let (states, tape, it) = self.euler_step(n, group, start)?;
                         for (&b, s) in tape.bodies.iter().zip(states) {
                             next[b] = s;
                         }
