@@ -6,8 +6,7 @@
 //! the other axis.
 
 use diffsim::rigid::{
-    BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar,
-    so3,
+    BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar, so3,
 };
 use diffsim::solids::contact::{Contact, Shape};
 
@@ -36,16 +35,20 @@ fn rollout(
     steps: usize,
 ) -> Vec<Vec<BodyState>> {
     match scheme {
-        None => SemiImplicit::new(model, h)
-            .unwrap()
-            .rollout(init, steps)
-            .unwrap()
-            .states,
-        Some(s) => Implicit::new(model, h, s)
-            .unwrap()
-            .rollout(init, steps)
-            .unwrap()
-            .states,
+        None => {
+            SemiImplicit::new(model, h)
+                .unwrap()
+                .rollout(init, steps)
+                .unwrap()
+                .states
+        }
+        Some(s) => {
+            Implicit::new(model, h, s)
+                .unwrap()
+                .rollout(init, steps)
+                .unwrap()
+                .states
+        }
     }
 }
 
@@ -98,7 +101,10 @@ fn crossed_capsules_colliding_side_on_swap_velocities_without_spin() {
         );
         for s in last {
             assert!(s.w.iter().all(|w| w.abs() < 1e-9), "{scheme:?}: spin {s:?}");
-            assert!(s.v[0].abs() < 1e-9 && s.v[1].abs() < 1e-9, "{scheme:?}: {s:?}");
+            assert!(
+                s.v[0].abs() < 1e-9 && s.v[1].abs() < 1e-9,
+                "{scheme:?}: {s:?}"
+            );
         }
     }
 }
@@ -147,10 +153,21 @@ fn a_capsule_lying_across_another_rests_at_the_laws_equilibrium_heights() {
             "{scheme:?}: z_A {:.9} (closed form {za:.9}), z_B {:.9} ({zb:.9}), gaps {ga:.3e} {gb:.3e}",
             last[0].c[2], last[1].c[2]
         );
-        assert!((last[0].c[2] - za).abs() < 1e-7, "{scheme:?}: {:?}", last[0]);
-        assert!((last[1].c[2] - zb).abs() < 1e-7, "{scheme:?}: {:?}", last[1]);
+        assert!(
+            (last[0].c[2] - za).abs() < 1e-7,
+            "{scheme:?}: {:?}",
+            last[0]
+        );
+        assert!(
+            (last[1].c[2] - zb).abs() < 1e-7,
+            "{scheme:?}: {:?}",
+            last[1]
+        );
         // Still crossed and level.
-        for (st, want) in last.iter().zip([lying([0.0; 3], true), lying([0.0; 3], false)]) {
+        for (st, want) in last
+            .iter()
+            .zip([lying([0.0; 3], true), lying([0.0; 3], false)])
+        {
             let (r, r0) = (so3::to_matrix(st.q), so3::to_matrix(want.q));
             let axis = [r[0][2], r[1][2], r[2][2]];
             let want_axis = [r0[0][2], r0[1][2], r0[2][2]];
@@ -205,7 +222,10 @@ fn the_collisions_gradient_matches_differences_and_tends_to_the_rigid_swaps() {
     for (h, steps) in [(1e-4, 1_000), (5e-5, 2_000), (2.5e-5, 4_000)] {
         let (ad, fd) = swap_gradient(Some(RigidScheme::BackwardEuler), 1e5, h, steps);
         println!("backward Euler ke 1e5, h {h:.1e}: AD {ad:.9}, FD {fd:.9}");
-        assert!((ad - fd).abs() < 1e-6 * fd.abs(), "h {h}: AD {ad} vs FD {fd}");
+        assert!(
+            (ad - fd).abs() < 1e-6 * fd.abs(),
+            "h {h}: AD {ad} vs FD {fd}"
+        );
         let err = (ad - 1.0).abs();
         assert!(err < 0.75 * last, "h {h}: |AD − 1| {err} after {last}");
         last = err;

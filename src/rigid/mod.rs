@@ -18,8 +18,8 @@ pub mod differentiated;
 mod implicit;
 pub mod model;
 pub mod pairs;
-pub mod sliding;
 pub mod semi_implicit;
+pub mod sliding;
 pub mod so3;
 
 pub use body::{BodyShape, BodyState, RigidBody, StateBar};

@@ -15,7 +15,7 @@
 use super::body::{BodyState, RigidBody, StateBar};
 use super::model::{RigidModel, Wrench};
 use super::pairs;
-use super::sliding::{self, SlidingPoint, StepContacts, Target};
+use super::sliding::{self, Candidate, SlidingPoint, StepContacts, Target};
 use super::so3::{self, Quat};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
@@ -233,7 +233,7 @@ pub struct SemiImplicit<'a> {
     h: f64,
     obstacles: Vec<Vec<Shape>>,
     pairs: Vec<(usize, usize)>,
-    candidates: Vec<(usize, Target)>,
+    candidates: Vec<Candidate>,
 }
 
 impl<'a> SemiImplicit<'a> {

@@ -45,6 +45,9 @@ pub enum Target {
     Obstacle(usize),
 }
 
+/// A capsule and a target its side may touch.
+pub type Candidate = (usize, Target);
+
 /// A point on capsule `body`'s axis, frozen for one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlidingPoint {
@@ -138,7 +141,7 @@ pub fn candidates(
     model: &RigidModel,
     pairs: &[(usize, usize)],
     obstacles: &[Vec<Shape>],
-) -> Vec<(usize, Target)> {
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     for &(ia, ib) in pairs {
         let a_capsule = axis_ends(&model.bodies[ia]).is_some();
@@ -212,7 +215,7 @@ fn lerp(p0: V3, e: V3, t: f64) -> V3 {
 /// convex `ψ`, then `w` and the sensitivities.
 pub fn sliding_point(
     model: &RigidModel,
-    (ia, target): (usize, Target),
+    (ia, target): Candidate,
     obstacles: &[Vec<Shape>],
     states: &[BodyState],
     cut: f64,
@@ -334,7 +337,7 @@ impl StepContacts {
     /// the same cut, their body pairs added to the active ones.
     pub fn at(
         model: &RigidModel,
-        (pairs, candidates): (&[(usize, usize)], &[(usize, Target)]),
+        (pairs, candidates): (&[(usize, usize)], &[Candidate]),
         obstacles: &[Vec<Shape>],
         states: &[BodyState],
         h: f64,
@@ -445,7 +448,11 @@ mod tests {
             }
         }
         let t = (sp.point[2] - p0[2]) / (p1[2] - p0[2]);
-        assert!((t - best.1).abs() < 1e-3, "t* {t} vs brute force {}", best.1);
+        assert!(
+            (t - best.1).abs() < 1e-3,
+            "t* {t} vs brute force {}",
+            best.1
+        );
         assert!(sp.weight > 0.0 && sp.weight < 1.0, "weight {}", sp.weight);
         // Sensitivities against central differences in the tangent space.
         let tw = |st: &[BodyState]| {
@@ -462,8 +469,14 @@ mod tests {
                 let (tm, wm) = tw(&moved(&states, b, d));
                 let (fd_t, fd_w) = ((tp - tm) / (2.0 * eps), (wp - wm) / (2.0 * eps));
                 let (at, aw) = (sp.dt[6 * b + k], sp.dw[6 * b + k]);
-                assert!((fd_t - at).abs() <= 1e-6 * (1.0 + at.abs()), "dt {b} {k}: {fd_t} {at}");
-                assert!((fd_w - aw).abs() <= 1e-5 * (1.0 + aw.abs()), "dw {b} {k}: {fd_w} {aw}");
+                assert!(
+                    (fd_t - at).abs() <= 1e-6 * (1.0 + at.abs()),
+                    "dt {b} {k}: {fd_t} {at}"
+                );
+                assert!(
+                    (fd_w - aw).abs() <= 1e-5 * (1.0 + aw.abs()),
+                    "dw {b} {k}: {fd_w} {aw}"
+                );
             }
         }
     }

@@ -33,7 +33,7 @@ mod midpoint;
 use super::body::{BodyState, StateBar};
 use super::model::RigidModel;
 use super::pairs;
-use super::sliding::{self, StepContacts, Target};
+use super::sliding::{self, Candidate, StepContacts};
 use super::{RigidGrads, body_obstacles, check_dt, check_finite};
 use crate::error::{DiffsimError, Result};
 use crate::solids::contact::Shape;
@@ -60,7 +60,7 @@ pub struct Implicit<'a> {
     scheme: RigidScheme,
     obstacles: Vec<Vec<Shape>>,
     pairs: Vec<(usize, usize)>,
-    candidates: Vec<(usize, Target)>,
+    candidates: Vec<Candidate>,
     /// Newton tolerance on the residual, relative to the inertia scale.
     tol: f64,
     max_iters: usize,
