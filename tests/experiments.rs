@@ -645,3 +645,35 @@ fn panda_reach_brings_the_hand_to_the_target_by_torques() {
     }
     assert!(r.solves.iter().all(|s| s.peak_torque_ratio <= 1.0 + 1e-12));
 }
+
+/// Bad settings of the rigid studies end with one line naming the problem, exit 1 and no
+/// output folder (the checks run before anything is written).
+#[test]
+fn rigid_studies_refuse_bad_settings_before_writing_anything() {
+    for (study, setting, says) in [
+        ("rigid-trajectory", "density = -1.0", "positive density"),
+        ("rigid-trajectory", "radius = 0.0", "positive dimensions"),
+        ("sphere-pushing", "ke = -1.0", "stiffness"),
+        ("sphere-pushing", "smoothing = 0.0", "smoothing"),
+        ("sphere-pushing", "actions = [nan, 40.0]", "finite action"),
+        ("box-toss", "guess_friction = -0.5", "guess_friction"),
+        ("billiards", "start = [0.1, 0.5, nan, 0.0]", "cue's start"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, setting).unwrap();
+        let out_dir = dir.path().join("out");
+        let out = Command::new(env!("CARGO_BIN_EXE_diffsim"))
+            .args(["experiment", study, "--quick", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{study} {setting}: {err}");
+        assert_eq!(err.lines().count(), 1, "{study} {setting}: {err}");
+        assert!(err.contains(says), "{study} {setting}: {err}");
+        assert!(!out_dir.exists(), "{study} {setting}: wrote {out_dir:?}");
+    }
+}

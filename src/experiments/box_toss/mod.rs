@@ -567,6 +567,16 @@ impl Study for BoxToss {
                 "box-toss needs at least one fitted toss, one start frame and horizon ≥ 1",
             ));
         }
+        if !(cfg.guess_friction >= 0.0
+            && cfg.guess_friction.is_finite()
+            && cfg.guess_corner > 0.0
+            && cfg.guess_corner.is_finite())
+        {
+            return Err(DiffsimError::config(format!(
+                "box-toss needs guess_friction ≥ 0 and guess_corner > 0, got {} and {}",
+                cfg.guess_friction, cfg.guess_corner
+            )));
+        }
         let [f0, f1] = cfg.friction_bounds;
         let [c0, c1] = cfg.corner_bounds;
         if !(cfg.kd >= 0.0 && 0.0 <= f0 && f0 <= f1 && 0.0 < c0 && c0 <= c1 && cfg.damping >= 0.0) {

@@ -266,7 +266,7 @@ impl Study for RigidTrajectory {
                 "rigid-trajectory needs at least 2 frames and a positive fps",
             ));
         }
-        Ok(())
+        RigidBody::from_shape(&BodyShape::Sphere { r: cfg.radius }, cfg.density).map(|_| ())
     }
 
     /// Runs [`run`] and writes `loss.png` (Adam and Gauss-Newton), `path.png` (the

@@ -326,7 +326,21 @@ impl Study for SpherePushing {
                 "sphere-pushing needs frames ≥ push_frames, and at least one substep",
             ));
         }
-        Ok(())
+        if !(cfg.target.is_finite() && cfg.fd_step > 0.0 && cfg.fd_step.is_finite()) {
+            return Err(DiffsimError::config(
+                "sphere-pushing needs a finite target and a positive, finite fd_step",
+            ));
+        }
+        if cfg.actions.is_empty() || cfg.actions.iter().any(|a| !a.is_finite()) {
+            return Err(DiffsimError::config(format!(
+                "sphere-pushing needs at least one finite action, got {:?}",
+                cfg.actions
+            )));
+        }
+        // The contact law and the bodies, as the run builds them.
+        let (model, init, _, _) = scene(cfg, DifferentiatedStep::SemiImplicit, cfg.actions[0])?;
+        model.validate()?;
+        model.check_states(&init)
     }
 
     /// Runs [`run`] and writes `trajectory.png` (both spheres' x per frame for the two
