@@ -2,8 +2,8 @@
 //! body–particle contact, a rigid bar holding and lifting a cloth, and bad models refused.
 
 use diffsim::rigid::{
-    Attachment, BodyShape, BodyState, Coupled, CoupledBar, CoupledModel, CoupledState, RigidBody,
-    RigidModel, Wrench,
+    Attachment, BodyShape, BodyState, Coupled, CoupledBar, CoupledModel, CoupledSemiImplicit,
+    CoupledState, RigidBody, RigidModel, Wrench,
 };
 use diffsim::solids::cloth::ClothMaterial;
 use diffsim::solids::contact::{Contact, Shape};
@@ -123,6 +123,92 @@ fn a_particle_rests_on_a_body_resting_on_the_ground() {
     let last = run.states.last().unwrap();
     let (ec, ep) = (last.bodies[0].c[1] - yc, last.x[0][1] - yp);
     println!("body {ec:e}, particle {ep:e} off the closed form");
+    assert!(ec.abs() < 1e-9 && ep.abs() < 1e-9);
+}
+
+/// Warp's semi-implicit coupled step on the same two closed forms: the pinned pair follows
+/// symplectic Euler's recursion `w₁ = w₀ − hω²u₀`, `u₁ = u₀ + h·w₁` exactly, with the total
+/// momentum at round-off and the period `2π/ω_d`, `ω_d = (2/h)·asin(ωh/2)`; the particle on
+/// the sphere on the ground settles at the smooth law's penetrations.
+#[test]
+fn the_semi_implicit_coupled_step_oscillates_and_rests_as_the_closed_forms() {
+    let (m, k) = (1.0, 400.0);
+    let mut model = sphere_and_particle(m);
+    model.attachments = vec![Attachment::pin(0, [0.2, 0.0, 0.0], 0, k)];
+    let big_m = model.rigid.bodies[0].mass;
+    let omega = (k * (1.0 / m + 1.0 / big_m)).sqrt();
+    let h = 0.05 / omega;
+    let steps = (3.0 * 2.0 * std::f64::consts::PI / omega / h).ceil() as usize;
+    let init = CoupledState {
+        x: vec![[0.25, 0.0, 0.0]],
+        v: vec![[0.0; 3]],
+        bodies: vec![BodyState::at([0.0; 3])],
+    };
+    let run = CoupledSemiImplicit::new(&model, h)
+        .unwrap()
+        .rollout(&init, steps)
+        .unwrap();
+    let (mut u, mut w) = (0.05f64, 0.0f64);
+    let (mut worst, mut worst_p) = (0.0f64, 0.0f64);
+    let (mut crossings, mut last_u) = (Vec::new(), u);
+    for (n, st) in run.states.iter().enumerate().skip(1) {
+        w -= h * omega * omega * u;
+        u += h * w;
+        let got = st.x[0][0] - st.bodies[0].c[0] - 0.2;
+        worst = worst.max((got - u).abs());
+        let p: f64 = (0..3)
+            .map(|a| (m * st.v[0][a] + big_m * st.bodies[0].v[a]).abs())
+            .sum();
+        worst_p = worst_p.max(p);
+        if last_u > 0.0 && got <= 0.0 {
+            crossings.push((n as f64 - 1.0 + last_u / (last_u - got)) * h);
+        }
+        last_u = got;
+    }
+    let discrete = 2.0 * std::f64::consts::PI / (2.0 / h * (0.5 * omega * h).asin());
+    let measured = (crossings[2] - crossings[0]) / 2.0;
+    println!("recursion error {worst:e}, momentum {worst_p:e}, period {measured} vs {discrete}");
+    assert!(worst < 1e-13, "off the recursion by {worst:e}");
+    assert!(worst_p < 1e-13 * m * 0.05 * omega, "momentum {worst_p:e}");
+    assert!(
+        (measured / discrete - 1.0).abs() < 1e-4,
+        "period {measured} vs {discrete}"
+    );
+
+    let m = 0.1;
+    let (ke, s, rp) = (1e4, 1e-3, 0.02);
+    let mut model = sphere_and_particle(m);
+    model.soft.gravity = [0.0, -G, 0.0];
+    model.rigid.gravity = [0.0, -G, 0.0];
+    model.rigid.obstacles = vec![Shape::Plane {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+    }];
+    model.rigid.contact = Contact {
+        ke,
+        kd: 200.0,
+        mu: 0.5,
+        smoothing: s,
+    };
+    model.particle_contact = true;
+    model.particle_radius = rp;
+    let big_m = model.rigid.bodies[0].mass;
+    let yc = 0.1 - penetration(ke, s, (big_m + m) * G);
+    let yp = yc + 0.1 + rp - penetration(ke, s, m * G);
+    let init = CoupledState {
+        x: vec![[0.0, yp + 2e-3, 0.0]],
+        v: vec![[0.0; 3]],
+        bodies: vec![BodyState::at([0.0, yc + 1e-3, 0.0])],
+    };
+    let last = CoupledSemiImplicit::new(&model, 2e-4)
+        .unwrap()
+        .rollout(&init, 15_000)
+        .unwrap()
+        .states
+        .pop()
+        .unwrap();
+    let (ec, ep) = (last.bodies[0].c[1] - yc, last.x[0][1] - yp);
+    println!("semi-implicit rest: body {ec:e}, particle {ep:e} off the closed form");
     assert!(ec.abs() < 1e-9 && ep.abs() < 1e-9);
 }
 

@@ -9,7 +9,7 @@ use super::checker::{GradCheckConfig, GradCheckReport, check_flat};
 use crate::error::{DiffsimError, Result};
 use crate::rigid::{
     Attachment, BodyShape, BodyState, Coupled, CoupledBar, CoupledGrads, CoupledModel,
-    CoupledState, RigidBody, RigidModel, StateBar, Wrench, so3,
+    CoupledSemiImplicit, CoupledState, RigidBody, RigidModel, StateBar, Wrench, so3,
 };
 use crate::solids::cloth::ClothMaterial;
 use crate::solids::contact::{Contact, Shape};
@@ -20,12 +20,14 @@ use crate::solids::{Model, scenes};
 /// Steps and step length of both checks.
 const STEPS: usize = 10;
 const H: f64 = 0.01;
+/// Steps of the semi-implicit checks over the same 0.1 s.
+const EXPLICIT_STEPS: usize = 100;
 
 /// The bar scene: a 0.4 m × 0.05 m × 0.05 m box body, tumbling slowly, holding a 2×2-cell
 /// cloth (0.1 m cells, hanging below it) by pins at its two upper corners (one damped), a
 /// spring of rest length 3 cm to the cloth's middle, and a rope (rest 0.25 m) to a fixed
 /// particle above; a wrench and controls on every step.
-fn bar_scene() -> Result<(CoupledModel, CoupledState)> {
+fn bar_scene(steps: usize) -> Result<(CoupledModel, CoupledState)> {
     let material = ClothMaterial {
         tri_ke: 200.0,
         tri_ka: 200.0,
@@ -40,7 +42,7 @@ fn bar_scene() -> Result<(CoupledModel, CoupledState)> {
     x.push([0.1, 0.6, 0.0]);
     v.push([0.0; 3]);
     let np = x.len();
-    soft.controls = (0..STEPS)
+    soft.controls = (0..steps)
         .map(|n| {
             (0..np)
                 .map(|p| [0.01 * (0.7 * (n + p) as f64).sin(), 0.005, -0.01])
@@ -56,7 +58,7 @@ fn bar_scene() -> Result<(CoupledModel, CoupledState)> {
     let rigid = RigidModel {
         bodies: vec![bar],
         gravity: soft.gravity,
-        wrenches: (0..STEPS)
+        wrenches: (0..steps)
             .map(|n| {
                 vec![Wrench {
                     f: [0.2 * (0.3 * n as f64).sin(), 2.0, 0.1],
@@ -104,7 +106,7 @@ fn bar_scene() -> Result<(CoupledModel, CoupledState)> {
 /// The block scene: a soft cube (8 nodes, 5 stable Neo-Hookean tetrahedra, 0.1 m) sliding
 /// across the top of a box body (0.3 × 0.05 × 0.3 m, rocking) that lies on the ground, with
 /// friction and damping between all of them; a wrench on the box and controls on the cube.
-fn block_scene() -> Result<(CoupledModel, CoupledState)> {
+fn block_scene(steps: usize) -> Result<(CoupledModel, CoupledState)> {
     let cell = 0.1;
     let corners: Vec<V3> = (0..8)
         .map(|k| {
@@ -137,7 +139,7 @@ fn block_scene() -> Result<(CoupledModel, CoupledState)> {
         mass: vec![0.05; np],
         gravity: [0.0, -9.81, 0.0],
         tets,
-        controls: (0..STEPS)
+        controls: (0..steps)
             .map(|n| {
                 (0..np)
                     .map(|p| [0.05 * ((n * p) as f64).cos(), 0.0, 0.02])
@@ -160,7 +162,7 @@ fn block_scene() -> Result<(CoupledModel, CoupledState)> {
             offset: 0.0,
         }],
         contact,
-        wrenches: (0..STEPS)
+        wrenches: (0..steps)
             .map(|n| {
                 vec![Wrench {
                     f: [1.0, 0.5 * (0.4 * n as f64).cos(), 0.0],
@@ -232,10 +234,19 @@ fn loss(states: &[CoupledState]) -> (f64, Vec<CoupledBar>) {
     (total, bars)
 }
 
-/// The loss of a rollout and its gradients.
+/// The loss of a backward-Euler rollout and its gradients.
 fn rollout_loss(m: &CoupledModel, s: &CoupledState) -> Result<(f64, CoupledGrads)> {
     let st = Coupled::new(m, H)?;
     let run = st.rollout(s, STEPS)?;
+    let (l, bars) = loss(&run.states);
+    Ok((l, st.adjoint(&run, &bars)))
+}
+
+/// The loss of a semi-implicit rollout over the same time ([`EXPLICIT_STEPS`] of
+/// `H·STEPS/EXPLICIT_STEPS`) and its gradients.
+fn explicit_rollout_loss(m: &CoupledModel, s: &CoupledState) -> Result<(f64, CoupledGrads)> {
+    let st = CoupledSemiImplicit::new(m, H * STEPS as f64 / EXPLICIT_STEPS as f64)?;
+    let run = st.rollout(s, EXPLICIT_STEPS)?;
     let (l, bars) = loss(&run.states);
     Ok((l, st.adjoint(&run, &bars)))
 }
@@ -307,14 +318,22 @@ fn flat(g: &CoupledGrads, contact: bool) -> Vec<f64> {
 
 /// Runs the coupled check `name` (`rigid-coupled-attachments` or `rigid-coupled-contact`).
 pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
-    let (model, init) = match name {
-        "rigid-coupled-attachments" => bar_scene()?,
-        "rigid-coupled-contact" => block_scene()?,
+    let explicit = name.contains("-semi-implicit");
+    // Controls and wrenches for every step of the rollout.
+    let steps = if explicit { EXPLICIT_STEPS } else { STEPS };
+    let (model, init) = match name.replace("-semi-implicit", "").as_str() {
+        "rigid-coupled-attachments" => bar_scene(steps)?,
+        "rigid-coupled-contact" => block_scene(steps)?,
         other => {
             return Err(DiffsimError::config(format!(
                 "unknown coupled gradcheck '{other}'"
             )));
         }
+    };
+    let rollout_loss = if explicit {
+        explicit_rollout_loss
+    } else {
+        rollout_loss
     };
     let (_, grads) = rollout_loss(&model, &init)?;
     let f = |p: &[f64]| {
@@ -334,43 +353,64 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
 mod tests {
     use super::*;
 
+    /// Every entry of the gradient of `rollout_loss` at the scene against central
+    /// differences of step `eps`: the worst error relative to the largest entry, the entry
+    /// and the number of entries.
+    fn worst_entry(
+        model: &CoupledModel,
+        init: &CoupledState,
+        rollout_loss: fn(&CoupledModel, &CoupledState) -> Result<(f64, CoupledGrads)>,
+        eps: f64,
+    ) -> (f64, usize, usize) {
+        let (_, grads) = rollout_loss(model, init).unwrap();
+        let g = flat(&grads, model.particle_contact);
+        let scale = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        let mut worst = (0.0f64, 0);
+        for k in 0..g.len() {
+            let mut p = vec![0.0; g.len()];
+            p[k] = eps;
+            let (mp, sp) = perturbed(model, init, &p);
+            p[k] = -eps;
+            let (mm, sm) = perturbed(model, init, &p);
+            let fd = (rollout_loss(&mp, &sp).unwrap().0 - rollout_loss(&mm, &sm).unwrap().0)
+                / (2.0 * eps);
+            let err = (fd - g[k]).abs() / scale;
+            if err > worst.0 {
+                worst = (err, k);
+            }
+        }
+        (worst.0, worst.1, g.len())
+    }
+
     /// Every entry of both scenes' gradients against central differences, to 1e-6 of the
     /// largest entry; the block scene keeps its contacts active and rubbing throughout.
     #[test]
     fn every_coupled_gradient_entry_matches_central_differences() {
-        for (model, init) in [bar_scene().unwrap(), block_scene().unwrap()] {
-            let contact = model.particle_contact;
-            let st = Coupled::new(&model, H).unwrap();
-            let run = st.rollout(&init, STEPS).unwrap();
-            if contact {
-                let per_step = run.contacts_per_step();
+        for (model, init) in [bar_scene(STEPS).unwrap(), block_scene(STEPS).unwrap()] {
+            if model.particle_contact {
+                let st = Coupled::new(&model, H).unwrap();
+                let per_step = st.rollout(&init, STEPS).unwrap().contacts_per_step();
                 assert!(per_step.iter().all(|&c| c >= 4), "{per_step:?}");
             }
-            let (_, grads) = rollout_loss(&model, &init).unwrap();
-            let g = flat(&grads, contact);
-            let scale = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-            let eps = 1e-6;
-            let mut worst = (0.0f64, 0);
-            for k in 0..g.len() {
-                let mut p = vec![0.0; g.len()];
-                p[k] = eps;
-                let (mp, sp) = perturbed(&model, &init, &p);
-                p[k] = -eps;
-                let (mm, sm) = perturbed(&model, &init, &p);
-                let fd = (rollout_loss(&mp, &sp).unwrap().0 - rollout_loss(&mm, &sm).unwrap().0)
-                    / (2.0 * eps);
-                let err = (fd - g[k]).abs() / scale;
-                if err > worst.0 {
-                    worst = (err, k);
-                }
-            }
-            println!(
-                "{} entries, worst {:e} at {} (scale {scale:e})",
-                g.len(),
-                worst.0,
-                worst.1
-            );
-            assert!(worst.0 < 1e-6);
+            let (worst, k, n) = worst_entry(&model, &init, rollout_loss, 1e-6);
+            println!("backward Euler: {n} entries, worst {worst:e} at {k}");
+            assert!(worst < 1e-6);
+        }
+    }
+
+    /// The same for Warp's semi-implicit coupled step over the same 0.1 s in 100 steps, with
+    /// differences of step 1e-7: the slab's height on the ground is strongly curved there (its
+    /// derivative 5.4512930 reads 5.4314897, 5.4510948, 5.4512910, 5.4512930 at steps 1e-5,
+    /// 1e-6, 1e-7, 1e-8: an error falling as the step squared).
+    #[test]
+    fn every_semi_implicit_coupled_gradient_entry_matches_central_differences() {
+        for (model, init) in [
+            bar_scene(EXPLICIT_STEPS).unwrap(),
+            block_scene(EXPLICIT_STEPS).unwrap(),
+        ] {
+            let (worst, k, n) = worst_entry(&model, &init, explicit_rollout_loss, 1e-7);
+            println!("semi-implicit: {n} entries, worst {worst:e} at {k}");
+            assert!(worst < 1e-6);
         }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 49] = [
+pub const CHECKS: [&str; 51] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -61,6 +61,8 @@ pub const CHECKS: [&str; 49] = [
     "rigid-euler-capsules",
     "rigid-coupled-attachments",
     "rigid-coupled-contact",
+    "rigid-coupled-semi-implicit-attachments",
+    "rigid-coupled-semi-implicit-contact",
     "articulation-semi-implicit",
     "articulation-implicit-euler",
     "articulation-drives-semi-implicit",

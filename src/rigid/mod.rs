@@ -25,7 +25,7 @@ pub mod so3;
 pub use body::{BodyShape, BodyState, RigidBody, StateBar};
 pub use coupled::{
     Attachment, AttachmentBar, Coupled, CoupledBar, CoupledGrads, CoupledModel, CoupledRollout,
-    CoupledState,
+    CoupledSemiImplicit, CoupledSemiImplicitRollout, CoupledState,
 };
 pub use differentiated::{Differentiated, DifferentiatedStep};
 pub use implicit::{Implicit, ImplicitRigidRollout, RigidScheme};

@@ -326,15 +326,25 @@ impl<'a> SemiImplicit<'a> {
             sides.push((ib, bb, &start[6..]));
         }
         for (k, bar, moved) in sides {
+            add_pair_bar(&mut prev[k], &mut rbars[k], &bar);
             let q = so3::quat_bar(states[k].q, [moved[3], moved[4], moved[5]]);
-            (0..3).for_each(|i| {
-                prev[k].c[i] += bar.c[i] + moved[i];
-                prev[k].v[i] += bar.v[i];
-                prev[k].w[i] += bar.w[i];
-                (0..3).for_each(|j| rbars[k][i][j] += bar.r[i][j]);
-            });
+            (0..3).for_each(|i| prev[k].c[i] += moved[i]);
             (0..4).for_each(|i| prev[k].q[i] += q[i]);
         }
+    }
+
+    /// Step `n` from `states` with `extra` added to each body's wrench (forces a coupled
+    /// step adds; empty: none).
+    pub(super) fn step(&self, n: usize, states: &[BodyState], extra: &[Wrench]) -> Vec<BodyState> {
+        let (w, _) = self.wrenches(n, states);
+        states
+            .iter()
+            .enumerate()
+            .map(|(b, s)| {
+                let w = plus(w[b], extra.get(b));
+                step_body(self.model, b, &self.obstacles[b], s, w, self.h)
+            })
+            .collect()
     }
 
     /// `steps` steps from `init`.
@@ -343,16 +353,73 @@ impl<'a> SemiImplicit<'a> {
         let mut states = Vec::with_capacity(steps + 1);
         states.push(init.to_vec());
         for n in 0..steps {
-            let (w, _) = self.wrenches(n, &states[n]);
-            let next: Vec<BodyState> = states[n]
-                .iter()
-                .enumerate()
-                .map(|(b, s)| step_body(self.model, b, &self.obstacles[b], s, w[b], self.h))
-                .collect();
+            let next = self.step(n, &states[n], &[]);
             super::check_finite(n, &next)?;
             states.push(next);
         }
         Ok(SemiImplicitRollout { states })
+    }
+
+    /// The VJP of [`Self::step`]: from the bars of the new states, the bars of `states`
+    /// (without any seed of the loss at step `n`); sets `grads.wrenches[n]` to the bars of the
+    /// bodies' total wrenches (the external one's, and that of `extra`) and adds the contact
+    /// parameters' bars.
+    pub(super) fn step_vjp(
+        &self,
+        n: usize,
+        states: &[BodyState],
+        extra: &[Wrench],
+        bars: &[RawBar],
+        grads: &mut super::RigidGrads,
+    ) -> Vec<RawBar> {
+        let nb = self.model.bodies.len();
+        let (w, active) = self.wrenches(n, states);
+        let mut prev = Vec::with_capacity(nb);
+        for b in 0..nb {
+            let params = ParamBars {
+                points: &mut grads.points[b],
+                friction: &mut grads.friction,
+            };
+            let (p, wb) = step_body_vjp(
+                self.model,
+                b,
+                &self.obstacles[b],
+                &states[b],
+                plus(w[b], extra.get(b)),
+                self.h,
+                &bars[b],
+                params,
+            );
+            grads.wrenches[n][b] = wb;
+            prev.push(p);
+        }
+        // The pair forces were part of each body's wrench: their bars are the wrench bars.
+        let mut rbars = vec![[[0.0; 3]; 3]; nb];
+        for sp in &active.sliding {
+            let bars = (&mut prev[..], &mut rbars[..], &mut grads.friction);
+            self.sliding_vjp(sp, states, &grads.wrenches[n], bars);
+        }
+        for &(ia, ib) in &active.pairs {
+            let shape = pairs::pair_shape(self.model, (ia, ib));
+            let (wa, wb) = (grads.wrenches[n][ia], grads.wrenches[n][ib]);
+            for (k, ab) in self.model.bodies[ia].points.iter().enumerate() {
+                let (sa, sb) = (&states[ia], &states[ib]);
+                let p = pairs::pair_force(&self.model.contact, &shape, *ab, sa, sb);
+                let (ba, bb) = pairs::pair_force_vjp(&p, *ab, (sa, sb), (wa.f, wa.t), (wb.f, wb.t));
+                grads.points[ia][k] = so3::add(grads.points[ia][k], ba.point);
+                grads.friction += ba.friction;
+                for (k, bar) in [(ia, ba), (ib, bb)] {
+                    add_pair_bar(&mut prev[k], &mut rbars[k], &bar);
+                }
+            }
+        }
+        if !active.pairs.is_empty() || !active.sliding.is_empty() {
+            for (b, p) in prev.iter_mut().enumerate() {
+                let qr = so3::to_matrix_vjp(states[b].q, &rbars[b]);
+                (0..4).for_each(|i| p.q[i] += qr[i]);
+            }
+        }
+        prev
     }
 
     /// Gradients of a loss given its gradients `state_bars[n][b]` with respect to every state
@@ -375,58 +442,8 @@ impl<'a> SemiImplicit<'a> {
         };
         let mut bars: Vec<RawBar> = (0..nb).map(|b| seed(steps, b)).collect();
         for n in (0..steps).rev() {
-            let states = &run.states[n];
-            let (w, active) = self.wrenches(n, states);
-            let mut prev = Vec::with_capacity(nb);
-            for b in 0..nb {
-                let params = ParamBars {
-                    points: &mut grads.points[b],
-                    friction: &mut grads.friction,
-                };
-                let (p, wb) = step_body_vjp(
-                    self.model,
-                    b,
-                    &self.obstacles[b],
-                    &states[b],
-                    w[b],
-                    self.h,
-                    &bars[b],
-                    params,
-                );
-                grads.wrenches[n][b] = wb;
-                prev.push(p);
-            }
-            // The pair forces were part of each body's wrench: their bars are the wrench bars.
-            let mut rbars = vec![[[0.0; 3]; 3]; nb];
-            for sp in &active.sliding {
-                let bars = (&mut prev[..], &mut rbars[..], &mut grads.friction);
-                self.sliding_vjp(sp, states, &grads.wrenches[n], bars);
-            }
-            for &(ia, ib) in &active.pairs {
-                let shape = pairs::pair_shape(self.model, (ia, ib));
-                let (wa, wb) = (grads.wrenches[n][ia], grads.wrenches[n][ib]);
-                for (k, ab) in self.model.bodies[ia].points.iter().enumerate() {
-                    let (sa, sb) = (&states[ia], &states[ib]);
-                    let p = pairs::pair_force(&self.model.contact, &shape, *ab, sa, sb);
-                    let (ba, bb) =
-                        pairs::pair_force_vjp(&p, *ab, (sa, sb), (wa.f, wa.t), (wb.f, wb.t));
-                    grads.points[ia][k] = so3::add(grads.points[ia][k], ba.point);
-                    grads.friction += ba.friction;
-                    for (k, bar) in [(ia, ba), (ib, bb)] {
-                        (0..3).for_each(|i| {
-                            prev[k].c[i] += bar.c[i];
-                            prev[k].v[i] += bar.v[i];
-                            prev[k].w[i] += bar.w[i];
-                            (0..3).for_each(|j| rbars[k][i][j] += bar.r[i][j]);
-                        });
-                    }
-                }
-            }
+            let mut prev = self.step_vjp(n, &run.states[n], &[], &bars, &mut grads);
             for (b, p) in prev.iter_mut().enumerate() {
-                if !active.pairs.is_empty() || !active.sliding.is_empty() {
-                    let qr = so3::to_matrix_vjp(states[b].q, &rbars[b]);
-                    (0..4).for_each(|i| p.q[i] += qr[i]);
-                }
                 p.add(&seed(n, b));
             }
             bars = prev;
@@ -437,5 +454,28 @@ impl<'a> SemiImplicit<'a> {
             .map(|(b, bar)| bar.to_tangent(run.states[0][b].q))
             .collect();
         grads
+    }
+}
+
+/// A wrench plus an optional extra one.
+fn plus(w: Wrench, extra: Option<&Wrench>) -> Wrench {
+    extra.map_or(w, |e| Wrench {
+        f: so3::add(w.f, e.f),
+        t: so3::add(w.t, e.t),
+    })
+}
+
+/// Adds one side's bars of a pair force's VJP into a body's raw bar (`c`, `v`, `ω`) and its
+/// rotation matrix's bar.
+pub(super) fn add_pair_bar(prev: &mut RawBar, rbar: &mut M3, bar: &pairs::PairBar) {
+    for i in 0..3 {
+        prev.c[i] += bar.c[i];
+        prev.v[i] += bar.v[i];
+        prev.w[i] += bar.w[i];
+    }
+    for (row, add) in rbar.iter_mut().zip(&bar.r) {
+        for (r, a) in row.iter_mut().zip(add) {
+            *r += a;
+        }
     }
 }

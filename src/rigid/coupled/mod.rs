@@ -26,9 +26,11 @@
 //! stiffnesses and the friction coefficient.
 
 mod adjoint;
+mod explicit;
 mod step;
 mod terms;
 
+pub use explicit::{CoupledSemiImplicit, CoupledSemiImplicitRollout};
 pub use step::{Coupled, CoupledRollout};
 
 use super::body::{BodyState, StateBar};

@@ -71,24 +71,12 @@ impl<'a> Coupled<'a> {
         model.validate()?;
         let soft = SoftImplicit::new(&model.soft, h, NewtonConfig::default())?;
         let rigid = RigidImplicit::new(&model.rigid, h, RigidScheme::BackwardEuler)?;
-        let contact = model.particle_contact && model.rigid.contact.ke > 0.0;
-        let shapes = model
-            .rigid
-            .bodies
-            .iter()
-            .map(|b| {
-                b.sdf
-                    .as_ref()
-                    .filter(|_| contact)
-                    .map(|s| s.inflated(model.particle_radius))
-            })
-            .collect();
         Ok(Self {
             model,
             h,
             soft,
             rigid,
-            shapes,
+            shapes: contact_shapes(model),
             tol: 1e-13,
             max_iters: 50,
         })
@@ -99,27 +87,9 @@ impl<'a> Coupled<'a> {
         self.soft.unknowns() + 6 * self.model.rigid.bodies.len()
     }
 
-    /// The body–particle contacts that act in a step from `s` (frozen for the step): gap
-    /// below `40·s` plus twice the distance the particle and the body can close in it.
+    /// The body–particle contacts that act in a step from `s` (frozen for the step).
     fn active_contacts(&self, s: &CoupledState) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        for (b, shape) in self.shapes.iter().enumerate() {
-            let Some(shape) = shape else { continue };
-            let (body, sb) = (&self.model.rigid.bodies[b], &s.bodies[b]);
-            let ext = extent(body) + self.model.particle_radius;
-            let rb = so3::to_matrix(sb.q);
-            for p in 0..self.model.soft.len() {
-                let reach = so3::norm(s.v[p]) + so3::norm(sb.v) + so3::norm(sb.w) * ext;
-                let cut = 40.0 * self.model.rigid.contact.smoothing + 2.0 * self.h * reach;
-                let d = sub(s.x[p], sb.c);
-                if so3::norm(d) - ext < cut
-                    && contact::distance(shape, so3::mat_t_vec(&rb, d)).0 < cut
-                {
-                    out.push((p, b));
-                }
-            }
-        }
-        out
+        active_contacts(self.model, &self.shapes, self.h, s)
     }
 
     /// The coupling terms at an iterate, each with its particle and body.
@@ -458,6 +428,50 @@ impl<'a> Coupled<'a> {
         }
         Ok(run)
     }
+}
+
+/// Per body: its signed distance grown by the particles' radius, where particles touch
+/// bodies (None: no contact).
+pub(super) fn contact_shapes(model: &CoupledModel) -> Vec<Option<Shape>> {
+    let contact = model.particle_contact && model.rigid.contact.ke > 0.0;
+    model
+        .rigid
+        .bodies
+        .iter()
+        .map(|b| {
+            b.sdf
+                .as_ref()
+                .filter(|_| contact)
+                .map(|s| s.inflated(model.particle_radius))
+        })
+        .collect()
+}
+
+/// The body–particle contacts `(particle, body)` that act in a step of length `h` from `s`:
+/// gap below `40·s` plus twice the distance the particle and the body can close in it.
+pub(super) fn active_contacts(
+    model: &CoupledModel,
+    shapes: &[Option<Shape>],
+    h: f64,
+    s: &CoupledState,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (b, shape) in shapes.iter().enumerate() {
+        let Some(shape) = shape else { continue };
+        let (body, sb) = (&model.rigid.bodies[b], &s.bodies[b]);
+        let ext = extent(body) + model.particle_radius;
+        let rb = so3::to_matrix(sb.q);
+        for p in 0..model.soft.len() {
+            let reach = so3::norm(s.v[p]) + so3::norm(sb.v) + so3::norm(sb.w) * ext;
+            let cut = 40.0 * model.rigid.contact.smoothing + 2.0 * h * reach;
+            let d = sub(s.x[p], sb.c);
+            if so3::norm(d) - ext < cut && contact::distance(shape, so3::mat_t_vec(&rb, d)).0 < cut
+            {
+                out.push((p, b));
+            }
+        }
+    }
+    out
 }
 
 /// What a step freezes at its start: the active body pairs and sliding points, and the

@@ -25,7 +25,13 @@ pub(super) type BodyAt<'a> = (V3, &'a M3);
 /// The attachment's world offset `d = x_p − c − R a_b` and its gradient `g_d` and Hessian
 /// `H_d` with respect to `d` (the dashpot lagged at `dₙ`); with `project`, the transverse
 /// stiffness of a stretched spring is clamped at 0.
-fn attachment_force(at: &Attachment, d: V3, dn: V3, h: f64, project: bool) -> (f64, V3, M3) {
+pub(super) fn attachment_force(
+    at: &Attachment,
+    d: V3,
+    dn: V3,
+    h: f64,
+    project: bool,
+) -> (f64, V3, M3) {
     let (k, kappa) = (at.stiffness, at.damping / h);
     let len = so3::norm(d);
     let id = |i: usize, j: usize| f64::from(u8::from(i == j));
