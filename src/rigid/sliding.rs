@@ -200,12 +200,6 @@ fn probe(shape: &Shape, p: V3, sa: &BodyState, sb: &BodyState) -> Probe {
     }
 }
 
-/// `ψ'(t)`: the slope of the gap along the axis `e` (capsule frame) at `p`.
-fn slope(shape: &Shape, p: V3, e: V3, sa: &BodyState, sb: &BodyState) -> f64 {
-    let pr = probe(shape, p, sa, sb);
-    dot(pr.n, so3::mat_vec(&so3::to_matrix(sa.q), e))
-}
-
 fn lerp(p0: V3, e: V3, t: f64) -> V3 {
     std::array::from_fn(|i| p0[i] + t * e[i])
 }
@@ -224,7 +218,17 @@ pub fn sliding_point(
     let e = sub(p1, p0);
     let sa = &states[ia];
     let (shape, sb) = frame(model, (ia, target), obstacles, states);
-    if slope(&shape, p0, e, sa, sb) >= 0.0 || slope(&shape, p1, e, sa, sb) <= 0.0 {
+    // The axis in the target's frame: x(t) = x₀ + t·e_l, and ψ'(t) = n(x(t))·e_l.
+    let (ra, rb) = (so3::to_matrix(sa.q), so3::to_matrix(sb.q));
+    let to_b = |p: V3| so3::mat_t_vec(&rb, sub(so3::add(sa.c, so3::mat_vec(&ra, p)), sb.c));
+    let (x0, el) = (to_b(p0), so3::mat_t_vec(&rb, so3::mat_vec(&ra, e)));
+    // The distance is 1-Lipschitz: the whole axis lies at least this far from the target.
+    let half = 0.5 * so3::norm(el);
+    if contact::distance(&shape, lerp(x0, el, 0.5)).0 - half >= cut {
+        return None;
+    }
+    let slope = |t: f64| dot(contact::distance(&shape, lerp(x0, el, t)).1, el);
+    if slope(0.0) >= 0.0 || slope(1.0) <= 0.0 {
         return None;
     }
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
@@ -233,7 +237,7 @@ pub fn sliding_point(
         if mid <= lo || mid >= hi {
             break;
         }
-        if slope(&shape, lerp(p0, e, mid), e, sa, sb) < 0.0 {
+        if slope(mid) < 0.0 {
             lo = mid;
         } else {
             hi = mid;
