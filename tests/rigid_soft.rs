@@ -27,6 +27,21 @@ fn sphere_and_particle(m: f64) -> CoupledModel {
     }
 }
 
+/// A 1 kg particle pinned (k 400 N/m) to the point 0.2 m along a sphere body's x-axis, 5 cm
+/// beyond it, at rest; and the pair's `ω = √(k(1/m + 1/M))`.
+fn pinned_pair() -> (CoupledModel, CoupledState, f64) {
+    let (m, k) = (1.0, 400.0);
+    let mut model = sphere_and_particle(m);
+    model.attachments = vec![Attachment::pin(0, [0.2, 0.0, 0.0], 0, k)];
+    let big_m = model.rigid.bodies[0].mass;
+    let init = CoupledState {
+        x: vec![[0.25, 0.0, 0.0]],
+        v: vec![[0.0; 3]],
+        bodies: vec![BodyState::at([0.0; 3])],
+    };
+    (model, init, (k * (1.0 / m + 1.0 / big_m)).sqrt())
+}
+
 /// A body and a particle pinned to a point on its x-axis, released with the pin stretched
 /// along that axis: the relative offset `u` obeys `ü = −k(1/m + 1/M)u`, which backward Euler
 /// turns into `u₁ = u₀ + h·w₁`, `w₁ = w₀ − hω²u₁`. The coupled step must reproduce that
@@ -34,19 +49,11 @@ fn sphere_and_particle(m: f64) -> CoupledModel {
 /// zero, and its period must be the closed form's to `(ωh)²/3`.
 #[test]
 fn a_pinned_particle_and_body_oscillate_as_the_two_mass_closed_form() {
-    let (m, k) = (1.0, 400.0);
-    let mut model = sphere_and_particle(m);
-    model.attachments = vec![Attachment::pin(0, [0.2, 0.0, 0.0], 0, k)];
-    let big_m = model.rigid.bodies[0].mass;
-    let omega = (k * (1.0 / m + 1.0 / big_m)).sqrt();
+    let (model, init, omega) = pinned_pair();
+    let (m, big_m) = (1.0, model.rigid.bodies[0].mass);
     let h = 0.01 / omega;
     let period = 2.0 * std::f64::consts::PI / omega;
     let steps = (3.0 * period / h).ceil() as usize;
-    let init = CoupledState {
-        x: vec![[0.25, 0.0, 0.0]],
-        v: vec![[0.0; 3]],
-        bodies: vec![BodyState::at([0.0; 3])],
-    };
     let run = Coupled::new(&model, h)
         .unwrap()
         .rollout(&init, steps)
@@ -87,10 +94,10 @@ fn penetration(ke: f64, s: f64, f: f64) -> f64 {
     s * ((f / (ke * s)).exp() - 1.0).ln()
 }
 
-/// A particle resting on a sphere body resting on the ground: the sphere sinks until its
-/// contact holds both weights, the particle until its contact with the sphere holds its own.
-#[test]
-fn a_particle_rests_on_a_body_resting_on_the_ground() {
+/// A 0.1 kg particle (radius 2 cm) dropped 2 mm onto a sphere body dropped 1 mm onto the
+/// ground (ke 1e4, kd 200, μ 0.5, s 1e-3), and the closed-form heights `(y_c, y_p)` of their
+/// centres at rest.
+fn particle_on_sphere_on_ground() -> (CoupledModel, CoupledState, (f64, f64)) {
     let m = 0.1;
     let (ke, s, rp) = (1e4, 1e-3, 0.02);
     let mut model = sphere_and_particle(m);
@@ -116,6 +123,14 @@ fn a_particle_rests_on_a_body_resting_on_the_ground() {
         v: vec![[0.0; 3]],
         bodies: vec![BodyState::at([0.0, yc + 1e-3, 0.0])],
     };
+    (model, init, (yc, yp))
+}
+
+/// A particle resting on a sphere body resting on the ground: the sphere sinks until its
+/// contact holds both weights, the particle until its contact with the sphere holds its own.
+#[test]
+fn a_particle_rests_on_a_body_resting_on_the_ground() {
+    let (model, init, (yc, yp)) = particle_on_sphere_on_ground();
     let run = Coupled::new(&model, 2e-3)
         .unwrap()
         .rollout(&init, 1500)
@@ -132,18 +147,10 @@ fn a_particle_rests_on_a_body_resting_on_the_ground() {
 /// the sphere on the ground settles at the smooth law's penetrations.
 #[test]
 fn the_semi_implicit_coupled_step_oscillates_and_rests_as_the_closed_forms() {
-    let (m, k) = (1.0, 400.0);
-    let mut model = sphere_and_particle(m);
-    model.attachments = vec![Attachment::pin(0, [0.2, 0.0, 0.0], 0, k)];
-    let big_m = model.rigid.bodies[0].mass;
-    let omega = (k * (1.0 / m + 1.0 / big_m)).sqrt();
+    let (model, init, omega) = pinned_pair();
+    let (m, big_m) = (1.0, model.rigid.bodies[0].mass);
     let h = 0.05 / omega;
     let steps = (3.0 * 2.0 * std::f64::consts::PI / omega / h).ceil() as usize;
-    let init = CoupledState {
-        x: vec![[0.25, 0.0, 0.0]],
-        v: vec![[0.0; 3]],
-        bodies: vec![BodyState::at([0.0; 3])],
-    };
     let run = CoupledSemiImplicit::new(&model, h)
         .unwrap()
         .rollout(&init, steps)
@@ -175,31 +182,7 @@ fn the_semi_implicit_coupled_step_oscillates_and_rests_as_the_closed_forms() {
         "period {measured} vs {discrete}"
     );
 
-    let m = 0.1;
-    let (ke, s, rp) = (1e4, 1e-3, 0.02);
-    let mut model = sphere_and_particle(m);
-    model.soft.gravity = [0.0, -G, 0.0];
-    model.rigid.gravity = [0.0, -G, 0.0];
-    model.rigid.obstacles = vec![Shape::Plane {
-        normal: [0.0, 1.0, 0.0],
-        offset: 0.0,
-    }];
-    model.rigid.contact = Contact {
-        ke,
-        kd: 200.0,
-        mu: 0.5,
-        smoothing: s,
-    };
-    model.particle_contact = true;
-    model.particle_radius = rp;
-    let big_m = model.rigid.bodies[0].mass;
-    let yc = 0.1 - penetration(ke, s, (big_m + m) * G);
-    let yp = yc + 0.1 + rp - penetration(ke, s, m * G);
-    let init = CoupledState {
-        x: vec![[0.0, yp + 2e-3, 0.0]],
-        v: vec![[0.0; 3]],
-        bodies: vec![BodyState::at([0.0, yc + 1e-3, 0.0])],
-    };
+    let (model, init, (yc, yp)) = particle_on_sphere_on_ground();
     let last = CoupledSemiImplicit::new(&model, 2e-4)
         .unwrap()
         .rollout(&init, 15_000)
