@@ -57,12 +57,11 @@ pub(super) fn read_pairs(
         };
         let (body, obstacle) = match (bodies.get(&g1), bodies.get(&g2)) {
             (Some(b), None) | (None, Some(b)) => {
-                let plane = world.get(&g2).or_else(|| world.get(&g1));
-                let Some(plane) = plane else {
-                    return fail(format!(
-                        "contact pair {label}: a geom of a body or of the world body is missing"
-                    ));
-                };
+                // Both geoms exist (checked above) and one is not a body's: it is the world's.
+                let plane = world
+                    .get(&g2)
+                    .or_else(|| world.get(&g1))
+                    .expect("the other geom of the pair is the world body's");
                 let Some(shape) = plane_shape(plane, degrees)? else {
                     return fail(format!(
                         "contact pair {label}: the world geom must be a plane"
