@@ -29,6 +29,7 @@
 
 pub(in crate::rigid) mod euler;
 mod midpoint;
+mod points;
 
 use super::body::{BodyState, StateBar};
 use super::model::RigidModel;
