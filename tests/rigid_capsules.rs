@@ -1,9 +1,10 @@
-//! Capsules touching along their sides (the point that slides along a capsule's axis) against
-//! closed forms: two capsules crossing in mid-air swap velocities as an elastic collision, a
-//! capsule lying across another rests at the smooth law's equilibrium heights, and the
-//! gradient of the collision converges to the rigid swap's. Without the sliding point the
-//! capsules of these tests pass through each other: their cap centres are 0.25–0.3 m from
-//! the other axis.
+//! Contact away from a body's points, against closed forms: capsules touching along their
+//! sides (the point that slides along a capsule's axis) — two capsules crossing in mid-air
+//! swap velocities as an elastic collision, a capsule lying across another rests at the smooth
+//! law's equilibrium heights, and the gradient of the collision converges to the rigid swap's
+//! (without the sliding point these capsules pass through each other: their cap centres are
+//! 0.25–0.3 m from the other axis) — and a box resting face-down on a static ball (its corners
+//! never reach the ball).
 
 use diffsim::rigid::{
     BodyShape, BodyState, Implicit, RigidBody, RigidModel, RigidScheme, SemiImplicit, StateBar, so3,
@@ -276,6 +277,54 @@ fn the_coupled_steps_carry_the_sliding_point_as_the_rigid_ones_do() {
         assert!(
             cb[1].v[2] > 0.9,
             "{name}: the capsules passed through each other"
+        );
+    }
+}
+
+#[test]
+fn a_box_rests_face_down_on_a_static_ball_at_the_laws_equilibrium() {
+    // A 0.4 × 0.4 × 0.1 m box centred on top of a static ball of radius 0.3 (its corners
+    // are 0.41 m from the ball's centre: they never touch it). The ball's centre against the
+    // box holds the weight: z = z_top + 0.05 + g, g = −s·ln(e^{mg/(ke s)} − 1). Stable, as
+    // the box's centre of mass (0.05 m above the contact) lies below the ball's radius.
+    let bx = RigidBody::from_shape(
+        &BodyShape::Box {
+            half: [0.2, 0.2, 0.05],
+        },
+        500.0,
+    )
+    .unwrap();
+    let g = 9.81;
+    let (ke, s) = (1e5, 1e-4);
+    let gap = -s * ((bx.mass * g / (ke * s)).exp() - 1.0).ln();
+    let want = 0.3 + 0.05 + gap;
+    let model = RigidModel {
+        bodies: vec![bx],
+        gravity: [0.0, 0.0, -g],
+        obstacles: vec![Shape::Sphere {
+            center: [0.0; 3],
+            radius: 0.3,
+        }],
+        contact: Contact {
+            ke,
+            kd: 500.0,
+            mu: 0.5,
+            smoothing: s,
+        },
+        ..Default::default()
+    };
+    let init = [BodyState::at([0.0, 0.0, want + 1e-3])];
+    for (scheme, h) in [(None, 1e-4), (Some(RigidScheme::BackwardEuler), 1e-3)] {
+        let steps = (1.0 / h) as usize;
+        let last = rollout(&model, scheme, h, &init, steps).pop().unwrap();
+        println!(
+            "{scheme:?}: z {:.9} (closed form {want:.9}, gap {gap:.3e})",
+            last[0].c[2]
+        );
+        assert!(
+            (last[0].c[2] - want).abs() < 1e-8,
+            "{scheme:?}: {:?}",
+            last[0]
         );
     }
 }

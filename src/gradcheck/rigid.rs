@@ -115,7 +115,7 @@ fn scene(contact: bool, bodies: bool, mesh: bool, steps: usize) -> (RigidModel, 
 /// Capsules touching along their sides, on a ground plane (gravity −z, wrenches on every
 /// step): capsule 1 lies across the top edge of box 0, capsule 2 across capsule 1 near its
 /// lower end (a partly faded sliding point), capsule 3 over a static ball and against a
-/// static upright capsule. The stiffness is a quarter of [`scene`]'s: the friction's
+/// static upright capsule; a second static ball presses on the box's −y face. The stiffness is a quarter of [`scene`]'s: the friction's
 /// regularisation acts like a viscosity `μ|f_n|/s` that Warp's explicit step must resolve.
 fn capsule_scene(steps: usize) -> (RigidModel, Vec<BodyState>) {
     let capsule = |hh: f64| {
@@ -166,6 +166,11 @@ fn capsule_scene(steps: usize) -> (RigidModel, Vec<BodyState>) {
                 center: [-1.05, 0.1, 0.3],
                 half_height: 0.2,
                 radius: 0.05,
+            },
+            // Against the box's −y face: its centre touches the box (a static ball).
+            Shape::Sphere {
+                center: [0.0, -0.36, 0.1],
+                radius: 0.15,
             },
         ],
         contact: Contact {
@@ -477,13 +482,25 @@ mod tests {
         let want = vec![
             (1, Target::Body(0)),
             (1, Target::Body(2)),
-            // Within the activity cut (40·s), below capsule 1.
+            // Within the activity cut (40·s): the second static ball, and the box below
+            // capsule 2.
+            (1, Target::Obstacle(3)),
             (2, Target::Body(0)),
             (3, Target::Obstacle(1)),
             (3, Target::Obstacle(2)),
         ];
         assert_eq!(seen, want);
         assert!(partial, "no partly faded sliding point");
+        // The static ball (obstacle 3) touches the box through its centre on every step.
+        for states in &run.states {
+            let c = StepContacts::at(&model, (&pairs, &cands), &obstacles, states, 2e-3);
+            assert_eq!(c.balls, vec![(3, 0)]);
+            let (centre, shape) = crate::rigid::balls::geometry(&model, (3, 0));
+            let s = &states[0];
+            let x = so3::mat_t_vec(&so3::to_matrix(s.q), so3::add(centre, s.c.map(|v| -v)));
+            let gap = crate::solids::contact::distance(&shape, x).0;
+            assert!(gap < model.contact.smoothing, "ball gap {gap}");
+        }
     }
 
     #[test]

@@ -191,6 +191,12 @@ impl RigidBody {
         Ok(body)
     }
 
+    /// Whether static balls touch this body through their centres against its signed
+    /// distance (a box or a mesh body; see [`super::balls`]) rather than its points.
+    pub fn touches_balls_by_centre(&self) -> bool {
+        matches!(self.sdf, Some(Shape::Box { .. } | Shape::Mesh { .. }))
+    }
+
     /// A point-free body with the given mass and inertia.
     pub fn given(mass: f64, inertia: M3) -> Result<Self> {
         let body = Self {

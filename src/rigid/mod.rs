@@ -12,6 +12,7 @@
 //!   equations with the Cayley update, which keeps a torque-free body's energy and world
 //!   angular momentum to round-off.
 
+pub mod balls;
 pub mod body;
 pub mod coupled;
 pub mod differentiated;

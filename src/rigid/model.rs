@@ -94,9 +94,16 @@ impl RigidModel {
         (!self.obstacles.is_empty() || self.body_contact) && self.contact.ke > 0.0
     }
 
-    /// The obstacles as body `b`'s contact points see them (grown by its radius).
+    /// The obstacles as body `b`'s contact points see them (grown by its radius); a box or
+    /// mesh body's points skip static balls, whose centres touch the body instead
+    /// ([`super::balls`]).
     pub fn obstacles_for(&self, b: usize) -> Vec<Shape> {
         let r = self.bodies[b].radius;
-        self.obstacles.iter().map(|s| s.inflated(r)).collect()
+        let skip_balls = self.bodies[b].touches_balls_by_centre();
+        self.obstacles
+            .iter()
+            .filter(|s| !(skip_balls && matches!(s, Shape::Sphere { .. })))
+            .map(|s| s.inflated(r))
+            .collect()
     }
 }

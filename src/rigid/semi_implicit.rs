@@ -12,10 +12,11 @@
 //! `p = c₀ + R a` with velocities `v₀ + ω₀ × (R a)`, evaluated at the step's start. The
 //! normalisation is differentiated (its Jacobian `(I − q̂q̂ᵀ)/|q|`), as it must be.
 
+use super::balls;
 use super::body::{BodyState, RigidBody, StateBar};
 use super::model::{RigidModel, Wrench};
 use super::pairs;
-use super::sliding::{self, Candidate, SlidingPoint, StepContacts, Target};
+use super::sliding::{self, Candidate, SlidingPoint, StepContacts, Target, WORLD};
 use super::so3::{self, Quat};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
@@ -275,6 +276,12 @@ impl<'a> SemiImplicit<'a> {
                 w[ib].t = sub(w[ib].t, so3::cross(p.d, f));
             }
         }
+        for &(k, b) in &active.balls {
+            let (centre, shape) = balls::geometry(self.model, (k, b));
+            let p = pairs::pair_force(&self.model.contact, &shape, centre, &WORLD, &states[b]);
+            w[b].f = sub(w[b].f, p.f);
+            w[b].t = sub(w[b].t, so3::cross(p.d, p.f));
+        }
         for &(ia, ib) in &active.pairs {
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for ab in &self.model.bodies[ia].points {
@@ -413,7 +420,17 @@ impl<'a> SemiImplicit<'a> {
                 }
             }
         }
-        if !active.pairs.is_empty() || !active.sliding.is_empty() {
+        for &(k, b) in &active.balls {
+            let (centre, shape) = balls::geometry(self.model, (k, b));
+            let sb = &states[b];
+            let p = pairs::pair_force(&self.model.contact, &shape, centre, &WORLD, sb);
+            let wb = grads.wrenches[n][b];
+            let none = ([0.0; 3], [0.0; 3]);
+            let (ba, bb) = pairs::pair_force_vjp(&p, centre, (&WORLD, sb), none, (wb.f, wb.t));
+            grads.friction += ba.friction;
+            add_pair_bar(&mut prev[b], &mut rbars[b], &bb);
+        }
+        if !(active.pairs.is_empty() && active.sliding.is_empty() && active.balls.is_empty()) {
             for (b, p) in prev.iter_mut().enumerate() {
                 let qr = so3::to_matrix_vjp(states[b].q, &rbars[b]);
                 (0..4).for_each(|i| p.q[i] += qr[i]);

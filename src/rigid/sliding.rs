@@ -26,6 +26,7 @@
 //! the weight; `∂t*/∂x = −(∂ψ'/∂x)/ψ''` (implicit function theorem on `ψ'(t*) = 0`) and
 //! `∂δ/∂x` needs only the gradients of the gaps at fixed points (envelope theorem).
 
+use super::balls;
 use super::body::{BodyState, RigidBody};
 use super::model::RigidModel;
 use super::pairs;
@@ -328,14 +329,12 @@ pub struct StepContacts {
     pub pairs: Vec<(usize, usize)>,
     /// The sliding points that act.
     pub sliding: Vec<SlidingPoint>,
+    /// The static balls `(obstacle, body)` whose centres act against box and mesh bodies
+    /// ([`super::balls`]).
+    pub balls: Vec<(usize, usize)>,
 }
 
 impl StepContacts {
-    /// The pairs and the sliding points.
-    pub fn as_slices(&self) -> (&[(usize, usize)], &[SlidingPoint]) {
-        (&self.pairs, &self.sliding)
-    }
-
     /// The contacts of a step from `states` of length `h`: the active `pairs`
     /// ([`pairs::active_pairs`]) and the sliding points of `candidates` whose gap is below
     /// the same cut, their body pairs added to the active ones.
@@ -347,10 +346,12 @@ impl StepContacts {
         h: f64,
     ) -> Self {
         let mut active = pairs::active_pairs(model, pairs, states, h);
+        let balls = balls::active(model, &balls::candidates(model), states, h);
         if candidates.is_empty() {
             return Self {
                 pairs: active,
                 sliding: Vec::new(),
+                balls,
             };
         }
         let reach = pairs::reaches(model, states);
@@ -375,6 +376,7 @@ impl StepContacts {
         Self {
             pairs: active,
             sliding,
+            balls,
         }
     }
 }

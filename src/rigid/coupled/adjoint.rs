@@ -73,7 +73,7 @@ impl Coupled<'_> {
             );
             let mut prev = vec![StateBar::default(); nb];
             self.rigid.euler_vjp_lambda(
-                (&all, tape.bodies.as_slices()),
+                (&all, &tape.bodies),
                 (&start.bodies, &end.bodies),
                 &bb,
                 &lam[ns..],

@@ -155,7 +155,7 @@ impl<'a> Coupled<'a> {
         let bodies: Vec<usize> = (0..nb).collect();
         let (mut gb, mut kb, phib) =
             self.rigid
-                .potential_system(n, &bodies, tape.bodies.as_slices(), &start.bodies, it);
+                .potential_system(n, &bodies, &tape.bodies, &start.bodies, it);
         let mut phi = phis + phib;
         let rot: Vec<M3> = it.iter().map(|(_, q)| so3::to_matrix(*q)).collect();
         for (p, b, local) in self.coupling_terms((&tape.contacts, start), (x, it), &rot, project) {

@@ -5,10 +5,11 @@
 use super::Implicit;
 pub(crate) use super::points::add_point;
 use crate::error::{DiffsimError, Result};
+use crate::rigid::balls;
 use crate::rigid::body::{BodyState, StateBar, mass_moment};
 use crate::rigid::model::Wrench;
 use crate::rigid::pairs;
-use crate::rigid::sliding::{SlidingPoint, StepContacts, Target};
+use crate::rigid::sliding::{StepContacts, Target};
 use crate::rigid::so3::{self, Quat};
 use crate::solids::math::{M3, V3, dot};
 use faer::Mat;
@@ -18,21 +19,17 @@ use faer::linalg::solvers::{PartialPivLu, Solve};
 pub(super) struct EulerTape {
     /// The bodies of the group (global indices).
     pub bodies: Vec<usize>,
-    /// The active pairs inside the group (global indices).
-    pub pairs: Vec<(usize, usize)>,
-    /// The sliding points of the group's capsules.
-    pub sliding: Vec<SlidingPoint>,
+    /// The contacts between the group's bodies and of its bodies against static balls.
+    pub contacts: StepContacts,
     /// The converged Newton matrix's LU (6k × 6k).
     pub lu: PartialPivLu<f64>,
 }
 
-/// Bodies that touch in a step (global indices), their active pairs and sliding points.
-pub(super) type Group = (Vec<usize>, Vec<(usize, usize)>, Vec<SlidingPoint>);
+/// Bodies that touch in a step (global indices) and their contacts.
+pub(super) type Group = (Vec<usize>, StepContacts);
 
-/// The groups of bodies joined by `active` pairs, each with its pairs and the sliding
-/// points of its bodies.
+/// The groups of bodies joined by `active` pairs, each with the contacts of its bodies.
 pub(super) fn groups(nb: usize, active: &StepContacts) -> Vec<Group> {
-    let (active, sliding) = (&active.pairs, &active.sliding);
     let mut root: Vec<usize> = (0..nb).collect();
     fn find(root: &mut [usize], mut i: usize) -> usize {
         while root[i] != i {
@@ -41,7 +38,7 @@ pub(super) fn groups(nb: usize, active: &StepContacts) -> Vec<Group> {
         }
         i
     }
-    for &(a, b) in active {
+    for &(a, b) in &active.pairs {
         let (ra, rb) = (find(&mut root, a), find(&mut root, b));
         root[ra.max(rb)] = ra.min(rb);
     }
@@ -51,17 +48,21 @@ pub(super) fn groups(nb: usize, active: &StepContacts) -> Vec<Group> {
         let r = find(&mut root, b);
         if slot[r] == usize::MAX {
             slot[r] = out.len();
-            out.push((Vec::new(), Vec::new(), Vec::new()));
+            out.push((Vec::new(), StepContacts::default()));
         }
         out[slot[r]].0.push(b);
     }
-    for &(a, b) in active {
+    for &(a, b) in &active.pairs {
         let r = find(&mut root, a);
-        out[slot[r]].1.push((a, b));
+        out[slot[r]].1.pairs.push((a, b));
     }
-    for sp in sliding {
+    for sp in &active.sliding {
         let r = find(&mut root, sp.body);
-        out[slot[r]].2.push(*sp);
+        out[slot[r]].1.sliding.push(*sp);
+    }
+    for &(k, b) in &active.balls {
+        let r = find(&mut root, b);
+        out[slot[r]].1.balls.push((k, b));
     }
     out
 }
@@ -105,9 +106,6 @@ fn rotation_work(q: Quat, s: &BodyState, inertia: &M3, h: f64) -> f64 {
     a * tr(&p) + b * tr(&pp)
 }
 
-/// The contacts between bodies of a group in a step: its active pairs and sliding points.
-pub(crate) type Contacts<'a> = (&'a [(usize, usize)], &'a [SlidingPoint]);
-
 impl Implicit<'_> {
     /// The residual of a group's backward-Euler step at the iterates `it`, its exact
     /// Jacobian (6 rows per body, in the group's order) and the incremental potential `Φ`
@@ -116,7 +114,7 @@ impl Implicit<'_> {
         &self,
         n: usize,
         bodies: &[usize],
-        active: Contacts<'_>,
+        active: &StepContacts,
         start: &[BodyState],
         it: &[(V3, Quat)],
     ) -> (Vec<f64>, Mat<f64>, f64) {
@@ -133,7 +131,7 @@ impl Implicit<'_> {
         &self,
         n: usize,
         bodies: &[usize],
-        (active, sliding): Contacts<'_>,
+        contacts: &StepContacts,
         start: &[BodyState],
         it: &[(V3, Quat)],
     ) -> (Vec<f64>, Mat<f64>, f64) {
@@ -181,23 +179,23 @@ impl Implicit<'_> {
                 .expect("a pair inside its group")
         };
         let iterate = |l: usize| (it[l].0, &rot[l]);
-        for &(ia, ib) in active {
+        for &(ia, ib) in &contacts.pairs {
             let (la, lb) = (local(ia), local(ib));
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for ab in &self.model.bodies[ia].points {
-                let at = ((ia, ib), (la, lb), iterate(la), iterate(lb));
+                let at = ((Some(ia), ib), (Some(la), lb), iterate(la), iterate(lb));
                 let terms = (&mut g[..], &mut k, &mut phi);
                 self.pair_point(&shape, (*ab, 1.0), at, start, terms);
             }
         }
-        for sp in sliding {
+        for sp in &contacts.sliding {
             let (ia, la) = (sp.body, local(sp.body));
             let terms = (&mut g[..], &mut k, &mut phi);
             match sp.target {
                 Target::Body(ib) => {
                     let lb = local(ib);
                     let shape = pairs::pair_shape(self.model, (ia, ib));
-                    let at = ((ia, ib), (la, lb), iterate(la), iterate(lb));
+                    let at = ((Some(ia), ib), (Some(la), lb), iterate(la), iterate(lb));
                     self.pair_point(&shape, (sp.point, sp.weight), at, start, terms);
                 }
                 Target::Obstacle(kk) => {
@@ -206,6 +204,19 @@ impl Implicit<'_> {
                     self.obstacle_point(shapes, (sp.point, sp.weight), at, terms);
                 }
             }
+        }
+        // A static ball's centre against the body's signed distance (the ball is the world's).
+        for &(kk, b) in &contacts.balls {
+            let lb = local(b);
+            let (centre, shape) = balls::geometry(self.model, (kk, b));
+            let at = (
+                (None, b),
+                (None, lb),
+                ([0.0; 3], &balls::IDENTITY),
+                iterate(lb),
+            );
+            let terms = (&mut g[..], &mut k, &mut phi);
+            self.pair_point(&shape, (centre, 1.0), at, start, terms);
         }
         (g, k, phi)
     }
@@ -238,7 +249,7 @@ impl Implicit<'_> {
     pub(super) fn euler_step(
         &self,
         n: usize,
-        (bodies, active, sliding): Group,
+        (bodies, contacts): Group,
         start: &[BodyState],
     ) -> Result<(Vec<BodyState>, EulerTape, usize)> {
         let h = self.h;
@@ -282,7 +293,7 @@ impl Implicit<'_> {
         // of the unknowns (large contact forces put the residual's round-off above tol).
         let mut tiny_step = false;
         for iter in 0..=self.max_iters {
-            let (g, k, phi) = self.euler_system(n, &bodies, (&active, &sliding), start, &it);
+            let (g, k, phi) = self.euler_system(n, &bodies, &contacts, start, &it);
             if !g.iter().all(|x| x.is_finite()) {
                 break;
             }
@@ -305,8 +316,7 @@ impl Implicit<'_> {
                     states,
                     EulerTape {
                         bodies,
-                        pairs: active,
-                        sliding,
+                        contacts,
                         lu,
                     },
                     iter,
@@ -378,8 +388,7 @@ impl Implicit<'_> {
                         )
                     })
                     .collect();
-                let contacts = (&active[..], &sliding[..]);
-                let (g1, _, phi1) = self.euler_system(n, &bodies, contacts, start, &trial);
+                let (g1, _, phi1) = self.euler_system(n, &bodies, &contacts, start, &trial);
                 let rise = phi1 - t * torque_work - phi;
                 let armijo = rise <= 1e-4 * t * slope;
                 let flat = rise <= 1e-12 * phi.abs().max(1.0);
@@ -415,7 +424,7 @@ impl Implicit<'_> {
             .lu
             .solve_transpose(Mat::from_fn(ybar.len(), 1, |i, _| ybar[i]));
         let lam: Vec<f64> = (0..ybar.len()).map(|i| lam[(i, 0)]).collect();
-        let group = (&tape.bodies[..], (&tape.pairs[..], &tape.sliding[..]));
+        let group = (&tape.bodies[..], &tape.contacts);
         self.euler_vjp_lambda(
             group,
             (start, end),
@@ -455,7 +464,7 @@ impl Implicit<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn euler_vjp_lambda(
         &self,
-        (bodies, (pairs, sliding)): (&[usize], Contacts<'_>),
+        (bodies, contacts): (&[usize], &StepContacts),
         (start, end): (&[BodyState], &[BodyState]),
         out: &[StateBar],
         lam: &[f64],
@@ -516,7 +525,7 @@ impl Implicit<'_> {
         }
         let local = |b: usize| bodies.iter().position(|&x| x == b).expect("in the group");
         let lam_of = |l: usize| (lc(l), lt(l));
-        for &(ia, ib) in pairs {
+        for &(ia, ib) in &contacts.pairs {
             let (la, lb) = (local(ia), local(ib));
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for (ab, pbar) in self.model.bodies[ia]
@@ -524,18 +533,19 @@ impl Implicit<'_> {
                 .iter()
                 .zip(points[ia].iter_mut())
             {
-                let at = ((ia, ib), (lam_of(la), lam_of(lb)), (start, end));
+                let at = ((Some(ia), ib), (lam_of(la), lam_of(lb)), (start, end));
                 self.pair_point_vjp(&shape, (*ab, 1.0), at, (prev, pbar, friction));
             }
         }
         // A sliding point's position on its axis and its weight follow the start states.
-        for sp in sliding {
+        for sp in &contacts.sliding {
             let (ia, la) = (sp.body, local(sp.body));
             let mut pbar = [0.0; 3];
             let weight_bar = match sp.target {
                 Target::Body(ib) => {
                     let shape = pairs::pair_shape(self.model, (ia, ib));
-                    let at = ((ia, ib), (lam_of(la), lam_of(local(ib))), (start, end));
+                    let lams = (lam_of(la), lam_of(local(ib)));
+                    let at = ((Some(ia), ib), lams, (start, end));
                     let bars = (&mut *prev, &mut pbar, &mut *friction);
                     self.pair_point_vjp(&shape, (sp.point, sp.weight), at, bars)
                 }
@@ -558,6 +568,16 @@ impl Implicit<'_> {
                     prev[k].theta[i] += m[3 + i];
                 }
             }
+        }
+        for &(kk, b) in &contacts.balls {
+            let (centre, shape) = balls::geometry(self.model, (kk, b));
+            let at = (
+                (None, b),
+                (([0.0; 3], [0.0; 3]), lam_of(local(b))),
+                (start, end),
+            );
+            let mut centre_bar = [0.0; 3];
+            self.pair_point_vjp(&shape, (centre, 1.0), at, (prev, &mut centre_bar, friction));
         }
     }
 }

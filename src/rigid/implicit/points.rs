@@ -5,6 +5,7 @@
 use super::Implicit;
 use crate::rigid::body::{BodyState, StateBar};
 use crate::rigid::pairs;
+use crate::rigid::sliding::WORLD;
 use crate::rigid::so3;
 use crate::solids::contact::{self, Shape};
 use crate::solids::math::{M3, V3, dot, sub};
@@ -35,15 +36,26 @@ pub(crate) fn add_point(a: V3, gp: V3, hp: &M3, g: &mut [f64], k: &mut Mat<f64>,
 }
 
 /// Where a pair point sits: the bodies `(ia, ib)`, their rows `(la, lb)` in the group and
-/// their iterates `(c, R)`.
-pub(super) type PairAt<'a> = ((usize, usize), (usize, usize), (V3, &'a M3), (V3, &'a M3));
+/// their iterates `(c, R)`; A is `None` for a point of the world (a static ball's centre).
+pub(super) type PairAt<'a> = (
+    (Option<usize>, usize),
+    (Option<usize>, usize),
+    (V3, &'a M3),
+    (V3, &'a M3),
+);
 
-/// A pair point's bodies `(ia, ib)`, their adjoints `(λ_c, λ_θ)` and the step's states.
+/// A pair point's bodies `(ia, ib)` (A `None` for the world), their adjoints `(λ_c, λ_θ)`
+/// (zero for the world) and the step's states.
 pub(super) type PairAdjoint<'a> = (
-    (usize, usize),
+    (Option<usize>, usize),
     ((V3, V3), (V3, V3)),
     (&'a [BodyState], &'a [BodyState]),
 );
+
+/// The state of body `i`, or the world's.
+fn state_of(states: &[BodyState], i: Option<usize>) -> &BodyState {
+    i.map_or(&WORLD, |i| &states[i])
+}
 
 /// A pair point's geometry at the iterate and at the step's start: `(a, d, x, xₙ, aₙ, dₙ)`.
 struct PairPoint {
@@ -108,7 +120,7 @@ impl Implicit<'_> {
         (g, k, phi): (&mut [f64], &mut Mat<f64>, &mut f64),
     ) {
         let (cp, h) = (&self.model.contact, self.h);
-        let pp = pair_point(ab, (ca, ra), (cb, rb), (&start[ia], &start[ib]));
+        let pp = pair_point(ab, (ca, ra), (cb, rb), (state_of(start, ia), &start[ib]));
         let (gl, hl) = pairs::local_terms(cp, shape, pp.x, pp.xn, h);
         *phi += weight * pairs::local_potential(cp, shape, pp.x, pp.xn, h);
         let gy = so3::mat_vec(rb, gl).map(|x| weight * x);
@@ -116,11 +128,20 @@ impl Implicit<'_> {
             .map(|r| r.map(|x| weight * x));
         let (mut g12, mut k12) = ([0.0; 12], [[0.0; 12]; 12]);
         pairs::add_pair_terms(pp.a, pp.d, gy, &hy, &mut g12, &mut k12);
-        let at = |q: usize| if q < 6 { 6 * la + q } else { 6 * lb + q - 6 };
-        for r in 0..12 {
-            g[at(r)] += g12[r];
-            for c in 0..12 {
-                k[(at(r), at(c))] += k12[r][c];
+        let at = |q: usize| {
+            if q < 6 {
+                la.map(|la| 6 * la + q)
+            } else {
+                Some(6 * lb + q - 6)
+            }
+        };
+        for (r, krow) in k12.iter().enumerate() {
+            let Some(row) = at(r) else { continue };
+            g[row] += g12[r];
+            for (c, v) in krow.iter().enumerate() {
+                if let Some(col) = at(c) {
+                    k[(row, col)] += v;
+                }
             }
         }
     }
@@ -177,14 +198,10 @@ impl Implicit<'_> {
         (prev, pbar, friction): (&mut [StateBar], &mut V3, &mut f64),
     ) -> f64 {
         let (cp, h) = (&self.model.contact, self.h);
-        let (ra, rb) = (so3::to_matrix(end[ia].q), so3::to_matrix(end[ib].q));
-        let (ran, rbn) = (so3::to_matrix(start[ia].q), so3::to_matrix(start[ib].q));
-        let pp = pair_point(
-            ab,
-            (end[ia].c, &ra),
-            (end[ib].c, &rb),
-            (&start[ia], &start[ib]),
-        );
+        let (sa0, sa1) = (state_of(start, ia), state_of(end, ia));
+        let (ra, rb) = (so3::to_matrix(sa1.q), so3::to_matrix(end[ib].q));
+        let (ran, rbn) = (so3::to_matrix(sa0.q), so3::to_matrix(start[ib].q));
+        let pp = pair_point(ab, (sa1.c, &ra), (end[ib].c, &rb), (sa0, &start[ib]));
         let zy1 = so3::add(
             sub(so3::add(lca, so3::cross(lta, pp.a)), lcb),
             so3::cross(pp.d, ltb),
@@ -207,8 +224,10 @@ impl Implicit<'_> {
             let e = so3::mat_vec(&rbn, v).map(|x| -x);
             let (ta, tb) = (so3::cross(pp.an, e), so3::cross(e, pp.dn));
             for i in 0..3 {
-                prev[ia].c[i] += e[i];
-                prev[ia].theta[i] += ta[i];
+                if let Some(ia) = ia {
+                    prev[ia].c[i] += e[i];
+                    prev[ia].theta[i] += ta[i];
+                }
                 prev[ib].c[i] -= e[i];
                 prev[ib].theta[i] += tb[i];
             }
