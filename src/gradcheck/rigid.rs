@@ -458,7 +458,8 @@ mod tests {
 
     #[test]
     fn the_capsule_scene_slides_on_every_kind_of_target_with_one_partial_weight() {
-        use crate::rigid::sliding::{self, StepContacts, Target};
+        use crate::rigid::sliding::{self, Target};
+        use crate::rigid::step_contacts::StepContacts;
         let (model, init) = capsule_scene(40);
         let obstacles: Vec<Vec<Shape>> = (0..4).map(|b| model.obstacles_for(b)).collect();
         let pairs = contact_pairs(&model);

@@ -22,6 +22,7 @@ pub mod pairs;
 pub mod semi_implicit;
 pub mod sliding;
 pub mod so3;
+pub mod step_contacts;
 
 pub use body::{BodyShape, BodyState, RigidBody, StateBar};
 pub use coupled::{
