@@ -166,7 +166,7 @@ pub fn candidates(
 /// A body point `p` (frame of `sa`) against `shape` in the frame of `sb`: the gap, its
 /// gradient in `(c_A, δθ_A, c_B, δθ_B)`, the world normal, the world Hessian of the
 /// distance, the lever arm `a = R_A p` and `y = c_A + a − c_B`.
-struct Probe {
+pub(super) struct Probe {
     gap: f64,
     grad: [f64; 12],
     n: V3,
@@ -214,20 +214,71 @@ pub fn sliding_point(
     states: &[BodyState],
     cut: f64,
 ) -> Option<SlidingPoint> {
-    let (p0, p1) = axis_ends(&model.bodies[ia])?;
-    let e = sub(p1, p0);
+    let ends = axis_ends(&model.bodies[ia])?;
     let sa = &states[ia];
     let (shape, sb) = frame(model, (ia, target), obstacles, states);
+    // A target capsule's cap centres against this capsule (grown by the target's radius).
+    let mut rivals = Vec::new();
+    if let Target::Body(ib) = target
+        && let Some((q0, q1)) = axis_ends(&model.bodies[ib])
+    {
+        let back = pairs::pair_shape(model, (ib, ia));
+        for q in [q0, q1] {
+            let pr = probe(&back, q, sb, sa);
+            // Reorder its gradient from (B, A) to (A, B).
+            let mut grad = [0.0; 12];
+            grad[..6].copy_from_slice(&pr.grad[6..]);
+            grad[6..].copy_from_slice(&pr.grad[..6]);
+            rivals.push(Probe { grad, ..pr });
+        }
+    }
+    let s = slide(&shape, ends, (sa, sb), rivals, (model.contact.smoothing, cut))?;
+    Some(SlidingPoint {
+        body: ia,
+        target,
+        point: s.point,
+        weight: s.weight,
+        axis: sub(ends.1, ends.0),
+        dt: s.dt,
+        dw: s.dw,
+    })
+}
+
+/// A point sliding along A's segment `(p₀, p₁)` (A's frame) against `shape` in B's frame:
+/// its place, weight and sensitivities.
+pub(super) struct Slide {
+    /// The point in A's frame.
+    pub point: V3,
+    /// Its weight `w`.
+    pub weight: f64,
+    /// `∂t*/∂(c_A, δθ_A, c_B, δθ_B)`.
+    pub dt: [f64; 12],
+    /// `∂w/∂(c_A, δθ_A, c_B, δθ_B)`.
+    pub dw: [f64; 12],
+}
+
+/// The sliding point of the segment `(p₀, p₁)` of A at `sa` against `shape` in the frame
+/// of `sb`, if it counts (`w > 0`) and its gap is below `cut`: `t*` by bisection on the
+/// monotone slope of the convex `ψ`, then `w` against the segment's ends and `rivals` (the
+/// other contacts' gaps, gradients in `(A, B)`), and the sensitivities.
+pub(super) fn slide(
+    shape: &Shape,
+    (p0, p1): (V3, V3),
+    (sa, sb): (&BodyState, &BodyState),
+    mut rivals: Vec<Probe>,
+    (smoothing, cut): (f64, f64),
+) -> Option<Slide> {
+    let e = sub(p1, p0);
     // The axis in the target's frame: x(t) = x₀ + t·e_l, and ψ'(t) = n(x(t))·e_l.
     let (ra, rb) = (so3::to_matrix(sa.q), so3::to_matrix(sb.q));
     let to_b = |p: V3| so3::mat_t_vec(&rb, sub(so3::add(sa.c, so3::mat_vec(&ra, p)), sb.c));
     let (x0, el) = (to_b(p0), so3::mat_t_vec(&rb, so3::mat_vec(&ra, e)));
     // The distance is 1-Lipschitz: the whole axis lies at least this far from the target.
     let half = 0.5 * so3::norm(el);
-    if contact::distance(&shape, lerp(x0, el, 0.5)).0 - half >= cut {
+    if contact::distance(shape, lerp(x0, el, 0.5)).0 - half >= cut {
         return None;
     }
-    let slope = |t: f64| dot(contact::distance(&shape, lerp(x0, el, t)).1, el);
+    let slope = |t: f64| dot(contact::distance(shape, lerp(x0, el, t)).1, el);
     if slope(0.0) >= 0.0 || slope(1.0) <= 0.0 {
         return None;
     }
@@ -245,27 +296,14 @@ pub fn sliding_point(
     }
     let t = 0.5 * (lo + hi);
     let point = lerp(p0, e, t);
-    let at = probe(&shape, point, sa, sb);
+    let at = probe(shape, point, sa, sb);
     if at.gap >= cut {
         return None;
     }
-    // The other contacts' gaps: the capsule's own cap centres against the target, and a
-    // target capsule's cap centres against this capsule (grown by the target's radius).
-    let mut rivals = vec![probe(&shape, p0, sa, sb), probe(&shape, p1, sa, sb)];
-    if let Target::Body(ib) = target
-        && let Some((q0, q1)) = axis_ends(&model.bodies[ib])
-    {
-        let back = pairs::pair_shape(model, (ib, ia));
-        for q in [q0, q1] {
-            let pr = probe(&back, q, sb, sa);
-            // Reorder its gradient from (B, A) to (A, B).
-            let mut grad = [0.0; 12];
-            grad[..6].copy_from_slice(&pr.grad[6..]);
-            grad[6..].copy_from_slice(&pr.grad[..6]);
-            rivals.push(Probe { grad, ..pr });
-        }
-    }
-    let delta0 = BLEND * model.contact.smoothing;
+    // The segment's own ends against the target.
+    rivals.push(probe(shape, p0, sa, sb));
+    rivals.push(probe(shape, p1, sa, sb));
+    let delta0 = BLEND * smoothing;
     let sigma = delta0 / 4.0;
     let least = rivals.iter().map(|r| r.gap).fold(f64::INFINITY, f64::min);
     let expw: Vec<f64> = rivals
@@ -294,7 +332,7 @@ pub fn sliding_point(
         *d = dw_du / delta0 * (*d - g);
     }
     // ∂t*: ψ' = n·e_w; ∂ψ' = h_w·∂y + n·(δθ_A × e_w + e_w × δθ_B), h_w = H e_w.
-    let ew = so3::mat_vec(&so3::to_matrix(sa.q), e);
+    let ew = so3::mat_vec(&ra, e);
     let hw = so3::mat_vec(&at.hess, ew);
     let curvature = dot(ew, hw);
     if curvature <= 1e-12 * dot(ew, ew) / so3::norm(at.y).max(so3::norm(ew)) {
@@ -310,12 +348,9 @@ pub fn sliding_point(
         dt[6 + i] = hw[i] / curvature;
         dt[9 + i] = -tb[i] / curvature;
     }
-    Some(SlidingPoint {
-        body: ia,
-        target,
+    Some(Slide {
         point,
         weight,
-        axis: e,
         dt,
         dw,
     })
