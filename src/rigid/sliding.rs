@@ -166,7 +166,7 @@ pub fn candidates(
 /// A body point `p` (frame of `sa`) against `shape` in the frame of `sb`: the gap, its
 /// gradient in `(c_A, δθ_A, c_B, δθ_B)`, the world normal, the world Hessian of the
 /// distance, the lever arm `a = R_A p` and `y = c_A + a − c_B`.
-pub(super) struct Probe {
+struct Probe {
     gap: f64,
     grad: [f64; 12],
     n: V3,
@@ -232,7 +232,13 @@ pub fn sliding_point(
             rivals.push(Probe { grad, ..pr });
         }
     }
-    let s = slide(&shape, ends, (sa, sb), rivals, (model.contact.smoothing, cut))?;
+    let s = slide(
+        &shape,
+        ends,
+        (sa, sb),
+        rivals,
+        (model.contact.smoothing, cut),
+    )?;
     Some(SlidingPoint {
         body: ia,
         target,
@@ -246,7 +252,7 @@ pub fn sliding_point(
 
 /// A point sliding along A's segment `(p₀, p₁)` (A's frame) against `shape` in B's frame:
 /// its place, weight and sensitivities.
-pub(super) struct Slide {
+struct Slide {
     /// The point in A's frame.
     pub point: V3,
     /// Its weight `w`.
@@ -261,7 +267,7 @@ pub(super) struct Slide {
 /// of `sb`, if it counts (`w > 0`) and its gap is below `cut`: `t*` by bisection on the
 /// monotone slope of the convex `ψ`, then `w` against the segment's ends and `rivals` (the
 /// other contacts' gaps, gradients in `(A, B)`), and the sensitivities.
-pub(super) fn slide(
+fn slide(
     shape: &Shape,
     (p0, p1): (V3, V3),
     (sa, sb): (&BodyState, &BodyState),
