@@ -268,30 +268,23 @@ impl<'a> SemiImplicit<'a> {
         for sp in &active.sliding {
             let (shape, sb) = sp.frame(self.model, &self.obstacles, states);
             let p = pairs::pair_force(&self.model.contact, &shape, sp.point, &states[sp.body], sb);
-            let f = p.f.map(|x| sp.weight * x);
-            let ia = sp.body;
-            w[ia].f = so3::add(w[ia].f, f);
-            w[ia].t = so3::add(w[ia].t, so3::cross(p.a, f));
-            if let Target::Body(ib) = sp.target {
-                w[ib].f = sub(w[ib].f, f);
-                w[ib].t = sub(w[ib].t, so3::cross(p.d, f));
-            }
+            let ib = match sp.target {
+                Target::Body(ib) => Some(ib),
+                Target::Obstacle(_) => None,
+            };
+            exchange(&mut w, (Some(sp.body), ib), &p, sp.weight);
         }
         for &(k, b) in &active.balls {
             let (centre, shape) = balls::geometry(self.model, (k, b));
             let p = pairs::pair_force(&self.model.contact, &shape, centre, &WORLD, &states[b]);
-            w[b].f = sub(w[b].f, p.f);
-            w[b].t = sub(w[b].t, so3::cross(p.d, p.f));
+            exchange(&mut w, (None, Some(b)), &p, 1.0);
         }
         for &(ia, ib) in &active.pairs {
             let shape = pairs::pair_shape(self.model, (ia, ib));
             for ab in &self.model.bodies[ia].points {
                 let p =
                     pairs::pair_force(&self.model.contact, &shape, *ab, &states[ia], &states[ib]);
-                w[ia].f = so3::add(w[ia].f, p.f);
-                w[ia].t = so3::add(w[ia].t, so3::cross(p.a, p.f));
-                w[ib].f = sub(w[ib].f, p.f);
-                w[ib].t = sub(w[ib].t, so3::cross(p.d, p.f));
+                exchange(&mut w, (Some(ia), Some(ib)), &p, 1.0);
             }
         }
         (w, active)
@@ -472,6 +465,25 @@ impl<'a> SemiImplicit<'a> {
             .map(|(b, bar)| bar.to_tangent(run.states[0][b].q))
             .collect();
         grads
+    }
+}
+
+/// Adds a pair force `weight·f` to the wrenches: `f` at `a` on body A and `−f` at `d` on body
+/// B (a side that is the world takes nothing).
+fn exchange(
+    w: &mut [Wrench],
+    (ia, ib): (Option<usize>, Option<usize>),
+    p: &pairs::PairForce,
+    weight: f64,
+) {
+    let f = p.f.map(|x| weight * x);
+    if let Some(ia) = ia {
+        w[ia].f = so3::add(w[ia].f, f);
+        w[ia].t = so3::add(w[ia].t, so3::cross(p.a, f));
+    }
+    if let Some(ib) = ib {
+        w[ib].f = sub(w[ib].f, f);
+        w[ib].t = sub(w[ib].t, so3::cross(p.d, f));
     }
 }
 
