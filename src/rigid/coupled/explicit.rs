@@ -158,13 +158,13 @@ impl<'a> CoupledSemiImplicit<'a> {
         Ok(CoupledSemiImplicitRollout { states })
     }
 
-    /// The VJP of the coupling forces at `s`, given the bars `u` of the particles' total forces
-    /// and `wrench_bars` of the bodies' total wrenches: adds into the particles' `(x̄, v̄)`, the
-    /// bodies' raw bars (`prev`, rotation matrices' bars in `rbars`), the attachments' and the
-    /// friction coefficient's bars.
+    /// The VJP of the coupling forces at `s` (with its active body–particle `contacts`), given
+    /// the bars `u` of the particles' total forces and `wrench_bars` of the bodies' total
+    /// wrenches: adds into the particles' `(x̄, v̄)`, the bodies' raw bars (`prev`, rotation
+    /// matrices' bars in `rbars`), the attachments' and the friction coefficient's bars.
     fn forces_vjp(
         &self,
-        s: &CoupledState,
+        (s, contacts): (&CoupledState, &[(usize, usize)]),
         (u, wrench_bars): (&[V3], &[Wrench]),
         (xb, vb): (&mut [V3], &mut [V3]),
         (prev, rbars): (&mut [RawBar], &mut [M3]),
@@ -195,7 +195,7 @@ impl<'a> CoupledSemiImplicit<'a> {
             let r = so3::to_matrix(sb.q);
             abar.point = so3::add(abar.point, so3::mat_t_vec(&r, abar_w));
         }
-        for (p, b) in active_contacts(self.model, &self.shapes, self.h, s) {
+        for &(p, b) in contacts {
             let pf = self.contact_force((p, b), s);
             let w = wrench_bars[b];
             let sp = particle_state(s, p);
@@ -244,7 +244,7 @@ impl<'a> CoupledSemiImplicit<'a> {
         let (mut xb, mut vb, mut bodies) = seed(steps);
         for n in (0..steps).rev() {
             let s = &run.states[n];
-            let (coupling, _) = self.forces(s);
+            let (coupling, contacts) = self.forces(s);
             let u = explicit::step_vjp(
                 &m.soft,
                 &self.cloth,
@@ -259,7 +259,7 @@ impl<'a> CoupledSemiImplicit<'a> {
                     .step_vjp(n, &s.bodies, &coupling.bodies, &bodies, &mut grads.rigid);
             let mut rbars = vec![[[0.0; 3]; 3]; nb];
             self.forces_vjp(
-                s,
+                (s, &contacts),
                 (&u, &grads.rigid.wrenches[n]),
                 (&mut xb, &mut vb),
                 (&mut prev, &mut rbars),
