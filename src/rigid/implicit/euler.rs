@@ -167,8 +167,9 @@ impl Implicit<'_> {
                     k[(o + 3 + i, o + 3 + j)] = (tr * id - 0.5 * (bm[i][j] + bm[j][i])) / h2;
                 }
             }
+            let rn = so3::to_matrix(s.q);
             for ab in &body.points {
-                let at = (c, &rot[l], s, o);
+                let at = (c, &rot[l], (s.c, &rn), o);
                 let terms = (&mut g[..], &mut k, &mut phi);
                 self.obstacle_point(&self.obstacles[b], (*ab, 1.0), at, terms);
             }
@@ -201,7 +202,8 @@ impl Implicit<'_> {
                 }
                 Target::Obstacle(kk) => {
                     let shapes = &self.obstacles[ia][kk..=kk];
-                    let at = (it[la].0, &rot[la], &start[ia], 6 * la);
+                    let rn = so3::to_matrix(start[ia].q);
+                    let at = (it[la].0, &rot[la], (start[ia].c, &rn), 6 * la);
                     self.obstacle_point(shapes, (sp.point, sp.weight), at, terms);
                 }
             }

@@ -89,18 +89,18 @@ fn pair_point(
 
 impl Implicit<'_> {
     /// Adds the weighted terms of body point `ab` against `shapes` at the iterate `(c, R)` of
-    /// the body (start state `s`, rows from `o`): gradient, Hessian and potential.
+    /// the body (its start `(cₙ, Rₙ)`, rows from `o`): gradient, Hessian and potential.
     pub(super) fn obstacle_point(
         &self,
         shapes: &[Shape],
         (ab, weight): (V3, f64),
-        (c, rot, s, o): (V3, &M3, &BodyState, usize),
+        (c, rot, (cn, rn), o): (V3, &M3, (V3, &M3), usize),
         (g, k, phi): (&mut [f64], &mut Mat<f64>, &mut f64),
     ) {
         let (cp, h) = (&self.model.contact, self.h);
         let a = so3::mat_vec(rot, ab);
         let p = so3::add(c, a);
-        let pn = so3::add(s.c, so3::mat_vec(&so3::to_matrix(s.q), ab));
+        let pn = so3::add(cn, so3::mat_vec(rn, ab));
         for shape in shapes {
             let (gp, hp) = pairs::local_terms(cp, shape, p, pn, h);
             let (gp, hp) = (gp.map(|x| weight * x), hp.map(|r| r.map(|x| weight * x)));
