@@ -458,12 +458,11 @@ mod tests {
 
     #[test]
     fn the_capsule_scene_slides_on_every_kind_of_target_with_one_partial_weight() {
-        use crate::rigid::sliding::{self, Target};
-        use crate::rigid::step_contacts::StepContacts;
+        use crate::rigid::sliding::Target;
+        use crate::rigid::step_contacts::{ContactCandidates, StepContacts};
         let (model, init) = capsule_scene(40);
         let obstacles: Vec<Vec<Shape>> = (0..4).map(|b| model.obstacles_for(b)).collect();
-        let pairs = contact_pairs(&model);
-        let cands = sliding::candidates(&model, &pairs, &obstacles);
+        let cands = ContactCandidates::of(&model, &obstacles);
         let run = SemiImplicit::new(&model, 2e-3)
             .unwrap()
             .rollout(&init, 40)
@@ -471,7 +470,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut partial = false;
         for states in &run.states {
-            let c = StepContacts::at(&model, (&pairs, &cands), &obstacles, states, 2e-3);
+            let c = StepContacts::at(&model, &cands, &obstacles, states, 2e-3);
             for sp in &c.sliding {
                 if !seen.contains(&(sp.body, sp.target)) {
                     seen.push((sp.body, sp.target));
@@ -494,7 +493,7 @@ mod tests {
         assert!(partial, "no partly faded sliding point");
         // The static ball (obstacle 3) touches the box through its centre on every step.
         for states in &run.states {
-            let c = StepContacts::at(&model, (&pairs, &cands), &obstacles, states, 2e-3);
+            let c = StepContacts::at(&model, &cands, &obstacles, states, 2e-3);
             assert_eq!(c.balls, vec![(3, 0)]);
             let (centre, shape) = crate::rigid::balls::geometry(&model, (3, 0));
             let s = &states[0];

@@ -16,9 +16,9 @@ use super::balls;
 use super::body::{BodyState, RigidBody, StateBar};
 use super::model::{RigidModel, Wrench};
 use super::pairs;
-use super::sliding::{self, Candidate, SlidingPoint, Target, WORLD};
+use super::sliding::{SlidingPoint, Target, WORLD};
 use super::so3::{self, Quat};
-use super::step_contacts::StepContacts;
+use super::step_contacts::{ContactCandidates, StepContacts};
 use crate::error::Result;
 use crate::solids::contact::{self, Contact, Shape};
 use crate::solids::math::{M3, V3, dot, sub};
@@ -234,8 +234,7 @@ pub struct SemiImplicit<'a> {
     model: &'a RigidModel,
     h: f64,
     obstacles: Vec<Vec<Shape>>,
-    pairs: Vec<(usize, usize)>,
-    candidates: Vec<Candidate>,
+    candidates: ContactCandidates,
 }
 
 impl<'a> SemiImplicit<'a> {
@@ -244,13 +243,11 @@ impl<'a> SemiImplicit<'a> {
         model.validate()?;
         super::check_dt(h)?;
         let obstacles = super::body_obstacles(model);
-        let pairs = pairs::contact_pairs(model);
         Ok(Self {
             model,
             h,
-            candidates: sliding::candidates(model, &pairs, &obstacles),
+            candidates: ContactCandidates::of(model, &obstacles),
             obstacles,
-            pairs,
         })
     }
 
@@ -260,7 +257,7 @@ impl<'a> SemiImplicit<'a> {
         let mut w: Vec<Wrench> = (0..states.len()).map(|b| self.model.wrench(n, b)).collect();
         let active = StepContacts::at(
             self.model,
-            (&self.pairs, &self.candidates),
+            &self.candidates,
             &self.obstacles,
             states,
             self.h,

@@ -9,6 +9,28 @@ use super::pairs;
 use super::sliding::{Candidate, SlidingPoint, Target, sliding_point};
 use crate::solids::contact::Shape;
 
+/// Everything that may touch in a model, found once per stepper: the directed body pairs
+/// ([`pairs::contact_pairs`]), the capsules' sliding candidates ([`super::sliding::candidates`])
+/// and the static balls against box and mesh bodies ([`balls::candidates`]).
+#[derive(Clone, Debug, Default)]
+pub struct ContactCandidates {
+    pairs: Vec<(usize, usize)>,
+    sliding: Vec<Candidate>,
+    balls: Vec<(usize, usize)>,
+}
+
+impl ContactCandidates {
+    /// The candidates of `model`, whose bodies see `obstacles` (grown by their radii).
+    pub fn of(model: &RigidModel, obstacles: &[Vec<Shape>]) -> Self {
+        let pairs = pairs::contact_pairs(model);
+        Self {
+            sliding: super::sliding::candidates(model, &pairs, obstacles),
+            balls: balls::candidates(model),
+            pairs,
+        }
+    }
+}
+
 /// The contacts between bodies frozen for one step.
 #[derive(Clone, Debug, Default)]
 pub struct StepContacts {
@@ -22,18 +44,19 @@ pub struct StepContacts {
 }
 
 impl StepContacts {
-    /// The contacts of a step from `states` of length `h`: the active `pairs`
-    /// ([`pairs::active_pairs`]) and the sliding points of `candidates` whose gap is below
-    /// the same cut, their body pairs added to the active ones.
+    /// The contacts of a step from `states` of length `h`: of the `candidates`, the active
+    /// pairs ([`pairs::active_pairs`]), the sliding points whose gap is below the same cut
+    /// (their body pairs added to the active ones) and the static balls within it.
     pub fn at(
         model: &RigidModel,
-        (pairs, candidates): (&[(usize, usize)], &[Candidate]),
+        candidates: &ContactCandidates,
         obstacles: &[Vec<Shape>],
         states: &[BodyState],
         h: f64,
     ) -> Self {
-        let mut active = pairs::active_pairs(model, pairs, states, h);
-        let balls = balls::active(model, &balls::candidates(model), states, h);
+        let mut active = pairs::active_pairs(model, &candidates.pairs, states, h);
+        let balls = balls::active(model, &candidates.balls, states, h);
+        let candidates = &candidates.sliding;
         if candidates.is_empty() {
             return Self {
                 pairs: active,

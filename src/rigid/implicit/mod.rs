@@ -33,9 +33,7 @@ mod points;
 
 use super::body::{BodyState, StateBar};
 use super::model::RigidModel;
-use super::pairs;
-use super::sliding::{self, Candidate};
-use super::step_contacts::StepContacts;
+use super::step_contacts::{ContactCandidates, StepContacts};
 use super::{RigidGrads, body_obstacles, check_dt, check_finite};
 use crate::error::{DiffsimError, Result};
 use crate::solids::contact::Shape;
@@ -61,8 +59,7 @@ pub struct Implicit<'a> {
     h: f64,
     scheme: RigidScheme,
     obstacles: Vec<Vec<Shape>>,
-    pairs: Vec<(usize, usize)>,
-    candidates: Vec<Candidate>,
+    candidates: ContactCandidates,
     /// Newton tolerance on the residual, relative to the inertia scale.
     tol: f64,
     max_iters: usize,
@@ -96,14 +93,12 @@ impl<'a> Implicit<'a> {
             ));
         }
         let obstacles = body_obstacles(model);
-        let pairs = pairs::contact_pairs(model);
         Ok(Self {
             model,
             h,
             scheme,
-            candidates: sliding::candidates(model, &pairs, &obstacles),
+            candidates: ContactCandidates::of(model, &obstacles),
             obstacles,
-            pairs,
             tol: 1e-14,
             max_iters: 50,
         })
@@ -112,8 +107,7 @@ impl<'a> Implicit<'a> {
     /// The directed body pairs and sliding points that act in a step from `start` (frozen
     /// for the step).
     pub(crate) fn active_contacts(&self, start: &[BodyState]) -> StepContacts {
-        let cands = (&self.pairs[..], &self.candidates[..]);
-        StepContacts::at(self.model, cands, &self.obstacles, start, self.h)
+        StepContacts::at(self.model, &self.candidates, &self.obstacles, start, self.h)
     }
 
     /// `steps` steps from `init`.
