@@ -6,6 +6,7 @@ mod articulation;
 mod burgers;
 pub mod checker;
 mod coupled;
+mod flow_control;
 pub mod registry;
 mod rigid;
 

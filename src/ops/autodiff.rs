@@ -31,14 +31,14 @@ use std::sync::Arc;
 /// the forward pass and, per output, a zero-filled copy of the packed gradient in the
 /// backward pass.)
 #[derive(Debug)]
-struct Slots<B: Backend> {
+pub(super) struct Slots<B: Backend> {
     grads: std::sync::Mutex<Vec<Option<FloatTensor<B>>>>,
     /// Shapes of the extra outputs, for the zeros of an empty slot.
     shapes: Vec<Shape>,
 }
 
 impl<B: Backend> Slots<B> {
-    fn new(extra: &[&FloatTensor<B>]) -> Arc<Self> {
+    pub(super) fn new(extra: &[&FloatTensor<B>]) -> Arc<Self> {
         Arc::new(Self {
             grads: std::sync::Mutex::new(vec![None; extra.len()]),
             shapes: extra.iter().map(|t| t.shape()).collect(),
@@ -50,7 +50,7 @@ impl<B: Backend> Slots<B> {
     }
 
     /// The extra outputs' gradients, zeros (like `like`) where none arrived.
-    fn take(&self, like: &FloatTensor<B>) -> Vec<FloatTensor<B>> {
+    pub(super) fn take(&self, like: &FloatTensor<B>) -> Vec<FloatTensor<B>> {
         let mut grads = self.grads.lock().expect("gradient slots");
         grads
             .iter_mut()
@@ -83,7 +83,7 @@ impl<B: Backend> Backward<B, 1> for ExtraOutputBackward {
 /// The op's outputs as autodiff tensors: `main` (the op's node, already finished, holding
 /// `slots` in its state when tracked) followed by the `extra` outputs, each behind an
 /// [`ExtraOutputBackward`] node when `main` is tracked.
-fn with_extra_outputs<B: Backend, C: CheckpointStrategy>(
+pub(super) fn with_extra_outputs<B: Backend, C: CheckpointStrategy>(
     main: FloatTensor<Autodiff<B, C>>,
     extra: Vec<FloatTensor<B>>,
     slots: Arc<Slots<B>>,
@@ -107,7 +107,11 @@ fn with_extra_outputs<B: Backend, C: CheckpointStrategy>(
 }
 
 /// Registers `grad` for a parent node when it is tracked (`Some`).
-fn register<B: Backend>(grads: &mut Gradients, parent: Option<NodeId>, grad: FloatTensor<B>) {
+pub(super) fn register<B: Backend>(
+    grads: &mut Gradients,
+    parent: Option<NodeId>,
+    grad: FloatTensor<B>,
+) {
     if let Some(id) = parent {
         grads.register::<B>(id, grad);
     }

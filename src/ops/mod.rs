@@ -16,6 +16,7 @@
 //! Shapes: `u: [B, ny, nx+1]`, `v: [B, ny+1, nx]`, scalars and pressure `[B, ny, nx]`.
 
 mod autodiff;
+mod control;
 mod flex;
 pub(crate) use flex::{contiguous, data, with_float};
 pub mod kernels;
@@ -23,6 +24,7 @@ mod line;
 pub mod reference;
 mod systems;
 
+pub use control::{ControlOps, DensityLoss, density_loss, staggered_curl};
 pub use line::{LineAdvectionOps, advect_line, line_spec};
 
 pub use systems::{ImplicitDiffusion, PressureProjection};

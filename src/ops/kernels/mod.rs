@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 pub mod adjoint;
 mod advect;
+pub mod control;
 pub use advect::{
     Advect, maccormack, semi_lagrangian, semi_lagrangian_adjoint, semi_lagrangian_line,
     semi_lagrangian_line_adjoint,

@@ -1,0 +1,58 @@
+//! Gradient checks of the flow-control ops: the staggered curl of a potential and the two
+//! density losses, on small grids where the losses' kernels reach past the edges.
+
+use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
+use crate::error::{DiffsimError, Result};
+use crate::ops::{DensityLoss, density_loss, staggered_curl};
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// A smooth random `[b, ny, nx]` field of amplitude ~`scale`.
+fn field(dims: [usize; 3], scale: f64, seed: u64, dev: &Device) -> Tensor<3> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let d = smooth_direction(dims, &mut rng);
+    tensor_f64(d.into_iter().map(|x| scale * x).collect(), dims, dev)
+}
+
+/// `Σ w·t` with a fixed smooth weight.
+fn weighted(t: Tensor<3>, seed: u64) -> Tensor<1> {
+    let w = field(t.dims(), 1.0, seed, &t.device());
+    (t * w).sum()
+}
+
+/// Runs the flow-control check `name`.
+pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
+    let dev = Device::flex().autodiff();
+    match name {
+        "staggered-curl" => {
+            let x = [field([2, 7, 10], 1.0, 1, &dev)];
+            let loss = |x: &[Tensor<3>]| {
+                let (u, v) = staggered_curl(x[0].clone(), 0.5);
+                weighted(u, 2) + weighted(v, 3)
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "spectral-target-loss" | "blurred-l2" => {
+            // Per-item weights, so that the batch items' gradients differ in scale; the
+            // notebook's σ = 0.01 on 32 cells (only the lowest frequencies count) and a blur
+            // whose 13x13 support reaches past the edges of a 12x14 grid.
+            let (dims, kind) = if name == "blurred-l2" {
+                ([3, 12, 14], DensityLoss::BlurredL2 { radius: 2.0 })
+            } else {
+                ([3, 32, 24], DensityLoss::Spectral { sigma: 0.01 })
+            };
+            let x = [field(dims, 1.0, 4, &dev)];
+            let loss = move |x: &[Tensor<3>]| {
+                let per_item = density_loss(x[0].clone(), kind);
+                let w = Tensor::<1>::from_floats([1.0, 0.5, 2.0], &per_item.device())
+                    .cast(burn::tensor::FloatDType::F64);
+                (per_item * w).sum()
+            };
+            check(name, &x, &loss, cfg)
+        }
+        other => Err(DiffsimError::config(format!(
+            "unknown flow-control gradcheck '{other}'"
+        ))),
+    }
+}
