@@ -1,10 +1,13 @@
 //! Gradient checks of the flow-control ops: the staggered curl of a potential and the two
-//! density losses, on small grids where the losses' kernels reach past the edges.
+//! density losses, on small grids where the losses' kernels reach past the edges, and one
+//! application of the 2D U-Net.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
 use crate::error::{DiffsimError, Result};
+use crate::nn::{CastParams, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, staggered_curl};
-use burn::tensor::{Device, Tensor};
+use burn::module::Module;
+use burn::tensor::{Device, FloatDType, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -46,8 +49,22 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             let loss = move |x: &[Tensor<3>]| {
                 let per_item = density_loss(x[0].clone(), kind);
                 let w = Tensor::<1>::from_floats([1.0, 0.5, 2.0], &per_item.device())
-                    .cast(burn::tensor::FloatDType::F64);
+                    .cast(FloatDType::F64);
                 (per_item * w).sum()
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "unet2d-op" => {
+            // One application of the 3-level OP network (f64) on 2 items of 8x16, with
+            // respect to its input: every layer's backward is on the path.
+            dev.seed(3);
+            let net = UNet2dConfig::shape_op()
+                .init(&dev)
+                .map(&mut CastParams(FloatDType::F64));
+            let x = [field([4, 8, 16], 1.0, 5, &dev)];
+            let loss = move |x: &[Tensor<3>]| {
+                let y = net.forward(x[0].clone().reshape([2, 2, 8, 16]));
+                weighted(y.reshape([2, 8, 16]), 6)
             };
             check(name, &x, &loss, cfg)
         }
