@@ -394,7 +394,7 @@ fn the_quick_study_runs_resumes_and_refuses_bad_settings() {
     assert!(e.contains("power of two"), "{e}");
     assert!(!fresh.path().join("x").exists());
     // A missing model.
-    let e = diffsim::experiments::burgers_control::train::load(
+    let e = diffsim::experiments::stage::load(
         diffsim::nn::UNet1dConfig::cfe().init(&Device::flex()),
         &fresh.path().join("nothing"),
     )

@@ -1,8 +1,11 @@
-//! PDE control with learned planners (Holl et al. 2020, docs/burgers-control.md §3–§4), on
-//! batched 1D states `[B, N]` stepped by a [`BurgersScene`]: the CFE chain, and the observation-prediction (OP)
+//! PDE control with learned planners (Holl et al. 2020, docs/burgers-control.md §3–§4). Here,
+//! on batched 1D states `[B, N]` stepped by a [`BurgersScene`]: the CFE chain, and the observation-prediction (OP)
 //! hierarchy executed staggered or with prediction refinement. Every scheme returns the
 //! executed trajectory `u_0 … u_n` with `u_n` pinned to the target; the control force of step
-//! `t` is `F_t = u_{t+1} − P(u_t)` (exact actuation: the force reaches the planned state).
+//! `t` is `F_t = u_{t+1} − P(u_t)` (exact actuation: the force reaches the planned state). [`flow`]: the
+//! same schemes on a 2D flow, where actuation is not exact.
+
+pub mod flow;
 
 use crate::burgers::BurgersScene;
 use crate::nn::{PackedUNet1d, UNet1d, UNet1dConfig};

@@ -15,10 +15,12 @@ pub mod panda_reach;
 pub mod pendulum_id;
 pub mod rigid_trajectory;
 pub mod sampling;
+pub mod shape_transition;
 pub mod smoke_target;
 pub mod softbody_material;
 pub mod sphere_pushing;
 pub mod spring_cage;
+pub mod stage;
 pub mod study;
 pub mod wake_flow;
 

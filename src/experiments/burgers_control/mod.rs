@@ -5,21 +5,21 @@
 //! next to the published values. Every stage resumes: a finished dataset or stage of the
 //! same settings is kept, an interrupted stage continues from its last checkpoint.
 //!
-//! Files: [`dataset`] (data), [`train`] (stages), [`baseline`] (iterative optimisation),
+//! Files: [`dataset`] (data), [`super::stage`] (stages), [`baseline`] (iterative optimisation),
 //! [`report`] (evaluation, pictures, results page); the schemes and losses are
 //! [`crate::control`].
 
 pub mod baseline;
 pub mod dataset;
 pub mod report;
-pub mod train;
 
+pub use super::stage::StageConfig;
 pub use baseline::BaselineConfig;
 pub use dataset::{BurgersData, BurgersDataConfig};
 pub use report::{BurgersControlResult, MethodResult};
-pub use train::StageConfig;
 
 use super::sampling::splitmix;
+use super::stage::{StageReport, run_stage};
 use super::study::{Progress, Study};
 use crate::control::{Hierarchy, cfe_chain, force_loss, forces, predict_mid};
 use crate::error::{DiffsimError, Result};
@@ -29,7 +29,6 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
-use train::{StageReport, run_stage};
 
 /// Settings of the study (TOML, every field optional; `--print-config` prints them all).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,10 +4,10 @@
 //! acceptance checks and the results page.
 
 use super::baseline::{BaselineResult, optimise};
-use super::train::{StageReport, load};
 use super::{BurgersControlConfig, BurgersData, PUBLISHED};
 use crate::control::{Hierarchy, cfe_chain, forces, refined, staggered, total_force};
 use crate::error::{DiffsimError, Result};
+use crate::experiments::stage::{StageReport, load};
 use crate::experiments::study::{Progress, log_loss_curve};
 use crate::nn::{UNet1d, UNet1dConfig};
 use crate::viz::{FieldPicture, Panels, line_plot};

@@ -1,4 +1,4 @@
-//! Training stages of the Burgers control study (docs/burgers-control.md §4). A stage is Adam
+//! Training stages of the control studies (Burgers, shape transitions). A stage is Adam
 //! on one module with the learning rate `lr·0.5^(k/half_life)`, a loss that draws its batch
 //! from `(seed, iteration)` alone, and a folder holding `model.bpk`, `optimizer.bpk` and
 //! `stage.json` (settings, losses, wall time), saved every `checkpoint_every` iterations and at
