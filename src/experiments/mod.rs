@@ -27,11 +27,15 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 15] = [
+pub const STUDIES: [(&str, &str); 16] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
         burgers_control::BurgersControl::ABOUT,
+    ),
+    (
+        shape_transition::ShapeTransition::NAME,
+        shape_transition::ShapeTransition::ABOUT,
     ),
     (
         smoke_target::SmokeTarget::NAME,

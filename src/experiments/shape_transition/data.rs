@@ -106,7 +106,7 @@ impl Shape {
     }
 }
 
-/// A shape in coordinates where it spans about `[−1, 1]²` (y up).
+/// A shape in coordinates where it spans about `[−1, 1]²` (y along the rows, as on the grid).
 type Inside = fn(f64, f64) -> bool;
 
 fn in_polygon(x: f64, y: f64, corners: &[(f64, f64)]) -> bool {
@@ -185,7 +185,7 @@ fn rasterise(inside: Inside, size: usize, s: f64, shift: [f64; 2]) -> Vec<f32> {
         .map(|k| {
             let (j, i) = (k / size, k % size);
             let x = (i as f64 + 0.5 - c + shift[0]) / s;
-            let y = (c - shift[1] - (j as f64 + 0.5)) / s;
+            let y = (j as f64 + 0.5 - c + shift[1]) / s;
             if inside(x, y) { 1.0 } else { 0.0 }
         })
         .collect()

@@ -1,0 +1,353 @@
+//! Evaluation of the shape-transition study: the relative final-density error of every method
+//! on the test and validation sets (mean ± std over the examples, and pooled), inference wall
+//! times, GIFs of test transitions (density, its difference to the target, and the control
+//! speed), loss curves, a picture of the shape library, the acceptance checks and the results
+//! page.
+
+use super::{Examples, PUBLISHED_RELATIVE_MAE, ShapeTransitionConfig, Trained};
+use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
+use crate::error::Result;
+use crate::experiments::stage::load;
+use crate::experiments::study::{Progress, log_loss_curve};
+use crate::fluid::{ShapeFlow, relative_mae};
+use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// One method on one split.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MethodResult {
+    /// Name.
+    pub name: String,
+    /// Mean over the examples of `Σ|ρ_n − ρ*| / Σ|ρ₀ − ρ*|`.
+    pub mean: f64,
+    /// Standard deviation over the examples.
+    pub std: f64,
+    /// `Σ_examples Σ|ρ_n − ρ*| / Σ_examples Σ|ρ₀ − ρ*|`.
+    pub pooled: f64,
+    /// Examples evaluated.
+    pub examples: usize,
+    /// Wall time of all of them (s; networks and physics, batches of 25).
+    pub wall_s: f64,
+}
+
+/// One acceptance check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Check {
+    /// What is required.
+    pub what: String,
+    /// Whether it holds.
+    pub passed: bool,
+}
+
+/// The study's result (`results.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShapeTransitionResult {
+    /// The settings.
+    pub config: ShapeTransitionConfig,
+    /// The shape library: `(name, cells)`.
+    pub library: Vec<(String, usize)>,
+    /// Every method on the test set.
+    pub methods: Vec<MethodResult>,
+    /// The same on the validation set (nothing is selected on it).
+    pub validation: Vec<MethodResult>,
+    /// The networks' parameter counts `(CFE, each OP_n)`.
+    pub parameters: (usize, usize),
+    /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
+    pub stages: Vec<(String, usize, f64, f64, f64)>,
+    /// Acceptance checks.
+    pub checks: Vec<Check>,
+    /// Wall time of the whole study (s).
+    pub wall_s: f64,
+}
+
+fn method(name: &str, errors: &[f64], pooled: f64, wall_s: f64) -> MethodResult {
+    let n = errors.len().max(1) as f64;
+    let mean = errors.iter().sum::<f64>() / n;
+    let var = errors.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    MethodResult {
+        name: name.into(),
+        mean,
+        std: var.sqrt(),
+        pooled,
+        examples: errors.len(),
+        wall_s,
+    }
+}
+
+/// The planners saved by [`super::train_all`] in `dir`, on `dev`: `(supervised, joint)`.
+fn load_planners(
+    cfg: &ShapeTransitionConfig,
+    dir: &Path,
+    dev: &Device,
+) -> Result<(FlowPlanner, FlowPlanner)> {
+    let fresh = || FlowPlanner::init(&cfg.cfe_net, &cfg.op_net, cfg.data.steps, dev);
+    let mut sup = fresh();
+    sup.cfe = load(sup.cfe, &dir.join("sup-cfe"))?;
+    for (l, op) in sup.ops.iter_mut().enumerate() {
+        *op = load(op.clone(), &dir.join(format!("sup-op{}", 2 << l)))?;
+    }
+    let joint = load(fresh(), &dir.join("dp-staggered"))?;
+    Ok((sup, joint))
+}
+
+/// Host values of item `i` of a `[B, n, n]` batch.
+fn item(t: &Tensor<3>, i: usize) -> Vec<f32> {
+    t.clone()
+        .narrow(0, i, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32")
+}
+
+/// The speed `|v|` at cell centres of item `i` of a staggered velocity.
+fn speed(flow: &ShapeFlow, (u, v): &(Tensor<3>, Tensor<3>), i: usize) -> Vec<f32> {
+    let (nx, ny) = (flow.grid.nx, flow.grid.ny);
+    let (u, v) = (item(u, i), item(v, i));
+    (0..nx * ny)
+        .map(|k| {
+            let (j, x) = (k / nx, k % nx);
+            let uc = 0.5 * (u[j * (nx + 1) + x] + u[j * (nx + 1) + x + 1]);
+            let vc = 0.5 * (v[j * nx + x] + v[(j + 1) * nx + x]);
+            (uc * uc + vc * vc).sqrt()
+        })
+        .collect()
+}
+
+/// A GIF of test transition `i`: the density, its difference to the target, the control speed.
+fn transition_gif(
+    path: &Path,
+    flow: &ShapeFlow,
+    run: &Rollout,
+    target: &Tensor<3>,
+    i: usize,
+) -> Result<()> {
+    let n = flow.grid.nx;
+    let goal = item(target, i);
+    let speeds: Vec<Vec<f32>> = run.velocities.iter().map(|uv| speed(flow, uv, i)).collect();
+    let vmax = speeds.iter().flatten().fold(1e-6f32, |m, &s| m.max(s));
+    let mut gif = None;
+    for (t, rho) in run.densities.iter().enumerate() {
+        let rho = item(rho, i);
+        let diff: Vec<f32> = rho.iter().zip(&goal).map(|(a, b)| a - b).collect();
+        let zero = vec![0.0; n * n];
+        let sp = if t == 0 { &zero } else { &speeds[t - 1] };
+        let panel = |values, range, title| FieldPicture {
+            values,
+            nx: n,
+            ny: n,
+            solid: &[],
+            range,
+            title,
+        };
+        let frame = Panels(vec![
+            panel(&rho, 1.0, format!("#{i} density, step {t}")),
+            panel(&diff, 1.0, "density − target".into()),
+            panel(sp, vmax, format!("control speed (max {vmax:.2})")),
+        ]);
+        if gif.is_none() {
+            gif = Some(GifWriter::create(path, frame.size(), 250)?);
+        }
+        gif.as_mut().expect("created").add(&frame)?;
+    }
+    gif.expect("at least one frame").finish()?;
+    Ok(())
+}
+
+/// Runs every method on the examples `ids`; `on_run` sees each method's first batch.
+fn split_results(
+    cfg: &ShapeTransitionConfig,
+    ex: &Examples,
+    methods: &[(&str, &FlowPlanner, Execution)],
+    ids: &[usize],
+    on_run: &mut dyn FnMut(&str, &Rollout, &Tensor<3>) -> Result<()>,
+) -> Result<Vec<MethodResult>> {
+    let flow = cfg.flow();
+    let mut out = Vec::new();
+    for &(name, planner, how) in methods {
+        let t0 = Instant::now();
+        let (mut errors, mut err_sum, mut base_sum) = (Vec::new(), 0.0, 0.0);
+        for (b, chunk) in ids.chunks(25).enumerate() {
+            let (start, target) = ex.transitions(chunk);
+            let run = execute(
+                &flow,
+                planner,
+                start.clone(),
+                target.clone(),
+                cfg.data.steps,
+                how,
+            );
+            let last = run.densities.last().expect("frames").clone();
+            let abs_sum = |t: Tensor<3>| t.abs().sum().into_scalar::<f64>();
+            err_sum += abs_sum(last.clone() - target.clone());
+            base_sum += abs_sum(start.clone() - target.clone());
+            errors.extend(relative_mae(last, target.clone(), start));
+            if b == 0 {
+                on_run(name, &run, &target)?;
+            }
+        }
+        out.push(method(
+            name,
+            &errors,
+            err_sum / base_sum.max(1e-30),
+            t0.elapsed().as_secs_f64(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Evaluates the trained networks (reloaded from `dir`) and writes the pictures.
+pub fn evaluate(
+    cfg: &ShapeTransitionConfig,
+    trained: &Trained,
+    dir: &Path,
+    t0: Instant,
+    progress: &dyn Progress,
+) -> Result<ShapeTransitionResult> {
+    let dev = Device::flex();
+    let (sup, joint) = load_planners(cfg, dir, &dev)?;
+    let ex = Examples::new(&cfg.data, &dev);
+    let flow = cfg.flow();
+    let methods = [
+        ("Sup staggered", &sup, Execution::Staggered),
+        ("DP staggered", &joint, Execution::Staggered),
+        ("DP refined", &joint, Execution::Refined),
+    ];
+    progress.start("evaluation (methods x splits)", 2 * methods.len() as u64);
+    let test: Vec<usize> = (0..cfg.data.test).collect();
+    let val: Vec<usize> = (cfg.data.test..cfg.data.test + cfg.data.validation).collect();
+    let mut done = 0;
+    let mut pictures = |name: &str, run: &Rollout, target: &Tensor<3>| -> Result<()> {
+        done += 1;
+        progress.set(done);
+        if name == "DP staggered" {
+            for i in 0..cfg.pictures.min(target.dims()[0]) {
+                transition_gif(
+                    &dir.join(format!("transition-{i}.gif")),
+                    &flow,
+                    run,
+                    target,
+                    i,
+                )?;
+            }
+        }
+        Ok(())
+    };
+    let methods_test = split_results(cfg, &ex, &methods, &test, &mut pictures)?;
+    let validation = split_results(cfg, &ex, &methods, &val, &mut |_, _, _| {
+        done += 1;
+        progress.set(done);
+        Ok(())
+    })?;
+
+    let series: Vec<(String, Vec<(f64, f64)>)> = trained
+        .stages
+        .iter()
+        .map(|(name, r)| (name.clone(), log_loss_curve(&r.losses, 1)))
+        .collect();
+    line_plot(
+        &dir.join("losses.png"),
+        "training losses",
+        "iteration",
+        "log10 loss",
+        &series,
+    )?;
+    let lib = ex.shapes();
+    let p = cfg.data.patch();
+    Panels(
+        lib.iter()
+            .map(|s| FieldPicture {
+                values: &s.cells,
+                nx: p,
+                ny: p,
+                solid: &[],
+                range: 1.0,
+                title: s.name.into(),
+            })
+            .collect(),
+    )
+    .save_png(&dir.join("shapes.png"))?;
+
+    let find = |name: &str| {
+        methods_test
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.mean)
+            .unwrap_or(f64::NAN)
+    };
+    let checks = vec![
+        Check {
+            what: format!(
+                "DP staggered relative final-density MAE ≤ {PUBLISHED_RELATIVE_MAE} (test)"
+            ),
+            passed: find("DP staggered") <= PUBLISHED_RELATIVE_MAE,
+        },
+        Check {
+            what: "DP-trained hierarchy ahead of the supervised-only one (test)".into(),
+            passed: find("DP staggered") < find("Sup staggered"),
+        },
+    ];
+    Ok(ShapeTransitionResult {
+        config: cfg.clone(),
+        library: lib.iter().map(|s| (s.name.to_string(), s.area())).collect(),
+        methods: methods_test,
+        validation,
+        parameters: (joint.cfe.num_params(), joint.ops[0].num_params()),
+        stages: trained
+            .stages
+            .iter()
+            .map(|(n, r)| {
+                let last = r.losses.last().copied().unwrap_or(f64::NAN);
+                (
+                    n.clone(),
+                    r.losses.len(),
+                    last,
+                    r.iterations_per_s(),
+                    r.wall_s,
+                )
+            })
+            .collect(),
+        checks,
+        wall_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The results page.
+pub fn results_page(r: &ShapeTransitionResult) -> String {
+    let d = &r.config.data;
+    let mut s = format!(
+        "# Shape transitions (Holl et al. 2020)\n\n{}x{} grid, {} steps, {} test / {} validation / {} training examples, {} shapes; CFE {} and OP_n {} parameters.\n\n",
+        d.resolution,
+        d.resolution,
+        d.steps,
+        d.test,
+        d.validation,
+        d.examples - d.test - d.validation,
+        r.library.len(),
+        r.parameters.0,
+        r.parameters.1
+    );
+    s += "## Relative final-density error Σ|ρ_n − ρ*| / Σ|ρ_0 − ρ*|\n\n| method | test mean ± std | test pooled | validation mean ± std | test wall (s) |\n|---|---|---|---|---|\n";
+    for (m, v) in r.methods.iter().zip(&r.validation) {
+        s += &format!(
+            "| {} | {:.4} ± {:.4} | {:.4} | {:.4} ± {:.4} | {:.2} |\n",
+            m.name, m.mean, m.std, m.pooled, v.mean, v.std, m.wall_s
+        );
+    }
+    s += &format!(
+        "\nThe pbdl-book run: {PUBLISHED_RELATIVE_MAE}.\n\n## Training\n\n| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n"
+    );
+    for (name, it, last, rate, wall) in &r.stages {
+        s += &format!("| {name} | {it} | {last:.4e} | {rate:.2} | {wall:.1} |\n");
+    }
+    s += "\n## Checks\n\n";
+    for c in &r.checks {
+        s += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);
+    }
+    s += &format!("\nWhole study: {:.1} s.\n", r.wall_s);
+    s
+}
