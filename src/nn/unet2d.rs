@@ -15,11 +15,11 @@
 //! (TensorFlow's defaults). There are no centre blocks: the coarsest level's blocks are the
 //! last down level's.
 
+use super::conv::{conv_same, conv_same_act};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
-use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
@@ -161,13 +161,26 @@ pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl UNet2d {
+    /// `act(x + conv₂(act(conv₁(x))))` with edge padding: each 3x3 convolution runs as a zero
+    /// 'same' convolution of the edge-padded input (the fused kernels of [`conv_same_act`]),
+    /// whose interior is the valid convolution; the residual is the padded input itself.
     fn res_block(&self, blk: &ResBlock2d, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
         let edge = |t: Tensor<4>| t.pad([(1, 1), (1, 1)], PadMode::Edge);
-        let h = leaky_relu(blk.first.forward(edge(x.clone())), self.slope);
-        leaky_relu(blk.second.forward(edge(h)) + x, self.slope)
+        let interior = |t: Tensor<4>| t.narrow(2, 1, h).narrow(3, 1, w);
+        let (w1, b1) = params(&blk.first);
+        let (w2, b2) = params(&blk.second);
+        let xp = edge(x);
+        let hidden = interior(conv_same_act(xp.clone(), w1, b1, None, self.slope));
+        interior(conv_same_act(edge(hidden), w2, b2, Some(xp), self.slope))
     }
 
     /// `x: [B, inputs, H, W]` → `[B, outputs, H, W]`; H and W multiples of `2^levels`.
+    ///
+    /// Every convolution runs on the fused 'same' kernels: a stride-2 kernel-2 convolution as
+    /// a 1x1 convolution of the 2x2 blocks stacked as channels, a kernel-2 convolution over
+    /// one zero cell at the high end as a 3x3 'same' convolution whose low row and column of
+    /// weights are zero.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let levels = self.down.len();
@@ -179,7 +192,7 @@ impl UNet2d {
         let mut y = x.pad([(0, pad), (0, pad)], PadMode::Constant(0.0));
         let mut skips = vec![y.clone()];
         for (d, blocks) in self.down.iter().zip(&self.down_res) {
-            y = relu(d.forward(y));
+            y = stride2_conv_relu(d, y);
             for blk in blocks {
                 y = self.res_block(blk, y);
             }
@@ -191,14 +204,16 @@ impl UNet2d {
             let [_, _, yh, yw] = y.dims();
             let skip = skips.pop().expect("one skip per level");
             let skip = skip.narrow(2, 0, yh).narrow(3, 0, yw);
-            let joined =
-                Tensor::cat(vec![y, skip], 1).pad([(0, 1), (0, 1)], PadMode::Constant(0.0));
-            y = u.forward(joined);
+            let joined = Tensor::cat(vec![y, skip], 1);
+            let (wk, bk) = params(u);
+            let w3 = wk.pad([(1, 0), (1, 0)], PadMode::Constant(0.0));
             if l + 1 < levels {
-                y = relu(y);
+                y = conv_same_act(joined, w3, bk, None, 0.0);
                 for blk in &self.up_res[l] {
                     y = self.res_block(blk, y);
                 }
+            } else {
+                y = conv_same(joined, w3, bk);
             }
         }
         y
@@ -208,6 +223,29 @@ impl UNet2d {
     pub fn param_count(&self) -> usize {
         self.num_params()
     }
+}
+
+/// `(weight [C_out, C_in, k, k], bias [C_out])` of a convolution.
+fn params(c: &Conv2d) -> (Tensor<4>, Tensor<1>) {
+    let bias = c.bias.as_ref().expect("U-Net convolutions have biases");
+    (c.weight.val(), bias.val())
+}
+
+/// `ReLU(conv(x, w) + b)` with kernel 2, stride 2, no padding (the last row and column of an
+/// odd-sized input unused): the 2x2 blocks of `x` stacked as channels `(c, dy, dx)`, then a
+/// 1x1 convolution.
+fn stride2_conv_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let (oh, ow) = (h / 2, w / 2);
+    let blocks = x
+        .narrow(2, 0, 2 * oh)
+        .narrow(3, 0, 2 * ow)
+        .reshape([b, c, oh, 2, ow, 2])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([b, c * 4, oh, ow]);
+    let (wk, bk) = params(conv);
+    let co = wk.dims()[0];
+    conv_same_act(blocks, wk.reshape([co, c * 4, 1, 1]), bk, None, 0.0)
 }
 
 #[cfg(test)]
@@ -240,6 +278,79 @@ mod tests {
                 net.forward(Tensor::ones([2, 2, n, 2 * n], &dev)).dims(),
                 [2, 1, n, 2 * n]
             );
+        }
+    }
+
+    /// The network written with Burn's layers as the authors wrote it (explicit paddings,
+    /// valid convolutions).
+    fn reference_forward(net: &UNet2d, x: Tensor<4>) -> Tensor<4> {
+        use burn::tensor::activation::{leaky_relu, relu};
+        let edge = |t: Tensor<4>| t.pad([(1, 1), (1, 1)], PadMode::Edge);
+        let res = |blk: &ResBlock2d, x: Tensor<4>| {
+            let h = leaky_relu(blk.first.forward(edge(x.clone())), net.slope);
+            leaky_relu(blk.second.forward(edge(h)) + x, net.slope)
+        };
+        let levels = net.down.len();
+        let pad = (1 << levels) - 1;
+        let mut y = x.pad([(0, pad), (0, pad)], PadMode::Constant(0.0));
+        let mut skips = vec![y.clone()];
+        for (d, blocks) in net.down.iter().zip(&net.down_res) {
+            y = relu(d.forward(y));
+            for blk in blocks {
+                y = res(blk, y);
+            }
+            skips.push(y.clone());
+        }
+        skips.pop();
+        for (l, u) in net.up.iter().enumerate() {
+            y = upsample2x(y);
+            let [_, _, yh, yw] = y.dims();
+            let skip = skips.pop().unwrap().narrow(2, 0, yh).narrow(3, 0, yw);
+            let joined =
+                Tensor::cat(vec![y, skip], 1).pad([(0, 1), (0, 1)], PadMode::Constant(0.0));
+            y = u.forward(joined);
+            if l + 1 < levels {
+                y = relu(y);
+                for blk in &net.up_res[l] {
+                    y = res(blk, y);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn fused_forward_matches_burns_layers_in_values_and_gradients() {
+        use crate::nn::CastParams;
+        use burn::module::Module;
+        use burn::tensor::{Distribution, FloatDType};
+        let dev = Device::flex().autodiff();
+        dev.seed(11);
+        for cfg in [
+            UNet2dConfig::shape_cfe().with_filters(6),
+            UNet2dConfig::shape_op().with_filters(5),
+        ] {
+            let net = cfg.init(&dev).map(&mut CastParams(FloatDType::F64));
+            let x = Tensor::<4>::random([2, 2, 16, 24], Distribution::Normal(0.0, 1.0), &dev)
+                .cast(FloatDType::F64)
+                .require_grad();
+            let (a, b) = (net.forward(x.clone()), reference_forward(&net, x.clone()));
+            let diff: f64 = (a.clone() - b.clone()).abs().max().into_scalar();
+            assert!(diff < 1e-12, "outputs differ by {diff:e}");
+            let w = Tensor::<4>::random(a.dims(), Distribution::Normal(0.0, 1.0), &dev)
+                .cast(FloatDType::F64);
+            let (ga, gb) = ((a * w.clone()).sum().backward(), (b * w).sum().backward());
+            let gx: f64 = (x.grad(&ga).unwrap() - x.grad(&gb).unwrap())
+                .abs()
+                .max()
+                .into_scalar();
+            assert!(gx < 1e-12, "input gradients differ by {gx:e}");
+            let (wa, wb) = (
+                net.up[0].weight.grad(&ga).unwrap(),
+                net.up[0].weight.grad(&gb).unwrap(),
+            );
+            let gw: f64 = (wa - wb).abs().max().into_scalar();
+            assert!(gw < 1e-11, "weight gradients differ by {gw:e}");
         }
     }
 
