@@ -1,9 +1,13 @@
 //! Gradient checks of the flow-control ops: the staggered curl of a potential and the two
 //! density losses, on small grids where the losses' kernels reach past the edges, and one
-//! application of the 2D U-Net.
+//! application of the 2D U-Net, and a 4-step staggered execution of the shape-transition
+//! control with its networks.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
+use crate::control::flow::{Execution, FlowPlanner, execute};
 use crate::error::{DiffsimError, Result};
+use crate::fluid::ShapeFlow;
+use crate::grid::Resolution;
 use crate::nn::{CastParams, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, staggered_curl};
 use burn::module::Module;
@@ -65,6 +69,35 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             let loss = move |x: &[Tensor<3>]| {
                 let y = net.forward(x[0].clone().reshape([2, 2, 8, 16]));
                 weighted(y.reshape([2, 8, 16]), 6)
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "unroll4-shape-staggered" => {
+            // Staggered execution of 4 steps on 16x16 (small f64 networks): the target loss of
+            // the last density plus the force loss, with respect to the start and target
+            // densities. Every op of the chain is on the path: U-Nets, curl, advection of the
+            // density and of the velocity by itself, the spectral loss.
+            dev.seed(9);
+            let net = UNet2dConfig::new().with_filters(4).with_blocks(1);
+            let planner = FlowPlanner::init(&net, &net.clone().with_levels(3), 4, &dev)
+                .map(&mut CastParams(FloatDType::F64));
+            let flow = ShapeFlow::new(Resolution::new(16, 16), 1.0)?;
+            let x = [
+                field([1, 16, 16], 1.0, 7, &dev),
+                field([1, 16, 16], 1.0, 8, &dev),
+            ];
+            let loss = move |x: &[Tensor<3>]| {
+                let run = execute(
+                    &flow,
+                    &planner,
+                    x[0].clone(),
+                    x[1].clone(),
+                    4,
+                    Execution::Staggered,
+                );
+                let last = run.densities.last().expect("frames").clone();
+                let force = flow.force_loss(&run.velocities).expect("4 velocities");
+                flow.target_loss(x[1].clone(), last).sum() * 1e-3 + force
             };
             check(name, &x, &loss, cfg)
         }

@@ -18,12 +18,13 @@ use std::sync::Arc;
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
 /// zero-gradient sides, 16-step unrolls of the fluid step, the Burgers line ops, a 32-step
 /// DP-CFE unroll with its network, the flow-control ops (curl of a potential, frequency-weighted
-/// and blurred density losses, the 2D U-Net), and rollouts of the three rigid-body steps (also with
+/// and blurred density losses, the 2D U-Net, a 4-step staggered shape-transition
+/// execution), and rollouts of the three rigid-body steps (also with
 /// respect to the contact parameters, and with triangle meshes for the box and the ground),
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 55] = [
+pub const CHECKS: [&str; 56] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -52,6 +53,7 @@ pub const CHECKS: [&str; 55] = [
     "spectral-target-loss",
     "blurred-l2",
     "unet2d-op",
+    "unroll4-shape-staggered",
     "rigid-semi-implicit-contact",
     "rigid-semi-implicit-bodies",
     "rigid-euler-free",
@@ -306,9 +308,11 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         | "unet1d-cfe"
         | "unet1d-op-two-chunks"
         | "unroll32-burgers-dp-cfe" => super::burgers::run(name, cfg),
-        "staggered-curl" | "spectral-target-loss" | "blurred-l2" | "unet2d-op" => {
-            super::flow_control::run(name, cfg)
-        }
+        "staggered-curl"
+        | "spectral-target-loss"
+        | "blurred-l2"
+        | "unet2d-op"
+        | "unroll4-shape-staggered" => super::flow_control::run(name, cfg),
         n if n.starts_with("rigid-coupled-") => super::coupled::run(name, cfg),
         n if n.starts_with("articulation-") => super::articulation::run(name, cfg),
         n if n.starts_with("rigid-") => super::rigid::run(name, cfg),
