@@ -23,6 +23,7 @@ fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
         "losses.png",
         "shapes.png",
         "transition-0.gif",
+        "baseline.png",
     ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
@@ -34,6 +35,14 @@ fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
             "{m:?}"
         );
     }
+    // Adam on the potentials of 2 examples: 20 iterations bring both well below the start.
+    let b = &first.baseline;
+    assert_eq!(b.final_errors.len(), 2);
+    assert!(
+        b.final_errors.iter().all(|&e| e < 0.7),
+        "{:?}",
+        b.final_errors
+    );
     // Every stage finished: a rerun trains nothing and evaluates the same networks.
     let again = record::<ShapeTransition>(&cfg, dir.path(), &Quiet).unwrap();
     for (a, b) in first.methods.iter().zip(&again.methods) {

@@ -11,9 +11,11 @@
 //! physics is [`crate::fluid::ShapeFlow`], the execution schemes [`crate::control::flow`].
 //! Every stage resumes (see [`crate::experiments::stage`]).
 
+pub mod baseline;
 pub mod data;
 pub mod report;
 
+pub use baseline::{BaselineConfig, BaselineResult};
 pub use data::ShapeDataConfig;
 pub use report::ShapeTransitionResult;
 
@@ -53,6 +55,8 @@ pub struct ShapeTransitionConfig {
     pub target_weight: f64,
     /// Weight of the force loss (the notebook: 1).
     pub force_weight: f64,
+    /// The classical baseline: Adam on the per-step potentials of single test examples.
+    pub baseline: BaselineConfig,
     /// Test examples drawn as GIFs.
     pub pictures: usize,
     /// Seed of the network weights and the batches.
@@ -79,6 +83,7 @@ impl Default for ShapeTransitionConfig {
             dp_staggered: stage(5e-4),
             target_weight: 2.0,
             force_weight: 1.0,
+            baseline: BaselineConfig::default(),
             pictures: 3,
             seed: 1,
         }
@@ -115,6 +120,11 @@ impl ShapeTransitionConfig {
             sup_op: stage(3),
             sup_cfe: stage(3),
             dp_staggered: stage(3),
+            baseline: BaselineConfig {
+                examples: 2,
+                iterations: 20,
+                ..BaselineConfig::default()
+            },
             pictures: 1,
             ..Self::default()
         }
@@ -147,6 +157,17 @@ impl ShapeTransitionConfig {
             return Err(DiffsimError::config(
                 "target_weight must be positive and force_weight non-negative",
             ));
+        }
+        let b = &self.baseline;
+        if b.examples == 0
+            || b.examples > self.data.test
+            || b.iterations == 0
+            || !(b.learning_rate.is_finite() && b.learning_rate > 0.0)
+        {
+            return Err(DiffsimError::config(format!(
+                "baseline: examples must be 1 to data.test = {}, iterations ≥ 1 and learning_rate positive",
+                self.data.test
+            )));
         }
         if self.pictures > self.data.test {
             return Err(DiffsimError::config(format!(

@@ -4,6 +4,7 @@
 //! speed), loss curves, a picture of the shape library, the acceptance checks and the results
 //! page.
 
+use super::baseline::{BaselineResult, optimise};
 use super::{Examples, PUBLISHED_RELATIVE_MAE, ShapeTransitionConfig, Trained};
 use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
 use crate::error::Result;
@@ -58,6 +59,8 @@ pub struct ShapeTransitionResult {
     pub parameters: (usize, usize),
     /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
     pub stages: Vec<(String, usize, f64, f64, f64)>,
+    /// The classical baseline on the first test examples.
+    pub baseline: BaselineResult,
     /// Acceptance checks.
     pub checks: Vec<Check>,
     /// Wall time of the whole study (s).
@@ -272,6 +275,36 @@ pub fn evaluate(
     )
     .save_png(&dir.join("shapes.png"))?;
 
+    progress.start(
+        "classical baseline (Adam iterations)",
+        cfg.baseline.iterations as u64,
+    );
+    let first: Vec<usize> = (0..cfg.baseline.examples).collect();
+    let baseline = optimise(
+        cfg,
+        &cfg.baseline,
+        &joint,
+        ex.transitions(&first),
+        &Device::flex().autodiff(),
+    )?;
+    let net_mean = baseline.network_errors.iter().sum::<f64>() / first.len() as f64;
+    line_plot(
+        &dir.join("baseline.png"),
+        "classical baseline: Adam on the 16 potentials",
+        "iteration",
+        "mean relative final-density error",
+        &[
+            (
+                "Adam".into(),
+                baseline.curve.iter().map(|&(k, e)| (k as f64, e)).collect(),
+            ),
+            (
+                "networks (DP staggered)".into(),
+                vec![(0.0, net_mean), (baseline.curve.len() as f64, net_mean)],
+            ),
+        ],
+    )?;
+
     let find = |name: &str| {
         methods_test
             .iter()
@@ -311,6 +344,7 @@ pub fn evaluate(
                 )
             })
             .collect(),
+        baseline,
         checks,
         wall_s: t0.elapsed().as_secs_f64(),
     })
@@ -343,6 +377,31 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
     );
     for (name, it, last, rate, wall) in &r.stages {
         s += &format!("| {name} | {it} | {last:.4e} | {rate:.2} | {wall:.1} |\n");
+    }
+    let b = &r.baseline;
+    s += &format!(
+        "\n## Classical baseline\n\nAdam (lr {}) on the {} per-step potentials of the first {} test examples, from zero, on the training objective; {} iterations in {:.1} s ({:.1} s per example). Networks (DP staggered): {:.3} s for all {} together.\n\n| example | network error | Adam final error | Adam iterations to the network's error | ≈ s |\n|---|---|---|---|---|\n",
+        b.config.learning_rate,
+        r.config.data.steps,
+        b.config.examples,
+        b.config.iterations,
+        b.wall_s,
+        b.wall_s / b.config.examples.max(1) as f64,
+        b.network_wall_s,
+        b.config.examples
+    );
+    for (i, ((n, f), k)) in b
+        .network_errors
+        .iter()
+        .zip(&b.final_errors)
+        .zip(&b.reached)
+        .enumerate()
+    {
+        let (it, secs) = match k {
+            Some(k) => (k.to_string(), format!("{:.1}", b.seconds_to(*k))),
+            None => ("not reached".into(), "–".into()),
+        };
+        s += &format!("| {i} | {n:.4} | {f:.4} | {it} | {secs} |\n");
     }
     s += "\n## Checks\n\n";
     for c in &r.checks {
