@@ -10,7 +10,7 @@ use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
 use crate::error::Result;
 use crate::experiments::stage::load;
 use crate::experiments::study::{Progress, log_loss_curve};
-use crate::fluid::{ShapeFlow, relative_mae};
+use crate::fluid::{ShapeFlow, host_item, relative_mae};
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -97,20 +97,10 @@ fn load_planners(
     Ok((sup, joint))
 }
 
-/// Host values of item `i` of a `[B, n, n]` batch.
-fn item(t: &Tensor<3>, i: usize) -> Vec<f32> {
-    t.clone()
-        .narrow(0, i, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32")
-}
-
 /// The speed `|v|` at cell centres of item `i` of a staggered velocity.
 fn speed(flow: &ShapeFlow, (u, v): &(Tensor<3>, Tensor<3>), i: usize) -> Vec<f32> {
     let (nx, ny) = (flow.grid.nx, flow.grid.ny);
-    let (u, v) = (item(u, i), item(v, i));
+    let (u, v) = (host_item(u, i), host_item(v, i));
     (0..nx * ny)
         .map(|k| {
             let (j, x) = (k / nx, k % nx);
@@ -130,12 +120,12 @@ fn transition_gif(
     i: usize,
 ) -> Result<()> {
     let n = flow.grid.nx;
-    let goal = item(target, i);
+    let goal = host_item(target, i);
     let speeds: Vec<Vec<f32>> = run.velocities.iter().map(|uv| speed(flow, uv, i)).collect();
     let vmax = speeds.iter().flatten().fold(1e-6f32, |m, &s| m.max(s));
     let mut gif = None;
     for (t, rho) in run.densities.iter().enumerate() {
-        let rho = item(rho, i);
+        let rho = host_item(rho, i);
         let diff: Vec<f32> = rho.iter().zip(&goal).map(|(a, b)| a - b).collect();
         let zero = vec![0.0; n * n];
         let sp = if t == 0 { &zero } else { &speeds[t - 1] };
