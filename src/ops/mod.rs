@@ -1,6 +1,7 @@
 //! Grid operators as Burn backend extensions.
 //!
-//! One trait per op family ([`AdvectionOps`], [`DiffusionOps`], [`ProjectionOps`]). Each op
+//! One trait per op family ([`AdvectionOps`], [`DiffusionOps`], [`ProjectionOps`], and
+//! [`LineAdvectionOps`] and [`ControlOps`] in their own files). Each op
 //! has a fused CPU kernel ([`kernels`], used by the Flex backend over raw slices, f32 and
 //! f64) and a default body built from Burn tensor primitives ([`reference`]) that any backend
 //! (wgpu, CUDA) runs unchanged. Tests run the default bodies on Flex and compare them with the

@@ -259,11 +259,6 @@ pub struct ShapeTransition;
 /// The pbdl-book run's relative final-density error on the test set.
 pub const PUBLISHED_RELATIVE_MAE: f64 = 0.0545;
 
-/// `Σ_b loss_b / B`.
-fn batch_mean(per_item: Tensor<1>) -> Tensor<1> {
-    per_item.mean()
-}
-
 /// The networks of every stage.
 pub struct Trained {
     /// OP networks pre-trained supervised with the CFE pre-trained on one step.
@@ -311,7 +306,7 @@ pub fn train_all(
                     ex.rectangles(&idx, n),
                     ex.rectangles(&idx, n / 2),
                 );
-                Ok(batch_mean(flow.target_loss(mid, apply(net, a, b))))
+                Ok(flow.target_loss(mid, apply(net, a, b)).mean())
             },
             progress,
         )?;
@@ -330,7 +325,7 @@ pub fn train_all(
             let idx = draw(k, cfg.sup_cfe.batch);
             let (a, b) = (ex.rectangles(&idx, 0), ex.rectangles(&idx, 1));
             let (reached, _, _) = flow.step(a.clone(), apply(net, a, b.clone()));
-            Ok(batch_mean(flow.target_loss(b, reached)) * cfg.target_weight)
+            Ok(flow.target_loss(b, reached).mean() * cfg.target_weight)
         },
         progress,
     )?;
@@ -355,7 +350,7 @@ pub fn train_all(
                 Execution::Staggered,
             );
             let last = run.densities.last().expect("frames").clone();
-            let mut loss = batch_mean(flow.target_loss(target, last)) * cfg.target_weight;
+            let mut loss = flow.target_loss(target, last).mean() * cfg.target_weight;
             if cfg.force_weight > 0.0
                 && let Some(force) = flow.force_loss(&run.velocities)
             {
@@ -375,7 +370,7 @@ pub fn train_all(
 
 impl Study for ShapeTransition {
     const NAME: &'static str = "shape-transition";
-    const ABOUT: &'static str = "Holl et al. 2020 shape transitions: CFE + OP hierarchy moving a marker into a target shape through potential flow";
+    const ABOUT: &'static str = "Learning to Control PDEs (Holl et al. 2020): shape transitions, a CFE and an OP hierarchy moving a marker into a target shape through potential flow";
     type Config = ShapeTransitionConfig;
     type Result = ShapeTransitionResult;
 
