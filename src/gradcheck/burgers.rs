@@ -1,7 +1,7 @@
 //! Gradient checks of the Burgers ops, of a whole 1D U-Net application ([`unet1d`]) and of a
 //! 32-step DP-CFE unroll with its network.
 
-use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
+use super::checker::{GradCheckConfig, GradCheckReport, check, weighted};
 use crate::burgers::BurgersScene;
 use crate::control::{cfe_chain, force_loss, forces};
 use crate::error::{DiffsimError, Result};
@@ -9,21 +9,10 @@ use crate::nn::{CastParams, UNet1dConfig, unet1d};
 use crate::ops::advect_line;
 use burn::module::Module;
 use burn::tensor::{Device, FloatDType, Tensor};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// `[B, 1, N]` clash-like states: two smooth random lines of amplitude ~`scale`.
 fn lines(b: usize, n: usize, scale: f64, seed: u64, dev: &Device) -> Tensor<3> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let d = smooth_direction([b, 1, n], &mut rng);
-    tensor_f64(d.into_iter().map(|x| scale * x).collect(), [b, 1, n], dev)
-}
-
-/// `Σ w·t` with a fixed smooth weight.
-fn weighted(t: Tensor<3>, seed: u64) -> Tensor<1> {
-    let [b, _, n] = t.dims();
-    let w = lines(b, n, 1.0, seed, &t.device());
-    (t * w).sum()
+    super::checker::field([b, 1, n], scale, 0.0, seed, dev)
 }
 
 /// Runs the Burgers check `name`.

@@ -135,6 +135,23 @@ pub fn smooth_direction(dims: [usize; 3], rng: &mut StdRng) -> Vec<f64> {
     d
 }
 
+/// A smooth random f64 tensor of shape `dims` times `scale` plus `offset`.
+pub fn field(dims: [usize; 3], scale: f64, offset: f64, seed: u64, dev: &Device) -> Tensor<3> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let d = smooth_direction(dims, &mut rng);
+    tensor_f64(
+        d.into_iter().map(|x| offset + scale * x).collect(),
+        dims,
+        dev,
+    )
+}
+
+/// `Σ w·t` with a fixed smooth weight `w`.
+pub fn weighted(t: Tensor<3>, seed: u64) -> Tensor<1> {
+    let w = field(t.dims(), 1.0, 0.0, seed, &t.device());
+    (t * w).sum()
+}
+
 /// Checks the gradient of `f` at `inputs` (f64 tensors on an autodiff device).
 pub fn check(
     name: &str,

@@ -3,7 +3,7 @@
 //! application of the 2D U-Net, and a 4-step staggered execution of the shape-transition
 //! control with its networks.
 
-use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
+use super::checker::{GradCheckConfig, GradCheckReport, check, weighted};
 use crate::control::flow::{Execution, FlowPlanner, execute};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::ShapeFlow;
@@ -12,20 +12,10 @@ use crate::nn::{CastParams, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, staggered_curl};
 use burn::module::Module;
 use burn::tensor::{Device, FloatDType, Tensor};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// A smooth random `[b, ny, nx]` field of amplitude ~`scale`.
 fn field(dims: [usize; 3], scale: f64, seed: u64, dev: &Device) -> Tensor<3> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let d = smooth_direction(dims, &mut rng);
-    tensor_f64(d.into_iter().map(|x| scale * x).collect(), dims, dev)
-}
-
-/// `Σ w·t` with a fixed smooth weight.
-fn weighted(t: Tensor<3>, seed: u64) -> Tensor<1> {
-    let w = field(t.dims(), 1.0, seed, &t.device());
-    (t * w).sum()
+    super::checker::field(dims, scale, 0.0, seed, dev)
 }
 
 /// Runs the flow-control check `name`.

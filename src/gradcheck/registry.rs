@@ -1,7 +1,7 @@
 //! `diffsim gradcheck`: every differentiable op, and 16-step unrolls, against f64 central
 //! finite differences (see [`crate::gradcheck`]).
 
-use super::checker::{GradCheckConfig, GradCheckReport, check, smooth_direction, tensor_f64};
+use super::checker::{GradCheckConfig, GradCheckReport, check, field, weighted};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{FluidState, SceneConfig, Simulation};
 use crate::grid::{
@@ -11,8 +11,6 @@ use crate::io::{phiflow_state, read_frame};
 use crate::linalg::SolveConfig;
 use crate::ops::{self, AdvectScheme, AdvectSpec, ImplicitDiffusion, PressureProjection};
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use std::sync::Arc;
 
 /// The checks, by name: single ops on small grids with obstacles, open, wall, periodic and
@@ -122,23 +120,6 @@ fn layout(kind: &str) -> (Grid, Boundaries, Vec<Geometry>) {
             vec![],
         ),
     }
-}
-
-/// A smooth random f64 tensor of shape `dims` times `scale` plus `offset`.
-fn field(dims: [usize; 3], scale: f64, offset: f64, seed: u64, dev: &Device) -> Tensor<3> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let d = smooth_direction(dims, &mut rng);
-    tensor_f64(
-        d.into_iter().map(|x| offset + scale * x).collect(),
-        dims,
-        dev,
-    )
-}
-
-/// `Σ w·t` with a fixed smooth weight `w`.
-fn weighted(t: Tensor<3>, seed: u64) -> Tensor<1> {
-    let w = field(t.dims(), 1.0, 0.0, seed, &t.device());
-    (t * w).sum()
 }
 
 fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
