@@ -8,10 +8,11 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::{
     STUDIES, Study, billiards::Billiards, bounce::Bounce, box_toss::BoxToss,
     burgers_control::BurgersControl, cartpole_swingup::CartpoleSwingup, cloth_throw::ClothThrow,
-    ik_chain::IkChain, panda_reach::PandaReach, pendulum_id::PendulumId, record,
-    rigid_trajectory::RigidTrajectory, shape_transition::ShapeTransition,
-    smoke_target::SmokeTarget, softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing,
-    spring_cage::SpringCage, wake_flow::WakeFlow,
+    ik_chain::IkChain, indirect_control::IndirectControl, panda_reach::PandaReach,
+    pendulum_id::PendulumId, record, rigid_trajectory::RigidTrajectory,
+    shape_transition::ShapeTransition, smoke_target::SmokeTarget,
+    softbody_material::SoftbodyMaterial, sphere_pushing::SpherePushing, spring_cage::SpringCage,
+    wake_flow::WakeFlow,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 /// Arguments of `diffsim experiment`.
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
-    /// The study: wake-flow, burgers-control, shape-transition, smoke-target, spring-cage, bounce, softbody-material,
+    /// The study: wake-flow, burgers-control, shape-transition, indirect-control, smoke-target, spring-cage, bounce, softbody-material,
     /// cloth-throw, rigid-trajectory, sphere-pushing, billiards, box-toss, cartpole-swingup, ik-chain, pendulum-id or panda-reach (`diffsim experiment list` says what each reproduces; the setups are in
     /// experiments/NAME/README.md).
     pub name: String,
@@ -49,6 +50,7 @@ pub fn experiment(args: &ExperimentArgs) -> Result<()> {
         WakeFlow::NAME => run::<WakeFlow>(args),
         BurgersControl::NAME => run::<BurgersControl>(args),
         ShapeTransition::NAME => run::<ShapeTransition>(args),
+        IndirectControl::NAME => run::<IndirectControl>(args),
         SmokeTarget::NAME => run::<SmokeTarget>(args),
         SpringCage::NAME => run::<SpringCage>(args),
         Bounce::NAME => run::<Bounce>(args),

@@ -60,7 +60,7 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Run a reproduced study (`wake-flow`, `burgers-control`, `shape-transition`, `smoke-target`, `spring-cage`, `bounce`,
+    /// Run a reproduced study (`wake-flow`, `burgers-control`, `shape-transition`, `indirect-control`, `smoke-target`, `spring-cage`, `bounce`,
     /// `softbody-material`, `cloth-throw`, `rigid-trajectory`, `sphere-pushing`, `billiards`, `box-toss`, `cartpole-swingup`, `ik-chain`, `pendulum-id`, `panda-reach`; `diffsim experiment list`) and write its pictures,
     /// settings and numbers.
     Experiment(ExperimentArgs),

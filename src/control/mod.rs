@@ -3,9 +3,11 @@
 //! hierarchy executed staggered or with prediction refinement. Every scheme returns the
 //! executed trajectory `u_0 … u_n` with `u_n` pinned to the target; the control force of step
 //! `t` is `F_t = u_{t+1} − P(u_t)` (exact actuation: the force reaches the planned state). [`flow`]: the
-//! same schemes on a 2D flow, where actuation is not exact.
+//! same schemes on a 2D flow, where actuation is not exact. [`indirect`]: a CFE chain that
+//! reaches a 2D marker only through the pressure.
 
 pub mod flow;
+pub mod indirect;
 
 use crate::burgers::BurgersScene;
 use crate::nn::{PackedUNet1d, UNet1d, UNet1dConfig};

@@ -10,7 +10,9 @@ pub mod box_toss;
 pub mod burgers_control;
 pub mod cartpole_swingup;
 pub mod cloth_throw;
+pub mod control_baseline;
 pub mod ik_chain;
+pub mod indirect_control;
 pub mod panda_reach;
 pub mod pendulum_id;
 pub mod rigid_trajectory;
@@ -27,7 +29,7 @@ pub mod wake_flow;
 pub use study::{Progress, Study, record};
 
 /// Every study: `(name, what it reproduces)`, in the order the help lists them.
-pub const STUDIES: [(&str, &str); 16] = [
+pub const STUDIES: [(&str, &str); 17] = [
     (wake_flow::WakeFlow::NAME, wake_flow::WakeFlow::ABOUT),
     (
         burgers_control::BurgersControl::NAME,
@@ -36,6 +38,10 @@ pub const STUDIES: [(&str, &str); 16] = [
     (
         shape_transition::ShapeTransition::NAME,
         shape_transition::ShapeTransition::ABOUT,
+    ),
+    (
+        indirect_control::IndirectControl::NAME,
+        indirect_control::IndirectControl::ABOUT,
     ),
     (
         smoke_target::SmokeTarget::NAME,

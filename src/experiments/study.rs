@@ -5,8 +5,8 @@
 
 use crate::error::{DiffsimError, Result};
 use crate::io::{write_json, write_text};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A reproduced study (one module of `src/experiments/`, one folder of `experiments/`).
@@ -114,4 +114,13 @@ pub fn save_checkpoint<M: burn::module::Module + Clone, R: Serialize>(
         optim.save(p).map_err(|e| format!("{e:?}"))
     })?;
     write_json(report, &dir.join(report_file))
+}
+
+/// One acceptance check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Check {
+    /// What is required.
+    pub what: String,
+    /// Whether it holds.
+    pub passed: bool,
 }

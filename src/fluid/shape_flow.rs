@@ -114,8 +114,9 @@ impl ShapeFlow {
     }
 }
 
-/// Relative final-density error per item: `Σ|ρ − ρ*| / Σ|ρ₀ − ρ*|` (`[B, ny, nx]` each).
-pub fn relative_mae(rho: Tensor<3>, target: Tensor<3>, start: Tensor<3>) -> Vec<f64> {
+/// Per item, `(Σ|ρ − ρ*|, Σ|ρ₀ − ρ*|)` (`[B, ny, nx]` each): the numerator and denominator of
+/// [`relative_mae`].
+pub fn mae_sums(rho: Tensor<3>, target: Tensor<3>, start: Tensor<3>) -> Vec<(f64, f64)> {
     let per_item = |t: Tensor<3>| -> Vec<f64> {
         let b = t.dims()[0];
         t.abs()
@@ -127,8 +128,13 @@ pub fn relative_mae(rho: Tensor<3>, target: Tensor<3>, start: Tensor<3>) -> Vec<
             .expect("f64")
     };
     let (err, base) = (per_item(rho - target.clone()), per_item(start - target));
-    err.iter()
-        .zip(&base)
+    err.into_iter().zip(base).collect()
+}
+
+/// Relative final-density error per item: `Σ|ρ − ρ*| / Σ|ρ₀ − ρ*|` (`[B, ny, nx]` each).
+pub fn relative_mae(rho: Tensor<3>, target: Tensor<3>, start: Tensor<3>) -> Vec<f64> {
+    mae_sums(rho, target, start)
+        .into_iter()
         .map(|(e, b)| e / b.max(1e-30))
         .collect()
 }

@@ -1,12 +1,13 @@
 //! Gradient checks of the flow-control ops: the staggered curl of a potential and the two
 //! density losses, on small grids where the losses' kernels reach past the edges, and one
-//! application of the 2D U-Net, and a 4-step staggered execution of the shape-transition
-//! control with its networks.
+//! application of the 2D U-Net, a 4-step staggered execution of the shape-transition
+//! control with its networks, and an 8-step indirect-control chain through the projection.
 
 use super::checker::{GradCheckConfig, GradCheckReport, check, weighted};
 use crate::control::flow::{Execution, FlowPlanner, execute};
+use crate::control::indirect::execute_chain;
 use crate::error::{DiffsimError, Result};
-use crate::fluid::ShapeFlow;
+use crate::fluid::{IndirectFlow, IndirectLayout, ShapeFlow};
 use crate::grid::Resolution;
 use crate::nn::{CastParams, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, staggered_curl};
@@ -88,6 +89,42 @@ pub fn run(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
                 let last = run.densities.last().expect("frames").clone();
                 let force = flow.force_loss(&run.velocities).expect("4 velocities");
                 flow.target_loss(x[1].clone(), last).sum() * 1e-3 + force
+            };
+            check(name, &x, &loss, cfg)
+        }
+        "unroll8-indirect" => {
+            // Indirect control over 8 steps on the 32x32 vented box (a small f64 CFE): the
+            // blurred density error of every frame against the target, with respect to the
+            // start and target densities. On the path: the U-Net, the restriction to the
+            // control strips, the pressure projection with the walls (its adjoint solve), the
+            // advection of the density and the blurred loss.
+            dev.seed(11);
+            let cfe = UNet2dConfig::new()
+                .with_outputs(2)
+                .with_filters(4)
+                .with_blocks(1)
+                .init(&dev)
+                .map(&mut CastParams(FloatDType::F64));
+            let flow = IndirectFlow::new(32, &IndirectLayout::default(), &dev)?;
+            let x = [
+                field([1, 32, 32], 1.0, 12, &dev),
+                field([1, 32, 32], 1.0, 13, &dev),
+            ];
+            let loss = move |x: &[Tensor<3>]| {
+                let plan = vec![x[1].clone(); 8];
+                let run = execute_chain(&flow, &cfe, x[0].clone(), &plan);
+                run.densities
+                    .iter()
+                    .skip(1)
+                    .map(|rho| {
+                        density_loss(
+                            rho.clone() - x[1].clone(),
+                            DensityLoss::BlurredL2 { radius: 1.25 },
+                        )
+                        .sum()
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("8 frames")
             };
             check(name, &x, &loss, cfg)
         }

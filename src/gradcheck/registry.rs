@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 56] = [
+pub const CHECKS: [&str; 57] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -52,6 +52,7 @@ pub const CHECKS: [&str; 56] = [
     "blurred-l2",
     "unet2d-op",
     "unroll4-shape-staggered",
+    "unroll8-indirect",
     "rigid-semi-implicit-contact",
     "rigid-semi-implicit-bodies",
     "rigid-euler-free",
@@ -293,7 +294,8 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
         | "spectral-target-loss"
         | "blurred-l2"
         | "unet2d-op"
-        | "unroll4-shape-staggered" => super::flow_control::run(name, cfg),
+        | "unroll4-shape-staggered"
+        | "unroll8-indirect" => super::flow_control::run(name, cfg),
         n if n.starts_with("rigid-coupled-") => super::coupled::run(name, cfg),
         n if n.starts_with("articulation-") => super::articulation::run(name, cfg),
         n if n.starts_with("rigid-") => super::rigid::run(name, cfg),

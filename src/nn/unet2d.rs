@@ -218,11 +218,6 @@ impl UNet2d {
         }
         y
     }
-
-    /// Number of scalar parameters.
-    pub fn param_count(&self) -> usize {
-        self.num_params()
-    }
 }
 
 /// `(weight [C_out, C_in, k, k], bias [C_out])` of a convolution.
@@ -261,8 +256,8 @@ mod tests {
         let res = 2 * (16 * 16 * 9 + 16);
         let cfe = 144 + 2 * res + 1040 + 2 * res + 2064 + 2 * res + (18 * 4 + 1);
         let op = cfe + 1040 + 2 * res + 2064 + 2 * res;
-        assert_eq!(UNet2dConfig::shape_cfe().init(&dev).param_count(), cfe);
-        assert_eq!(UNet2dConfig::shape_op().init(&dev).param_count(), op);
+        assert_eq!(UNet2dConfig::shape_cfe().init(&dev).num_params(), cfe);
+        assert_eq!(UNet2dConfig::shape_op().init(&dev).num_params(), op);
         assert_eq!((cfe, op), (31_161, 52_825));
     }
 

@@ -8,7 +8,7 @@ use super::{BurgersControlConfig, BurgersData, PUBLISHED};
 use crate::control::{Hierarchy, cfe_chain, forces, refined, staggered, total_force};
 use crate::error::{DiffsimError, Result};
 use crate::experiments::stage::{StageReport, load};
-use crate::experiments::study::{Progress, log_loss_curve};
+use crate::experiments::study::{Check, Progress, log_loss_curve};
 use crate::nn::{UNet1d, UNet1dConfig};
 use crate::viz::{FieldPicture, Panels, line_plot};
 use burn::module::Module;
@@ -32,15 +32,6 @@ pub struct MethodResult {
     pub wall_s: f64,
     /// The published value and its ±, when there is one.
     pub published: Option<(f64, f64)>,
-}
-
-/// One acceptance check.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Check {
-    /// What is required.
-    pub what: String,
-    /// Whether it holds.
-    pub passed: bool,
 }
 
 /// The study's result (`results.json`).

@@ -15,7 +15,7 @@ pub mod baseline;
 pub mod data;
 pub mod report;
 
-pub use baseline::{BaselineConfig, BaselineResult};
+pub use super::control_baseline::{BaselineConfig, BaselineResult};
 pub use data::ShapeDataConfig;
 pub use report::ShapeTransitionResult;
 
@@ -158,17 +158,7 @@ impl ShapeTransitionConfig {
                 "target_weight must be positive and force_weight non-negative",
             ));
         }
-        let b = &self.baseline;
-        if b.examples == 0
-            || b.examples > self.data.test
-            || b.iterations == 0
-            || !(b.learning_rate.is_finite() && b.learning_rate > 0.0)
-        {
-            return Err(DiffsimError::config(format!(
-                "baseline: examples must be 1 to data.test = {}, iterations ≥ 1 and learning_rate positive",
-                self.data.test
-            )));
-        }
+        self.baseline.validate(self.data.test)?;
         if self.pictures > self.data.test {
             return Err(DiffsimError::config(format!(
                 "pictures = {} is more than the {} test examples",
@@ -176,6 +166,26 @@ impl ShapeTransitionConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The training objective of a run that reached `last` through steps of `velocities`:
+    /// `target_weight` times the batch mean of the target loss, plus `force_weight` times the
+    /// force loss (none with fewer than two steps).
+    pub fn objective(
+        &self,
+        flow: &ShapeFlow,
+        target: Tensor<3>,
+        last: Tensor<3>,
+        velocities: &[(Tensor<3>, Tensor<3>)],
+    ) -> Tensor<1> {
+        let loss = flow.target_loss(target, last).mean() * self.target_weight;
+        if self.force_weight > 0.0
+            && let Some(force) = flow.force_loss(velocities)
+        {
+            loss + force * self.force_weight
+        } else {
+            loss
+        }
     }
 
     /// The physics of the data's resolution (`dt = 1`).
@@ -325,7 +335,7 @@ pub fn train_all(
             let idx = draw(k, cfg.sup_cfe.batch);
             let (a, b) = (ex.rectangles(&idx, 0), ex.rectangles(&idx, 1));
             let (reached, _, _) = flow.step(a.clone(), apply(net, a, b.clone()));
-            Ok(flow.target_loss(b, reached).mean() * cfg.target_weight)
+            Ok(cfg.objective(&flow, b, reached, &[]))
         },
         progress,
     )?;
@@ -350,13 +360,7 @@ pub fn train_all(
                 Execution::Staggered,
             );
             let last = run.densities.last().expect("frames").clone();
-            let mut loss = flow.target_loss(target, last).mean() * cfg.target_weight;
-            if cfg.force_weight > 0.0
-                && let Some(force) = flow.force_loss(&run.velocities)
-            {
-                loss = loss + force * cfg.force_weight;
-            }
-            Ok(loss)
+            Ok(cfg.objective(&flow, target, last, &run.velocities))
         },
         progress,
     )?;

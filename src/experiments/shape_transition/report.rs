@@ -4,13 +4,14 @@
 //! speed), loss curves, a picture of the shape library, the acceptance checks and the results
 //! page.
 
-use super::baseline::{BaselineResult, optimise};
+use super::baseline::optimise;
 use super::{Examples, PUBLISHED_RELATIVE_MAE, ShapeTransitionConfig, Trained};
 use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
 use crate::error::Result;
+use crate::experiments::control_baseline::BaselineResult;
 use crate::experiments::stage::load;
-use crate::experiments::study::{Progress, log_loss_curve};
-use crate::fluid::{ShapeFlow, host_item, relative_mae};
+use crate::experiments::study::{Check, Progress, log_loss_curve};
+use crate::fluid::{ShapeFlow, host_item, mae_sums};
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -33,15 +34,6 @@ pub struct MethodResult {
     pub examples: usize,
     /// Wall time of all of them (s; networks and physics, batches of 25).
     pub wall_s: f64,
-}
-
-/// One acceptance check.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Check {
-    /// What is required.
-    pub what: String,
-    /// Whether it holds.
-    pub passed: bool,
 }
 
 /// The study's result (`results.json`).
@@ -175,10 +167,11 @@ fn split_results(
                 how,
             );
             let last = run.densities.last().expect("frames").clone();
-            let abs_sum = |t: Tensor<3>| t.abs().sum().into_scalar::<f64>();
-            err_sum += abs_sum(last.clone() - target.clone());
-            base_sum += abs_sum(start.clone() - target.clone());
-            errors.extend(relative_mae(last, target.clone(), start));
+            for (e, b0) in mae_sums(last, target.clone(), start) {
+                err_sum += e;
+                base_sum += b0;
+                errors.push(e / b0.max(1e-30));
+            }
             if b == 0 {
                 on_run(name, &run, &target)?;
             }
@@ -265,10 +258,6 @@ pub fn evaluate(
     )
     .save_png(&dir.join("shapes.png"))?;
 
-    progress.start(
-        "classical baseline (Adam iterations)",
-        cfg.baseline.iterations as u64,
-    );
     let first: Vec<usize> = (0..cfg.baseline.examples).collect();
     let baseline = optimise(
         cfg,
@@ -276,23 +265,12 @@ pub fn evaluate(
         &joint,
         ex.transitions(&first),
         &Device::flex().autodiff(),
+        progress,
     )?;
-    let net_mean = baseline.network_errors.iter().sum::<f64>() / first.len() as f64;
-    line_plot(
+    baseline.plot(
         &dir.join("baseline.png"),
         "classical baseline: Adam on the 16 potentials",
-        "iteration",
         "mean relative final-density error",
-        &[
-            (
-                "Adam".into(),
-                baseline.curve.iter().map(|&(k, e)| (k as f64, e)).collect(),
-            ),
-            (
-                "networks (DP staggered)".into(),
-                vec![(0.0, net_mean), (baseline.curve.len() as f64, net_mean)],
-            ),
-        ],
     )?;
 
     let find = |name: &str| {
@@ -370,7 +348,7 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
     }
     let b = &r.baseline;
     s += &format!(
-        "\n## Classical baseline\n\nAdam (lr {}) on the {} per-step potentials of the first {} test examples, from zero, on the training objective; {} iterations in {:.1} s ({:.1} s per example). Networks (DP staggered): {:.3} s for all {} together.\n\n| example | network error | Adam final error | Adam iterations to the network's error | ≈ s |\n|---|---|---|---|---|\n",
+        "\n## Classical baseline\n\nAdam (lr {}) on the {} per-step potentials of the first {} test examples, from zero, on the training objective; {} iterations in {:.1} s ({:.1} s per example). Networks (DP staggered): {:.3} s for all {} together. Errors: relative final-density MAE.\n\n",
         b.config.learning_rate,
         r.config.data.steps,
         b.config.examples,
@@ -380,19 +358,7 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
         b.network_wall_s,
         b.config.examples
     );
-    for (i, ((n, f), k)) in b
-        .network_errors
-        .iter()
-        .zip(&b.final_errors)
-        .zip(&b.reached)
-        .enumerate()
-    {
-        let (it, secs) = match k {
-            Some(k) => (k.to_string(), format!("{:.1}", b.seconds_to(*k))),
-            None => ("not reached".into(), "–".into()),
-        };
-        s += &format!("| {i} | {n:.4} | {f:.4} | {it} | {secs} |\n");
-    }
+    s += &b.table();
     s += "\n## Checks\n\n";
     for c in &r.checks {
         s += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);

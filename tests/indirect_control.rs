@@ -1,0 +1,90 @@
+//! The indirect-control study: its pipeline at toy size (files, resume), training through the
+//! projection lowering its loss, and refusals of bad settings.
+
+use diffsim::experiments::indirect_control::{IndirectControl, IndirectControlConfig, train_all};
+use diffsim::experiments::{Progress, Study, record};
+
+struct Quiet;
+impl Progress for Quiet {
+    fn start(&self, _: &str, _: u64) {}
+    fn set(&self, _: u64) {}
+}
+
+#[test]
+fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IndirectControl::quick();
+    let first = record::<IndirectControl>(&cfg, dir.path(), &Quiet).unwrap();
+    for f in [
+        "results.json",
+        "results.md",
+        "config.toml",
+        "losses.png",
+        "layout.png",
+        "baseline.png",
+        "sequence-0.gif",
+        "sup/model.bpk",
+        "dp4/stage.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(first.methods.len(), 3);
+    for m in first.methods.iter().chain(&first.validation) {
+        assert!(m.blurred.is_finite() && m.blurred > 0.0, "{m:?}");
+        assert!((0.0..=1.0).contains(&m.share), "{m:?}");
+        assert_eq!(m.share_by_bucket.len(), 3);
+    }
+    let again = record::<IndirectControl>(&cfg, dir.path(), &Quiet).unwrap();
+    for (a, b) in first.methods.iter().zip(&again.methods) {
+        assert_eq!((a.blurred, a.share), (b.blurred, b.share), "{}", a.name);
+    }
+}
+
+#[test]
+fn training_through_the_projection_lowers_the_density_error() {
+    // 32x32, windows of 4 steps, a small CFE: 60 iterations after 20 supervised ones.
+    let mut cfg = IndirectControlConfig::quick();
+    cfg.sup.iterations = 20;
+    cfg.windows = vec![4];
+    cfg.dp.iterations = 60;
+    cfg.dp.batch = 6;
+    cfg.dp.learning_rate = 3e-3;
+    let dir = tempfile::tempdir().unwrap();
+    let trained = train_all(&cfg, dir.path(), &Quiet).unwrap();
+    let (_, dp) = trained.stages.last().unwrap();
+    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+    let (head, tail) = (mean(&dp.losses[..10]), mean(&dp.losses[50..]));
+    println!("chain loss {head:.4e} -> {tail:.4e}");
+    assert!(tail < 0.8 * head, "loss {head:.4e} -> {tail:.4e}");
+}
+
+#[test]
+fn the_command_refuses_bad_settings_with_one_line() {
+    for (toml, words) in [
+        ("[layout]\ncontrol_strip = 0.0\n", "covers no fluid cell"),
+        ("[layout]\ntargets = [[120.0, 105.0]]\n", "outside"),
+        (
+            "[layout]\ntargets = [[60.0, 40.0]]\n",
+            "not inside a bucket",
+        ),
+        ("windows = [3]\n", "windows"),
+        ("[data]\nresolution = 30\n", "cfe_net"),
+        ("pictures = 500\n", "pictures"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+            .args(["experiment", "indirect-control", "--quick", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(words), "{toml}: {err}");
+        assert!(!dir.path().join("run").exists());
+    }
+}
