@@ -88,3 +88,65 @@ fn the_command_refuses_bad_settings_with_one_line() {
         assert!(!dir.path().join("run").exists());
     }
 }
+
+/// A plan file of `frames` frames at 32x32: a 3x3 block rising in column 12, targets 0 and 2.
+fn write_plans(path: &std::path::Path, frames: usize) {
+    let n = 32;
+    let mut d = vec![0.0f32; 2 * frames * n * n];
+    for s in 0..2 {
+        for f in 0..frames {
+            let y = 8 + 4 * f;
+            for j in y..y + 3 {
+                for i in 12..15 {
+                    d[((s * frames + f) * n + j) * n + i] = 1.0;
+                }
+            }
+        }
+    }
+    let file = hdf5::File::create(path).unwrap();
+    file.new_dataset_builder()
+        .with_data(&ndarray::Array4::from_shape_vec((2, frames, n, n), d).unwrap())
+        .create("density")
+        .unwrap();
+    file.new_dataset_builder()
+        .with_data(&[0i64, 2])
+        .create("target")
+        .unwrap();
+}
+
+#[test]
+fn a_plan_file_is_evaluated_and_one_of_the_wrong_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("plans.h5");
+    write_plans(&good, 5);
+    let mut cfg = IndirectControl::quick();
+    cfg.plan_file = Some(good);
+    let r = record::<IndirectControl>(&cfg, &dir.path().join("run"), &Quiet).unwrap();
+    let m = r.plan_file.expect("the plan file is evaluated");
+    assert_eq!(m.examples, 2);
+    assert!(
+        m.blurred.is_finite() && (0.0..=1.0).contains(&m.share),
+        "{m:?}"
+    );
+
+    let bad = dir.path().join("bad.h5");
+    write_plans(&bad, 4);
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        format!("plan_file = {:?}\n", bad.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
+        .args(["experiment", "indirect-control", "--quick", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("expected [S, 5, 32, 32]"), "{err}");
+    assert!(!dir.path().join("refused").exists());
+}

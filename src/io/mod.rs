@@ -2,6 +2,7 @@
 //! written as JSON or text that appear under their name only when complete.
 
 mod h5;
+mod plans;
 mod sequences;
 mod tosses;
 
@@ -9,6 +10,7 @@ pub use h5::{
     FORMAT_VERSION, Frame, SimWriter, Trajectory, read_attr_f64s, read_attr_str, read_frame,
     read_trajectory, stored_resolution,
 };
+pub use plans::{Plans, read_plans};
 pub use sequences::{SEQUENCES_FORMAT, SequenceSet, SetBlock, SetShape, SetWriter, read_sequences};
 pub use tosses::{Pose, Tosses, read_tosses};
 

@@ -25,13 +25,14 @@ use super::study::{Progress, Study};
 use crate::control::indirect::{execute_chain, raw_control};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{IndirectFlow, IndirectLayout, PAPER_CELLS};
+use crate::io::read_plans;
 use crate::nn::{UNet2d, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, divergence};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 use data::{Motion, bounded, frames, rising, velocities};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Settings of the study (TOML, every field optional; `--print-config` prints them all).
@@ -60,6 +61,9 @@ pub struct IndirectControlConfig {
     pub density_weight: f64,
     /// The classical baseline: Adam on the raw controls of single test sequences.
     pub baseline: BaselineConfig,
+    /// An HDF5 file of one's own planned sequences (`density [S, steps + 1, n, n]`, `target
+    /// [S]` bucket indices) that the final CFE is also evaluated on.
+    pub plan_file: Option<PathBuf>,
     /// Test sequences drawn as GIFs.
     pub pictures: usize,
     /// Seed of the network weights and the batches.
@@ -96,6 +100,7 @@ impl Default for IndirectControlConfig {
             divergence_weight: 1e-4,
             density_weight: 0.1,
             baseline: BaselineConfig::default(),
+            plan_file: None,
             pictures: 3,
             seed: 1,
         }
@@ -334,7 +339,12 @@ impl Study for IndirectControl {
 
     fn validate(cfg: &IndirectControlConfig) -> Result<()> {
         cfg.validate()?;
-        cfg.flow(&Device::flex()).map(|_| ())
+        let flow = cfg.flow(&Device::flex())?;
+        if let Some(path) = &cfg.plan_file {
+            let (steps, n) = (cfg.data.steps, cfg.data.resolution);
+            read_plans(path, steps + 1, n, flow.targets.len())?;
+        }
+        Ok(())
     }
 
     fn run(

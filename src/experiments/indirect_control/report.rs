@@ -14,10 +14,11 @@ use crate::experiments::control_baseline::BaselineResult;
 use crate::experiments::stage::load;
 use crate::experiments::study::{Check, Progress, log_loss_curve};
 use crate::fluid::{IndirectFlow, host_item, relative_mae};
+use crate::io::{Plans, read_plans};
 use crate::nn::UNet2d;
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -73,6 +74,8 @@ pub struct IndirectControlResult {
     pub methods: Vec<MethodResult>,
     /// The same on the validation set (nothing is selected on it).
     pub validation: Vec<MethodResult>,
+    /// The final CFE on the sequences of `plan_file`, when given.
+    pub plan_file: Option<MethodResult>,
     /// The CFE's parameter count.
     pub parameters: usize,
     /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
@@ -101,48 +104,79 @@ fn host_vec(t: Tensor<1>) -> Vec<f64> {
         .expect("f64")
 }
 
-/// The motions of the sequences `ids`, their frames and the chain of `net` over them.
-fn run(
-    cfg: &IndirectControlConfig,
-    flow: &IndirectFlow,
-    net: &UNet2d,
-    motions: &[Motion],
-    dev: &Device,
-) -> (Vec<Tensor<3>>, Chain) {
-    let steps = cfg.data.steps;
-    let keyframes: Vec<Tensor<3>> = (0..=steps)
-        .map(|f| frames(flow, motions, f, steps, dev))
-        .collect();
-    let chain = execute_chain(flow, net, keyframes[0].clone(), &keyframes[1..]);
-    (keyframes, chain)
+/// Planned sequences to evaluate: the keyframes `ρ_0 … ρ_n` (`[B, n, n]` each) and each
+/// sequence's target bucket.
+pub struct Batch {
+    /// Keyframes, `steps + 1` of them.
+    pub keys: Vec<Tensor<3>>,
+    /// Target bucket per sequence.
+    pub targets: Vec<usize>,
 }
 
+/// The rising squares `ids` on `dev`.
+fn rising_batch(
+    cfg: &IndirectControlConfig,
+    flow: &IndirectFlow,
+    ids: &[usize],
+    dev: &Device,
+) -> Batch {
+    let steps = cfg.data.steps;
+    let motions: Vec<Motion> = ids
+        .iter()
+        .map(|&i| rising(&cfg.data, &cfg.layout, i))
+        .collect();
+    Batch {
+        keys: (0..=steps)
+            .map(|f| frames(flow, &motions, f, steps, dev))
+            .collect(),
+        targets: motions
+            .iter()
+            .map(|m| m.target.expect("rising squares have a target"))
+            .collect(),
+    }
+}
+
+/// Sequences `first..first + count` of `plans` on `dev`.
+fn plan_batch(plans: &Plans, first: usize, count: usize, n: usize, dev: &Device) -> Batch {
+    let frames = plans.density.len() / (plans.sequences * n * n);
+    let keys = (0..frames)
+        .map(|f| {
+            let values: Vec<f32> = (first..first + count)
+                .flat_map(|s| {
+                    let at = (s * frames + f) * n * n;
+                    plans.density[at..at + n * n].iter().copied()
+                })
+                .collect();
+            Tensor::from_data(TensorData::new(values, [count, n, n]), dev)
+        })
+        .collect();
+    Batch {
+        keys,
+        targets: plans.target[first..first + count].to_vec(),
+    }
+}
+
+/// The chain of `net` over every batch; `on_first` sees the first batch and its chain.
 fn split_result(
     cfg: &IndirectControlConfig,
     flow: &IndirectFlow,
     name: &str,
     net: &UNet2d,
-    ids: &[usize],
-    dev: &Device,
+    batches: impl Iterator<Item = Batch>,
     on_first: &mut dyn FnMut(&[Tensor<3>], &Chain) -> Result<()>,
 ) -> Result<MethodResult> {
     let t0 = Instant::now();
-    let targets = flow.targets.len();
     let (mut blurred, mut relative, mut mae, mut share) = (vec![], vec![], vec![], vec![]);
-    let mut by_bucket = vec![Vec::new(); targets];
-    for (c, chunk) in ids.chunks(25).enumerate() {
-        let motions: Vec<Motion> = chunk
-            .iter()
-            .map(|&i| rising(&cfg.data, &cfg.layout, i))
-            .collect();
-        let (keys, chain) = run(cfg, flow, net, &motions, dev);
-        let (start, goal) = (keys[0].clone(), keys[cfg.data.steps].clone());
+    let mut by_bucket = vec![Vec::new(); flow.targets.len()];
+    for (c, batch) in batches.enumerate() {
+        let keys = &batch.keys;
+        let chain = execute_chain(flow, net, keys[0].clone(), &keys[1..]);
+        let (start, goal) = (keys[0].clone(), keys[keys.len() - 1].clone());
         let last = chain.densities.last().expect("frames").clone();
         let e = host_vec(cfg.blurred_error(last.clone(), goal.clone()));
         let e0 = host_vec(cfg.blurred_error(start.clone(), goal.clone()));
         mae.extend(relative_mae(last.clone(), goal, start.clone()));
-        for (b, m) in motions.iter().enumerate() {
-            let target = m.target.expect("rising squares have a target");
+        for (b, &target) in batch.targets.iter().enumerate() {
             let rho = host_item(&last, b);
             let mass: f64 = host_item(&start, b).iter().map(|&x| x as f64).sum();
             let s = flow.share_in(&rho, &flow.buckets[target], mass);
@@ -152,7 +186,7 @@ fn split_result(
             relative.push(e[b] / e0[b].max(1e-30));
         }
         if c == 0 {
-            on_first(&keys, &chain)?;
+            on_first(keys, &chain)?;
         }
     }
     let (b_mean, b_std) = mean_std(&blurred);
@@ -165,7 +199,7 @@ fn split_result(
         share: mean_std(&share).0,
         share_min: share.iter().copied().fold(f64::INFINITY, f64::min),
         share_by_bucket: by_bucket.iter().map(|s| mean_std(s).0).collect(),
-        examples: ids.len(),
+        examples: blurred.len(),
         wall_s: t0.elapsed().as_secs_f64(),
     })
 }
@@ -228,11 +262,7 @@ fn measure_speed(cfg: &IndirectControlConfig, net: &UNet2d, iteration_s: f64) ->
     let dev = Device::flex();
     let flow = cfg.flow(&dev)?;
     let ids: Vec<usize> = (0..cfg.data.test.min(25)).collect();
-    let motions: Vec<Motion> = ids
-        .iter()
-        .map(|&i| rising(&cfg.data, &cfg.layout, i))
-        .collect();
-    let (keys, _) = run(cfg, &flow, net, &motions, &dev);
+    let keys = rising_batch(cfg, &flow, &ids, &dev).keys;
     let mut speed = Speed {
         iteration_s,
         ..Speed::default()
@@ -306,8 +336,7 @@ pub fn evaluate(
             &flow,
             name,
             net,
-            &test,
-            &dev,
+            test.chunks(25).map(|c| rising_batch(cfg, &flow, c, &dev)),
             &mut |keys, chain| {
                 if k == last {
                     for i in 0..cfg.pictures.min(keys[0].dims()[0]) {
@@ -330,13 +359,31 @@ pub fn evaluate(
                 &flow,
                 name,
                 net,
-                &val,
-                &dev,
+                val.chunks(25).map(|c| rising_batch(cfg, &flow, c, &dev)),
                 &mut |_, _| Ok(()),
             )?);
         }
         progress.set(2 * k as u64 + 2);
     }
+    // The user's own planned sequences, with the final network.
+    let plan_file = match &cfg.plan_file {
+        Some(path) => {
+            let n = cfg.data.resolution;
+            let plans = read_plans(path, cfg.data.steps + 1, n, flow.targets.len())?;
+            let starts: Vec<usize> = (0..plans.sequences).step_by(25).collect();
+            Some(split_result(
+                cfg,
+                &flow,
+                &format!("{} on {}", nets[last].0, path.display()),
+                &nets[last].1,
+                starts
+                    .iter()
+                    .map(|&f| plan_batch(&plans, f, 25.min(plans.sequences - f), n, &dev)),
+                &mut |_, _| Ok(()),
+            )?)
+        }
+        None => None,
+    };
 
     let series: Vec<(String, Vec<(f64, f64)>)> = trained
         .stages
@@ -390,6 +437,7 @@ pub fn evaluate(
         config: cfg.clone(),
         methods,
         validation,
+        plan_file,
         parameters: nets[last].1.num_params(),
         stages: trained
             .stages
@@ -447,6 +495,12 @@ pub fn results_page(r: &IndirectControlResult) -> String {
                 .collect::<Vec<_>>()
                 .join(" / "),
             m.wall_s
+        );
+    }
+    if let Some(m) = &r.plan_file {
+        s += &format!(
+            "\n{}: {} sequences, final blurred error {:.3} ± {:.3} (÷ start's {:.3}), mass in target bucket {:.3} (lowest {:.3}).\n",
+            m.name, m.examples, m.blurred, m.blurred_std, m.relative_blurred, m.share, m.share_min
         );
     }
     s += "\n## Training\n\n| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n";
