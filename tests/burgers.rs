@@ -4,6 +4,7 @@
 //! (resume, refusals) and the study at toy size.
 
 mod common;
+mod study_cli;
 
 use burn::backend::Flex;
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -419,18 +420,10 @@ fn the_quick_study_runs_resumes_and_refuses_bad_settings() {
 #[test]
 fn the_command_refuses_bad_settings_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[data.scene]\nsteps = 12\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-        .args(["experiment", "burgers-control", "--quick", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("power of two"), "{err}");
-    assert!(!dir.path().join("run").exists());
+    study_cli::assert_refused(
+        "burgers-control",
+        "[data.scene]\nsteps = 12\n",
+        "power of two",
+        dir.path(),
+    );
 }

@@ -1,6 +1,8 @@
 //! The indirect-control study: its pipeline at toy size (files, resume), training through the
 //! projection lowering its loss, and refusals of bad settings.
 
+mod study_cli;
+
 use diffsim::experiments::indirect_control::{IndirectControl, IndirectControlConfig, train_all};
 use diffsim::experiments::{Progress, Study, record};
 
@@ -72,20 +74,7 @@ fn the_command_refuses_bad_settings_with_one_line() {
         ("pictures = 500\n", "pictures"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bad.toml");
-        std::fs::write(&config, toml).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-            .args(["experiment", "indirect-control", "--quick", "--config"])
-            .arg(&config)
-            .arg("--out")
-            .arg(dir.path().join("run"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{toml}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(words), "{toml}: {err}");
-        assert!(!dir.path().join("run").exists());
+        study_cli::assert_refused("indirect-control", toml, words, dir.path());
     }
 }
 
@@ -131,22 +120,13 @@ fn a_plan_file_is_evaluated_and_one_of_the_wrong_shape_is_refused() {
 
     let bad = dir.path().join("bad.h5");
     write_plans(&bad, 4);
-    let config = dir.path().join("bad.toml");
-    std::fs::write(
-        &config,
-        format!("plan_file = {:?}\n", bad.to_str().unwrap()),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-        .args(["experiment", "indirect-control", "--quick", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.path().join("refused"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("expected [S, 5, 32, 32]"), "{err}");
-    assert!(!dir.path().join("refused").exists());
+    let toml = format!("plan_file = {:?}\n", bad.to_str().unwrap());
+    let refused = dir.path().join("refused");
+    std::fs::create_dir(&refused).unwrap();
+    study_cli::assert_refused(
+        "indirect-control",
+        &toml,
+        "expected [S, 5, 32, 32]",
+        &refused,
+    );
 }

@@ -1,6 +1,8 @@
 //! The shape-transition study: its pipeline at toy size (files, resume), differentiable-physics
 //! training lowering its loss, and refusals of bad settings.
 
+mod study_cli;
+
 use diffsim::experiments::shape_transition::{ShapeTransition, ShapeTransitionConfig, train_all};
 use diffsim::experiments::stage::StageConfig;
 use diffsim::experiments::{Progress, Study, record};
@@ -82,19 +84,6 @@ fn the_command_refuses_bad_settings_with_one_line() {
         ("pictures = 500\n", "pictures"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bad.toml");
-        std::fs::write(&config, toml).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffsim"))
-            .args(["experiment", "shape-transition", "--quick", "--config"])
-            .arg(&config)
-            .arg("--out")
-            .arg(dir.path().join("run"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{toml}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(words), "{toml}: {err}");
-        assert!(!dir.path().join("run").exists());
+        study_cli::assert_refused("shape-transition", toml, words, dir.path());
     }
 }

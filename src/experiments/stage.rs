@@ -77,6 +77,30 @@ impl StageReport {
     pub fn iterations_per_s(&self) -> f64 {
         self.losses.len() as f64 / self.wall_s.max(1e-9)
     }
+
+    /// The stage's line on a results page.
+    pub fn row(&self, name: &str) -> StageRow {
+        (
+            name.to_string(),
+            self.losses.len(),
+            self.losses.last().copied().unwrap_or(f64::NAN),
+            self.iterations_per_s(),
+            self.wall_s,
+        )
+    }
+}
+
+/// A stage on a results page: `(name, iterations, final loss, iterations/s, wall s)`.
+pub type StageRow = (String, usize, f64, f64, f64);
+
+/// The Markdown table of `rows`.
+pub fn stages_table(rows: &[StageRow]) -> String {
+    let mut s = "| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n"
+        .to_string();
+    for (name, it, last, rate, wall) in rows {
+        s += &format!("| {name} | {it} | {last:.4e} | {rate:.2} | {wall:.1} |\n");
+    }
+    s
 }
 
 const REPORT: &str = "stage.json";

@@ -124,3 +124,19 @@ pub struct Check {
     /// Whether it holds.
     pub passed: bool,
 }
+
+/// The checks as a Markdown task list.
+pub fn checks_list(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|c| format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what))
+        .collect()
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(x: &[f64]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}

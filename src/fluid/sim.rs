@@ -56,6 +56,22 @@ pub fn host_item(t: &Tensor<3>, b: usize) -> Vec<f32> {
         .expect("f32 data")
 }
 
+/// The speed `|v|` at the cell centres of batch item `b` of a staggered velocity
+/// `(u [B, ny, nx+1], v [B, ny+1, nx])`, row-major `[ny, nx]`.
+pub fn centre_speed(u: &Tensor<3>, v: &Tensor<3>, b: usize) -> Vec<f32> {
+    let [_, ny1, nx] = v.dims();
+    let ny = ny1 - 1;
+    let (u, v) = (host_item(u, b), host_item(v, b));
+    (0..nx * ny)
+        .map(|k| {
+            let (j, x) = (k / nx, k % nx);
+            let uc = 0.5 * (u[j * (nx + 1) + x] + u[j * (nx + 1) + x + 1]);
+            let vc = 0.5 * (v[j * nx + x] + v[(j + 1) * nx + x]);
+            (uc * uc + vc * vc).sqrt()
+        })
+        .collect()
+}
+
 /// Statistics of one step.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepInfo {

@@ -7,8 +7,8 @@ use super::baseline::{BaselineResult, optimise};
 use super::{BurgersControlConfig, BurgersData, PUBLISHED};
 use crate::control::{Hierarchy, cfe_chain, forces, refined, staggered, total_force};
 use crate::error::{DiffsimError, Result};
-use crate::experiments::stage::{StageReport, load};
-use crate::experiments::study::{Check, Progress, log_loss_curve};
+use crate::experiments::stage::{StageReport, StageRow, load, stages_table};
+use crate::experiments::study::{Check, Progress, checks_list, log_loss_curve, mean_std};
 use crate::nn::{UNet1d, UNet1dConfig};
 use crate::viz::{FieldPicture, Panels, line_plot};
 use burn::module::Module;
@@ -49,20 +49,13 @@ pub struct BurgersControlResult {
     /// The networks' parameter counts `(CFE, each OP_n)`.
     pub parameters: (usize, usize),
     /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
-    pub stages: Vec<(String, usize, f64, f64, f64)>,
+    pub stages: Vec<StageRow>,
     /// Acceptance checks.
     pub checks: Vec<Check>,
     /// Wall time of the data generation (s).
     pub data_s: f64,
     /// Wall time of the whole study (s).
     pub wall_s: f64,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
 }
 
 fn method(name: &str, totals: &[f64], wall_s: f64) -> MethodResult {
@@ -331,21 +324,11 @@ pub fn evaluate(
         validation,
         baseline,
         parameters,
-        stages: stages.iter().map(stage_row).collect(),
+        stages: stages.iter().map(|(n, r)| r.row(n)).collect(),
         checks,
         data_s,
         wall_s: t0.elapsed().as_secs_f64(),
     })
-}
-
-fn stage_row((name, r): &(String, StageReport)) -> (String, usize, f64, f64, f64) {
-    (
-        name.clone(),
-        r.losses.len(),
-        r.losses.last().copied().unwrap_or(f64::NAN),
-        r.iterations_per_s(),
-        r.wall_s,
-    )
 }
 
 /// The issue's acceptance checks on the measured means.
@@ -457,14 +440,10 @@ pub fn results_page(r: &BurgersControlResult) -> String {
             at.map(|k| k.to_string()).unwrap_or_else(|| "never".into())
         );
     }
-    p += "\n\n| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n";
-    for (name, it, loss, ips, wall) in &r.stages {
-        p += &format!("| {name} | {it} | {loss:.4e} | {ips:.2} | {wall:.1} |\n");
-    }
+    p += "\n\n";
+    p += &stages_table(&r.stages);
     p += "\n## Acceptance\n\n";
-    for c in &r.checks {
-        p += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);
-    }
+    p += &checks_list(&r.checks);
     p += &format!(
         "\nData {:.1} s; whole study {:.1} s. Pictures: spacetime/*.png (u and F over x and t), loss.png, baseline.png.\n",
         r.data_s, r.wall_s

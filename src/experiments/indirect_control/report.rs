@@ -11,9 +11,9 @@ use super::{IndirectControlConfig, Trained};
 use crate::control::indirect::{Chain, execute_chain, raw_control};
 use crate::error::Result;
 use crate::experiments::control_baseline::BaselineResult;
-use crate::experiments::stage::load;
-use crate::experiments::study::{Check, Progress, log_loss_curve};
-use crate::fluid::{IndirectFlow, host_item, relative_mae};
+use crate::experiments::stage::{StageRow, load, stages_table};
+use crate::experiments::study::{Check, Progress, checks_list, log_loss_curve, mean_std};
+use crate::fluid::{IndirectFlow, centre_speed, host_item, relative_mae};
 use crate::io::{Plans, read_plans};
 use crate::nn::UNet2d;
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
@@ -79,7 +79,7 @@ pub struct IndirectControlResult {
     /// The CFE's parameter count.
     pub parameters: usize,
     /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
-    pub stages: Vec<(String, usize, f64, f64, f64)>,
+    pub stages: Vec<StageRow>,
     /// Network vs physics time.
     pub speed: Speed,
     /// The classical baseline on the first test sequences.
@@ -88,13 +88,6 @@ pub struct IndirectControlResult {
     pub checks: Vec<Check>,
     /// Wall time of the whole study (s).
     pub wall_s: f64,
-}
-
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }
 
 fn host_vec(t: Tensor<1>) -> Vec<f64> {
@@ -204,19 +197,6 @@ fn split_result(
     })
 }
 
-/// The speed `|v|` at cell centres of item `i` of a staggered velocity.
-fn speed(n: usize, (u, v): &(Tensor<3>, Tensor<3>), i: usize) -> Vec<f32> {
-    let (u, v) = (host_item(u, i), host_item(v, i));
-    (0..n * n)
-        .map(|k| {
-            let (j, x) = (k / n, k % n);
-            let uc = 0.5 * (u[j * (n + 1) + x] + u[j * (n + 1) + x + 1]);
-            let vc = 0.5 * (v[j * n + x] + v[(j + 1) * n + x]);
-            (uc * uc + vc * vc).sqrt()
-        })
-        .collect()
-}
-
 /// A GIF of test sequence `i`: the density, the planned keyframe, the flow speed.
 fn sequence_gif(
     path: &Path,
@@ -226,7 +206,11 @@ fn sequence_gif(
     i: usize,
 ) -> Result<()> {
     let n = flow.n();
-    let speeds: Vec<Vec<f32>> = chain.velocities.iter().map(|uv| speed(n, uv, i)).collect();
+    let speeds: Vec<Vec<f32>> = chain
+        .velocities
+        .iter()
+        .map(|(u, v)| centre_speed(u, v, i))
+        .collect();
     let vmax = speeds.iter().flatten().fold(1e-6f32, |m, &s| m.max(s));
     let solid = &flow.solid.solid;
     let mut gif = None;
@@ -439,20 +423,7 @@ pub fn evaluate(
         validation,
         plan_file,
         parameters: nets[last].1.num_params(),
-        stages: trained
-            .stages
-            .iter()
-            .map(|(n, r)| {
-                let last = r.losses.last().copied().unwrap_or(f64::NAN);
-                (
-                    n.clone(),
-                    r.losses.len(),
-                    last,
-                    r.iterations_per_s(),
-                    r.wall_s,
-                )
-            })
-            .collect(),
+        stages: trained.stages.iter().map(|(n, r)| r.row(n)).collect(),
         speed,
         baseline,
         checks,
@@ -503,10 +474,8 @@ pub fn results_page(r: &IndirectControlResult) -> String {
             m.name, m.examples, m.blurred, m.blurred_std, m.relative_blurred, m.share, m.share_min
         );
     }
-    s += "\n## Training\n\n| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n";
-    for (name, it, last, rate, wall) in &r.stages {
-        s += &format!("| {name} | {it} | {last:.4e} | {rate:.2} | {wall:.1} |\n");
-    }
+    s += "\n## Training\n\n";
+    s += &stages_table(&r.stages);
     let sp = &r.speed;
     s += &format!(
         "\n## Speed\n\nInference, 25 test sequences of {} steps: networks {:.3} s, physics {:.3} s ({:.0}% physics). Training, one iteration of the last window: {:.3} s, of which the physics forward and backward (projection, adjoint solve, advection, loss) {:.3} s ({:.0}%).\n",
@@ -532,9 +501,7 @@ pub fn results_page(r: &IndirectControlResult) -> String {
     );
     s += &b.table();
     s += "\n## Checks\n\n";
-    for c in &r.checks {
-        s += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);
-    }
+    s += &checks_list(&r.checks);
     s += &format!("\nWhole study: {:.1} s.\n", r.wall_s);
     s
 }

@@ -9,9 +9,9 @@ use super::{Examples, PUBLISHED_RELATIVE_MAE, ShapeTransitionConfig, Trained};
 use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
 use crate::error::Result;
 use crate::experiments::control_baseline::BaselineResult;
-use crate::experiments::stage::load;
-use crate::experiments::study::{Check, Progress, log_loss_curve};
-use crate::fluid::{ShapeFlow, host_item, mae_sums};
+use crate::experiments::stage::{StageRow, load, stages_table};
+use crate::experiments::study::{Check, Progress, checks_list, log_loss_curve, mean_std};
+use crate::fluid::{ShapeFlow, centre_speed, host_item, mae_sums};
 use crate::viz::{FieldPicture, GifWriter, Panels, line_plot};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -50,7 +50,7 @@ pub struct ShapeTransitionResult {
     /// The networks' parameter counts `(CFE, each OP_n)`.
     pub parameters: (usize, usize),
     /// Training stages: `(name, iterations, final loss, iterations/s, wall s)`.
-    pub stages: Vec<(String, usize, f64, f64, f64)>,
+    pub stages: Vec<StageRow>,
     /// The classical baseline on the first test examples.
     pub baseline: BaselineResult,
     /// Acceptance checks.
@@ -60,13 +60,11 @@ pub struct ShapeTransitionResult {
 }
 
 fn method(name: &str, errors: &[f64], pooled: f64, wall_s: f64) -> MethodResult {
-    let n = errors.len().max(1) as f64;
-    let mean = errors.iter().sum::<f64>() / n;
-    let var = errors.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    let (mean, std) = mean_std(errors);
     MethodResult {
         name: name.into(),
         mean,
-        std: var.sqrt(),
+        std,
         pooled,
         examples: errors.len(),
         wall_s,
@@ -89,20 +87,6 @@ fn load_planners(
     Ok((sup, joint))
 }
 
-/// The speed `|v|` at cell centres of item `i` of a staggered velocity.
-fn speed(flow: &ShapeFlow, (u, v): &(Tensor<3>, Tensor<3>), i: usize) -> Vec<f32> {
-    let (nx, ny) = (flow.grid.nx, flow.grid.ny);
-    let (u, v) = (host_item(u, i), host_item(v, i));
-    (0..nx * ny)
-        .map(|k| {
-            let (j, x) = (k / nx, k % nx);
-            let uc = 0.5 * (u[j * (nx + 1) + x] + u[j * (nx + 1) + x + 1]);
-            let vc = 0.5 * (v[j * nx + x] + v[(j + 1) * nx + x]);
-            (uc * uc + vc * vc).sqrt()
-        })
-        .collect()
-}
-
 /// A GIF of test transition `i`: the density, its difference to the target, the control speed.
 fn transition_gif(
     path: &Path,
@@ -113,7 +97,11 @@ fn transition_gif(
 ) -> Result<()> {
     let n = flow.grid.nx;
     let goal = host_item(target, i);
-    let speeds: Vec<Vec<f32>> = run.velocities.iter().map(|uv| speed(flow, uv, i)).collect();
+    let speeds: Vec<Vec<f32>> = run
+        .velocities
+        .iter()
+        .map(|(u, v)| centre_speed(u, v, i))
+        .collect();
     let vmax = speeds.iter().flatten().fold(1e-6f32, |m, &s| m.max(s));
     let mut gif = None;
     for (t, rho) in run.densities.iter().enumerate() {
@@ -298,20 +286,7 @@ pub fn evaluate(
         methods: methods_test,
         validation,
         parameters: (joint.cfe.num_params(), joint.ops[0].num_params()),
-        stages: trained
-            .stages
-            .iter()
-            .map(|(n, r)| {
-                let last = r.losses.last().copied().unwrap_or(f64::NAN);
-                (
-                    n.clone(),
-                    r.losses.len(),
-                    last,
-                    r.iterations_per_s(),
-                    r.wall_s,
-                )
-            })
-            .collect(),
+        stages: trained.stages.iter().map(|(n, r)| r.row(n)).collect(),
         baseline,
         checks,
         wall_s: t0.elapsed().as_secs_f64(),
@@ -340,12 +315,8 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
             m.name, m.mean, m.std, m.pooled, v.mean, v.std, m.wall_s
         );
     }
-    s += &format!(
-        "\nThe pbdl-book run: {PUBLISHED_RELATIVE_MAE}.\n\n## Training\n\n| stage | iterations | final loss | it/s | wall (s) |\n|---|---|---|---|---|\n"
-    );
-    for (name, it, last, rate, wall) in &r.stages {
-        s += &format!("| {name} | {it} | {last:.4e} | {rate:.2} | {wall:.1} |\n");
-    }
+    s += &format!("\nThe pbdl-book run: {PUBLISHED_RELATIVE_MAE}.\n\n## Training\n\n");
+    s += &stages_table(&r.stages);
     let b = &r.baseline;
     s += &format!(
         "\n## Classical baseline\n\nAdam (lr {}) on the {} per-step potentials of the first {} test examples, from zero, on the training objective; {} iterations in {:.1} s ({:.1} s per example). Networks (DP staggered): {:.3} s for all {} together. Errors: relative final-density MAE.\n\n",
@@ -360,9 +331,7 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
     );
     s += &b.table();
     s += "\n## Checks\n\n";
-    for c in &r.checks {
-        s += &format!("- [{}] {}\n", if c.passed { "x" } else { " " }, c.what);
-    }
+    s += &checks_list(&r.checks);
     s += &format!("\nWhole study: {:.1} s.\n", r.wall_s);
     s
 }
