@@ -99,11 +99,11 @@ fn host_vec(t: Tensor<1>) -> Vec<f64> {
 
 /// Planned sequences to evaluate: the keyframes `ρ_0 … ρ_n` (`[B, n, n]` each) and each
 /// sequence's target bucket.
-pub struct Batch {
+struct Batch {
     /// Keyframes, `steps + 1` of them.
-    pub keys: Vec<Tensor<3>>,
+    keys: Vec<Tensor<3>>,
     /// Target bucket per sequence.
-    pub targets: Vec<usize>,
+    targets: Vec<usize>,
 }
 
 /// The rising squares `ids` on `dev`.
