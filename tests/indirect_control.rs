@@ -130,3 +130,35 @@ fn a_plan_file_is_evaluated_and_one_of_the_wrong_shape_is_refused() {
         &refused,
     );
 }
+
+#[test]
+fn a_longer_rerun_extends_a_stage_exactly_and_a_changed_start_is_refused() {
+    let mut cfg = IndirectControlConfig::quick();
+    cfg.windows = vec![4];
+    let dir = tempfile::tempdir().unwrap();
+    train_all(&cfg, dir.path(), &Quiet).unwrap();
+    // The last stage from 2 to 5 iterations equals 5 iterations from the start.
+    cfg.dp.iterations = 5;
+    let extended = train_all(&cfg, dir.path(), &Quiet).unwrap();
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = train_all(&cfg, fresh_dir.path(), &Quiet).unwrap();
+    let losses = |t: &diffsim::experiments::indirect_control::Trained| {
+        t.stages.last().unwrap().1.losses.clone()
+    };
+    assert_eq!(losses(&extended).len(), 5);
+    assert_eq!(losses(&extended), losses(&fresh));
+    // A longer first stage changes the start of the second: refused, not silently kept.
+    cfg.sup.iterations += 1;
+    let err = train_all(&cfg, dir.path(), &Quiet)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("another starting network"), "{err}");
+    // Fewer iterations than done: refused.
+    cfg.sup.iterations = 2;
+    let err = train_all(&cfg, fresh_dir.path(), &Quiet)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("more than the 2 asked for"), "{err}");
+}

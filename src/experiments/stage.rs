@@ -1,14 +1,17 @@
 //! Training stages of the control studies (Burgers, shape transitions). A stage is Adam
 //! on one module with the learning rate `lr·0.5^(k/half_life)`, a loss that draws its batch
 //! from `(seed, iteration)` alone, and a folder holding `model.bpk`, `optimizer.bpk` and
-//! `stage.json` (settings, losses, wall time), saved every `checkpoint_every` iterations and at
-//! the end, so that a rerun continues an interrupted stage where it stopped and keeps a
-//! finished one.
+//! `stage.json` (settings, losses, wall time, a fingerprint of the starting network), saved every
+//! `checkpoint_every` iterations and at the end, so that a rerun continues an interrupted stage
+//! where it stopped and keeps a finished one. A rerun asking for more iterations with the same
+//! batch and learning-rate schedule extends a finished stage (the batches and rates depend on
+//! the iteration alone, so this equals a longer run from the start); a stage whose starting
+//! network has changed since (an earlier stage was extended) is refused.
 
 use crate::error::{DiffsimError, Result};
 use crate::experiments::study::Progress;
 use crate::experiments::study::{MODEL_FILE, OPTIMIZER_FILE, save_checkpoint};
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -70,6 +73,9 @@ pub struct StageReport {
     pub losses: Vec<f64>,
     /// Wall time of all runs of the stage (s).
     pub wall_s: f64,
+    /// [`fingerprint`] of the network the stage started from.
+    #[serde(default)]
+    pub init: Option<f64>,
 }
 
 impl StageReport {
@@ -105,6 +111,29 @@ pub fn stages_table(rows: &[StageRow]) -> String {
 
 const REPORT: &str = "stage.json";
 
+/// A fingerprint of a module's parameters: `Σ_k (1 + k mod 7)·x_k` over every scalar in
+/// visiting order (f64). Equal networks give equal values; any change of a weight shows.
+pub fn fingerprint<M: Module>(module: &M) -> f64 {
+    struct Sum(f64, usize);
+    impl ModuleVisitor for Sum {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values = param.val().into_data().convert::<f64>();
+            for x in values.iter::<f64>() {
+                self.0 += (1 + self.1 % 7) as f64 * x;
+                self.1 += 1;
+            }
+        }
+    }
+    let mut sum = Sum(0.0, 0);
+    module.visit(&mut sum);
+    sum.0
+}
+
+/// True when `a` and `b` differ only in iterations and checkpoint spacing.
+fn same_schedule(a: &StageConfig, b: &StageConfig) -> bool {
+    (a.batch, a.learning_rate, a.half_life) == (b.batch, b.learning_rate, b.half_life)
+}
+
 /// Runs (or continues, or keeps) stage `name` in `dir` starting from `init`; `loss(net, k)` is
 /// the loss of iteration `k`. A stage folder of other settings is an error.
 pub fn run_stage<M: Module + Clone>(
@@ -117,20 +146,44 @@ pub fn run_stage<M: Module + Clone>(
 ) -> Result<(M, StageReport)> {
     cfg.validate(name)?;
     std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
-    let mut net = init;
     let mut optim = AdamConfig::new().init();
+    let init_print = fingerprint(&init);
+    let mut net = init;
     let mut report = StageReport {
         config: cfg.clone(),
         losses: Vec::new(),
         wall_s: 0.0,
+        init: Some(init_print),
     };
     if dir.join(REPORT).is_file() {
         let old = read_report(dir)?;
-        if old.config != *cfg {
+        let path = dir.join(REPORT);
+        if !same_schedule(&old.config, cfg) {
             return Err(DiffsimError::file(
-                dir.join(REPORT),
+                path,
                 format!(
                     "stage '{name}' was trained with other settings; use another output folder"
+                ),
+            ));
+        }
+        if old.losses.len() > cfg.iterations {
+            return Err(DiffsimError::file(
+                path,
+                format!(
+                    "stage '{name}' has {} iterations, more than the {} asked for; use another output folder",
+                    old.losses.len(),
+                    cfg.iterations
+                ),
+            ));
+        }
+        if old
+            .init
+            .is_some_and(|f| (f - init_print).abs() > 1e-12 * f.abs().max(1.0))
+        {
+            return Err(DiffsimError::file(
+                path,
+                format!(
+                    "stage '{name}' was trained from another starting network (an earlier stage has changed); delete its folder to retrain it"
                 ),
             ));
         }
@@ -139,7 +192,10 @@ pub fn run_stage<M: Module + Clone>(
         optim = optim
             .load(&path)
             .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
-        report = old;
+        report = StageReport {
+            config: cfg.clone(),
+            ..old
+        };
     }
     progress.start(name, cfg.iterations as u64);
     progress.set(report.losses.len() as u64);
