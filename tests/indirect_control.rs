@@ -140,7 +140,17 @@ fn a_longer_rerun_extends_a_stage_exactly_and_a_changed_start_is_refused() {
     // The last stage from 2 to 5 iterations equals 5 iterations from the start.
     cfg.dp.iterations = 5;
     let extended = train_all(&cfg, dir.path(), &Quiet).unwrap();
+    // The same first stage (fresh weights come from the shared generator, which tests running
+    // alongside also draw from), the second trained for 5 iterations at once.
     let fresh_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(fresh_dir.path().join("sup")).unwrap();
+    for f in ["model.bpk", "optimizer.bpk", "stage.json"] {
+        std::fs::copy(
+            dir.path().join("sup").join(f),
+            fresh_dir.path().join("sup").join(f),
+        )
+        .unwrap();
+    }
     let fresh = train_all(&cfg, fresh_dir.path(), &Quiet).unwrap();
     let losses = |t: &diffsim::experiments::indirect_control::Trained| {
         t.stages.last().unwrap().1.losses.clone()

@@ -73,7 +73,8 @@ pub struct StageReport {
     pub losses: Vec<f64>,
     /// Wall time of all runs of the stage (s).
     pub wall_s: f64,
-    /// [`fingerprint`] of the network the stage started from.
+    /// [`fingerprint`] of the network the stage started from, when that was an earlier
+    /// stage's ([`Start::After`]).
     #[serde(default)]
     pub init: Option<f64>,
 }
@@ -134,26 +135,41 @@ fn same_schedule(a: &StageConfig, b: &StageConfig) -> bool {
     (a.batch, a.learning_rate, a.half_life) == (b.batch, b.learning_rate, b.half_life)
 }
 
-/// Runs (or continues, or keeps) stage `name` in `dir` starting from `init`; `loss(net, k)` is
-/// the loss of iteration `k`. A stage folder of other settings is an error.
+/// The network a stage starts from.
+pub enum Start<M> {
+    /// Freshly initialised weights. They are not compared on a rerun: they come from the
+    /// device's shared random generator, which concurrent work may also draw from.
+    Fresh(M),
+    /// An earlier stage's trained network: a rerun refuses the stage when it has changed.
+    After(M),
+}
+
+/// Runs (or continues, extends, or keeps) stage `name` in `dir` from `start`; `loss(net, k)`
+/// is the loss of iteration `k`. A stage folder of another schedule, of more iterations, or
+/// trained from another earlier network is an error.
 pub fn run_stage<M: Module + Clone>(
     name: &str,
     cfg: &StageConfig,
     dir: &Path,
-    init: M,
+    start: Start<M>,
     loss: impl Fn(&M, usize) -> Result<Tensor<1>>,
     progress: &dyn Progress,
 ) -> Result<(M, StageReport)> {
     cfg.validate(name)?;
     std::fs::create_dir_all(dir).map_err(|e| DiffsimError::file(dir, e))?;
     let mut optim = AdamConfig::new().init();
-    let init_print = fingerprint(&init);
-    let mut net = init;
+    let (mut net, init_print) = match start {
+        Start::Fresh(m) => (m, None),
+        Start::After(m) => {
+            let f = fingerprint(&m);
+            (m, Some(f))
+        }
+    };
     let mut report = StageReport {
         config: cfg.clone(),
         losses: Vec::new(),
         wall_s: 0.0,
-        init: Some(init_print),
+        init: init_print,
     };
     if dir.join(REPORT).is_file() {
         let old = read_report(dir)?;
@@ -176,9 +192,8 @@ pub fn run_stage<M: Module + Clone>(
                 ),
             ));
         }
-        if old
-            .init
-            .is_some_and(|f| (f - init_print).abs() > 1e-12 * f.abs().max(1.0))
+        if let (Some(was), Some(now)) = (old.init, init_print)
+            && (was - now).abs() > 1e-12 * was.abs().max(1.0)
         {
             return Err(DiffsimError::file(
                 path,

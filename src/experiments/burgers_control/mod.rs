@@ -19,7 +19,7 @@ pub use dataset::{BurgersData, BurgersDataConfig};
 pub use report::{BurgersControlResult, MethodResult};
 
 use super::sampling::splitmix;
-use super::stage::{StageReport, run_stage};
+use super::stage::{StageReport, Start, run_stage};
 use super::study::{Progress, Study};
 use crate::control::{Hierarchy, cfe_chain, force_loss, forces, predict_mid};
 use crate::error::{DiffsimError, Result};
@@ -198,7 +198,7 @@ pub fn train_all(
         "sup-cfe",
         &cfg.sup_cfe,
         &dir.join("sup-cfe"),
-        UNet1dConfig::cfe().init(&device),
+        Start::Fresh(UNet1dConfig::cfe().init(&device)),
         |net, k| {
             let picks = draw(k, b, steps - 1);
             let (s, fl) = (seqs(&picks), flips(seed, k, b));
@@ -223,9 +223,9 @@ pub fn train_all(
     // (b) CFE with differentiable physics: the force loss of the whole chain.
     let b = cfg.dp_cfe.batch;
     let init = if cfg.dp_cfe_from_supervised {
-        sup_cfe.clone()
+        Start::After(sup_cfe.clone())
     } else {
-        UNet1dConfig::cfe().init(&device)
+        Start::Fresh(UNet1dConfig::cfe().init(&device))
     };
     let (_, r) = run_stage(
         "dp-cfe",
@@ -252,8 +252,8 @@ pub fn train_all(
     while n <= steps {
         let name = format!("sup-op{n}");
         let init = match levels.last() {
-            Some(prev) => prev.clone().map(&mut FreshParams),
-            None => UNet1dConfig::op().init(&device),
+            Some(prev) => Start::After(prev.clone().map(&mut FreshParams)),
+            None => Start::Fresh(UNet1dConfig::op().init(&device)),
         };
         let (net, r) = run_stage(
             &name,
@@ -294,7 +294,7 @@ pub fn train_all(
                 name,
                 stage,
                 &dir.join(name),
-                init,
+                Start::After(init),
                 |ops, k| {
                     let (s, fl) = (seqs(&draw(k, b, 1)), flips(seed, k, b));
                     let states = scheme(

@@ -20,7 +20,7 @@ pub use data::IndirectDataConfig;
 pub use report::IndirectControlResult;
 
 use super::control_baseline::BaselineConfig;
-use super::stage::{StageConfig, StageReport, run_stage};
+use super::stage::{StageConfig, StageReport, Start, run_stage};
 use super::study::{Progress, Study};
 use crate::control::indirect::{execute_chain, raw_control};
 use crate::error::{DiffsimError, Result};
@@ -266,7 +266,7 @@ pub fn train_all(
         "sup",
         &cfg.sup,
         &dir.join("sup"),
-        cfg.cfe_net.init(&device),
+        Start::Fresh(cfg.cfe_net.init(&device)),
         sup,
         progress,
     )?;
@@ -313,7 +313,14 @@ pub fn train_all(
                 .expect("a window of at least one step");
             Ok(total * cfg.density_weight)
         };
-        let (trained, r) = run_stage(&name, &cfg.dp, &dir.join(&name), net, chain_loss, progress)?;
+        let (trained, r) = run_stage(
+            &name,
+            &cfg.dp,
+            &dir.join(&name),
+            Start::After(net),
+            chain_loss,
+            progress,
+        )?;
         net = trained;
         stages.push((name, r));
     }

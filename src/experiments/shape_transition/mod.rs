@@ -20,7 +20,7 @@ pub use data::ShapeDataConfig;
 pub use report::ShapeTransitionResult;
 
 use super::sampling::{Sampling, batch_of};
-use super::stage::{StageConfig, StageReport, run_stage};
+use super::stage::{StageConfig, StageReport, Start, run_stage};
 use super::study::{Progress, Study};
 use crate::control::flow::{Execution, FlowPlanner, apply, execute};
 use crate::error::{DiffsimError, Result};
@@ -308,7 +308,7 @@ pub fn train_all(
             &name,
             &cfg.sup_op,
             &dir.join(&name),
-            cfg.op_net.init(&device),
+            Start::Fresh(cfg.op_net.init(&device)),
             |net, k| {
                 let idx = draw(k, cfg.sup_op.batch);
                 let (a, b, mid) = (
@@ -330,7 +330,7 @@ pub fn train_all(
         "sup-cfe",
         &cfg.sup_cfe,
         &dir.join("sup-cfe"),
-        cfg.cfe_net.init(&device),
+        Start::Fresh(cfg.cfe_net.init(&device)),
         |net, k| {
             let idx = draw(k, cfg.sup_cfe.batch);
             let (a, b) = (ex.rectangles(&idx, 0), ex.rectangles(&idx, 1));
@@ -348,7 +348,7 @@ pub fn train_all(
         "dp-staggered",
         &cfg.dp_staggered,
         &dir.join("dp-staggered"),
-        init,
+        Start::After(init),
         |planner, k| {
             let (start, target) = ex.transitions(&draw(k, cfg.dp_staggered.batch));
             let run = execute(
