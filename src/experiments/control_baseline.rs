@@ -79,6 +79,47 @@ impl BaselineResult {
         self.wall_s / self.config.examples.max(1) as f64 * k as f64
             / self.config.iterations.max(1) as f64
     }
+
+    /// The mean error per iteration against the networks' mean, as a PNG.
+    pub fn plot(&self, path: &Path, title: &str, error: &str) -> Result<()> {
+        let n = self.network_errors.len().max(1) as f64;
+        let net_mean = self.network_errors.iter().sum::<f64>() / n;
+        line_plot(
+            path,
+            title,
+            "iteration",
+            error,
+            &[
+                (
+                    "Adam".into(),
+                    self.curve.iter().map(|&(k, e)| (k as f64, e)).collect(),
+                ),
+                (
+                    "networks".into(),
+                    vec![(0.0, net_mean), (self.curve.len() as f64, net_mean)],
+                ),
+            ],
+        )
+    }
+
+    /// The per-sequence table of the results pages (Markdown).
+    pub fn table(&self) -> String {
+        let mut s = "| sequence | network error | Adam final error | Adam iterations to the network's error | ≈ s |\n|---|---|---|---|---|\n".to_string();
+        for (i, ((n, f), k)) in self
+            .network_errors
+            .iter()
+            .zip(&self.final_errors)
+            .zip(&self.reached)
+            .enumerate()
+        {
+            let (it, secs) = match k {
+                Some(k) => (k.to_string(), format!("{:.1}", self.seconds_to(*k))),
+                None => ("not reached".into(), "–".into()),
+            };
+            s += &format!("| {i} | {n:.4} | {f:.4} | {it} | {secs} |\n");
+        }
+        s
+    }
 }
 
 /// What one evaluation of the unrolled solver gives: the loss, its gradient with respect to
@@ -139,47 +180,4 @@ pub fn optimise_controls(
             .collect(),
         wall_s,
     })
-}
-
-impl BaselineResult {
-    /// The mean error per iteration against the networks' mean, as a PNG.
-    pub fn plot(&self, path: &Path, title: &str, error: &str) -> Result<()> {
-        let n = self.network_errors.len().max(1) as f64;
-        let net_mean = self.network_errors.iter().sum::<f64>() / n;
-        line_plot(
-            path,
-            title,
-            "iteration",
-            error,
-            &[
-                (
-                    "Adam".into(),
-                    self.curve.iter().map(|&(k, e)| (k as f64, e)).collect(),
-                ),
-                (
-                    "networks".into(),
-                    vec![(0.0, net_mean), (self.curve.len() as f64, net_mean)],
-                ),
-            ],
-        )
-    }
-
-    /// The per-sequence table of the results pages (Markdown).
-    pub fn table(&self) -> String {
-        let mut s = "| sequence | network error | Adam final error | Adam iterations to the network's error | ≈ s |\n|---|---|---|---|---|\n".to_string();
-        for (i, ((n, f), k)) in self
-            .network_errors
-            .iter()
-            .zip(&self.final_errors)
-            .zip(&self.reached)
-            .enumerate()
-        {
-            let (it, secs) = match k {
-                Some(k) => (k.to_string(), format!("{:.1}", self.seconds_to(*k))),
-                None => ("not reached".into(), "–".into()),
-            };
-            s += &format!("| {i} | {n:.4} | {f:.4} | {it} | {secs} |\n");
-        }
-        s
-    }
 }

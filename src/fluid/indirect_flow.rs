@@ -125,8 +125,10 @@ pub struct IndirectFlow {
     mask_v: Tensor<3>,
 }
 
-fn config_error(msg: String) -> DiffsimError {
-    DiffsimError::config(msg)
+/// True when face or cell column `i` of an `n`-cell grid lies in a control strip of `strip`
+/// faces (counted on the `n + 1` staggered columns from either side).
+fn in_strip(i: usize, strip: usize, n: usize) -> bool {
+    i < strip || i + strip > n
 }
 
 impl IndirectFlow {
@@ -135,7 +137,7 @@ impl IndirectFlow {
     /// domain, on a wall, or not inside a bucket.
     pub fn new(n: usize, layout: &IndirectLayout, device: &Device) -> Result<Self> {
         if n < 32 {
-            return Err(config_error(format!(
+            return Err(DiffsimError::config(format!(
                 "resolution {n}: the vented box needs at least 32 cells per side"
             )));
         }
@@ -154,7 +156,7 @@ impl IndirectFlow {
         let solid = SolidMask::new(grid, &geometry)?;
         let marker = (layout.marker * s).round() as usize;
         if !(layout.marker.is_finite() && marker >= 1) {
-            return Err(config_error(format!(
+            return Err(DiffsimError::config(format!(
                 "layout.marker = {} is less than one cell at {n}x{n}",
                 layout.marker
             )));
@@ -165,14 +167,14 @@ impl IndirectFlow {
             0
         };
         if 2 * strip >= n {
-            return Err(config_error(format!(
+            return Err(DiffsimError::config(format!(
                 "layout.control_strip = {}: the two strips cover the whole width; indirect control needs an uncontrolled interior",
                 layout.control_strip
             )));
         }
         let bcs = Self::boundaries();
         let (u, v) = bcs.velocity_specs(&grid);
-        let controlled = |i: usize| i < strip || i + strip > n;
+        let controlled = |i: usize| in_strip(i, strip, n);
         let fluid = |j: usize, i: usize| !solid.solid[j * n + i];
         // A u face is fluid when a fluid cell lies on either side of it.
         let fluid_faces = (0..n).any(|j| {
@@ -181,7 +183,7 @@ impl IndirectFlow {
                 .any(|i| (i > 0 && fluid(j, i - 1)) || (i < n && fluid(j, i)))
         });
         if !fluid_faces {
-            return Err(config_error(format!(
+            return Err(DiffsimError::config(format!(
                 "layout.control_strip = {} covers no fluid cell at {n}x{n}",
                 layout.control_strip
             )));
@@ -191,7 +193,7 @@ impl IndirectFlow {
         for &[x, y] in &layout.targets {
             let inside = |a: f64| a.is_finite() && a >= 0.0 && a + layout.marker <= PAPER_CELLS;
             if !(inside(x) && inside(y)) {
-                return Err(config_error(format!(
+                return Err(DiffsimError::config(format!(
                     "target [{x}, {y}] with marker {} lies outside the {PAPER_CELLS}x{PAPER_CELLS} domain",
                     layout.marker
                 )));
@@ -204,7 +206,7 @@ impl IndirectFlow {
                 y1: (corner[1] + marker).min(n),
             };
             if (mbox.y0..mbox.y1).any(|j| (mbox.x0..mbox.x1).any(|i| !fluid(j, i))) {
-                return Err(config_error(format!(
+                return Err(DiffsimError::config(format!(
                     "target [{x}, {y}]: the marker there overlaps a wall"
                 )));
             }
@@ -218,12 +220,14 @@ impl IndirectFlow {
                     y1: d[0].y1,
                 })
                 .find(|b| (b.x0..b.x1).contains(&centre) && mbox.y1 > b.y0 && mbox.y0 < b.y1)
-                .ok_or_else(|| config_error(format!("target [{x}, {y}] is not inside a bucket")))?;
+                .ok_or_else(|| {
+                    DiffsimError::config(format!("target [{x}, {y}] is not inside a bucket"))
+                })?;
             targets.push(corner);
             buckets.push(bucket);
         }
         if targets.is_empty() {
-            return Err(config_error("layout.targets is empty".into()));
+            return Err(DiffsimError::config("layout.targets is empty"));
         }
         let projection = Arc::new(PressureProjection::new(
             &bcs,
@@ -337,7 +341,7 @@ impl IndirectFlow {
         (0..n * n)
             .map(|k| {
                 let (j, i) = (k / n, k % n);
-                if i < self.strip || i + self.strip > n {
+                if in_strip(i, self.strip, n) {
                     1.0
                 } else if self.buckets.iter().any(|b| b.contains(j, i)) {
                     0.5

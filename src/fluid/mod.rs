@@ -12,5 +12,5 @@ pub use scene::{
     SOL_RE_FACTOR, SceneConfig, Side, Viscosity,
 };
 pub use shape_flow::{ShapeFlow, TARGET_SIGMA, mae_sums, relative_mae};
-pub use sim::{FluidState, Simulation, StepInfo, centre_speed, host_item, taylor_green};
+pub use sim::{FluidState, Simulation, StepInfo, centre_speed, host_item, on_faces, taylor_green};
 pub use unroll::{Checkpointing, Reads, UnrollGradient, unrolled_gradient};

@@ -7,6 +7,7 @@ use crate::error::{DiffsimError, Result};
 use crate::grid::{ArraySpec, Grid, Location, SideBc, SolidMask};
 use crate::linalg::{SolveError, SolveInfo};
 use crate::ops::{self, AdvectSpec, ImplicitDiffusion, PressureProjection};
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +55,18 @@ pub fn host_item(t: &Tensor<3>, b: usize) -> Vec<f32> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("f32 data")
+}
+
+/// A cell-centred `q: [B, ny, nx]` averaged onto the faces normal to `axis` (2: x faces,
+/// `[B, ny, nx+1]`; 1: y faces, `[B, ny+1, nx]`), zero beyond the edges.
+pub fn on_faces(q: Tensor<3>, axis: usize) -> Tensor<3> {
+    let n = q.dims()[axis];
+    let padded = if axis == 1 {
+        q.pad([(1, 1), (0, 0)], PadMode::Constant(0.0))
+    } else {
+        q.pad([(0, 0), (1, 1)], PadMode::Constant(0.0))
+    };
+    (padded.clone().narrow(axis, 0, n + 1) + padded.narrow(axis, 1, n + 1)) * 0.5
 }
 
 /// The speed `|v|` at the cell centres of batch item `b` of a staggered velocity
@@ -416,8 +429,7 @@ impl Simulation {
         }
         if !self.marker_is_passive() {
             v_adv = v_adv
-                + self.marker_on_y_faces(marker.clone())
-                    * (self.scene.dt * self.scene.marker.buoyancy) as f32;
+                + on_faces(marker.clone(), 1) * (self.scene.dt * self.scene.marker.buoyancy) as f32;
         }
         let tp = Instant::now();
         let (u, v, pressure, solve) = self.project(u_adv, v_adv, step + 1)?;
@@ -437,14 +449,6 @@ impl Simulation {
             },
             info,
         ))
-    }
-
-    /// The marker averaged to y-faces (0 beyond the top and bottom), `[B, ny+1, nx]`.
-    fn marker_on_y_faces(&self, m: Tensor<3>) -> Tensor<3> {
-        let [b, ny, nx] = m.dims();
-        let zero = self.zeros([b, 1, nx]);
-        let padded = Tensor::cat(vec![zero.clone(), m, zero], 1);
-        (padded.clone().narrow(1, 0, ny + 1) + padded.narrow(1, 1, ny + 1)) * 0.5
     }
 
     /// Max |u·dt/dx| over all faces (the CFL number).

@@ -60,21 +60,17 @@ pub fn optimise(
     let rollout = |p: &[f64]| -> Result<Evaluation> {
         let xu = tensor(&p[..nu], [steps * b, n, n + 1]);
         let xv = tensor(&p[nu..], [steps * b, n + 1, n]);
+        let mut reached: Vec<Tensor<3>> = Vec::with_capacity(steps);
         let mut rho = keys[0].clone();
-        let mut loss = None;
         for t in 0..steps {
             let (ru, rv) = (
                 xu.clone().narrow(0, t * b, b),
                 xv.clone().narrow(0, t * b, b),
             );
             rho = flow.step(rho, ru, rv).0;
-            let l = cfg.blurred_error(rho.clone(), keys[t + 1].clone()).sum();
-            loss = Some(match loss {
-                None => l,
-                Some(a) => a + l,
-            });
+            reached.push(rho.clone());
         }
-        let loss = loss.expect("at least one step") * cfg.density_weight;
+        let loss = cfg.window_loss(&reached, &keys[1..], |e| e.sum());
         let errors = host_f64(cfg.blurred_error(rho.detach(), keys[steps].clone()));
         let value = loss.clone().into_scalar::<f64>();
         let grads = loss.backward();

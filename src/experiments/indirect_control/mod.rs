@@ -24,11 +24,10 @@ use super::stage::{StageConfig, StageReport, Start, run_stage};
 use super::study::{Progress, Study};
 use crate::control::indirect::{execute_chain, raw_control};
 use crate::error::{DiffsimError, Result};
-use crate::fluid::{IndirectFlow, IndirectLayout, PAPER_CELLS};
+use crate::fluid::{IndirectFlow, IndirectLayout, on_faces};
 use crate::io::read_plans;
 use crate::nn::{UNet2d, UNet2dConfig};
 use crate::ops::{DensityLoss, density_loss, divergence};
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 use data::{Motion, bounded, frames, rising, velocities};
 use serde::{Deserialize, Serialize};
@@ -206,21 +205,24 @@ impl IndirectControlConfig {
         )
     }
 
-    /// Cells per paper cell.
-    pub fn scale(&self) -> f64 {
-        self.data.resolution as f64 / PAPER_CELLS
+    /// The differentiable-physics objective of a window: `density_weight · Σ_t
+    /// reduce(e_t)`, `e_t: [B]` the blurred error of the state reached at step `t` against
+    /// the plan's frame `t` (`reduce`: the batch mean for training, the sum where each
+    /// sequence is its own problem).
+    pub fn window_loss(
+        &self,
+        reached: &[Tensor<3>],
+        plan: &[Tensor<3>],
+        reduce: impl Fn(Tensor<1>) -> Tensor<1>,
+    ) -> Tensor<1> {
+        let total = reached
+            .iter()
+            .zip(plan)
+            .map(|(rho, goal)| reduce(self.blurred_error(rho.clone(), goal.clone())))
+            .reduce(|a, b| a + b)
+            .expect("a window of at least one step");
+        total * self.density_weight
     }
-}
-
-/// `q: [B, n, n]` averaged onto the faces: `([B, n, n+1], [B, n+1, n])`, zero beyond.
-fn to_faces(q: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-    let [_, ny, nx] = q.dims();
-    let px = q.clone().pad([(0, 0), (1, 1)], PadMode::Constant(0.0));
-    let py = q.pad([(1, 1), (0, 0)], PadMode::Constant(0.0));
-    (
-        (px.clone().narrow(2, 0, nx + 1) + px.narrow(2, 1, nx + 1)) * 0.5,
-        (py.clone().narrow(1, 0, ny + 1) + py.narrow(1, 1, ny + 1)) * 0.5,
-    )
 }
 
 /// The stages' reports in training order (each stage's network is in `dir/<stage>`).
@@ -256,7 +258,8 @@ pub fn train_all(
         let (ru, rv) = raw_control(net, a.clone(), next.clone());
         let (ru, rv) = flow.restrict(ru, rv);
         let (u, v) = flow.project(ru.clone(), rv.clone());
-        let (wu, wv) = to_faces(a + next);
+        let weight = a + next;
+        let (wu, wv) = (on_faces(weight.clone(), 2), on_faces(weight, 1));
         let (du, dv) = ((u - gu) * wu, (v - gv) * wv);
         let l2 = ((du.clone() * du).sum() + (dv.clone() * dv).sum()) * (0.5 / b as f64);
         let div = divergence(ru, rv, 1.0).abs().sum() * (1.0 / b as f64);
@@ -303,15 +306,7 @@ pub fn train_all(
             };
             let plan: Vec<Tensor<3>> = (1..=w).map(frame).collect();
             let run = execute_chain(&flow, net, frame(0), &plan);
-            let total = run
-                .densities
-                .iter()
-                .skip(1)
-                .zip(&plan)
-                .map(|(rho, goal)| cfg.blurred_error(rho.clone(), goal.clone()).mean())
-                .reduce(|a, b| a + b)
-                .expect("a window of at least one step");
-            Ok(total * cfg.density_weight)
+            Ok(cfg.window_loss(&run.densities[1..], &plan, |e| e.mean()))
         };
         let (trained, r) = run_stage(
             &name,
