@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// of the rigid–soft coupled step (attachments; body–particle contact), and of both
 /// joint-space steppers of articulations (joint forces; servos, motors and smooth limits; ground contact with friction; a Hill-type
 /// muscle with its activation dynamics; with respect to links' masses and centres of mass).
-pub const CHECKS: [&str; 57] = [
+pub const CHECKS: [&str; 58] = [
     "advect-sl-center",
     "advect-sl-face-x",
     "advect-sl-face-y",
@@ -41,6 +41,7 @@ pub const CHECKS: [&str; 57] = [
     "conv-same",
     "conv-same-act",
     "conv-same-add-act",
+    "conv-edge-add-act",
     "advect-line",
     "burgers-step-paper",
     "burgers-step-notebook",
@@ -224,10 +225,15 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
             };
             check(name, &x, &loss, cfg)
         }
-        "conv-same-act" | "conv-same-add-act" => {
+        "conv-same-act" | "conv-same-add-act" | "conv-edge-add-act" => {
             // x [2, 3, 6, 5], w [4, 3, 3, 3], b [4], residual [2, 4, 6, 5]; the inputs are
-            // shifted by 0.3 so that both sides of the activation's kink are sampled.
-            let residual = name == "conv-same-add-act";
+            // shifted by 0.3 so that both sides of the activation's kink are sampled. The
+            // edge-padded layer is the 2D U-Net's residual-block convolution.
+            let residual = name != "conv-same-act";
+            let padding = match name {
+                "conv-edge-add-act" => crate::nn::Padding::Edge,
+                _ => crate::nn::Padding::Zero,
+            };
             let mut x = vec![f([b * 3, 6, 5], 14), f([4 * 3, 3, 3], 15), f([1, 1, 4], 16)];
             if residual {
                 x.push(f([b * 4, 6, 5], 17));
@@ -239,6 +245,7 @@ fn run_one(name: &str, cfg: &GradCheckConfig) -> Result<GradCheckReport> {
                     x[2].clone().reshape([4]),
                     x.get(3).map(|r| r.clone().reshape([b, 4, 6, 5])),
                     0.3,
+                    padding,
                 );
                 weighted(y.reshape([b * 4, 6, 5]), 9)
             };

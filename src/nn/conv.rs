@@ -15,6 +15,7 @@
 //! types run the default bodies: Burn's convolution forward and for the input gradient, and the
 //! weight gradient as one batched im2col GEMM, `∂L/∂w = Σ_b g_b · im2col(x_b)ᵀ`.
 
+use super::conv_flex::Padding;
 use super::conv_layer_flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -23,7 +24,7 @@ use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Shape, Slice, Tensor};
 
 /// Burn's convolution with stride 1, padding `k / 2` on every side, no dilation, one group.
@@ -34,6 +35,33 @@ fn burn_conv_same<B: Backend>(
 ) -> FloatTensor<B> {
     let k = w.shape()[2];
     B::conv2d(x, w, b, ConvOptions::new([1, 1], [k / 2; 2], [1, 1], 1))
+}
+
+/// `x [B, C, H, W]` padded by `p` cells on both sides of both plane axes, as `padding` says.
+fn burn_pad<B: Backend>(x: FloatTensor<B>, p: usize, padding: Padding) -> FloatTensor<B> {
+    let mode = match padding {
+        Padding::Zero => PadMode::Constant(0.0),
+        Padding::Edge => PadMode::Edge,
+    };
+    B::float_pad(x, &[(0, 0), (0, 0), (p, p), (p, p)], mode)
+}
+
+/// [`burn_conv_same`] with `padding`: for edge padding, a valid convolution of the
+/// edge-padded input.
+fn burn_conv_padded<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    b: Option<FloatTensor<B>>,
+    padding: Padding,
+) -> FloatTensor<B> {
+    match padding {
+        Padding::Zero => burn_conv_same::<B>(x, w, b),
+        Padding::Edge => {
+            let p = w.shape()[2] / 2;
+            let valid = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            B::conv2d(burn_pad::<B>(x, p, padding), w, b, valid)
+        }
+    }
 }
 
 /// Convolution ops of the corrector network.
@@ -57,18 +85,19 @@ pub trait ConvOps: Backend {
         g: FloatTensor<Self>,
         want_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        burn_conv_grads::<Self>(x, w, g, want_x)
+        burn_conv_grads::<Self>(x, w, g, Padding::Zero, want_x)
     }
 
-    /// `y = LeakyReLU(conv(x, w) + b)` with negative slope `slope`: a layer of the corrector
-    /// as one op.
+    /// `y = LeakyReLU(conv(x, w) + b)` with negative slope `slope`, the convolution 'same'
+    /// with `padding`: a layer of the corrector or a U-Net as one op.
     fn conv_same_act(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        burn_conv_act::<Self>(x, w, b, None, slope)
+        burn_conv_act::<Self>(x, w, b, None, slope, padding)
     }
 
     /// `y = LeakyReLU(conv(x, w) + b + r)`: [`ConvOps::conv_same_act`] with a residual
@@ -79,20 +108,23 @@ pub trait ConvOps: Backend {
         b: FloatTensor<Self>,
         r: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        burn_conv_act::<Self>(x, w, b, Some(r), slope)
+        burn_conv_act::<Self>(x, w, b, Some(r), slope, padding)
     }
 
     /// The gradients `[∂z, ∂x, ∂w, ∂b]` of [`conv_same_act`](ConvOps::conv_same_act) or
     /// [`conv_same_add_act`](ConvOps::conv_same_add_act) from its output `y` and the output
     /// gradient `g`: `∂z` is the gradient before the activation (also the residual's), empty
     /// (shape `[0]`) unless `want_z`; `∂x` empty unless `want_x`.
+    #[allow(clippy::too_many_arguments)]
     fn conv_same_act_backward(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         y: FloatTensor<Self>,
         g: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
         want_z: bool,
         want_x: bool,
     ) -> (
@@ -102,7 +134,7 @@ pub trait ConvOps: Backend {
         FloatTensor<Self>,
     ) {
         let _ = want_z;
-        burn_conv_act_grads::<Self>(x, w, y, g, slope, want_x)
+        burn_conv_act_grads::<Self>(x, w, y, g, slope, padding, want_x)
     }
 }
 
@@ -114,6 +146,7 @@ fn burn_conv_act_grads<B: Backend>(
     y: FloatTensor<B>,
     g: FloatTensor<B>,
     slope: f64,
+    padding: Padding,
     want_x: bool,
 ) -> (
     FloatTensor<B>,
@@ -125,57 +158,74 @@ fn burn_conv_act_grads<B: Backend>(
     let mask = B::float_lower_equal_elem(y, 0f32.into(), bool_dtype);
     let scaled = B::float_mul_scalar(g.clone(), slope.into());
     let gz = B::float_mask_where(g, mask, scaled);
-    let (gx, gw, gb) = burn_conv_grads::<B>(x, w, gz.clone(), want_x);
+    let (gx, gw, gb) = burn_conv_grads::<B>(x, w, gz.clone(), padding, want_x);
     (gz, gx, gw, gb)
 }
 
-/// [`ConvOps::conv_same_backward`] in Burn ops: the bias gradient as a sum, the weight
-/// gradient as [`im2col_weight_gradient`], the input gradient as Burn's convolution with the
-/// [`rotated`] kernel.
+/// [`ConvOps::conv_same_backward`] in Burn ops, the convolution 'same' with `padding`: the
+/// bias gradient as a sum, the weight gradient as [`im2col_weight_gradient`] of the padded
+/// input, the input gradient as Burn's convolution with the [`rotated`] kernel (for edge
+/// padding, the full convolution onto the padded input, its borders folded onto the edges).
 fn burn_conv_grads<B: Backend>(
     x: FloatTensor<B>,
     w: FloatTensor<B>,
     g: FloatTensor<B>,
+    padding: Padding,
     want_x: bool,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let [c_out, _, k, _] = w.shape().dims();
+    let p = k / 2;
     let gb = B::float_reshape(
         B::float_sum_dims(g.clone(), &[0, 2, 3]),
         Shape::from(vec![c_out]),
     );
-    let gw = im2col_weight_gradient::<B>(x.clone(), g.clone(), k);
-    let gx = match want_x {
-        true => burn_conv_same::<B>(g, rotated::<B>(w), None),
-        false => B::float_zeros(Shape::from(vec![0]), &x.device(), x.dtype().into()),
+    let gw = im2col_weight_gradient::<B>(burn_pad::<B>(x.clone(), p, padding), g.clone(), k);
+    let gx = match (want_x, padding) {
+        (true, Padding::Zero) => burn_conv_same::<B>(g, rotated::<B>(w), None),
+        (true, Padding::Edge) => {
+            let full = ConvOptions::new([1, 1], [2 * p; 2], [1, 1], 1);
+            let onto_padded = B::conv2d(g, rotated::<B>(w), None, full);
+            burn_fold_edges::<B>(burn_fold_edges::<B>(onto_padded, 2, p), 3, p)
+        }
+        (false, _) => B::float_zeros(Shape::from(vec![0]), &x.device(), x.dtype().into()),
     };
     (gx, gw, gb)
 }
 
-/// The weight gradient as an im2col product on any backend: the columns of the zero-padded
-/// input (`[B, C_in·k², H·W]`, ordered `(c, kh, kw)` like the weight) times `g`, summed over
-/// the batch.
+/// The gradient of a tensor edge-padded by `p` cells on both sides of `axis`, folded onto
+/// the tensor it was padded from: the `p` border cells at each end added to the edge cell
+/// they repeat (`n + 2p` → `n` cells along `axis`).
+fn burn_fold_edges<B: Backend>(t: FloatTensor<B>, axis: usize, p: usize) -> FloatTensor<B> {
+    let n = t.shape()[axis] - 2 * p;
+    let part = |start: usize, len: usize| {
+        let ranges: Vec<Slice> = (0..4)
+            .map(|a| match a == axis {
+                true => Slice::new(start as isize, Some((start + len) as isize), 1),
+                false => Slice::full(),
+            })
+            .collect();
+        B::float_slice(t.clone(), &ranges)
+    };
+    let at_end = |sum: FloatTensor<B>, before: usize, after: usize| {
+        let mut pads = [(0, 0); 4];
+        pads[axis] = (before, after);
+        B::float_pad(sum, &pads, PadMode::Constant(0.0))
+    };
+    let low = at_end(B::float_sum_dim(part(0, p), axis), 0, n - 1);
+    let high = at_end(B::float_sum_dim(part(n + p, p), axis), n - 1, 0);
+    B::float_add(B::float_add(part(p, n), low), high)
+}
+
+/// The weight gradient as an im2col product on any backend: the columns of the padded input
+/// `xp [B, C_in, H + k − 1, W + k − 1]` (`[B, C_in·k², H·W]`, ordered `(c, kh, kw)` like the
+/// weight) times `g [B, C_out, H, W]`, summed over the batch.
 fn im2col_weight_gradient<B: Backend>(
-    x: FloatTensor<B>,
+    padded: FloatTensor<B>,
     g: FloatTensor<B>,
     kernel: usize,
 ) -> FloatTensor<B> {
-    let [b, c, h, w] = x.shape().dims();
-    let c_out = g.shape()[1];
-    let p = kernel / 2;
-    let padded = B::float_slice_assign(
-        B::float_zeros(
-            Shape::from(vec![b, c, h + 2 * p, w + 2 * p]),
-            &x.device(),
-            x.dtype().into(),
-        ),
-        &[
-            Slice::full(),
-            Slice::full(),
-            Slice::new(p as isize, Some((p + h) as isize), 1),
-            Slice::new(p as isize, Some((p + w) as isize), 1),
-        ],
-        x,
-    );
+    let [b, c_out, h, w] = g.shape().dims();
+    let c = padded.shape()[1];
     // The k² shifted windows, concatenated along H: `[B, C_in, k²·H, W]` is, in memory,
     // `[B, C_in·k², H·W]` (the views are copied once, by the concatenation).
     let windows: Vec<FloatTensor<B>> = (0..kernel * kernel)
@@ -233,10 +283,11 @@ impl ConvOps for Flex {
         want_x: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if conv_layer_flex::supports(&x, w.shape()[2]) {
-            let [_, gx, gw, gb] = conv_layer_flex::backward_tensor(x, w, None, g, [false, want_x]);
+            let [_, gx, gw, gb] =
+                conv_layer_flex::backward_tensor(x, w, None, g, Padding::Zero, [false, want_x]);
             (gx, gw, gb)
         } else {
-            burn_conv_grads::<Self>(x, w, g, want_x)
+            burn_conv_grads::<Self>(x, w, g, Padding::Zero, want_x)
         }
     }
 
@@ -245,8 +296,9 @@ impl ConvOps for Flex {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        flex_conv_act(x, w, b, None, slope)
+        flex_conv_act(x, w, b, None, slope, padding)
     }
 
     fn conv_same_add_act(
@@ -255,8 +307,9 @@ impl ConvOps for Flex {
         b: FloatTensor<Self>,
         r: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        flex_conv_act(x, w, b, Some(r), slope)
+        flex_conv_act(x, w, b, Some(r), slope, padding)
     }
 
     fn conv_same_act_backward(
@@ -265,6 +318,7 @@ impl ConvOps for Flex {
         y: FloatTensor<Self>,
         g: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
         want_z: bool,
         want_x: bool,
     ) -> (
@@ -274,11 +328,12 @@ impl ConvOps for Flex {
         FloatTensor<Self>,
     ) {
         if conv_layer_flex::supports(&x, w.shape()[2]) {
+            let act = Some((y, slope));
             let [gz, gx, gw, gb] =
-                conv_layer_flex::backward_tensor(x, w, Some((y, slope)), g, [want_z, want_x]);
+                conv_layer_flex::backward_tensor(x, w, act, g, padding, [want_z, want_x]);
             (gz, gx, gw, gb)
         } else {
-            burn_conv_act_grads::<Self>(x, w, y, g, slope, want_x)
+            burn_conv_act_grads::<Self>(x, w, y, g, slope, padding, want_x)
         }
     }
 }
@@ -290,11 +345,12 @@ fn flex_conv_act(
     b: FloatTensor<Flex>,
     r: Option<FloatTensor<Flex>>,
     slope: f64,
+    padding: Padding,
 ) -> FloatTensor<Flex> {
     if conv_layer_flex::supports(&x, w.shape()[2]) {
-        conv_layer_flex::forward_act_tensor(x, w, b, r, slope)
+        conv_layer_flex::forward_act_tensor(x, w, b, r, slope, padding)
     } else {
-        burn_conv_act::<Flex>(x, w, b, r, slope)
+        burn_conv_act::<Flex>(x, w, b, r, slope, padding)
     }
 }
 
@@ -355,8 +411,10 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        conv_act_node::<B, C, 3>([x.node(), w.node(), b.node()], [x, w, b], None, slope)
+        let nodes = [x.node(), w.node(), b.node()];
+        conv_act_node::<B, C, 3>(nodes, [x, w, b], None, (slope, padding))
     }
 
     fn conv_same_add_act(
@@ -365,13 +423,10 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         b: FloatTensor<Self>,
         r: FloatTensor<Self>,
         slope: f64,
+        padding: Padding,
     ) -> FloatTensor<Self> {
-        conv_act_node::<B, C, 4>(
-            [x.node(), w.node(), b.node(), r.node()],
-            [x, w, b],
-            Some(r),
-            slope,
-        )
+        let nodes = [x.node(), w.node(), b.node(), r.node()];
+        conv_act_node::<B, C, 4>(nodes, [x, w, b], Some(r), (slope, padding))
     }
 }
 
@@ -379,11 +434,11 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
 fn inner_conv_act<B: ConvOps>(
     [x, w, b]: [FloatTensor<B>; 3],
     r: Option<FloatTensor<B>>,
-    slope: f64,
+    (slope, padding): (f64, Padding),
 ) -> FloatTensor<B> {
     match r {
-        Some(r) => B::conv_same_add_act(x, w, b, r, slope),
-        None => B::conv_same_act(x, w, b, slope),
+        Some(r) => B::conv_same_add_act(x, w, b, r, slope, padding),
+        None => B::conv_same_act(x, w, b, slope, padding),
     }
 }
 
@@ -394,8 +449,9 @@ fn burn_conv_act<B: Backend>(
     b: FloatTensor<B>,
     r: Option<FloatTensor<B>>,
     slope: f64,
+    padding: Padding,
 ) -> FloatTensor<B> {
-    let z = burn_conv_same::<B>(x, w, Some(b));
+    let z = burn_conv_padded::<B>(x, w, Some(b), padding);
     let z = match r {
         Some(r) => B::float_add(z, r),
         None => z,
@@ -408,18 +464,19 @@ fn burn_conv_act<B: Backend>(
 struct ConvActBackward;
 
 impl<B: ConvOps, const N: usize> Backward<B, N> for ConvActBackward {
-    /// (x, w, the op's output, slope).
-    type State = (NodeId, NodeId, FloatTensor<B>, f64);
+    /// (x, w, the op's output, (slope, padding)).
+    type State = (NodeId, NodeId, FloatTensor<B>, (f64, Padding));
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let (xid, wid, y, slope) = ops.state;
+        let (xid, wid, y, (slope, padding)) = ops.state;
         let x: FloatTensor<B> = ck.retrieve_node_output(xid);
         let w: FloatTensor<B> = ck.retrieve_node_output(wid);
         let g = grads.consume::<B>(&ops.node);
         let ids = ops.parents.each_ref().map(|p| p.as_ref().map(|n| n.id));
         let residual = ids.get(3).copied().flatten();
+        let (want_z, want_x) = (residual.is_some(), ids[0].is_some());
         let (gz, gx, gw, gb) =
-            B::conv_same_act_backward(x, w, y, g, slope, residual.is_some(), ids[0].is_some());
+            B::conv_same_act_backward(x, w, y, g, slope, padding, want_z, want_x);
         if let Some(id) = residual {
             grads.register::<B>(id, gz);
         }
@@ -433,7 +490,7 @@ fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
     nodes: [NodeGuard; N],
     [x, w, b]: [FloatTensor<Autodiff<B, C>>; 3],
     r: Option<FloatTensor<Autodiff<B, C>>>,
-    slope: f64,
+    act: (f64, Padding),
 ) -> FloatTensor<Autodiff<B, C>> {
     match ConvActBackward
         .prepare::<C>(nodes)
@@ -445,14 +502,14 @@ fn conv_act_node<B: ConvOps, C: CheckpointStrategy, const N: usize>(
             let out = inner_conv_act::<B>(
                 [x.into_primitive(), w.into_primitive(), b.into_primitive()],
                 r.map(|r| r.into_primitive()),
-                slope,
+                act,
             );
-            prep.finish((ids.0, ids.1, out.clone(), slope), out)
+            prep.finish((ids.0, ids.1, out.clone(), act), out)
         }
         OpsKind::UnTracked(prep) => prep.finish(inner_conv_act::<B>(
             [x.into_primitive(), w.into_primitive(), b.into_primitive()],
             r.map(|r| r.into_primitive()),
-            slope,
+            act,
         )),
     }
 }
@@ -480,17 +537,93 @@ pub fn conv_same(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
 }
 
 /// [`ConvOps::conv_same_act`] on tensors: `LeakyReLU(conv(x, w) + b + r)` with negative
-/// slope `slope`; `r [B, C_out, H, W]` an optional residual.
+/// slope `slope`, the convolution 'same' with `padding`; `r [B, C_out, H, W]` an optional
+/// residual.
 pub fn conv_same_act(
     x: Tensor<4>,
     w: Tensor<4>,
     b: Tensor<1>,
     r: Option<Tensor<4>>,
     slope: f64,
+    padding: Padding,
 ) -> Tensor<4> {
     let (x, w, b) = (x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
     Tensor::from_dispatch(match r {
-        Some(r) => <Dispatch as ConvOps>::conv_same_add_act(x, w, b, r.into_dispatch(), slope),
-        None => <Dispatch as ConvOps>::conv_same_act(x, w, b, slope),
+        Some(r) => {
+            <Dispatch as ConvOps>::conv_same_add_act(x, w, b, r.into_dispatch(), slope, padding)
+        }
+        None => <Dispatch as ConvOps>::conv_same_act(x, w, b, slope, padding),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::TensorData;
+
+    fn flex(dims: [usize; 4], seed: f64) -> FlexTensor {
+        let n = dims.iter().product::<usize>();
+        let v: Vec<f64> = (0..n).map(|k| ((k as f64 + seed) * 0.77).sin()).collect();
+        FlexTensor::from_data(TensorData::new(v, dims.to_vec()))
+    }
+
+    fn host(t: FlexTensor) -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .unwrap()
+    }
+
+    /// The default bodies (what the GPU backends run) equal the Flex kernels, with zero and
+    /// edge padding, with a residual: the layer's value and its four gradients, f64.
+    #[test]
+    fn default_bodies_match_the_flex_kernels() {
+        let (x, w, r, g) = (
+            flex([2, 3, 6, 5], 0.1),
+            flex([4, 3, 3, 3], 0.2),
+            flex([2, 4, 6, 5], 0.3),
+            flex([2, 4, 6, 5], 0.4),
+        );
+        let b = FlexTensor::from_data(TensorData::new(vec![0.1f64, -0.2, 0.3, 0.05], [4]));
+        let close = |a: FlexTensor, b: FlexTensor, what: &str| {
+            let (a, b) = (host(a), host(b));
+            assert_eq!(a.len(), b.len(), "{what}");
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
+            assert!(d < 1e-12, "{what}: differ by {d:e}");
+        };
+        for padding in [Padding::Zero, Padding::Edge] {
+            let run = |f: fn(_, _, _, _, f64, Padding) -> FlexTensor| {
+                f(
+                    x.clone(),
+                    w.clone(),
+                    b.clone(),
+                    Some(r.clone()),
+                    0.2,
+                    padding,
+                )
+            };
+            let y = run(flex_conv_act);
+            close(y.clone(), run(burn_conv_act::<Flex>), "value");
+            let (gz, gx, gw, gb) = <Flex as ConvOps>::conv_same_act_backward(
+                x.clone(),
+                w.clone(),
+                y.clone(),
+                g.clone(),
+                0.2,
+                padding,
+                true,
+                true,
+            );
+            let (dz, dx, dw, db) =
+                burn_conv_act_grads::<Flex>(x.clone(), w.clone(), y, g.clone(), 0.2, padding, true);
+            for (a, b, what) in [(gz, dz, "z"), (gx, dx, "x"), (gw, dw, "w"), (gb, db, "b")] {
+                close(a, b, &format!("{padding:?} gradient {what}"));
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! [`ConvOps`](super::ConvOps)' forward ops and its two backward ops (one call per layer
 //! computes every gradient of the layer).
 
-use super::conv_flex::{self, ConvShape};
+use super::conv_flex::{self, ConvShape, Padding};
 use crate::ops::{contiguous, data, with_float};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, TensorMetadata};
@@ -47,19 +47,21 @@ pub fn forward_tensor(x: FlexTensor, w: FlexTensor, bias: Option<FlexTensor>) ->
 }
 
 /// [`conv_flex::forward_act`] on f32 or f64 Flex tensors ([`supports`]): the LeakyReLU of
-/// negative slope `slope` of `forward(x, w, bias) + r`, `r [b, co, h, w]` an optional residual.
+/// negative slope `slope` of `conv(x, w) + bias + r` ('same', with `padding`),
+/// `r [b, co, h, w]` an optional residual.
 pub fn forward_act_tensor(
     x: FlexTensor,
     w: FlexTensor,
     bias: FlexTensor,
     r: Option<FlexTensor>,
     slope: f64,
+    padding: Padding,
 ) -> FlexTensor {
     let s = shape_of(&x, &w);
     let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let r = r.map(contiguous);
     let out = with_float!(x, T => TensorData::new(
-        conv_flex::forward_act(data::<T>(&x), data(&w), data(&bias), r.as_ref().map(data::<T>), slope, s),
+        conv_flex::forward_act(data::<T>(&x), data(&w), data(&bias), r.as_ref().map(data::<T>), slope, s, padding),
         [s.b, s.co, s.h, s.w],
     ));
     FlexTensor::from_data(out)
@@ -67,12 +69,14 @@ pub fn forward_act_tensor(
 
 /// [`conv_flex::layer_backward`] on f32 or f64 Flex tensors ([`supports`]): `[∂z, ∂x, ∂w, ∂b]`
 /// of the layer with input `x`, weights `w`, output gradient `g` and, for a LeakyReLU layer,
-/// its output `y` and slope. `∂z` and `∂x` are empty (shape `[0]`) unless asked for.
+/// its output `y` and slope; the convolution 'same' with `padding`. `∂z` and `∂x` are empty
+/// (shape `[0]`) unless asked for.
 pub fn backward_tensor(
     x: FlexTensor,
     w: FlexTensor,
     act: Option<(FlexTensor, f64)>,
     g: FlexTensor,
+    padding: Padding,
     want: [bool; 2],
 ) -> [FlexTensor; 4] {
     let s = shape_of(&x, &w);
@@ -85,6 +89,7 @@ pub fn backward_tensor(
             act.as_ref().map(|(y, slope)| (data::<T>(y), *slope)),
             data(&g),
             s,
+            padding,
             want,
         );
         let tensor = |v: Option<Vec<T>>, dims: [usize; 4]| {

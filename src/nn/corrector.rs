@@ -9,6 +9,7 @@
 //! small and the unrolled training starts near the source solver).
 
 use super::conv::{conv_same, conv_same_act};
+use super::conv_flex::Padding;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -144,7 +145,7 @@ fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `LeakyReLU(conv(x) + r)`, one op.
 fn apply_act(conv: &Conv2d, x: Tensor<4>, r: Option<Tensor<4>>, slope: f64) -> Tensor<4> {
     let (w, b) = params(conv);
-    conv_same_act(x, w, b, r, slope)
+    conv_same_act(x, w, b, r, slope, Padding::Zero)
 }
 
 #[cfg(test)]

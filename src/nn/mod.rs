@@ -12,11 +12,14 @@ mod unet1d_flex;
 pub mod unet1d_op;
 mod unet1d_plan;
 mod unet2d;
+mod up_join;
 
 pub use conv::{ConvOps, conv_same, conv_same_act};
+pub use conv_flex::Padding;
 pub use corrector::{Corrector, CorrectorConfig, ResBlock};
 pub use line_conv_flex::{Activation, LineConvSpec};
 pub use unet1d::{CastParams, FreshParams, PackedUNet1d, ResBlock1d, UNet1d, UNet1dConfig};
 pub use unet1d_op::{UNetOps, unet1d};
 pub use unet1d_plan::{ConvLayer, Step, UNetArch};
-pub use unet2d::{ResBlock2d, UNet2d, UNet2dConfig, upsample2x};
+pub use unet2d::{ResBlock2d, UNet2d, UNet2dConfig};
+pub use up_join::{UpJoinOps, up_join};

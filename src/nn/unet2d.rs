@@ -16,6 +16,8 @@
 //! last down level's.
 
 use super::conv::{conv_same, conv_same_act};
+use super::conv_flex::Padding;
+use super::up_join::up_join;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -138,41 +140,14 @@ impl UNet2dConfig {
     }
 }
 
-/// PhiFlow's linear 2x up-sampling of the last two axes: `[B, C, H, W] → [B, C, 2H, 2W]`, new
-/// cells ¼ of the outer and ¾ of the nearer old neighbour, the edge value repeated beyond.
-pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
-    let along = |x: Tensor<4>, axis: usize| {
-        let n = x.dims()[axis];
-        let padded = if axis == 2 {
-            x.clone().pad([(1, 1), (0, 0)], PadMode::Edge)
-        } else {
-            x.clone().pad([(1, 1)], PadMode::Edge)
-        };
-        let lower = padded.clone().narrow(axis, 0, n);
-        let upper = padded.narrow(axis, 2, n);
-        let even = lower * 0.25 + x.clone() * 0.75;
-        let odd = x * 0.75 + upper * 0.25;
-        let mut dims = even.dims();
-        let joined = Tensor::stack::<5>(vec![even, odd], axis + 1);
-        dims[axis] *= 2;
-        joined.reshape(dims)
-    };
-    along(along(x, 2), 3)
-}
-
 impl UNet2d {
-    /// `act(x + conv₂(act(conv₁(x))))` with edge padding: each 3x3 convolution runs as a zero
-    /// 'same' convolution of the edge-padded input (the fused kernels of [`conv_same_act`]),
-    /// whose interior is the valid convolution; the residual is the padded input itself.
+    /// `act(x + conv₂(act(conv₁(x))))` with edge padding: each 3x3 convolution one fused
+    /// layer op with [`Padding::Edge`] (the kernels read the edge-padded planes they build).
     fn res_block(&self, blk: &ResBlock2d, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        let edge = |t: Tensor<4>| t.pad([(1, 1), (1, 1)], PadMode::Edge);
-        let interior = |t: Tensor<4>| t.narrow(2, 1, h).narrow(3, 1, w);
         let (w1, b1) = params(&blk.first);
         let (w2, b2) = params(&blk.second);
-        let xp = edge(x);
-        let hidden = interior(conv_same_act(xp.clone(), w1, b1, None, self.slope));
-        interior(conv_same_act(edge(hidden), w2, b2, Some(xp), self.slope))
+        let hidden = conv_same_act(x.clone(), w1, b1, None, self.slope, Padding::Edge);
+        conv_same_act(hidden, w2, b2, Some(x), self.slope, Padding::Edge)
     }
 
     /// `x: [B, inputs, H, W]` → `[B, outputs, H, W]`; H and W multiples of `2^levels`.
@@ -200,15 +175,11 @@ impl UNet2d {
         }
         skips.pop();
         for (l, u) in self.up.iter().enumerate() {
-            y = upsample2x(y);
-            let [_, _, yh, yw] = y.dims();
-            let skip = skips.pop().expect("one skip per level");
-            let skip = skip.narrow(2, 0, yh).narrow(3, 0, yw);
-            let joined = Tensor::cat(vec![y, skip], 1);
+            let joined = up_join(y, skips.pop().expect("one skip per level"));
             let (wk, bk) = params(u);
             let w3 = wk.pad([(1, 0), (1, 0)], PadMode::Constant(0.0));
             if l + 1 < levels {
-                y = conv_same_act(joined, w3, bk, None, 0.0);
+                y = conv_same_act(joined, w3, bk, None, 0.0, Padding::Zero);
                 for blk in &self.up_res[l] {
                     y = self.res_block(blk, y);
                 }
@@ -240,13 +211,36 @@ fn stride2_conv_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         .reshape([b, c * 4, oh, ow]);
     let (wk, bk) = params(conv);
     let co = wk.dims()[0];
-    conv_same_act(blocks, wk.reshape([co, c * 4, 1, 1]), bk, None, 0.0)
+    let w1 = wk.reshape([co, c * 4, 1, 1]);
+    conv_same_act(blocks, w1, bk, None, 0.0, Padding::Zero)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+
+    /// PhiFlow's linear 2x up-sampling of the last two axes: `[B, C, H, W] → [B, C, 2H, 2W]`, new
+    /// cells ¼ of the outer and ¾ of the nearer old neighbour, the edge value repeated beyond.
+    fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+        let along = |x: Tensor<4>, axis: usize| {
+            let n = x.dims()[axis];
+            let padded = if axis == 2 {
+                x.clone().pad([(1, 1), (0, 0)], PadMode::Edge)
+            } else {
+                x.clone().pad([(1, 1)], PadMode::Edge)
+            };
+            let lower = padded.clone().narrow(axis, 0, n);
+            let upper = padded.narrow(axis, 2, n);
+            let even = lower * 0.25 + x.clone() * 0.75;
+            let odd = x * 0.75 + upper * 0.25;
+            let mut dims = even.dims();
+            let joined = Tensor::stack::<5>(vec![even, odd], axis + 1);
+            dims[axis] *= 2;
+            joined.reshape(dims)
+        };
+        along(along(x, 2), 3)
+    }
 
     #[test]
     fn parameter_counts() {
@@ -351,11 +345,24 @@ mod tests {
 
     #[test]
     fn upsampling_is_phiflows() {
-        // One row [1, 2, 4]: x2 along W gives [1, 1.25, 1.75, 2.5, 3.5, 4]; H of one row repeats.
+        // One row [1, 2, 4]: x2 along W gives [1, 1.25, 1.75, 2.5, 3.5, 4]; H of one row
+        // repeats; the skip channel follows, cut to 2x6.
         let dev = Device::flex();
         let x = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0, 4.0], [1, 1, 1, 3]), &dev);
-        let y: Vec<f32> = upsample2x(x).into_data().try_to_vec::<f32>().unwrap();
+        let skip = Tensor::<4>::from_data(
+            TensorData::new((0..21).map(|v| v as f32).collect(), [1, 1, 3, 7]),
+            &dev,
+        );
         let row = [1.0, 1.25, 1.75, 2.5, 3.5, 4.0];
-        assert_eq!(y, [row, row].concat());
+        let cut = [
+            0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0,
+        ];
+        for y in [
+            up_join(x.clone(), skip.clone()),
+            Tensor::cat(vec![upsample2x(x), skip.narrow(2, 0, 2).narrow(3, 0, 6)], 1),
+        ] {
+            let y: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(y, [&row[..], &row, &cut].concat());
+        }
     }
 }

@@ -25,6 +25,16 @@ use rayon::prelude::*;
 /// Output channels per register block.
 pub(super) const CB: usize = 4;
 
+/// What a 'same' convolution reads beyond the edges of its input planes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// Zeros.
+    Zero,
+    /// The nearest edge value, repeated (for one cell: TensorFlow's `SYMMETRIC`, PhiFlow 1.x's
+    /// residual blocks).
+    Edge,
+}
+
 /// An element type of the kernels: f32 or f64, with its register-block width.
 pub trait ConvScalar: Float + Send + Sync + std::fmt::Debug + 'static {
     /// Neighbouring pixels per register block (two 256-bit registers).
@@ -130,6 +140,22 @@ impl ConvShape {
     fn hp(&self) -> usize {
         self.h + 2 * self.pad()
     }
+    /// The convolution that gives the input gradient: the output gradient's `co` channels to
+    /// `ci` with the rotated kernel, over the input's planes (zero padding), or over the
+    /// edge-padded input's, `2p` larger, to be folded onto the edges (edge padding).
+    fn input_gradient(&self, padding: Padding) -> ConvShape {
+        let grow = match padding {
+            Padding::Zero => 0,
+            Padding::Edge => 2 * self.pad(),
+        };
+        ConvShape {
+            ci: self.co,
+            co: self.ci,
+            h: self.h + grow,
+            w: self.w + grow,
+            ..*self
+        }
+    }
 }
 
 /// The values of one row of padded planes.
@@ -141,16 +167,19 @@ enum Row<'a, T> {
     Masked { g: &'a [T], y: &'a [T], slope: T },
 }
 
-/// `n` zero-padded planes `[h + 2·top, wp]` written in one pass (no zero fill first): plane
-/// `i`'s row `y < h` holds the `w` values of `row(i, y)` from column `left`, zeros elsewhere.
+/// `n` padded planes `[h + 2·top, wp]` written in one pass (no zero fill first): plane `i`'s
+/// row `y < h` holds the `w` values of `row(i, y)` from column `left`; the other cells hold
+/// zeros, or with [`Padding::Edge`] the nearest value of the data (columns right of the data
+/// included).
 fn padded_with<'a, T: ConvScalar>(
     n: usize,
     (h, w): (usize, usize),
     (top, left, wp): (usize, usize, usize),
+    padding: Padding,
     row: impl Fn(usize, usize) -> Row<'a, T> + Sync,
 ) -> Vec<T> {
     assert!(
-        left + w <= wp,
+        left + w <= wp && w > 0 && h > 0,
         "padded planes: {w} values from column {left} in rows of {wp}"
     );
     let hp = h + 2 * top;
@@ -161,44 +190,61 @@ fn padded_with<'a, T: ConvScalar>(
         .enumerate()
         .for_each(|(i, plane)| {
             for (r, dst) in plane.chunks_mut(wp).enumerate() {
-                let (lead, tail) = match r.checked_sub(top).filter(|&y| y < h) {
-                    Some(y) => {
-                        let (lead, rest) = dst.split_at_mut(left);
-                        let (data, tail) = rest.split_at_mut(w);
-                        match row(i, y) {
-                            Row::Copy(v) => {
-                                data.write_copy_of_slice(v);
-                            }
-                            Row::Masked { g, y, slope } => {
-                                let (g, y) = (&g[..w], &y[..w]);
-                                for ((d, &g), &y) in data.iter_mut().zip(g).zip(y) {
-                                    d.write(if y > T::zero() { g } else { g * slope });
-                                }
-                            }
-                        }
-                        (lead, tail)
-                    }
-                    None => dst.split_at_mut(0),
+                let y = match padding {
+                    Padding::Zero => r.checked_sub(top).filter(|&y| y < h),
+                    Padding::Edge => Some(r.saturating_sub(top).min(h - 1)),
                 };
-                for d in lead.iter_mut().chain(tail) {
-                    d.write(T::zero());
-                }
+                let Some(y) = y else {
+                    dst.iter_mut().for_each(|d| {
+                        d.write(T::zero());
+                    });
+                    continue;
+                };
+                let (lead, rest) = dst.split_at_mut(left);
+                let (data, tail) = rest.split_at_mut(w);
+                let ends = match row(i, y) {
+                    Row::Copy(v) => {
+                        data.write_copy_of_slice(v);
+                        (v[0], v[w - 1])
+                    }
+                    Row::Masked { g, y, slope } => {
+                        let (g, y) = (&g[..w], &y[..w]);
+                        let masked = |g: T, y: T| if y > T::zero() { g } else { g * slope };
+                        for ((d, &g), &y) in data.iter_mut().zip(g).zip(y) {
+                            d.write(masked(g, y));
+                        }
+                        (masked(g[0], y[0]), masked(g[w - 1], y[w - 1]))
+                    }
+                };
+                let (lo, hi) = match padding {
+                    Padding::Zero => (T::zero(), T::zero()),
+                    Padding::Edge => ends,
+                };
+                lead.iter_mut().for_each(|d| {
+                    d.write(lo);
+                });
+                tail.iter_mut().for_each(|d| {
+                    d.write(hi);
+                });
             }
         });
-    // SAFETY: every one of the first `len` elements was written above: the data of a row
-    // (`w` values: `write_copy_of_slice` checks the length, the masked rows are cut to `w`
-    // values, which panics first if they are shorter) and its borders.
+    // SAFETY: every one of the first `len` elements was written above: every cell of a row
+    // outside the data, or the row's data (`w` values: `write_copy_of_slice` checks the
+    // length, the masked rows are cut to `w` values, which panics first if they are shorter)
+    // and its borders.
     unsafe { out.set_len(len) };
     out
 }
 
-/// `planes [n, h, w]` copied into zero planes `[n, h + 2·top, wp]` at row `top`, column `left`.
+/// `planes [n, h, w]` copied into planes `[n, h + 2·top, wp]` at row `top`, column `left`,
+/// padded as `padding` says.
 fn padded<T: ConvScalar>(
     planes: &[T],
     (n, h, w): (usize, usize, usize),
     (top, left, wp): (usize, usize, usize),
+    padding: Padding,
 ) -> Vec<T> {
-    padded_with(n, (h, w), (top, left, wp), |i, y| {
+    padded_with(n, (h, w), (top, left, wp), padding, |i, y| {
         Row::Copy(&planes[(i * h + y) * w..(i * h + y + 1) * w])
     })
 }
@@ -221,13 +267,14 @@ fn forward_on<T: ConvScalar>(
     build: Build,
 ) -> Vec<T> {
     let (p, wp) = (s.pad(), s.wp(T::LANES));
-    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp), Padding::Zero);
     forward_padded(&xp, s.ci, w, bias, None, s, build)
 }
 
-/// `LeakyReLU(forward(x, w, bias) + r)` with negative slope `slope`, `r [b, co, h, w]` an
-/// optional residual: the residual and the activation are applied by each task to the block
-/// it has just computed, while it is in cache.
+/// `LeakyReLU(conv(x, w) + bias + r)` with negative slope `slope`, `r [b, co, h, w]` an
+/// optional residual, the convolution 'same' with `padding` ([`forward`] for zeros): the
+/// residual and the activation are applied by each task to the block it has just computed,
+/// while it is in cache.
 pub fn forward_act<T: ConvScalar>(
     x: &[T],
     w: &[T],
@@ -235,9 +282,10 @@ pub fn forward_act<T: ConvScalar>(
     r: Option<&[T]>,
     slope: f64,
     s: ConvShape,
+    padding: Padding,
 ) -> Vec<T> {
     let (p, wp) = (s.pad(), s.wp(T::LANES));
-    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp), padding);
     let act = Activation {
         residual: r,
         slope: T::from(slope).expect("slope is finite"),
@@ -443,42 +491,84 @@ const WB: usize = 2;
 /// [`weight_gradient`] in the kernels' `build`.
 fn weight_gradient_on<T: ConvScalar>(x: &[T], g: &[T], s: ConvShape, build: Build) -> Vec<T> {
     let (p, wp) = (s.pad(), s.wp(T::LANES));
-    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
-    let (gp, planes) = gradient_planes(g, None, s);
-    weight_gradient_padded(&xp, &gp, planes, s, build)
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp), Padding::Zero);
+    let geometry = GradientPlanes::of::<T>(s, Padding::Zero);
+    let (gp, planes) = gradient_planes(g, None, s, geometry);
+    weight_gradient_padded(&xp, &gp, planes, geometry, s, build)
+}
+
+/// Geometry of the zero-padded planes of an output gradient `[b, co, h, w]`: `rows` rows of
+/// `row` values, the data from row and column `at`.
+#[derive(Clone, Copy, Debug)]
+struct GradientPlanes {
+    rows: usize,
+    row: usize,
+    at: usize,
+}
+
+impl GradientPlanes {
+    /// The planes for the backward of a convolution of shape `s` (`T::LANES` of `T`):
+    /// with zero padding those of the input gradient's 'same' convolution (`at` = p); with
+    /// edge padding those of the full convolution onto the padded input, `2p` wider on every
+    /// side (`at` = 2p).
+    fn of<T: ConvScalar>(s: ConvShape, padding: Padding) -> Self {
+        let p = s.pad();
+        let back = s.input_gradient(padding);
+        GradientPlanes {
+            rows: back.hp(),
+            row: back.wp(T::LANES),
+            at: match padding {
+                Padding::Zero => p,
+                Padding::Edge => 2 * p,
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rows * self.row
+    }
 }
 
 /// The gradient before the activation (`act`: the LeakyReLU's output and slope, or none for
-/// the identity) from the output gradient `g [b, co, h, w]`, as padded planes
-/// `[b, planes, hp, wp]` for `T::LANES`, `planes` the channels rounded up to whole [`WB`]
+/// the identity) from the output gradient `g [b, co, h, w]`, as zero-padded planes
+/// `[b, planes, rows, row]` of `geometry`, `planes` the channels rounded up to whole [`WB`]
 /// blocks (the extra planes zero). Returns the planes and `planes`.
 fn gradient_planes<T: ConvScalar>(
     g: &[T],
     act: Option<(&[T], f64)>,
     s: ConvShape,
+    geometry: GradientPlanes,
 ) -> (Vec<T>, usize) {
-    let (p, wp) = (s.pad(), s.wp(T::LANES));
+    let GradientPlanes { rows, row: wp, at } = geometry;
+    assert_eq!(rows, s.h + 2 * at, "gradient planes {geometry:?} for {s:?}");
     let planes = s.co.div_ceil(WB) * WB;
     let zero = vec![T::zero(); s.w];
-    let gz = padded_with(s.b * planes, (s.h, s.w), (p, p, wp), |i, row| {
-        let (item, c) = (i / planes, i % planes);
-        let at = ((item * s.co + c) * s.h + row) * s.w;
-        match (c < s.co, act) {
-            (false, _) => Row::Copy(&zero),
-            (true, None) => Row::Copy(&g[at..at + s.w]),
-            (true, Some((y, slope))) => Row::Masked {
-                g: &g[at..at + s.w],
-                y: &y[at..at + s.w],
-                slope: T::from(slope).expect("slope is finite"),
-            },
-        }
-    });
+    let gz = padded_with(
+        s.b * planes,
+        (s.h, s.w),
+        (at, at, wp),
+        Padding::Zero,
+        |i, row| {
+            let (item, c) = (i / planes, i % planes);
+            let at = ((item * s.co + c) * s.h + row) * s.w;
+            match (c < s.co, act) {
+                (false, _) => Row::Copy(&zero),
+                (true, None) => Row::Copy(&g[at..at + s.w]),
+                (true, Some((y, slope))) => Row::Masked {
+                    g: &g[at..at + s.w],
+                    y: &y[at..at + s.w],
+                    slope: T::from(slope).expect("slope is finite"),
+                },
+            }
+        },
+    );
     (gz, planes)
 }
 
-/// [`weight_gradient`] from padded planes (geometry of [`ConvShape`] for `T::LANES`): the input
-/// `xp [b, ci, hp, wp]` and the output gradient `gp [b, planes, hp, wp]`, `planes` the output
-/// channels rounded up to whole [`WB`] blocks (the extra planes zero).
+/// [`weight_gradient`] from padded planes: the input `xp [b, ci, hp, wp]` (geometry of
+/// [`ConvShape`] for `T::LANES`) and the output gradient `gp [b, planes, rows, row]` of
+/// `geometry`, `planes` the output channels rounded up to whole [`WB`] blocks (the extra
+/// planes zero).
 ///
 /// A GEMM `[co] × [b·h·w] · [b·h·w] × [ci·k²]` blocked for registers: a task holds the `k`
 /// taps of one kernel row for [`WB`] output channels and one input channel, `WB·k` sums of
@@ -488,6 +578,7 @@ fn weight_gradient_padded<T: ConvScalar>(
     xp: &[T],
     gp: &[T],
     planes: usize,
+    geometry: GradientPlanes,
     s: ConvShape,
     build: Build,
 ) -> Vec<T> {
@@ -505,6 +596,7 @@ fn weight_gradient_padded<T: ConvScalar>(
                 xp,
                 gp,
                 planes,
+                geometry,
                 block: task / s.ci,
                 i: task % s.ci,
                 s,
@@ -528,9 +620,10 @@ fn weight_gradient_padded<T: ConvScalar>(
 struct WeightTask<'a, T> {
     /// Padded input `[b, ci, hp, wp]`.
     xp: &'a [T],
-    /// Padded output gradient `[b, planes, hp, wp]`.
+    /// Padded output gradient `[b, planes, rows, row]` of `geometry`.
     gp: &'a [T],
     planes: usize,
+    geometry: GradientPlanes,
     block: usize,
     i: usize,
     s: ConvShape,
@@ -567,32 +660,35 @@ fn weight_lanes<T: ConvScalar, const FMA: bool, const L: usize, const K: usize>(
 ) {
     let ConvShape { b, ci, h, .. } = a.s;
     let (wp, wc, hp, gplanes) = (a.wp, a.wc, a.s.hp(), a.planes);
-    let (plane, p) = (hp * wp, K / 2);
+    let GradientPlanes { row: grow, at, .. } = a.geometry;
+    let (plane, gplane) = (hp * wp, a.geometry.len());
     // Every read below lies inside these bounds: input rows `(item·ci + i)·hp + y + ky`,
     // columns `x0 + kx + L ≤ wc + K − 1 ≤ wp`; gradient planes `item·gplanes + block·WB + o`,
-    // rows `p + y < hp`, columns `p + x0 + L ≤ p + wc ≤ wp`.
+    // rows `at + y < rows`, columns `at + x0 + L ≤ at + wc ≤ row`.
     assert!(
         a.xp.len() >= b * ci * plane
-            && a.gp.len() >= b * gplanes * plane
+            && a.gp.len() >= b * gplanes * gplane
             && a.i < ci
             && (a.block + 1) * WB <= gplanes
             && wc % L == 0
             && wc + K - 1 <= wp
             && hp == h + K - 1
+            && at + h <= a.geometry.rows
+            && at + wc <= grow
             && dst.len() >= WB * K * K
     );
     let (xp, gp) = (a.xp.as_ptr(), a.gp.as_ptr());
     for ky in 0..K {
         let mut acc = [[[T::zero(); L]; K]; WB];
         for item in 0..b {
-            let g0 = (item * gplanes + a.block * WB) * plane + p * wp + p;
+            let g0 = (item * gplanes + a.block * WB) * gplane + at * grow + at;
             for y in 0..h {
                 // SAFETY: inside the bounds asserted above.
                 let xrow = unsafe { xp.add(((item * ci + a.i) * hp + y + ky) * wp) };
                 for x0 in (0..wc).step_by(L) {
                     // SAFETY: as above; `[T; L]` has the alignment of `T`.
                     let gv: [[T; L]; WB] = std::array::from_fn(|o| unsafe {
-                        *(gp.add(g0 + o * plane + y * wp + x0) as *const [T; L])
+                        *(gp.add(g0 + o * gplane + y * grow + x0) as *const [T; L])
                     });
                     for kx in 0..K {
                         // SAFETY: as above.
@@ -627,36 +723,43 @@ pub struct LayerGradients<T> {
 }
 
 /// The gradients of the layer `y = act(conv(x, w) + bias [+ r])` from `g = ∂L/∂y`
-/// (`[b, co, h, w]`); `act` is the LeakyReLU of the given negative slope when its output `y`
-/// is given, else the identity. `∂L/∂z` is returned when `want_z`, `∂L/∂x` when `want_x`.
+/// (`[b, co, h, w]`), the convolution 'same' with `padding`; `act` is the LeakyReLU of the
+/// given negative slope when its output `y` is given, else the identity. `∂L/∂z` is returned
+/// when `want_z`, `∂L/∂x` when `want_x`.
 ///
 /// One pass writes `∂L/∂z` once into zero-padded planes; the bias sums, the weight gradient
 /// and the input gradient (the forward kernel with the rotated weights) all read those planes,
-/// so the output gradient is neither copied again nor zero-filled.
+/// so the output gradient is neither copied again nor zero-filled. With edge padding the
+/// input gradient is the full convolution onto the padded input, whose border cells are then
+/// added to the edge cells they repeat ([`fold_edges`]).
 pub fn layer_backward<T: ConvScalar>(
     x: &[T],
     w: &[T],
     act: Option<(&[T], f64)>,
     g: &[T],
     s: ConvShape,
+    padding: Padding,
     [want_z, want_x]: [bool; 2],
 ) -> LayerGradients<T> {
-    layer_backward_on(x, w, act, g, s, [want_z, want_x], Build::best())
+    layer_backward_on(x, w, act, g, s, padding, [want_z, want_x], Build::best())
 }
 
 /// [`layer_backward`] in the kernels' `build`.
+#[allow(clippy::too_many_arguments)]
 fn layer_backward_on<T: ConvScalar>(
     x: &[T],
     w: &[T],
     act: Option<(&[T], f64)>,
     g: &[T],
     s: ConvShape,
+    padding: Padding,
     [want_z, want_x]: [bool; 2],
     build: Build,
 ) -> LayerGradients<T> {
-    let (p, wp, hp) = (s.pad(), s.wp(T::LANES), s.hp());
-    let (gz, planes) = gradient_planes(g, act, s);
-    let plane = hp * wp;
+    let (p, wp) = (s.pad(), s.wp(T::LANES));
+    let geometry = GradientPlanes::of::<T>(s, padding);
+    let (gz, planes) = gradient_planes(g, act, s, geometry);
+    let plane = geometry.len();
     let bias = (0..s.co)
         .into_par_iter()
         .map(|c| {
@@ -665,22 +768,23 @@ fn layer_backward_on<T: ConvScalar>(
                 .fold(T::zero(), |a, v| a + v)
         })
         .collect();
-    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp));
-    let w_grad = weight_gradient_padded(&xp, &gz, planes, s, build);
+    let xp = padded(x, (s.b * s.ci, s.h, s.w), (p, p, wp), padding);
+    let w_grad = weight_gradient_padded(&xp, &gz, planes, geometry, s, build);
     let x_grad = want_x.then(|| {
-        let back = ConvShape {
-            ci: s.co,
-            co: s.ci,
-            ..s
-        };
-        forward_padded(&gz, planes, &rotated(w, s), None, None, back, build)
+        let back = s.input_gradient(padding);
+        let full = forward_padded(&gz, planes, &rotated(w, s), None, None, back, build);
+        match padding {
+            Padding::Zero => full,
+            Padding::Edge => fold_edges(&full, (s.b * s.ci, s.h, s.w), p),
+        }
     });
     let z = want_z.then(|| {
+        let at = geometry.at;
         let mut out = Vec::with_capacity(s.b * s.co * s.h * s.w);
         for item in gz.chunks(planes * plane) {
             for c in item.chunks(plane).take(s.co) {
-                for row in c.chunks(wp).skip(p).take(s.h) {
-                    out.extend_from_slice(&row[p..p + s.w]);
+                for row in c.chunks(geometry.row).skip(at).take(s.h) {
+                    out.extend_from_slice(&row[at..at + s.w]);
                 }
             }
         }
@@ -692,6 +796,28 @@ fn layer_backward_on<T: ConvScalar>(
         w: w_grad,
         bias,
     }
+}
+
+/// The gradient of edge-padded planes `[n, h + 2p, w + 2p]` folded onto the planes
+/// `[n, h, w]` they were padded from: each border cell added to the edge cell it repeats.
+fn fold_edges<T: ConvScalar>(full: &[T], (n, h, w): (usize, usize, usize), p: usize) -> Vec<T> {
+    let (hf, wf) = (h + 2 * p, w + 2 * p);
+    assert_eq!(full.len(), n * hf * wf, "fold_edges: {n} planes {hf}x{wf}");
+    let mut out = vec![T::zero(); n * h * w];
+    out.par_chunks_mut(h * w)
+        .zip(full.par_chunks(hf * wf))
+        .for_each(|(dst, src)| {
+            for (r, row) in src.chunks(wf).enumerate() {
+                let y = r.saturating_sub(p).min(h - 1);
+                let d = &mut dst[y * w..(y + 1) * w];
+                for (a, &v) in d.iter_mut().zip(&row[p..p + w]) {
+                    *a = *a + v;
+                }
+                d[0] = row[..p].iter().fold(d[0], |a, &v| a + v);
+                d[w - 1] = row[p + w..].iter().fold(d[w - 1], |a, &v| a + v);
+            }
+        });
+    out
 }
 
 /// `Σ v`, in 16 interleaved partial sums (so that the loop vectorises).

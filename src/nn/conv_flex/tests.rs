@@ -4,6 +4,12 @@ use super::*;
 
 /// The 'same' convolution by its definition (f64, zero outside the planes).
 fn naive(x: &[f64], w: &[f64], bias: &[f64], s: ConvShape) -> Vec<f64> {
+    naive_padded(x, w, bias, s, Padding::Zero)
+}
+
+/// The 'same' convolution by its definition (f64): outside the planes zero, or the nearest
+/// value of the plane.
+fn naive_padded(x: &[f64], w: &[f64], bias: &[f64], s: ConvShape, padding: Padding) -> Vec<f64> {
     let p = s.k as isize / 2;
     let mut out = vec![0.0; s.b * s.co * s.h * s.w];
     for b in 0..s.b {
@@ -14,8 +20,12 @@ fn naive(x: &[f64], w: &[f64], bias: &[f64], s: ConvShape) -> Vec<f64> {
                     for i in 0..s.ci {
                         for ky in 0..s.k {
                             for kx in 0..s.k {
-                                let (iy, ix) =
+                                let (mut iy, mut ix) =
                                     (y as isize + ky as isize - p, xx as isize + kx as isize - p);
+                                if padding == Padding::Edge {
+                                    iy = iy.clamp(0, s.h as isize - 1);
+                                    ix = ix.clamp(0, s.w as isize - 1);
+                                }
                                 if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
                                     continue;
                                 }
@@ -127,10 +137,13 @@ fn weight_gradient_equals_the_definition() {
 /// Every gradient of a layer against its definition: the activation's mask, the bias
 /// sums, and the weight and input gradients as the responses of `⟨∂z, conv(x, w)⟩` (linear
 /// in each) to unit weights and unit inputs; with and without the activation, in every
-/// build, including channel counts that are not whole blocks.
+/// build, with zero and edge padding, including channel counts that are not whole blocks.
 #[test]
 fn layer_backward_equals_the_definition() {
-    for s in shapes() {
+    for (s, padding) in shapes()
+        .into_iter()
+        .flat_map(|s| [(s, Padding::Zero), (s, Padding::Edge)])
+    {
         let x = values(s.b * s.ci * s.h * s.w, 0.6);
         let w = values(s.co * s.ci * s.k * s.k, 0.7);
         let g = values(s.b * s.co * s.h * s.w, 0.8);
@@ -152,23 +165,24 @@ fn layer_backward_equals_the_definition() {
                 e
             };
             let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+            let naive = |x: &[f64], w: &[f64]| naive_padded(x, w, &zero, s, padding);
             for build in Build::available() {
-                let got = layer_backward_on(&x, &w, act, &g, s, [true, true], build);
+                let got = layer_backward_on(&x, &w, act, &g, s, padding, [true, true], build);
                 assert_eq!(got.z.as_deref(), Some(&gz[..]), "{s:?} {build:?}");
                 for (o, &b) in got.bias.iter().enumerate() {
                     let want: f64 = gz.chunks(s.h * s.w).skip(o).step_by(s.co).flatten().sum();
                     assert!(close(b, want), "{s:?} {build:?} bias {o}");
                 }
                 for (t, &v) in got.w.iter().enumerate() {
-                    let want = dot(naive(&x, &unit(w.len(), t), &zero, s));
-                    assert!(close(v, want), "{s:?} {build:?} weight {t}");
+                    let want = dot(naive(&x, &unit(w.len(), t)));
+                    assert!(close(v, want), "{s:?} {padding:?} {build:?} weight {t}");
                 }
                 let gx = got.x.expect("asked for");
                 for (t, &v) in gx.iter().enumerate() {
-                    let want = dot(naive(&unit(x.len(), t), &w, &zero, s));
-                    assert!(close(v, want), "{s:?} {build:?} input {t}");
+                    let want = dot(naive(&unit(x.len(), t), &w));
+                    assert!(close(v, want), "{s:?} {padding:?} {build:?} input {t}");
                 }
-                let lean = layer_backward_on(&x, &w, act, &g, s, [false, false], build);
+                let lean = layer_backward_on(&x, &w, act, &g, s, padding, [false, false], build);
                 assert!(lean.z.is_none() && lean.x.is_none());
                 assert_eq!(lean.w, got.w);
             }
@@ -177,17 +191,20 @@ fn layer_backward_equals_the_definition() {
 }
 
 /// The layer's forward with the activation applied by the tasks equals the definition, with
-/// and without a residual.
+/// and without a residual, with zero and edge padding.
 #[test]
 fn forward_act_equals_the_definition() {
-    for s in shapes() {
+    for (s, padding) in shapes()
+        .into_iter()
+        .flat_map(|s| [(s, Padding::Zero), (s, Padding::Edge)])
+    {
         let x = values(s.b * s.ci * s.h * s.w, 1.1);
         let w = values(s.co * s.ci * s.k * s.k, 1.2);
         let bias = values(s.co, 1.3);
         let r = values(s.b * s.co * s.h * s.w, 1.4);
-        let z = naive(&x, &w, &bias, s);
+        let z = naive_padded(&x, &w, &bias, s, padding);
         for residual in [None, Some(&r[..])] {
-            let got = forward_act(&x, &w, &bias, residual, 0.3, s);
+            let got = forward_act(&x, &w, &bias, residual, 0.3, s, padding);
             for (t, (&a, &z)) in got.iter().zip(&z).enumerate() {
                 let z = z + residual.map_or(0.0, |r| r[t]);
                 let want = if z > 0.0 { z } else { 0.3 * z };
