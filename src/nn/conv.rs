@@ -559,31 +559,19 @@ pub fn conv_same_act(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::test_tensors::{flex, host};
     use burn::backend::flex::FlexTensor;
     use burn::tensor::TensorData;
-
-    fn flex(dims: [usize; 4], seed: f64) -> FlexTensor {
-        let n = dims.iter().product::<usize>();
-        let v: Vec<f64> = (0..n).map(|k| ((k as f64 + seed) * 0.77).sin()).collect();
-        FlexTensor::from_data(TensorData::new(v, dims.to_vec()))
-    }
-
-    fn host(t: FlexTensor) -> Vec<f64> {
-        t.into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .unwrap()
-    }
 
     /// The default bodies (what the GPU backends run) equal the Flex kernels, with zero and
     /// edge padding, with a residual: the layer's value and its four gradients, f64.
     #[test]
     fn default_bodies_match_the_flex_kernels() {
         let (x, w, r, g) = (
-            flex([2, 3, 6, 5], 0.1),
-            flex([4, 3, 3, 3], 0.2),
-            flex([2, 4, 6, 5], 0.3),
-            flex([2, 4, 6, 5], 0.4),
+            flex(&[2, 3, 6, 5], 0.1),
+            flex(&[4, 3, 3, 3], 0.2),
+            flex(&[2, 4, 6, 5], 0.3),
+            flex(&[2, 4, 6, 5], 0.4),
         );
         let b = FlexTensor::from_data(TensorData::new(vec![0.1f64, -0.2, 0.3, 0.05], [4]));
         let close = |a: FlexTensor, b: FlexTensor, what: &str| {

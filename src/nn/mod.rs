@@ -7,6 +7,8 @@ pub mod conv_flex;
 mod conv_layer_flex;
 mod corrector;
 mod line_conv_flex;
+#[cfg(test)]
+mod test_tensors;
 mod unet1d;
 mod unet1d_flex;
 pub mod unet1d_op;

@@ -286,18 +286,7 @@ pub fn unet1d(x: Tensor<3>, params: Tensor<1>, arch: Arc<UNetArch>) -> Tensor<3>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flex(n: usize, dims: &[usize], seed: f64) -> FlexTensor {
-        let v: Vec<f64> = (0..n).map(|k| ((k as f64 + seed) * 0.77).sin()).collect();
-        FlexTensor::from_data(TensorData::new(v, dims.to_vec()))
-    }
-
-    fn host(t: FlexTensor) -> Vec<f64> {
-        t.into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .unwrap()
-    }
+    use crate::nn::test_tensors::{flex, host};
 
     fn close(a: FlexTensor, b: FlexTensor, tol: f64) {
         let (a, b) = (host(a), host(b));
@@ -355,9 +344,9 @@ mod tests {
     fn kernels_match_the_default_body() {
         let arch = Arc::new(small_arch());
         for (b, n) in [(1, 5), (5, 9), (37, 13), (64, 6)] {
-            let x = flex(b * 3 * n, &[b, 3, n], 1.0);
-            let p = flex(arch.params, &[arch.params], 2.0);
-            let g = flex(b * n, &[b, 1, n], 3.0);
+            let x = flex(&[b, 3, n], 1.0);
+            let p = flex(&[arch.params], 2.0);
+            let g = flex(&[b, 1, n], 3.0);
             let (y, saved) = Flex::unet1d(x.clone(), p.clone(), arch.clone());
             close(
                 y,
