@@ -1,5 +1,6 @@
 //! Flex (CPU) kernels of [`ConvOps`](super::ConvOps): direct 'same' convolutions over
-//! zero-padded copies of the planes, without im2col.
+//! padded copies of the planes (zeros, or the edge values repeated: [`Padding`]), without
+//! im2col.
 //!
 //! Why: Flex runs a convolution as NHWC conversion, im2col tiles and a GEMM; at the
 //! corrector's sizes (≤ 32 channels, 5×5, 32x64 planes) the copies cost more than the GEMM
