@@ -1,5 +1,6 @@
-//! The corrector's convolution: stride 1, zero 'same' padding, odd square kernel, with bias,
-//! as a backend extension with its own backward node.
+//! The corrector's convolution: stride 1, 'same' padding (zeros, or for the 2D U-Net's
+//! residual blocks the edge values repeated: [`Padding`]), odd square kernel, with bias, as a
+//! backend extension with its own backward node.
 //!
 //! Why: Burn computes a convolution's weight gradient as a convolution of the input with the
 //! output gradient, batch and channel axes swapped, whose "input channels" are the batch. At

@@ -9,6 +9,7 @@
 use super::line_conv_flex::{self, Activation, LineConvSpec};
 use super::unet1d_flex;
 use super::unet1d_plan::{Step, UNetArch};
+use super::up_join::upsample_axis;
 use crate::ops::reference::{Ft, vjp};
 use crate::ops::{contiguous, data, with_float};
 use burn::backend::autodiff::Autodiff;
@@ -97,28 +98,6 @@ fn conv_layer<B: Backend>(
     })
 }
 
-/// `x [B, C, L]` upsampled 2× along the points (linear, edge values repeated).
-fn upsample<B: Backend>(x: Ft<B>) -> Ft<B> {
-    let dims = x.dims();
-    let (b, c, l) = (dims[0], dims[1], dims[2]);
-    let p = Ft::cat(
-        vec![
-            x.clone().narrow(2, 0, 1),
-            x.clone(),
-            x.clone().narrow(2, l - 1, l),
-        ],
-        2,
-    );
-    let mid = p.clone().narrow(2, 1, l + 1);
-    let left = p.clone().narrow(2, 0, l) * 0.25 + mid.clone() * 0.75;
-    let right = mid * 0.75 + p.narrow(2, 2, l + 2) * 0.25;
-    Ft::cat(
-        vec![left.reshape(&[b, c, l, 1]), right.reshape(&[b, c, l, 1])],
-        3,
-    )
-    .reshape(&[b, c, 2 * l])
-}
-
 /// The default body: the program in Burn ops.
 fn default_forward<B: Backend>(
     x: FloatTensor<B>,
@@ -155,7 +134,7 @@ fn default_forward<B: Backend>(
                 let r = residual.map(|r| get(&slots, r));
                 slots[y] = Some(conv_layer(get(&slots, x), w, bias, r, &l.spec));
             }
-            Step::Upsample { x, y } => slots[y] = Some(upsample(get(&slots, x))),
+            Step::Upsample { x, y } => slots[y] = Some(upsample_axis(get(&slots, x), 2)),
             Step::Skip { x, y, .. } => {
                 let skip = get(&slots, x).narrow(2, 0, len[y]);
                 slots[y] = Some(Ft::cat(vec![get(&slots, y), skip], 1));
@@ -367,7 +346,7 @@ mod tests {
     fn upsampling_repeats_the_edges() {
         let x = FlexTensor::from_data(TensorData::new(vec![0.0f64, 4.0, 8.0], [1, 1, 3]));
         assert_eq!(
-            host(upsample::<Flex>(Ft(x)).0),
+            host(upsample_axis::<Flex>(Ft(x), 2).0),
             vec![0.0, 1.0, 3.0, 5.0, 7.0, 8.0]
         );
     }

@@ -39,10 +39,7 @@ pub trait UpJoinOps: Backend {
         s: FloatTensor<Self>,
         g: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let [gy, gs] = vjp::<Self, 2, 1>([y, s], [g], |[y, s]| {
-            [default_up_join::<Autodiff<Self>>(Ft(y), Ft(s)).0]
-        });
-        (gy, gs)
+        default_up_join_backward::<Self>(y, s, g)
     }
 }
 
@@ -57,8 +54,22 @@ fn default_up_join<B: Backend>(y: Ft<B>, s: Ft<B>) -> Ft<B> {
     Ft::cat(vec![up, s.narrow(2, 0, 2 * h).narrow(3, 0, 2 * w)], 1)
 }
 
-/// `x` doubled along `axis` by linear interpolation, the edge value repeated beyond.
-fn upsample_axis<B: Backend>(x: Ft<B>, axis: usize) -> Ft<B> {
+/// The default adjoint: Burn's autodiff of [`default_up_join`].
+fn default_up_join_backward<B: Backend>(
+    y: FloatTensor<B>,
+    s: FloatTensor<B>,
+    g: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let [gy, gs] = vjp::<B, 2, 1>([y, s], [g], |[y, s]| {
+        [default_up_join::<Autodiff<B>>(Ft(y), Ft(s)).0]
+    });
+    (gy, gs)
+}
+
+/// `x` doubled along `axis` by linear interpolation (new cells ¾ of the nearer and ¼ of the
+/// farther old neighbour), the edge value repeated beyond: PhiFlow's `upsample2x` along one
+/// axis, in Burn ops (the default bodies of both U-Nets).
+pub(super) fn upsample_axis<B: Backend>(x: Ft<B>, axis: usize) -> Ft<B> {
     let n = x.dims()[axis];
     let edges = vec![
         x.clone().narrow(axis, 0, 1),
@@ -95,10 +106,7 @@ impl UpJoinOps for Flex {
         g: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         if !matches!(g.dtype(), DType::F32 | DType::F64) {
-            let [gy, gs] = vjp::<Self, 2, 1>([y, s], [g], |[y, s]| {
-                [default_up_join::<Autodiff<Self>>(Ft(y), Ft(s)).0]
-            });
-            return (gy, gs);
+            return default_up_join_backward::<Self>(y, s, g);
         }
         let shapes = Shapes::of::<Self>(&y, &s);
         let g = contiguous(g);

@@ -513,15 +513,11 @@ impl GradientPlanes {
     /// edge padding those of the full convolution onto the padded input, `2p` wider on every
     /// side (`at` = 2p).
     fn of<T: ConvScalar>(s: ConvShape, padding: Padding) -> Self {
-        let p = s.pad();
         let back = s.input_gradient(padding);
         GradientPlanes {
             rows: back.hp(),
             row: back.wp(T::LANES),
-            at: match padding {
-                Padding::Zero => p,
-                Padding::Edge => 2 * p,
-            },
+            at: (back.hp() - s.h) / 2,
         }
     }
 
