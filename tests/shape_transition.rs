@@ -3,7 +3,9 @@
 
 mod study_cli;
 
-use diffsim::experiments::shape_transition::{ShapeTransition, ShapeTransitionConfig, train_all};
+use diffsim::experiments::shape_transition::{
+    ShapeLibrary, ShapeTransition, ShapeTransitionConfig, train_all,
+};
 use diffsim::experiments::stage::StageConfig;
 use diffsim::experiments::{Progress, Study, record};
 
@@ -29,7 +31,8 @@ fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
     ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    assert_eq!(first.library.len(), 13);
+    assert_eq!(first.library.len(), 10);
+    assert_eq!(first.by_target.iter().map(|t| t.1).sum::<usize>(), 8);
     assert_eq!(first.methods.len(), 3);
     for m in first.methods.iter().chain(&first.validation) {
         assert!(
@@ -37,7 +40,7 @@ fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
             "{m:?}"
         );
     }
-    // Adam on the potentials of 2 examples: 20 iterations bring both well below the start.
+    // Adam on the potentials of 2 examples: 60 iterations bring both well below the start.
     let b = &first.baseline;
     assert_eq!(b.final_errors.len(), 2);
     assert!(
@@ -50,6 +53,15 @@ fn quick_study_writes_its_pictures_and_a_rerun_resumes_to_the_same_numbers() {
     for (a, b) in first.methods.iter().zip(&again.methods) {
         assert_eq!((a.mean, a.pooled), (b.mean, b.pooled), "{}", a.name);
     }
+    // Networks trained on the notebook's shapes are not continued on other data.
+    let mut other = cfg.clone();
+    other.data.library = ShapeLibrary::Extended;
+    let e = record::<ShapeTransition>(&other, dir.path(), &Quiet).unwrap_err();
+    assert!(e.to_string().contains("other data"), "{e}");
+    // The extended library in its own folder.
+    let dir = tempfile::tempdir().unwrap();
+    let ext = record::<ShapeTransition>(&other, dir.path(), &Quiet).unwrap();
+    assert_eq!(ext.library.len(), 13);
 }
 
 #[test]
@@ -82,6 +94,8 @@ fn the_command_refuses_bad_settings_with_one_line() {
         ("[data]\nsteps = 12\n", "power of two"),
         ("[op_net]\nlevels = 6\n", "op_net"),
         ("pictures = 500\n", "pictures"),
+        ("[data]\nlibrary = \"letters\"\n", "letters"),
+        ("[dp_staggered]\nrollback = 0.5\n", "rollback"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         study_cli::assert_refused("shape-transition", toml, words, dir.path());

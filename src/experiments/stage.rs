@@ -32,7 +32,20 @@ pub struct StageConfig {
     pub half_life: f64,
     /// Iterations between checkpoints (0: only at the end).
     pub checkpoint_every: usize,
+    /// Divergence guard (0: off): when the mean loss of the last [`SPIKE_WINDOW`] iterations
+    /// exceeds this factor times the mean over the checkpoint interval before the last
+    /// checkpoint, or a loss is not finite, the network and optimizer go back to that
+    /// checkpoint and training goes on with the next iteration's batch (the batches in between
+    /// are skipped, as PaLM's training did at loss spikes). Needs checkpoints at least
+    /// [`SPIKE_WINDOW`] iterations apart; before the first one a divergence is an error.
+    pub rollback: f64,
 }
+
+/// Iterations whose mean loss the divergence guard watches.
+pub const SPIKE_WINDOW: usize = 10;
+
+/// Roll-backs within `MAX_ROLLBACKS + 1` checkpoint intervals before the guard gives up.
+const MAX_ROLLBACKS: usize = 3;
 
 impl Default for StageConfig {
     fn default() -> Self {
@@ -42,6 +55,7 @@ impl Default for StageConfig {
             learning_rate: 1e-3,
             half_life: 1000.0,
             checkpoint_every: 100,
+            rollback: 0.0,
         }
     }
 }
@@ -60,6 +74,11 @@ impl StageConfig {
                 "{name}: batch, learning_rate and half_life must be positive"
             )));
         }
+        if !(self.rollback == 0.0 || self.rollback.is_finite() && self.rollback > 1.0) {
+            return Err(DiffsimError::config(format!(
+                "{name}: rollback must be 0 (off) or a factor above 1"
+            )));
+        }
         Ok(())
     }
 }
@@ -69,7 +88,7 @@ impl StageConfig {
 pub struct StageReport {
     /// The settings.
     pub config: StageConfig,
-    /// Loss of every iteration.
+    /// Loss of every iteration (`f64::MAX` where it was not finite).
     pub losses: Vec<f64>,
     /// Wall time of all runs of the stage (s).
     pub wall_s: f64,
@@ -77,6 +96,36 @@ pub struct StageReport {
     /// stage's ([`Start::After`]).
     #[serde(default)]
     pub init: Option<f64>,
+    /// Divergence-guard roll-backs: `(checkpoint, iteration)`, the iterations
+    /// `checkpoint..=iteration` undone (their losses stay in `losses`).
+    #[serde(default)]
+    pub rollbacks: Vec<(usize, usize)>,
+}
+
+impl StageReport {
+    /// Whether iteration `i` was undone by a roll-back.
+    fn undone(&self, i: usize) -> bool {
+        self.rollbacks.iter().any(|&(a, b)| (a..=b).contains(&i))
+    }
+
+    /// Whether the last [`SPIKE_WINDOW`] losses (since checkpoint `c` and the last roll-back)
+    /// have left the last `interval` kept losses before `c` by more than `factor`.
+    fn spiking(&self, c: usize, interval: usize, factor: f64) -> bool {
+        let k = self.losses.len();
+        let fresh = self.rollbacks.last().map_or(0, |r| r.1 + 1).max(c);
+        if factor == 0.0 || interval == 0 || k < fresh + SPIKE_WINDOW {
+            return false;
+        }
+        let reference: Vec<f64> = (0..c)
+            .rev()
+            .filter(|&i| !self.undone(i))
+            .take(interval)
+            .map(|i| self.losses[i])
+            .collect();
+        let mean = |w: &[f64]| w.iter().sum::<f64>() / w.len() as f64;
+        reference.len() == interval
+            && mean(&self.losses[k - SPIKE_WINDOW..]) > factor * mean(&reference)
+    }
 }
 
 impl StageReport {
@@ -170,6 +219,7 @@ pub fn run_stage<M: Module + Clone>(
         losses: Vec::new(),
         wall_s: 0.0,
         init: init_print,
+        rollbacks: Vec::new(),
     };
     if dir.join(REPORT).is_file() {
         let old = read_report(dir)?;
@@ -216,20 +266,38 @@ pub fn run_stage<M: Module + Clone>(
     progress.set(report.losses.len() as u64);
     let t0 = Instant::now();
     let (wall_before, start) = (report.wall_s, report.losses.len());
+    let every = cfg.checkpoint_every;
+    // The last checkpoint (the guard's return point).
+    let last_checkpoint = |k: usize| k.checked_div(every).map_or(0, |q| q * every);
     for k in start..cfg.iterations {
         let l = loss(&net, k)?;
         let value = l.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(DiffsimError::config(format!(
-                "{name}: loss {value} at iteration {k}; lower its learning_rate"
-            )));
+        let diverged = !value.is_finite();
+        if !diverged {
+            let grads = GradientsParams::from_grads(l.backward(), &net);
+            net = optim.step(cfg.learning_rate_at(k), net, grads);
         }
-        let grads = GradientsParams::from_grads(l.backward(), &net);
-        net = optim.step(cfg.learning_rate_at(k), net, grads);
-        report.losses.push(value);
+        report.losses.push(if diverged { f64::MAX } else { value });
         progress.set(k as u64 + 1);
+        let c = last_checkpoint(k);
+        if diverged || report.spiking(c, every, cfg.rollback) {
+            let recent = (report.rollbacks.iter())
+                .filter(|r| r.1 + (MAX_ROLLBACKS + 1) * every > k)
+                .count();
+            if cfg.rollback == 0.0 || c == 0 || recent >= MAX_ROLLBACKS {
+                return Err(DiffsimError::config(format!(
+                    "{name}: the loss diverged at iteration {k} ({value:.3e}); lower its learning_rate"
+                )));
+            }
+            net = load(net, dir)?;
+            let path = dir.join(OPTIMIZER_FILE);
+            optim = optim
+                .load(&path)
+                .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+            report.rollbacks.push((c, k));
+        }
         let done = k + 1;
-        if done < cfg.iterations && cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
+        if done < cfg.iterations && every > 0 && done % every == 0 {
             report.wall_s = wall_before + t0.elapsed().as_secs_f64();
             save_checkpoint(dir, &net, &optim, REPORT, &report)?;
         }
@@ -257,4 +325,91 @@ pub fn load<M: Module>(net: M, dir: &Path) -> Result<M> {
     }
     net.try_load_file(&path)
         .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Initializer, Linear, LinearConfig};
+    use burn::tensor::Device;
+    use std::cell::RefCell;
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn start(&self, _: &str, _: u64) {}
+        fn set(&self, _: u64) {}
+    }
+
+    /// A 1→1 linear fit whose loss is multiplied by `scale(k)` (a spike when large); records
+    /// the network's fingerprint at the start of every iteration.
+    fn fit(
+        dir: &Path,
+        iterations: usize,
+        scale: impl Fn(usize) -> f64,
+        seen: &RefCell<Vec<f64>>,
+    ) -> Result<(Linear, StageReport)> {
+        let dev = Device::flex().autodiff();
+        let cfg = StageConfig {
+            iterations,
+            batch: 1,
+            learning_rate: 1e-2,
+            half_life: 1e9,
+            checkpoint_every: 10,
+            rollback: 3.0,
+        };
+        let net = LinearConfig::new(1, 1)
+            .with_initializer(Initializer::Constant { value: 0.5 })
+            .init(&dev);
+        let x = Tensor::<2>::from_floats([[1.0], [2.0], [-1.0]], &dev);
+        let y = Tensor::<2>::from_floats([[3.0], [5.0], [-1.0]], &dev);
+        let loss = |net: &Linear, k: usize| {
+            seen.borrow_mut().push(fingerprint(net));
+            let e = net.forward(x.clone()) - y.clone();
+            Ok((e.clone() * e).sum().reshape([1]) * scale(k))
+        };
+        run_stage("fit", &cfg, dir, Start::Fresh(net), loss, &Quiet)
+    }
+
+    #[test]
+    fn a_loss_spike_rolls_back_to_the_last_checkpoint_and_skips_its_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = RefCell::new(Vec::new());
+        let spike = |k: usize| if (25..30).contains(&k) { 1e4 } else { 1.0 };
+        let (_, r) = fit(dir.path(), 60, spike, &seen).unwrap();
+        // The window 20..=29 holds five spiked losses: back to the network of iteration 20.
+        assert_eq!(r.rollbacks, vec![(20, 29)]);
+        let seen = seen.borrow();
+        assert_eq!(seen[30], seen[20]);
+        assert_ne!(seen[30], seen[29]);
+        assert_eq!(r.losses.len(), 60);
+        // Without spikes nothing is rolled back and the runs agree.
+        let (calm, twice) = (tempfile::tempdir().unwrap(), RefCell::new(Vec::new()));
+        let (_, r) = fit(calm.path(), 40, |_| 1.0, &twice).unwrap();
+        assert!(r.rollbacks.is_empty());
+        assert_eq!(twice.borrow()[..20], seen[..20]);
+    }
+
+    #[test]
+    fn a_lasting_divergence_is_an_error_and_a_guardless_nan_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = RefCell::new(Vec::new());
+        let e = fit(dir.path(), 200, |k| if k >= 25 { 1e4 } else { 1.0 }, &seen)
+            .expect_err("diverges for good");
+        assert!(e.to_string().contains("diverged"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let nan = |k: usize| if k == 5 { f64::NAN } else { 1.0 };
+        // Before the first checkpoint there is nothing to go back to.
+        let e = fit(dir.path(), 20, nan, &seen).expect_err("NaN loss");
+        assert!(e.to_string().contains("iteration 5"), "{e}");
+        // After it, a NaN rolls back.
+        let dir = tempfile::tempdir().unwrap();
+        let (_, r) = fit(
+            dir.path(),
+            30,
+            |k| if k == 15 { f64::NAN } else { 1.0 },
+            &seen,
+        )
+        .unwrap();
+        assert_eq!(r.rollbacks, vec![(10, 15)]);
+    }
 }

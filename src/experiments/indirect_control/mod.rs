@@ -85,6 +85,7 @@ impl Default for IndirectControlConfig {
                 learning_rate: 1e-3,
                 half_life: 1000.0,
                 checkpoint_every: 100,
+                rollback: 0.0,
             },
             dp: StageConfig {
                 iterations: 400,
@@ -92,6 +93,7 @@ impl Default for IndirectControlConfig {
                 learning_rate: 2e-4,
                 half_life: 400.0,
                 checkpoint_every: 50,
+                rollback: 0.0,
             },
             windows: vec![8, 16],
             blur_radius: 1.25,

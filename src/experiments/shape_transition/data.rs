@@ -4,7 +4,9 @@
 //!
 //! Setup of the authors' revised notebook, at any even resolution `n` (64 there): shapes are
 //! binary `n/2 × n/2` patches of about `n²/32` cells each (128 at 64x64; the authors' ten
-//! patches hold 120–128), placed with their corner at `(y, x)`, each uniform in
+//! patches hold 120–128), from one of two libraries ([`ShapeLibrary`]: the notebook's ten
+//! convex-ish shapes re-made here, or thirteen with letters, a star and a ring), placed with
+//! their corner at `(y, x)`, each uniform in
 //! `[margin, n − margin − n/2 − 2]`; rectangles of `6..=9` cells per side at 64 (scaled with
 //! `n`) move linearly between two random positions in `[10, 56)` (scaled) over `steps + 1`
 //! frames, frame `f` at time `f/(steps + 1)` with the position rounded (ties to even). Every
@@ -33,6 +35,23 @@ pub struct ShapeDataConfig {
     pub margin: usize,
     /// Seed of the draws.
     pub seed: u64,
+    /// The shapes placed.
+    pub library: ShapeLibrary,
+}
+
+/// The shapes of the transitions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeLibrary {
+    /// The ten shapes of the authors' notebook library, made here from their descriptions:
+    /// two diagonal squares, a disc, a square, a diamond, two triangles (apex up, apex to the
+    /// side), a 2:1 rectangle both ways and an 8:1 bar both ways.
+    #[default]
+    Notebook,
+    /// Thirteen shapes: disc, square, diamond, triangle, hexagon, star, cross, ring, the
+    /// letters L, T and H, two diagonal squares and a 4:1 bar. Harder: a potential flow
+    /// cannot open the ring's hole, and concave targets need finer control.
+    Extended,
 }
 
 impl Default for ShapeDataConfig {
@@ -45,6 +64,7 @@ impl Default for ShapeDataConfig {
             validation: 100,
             margin: 1,
             seed: 7,
+            library: ShapeLibrary::Notebook,
         }
     }
 }
@@ -147,8 +167,34 @@ fn rect(x: f64, y: f64, [x0, x1, y0, y1]: [f64; 4]) -> bool {
     (x0..=x1).contains(&x) && (y0..=y1).contains(&y)
 }
 
-/// The library's shapes: `(name, inside)`.
-const SHAPES: [(&str, Inside); 13] = [
+fn triangle_up(x: f64, y: f64) -> bool {
+    in_polygon(x, y, &[(-1.0, 1.0), (1.0, 1.0), (0.0, -1.0)])
+}
+
+fn triangle_side(x: f64, y: f64) -> bool {
+    in_polygon(x, y, &[(1.0, -1.0), (1.0, 1.0), (-1.0, 0.0)])
+}
+
+fn two_squares(x: f64, y: f64) -> bool {
+    rect(x, y, [-1.0, 0.0, 0.0, 1.0]) || rect(x, y, [0.0, 1.0, -1.0, 0.0])
+}
+
+/// The notebook library's shapes: `(name, inside)`.
+const NOTEBOOK: [(&str, Inside); 10] = [
+    ("two squares", two_squares),
+    ("disc", |x, y| x * x + y * y <= 1.0),
+    ("bar", |x, y| x.abs() <= 1.0 && y.abs() <= 0.125),
+    ("upright bar", |x, y| x.abs() <= 0.125 && y.abs() <= 1.0),
+    ("wide rectangle", |x, y| x.abs() <= 1.0 && y.abs() <= 0.5),
+    ("tall rectangle", |x, y| x.abs() <= 0.5 && y.abs() <= 1.0),
+    ("diamond", |x, y| x.abs() + y.abs() <= 1.0),
+    ("square", |x, y| x.abs() <= 1.0 && y.abs() <= 1.0),
+    ("triangle", triangle_up),
+    ("side triangle", triangle_side),
+];
+
+/// The extended library's shapes: `(name, inside)`.
+const EXTENDED: [(&str, Inside); 13] = [
     ("disc", |x, y| x * x + y * y <= 1.0),
     ("square", |x, y| x.abs() <= 1.0 && y.abs() <= 1.0),
     ("diamond", |x, y| x.abs() + y.abs() <= 1.0),
@@ -170,9 +216,7 @@ const SHAPES: [(&str, Inside); 13] = [
             || rect(x, y, [0.4, 0.8, -1.0, 1.0])
             || rect(x, y, [-0.8, 0.8, -0.2, 0.2])
     }),
-    ("two squares", |x, y| {
-        rect(x, y, [-1.0, 0.0, 0.0, 1.0]) || rect(x, y, [0.0, 1.0, -1.0, 0.0])
-    }),
+    ("two squares", two_squares),
     ("bar", |x, y| x.abs() <= 1.0 && y.abs() <= 0.25),
 ];
 
@@ -191,12 +235,16 @@ fn rasterise(inside: Inside, size: usize, s: f64, shift: [f64; 2]) -> Vec<f32> {
         .collect()
 }
 
-/// The shape library for `size × size` patches: every shape scaled to the area closest to
-/// `size²/8` cells (128 on the 32x32 patches of a 64x64 grid), fitting its patch, centred or
-/// half a cell off along either axis.
-pub fn library(size: usize) -> Vec<Shape> {
+/// Shape library `kind` for `size × size` patches: every shape scaled to the area closest to
+/// `size²/8` cells (128 on the 32x32 patches of a 64x64 grid; the smallest such scale), at
+/// most half the patch per unit so that it fits, centred or half a cell off along either axis.
+pub fn library(kind: ShapeLibrary, size: usize) -> Vec<Shape> {
     let want = (size * size / 8) as i64;
-    SHAPES
+    let shapes: &[(&str, Inside)] = match kind {
+        ShapeLibrary::Notebook => &NOTEBOOK,
+        ShapeLibrary::Extended => &EXTENDED,
+    };
+    shapes
         .iter()
         .map(|&(name, inside)| {
             // Scales from 2 cells per unit to half the patch, in steps of 1/64 cell.
@@ -296,36 +344,54 @@ mod tests {
 
     #[test]
     fn library_shapes_hold_128_cells_within_8_on_64x64() {
-        let lib = library(32);
-        assert!(lib.len() >= 10);
-        for s in &lib {
-            let a = s.area() as i64;
-            println!("{:12} {a}", s.name);
-            assert!((a - 128).abs() <= 8, "{} has {a} cells", s.name);
-            // Fits its patch with an empty border (nothing on the outermost ring).
-            let edge = (0..32).any(|k| {
-                s.cells[k] > 0.0
-                    || s.cells[31 * 32 + k] > 0.0
-                    || s.cells[k * 32] > 0.0
-                    || s.cells[k * 32 + 31] > 0.0
-            });
-            assert!(
-                !edge || s.name == "bar",
-                "{} touches its patch's edge",
-                s.name
-            );
+        for (kind, count) in [(ShapeLibrary::Notebook, 10), (ShapeLibrary::Extended, 13)] {
+            let lib = library(kind, 32);
+            assert_eq!(lib.len(), count);
+            for s in &lib {
+                let a = s.area() as i64;
+                println!("{:14} {a}", s.name);
+                assert!((a - 128).abs() <= 8, "{} has {a} cells", s.name);
+                // Fits its patch with an empty border (nothing on the outermost ring) except
+                // the notebook's bars, which span it (32 x 4, as the authors' do).
+                let (rows, cols) = (
+                    (0..32).any(|k| s.cells[k] > 0.0 || s.cells[31 * 32 + k] > 0.0),
+                    (0..32).any(|k| s.cells[k * 32] > 0.0 || s.cells[k * 32 + 31] > 0.0),
+                );
+                match s.name {
+                    "bar" if kind == ShapeLibrary::Notebook => assert!(cols && !rows),
+                    "upright bar" => assert!(rows && !cols),
+                    "bar" => assert!(!rows),
+                    _ => assert!(!rows && !cols, "{} touches its patch's edge", s.name),
+                }
+            }
+            let distinct = lib
+                .iter()
+                .enumerate()
+                .all(|(i, a)| lib[i + 1..].iter().all(|b| a.cells != b.cells));
+            assert!(distinct);
         }
-        let distinct = lib
-            .iter()
-            .enumerate()
-            .all(|(i, a)| lib[i + 1..].iter().all(|b| a.cells != b.cells));
-        assert!(distinct);
+        // The notebook's shapes at their sizes: bars 32 x 4, rectangles 16 x 8, square 11 or 12
+        // a side (the authors': 11 x 11, 121 cells; 12 x 11 is closer to 128).
+        let lib = library(ShapeLibrary::Notebook, 32);
+        let extent = |name: &str| {
+            let s = lib.iter().find(|s| s.name == name).expect("in the library");
+            let rows = (0..32).filter(|&j| (0..32).any(|i| s.cells[j * 32 + i] > 0.0));
+            let cols = (0..32).filter(|&i| (0..32).any(|j| s.cells[j * 32 + i] > 0.0));
+            (rows.count(), cols.count())
+        };
+        assert_eq!(extent("bar"), (4, 32));
+        assert_eq!(extent("upright bar"), (32, 4));
+        assert_eq!(extent("wide rectangle"), (8, 16));
+        assert_eq!(extent("tall rectangle"), (16, 8));
+        let (h, w) = extent("square");
+        assert!((11..=12).contains(&h) && (11..=12).contains(&w));
+        assert_eq!(extent("two squares"), (16, 16));
     }
 
     #[test]
     fn placements_stay_inside_and_are_reproducible() {
         let cfg = ShapeDataConfig::default();
-        let lib = library(cfg.patch());
+        let lib = library(cfg.library, cfg.patch());
         let mut rho = vec![0.0; 64 * 64];
         for k in 0..200 {
             let [a, b] = transition(&cfg, lib.len(), k);

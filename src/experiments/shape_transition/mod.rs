@@ -16,7 +16,7 @@ pub mod data;
 pub mod report;
 
 pub use super::control_baseline::{BaselineConfig, BaselineResult};
-pub use data::ShapeDataConfig;
+pub use data::{ShapeDataConfig, ShapeLibrary};
 pub use report::ShapeTransitionResult;
 
 use super::sampling::{Sampling, batch_of};
@@ -26,6 +26,7 @@ use crate::control::flow::{Execution, FlowPlanner, apply, execute};
 use crate::error::{DiffsimError, Result};
 use crate::fluid::ShapeFlow;
 use crate::grid::Resolution;
+use crate::io::write_json;
 use crate::nn::{FreshParams, UNet2d, UNet2dConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -65,22 +66,24 @@ pub struct ShapeTransitionConfig {
 
 impl Default for ShapeTransitionConfig {
     /// The notebook: batch 16, 1000 iterations per stage, Adam 1e-3 (5e-4 for the joint
-    /// stage) halving every 1000 iterations.
+    /// stage) halving every 1000 iterations. The joint stage rolls back from loss spikes
+    /// (3× the last checkpoint interval's mean; the notebook has no such guard).
     fn default() -> Self {
-        let stage = |learning_rate| StageConfig {
+        let stage = |learning_rate, rollback| StageConfig {
             iterations: 1000,
             batch: 16,
             learning_rate,
             half_life: 1000.0,
             checkpoint_every: 100,
+            rollback,
         };
         Self {
             data: ShapeDataConfig::default(),
             cfe_net: UNet2dConfig::shape_cfe(),
             op_net: UNet2dConfig::shape_op(),
-            sup_op: stage(1e-3),
-            sup_cfe: stage(1e-3),
-            dp_staggered: stage(5e-4),
+            sup_op: stage(1e-3, 0.0),
+            sup_cfe: stage(1e-3, 0.0),
+            dp_staggered: stage(5e-4, 3.0),
             target_weight: 2.0,
             force_weight: 1.0,
             baseline: BaselineConfig::default(),
@@ -122,7 +125,7 @@ impl ShapeTransitionConfig {
             dp_staggered: stage(3),
             baseline: BaselineConfig {
                 examples: 2,
-                iterations: 20,
+                iterations: 60,
                 ..BaselineConfig::default()
             },
             pictures: 1,
@@ -207,7 +210,7 @@ impl<'a> Examples<'a> {
     pub fn new(cfg: &'a ShapeDataConfig, device: &Device) -> Self {
         Self {
             cfg,
-            shapes: library(cfg.patch()),
+            shapes: library(cfg.library, cfg.patch()),
             device: device.clone(),
         }
     }
@@ -279,12 +282,35 @@ pub struct Trained {
     pub stages: Vec<(String, StageReport)>,
 }
 
+/// The data settings a folder's networks were trained on (written by the first run).
+const DATA_FILE: &str = "data.json";
+
+/// Refuses a folder whose networks were trained on other data; records `data` in a new one.
+fn same_data(data: &ShapeDataConfig, dir: &Path) -> Result<()> {
+    let path = dir.join(DATA_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let was: ShapeDataConfig =
+                serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))?;
+            if &was != data {
+                return Err(DiffsimError::file(
+                    &path,
+                    "the networks here were trained on other data settings; use another output folder",
+                ));
+            }
+            Ok(())
+        }
+        Err(_) => write_json(data, &path),
+    }
+}
+
 /// Trains every stage into `dir/<stage>` on the autodiff device.
 pub fn train_all(
     cfg: &ShapeTransitionConfig,
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<Trained> {
+    same_data(&cfg.data, dir)?;
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let flow = cfg.flow();

@@ -5,6 +5,7 @@
 //! page.
 
 use super::baseline::optimise;
+use super::data::{Shape, transition};
 use super::{Examples, PUBLISHED_RELATIVE_MAE, ShapeTransitionConfig, Trained};
 use crate::control::flow::{Execution, FlowPlanner, Rollout, execute};
 use crate::error::Result;
@@ -34,6 +35,9 @@ pub struct MethodResult {
     pub examples: usize,
     /// Wall time of all of them (s; networks and physics, batches of 25).
     pub wall_s: f64,
+    /// Each example's error, in index order.
+    #[serde(default)]
+    pub errors: Vec<f64>,
 }
 
 /// The study's result (`results.json`).
@@ -43,6 +47,9 @@ pub struct ShapeTransitionResult {
     pub config: ShapeTransitionConfig,
     /// The shape library: `(name, cells)`.
     pub library: Vec<(String, usize)>,
+    /// DP staggered on the test set by target shape: `(name, examples, mean error)`.
+    #[serde(default)]
+    pub by_target: Vec<(String, usize, f64)>,
     /// Every method on the test set.
     pub methods: Vec<MethodResult>,
     /// The same on the validation set (nothing is selected on it).
@@ -68,6 +75,7 @@ fn method(name: &str, errors: &[f64], pooled: f64, wall_s: f64) -> MethodResult 
         pooled,
         examples: errors.len(),
         wall_s,
+        errors: errors.to_vec(),
     }
 }
 
@@ -261,6 +269,7 @@ pub fn evaluate(
         "mean relative final-density error",
     )?;
 
+    let by_target = by_target(cfg, lib, &methods_test, &test);
     let find = |name: &str| {
         methods_test
             .iter()
@@ -283,6 +292,7 @@ pub fn evaluate(
     Ok(ShapeTransitionResult {
         config: cfg.clone(),
         library: lib.iter().map(|s| (s.name.to_string(), s.area())).collect(),
+        by_target,
         methods: methods_test,
         validation,
         parameters: (joint.cfe.num_params(), joint.ops[0].num_params()),
@@ -291,6 +301,27 @@ pub fn evaluate(
         checks,
         wall_s: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// DP staggered's errors on examples `ids` grouped by target shape: `(name, examples, mean)`.
+fn by_target(
+    cfg: &ShapeTransitionConfig,
+    lib: &[Shape],
+    methods: &[MethodResult],
+    ids: &[usize],
+) -> Vec<(String, usize, f64)> {
+    let Some(dp) = methods.iter().find(|m| m.name == "DP staggered") else {
+        return Vec::new();
+    };
+    let mut groups = vec![Vec::new(); lib.len()];
+    for (&i, &e) in ids.iter().zip(&dp.errors) {
+        let [_, target] = transition(&cfg.data, lib.len(), i);
+        groups[target.shape].push(e);
+    }
+    lib.iter()
+        .zip(groups)
+        .map(|(s, g)| (s.name.to_string(), g.len(), mean_std(&g).0))
+        .collect()
 }
 
 /// The results page.
@@ -315,7 +346,20 @@ pub fn results_page(r: &ShapeTransitionResult) -> String {
             m.name, m.mean, m.std, m.pooled, v.mean, v.std, m.wall_s
         );
     }
-    s += &format!("\nThe pbdl-book run: {PUBLISHED_RELATIVE_MAE}.\n\n## Training\n\n");
+    s += &format!("\nThe pbdl-book run: {PUBLISHED_RELATIVE_MAE}.\n\n");
+    if !r.by_target.is_empty() {
+        s += "DP staggered on the test set by target shape:\n\n| target | examples | mean error |\n|---|---|---|\n";
+        for (name, n, mean) in &r.by_target {
+            let mean = if *n == 0 {
+                "—".into()
+            } else {
+                format!("{mean:.4}")
+            };
+            s += &format!("| {name} | {n} | {mean} |\n");
+        }
+        s += "\n";
+    }
+    s += "## Training\n\n";
     s += &stages_table(&r.stages);
     let b = &r.baseline;
     s += &format!(
