@@ -12,7 +12,7 @@ use crate::error::{DiffsimError, Result};
 use crate::experiments::study::Progress;
 use crate::experiments::study::{MODEL_FILE, OPTIMIZER_FILE, save_checkpoint};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -252,11 +252,7 @@ pub fn run_stage<M: Module + Clone>(
                 ),
             ));
         }
-        net = load(net, dir)?;
-        let path = dir.join(OPTIMIZER_FILE);
-        optim = optim
-            .load(&path)
-            .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+        (net, optim) = load_checkpoint(net, optim, dir)?;
         report = StageReport {
             config: cfg.clone(),
             ..old
@@ -289,11 +285,7 @@ pub fn run_stage<M: Module + Clone>(
                     "{name}: the loss diverged at iteration {k} ({value:.3e}); lower its learning_rate"
                 )));
             }
-            net = load(net, dir)?;
-            let path = dir.join(OPTIMIZER_FILE);
-            optim = optim
-                .load(&path)
-                .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+            (net, optim) = load_checkpoint(net, optim, dir)?;
             report.rollbacks.push((c, k));
         }
         let done = k + 1;
@@ -315,6 +307,19 @@ pub fn read_report(dir: &Path) -> Result<StageReport> {
     let text = std::fs::read_to_string(&path)
         .map_err(|_| DiffsimError::file(&path, "no trained model here (stage.json missing)"))?;
     serde_json::from_str(&text).map_err(|e| DiffsimError::file(&path, e))
+}
+
+/// `net` and `optim` with the weights and moments of the checkpoint in `dir`.
+fn load_checkpoint<M: Module>(
+    net: M,
+    optim: ModuleOptimizer,
+    dir: &Path,
+) -> Result<(M, ModuleOptimizer)> {
+    let path = dir.join(OPTIMIZER_FILE);
+    let optim = optim
+        .load(&path)
+        .map_err(|e| DiffsimError::file(&path, format!("{e:?}")))?;
+    Ok((load(net, dir)?, optim))
 }
 
 /// `net` with the weights of `dir/model.bpk`.
