@@ -33,8 +33,8 @@ pub struct StageConfig {
     /// Iterations between checkpoints (0: only at the end).
     pub checkpoint_every: usize,
     /// Divergence guard (0: off): when the mean loss of the last [`SPIKE_WINDOW`] iterations
-    /// exceeds this factor times the mean over the checkpoint interval before the last
-    /// checkpoint, or a loss is not finite, the network and optimizer go back to that
+    /// exceeds this factor times the mean of the last `checkpoint_every` kept (not rolled-back)
+    /// losses before the last checkpoint, or a loss is not finite, the network and optimizer go back to that
     /// checkpoint and training goes on with the next iteration's batch (the batches in between
     /// are skipped, as PaLM's training did at loss spikes). Needs checkpoints at least
     /// [`SPIKE_WINDOW`] iterations apart; before the first one a divergence is an error.
