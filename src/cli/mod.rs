@@ -106,8 +106,8 @@ pub enum BenchWhat {
 }
 
 /// The compute device named on the command line: `flex` (CPU, default), `wgpu` or `cuda` (the
-/// latter two when built with the cargo feature of the same name; they run the portable
-/// tensor-op bodies of the grid ops).
+/// latter two when built with the cargo feature of the same name; they run the grid ops as
+/// CubeCL kernels).
 pub fn device(name: &str) -> Result<burn::tensor::Device> {
     match name {
         "flex" | "cpu" => Ok(burn::tensor::Device::flex()),

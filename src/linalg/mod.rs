@@ -5,11 +5,13 @@
 
 mod cg;
 mod cholesky;
+pub mod dense;
 pub mod poisson;
 pub mod solver;
 mod stencil;
 
 pub use cholesky::{CholeskyFactor, FactorScalar, factorization_count};
+pub use dense::{DENSE_MAX_CELLS, DenseInverse};
 pub use poisson::PoissonSystem;
 pub use solver::{LinearSolver, SolveScalar};
 pub use stencil::{Dir, Stencil};
@@ -27,6 +29,10 @@ pub enum SolveMethod {
     Cg,
     /// Matrix-free conjugate gradients with a Jacobi (diagonal) preconditioner.
     JacobiCg,
+    /// One product with a precomputed dense inverse ([`DenseInverse`]): what GPU backends use
+    /// for pressure solves on grids up to [`DENSE_MAX_CELLS`] cells. Reported, never configured.
+    #[serde(skip_deserializing)]
+    DenseInverse,
 }
 
 /// How a linear system is solved. Serialisable (TOML `[solve]` table).
@@ -70,6 +76,11 @@ impl SolveConfig {
 
     /// Rejects tolerances that are negative or non-finite, and a zero iteration cap.
     pub fn validate(&self) -> Result<(), SolveError> {
+        if self.method == SolveMethod::DenseInverse {
+            return Err(SolveError::Config(
+                "the dense inverse is chosen automatically for GPU pressure solves; configure cholesky, cg or jacobi-cg".into(),
+            ));
+        }
         let tol_ok = |t: f64| t.is_finite() && t >= 0.0;
         if !tol_ok(self.rel_tol) || !tol_ok(self.abs_tol) || self.max_iters == 0 {
             return Err(SolveError::Config(format!(

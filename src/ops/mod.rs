@@ -4,8 +4,12 @@
 //! [`LineAdvectionOps`] and [`ControlOps`] in their own files). Each op
 //! has a fused CPU kernel ([`kernels`], used by the Flex backend over raw slices, f32 and
 //! f64) and a default body built from Burn tensor primitives ([`reference`]) that any backend
-//! (wgpu, CUDA) runs unchanged. Tests run the default bodies on Flex and compare them with the
-//! kernels. The free functions at the bottom are the user-facing API on `Tensor<3>`.
+//! runs unchanged. On the GPU backends (features `wgpu`, `cuda`) the first three families run
+//! CubeCL kernels (`cube`, one launch per op pass, deferred by Burn's fusion), the projection
+//! of grids up to [`crate::linalg::DENSE_MAX_CELLS`] cells solving with a dense inverse kept on
+//! the device. Tests run the default bodies on Flex and compare them with the kernels, and the
+//! GPU kernels with the Flex ones (`tests/gpu.rs`, lavapipe without a GPU). The free functions
+//! at the bottom are the user-facing API on `Tensor<3>`.
 //!
 //! Every op is differentiable: `Autodiff<B>` registers one custom backward node per op whose
 //! adjoint is the `*_backward` method of the same trait. Flex runs hand-written adjoint
@@ -18,6 +22,8 @@
 
 mod autodiff;
 mod control;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
 mod flex;
 pub(crate) use flex::{contiguous, data, with_float};
 pub mod kernels;
@@ -64,9 +70,15 @@ pub struct AdvectSpec {
 }
 
 /// Advection of one array by a staggered velocity.
-#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(
+    Flex,
+    Autodiff,
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Fusion: cfg(any(feature = "wgpu", feature = "cuda"))
+)]
 pub trait AdvectionOps: Backend {
     /// Advects `q: [B, qy, qx]` (centred or staggered, per `spec.q`) by `(u, v)` over one step.
+    #[fusion(dtype = q, shape = q)]
     fn advect(
         q: FloatTensor<Self>,
         u: FloatTensor<Self>,
@@ -76,6 +88,7 @@ pub trait AdvectionOps: Backend {
         reference::advect::<Self>(q, u, v, &spec)
     }
     /// Adjoint of [`AdvectionOps::advect`]: `(q̄, ū, v̄)` from the output gradient `grad`.
+    #[fusion(default)]
     fn advect_backward(
         q: FloatTensor<Self>,
         u: FloatTensor<Self>,
@@ -91,13 +104,20 @@ pub trait AdvectionOps: Backend {
 }
 
 /// Diffusion of one array.
-#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(
+    Flex,
+    Autodiff,
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Fusion: cfg(any(feature = "wgpu", feature = "cuda"))
+)]
 pub trait DiffusionOps: Backend {
     /// One explicit step `q + α·Lap₅(q)` with `α = ν·dt/dx²` (cell units), `q: [B, qy, qx]`.
+    #[fusion(dtype = q, shape = q)]
     fn diffuse_explicit(q: FloatTensor<Self>, spec: ArraySpec, alpha: f64) -> FloatTensor<Self> {
         reference::diffuse_explicit::<Self>(q, &spec, alpha)
     }
     /// Adjoint of [`DiffusionOps::diffuse_explicit`] (a linear op: no inputs needed).
+    #[fusion(dtype = grad, shape = grad)]
     fn diffuse_explicit_backward(
         grad: FloatTensor<Self>,
         spec: ArraySpec,
@@ -112,11 +132,13 @@ pub trait DiffusionOps: Backend {
         gq
     }
     /// One implicit (backward Euler) step: solves `(I − α·Lap₅) q' = q`.
+    #[fusion(default)]
     fn diffuse_implicit(q: FloatTensor<Self>, op: Arc<ImplicitDiffusion>) -> FloatTensor<Self> {
         reference::diffuse_implicit::<Self>(q, &op)
     }
     /// Adjoint of [`DiffusionOps::diffuse_implicit`]: one solve with the same (symmetric)
     /// operator; a failed solve is recorded on its solver and makes the gradient NaN.
+    #[fusion(default)]
     fn diffuse_implicit_backward(
         grad: FloatTensor<Self>,
         op: Arc<ImplicitDiffusion>,
@@ -126,13 +148,20 @@ pub trait DiffusionOps: Backend {
 }
 
 /// Divergence and pressure projection on the MAC grid.
-#[backend_extension(Flex, Autodiff, Cube: cfg(any(feature = "wgpu", feature = "cuda")))]
+#[backend_extension(
+    Flex,
+    Autodiff,
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Fusion: cfg(any(feature = "wgpu", feature = "cuda"))
+)]
 pub trait ProjectionOps: Backend {
     /// Discrete divergence `[B, ny, nx]` of `(u, v)` (domain units).
+    #[fusion(dtype = u, shape = cube::meta::cells_of_u(u))]
     fn divergence(u: FloatTensor<Self>, v: FloatTensor<Self>, dx: f64) -> FloatTensor<Self> {
         reference::divergence::<Self>(u, v, dx)
     }
     /// Adjoint of [`ProjectionOps::divergence`]: `(ū, v̄)` from `grad: [B, ny, nx]`.
+    #[fusion(meta = |g, _dx| cube::meta::faces_of(g))]
     fn divergence_backward(
         grad: FloatTensor<Self>,
         dx: f64,
@@ -148,6 +177,7 @@ pub trait ProjectionOps: Backend {
     /// Gradient `(∂p/∂x on x-faces [B, ny, nx+1], ∂p/∂y on y-faces [B, ny+1, nx])` of a
     /// cell-centred `p: [B, ny, nx]`, continued beyond the edges as `spec` says (see
     /// [`crate::grid::Boundaries::pressure_extrap`]); `dx` is the cell size.
+    #[fusion(meta = |p, _spec, _dx| cube::meta::faces_of(p))]
     fn gradient(
         p: FloatTensor<Self>,
         spec: ArraySpec,
@@ -156,6 +186,7 @@ pub trait ProjectionOps: Backend {
         reference::gradient::<Self>(p, &spec, dx)
     }
     /// Adjoint of [`ProjectionOps::gradient`]: `p̄` from the face gradients `(gu, gv)`.
+    #[fusion(dtype = gu, shape = cube::meta::cells_of_u(gu))]
     fn gradient_backward(
         gu: FloatTensor<Self>,
         gv: FloatTensor<Self>,
@@ -171,35 +202,76 @@ pub trait ProjectionOps: Backend {
     }
     /// Makes `(u, v)` discretely divergence-free in every fluid cell; returns `(u, v, p)` where
     /// `u_out = u_constrained − ∇p`. Solver failures are recorded in `proj` (see
-    /// [`PressureProjection::take_outcome`]).
+    /// [`PressureProjection::take_outcome`]). The default body solves with the dense inverse
+    /// ([`ProjectionOps::project_dense`]) where the grid has one, else with CG.
+    #[fusion(default)]
     fn project(
         u: FloatTensor<Self>,
         v: FloatTensor<Self>,
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        reference::project::<Self>(u, v, &proj)
+        match proj.dense() {
+            Some(dense) => {
+                proj.solver.record(Ok(dense_info(dense, u.shape()[0])));
+                Self::project_dense(u, v, proj)
+            }
+            None => reference::project::<Self>(u, v, &proj),
+        }
+    }
+    /// [`ProjectionOps::project`] with the solve as one product with `proj`'s dense inverse
+    /// (which must exist: [`PressureProjection::dense`]).
+    #[fusion(meta = |u, v, _proj| cube::meta::projected(u, v))]
+    fn project_dense(
+        u: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        proj: Arc<PressureProjection>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        reference::project_dense::<Self>(u, v, &proj)
     }
     /// Adjoint of [`ProjectionOps::project`] (affine in `(u, v)`: no inputs needed): `(ū, v̄)`
     /// from the gradients of the returned `(u, v, p)`, with one solve by
     /// [`PressureProjection::adjoint_solver`] (the operator is symmetric; a Cholesky factor is
     /// reused, not recomputed). A failed solve is recorded on that solver and makes the
     /// gradients NaN.
+    #[fusion(default)]
     fn project_backward(
         gu: FloatTensor<Self>,
         gv: FloatTensor<Self>,
         gp: FloatTensor<Self>,
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        reference::project_adjoint::<Self>(gu, gv, gp, &proj)
+        match proj.dense() {
+            Some(dense) => {
+                proj.adjoint_solver()
+                    .record(Ok(dense_info(dense, gu.shape()[0])));
+                Self::project_dense_backward(gu, gv, gp, proj)
+            }
+            None => reference::project_adjoint::<Self>(gu, gv, gp, &proj),
+        }
+    }
+    /// Adjoint of [`ProjectionOps::project_dense`]: one product with the transposed dense
+    /// inverse.
+    #[fusion(meta = |gu, gv, _gp, _proj| (gu.clone(), gv.clone()))]
+    fn project_dense_backward(
+        gu: FloatTensor<Self>,
+        gv: FloatTensor<Self>,
+        gp: FloatTensor<Self>,
+        proj: Arc<PressureProjection>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::project_dense_adjoint::<Self>(gu, gv, gp, &proj)
     }
 }
 
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl AdvectionOps for burn::backend::Cube {}
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl DiffusionOps for burn::backend::Cube {}
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl ProjectionOps for burn::backend::Cube {}
+/// What a dense-inverse solve reports: no iterations, the inverse's relative residual
+/// measured when it was built.
+fn dense_info(dense: &crate::linalg::DenseInverse, batch: usize) -> crate::linalg::SolveInfo {
+    crate::linalg::SolveInfo {
+        method: crate::linalg::SolveMethod::DenseInverse,
+        iterations: 0,
+        residual: dense.residual,
+        batch,
+    }
+}
 
 /// Advects `q` by the staggered velocity `(u, v)`; see [`AdvectionOps::advect`].
 pub fn advect(q: Tensor<3>, u: Tensor<3>, v: Tensor<3>, spec: AdvectSpec) -> Tensor<3> {

@@ -10,7 +10,9 @@
 use super::{AdvectScheme, AdvectSpec, ImplicitDiffusion, PressureProjection};
 use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::poisson::FaceRule;
-use crate::linalg::{PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
+use crate::linalg::{
+    DenseInverse, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil,
+};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -581,18 +583,61 @@ pub fn open_gradient<B: Backend>(p: FloatTensor<B>, sys: &PoissonSystem) -> (Ft<
     (gu * u_open, gv * v_open)
 }
 
-/// Default body of [`super::ProjectionOps::project`].
+/// Default body of [`super::ProjectionOps::project`] (CG solve, outcome recorded).
 pub fn project<B: Backend>(
     u: FloatTensor<B>,
     v: FloatTensor<B>,
     proj: &PressureProjection,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let sys = &proj.system;
+    project_with::<B>(u, v, &proj.system, |rhs| {
+        let (p, info) = cg::<B>(&proj.system.stencil, rhs, proj.solver.config());
+        proj.solver.record(info);
+        p
+    })
+}
+
+/// Default body of [`super::ProjectionOps::project_dense`]: the solve as one product with the
+/// dense inverse (uploaded on every call; GPU backends keep it on the device).
+pub fn project_dense<B: Backend>(
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    proj: &PressureProjection,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let dense = proj
+        .dense()
+        .expect("project_dense on a grid with a dense inverse");
+    project_with::<B>(u, v, &proj.system, |rhs| dense_product(rhs, dense, false))
+}
+
+/// The projection around a solve `rhs ↦ p` (`[B, ny, nx]` both).
+fn project_with<B: Backend>(
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    sys: &PoissonSystem,
+    solve: impl FnOnce(Ft<B>) -> Ft<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let (u, v, rhs) = constrain_and_rhs(u, v, sys);
-    let (p, info) = cg::<B>(&sys.stencil, rhs, proj.solver.config());
-    proj.solver.record(info);
+    let p = solve(rhs);
     let (gu, gv) = open_gradient(p.0.clone(), sys);
     ((u - gu).0, (v - gv).0, p.0)
+}
+
+/// `x ↦ M·x` (or `Mᵀ·x` with `transpose`) for every item of `x: [B, ny, nx]`, `M` the dense
+/// inverse: one matrix product of the items as rows with `Mᵀ` (or `M`).
+pub fn dense_product<B: Backend>(x: Ft<B>, dense: &DenseInverse, transpose: bool) -> Ft<B> {
+    let dims = x.dims();
+    let n = dense.n;
+    let mt = Ft::<B>::from_host(dense.transposed.clone(), &[n, n], &x.0);
+    let m = if transpose {
+        B::float_transpose(mt.0)
+    } else {
+        mt.0
+    };
+    let rows = B::float_reshape(x.0, Shape::new([dims[0], n]));
+    Ft(B::float_reshape(
+        B::float_matmul(rows, m),
+        Shape::from(dims),
+    ))
 }
 
 /// Default body of [`super::ProjectionOps::project_backward`]: `p̄ = ḡp − Gᵀḡu` (Burn's
@@ -605,17 +650,44 @@ pub fn project_adjoint<B: Backend>(
     gp: FloatTensor<B>,
     proj: &PressureProjection,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
-    let sys = &proj.system;
+    let solver = proj.adjoint_solver();
+    project_adjoint_with::<B>(gu, gv, gp, &proj.system, |rhs| {
+        let (r, info) = cg::<B>(&proj.system.stencil, rhs, solver.config());
+        // A failed solve is recorded on the solver and makes the gradient NaN.
+        let r = if info.is_ok() { r } else { r * f64::NAN };
+        solver.record(info);
+        r
+    })
+}
+
+/// Default body of [`super::ProjectionOps::project_dense_backward`]: as [`project_adjoint`],
+/// the solve a product with the transposed dense inverse.
+pub fn project_dense_adjoint<B: Backend>(
+    gu: FloatTensor<B>,
+    gv: FloatTensor<B>,
+    gp: FloatTensor<B>,
+    proj: &PressureProjection,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let dense = proj
+        .dense()
+        .expect("project_dense_backward on a grid with a dense inverse");
+    project_adjoint_with::<B>(gu, gv, gp, &proj.system, |p| dense_product(p, dense, true))
+}
+
+/// The projection's adjoint around an adjoint solve `p̄ ↦ r̄`.
+fn project_adjoint_with<B: Backend>(
+    gu: FloatTensor<B>,
+    gv: FloatTensor<B>,
+    gp: FloatTensor<B>,
+    sys: &PoissonSystem,
+    solve: impl FnOnce(Ft<B>) -> Ft<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
     let p0 = Ft::<B>::zeros(&gp.shape().to_vec(), &gp).0;
     let [through_u] = vjp::<B, 1, 2>([p0], [gu.clone(), gv.clone()], |[p]| {
         let (cu, cv) = open_gradient::<Autodiff<B>>(p, sys);
         [cu.0, cv.0]
     });
-    let solver = proj.adjoint_solver();
-    let (r, info) = cg::<B>(&sys.stencil, Ft(gp) - Ft(through_u), solver.config());
-    // A failed solve is recorded on the solver and makes the gradient NaN.
-    let r = if info.is_ok() { r } else { r * f64::NAN };
-    solver.record(info);
+    let r = solve(Ft(gp) - Ft(through_u));
     let (u0, v0) = (
         Ft::<B>::zeros(&gu.shape().to_vec(), &gu).0,
         Ft::<B>::zeros(&gv.shape().to_vec(), &gv).0,

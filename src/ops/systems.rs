@@ -2,11 +2,15 @@
 
 use crate::grid::{ArraySpec, Boundaries, Extrap, SolidMask};
 use crate::linalg::{
-    Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil,
+    DENSE_MAX_CELLS, DenseInverse, Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError,
+    SolveInfo, SolveMethod, Stencil,
 };
+use std::any::Any;
+use std::sync::{Mutex, OnceLock};
 
 /// A pressure projection prepared for one grid, boundary set and obstacle layout: the Poisson
-/// system and its solver (for Cholesky: factorised once, here).
+/// system and its solver (for Cholesky: factorised once, here); on GPU backends and small
+/// grids, the solve as a dense matrix ([`PressureProjection::dense`]).
 #[derive(Debug)]
 pub struct PressureProjection {
     /// The Poisson system (operator, face rules, floating regions).
@@ -17,6 +21,12 @@ pub struct PressureProjection {
     /// one was configured with [`PressureProjection::with_adjoint`]; otherwise they use `solver`
     /// (a Cholesky factor is then reused, never recomputed).
     adjoint: Option<LinearSolver>,
+    /// The dense inverse, built on first use by a GPU backend (`None` above
+    /// [`DENSE_MAX_CELLS`] cells).
+    dense: OnceLock<Option<DenseInverse>>,
+    /// Device copies of constant data (the dense inverse, face masks), per backend, device
+    /// and dtype.
+    pub device_data: DeviceCache,
 }
 
 impl PressureProjection {
@@ -32,6 +42,8 @@ impl PressureProjection {
             system,
             solver,
             adjoint: None,
+            dense: OnceLock::new(),
+            device_data: DeviceCache::default(),
         })
     }
 
@@ -53,6 +65,18 @@ impl PressureProjection {
     /// The solver of the adjoint solves.
     pub fn adjoint_solver(&self) -> &LinearSolver {
         self.adjoint.as_ref().unwrap_or(&self.solver)
+    }
+
+    /// The solve as one dense matrix, built (on the host, `n` Cholesky solves) on the first
+    /// call; `None` for grids above [`DENSE_MAX_CELLS`] cells, which keep the configured solver.
+    pub fn dense(&self) -> Option<&DenseInverse> {
+        self.dense
+            .get_or_init(|| {
+                (self.system.grid.cells() <= DENSE_MAX_CELLS)
+                    .then(|| DenseInverse::new(&self.system).ok())
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// The outcome of the last projection's solve (taken: the next call returns None until
@@ -120,5 +144,38 @@ impl ImplicitDiffusion {
             ghost_rhs,
             solver,
         })
+    }
+}
+
+/// Constant tensors uploaded once and kept per key (backend, device, dtype, what): a
+/// type-erased store, so that the prepared systems stay independent of the backends.
+#[derive(Default)]
+pub struct DeviceCache(Mutex<Vec<(String, Box<dyn Any + Send + Sync>)>>);
+
+impl DeviceCache {
+    /// The value stored under `key`, made by `make` on the first call.
+    pub fn get_or_insert<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: String,
+        make: impl FnOnce() -> T,
+    ) -> T {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref::<T>())
+        {
+            return v.clone();
+        }
+        let v = make();
+        entries.push((key, Box::new(v.clone())));
+        v
+    }
+}
+
+impl std::fmt::Debug for DeviceCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|e| e.len()).unwrap_or(0);
+        write!(f, "DeviceCache({n} entries)")
     }
 }
