@@ -313,3 +313,103 @@ fn wgpu_gradient_of_a_16_step_unroll_matches_flex() {
         "wgpu gradient off by {e_gpu:.2e}, Flex f32 by {e_flex:.2e} (scale {scale:.2e})"
     );
 }
+
+/// Solver-in-the-Loop training on the GPU end to end (physics kernels, dense projection,
+/// the corrector's convolutions, Adam): SOL-2 on the quick dataset, the same losses as on the
+/// CPU for the same seed (one network, initialised on the CPU).
+#[test]
+fn sol_training_on_wgpu_follows_the_cpu_losses() {
+    use diffsim::experiments::wake_flow::train::train_on;
+    use diffsim::experiments::wake_flow::{TrainConfig, WakeData, WakeDataConfig, dataset};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    dataset::generate(&WakeDataConfig::quick(), &data_dir, |_, _| {}).unwrap();
+    let data = WakeData::open(&data_dir).unwrap();
+    let cfg = TrainConfig {
+        unroll: 2,
+        iterations: 8,
+        warmup_iterations: 2,
+        checkpoint_every: 0,
+        ..TrainConfig::default()
+    };
+    let losses = |device: &Device, name: &str| {
+        let (_, report) = train_on(
+            &data,
+            &cfg,
+            &dir.path().join(name),
+            false,
+            device,
+            |_, _| {},
+        )
+        .unwrap();
+        report.losses
+    };
+    let cpu = losses(&Device::flex(), "cpu");
+    let on_gpu = losses(&gpu(), "gpu");
+    eprintln!("SOL-2 losses, CPU {cpu:.4?}\n               GPU {on_gpu:.4?}");
+    for (k, (a, b)) in on_gpu.iter().zip(&cpu).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b,
+            "iteration {k}: GPU {a} vs CPU {b}"
+        );
+    }
+    assert!(
+        on_gpu[7] < on_gpu[0],
+        "the loss falls on the GPU: {on_gpu:?}"
+    );
+}
+
+/// The corrector network's forward pass on the GPU (its convolutions' default bodies) equals
+/// the Flex one for the same weights.
+#[test]
+fn corrector_forward_matches_flex() {
+    use burn::module::Module;
+    use diffsim::nn::CorrectorConfig;
+    let init = Device::flex();
+    init.seed(5);
+    let net = CorrectorConfig::small().init(&init);
+    let x: Vec<f32> = field(2 * 3 * 32 * 64, 0.3, 1.0)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let run = |device: &Device| {
+        let net = net.clone().fork(device);
+        let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 64]), device);
+        net.forward(t)
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .unwrap()
+    };
+    let err = rel_err(&run(&gpu()), &run(&init));
+    assert!(err < 1e-5, "corrector forward: GPU vs Flex {err:.2e}");
+    let err = rel_err(&run(&gpu().autodiff()), &run(&init.clone().autodiff()));
+    assert!(
+        err < 1e-5,
+        "corrector forward with autodiff: GPU vs Flex {err:.2e}"
+    );
+}
+
+/// The training scenes' source step (the quick dataset's recipe) on the GPU equals Flex's.
+#[test]
+fn wake_training_scene_step_matches_flex() {
+    use diffsim::experiments::wake_flow::train::frame_state;
+    use diffsim::experiments::wake_flow::{WakeData, WakeDataConfig, dataset};
+    let dir = tempfile::tempdir().unwrap();
+    dataset::generate(&WakeDataConfig::quick(), dir.path(), |_, _| {}).unwrap();
+    let data = WakeData::open(dir.path()).unwrap();
+    let item = &data.train[0];
+    let run = |device: &Device| {
+        let scene = data
+            .manifest
+            .recipe
+            .scene(data.manifest.resolution, item.entry.reynolds)
+            .unwrap();
+        eprintln!("{scene:?}");
+        let sim = Simulation::new(&scene, device).unwrap();
+        let s0 = frame_state(&sim, item, 0);
+        let s1 = sim.step(s0.clone()).unwrap().0;
+        vec![s0.u, s0.v, s1.u, s1.v]
+    };
+    agree("quick wake scene, one step", 1e-4, |d| run(d));
+}

@@ -4,7 +4,7 @@ use super::progress::Bar;
 use crate::config::read_over;
 use crate::error::{DiffsimError, Result};
 use crate::experiments::study::log_loss_curve;
-use crate::experiments::wake_flow::train::train;
+use crate::experiments::wake_flow::train::train_on;
 use crate::experiments::wake_flow::{ModelKind, TrainConfig, TrainReport, WakeData};
 use crate::viz::line_plot;
 use clap::Args;
@@ -41,6 +41,9 @@ pub struct TrainArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compute device: flex (CPU), wgpu or cuda (GPU builds).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
 }
 
 /// Runs `diffsim train`; returns the report and the output folder.
@@ -68,13 +71,14 @@ pub fn train_cmd(args: &TrainArgs) -> Result<(TrainReport, PathBuf)> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("out/train-wake-flow-{}", cfg.unroll)));
+    let device = super::device(&args.device)?;
     let data = WakeData::open(&args.data)?;
     let progress = Bar::new(
         &format!("train wake-flow m={}", cfg.unroll),
         cfg.iterations as u64,
         args.json,
     );
-    let (_, report) = train(&data, &cfg, &dir, args.resume, |k, _| {
+    let (_, report) = train_on(&data, &cfg, &dir, args.resume, &device, |k, _| {
         progress.set(k as u64)
     })?;
     progress.finish();

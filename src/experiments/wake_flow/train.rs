@@ -209,21 +209,45 @@ pub fn sims_for(data: &WakeData, device: &Device, test: bool) -> Result<Vec<Simu
         .collect()
 }
 
-/// Trains (or resumes from `dir/model.bpk` + `dir/train.json` when `resume`), writing the
-/// model, `train.toml` and `train.json` into `dir` every `checkpoint_every` iterations and at
-/// the end. `progress(iteration, loss)` after every iteration.
+/// Trains (or resumes from `dir/model.bpk` + `dir/train.json` when `resume`) on the CPU; see
+/// [`train_on`].
 pub fn train(
     data: &WakeData,
     cfg: &TrainConfig,
     dir: &Path,
     resume: bool,
+    progress: impl FnMut(usize, f64),
+) -> Result<(Corrector, TrainReport)> {
+    train_on(data, cfg, dir, resume, &Device::flex(), progress)
+}
+
+/// Trains (or resumes from `dir/model.bpk` + `dir/train.json` when `resume`) on `device`,
+/// writing the model, `train.toml` and `train.json` into `dir` every `checkpoint_every`
+/// iterations and at the end. `progress(iteration, loss)` after every iteration.
+///
+/// The network is initialised on the CPU from the seed and then moved, so a seed gives the
+/// same initial network on every device. An iteration reads one value back to the host (its
+/// loss, for the divergence check and the log); state, loss and gradients otherwise stay on
+/// the device. On a GPU, `solver_share_forward` measures the host's time issuing the physics,
+/// not the device's time running it.
+pub fn train_on(
+    data: &WakeData,
+    cfg: &TrainConfig,
+    dir: &Path,
+    resume: bool,
+    device: &Device,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<(Corrector, TrainReport)> {
     let frames = data.train.iter().map(|s| s.entry.frames).min().unwrap_or(0);
     cfg.validate(frames)?;
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     device.seed(cfg.seed);
-    let mut net = cfg.model.config().init(&device);
+    let init = Device::flex().autodiff();
+    init.seed(cfg.seed);
+    // Drawn on the CPU first, then copied into a network built on the device (a record, not
+    // `fork`, which can re-initialise parameters lazily on the target device).
+    let drawn = cfg.model.config().init(&init).into_record();
+    let mut net = cfg.model.config().init(&device).load_record(drawn);
     let mut losses = Vec::new();
     if resume {
         let report = read_report(dir)?;
