@@ -10,13 +10,13 @@
 use burn::backend::Dispatch;
 use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
 use diffsim::fluid::{Precision, SceneConfig, Simulation};
-use diffsim::grid::{ArraySpec, Extrap, Geometry, Grid, Location, Resolution, SolidMask};
+use diffsim::grid::{ArraySpec, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod};
 use diffsim::ops::{AdvectScheme, AdvectSpec, DiffusionOps, PressureProjection, ProjectionOps};
 use std::sync::Arc;
 
 mod common;
-use common::{boundary_sets, field, max_diff};
+use common::{advection_specs, boundary_sets, field, max_diff};
 
 fn gpu() -> Device {
     Device::wgpu(DeviceKind::DefaultDevice)
@@ -61,36 +61,6 @@ fn agree(what: &str, tol: f64, f: impl Fn(&Device) -> Vec<Tensor<3>>) {
     }
 }
 
-/// The velocity specs and a centred scalar spec with constants on its non-periodic sides.
-fn specs(bcs: &diffsim::grid::Boundaries, grid: &Grid) -> [ArraySpec; 3] {
-    let (su, sv) = bcs.velocity_specs(grid);
-    let px = bcs.periodic(0);
-    let py = bcs.periodic(1);
-    let ext = [
-        if px {
-            Extrap::Periodic
-        } else {
-            Extrap::Value(0.3)
-        },
-        if px {
-            Extrap::Periodic
-        } else {
-            Extrap::ZeroGradient
-        },
-        if py {
-            Extrap::Periodic
-        } else {
-            Extrap::Value(-0.2)
-        },
-        if py {
-            Extrap::Periodic
-        } else {
-            Extrap::ZeroGradient
-        },
-    ];
-    [ArraySpec::new(grid, Location::Center, ext), su, sv]
-}
-
 fn dims(b: usize, s: &ArraySpec) -> [usize; 3] {
     [b, s.ny, s.nx]
 }
@@ -100,7 +70,7 @@ fn advection_kernels_match_flex() {
     let grid = Grid::new(Resolution::new(12, 9), [12.0, 9.0]).unwrap();
     let b = 2;
     for bcs in boundary_sets() {
-        let [sc, su, sv] = specs(&bcs, &grid);
+        let [sc, su, sv] = advection_specs(&bcs, &grid);
         let u = field(b * su.len(), 0.1, 1.3);
         let v = field(b * sv.len(), 0.7, 1.1);
         for (sq, q) in [
@@ -135,7 +105,7 @@ fn diffusion_divergence_and_gradient_kernels_and_adjoints_match_flex() {
     let grid = Grid::new(Resolution::new(10, 7), [10.0, 7.0]).unwrap();
     let b = 3;
     for bcs in boundary_sets() {
-        let [sc, su, sv] = specs(&bcs, &grid);
+        let [sc, su, sv] = advection_specs(&bcs, &grid);
         for s in [sc, su, sv] {
             let q = field(b * s.len(), 0.4, 2.0);
             agree(&format!("diffuse_explicit {bcs:?} {s:?}"), 1e-6, |d| {

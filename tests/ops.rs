@@ -12,40 +12,14 @@ use diffsim::ops::{
 use std::sync::Arc;
 
 mod common;
-use common::{boundary_sets, field, flex, max_diff, to_vec};
+use common::{advection_specs, boundary_sets, field, flex, max_diff, to_vec};
 
 #[test]
 fn advection_kernel_matches_default_body() {
     let grid = Grid::new(Resolution::new(12, 9), [12.0, 9.0]).unwrap();
     let b = 2;
     for bcs in boundary_sets() {
-        let (su, sv) = bcs.velocity_specs(&grid);
-        let sc = ArraySpec::new(
-            &grid,
-            Location::Center,
-            [
-                Extrap::Value(0.3),
-                Extrap::ZeroGradient,
-                Extrap::Value(-0.2),
-                Extrap::ZeroGradient,
-            ],
-        );
-        let sc = if bcs.periodic(1) {
-            ArraySpec {
-                ext: [sc.ext[0], sc.ext[1], Extrap::Periodic, Extrap::Periodic],
-                ..sc
-            }
-        } else {
-            sc
-        };
-        let sc = if bcs.periodic(0) {
-            ArraySpec {
-                ext: [Extrap::Periodic, Extrap::Periodic, sc.ext[2], sc.ext[3]],
-                ..sc
-            }
-        } else {
-            sc
-        };
+        let [sc, su, sv] = advection_specs(&bcs, &grid);
         let u = field(b * su.len(), 0.1, 1.3);
         let v = field(b * sv.len(), 0.7, 1.1);
         for (sq, q) in [

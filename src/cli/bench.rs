@@ -7,6 +7,7 @@ use crate::io::{phiflow_state, read_frame};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// PhiFlow 3.4 + JAX jit, ms per step of the same scene from the same initial state, measured
 /// on 2026-11-24 on a 2-core x86 CPU machine (`benches/phiflow/`): (resolution, ms). The
@@ -84,8 +85,9 @@ pub struct BenchResult {
     pub p90_ms: f64,
     /// Median per flow: `median_ms_per_step / batch` (ms).
     pub ms_per_flow_step: f64,
-    /// Share of the step spent in the pressure projection (median over steps).
-    pub projection_share: f64,
+    /// Share of the step spent in the pressure projection (median over steps); `None` on a
+    /// GPU, where the host's clock around one op measures its launch, not its run.
+    pub projection_share: Option<f64>,
     /// PhiFlow 3.4 + JAX on this machine kind (ms per step), where known.
     pub phiflow_ms: Option<f64>,
     /// `phiflow_ms / ms_per_flow_step`.
@@ -96,7 +98,7 @@ impl BenchResult {
     /// One readable line.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{} {} batch {:>2}: median {:.4} ms/step (p10 {:.4}, p90 {:.4}), {:.4} ms per flow-step, projection {:.0}%",
+            "{} {} batch {:>2}: median {:.4} ms/step (p10 {:.4}, p90 {:.4}), {:.4} ms per flow-step",
             self.scene,
             self.resolution,
             self.batch,
@@ -104,8 +106,10 @@ impl BenchResult {
             self.p10_ms,
             self.p90_ms,
             self.ms_per_flow_step,
-            100.0 * self.projection_share
         );
+        if let Some(share) = self.projection_share {
+            s += &format!(", projection {:.0}%", 100.0 * share);
+        }
         if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
             s += &format!(", {x:.0}x faster than PhiFlow ({p} ms, {PHIFLOW_STORED})");
         }
@@ -154,6 +158,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     }
     let resolutions = resolutions(args)?;
     let device = super::device(&args.device)?;
+    let on_gpu = !matches!(args.device.as_str(), "flex" | "cpu");
     let mut out = Vec::new();
     for res in resolutions {
         let path = phiflow_state(args.data.as_deref(), res)?;
@@ -169,22 +174,36 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             for _ in 0..args.warmup {
                 state = sim.step(state)?.0;
             }
+            if on_gpu {
+                let _ = device.sync();
+            }
             let mut times = Vec::with_capacity(steps);
             let mut shares = Vec::with_capacity(steps);
+            // On a GPU the ops only queue work: every step ends with a device barrier and is
+            // timed around it.
             for _ in 0..steps {
+                let t = Instant::now();
                 let (next, info) = sim.step(state)?;
                 state = next;
-                times.push(1e3 * info.step_secs);
-                shares.push(info.projection_secs / info.step_secs);
+                if on_gpu {
+                    device.sync().map_err(|e| {
+                        DiffsimError::config(format!("the {} device failed: {e:?}", args.device))
+                    })?;
+                    times.push(1e3 * t.elapsed().as_secs_f64());
+                } else {
+                    times.push(1e3 * info.step_secs);
+                    shares.push(info.projection_secs / info.step_secs);
+                }
             }
             sim.check_finite(&state)?;
             times.sort_by(f64::total_cmp);
             shares.sort_by(f64::total_cmp);
             let median = percentile(&times, 0.5);
             let per_flow = median / batch as f64;
+            // The stored anchor is PhiFlow on this CPU: no comparison for a GPU.
             let phiflow = PHIFLOW_MS_PER_STEP
                 .iter()
-                .find(|(r, _)| *r == (res.nx, res.ny))
+                .find(|(r, _)| *r == (res.nx, res.ny) && !on_gpu)
                 .map(|(_, ms)| *ms);
             out.push(BenchResult {
                 scene: scene.name.clone(),
@@ -195,7 +214,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
                 p10_ms: percentile(&times, 0.1),
                 p90_ms: percentile(&times, 0.9),
                 ms_per_flow_step: per_flow,
-                projection_share: percentile(&shares, 0.5),
+                projection_share: (!on_gpu).then(|| percentile(&shares, 0.5)),
                 phiflow_ms: phiflow,
                 speedup_vs_phiflow: phiflow.map(|p| p / per_flow),
             });

@@ -52,6 +52,11 @@ pub struct TrainBenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compute device of the training iterations: flex (CPU), wgpu or cuda (GPU builds). The
+    /// kernel rates and the FMA peak are the CPU's whatever the device (skip them with
+    /// `--no-kernels`).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
 }
 
 /// One line of `benches/phiflow/sol_train.py --json`.
@@ -280,7 +285,7 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
     } else {
         args.unroll.clone()
     };
-    let device = Device::flex().autodiff();
+    let device = super::device(&args.device)?.autodiff();
     device.seed(0);
     let mut configs = Vec::new();
     for &model in &models {

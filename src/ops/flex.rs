@@ -2,7 +2,7 @@
 
 use super::{
     AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
-    ProjectionOps, kernels,
+    ProjectionOps, batch_of, kernels,
 };
 use crate::grid::ArraySpec;
 use burn::backend::flex::FlexTensor;
@@ -57,24 +57,19 @@ fn tensor<T: Real + Element>(v: Vec<T>, dims: [usize; 3]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, dims))
 }
 
-/// Batch size of a `[B, ..]` tensor whose items have the shape of `spec`, checked.
-#[track_caller]
-fn batch_of(t: &FlexTensor, s: &ArraySpec, name: &str) -> usize {
-    let sh = t.shape();
-    assert!(
-        sh.num_dims() == 3 && sh[1] == s.ny && sh[2] == s.nx,
-        "{name}: expected shape [B, {}, {}], got {sh:?}",
-        s.ny,
-        s.nx
-    );
-    sh[0]
-}
-
 impl AdvectionOps for Flex {
     fn advect(q: FlexTensor, u: FlexTensor, v: FlexTensor, spec: AdvectSpec) -> FlexTensor {
-        let b = batch_of(&q, &spec.q, "advect q");
-        assert_eq!(batch_of(&u, &spec.u, "advect u"), b, "advect: batch of u");
-        assert_eq!(batch_of(&v, &spec.v, "advect v"), b, "advect: batch of v");
+        let b = batch_of(&q.shape(), &spec.q, "advect q");
+        assert_eq!(
+            batch_of(&u.shape(), &spec.u, "advect u"),
+            b,
+            "advect: batch of u"
+        );
+        assert_eq!(
+            batch_of(&v.shape(), &spec.v, "advect v"),
+            b,
+            "advect: batch of v"
+        );
         let (q, u, v) = (contiguous(q), contiguous(u), contiguous(v));
         with_float!(q, T => {
             let args = kernels::Advect {
@@ -106,7 +101,7 @@ impl AdvectionOps for Flex {
                 });
             return (gq, gu, gv);
         }
-        let b = batch_of(&q, &spec.q, "advect_backward q");
+        let b = batch_of(&q.shape(), &spec.q, "advect_backward q");
         let (q, u, v, g) = (
             contiguous(q),
             contiguous(u),
@@ -132,7 +127,7 @@ impl AdvectionOps for Flex {
 
 impl DiffusionOps for Flex {
     fn diffuse_explicit(q: FlexTensor, spec: ArraySpec, alpha: f64) -> FlexTensor {
-        let b = batch_of(&q, &spec, "diffuse q");
+        let b = batch_of(&q.shape(), &spec, "diffuse q");
         let q = contiguous(q);
         with_float!(q, T => {
             let mut out = vec![T::zero(); b * spec.len()];
@@ -142,7 +137,7 @@ impl DiffusionOps for Flex {
     }
 
     fn diffuse_explicit_backward(grad: FlexTensor, spec: ArraySpec, alpha: f64) -> FlexTensor {
-        let b = batch_of(&grad, &spec, "diffuse_explicit_backward grad");
+        let b = batch_of(&grad.shape(), &spec, "diffuse_explicit_backward grad");
         let g = contiguous(grad);
         with_float!(g, T => {
             let mut out = vec![T::zero(); b * spec.len()];
@@ -153,7 +148,7 @@ impl DiffusionOps for Flex {
 
     fn diffuse_implicit_backward(grad: FlexTensor, op: Arc<ImplicitDiffusion>) -> FlexTensor {
         let s = op.spec;
-        let b = batch_of(&grad, &s, "diffuse_implicit_backward grad");
+        let b = batch_of(&grad.shape(), &s, "diffuse_implicit_backward grad");
         let [nx, ny] = op.nodes;
         let g = contiguous(grad);
         with_float!(g, T => {
@@ -185,7 +180,7 @@ impl DiffusionOps for Flex {
 
     fn diffuse_implicit(q: FlexTensor, op: Arc<ImplicitDiffusion>) -> FlexTensor {
         let s = op.spec;
-        let b = batch_of(&q, &s, "diffuse_implicit q");
+        let b = batch_of(&q.shape(), &s, "diffuse_implicit q");
         let [nx, ny] = op.nodes;
         with_float!(q, T => {
             let mut vals = into_vec::<T>(q);
@@ -241,7 +236,7 @@ impl ProjectionOps for Flex {
     }
 
     fn gradient(p: FlexTensor, spec: ArraySpec, dx: f64) -> (FlexTensor, FlexTensor) {
-        let b = batch_of(&p, &spec, "gradient p");
+        let b = batch_of(&p.shape(), &spec, "gradient p");
         let p = contiguous(p);
         let (nx, ny) = (spec.nx, spec.ny);
         with_float!(p, T => {

@@ -273,6 +273,19 @@ fn dense_info(dense: &crate::linalg::DenseInverse, batch: usize) -> crate::linal
     }
 }
 
+/// Batch size of a `[B, ny, nx]` tensor (shape `sh`) whose items have the shape of `s`,
+/// checked.
+#[track_caller]
+fn batch_of(sh: &burn::tensor::Shape, s: &ArraySpec, name: &str) -> usize {
+    assert!(
+        sh.num_dims() == 3 && sh[1] == s.ny && sh[2] == s.nx,
+        "{name}: expected shape [B, {}, {}], got {sh:?}",
+        s.ny,
+        s.nx
+    );
+    sh[0]
+}
+
 /// Advects `q` by the staggered velocity `(u, v)`; see [`AdvectionOps::advect`].
 pub fn advect(q: Tensor<3>, u: Tensor<3>, v: Tensor<3>, spec: AdvectSpec) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as AdvectionOps>::advect(

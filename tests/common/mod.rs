@@ -4,7 +4,7 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
-use diffsim::grid::{Boundaries, SideBc};
+use diffsim::grid::{ArraySpec, Boundaries, Extrap, Grid, Location, SideBc};
 
 /// A Flex tensor of shape `dims` holding `data`.
 pub fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
@@ -56,4 +56,34 @@ pub fn boundary_sets() -> Vec<Boundaries> {
             y_hi: SideBc::ZeroGradient,
         },
     ]
+}
+
+/// The velocity specs and a centred scalar spec with constants on its non-periodic sides.
+pub fn advection_specs(bcs: &Boundaries, grid: &Grid) -> [ArraySpec; 3] {
+    let (su, sv) = bcs.velocity_specs(grid);
+    let px = bcs.periodic(0);
+    let py = bcs.periodic(1);
+    let ext = [
+        if px {
+            Extrap::Periodic
+        } else {
+            Extrap::Value(0.3)
+        },
+        if px {
+            Extrap::Periodic
+        } else {
+            Extrap::ZeroGradient
+        },
+        if py {
+            Extrap::Periodic
+        } else {
+            Extrap::Value(-0.2)
+        },
+        if py {
+            Extrap::Periodic
+        } else {
+            Extrap::ZeroGradient
+        },
+    ];
+    [ArraySpec::new(grid, Location::Center, ext), su, sv]
 }

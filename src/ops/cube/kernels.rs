@@ -523,61 +523,28 @@ pub fn sample<F: Float>(
     (lo + ty * (hi - lo), min, max)
 }
 
-/// Semi-Lagrangian advection of `q` (dims `dq`) by `(u, v)`: `out(x) = q(x − s·u(x))`,
-/// `s = dt/dx`. With `limits`, also writes the smallest and largest node of each sample's
-/// stencil into `lo`/`hi` (MacCormack's first pass); `sign` −1 steps forward in time instead
-/// (MacCormack's backward estimate).
+/// Passes of [`advect`]: plain semi-Lagrangian.
+pub const SEMI_LAGRANGIAN: u32 = 0;
+/// MacCormack's forward step, which also keeps its stencil bounds.
+pub const MACCORMACK_FORWARD: u32 = 1;
+/// MacCormack's correction.
+pub const MACCORMACK_CORRECT: u32 = 2;
+
+/// One advection pass over the elements of `q` (dims `dq`, velocity `(u, v)`, `s = dt/dx`):
+/// - `SEMI_LAGRANGIAN`: `out(x) = q(x − s·u(x))`, bilinear (`sampled` is `q`);
+/// - `MACCORMACK_FORWARD`: the same, and the smallest and largest node of each sample's
+///   stencil into `lo`/`hi`;
+/// - `MACCORMACK_CORRECT`: with `sampled` the forward result, the backward estimate
+///   `sampled(x + s·u(x))`, half the error added back to the forward result, clamped to
+///   `[lo, hi]`.
 #[cube(launch)]
-pub fn semi_lagrangian<F: Float>(
+pub fn advect<F: Float>(
     q: &Tensor<F>,
+    sampled: &Tensor<F>,
     u: &Tensor<F>,
     v: &Tensor<F>,
-    out: &mut Tensor<F>,
     lo: &mut Tensor<F>,
     hi: &mut Tensor<F>,
-    dq: &Dims,
-    du: &Dims,
-    dv: &Dims,
-    cq: &Outside,
-    cu: &Outside,
-    cv: &Outside,
-    s: InputScalar,
-    #[comptime] loc: u32,
-    #[comptime] ext_q: u32,
-    #[comptime] ext_u: u32,
-    #[comptime] ext_v: u32,
-    #[comptime] limits: bool,
-    #[define(F)] _dtype: ElemType,
-) {
-    let pos = ABSOLUTE_POS;
-    if pos >= out.len() {
-        terminate!();
-    }
-    let (nx, ny) = (dq.nx as usize, dq.ny as usize);
-    let (b, j, i) = split(pos, nx, ny);
-    let (vx, vy) = velocity_at(u, v, b, du, dv, cu, cv, j, i, loc, ext_u, ext_v);
-    let s = s.get::<F>();
-    let fx = F::cast_from(i) - s * vx;
-    let fy = F::cast_from(j) - s * vy;
-    let (val, min, max) = sample(q, b * nx * ny, dq, cq, fx, fy, ext_q);
-    out[pos] = val;
-    if comptime!(limits) {
-        lo[pos] = min;
-        hi[pos] = max;
-    }
-}
-
-/// MacCormack's second pass: the backward estimate from the forward result `fwd` (a
-/// semi-Lagrangian step forward in time), half the error added back to the forward result,
-/// clamped to `[lo, hi]` of the forward step's stencil.
-#[cube(launch)]
-pub fn maccormack_correct<F: Float>(
-    q: &Tensor<F>,
-    fwd: &Tensor<F>,
-    lo: &Tensor<F>,
-    hi: &Tensor<F>,
-    u: &Tensor<F>,
-    v: &Tensor<F>,
     out: &mut Tensor<F>,
     dq: &Dims,
     du: &Dims,
@@ -586,6 +553,7 @@ pub fn maccormack_correct<F: Float>(
     cu: &Outside,
     cv: &Outside,
     s: InputScalar,
+    #[comptime] pass: u32,
     #[comptime] loc: u32,
     #[comptime] ext_q: u32,
     #[comptime] ext_u: u32,
@@ -599,12 +567,23 @@ pub fn maccormack_correct<F: Float>(
     let (nx, ny) = (dq.nx as usize, dq.ny as usize);
     let (b, j, i) = split(pos, nx, ny);
     let (vx, vy) = velocity_at(u, v, b, du, dv, cu, cv, j, i, loc, ext_u, ext_v);
-    let s = s.get::<F>();
-    let fx = F::cast_from(i) + s * vx;
-    let fy = F::cast_from(j) + s * vy;
-    let (back, _min, _max) = sample(fwd, b * nx * ny, dq, cq, fx, fy, ext_q);
-    let corrected = fwd[pos] + F::new(0.5) * (q[pos] - back);
-    out[pos] = F::min(F::max(corrected, lo[pos]), hi[pos]);
+    let mut step = s.get::<F>();
+    if comptime!(pass == MACCORMACK_CORRECT) {
+        step = -step;
+    }
+    let fx = F::cast_from(i) - step * vx;
+    let fy = F::cast_from(j) - step * vy;
+    let (val, min, max) = sample(sampled, b * nx * ny, dq, cq, fx, fy, ext_q);
+    if comptime!(pass == MACCORMACK_CORRECT) {
+        let corrected = sampled[pos] + F::new(0.5) * (q[pos] - val);
+        out[pos] = F::min(F::max(corrected, lo[pos]), hi[pos]);
+    } else {
+        out[pos] = val;
+        if comptime!(pass == MACCORMACK_FORWARD) {
+            lo[pos] = min;
+            hi[pos] = max;
+        }
+    }
 }
 
 /// The constrained x-face `[j, f]` of item `b`: fixed faces take their value, and on a

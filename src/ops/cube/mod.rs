@@ -12,6 +12,7 @@ pub mod meta;
 
 use super::{
     AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, PressureProjection, ProjectionOps,
+    batch_of,
 };
 use crate::grid::{ArraySpec, Extrap};
 use burn::backend::TensorMetadata;
@@ -76,19 +77,6 @@ fn outside(s: &ArraySpec, like: &CubeTensor) -> OutsideLaunch {
     OutsideLaunch::new(c(s.ext[0]), c(s.ext[1]), c(s.ext[2]), c(s.ext[3]))
 }
 
-/// Batch size of a `[B, ny, nx]` tensor whose items have the shape of `s`, checked.
-#[track_caller]
-fn batch_of(t: &CubeTensor, s: &ArraySpec, name: &str) -> usize {
-    let sh = t.shape();
-    assert!(
-        sh.num_dims() == 3 && sh[1] == s.ny && sh[2] == s.nx,
-        "{name}: expected shape [B, {}, {}], got {sh:?}",
-        s.ny,
-        s.nx
-    );
-    sh[0]
-}
-
 /// Location code of an advected array: 0 centre, 1 x-face, 2 y-face (as the CPU kernels
 /// tell them apart, by the offsets).
 fn location(s: &ArraySpec) -> u32 {
@@ -101,91 +89,80 @@ fn location(s: &ArraySpec) -> u32 {
 
 impl AdvectionOps for CubeBackend {
     fn advect(q: CubeTensor, u: CubeTensor, v: CubeTensor, spec: AdvectSpec) -> CubeTensor {
-        let b = batch_of(&q, &spec.q, "advect q");
-        assert_eq!(batch_of(&u, &spec.u, "advect u"), b, "advect: batch of u");
-        assert_eq!(batch_of(&v, &spec.v, "advect v"), b, "advect: batch of v");
+        let b = batch_of(&q.shape(), &spec.q, "advect q");
+        assert_eq!(
+            batch_of(&u.shape(), &spec.u, "advect u"),
+            b,
+            "advect: batch of u"
+        );
+        assert_eq!(
+            batch_of(&v.shape(), &spec.v, "advect v"),
+            b,
+            "advect: batch of v"
+        );
         let (q, u, v) = (into_contiguous(q), into_contiguous(u), into_contiguous(v));
         let dims_out = [b, spec.q.ny, spec.q.nx];
-        let n = b * spec.q.len();
-        let (count, dim) = grid_of(&q, n);
-        let dtype = dtype_to_storage_type(q.dtype);
-        let (eq, eu, ev, loc) = (
-            ext_code(&spec.q),
-            ext_code(&spec.u),
-            ext_code(&spec.v),
-            location(&spec.q),
-        );
-        let maccormack = spec.scheme == AdvectScheme::MacCormack;
         let out = output(&q, dims_out);
-        // MacCormack's first pass keeps its stencil bounds; semi-Lagrangian writes none
-        // (1-element placeholders).
-        let bounds = |t: &CubeTensor| {
-            if maccormack {
-                output(t, dims_out)
-            } else {
-                output(t, [1, 1, 1])
-            }
-        };
-        let (lo, hi) = (bounds(&q), bounds(&q));
-        kernels::semi_lagrangian::launch(
-            &q.client,
-            count.clone(),
-            dim,
-            q.clone().into_tensor_arg(),
-            u.clone().into_tensor_arg(),
-            v.clone().into_tensor_arg(),
-            out.clone().into_tensor_arg(),
-            lo.clone().into_tensor_arg(),
-            hi.clone().into_tensor_arg(),
-            dims(&spec.q),
-            dims(&spec.u),
-            dims(&spec.v),
-            outside(&spec.q, &q),
-            outside(&spec.u, &q),
-            outside(&spec.v, &q),
-            scalar(spec.dt_dx, &q),
-            loc,
-            eq,
-            eu,
-            ev,
-            maccormack,
-            dtype,
-        );
-        if !maccormack {
+        if spec.scheme == AdvectScheme::SemiLagrangian {
+            // No stencil bounds: 1-element placeholders.
+            let none = output(&q, [1, 1, 1]);
+            advect_pass(
+                kernels::SEMI_LAGRANGIAN,
+                [&q, &q, &u, &v, &none, &none, &out],
+                &spec,
+            );
             return out;
         }
+        let (lo, hi) = (output(&q, dims_out), output(&q, dims_out));
+        advect_pass(
+            kernels::MACCORMACK_FORWARD,
+            [&q, &q, &u, &v, &lo, &hi, &out],
+            &spec,
+        );
         let corrected = output(&q, dims_out);
-        kernels::maccormack_correct::launch(
-            &q.client,
-            count,
-            dim,
-            q.clone().into_tensor_arg(),
-            out.into_tensor_arg(),
-            lo.into_tensor_arg(),
-            hi.into_tensor_arg(),
-            u.into_tensor_arg(),
-            v.into_tensor_arg(),
-            corrected.clone().into_tensor_arg(),
-            dims(&spec.q),
-            dims(&spec.u),
-            dims(&spec.v),
-            outside(&spec.q, &q),
-            outside(&spec.u, &q),
-            outside(&spec.v, &q),
-            scalar(spec.dt_dx, &q),
-            loc,
-            eq,
-            eu,
-            ev,
-            dtype,
+        advect_pass(
+            kernels::MACCORMACK_CORRECT,
+            [&q, &out, &u, &v, &lo, &hi, &corrected],
+            &spec,
         );
         corrected
     }
 }
 
+/// Launches one [`kernels::advect`] pass on `[q, sampled, u, v, lo, hi, out]`.
+fn advect_pass(pass: u32, t: [&CubeTensor; 7], spec: &AdvectSpec) {
+    let [q, sampled, u, v, lo, hi, out] = t;
+    let (count, dim) = grid_of(q, q.shape().num_elements());
+    kernels::advect::launch(
+        &q.client,
+        count,
+        dim,
+        q.clone().into_tensor_arg(),
+        sampled.clone().into_tensor_arg(),
+        u.clone().into_tensor_arg(),
+        v.clone().into_tensor_arg(),
+        lo.clone().into_tensor_arg(),
+        hi.clone().into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        dims(&spec.q),
+        dims(&spec.u),
+        dims(&spec.v),
+        outside(&spec.q, q),
+        outside(&spec.u, q),
+        outside(&spec.v, q),
+        scalar(spec.dt_dx, q),
+        pass,
+        location(&spec.q),
+        ext_code(&spec.q),
+        ext_code(&spec.u),
+        ext_code(&spec.v),
+        dtype_to_storage_type(q.dtype),
+    );
+}
+
 impl DiffusionOps for CubeBackend {
     fn diffuse_explicit(q: CubeTensor, spec: ArraySpec, alpha: f64) -> CubeTensor {
-        let b = batch_of(&q, &spec, "diffuse q");
+        let b = batch_of(&q.shape(), &spec, "diffuse q");
         let q = into_contiguous(q);
         let out = output(&q, [b, spec.ny, spec.nx]);
         let (count, dim) = grid_of(&q, b * spec.len());
@@ -205,7 +182,7 @@ impl DiffusionOps for CubeBackend {
     }
 
     fn diffuse_explicit_backward(grad: CubeTensor, spec: ArraySpec, alpha: f64) -> CubeTensor {
-        let b = batch_of(&grad, &spec, "diffuse_explicit_backward grad");
+        let b = batch_of(&grad.shape(), &spec, "diffuse_explicit_backward grad");
         let g = into_contiguous(grad);
         let out = output(&g, [b, spec.ny, spec.nx]);
         let (count, dim) = grid_of(&g, b * spec.len());
@@ -272,7 +249,7 @@ impl ProjectionOps for CubeBackend {
     }
 
     fn gradient(p: CubeTensor, spec: ArraySpec, dx: f64) -> (CubeTensor, CubeTensor) {
-        let b = batch_of(&p, &spec, "gradient p");
+        let b = batch_of(&p.shape(), &spec, "gradient p");
         let p = into_contiguous(p);
         let (nx, ny) = (spec.nx, spec.ny);
         let (gu, gv) = (output(&p, [b, ny, nx + 1]), output(&p, [b, ny + 1, nx]));

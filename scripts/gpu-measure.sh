@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU measurements in one run that builds nothing, for a machine with a GPU (its Vulkan
+# driver runs a diffsim built elsewhere with `--features wgpu`): forward steps and 16-step
+# (loss, gradient) of the wake at 32x64 and 128x256, batch 1 and 16; Solver-in-the-Loop
+# training iterations per second for the small and the mars-moon corrector at SOL-4/8/16/32;
+# and, when a folder of the phiflow 3.4.0 / phiml 1.16.1 wheels is given and the machine has
+# JAX with its GPU plugin, PhiFlow + JAX on the same GPU and the same work.
+#
+# Usage (from the repository root): scripts/gpu-measure.sh DIFFSIM_BINARY [WHEEL_FOLDER]
+# Results: JSON lines and logs in $OUT (default out/gpu). Each part has its own time limit, so
+# one that fails or hangs leaves the others' results.
+set -uo pipefail
+BIN=${1:?usage: scripts/gpu-measure.sh DIFFSIM_BINARY [WHEEL_FOLDER]}
+WHEELS=${2:-}
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+part() { # name, limit (s), command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
+  echo "$name: exit $? after $((SECONDS - t0)) s" | tee -a "$OUT/summary.txt"
+}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; vulkaninfo --summary; } \
+  > "$OUT/device.txt" 2>&1
+for res in 32x64 128x256; do
+  part "fluid-$res" 90 "$BIN" bench fluid --device wgpu --res "$res" --batch 16 --steps 100 --json
+  part "grad-$res" 90 "$BIN" bench fluid --device wgpu --grad --res "$res" --repeats 5 --json
+done
+part train 240 "$BIN" bench train --device wgpu --no-kernels --model small --model mars-moon \
+  --unroll 4 --unroll 8 --unroll 16 --unroll 32 --iters 5 --rounds 1 --json
+if [ -n "$WHEELS" ]; then
+  python3 -m pip install -q --no-index --find-links "$WHEELS" --target "$OUT/py" phiflow phiml \
+    > "$OUT/pip.log" 2>&1
+  for res in 32x64 128x256; do
+    PYTHONPATH="$OUT/py" part "phiflow-grad-$res" 120 python3 benches/phiflow/wake_grad.py \
+      --res "$res" --repeats 5 --json
+  done
+  PYTHONPATH="$OUT/py" part phiflow-train 240 python3 benches/phiflow/sol_train.py --backend jax \
+    --model small mars-moon --unroll 4 8 16 32 --iters 5 --rounds 1 --json
+fi
