@@ -12,7 +12,9 @@ use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
 use diffsim::fluid::{Precision, SceneConfig, Simulation};
 use diffsim::grid::{ArraySpec, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod};
-use diffsim::ops::{AdvectScheme, AdvectSpec, DiffusionOps, PressureProjection, ProjectionOps};
+use diffsim::ops::{
+    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, PressureProjection, ProjectionOps,
+};
 use std::sync::Arc;
 
 mod common;
@@ -87,13 +89,26 @@ fn advection_kernels_match_flex() {
                     dt_dx: 1.7,
                     scheme,
                 };
+                let g = field(b * sq.len(), 2.3, 1.0);
                 agree(&format!("advect {bcs:?} {scheme:?} {sq:?}"), 2e-5, |d| {
-                    vec![diffsim::ops::advect(
+                    let (qt, ut, vt) = (
                         tensor(&q, dims(b, &sq), d),
                         tensor(&u, dims(b, &su), d),
                         tensor(&v, dims(b, &sv), d),
+                    );
+                    let (gq, gu, gv) = <Dispatch as AdvectionOps>::advect_backward(
+                        qt.clone().into_dispatch(),
+                        ut.clone().into_dispatch(),
+                        vt.clone().into_dispatch(),
+                        tensor(&g, dims(b, &sq), d).into_dispatch(),
                         spec,
-                    )]
+                    );
+                    vec![
+                        diffsim::ops::advect(qt, ut, vt, spec),
+                        Tensor::from_dispatch(gq),
+                        Tensor::from_dispatch(gu),
+                        Tensor::from_dispatch(gv),
+                    ]
                 });
             }
         }

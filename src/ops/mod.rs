@@ -88,7 +88,7 @@ pub trait AdvectionOps: Backend {
         reference::advect::<Self>(q, u, v, &spec)
     }
     /// Adjoint of [`AdvectionOps::advect`]: `(q̄, ū, v̄)` from the output gradient `grad`.
-    #[fusion(default)]
+    #[fusion(meta = |q, u, v, _grad, _spec| (q.clone(), u.clone(), v.clone()))]
     fn advect_backward(
         q: FloatTensor<Self>,
         u: FloatTensor<Self>,

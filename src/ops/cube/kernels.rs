@@ -793,3 +793,384 @@ pub fn constrain_rhs_adjoint<F: Float>(
         bv[item + k] = g * v_keep[k];
     }
 }
+
+/// The outputs `o ∈ [0, n_out)` along one axis whose read at `o + d` of an axis of `n`
+/// elements resolves to element `i` (up to three, −1 for none): [`preimage`] for reads from an
+/// array of another length (the advected array reading the velocity).
+#[cube]
+pub fn preimage_across(
+    i: i32,
+    d: i32,
+    n_out: i32,
+    n: i32,
+    period: i32,
+    #[comptime] lo: u32,
+    #[comptime] hi: u32,
+) -> (i32, i32, i32) {
+    let direct = i - d;
+    let first = select(
+        hits_across(direct, d, i, n_out, n, period, lo, hi),
+        direct,
+        -1i32,
+    );
+    if comptime!(lo == PERIODIC) {
+        let (up, down) = (direct + period, direct - period);
+        (
+            first,
+            select(hits_across(up, d, i, n_out, n, period, lo, hi), up, -1i32),
+            select(
+                hits_across(down, d, i, n_out, n, period, lo, hi),
+                down,
+                -1i32,
+            ),
+        )
+    } else {
+        // Reads beyond a zero-gradient edge land on its element: the output reading just below
+        // the low edge, and the (up to two) outputs reading at or past the high edge.
+        let low = select(
+            comptime!(lo == ZERO_GRADIENT) && i == 0 && d == -1 && n_out > 0,
+            0i32,
+            -1i32,
+        );
+        let (h0, h1) = (n - d, n - d + 1);
+        let high = comptime!(hi == ZERO_GRADIENT) && i == n - 1;
+        (
+            select(low >= 0, low, first),
+            select(
+                high && hits_across(h0, d, i, n_out, n, period, lo, hi),
+                h0,
+                -1i32,
+            ),
+            select(
+                high && hits_across(h1, d, i, n_out, n, period, lo, hi),
+                h1,
+                select(low >= 0, first, -1i32),
+            ),
+        )
+    }
+}
+
+/// Whether output `o` (of `n_out`) reads element `i` of an axis of `n` at offset `d`.
+#[cube]
+fn hits_across(
+    o: i32,
+    d: i32,
+    i: i32,
+    n_out: i32,
+    n: i32,
+    period: i32,
+    #[comptime] lo: u32,
+    #[comptime] hi: u32,
+) -> bool {
+    let mut hit = false;
+    if o >= 0 && o < n_out {
+        hit = resolve(o + d, n, period, lo, hi) == i;
+    }
+    hit
+}
+
+/// `Σ g[o]` over the outputs `o` (an array of dims `dout`) whose read at offset `(dy, dx)`
+/// of the array with dims `d` and extrapolation `ext` resolves to its element `[j, i]`.
+#[cube]
+pub fn gather_across<F: Float>(
+    g: &Tensor<F>,
+    base: usize,
+    dout: &Dims,
+    d: &Dims,
+    j: i32,
+    i: i32,
+    dy: i32,
+    dx: i32,
+    #[comptime] ext: u32,
+) -> F {
+    let ys = preimage_across(
+        j,
+        dy,
+        dout.ny,
+        d.ny,
+        d.py,
+        comptime!((ext >> 4) & 3),
+        comptime!((ext >> 6) & 3),
+    );
+    let xs = preimage_across(
+        i,
+        dx,
+        dout.nx,
+        d.nx,
+        d.px,
+        comptime!(ext & 3),
+        comptime!((ext >> 2) & 3),
+    );
+    row_of_three(g, base, dout.nx, ys.0, xs.0, xs.1, xs.2)
+        + row_of_three(g, base, dout.nx, ys.1, xs.0, xs.1, xs.2)
+        + row_of_three(g, base, dout.nx, ys.2, xs.0, xs.1, xs.2)
+}
+
+/// `Σ g[oy, ox]` over the valid (non-negative) `ox` of three, 0 for a negative `oy`.
+#[cube]
+fn row_of_three<F: Float>(
+    g: &Tensor<F>,
+    base: usize,
+    nx: i32,
+    oy: i32,
+    x0: i32,
+    x1: i32,
+    x2: i32,
+) -> F {
+    at_or_zero(g, base, nx, oy, x0)
+        + at_or_zero(g, base, nx, oy, x1)
+        + at_or_zero(g, base, nx, oy, x2)
+}
+
+/// `g[oy, ox]` of the item at `base`, 0 where either index is negative.
+#[cube]
+fn at_or_zero<F: Float>(g: &Tensor<F>, base: usize, nx: i32, oy: i32, ox: i32) -> F {
+    let mut x = F::new(0.0);
+    if oy >= 0 && ox >= 0 {
+        x = g[base + (oy * nx + ox) as usize];
+    }
+    x
+}
+
+/// The semi-Lagrangian sample of output `[j, i]` of item `b`: its bilinear nodes (resolved
+/// indices, −1 for constants) and weights, and the velocity gradients `(gx, gy)` of the sample
+/// for an output gradient `g`.
+#[cube]
+fn departure<F: Float>(
+    q: &Tensor<F>,
+    u: &Tensor<F>,
+    v: &Tensor<F>,
+    b: usize,
+    j: i32,
+    i: i32,
+    dq: &Dims,
+    du: &Dims,
+    dv: &Dims,
+    cq: &Outside,
+    cu: &Outside,
+    cv: &Outside,
+    s: F,
+    #[comptime] loc: u32,
+    #[comptime] ext_q: u32,
+    #[comptime] ext_u: u32,
+    #[comptime] ext_v: u32,
+) -> (i32, i32, F, F, F, F) {
+    let (vx, vy) = velocity_at(u, v, b, du, dv, cu, cv, j, i, loc, ext_u, ext_v);
+    let (i0, tx) = locate::<F>(
+        F::cast_from(i) - s * vx,
+        dq.nx,
+        dq.px,
+        comptime!((ext_q & 3) == PERIODIC),
+    );
+    let (j0, ty) = locate::<F>(
+        F::cast_from(j) - s * vy,
+        dq.ny,
+        dq.py,
+        comptime!(((ext_q >> 4) & 3) == PERIODIC),
+    );
+    let base = b * (dq.nx * dq.ny) as usize;
+    let q00 = fetch(q, base, dq, cq, j0, i0, ext_q);
+    let q01 = fetch(q, base, dq, cq, j0, i0 + 1, ext_q);
+    let q10 = fetch(q, base, dq, cq, j0 + 1, i0, ext_q);
+    let q11 = fetch(q, base, dq, cq, j0 + 1, i0 + 1, ext_q);
+    let one = F::new(1.0);
+    let dfx = (one - ty) * (q01 - q00) + ty * (q11 - q10);
+    let dfy = (one - tx) * (q10 - q00) + tx * (q11 - q01);
+    (j0, i0, tx, ty, dfx, dfy)
+}
+
+/// First pass of the semi-Lagrangian adjoint: per output, `gx = −s·g·∂q/∂x` and
+/// `gy = −s·g·∂q/∂y` at its departure point (the gradients of its velocity).
+#[cube(launch)]
+pub fn advect_velocity_seed<F: Float>(
+    q: &Tensor<F>,
+    u: &Tensor<F>,
+    v: &Tensor<F>,
+    g: &Tensor<F>,
+    gx: &mut Tensor<F>,
+    gy: &mut Tensor<F>,
+    dq: &Dims,
+    du: &Dims,
+    dv: &Dims,
+    cq: &Outside,
+    cu: &Outside,
+    cv: &Outside,
+    s: InputScalar,
+    #[comptime] loc: u32,
+    #[comptime] ext_q: u32,
+    #[comptime] ext_u: u32,
+    #[comptime] ext_v: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= g.len() {
+        terminate!();
+    }
+    let (b, j, i) = split(pos, dq.nx as usize, dq.ny as usize);
+    let s = s.get::<F>();
+    let d = departure(
+        q, u, v, b, j, i, dq, du, dv, cq, cu, cv, s, loc, ext_q, ext_u, ext_v,
+    );
+    gx[pos] = -s * g[pos] * d.4;
+    gy[pos] = -s * g[pos] * d.5;
+}
+
+/// Second pass: the velocity component `component` (0 u, 1 v; dims `dc`, extrapolation
+/// `ext_c`) gathers the seeds `seed` of the outputs (dims `dq`, location `loc`) that averaged it
+/// into their velocity.
+#[cube(launch)]
+pub fn advect_velocity_adjoint<F: Float>(
+    seed: &Tensor<F>,
+    out: &mut Tensor<F>,
+    dq: &Dims,
+    dc: &Dims,
+    #[comptime] loc: u32,
+    #[comptime] component: u32,
+    #[comptime] ext_c: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= out.len() {
+        terminate!();
+    }
+    let (b, j, i) = split(pos, dc.nx as usize, dc.ny as usize);
+    let base = b * (dq.nx * dq.ny) as usize;
+    // (dy, dx) of the reads of `velocity_at` from this component, and their weight.
+    let sum = if comptime!(loc == 0) {
+        if comptime!(component == 0) {
+            (gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+                + gather_across(seed, base, dq, dc, j, i, 0, 1, ext_c))
+                * F::new(0.5)
+        } else {
+            (gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+                + gather_across(seed, base, dq, dc, j, i, 1, 0, ext_c))
+                * F::new(0.5)
+        }
+    } else if comptime!(loc == 1) {
+        if comptime!(component == 0) {
+            gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+        } else {
+            (gather_across(seed, base, dq, dc, j, i, 0, -1, ext_c)
+                + gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+                + gather_across(seed, base, dq, dc, j, i, 1, -1, ext_c)
+                + gather_across(seed, base, dq, dc, j, i, 1, 0, ext_c))
+                * F::new(0.25)
+        }
+    } else if comptime!(component == 0) {
+        (gather_across(seed, base, dq, dc, j, i, -1, 0, ext_c)
+            + gather_across(seed, base, dq, dc, j, i, -1, 1, ext_c)
+            + gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+            + gather_across(seed, base, dq, dc, j, i, 0, 1, ext_c))
+            * F::new(0.25)
+    } else {
+        gather_across(seed, base, dq, dc, j, i, 0, 0, ext_c)
+    };
+    out[pos] = sum;
+}
+
+/// The advected array's adjoint, gathered: every element `[j, i]` of `q` adds `g[o]·w` of each
+/// output `o` within `radius[0]` cells (wrapped on periodic axes) one of whose bilinear nodes
+/// resolves to it. `radius` bounds the departure distance (on the device: no host read).
+#[cube(launch)]
+pub fn advect_q_adjoint<F: Float>(
+    q: &Tensor<F>,
+    u: &Tensor<F>,
+    v: &Tensor<F>,
+    g: &Tensor<F>,
+    radius: &Tensor<F>,
+    gq: &mut Tensor<F>,
+    dq: &Dims,
+    du: &Dims,
+    dv: &Dims,
+    cq: &Outside,
+    cu: &Outside,
+    cv: &Outside,
+    s: InputScalar,
+    #[comptime] loc: u32,
+    #[comptime] ext_q: u32,
+    #[comptime] ext_u: u32,
+    #[comptime] ext_v: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let pos = ABSOLUTE_POS;
+    if pos >= gq.len() {
+        terminate!();
+    }
+    let (nx, ny) = (dq.nx, dq.ny);
+    let (b, j, i) = split(pos, nx as usize, ny as usize);
+    let s = s.get::<F>();
+    let big = F::cast_from(nx + ny);
+    let r = i32::cast_from(F::min(F::max(radius[0], F::new(0.0)), big));
+    // Rows and columns of the window: on a periodic axis each residue once (and the
+    // duplicate last element of a face array), elsewhere the window clipped to the array.
+    let span = 2 * r + 1;
+    let (ylo, yhi, copies_y) = if comptime!(((ext_q >> 4) & 3) == PERIODIC) {
+        (0i32, select(span < dq.py, span, dq.py), 2i32)
+    } else {
+        (
+            select(j - r > 0, j - r, 0i32),
+            select(j + r + 1 < ny, j + r + 1, ny),
+            1i32,
+        )
+    };
+    let (xlo, xhi, copies_x) = if comptime!((ext_q & 3) == PERIODIC) {
+        (0i32, select(span < dq.px, span, dq.px), 2i32)
+    } else {
+        (
+            select(i - r > 0, i - r, 0i32),
+            select(i + r + 1 < nx, i + r + 1, nx),
+            1i32,
+        )
+    };
+    let mut sum = F::new(0.0);
+    let one = F::new(1.0);
+    let (ey_lo, ey_hi) = (comptime!((ext_q >> 4) & 3), comptime!((ext_q >> 6) & 3));
+    let (ex_lo, ex_hi) = (comptime!(ext_q & 3), comptime!((ext_q >> 2) & 3));
+    for ya in ylo..yhi {
+        // On a periodic axis with a window shorter than the period, residues around j.
+        let mut oy = ya;
+        if comptime!(((ext_q >> 4) & 3) == PERIODIC) {
+            oy = select(span < dq.py, (((j - r + ya) % dq.py) + dq.py) % dq.py, ya);
+        }
+        for copy_y in 0..copies_y {
+            let yy = oy + copy_y * dq.py;
+            if yy < ny {
+                for xa in xlo..xhi {
+                    let mut ox = xa;
+                    if comptime!((ext_q & 3) == PERIODIC) {
+                        ox = select(span < dq.px, (((i - r + xa) % dq.px) + dq.px) % dq.px, xa);
+                    }
+                    for copy_x in 0..copies_x {
+                        let xx = ox + copy_x * dq.px;
+                        if xx < nx {
+                            let d = departure(
+                                q, u, v, b, yy, xx, dq, du, dv, cq, cu, cv, s, loc, ext_q, ext_u,
+                                ext_v,
+                            );
+                            let (j0, i0, tx, ty) = (d.0, d.1, d.2, d.3);
+                            let r0 = resolve(j0, ny, dq.py, ey_lo, ey_hi);
+                            let r1 = resolve(j0 + 1, ny, dq.py, ey_lo, ey_hi);
+                            let c0 = resolve(i0, nx, dq.px, ex_lo, ex_hi);
+                            let c1 = resolve(i0 + 1, nx, dq.px, ex_lo, ex_hi);
+                            let mut w = F::new(0.0);
+                            if r0 == j && c0 == i {
+                                w += (one - ty) * (one - tx);
+                            }
+                            if r0 == j && c1 == i {
+                                w += (one - ty) * tx;
+                            }
+                            if r1 == j && c0 == i {
+                                w += ty * (one - tx);
+                            }
+                            if r1 == j && c1 == i {
+                                w += ty * tx;
+                            }
+                            sum += g[b * (nx * ny) as usize + (yy * nx + xx) as usize] * w;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    gq[pos] = sum;
+}

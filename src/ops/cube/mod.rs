@@ -3,21 +3,21 @@
 //! extension traits; [`meta`] gives the output shapes it needs before running them).
 //!
 //! Inputs are made contiguous and outputs allocated contiguous, so that CUDA's padded rows
-//! never reach a kernel's linear indexing. Ops without a kernel here (the advection adjoint,
-//! implicit diffusion, the CG projection of large grids) run their default bodies, which
-//! fusion turns into fused tensor-op kernels.
+//! never reach a kernel's linear indexing. Adjoints gather (no atomics, deterministic). Ops
+//! without a kernel here (the MacCormack adjoint, implicit diffusion, the CG projection of
+//! large grids) run their default bodies, which fusion turns into fused tensor-op kernels.
 
 mod kernels;
 pub mod meta;
 
 use super::{
     AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, PressureProjection, ProjectionOps,
-    batch_of,
+    batch_of, reference,
 };
 use crate::grid::{ArraySpec, Extrap};
-use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::{Autodiff, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
@@ -126,6 +126,120 @@ impl AdvectionOps for CubeBackend {
             &spec,
         );
         corrected
+    }
+
+    fn advect_backward(
+        q: CubeTensor,
+        u: CubeTensor,
+        v: CubeTensor,
+        grad: CubeTensor,
+        spec: AdvectSpec,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        // MacCormack: Burn's autodiff of the default body, as on the CPU.
+        if spec.scheme == AdvectScheme::MacCormack {
+            let [gq, gu, gv] = reference::vjp::<Self, 3, 1>([q, u, v], [grad], |[q, u, v]| {
+                [reference::advect::<Autodiff<Self>>(q, u, v, &spec)]
+            });
+            return (gq, gu, gv);
+        }
+        let (q, u, v, g) = (
+            into_contiguous(q),
+            into_contiguous(u),
+            into_contiguous(v),
+            into_contiguous(grad),
+        );
+        let b = batch_of(&q.shape(), &spec.q, "advect_backward q");
+        let dtype = dtype_to_storage_type(q.dtype);
+        let (loc, eq, eu, ev) = (
+            location(&spec.q),
+            ext_code(&spec.q),
+            ext_code(&spec.u),
+            ext_code(&spec.v),
+        );
+        // The velocity's gradients: one seed per output, gathered onto the faces.
+        let (gx, gy) = (
+            output(&q, [b, spec.q.ny, spec.q.nx]),
+            output(&q, [b, spec.q.ny, spec.q.nx]),
+        );
+        let (count, dim) = grid_of(&q, b * spec.q.len());
+        kernels::advect_velocity_seed::launch(
+            &q.client,
+            count.clone(),
+            dim,
+            q.clone().into_tensor_arg(),
+            u.clone().into_tensor_arg(),
+            v.clone().into_tensor_arg(),
+            g.clone().into_tensor_arg(),
+            gx.clone().into_tensor_arg(),
+            gy.clone().into_tensor_arg(),
+            dims(&spec.q),
+            dims(&spec.u),
+            dims(&spec.v),
+            outside(&spec.q, &q),
+            outside(&spec.u, &q),
+            outside(&spec.v, &q),
+            scalar(spec.dt_dx, &q),
+            loc,
+            eq,
+            eu,
+            ev,
+            dtype,
+        );
+        let gather = |seed: &CubeTensor, s: &ArraySpec, component: u32, ext: u32| {
+            let out = output(&q, [b, s.ny, s.nx]);
+            let (count, dim) = grid_of(&q, b * s.len());
+            kernels::advect_velocity_adjoint::launch(
+                &q.client,
+                count,
+                dim,
+                seed.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dims(&spec.q),
+                dims(s),
+                loc,
+                component,
+                ext,
+                dtype,
+            );
+            out
+        };
+        let gu = gather(&gx, &spec.u, 0, eu);
+        let gv = gather(&gy, &spec.v, 1, ev);
+        // The advected array's gradient, gathered from the outputs within the largest
+        // departure distance (computed on the device) plus the interpolation stencil.
+        let peak = |t: &CubeTensor| Self::float_max(Self::float_abs(t.clone()));
+        let radius = Self::float_add_scalar(
+            Self::float_mul_scalar(
+                Self::float_max(Self::float_cat(vec![peak(&u), peak(&v)], 0)),
+                spec.dt_dx.into(),
+            ),
+            3.0.into(),
+        );
+        let gq = output(&q, [b, spec.q.ny, spec.q.nx]);
+        kernels::advect_q_adjoint::launch(
+            &q.client,
+            count,
+            dim,
+            q.clone().into_tensor_arg(),
+            u.into_tensor_arg(),
+            v.into_tensor_arg(),
+            g.into_tensor_arg(),
+            into_contiguous(radius).into_tensor_arg(),
+            gq.clone().into_tensor_arg(),
+            dims(&spec.q),
+            dims(&spec.u),
+            dims(&spec.v),
+            outside(&spec.q, &q),
+            outside(&spec.u, &q),
+            outside(&spec.v, &q),
+            scalar(spec.dt_dx, &q),
+            loc,
+            eq,
+            eu,
+            ev,
+            dtype,
+        );
+        (gq, gu, gv)
     }
 }
 
