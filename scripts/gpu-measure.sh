@@ -6,15 +6,21 @@
 # and, when a folder of the phiflow 3.4.0 / phiml 1.16.1 wheels is given and the machine has
 # JAX with its GPU plugin, PhiFlow + JAX on the same GPU and the same work.
 #
-# Usage (from the repository root): scripts/gpu-measure.sh DIFFSIM_BINARY [WHEEL_FOLDER]
+# Usage (from the repository root): scripts/gpu-measure.sh DIFFSIM [WHEEL_FOLDER], where DIFFSIM
+# is a binary or a pack made by scripts/gpu-pack.sh (binary + its shared libraries, .tar.xz).
 # Results: JSON lines and logs in $OUT (default out/gpu). Each part has its own time limit (at
 # most 7 minutes for all diffsim parts), so one that fails or hangs leaves the others' results.
 # On lavapipe (no GPU) the 32x64 parts finish (8 s and 17 s here); the rest run out of time.
 set -uo pipefail
-BIN=${1:?usage: scripts/gpu-measure.sh DIFFSIM_BINARY [WHEEL_FOLDER]}
+BIN=${1:?usage: scripts/gpu-measure.sh DIFFSIM [WHEEL_FOLDER]}
 WHEELS=${2:-}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
+if [[ "$BIN" == *.tar.xz ]]; then
+  tar -C "$OUT" -xJf "$BIN"
+  export LD_LIBRARY_PATH="$PWD/$OUT/diffsim-gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  BIN="$PWD/$OUT/diffsim-gpu/diffsim"
+fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 part() { # name, limit (s), command...
   local name=$1 limit=$2; shift 2
