@@ -13,7 +13,8 @@ use diffsim::fluid::{Precision, SceneConfig, Simulation};
 use diffsim::grid::{ArraySpec, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod};
 use diffsim::ops::{
-    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, PressureProjection, ProjectionOps,
+    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
+    ProjectionOps,
 };
 use std::sync::Arc;
 
@@ -131,6 +132,20 @@ fn diffusion_divergence_and_gradient_kernels_and_adjoints_match_flex() {
                         t.into_dispatch(),
                         s,
                         0.2,
+                    )),
+                ]
+            });
+        }
+        for s in [su, sv] {
+            let op = Arc::new(ImplicitDiffusion::new(s, 0.8, SolveConfig::default()).unwrap());
+            let q = field(b * s.len(), 0.9, 1.0);
+            agree(&format!("diffuse_implicit {bcs:?} {s:?}"), 2e-5, |d| {
+                let t = tensor(&q, dims(b, &s), d);
+                vec![
+                    diffsim::ops::diffuse_implicit(t.clone(), &op),
+                    Tensor::from_dispatch(<Dispatch as DiffusionOps>::diffuse_implicit_backward(
+                        t.into_dispatch(),
+                        op.clone(),
                     )),
                 ]
             });

@@ -7,10 +7,10 @@
 //! the CPU path applies to the right-hand side before its solve). So `p = M·rhs` equals the
 //! CPU solution for any raw right-hand side, and the CPU adjoint `Π·A_p⁻¹·p̄` is `Mᵀ·p̄`.
 
-use super::{CholeskyFactor, PoissonSystem, SolveError};
+use super::{CholeskyFactor, PoissonSystem, SolveError, Stencil};
 
-/// Largest grid (cells) whose projection is solved with a dense inverse on GPU backends: the
-/// f32 matrix then takes at most 256 MiB (64x128).
+/// Largest system (unknowns) solved with a dense inverse on GPU backends (pressure projections,
+/// implicit diffusion): the f32 matrix then takes at most 256 MiB (64x128 cells).
 pub const DENSE_MAX_CELLS: usize = 64 * 128;
 
 /// `Mᵀ = (A_p⁻¹ Π)ᵀ` of one Poisson system, row-major `[n, n]`, and its accuracy.
@@ -26,15 +26,22 @@ pub struct DenseInverse {
 }
 
 impl DenseInverse {
-    /// Builds the matrix from a Cholesky factorisation of the system's operator (`n` solves).
+    /// Builds the matrix of a Poisson system from a Cholesky factorisation of its operator (`n`
+    /// solves).
     pub fn new(sys: &PoissonSystem) -> Result<Self, SolveError> {
-        let n = sys.stencil.len();
-        let factor = CholeskyFactor::new(&sys.stencil)?;
+        Self::of(&sys.stencil, &sys.floating)
+    }
+
+    /// `(A⁻¹Π)ᵀ` of an SPD stencil `A`, `Π` removing the mean of each of `floating`'s regions
+    /// (none: plain `A⁻¹`).
+    pub fn of(stencil: &Stencil, floating: &[Vec<u32>]) -> Result<Self, SolveError> {
+        let n = stencil.len();
+        let factor = CholeskyFactor::new(stencil)?;
         let mut m = vec![0.0f64; n * n];
         for (k, row) in m.chunks_exact_mut(n).enumerate() {
             row[k] = 1.0;
         }
-        for region in &sys.floating {
+        for region in floating {
             let w = 1.0 / region.len() as f64;
             for &k in region {
                 let row = &mut m[k as usize * n..(k as usize + 1) * n];
@@ -47,7 +54,7 @@ impl DenseInverse {
             transposed: m,
             residual: 0.0,
         };
-        dense.residual = dense.check(sys);
+        dense.residual = dense.check(stencil, floating);
         Ok(dense)
     }
 
@@ -61,18 +68,18 @@ impl DenseInverse {
     }
 
     /// Relative residual of `A_p M b = Π b` for a fixed pseudo-random `b`.
-    fn check(&self, sys: &PoissonSystem) -> f64 {
+    fn check(&self, stencil: &Stencil, floating: &[Vec<u32>]) -> f64 {
         let b: Vec<f64> = (0..self.n)
             .map(|k| ((k as f64 * 0.618_034).fract() - 0.5) * 2.0)
             .collect();
         let mut projected = b.clone();
-        for region in &sys.floating {
+        for region in floating {
             let mean = region.iter().map(|&c| b[c as usize]).sum::<f64>() / region.len() as f64;
             region.iter().for_each(|&c| projected[c as usize] -= mean);
         }
         let x = self.apply(&b);
         let mut ax = vec![0.0; self.n];
-        sys.stencil.apply(&x, &mut ax);
+        stencil.apply(&x, &mut ax);
         let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         ax.iter()
             .zip(&projected)

@@ -34,7 +34,7 @@ mod systems;
 pub use control::{ControlOps, DensityLoss, density_loss, staggered_curl};
 pub use line::{LineAdvectionOps, advect_line, line_spec};
 
-pub use systems::{ImplicitDiffusion, PressureProjection};
+pub use systems::{DeviceCache, ImplicitDiffusion, PressureProjection};
 
 use crate::grid::ArraySpec;
 use burn::backend::tensor::FloatTensor;
@@ -131,10 +131,18 @@ pub trait DiffusionOps: Backend {
         });
         gq
     }
-    /// One implicit (backward Euler) step: solves `(I − α·Lap₅) q' = q`.
+    /// One implicit (backward Euler) step: solves `(I − α·Lap₅) q' = q`. The default body
+    /// solves with the operator's dense inverse where it has one, else with CG.
     #[fusion(default)]
     fn diffuse_implicit(q: FloatTensor<Self>, op: Arc<ImplicitDiffusion>) -> FloatTensor<Self> {
-        reference::diffuse_implicit::<Self>(q, &op)
+        match op.dense() {
+            Some(dense) => {
+                let batch = q.shape()[0];
+                op.solver.record(Ok(dense_info(dense, batch)));
+                reference::diffuse_implicit_dense::<Self>(q, &op, dense)
+            }
+            None => reference::diffuse_implicit::<Self>(q, &op),
+        }
     }
     /// Adjoint of [`DiffusionOps::diffuse_implicit`]: one solve with the same (symmetric)
     /// operator; a failed solve is recorded on its solver and makes the gradient NaN.
@@ -143,7 +151,14 @@ pub trait DiffusionOps: Backend {
         grad: FloatTensor<Self>,
         op: Arc<ImplicitDiffusion>,
     ) -> FloatTensor<Self> {
-        reference::diffuse_implicit_adjoint::<Self>(grad, &op)
+        match op.dense() {
+            Some(dense) => {
+                let batch = grad.shape()[0];
+                op.solver.record(Ok(dense_info(dense, batch)));
+                reference::diffuse_implicit_dense_adjoint::<Self>(grad, &op, dense)
+            }
+            None => reference::diffuse_implicit_adjoint::<Self>(grad, &op),
+        }
     }
 }
 

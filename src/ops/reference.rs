@@ -7,7 +7,7 @@
 //! periodic axes) and gathers. The Poisson solves are matrix-free conjugate gradients on the
 //! stencil weights, checked for convergence every [`CG_CHECK_EVERY`] iterations.
 
-use super::{AdvectScheme, AdvectSpec, ImplicitDiffusion, PressureProjection};
+use super::{AdvectScheme, AdvectSpec, DeviceCache, ImplicitDiffusion, PressureProjection};
 use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::poisson::FaceRule;
 use crate::linalg::{
@@ -606,7 +606,9 @@ pub fn project_dense<B: Backend>(
     let dense = proj
         .dense()
         .expect("project_dense on a grid with a dense inverse");
-    project_with::<B>(u, v, &proj.system, |rhs| dense_product(rhs, dense, false))
+    project_with::<B>(u, v, &proj.system, |rhs| {
+        dense_product(rhs, dense, &proj.device_data, false)
+    })
 }
 
 /// The projection around a solve `rhs ↦ p` (`[B, ny, nx]` both).
@@ -622,16 +624,30 @@ fn project_with<B: Backend>(
     ((u - gu).0, (v - gv).0, p.0)
 }
 
-/// `x ↦ M·x` (or `Mᵀ·x` with `transpose`) for every item of `x: [B, ny, nx]`, `M` the dense
-/// inverse: one matrix product of the items as rows with `Mᵀ` (or `M`).
-pub fn dense_product<B: Backend>(x: Ft<B>, dense: &DenseInverse, transpose: bool) -> Ft<B> {
+/// `x ↦ M·x` (or `Mᵀ·x` with `transpose`) for every item of `x: [B, ..]` (`n` values each),
+/// `M` the dense inverse: one matrix product of the items as rows with `Mᵀ` (or `M`), uploaded
+/// once per backend, device and dtype into `cache`.
+pub fn dense_product<B: Backend>(
+    x: Ft<B>,
+    dense: &DenseInverse,
+    cache: &DeviceCache,
+    transpose: bool,
+) -> Ft<B> {
     let dims = x.dims();
     let n = dense.n;
-    let mt = Ft::<B>::from_host(dense.transposed.clone(), &[n, n], &x.0);
+    let key = format!(
+        "{:?} {:?} {:?} dense",
+        std::any::TypeId::of::<B>(),
+        x.0.device(),
+        x.0.dtype()
+    );
+    let mt: FloatTensor<B> = cache.get_or_insert(key, || {
+        Ft::<B>::from_host(dense.transposed.clone(), &[n, n], &x.0).0
+    });
     let m = if transpose {
-        B::float_transpose(mt.0)
+        B::float_transpose(mt)
     } else {
-        mt.0
+        mt
     };
     let rows = B::float_reshape(x.0, Shape::new([dims[0], n]));
     Ft(B::float_reshape(
@@ -671,7 +687,9 @@ pub fn project_dense_adjoint<B: Backend>(
     let dense = proj
         .dense()
         .expect("project_dense_backward on a grid with a dense inverse");
-    project_adjoint_with::<B>(gu, gv, gp, &proj.system, |p| dense_product(p, dense, true))
+    project_adjoint_with::<B>(gu, gv, gp, &proj.system, |p| {
+        dense_product(p, dense, &proj.device_data, true)
+    })
 }
 
 /// The projection's adjoint around an adjoint solve `p̄ ↦ r̄`.
@@ -730,12 +748,36 @@ pub fn vjp<B: Backend, const N: usize, const M: usize>(
 
 /// Default body of [`super::DiffusionOps::diffuse_implicit`].
 pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -> FloatTensor<B> {
+    diffuse_implicit_with::<B>(q, op, |rhs| {
+        let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
+        op.solver.record(info);
+        x
+    })
+}
+
+/// [`diffuse_implicit`] with the solve as one product with the operator's dense inverse
+/// (GPU backends, systems up to [`crate::linalg::DENSE_MAX_CELLS`] unknowns).
+pub fn diffuse_implicit_dense<B: Backend>(
+    q: FloatTensor<B>,
+    op: &ImplicitDiffusion,
+    dense: &DenseInverse,
+) -> FloatTensor<B> {
+    diffuse_implicit_with::<B>(q, op, |rhs| {
+        dense_product(rhs, dense, &op.device_data, false)
+    })
+}
+
+/// Implicit diffusion around a solve of the nodes' system (`[B, ny, nx]` of nodes).
+fn diffuse_implicit_with<B: Backend>(
+    q: FloatTensor<B>,
+    op: &ImplicitDiffusion,
+    solve: impl FnOnce(Ft<B>) -> Ft<B>,
+) -> FloatTensor<B> {
     let s = &op.spec;
     let [nx, ny] = op.nodes;
     let nodes = Ft(q.clone()).narrow(2, 0, nx).narrow(1, 0, ny);
     let rhs = nodes + Ft::from_host(op.ghost_rhs.clone(), &[1, ny, nx], &q);
-    let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
-    op.solver.record(info);
+    let x = solve(rhs);
     let x = if nx < s.nx {
         Ft::cat(vec![x.clone(), x.narrow(2, 0, s.nx - nx)], 2)
     } else {
@@ -756,6 +798,30 @@ pub fn diffuse_implicit_adjoint<B: Backend>(
     g: FloatTensor<B>,
     op: &ImplicitDiffusion,
 ) -> FloatTensor<B> {
+    diffuse_implicit_adjoint_with::<B>(g, op, |rhs| {
+        let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
+        op.solver.record(info);
+        x
+    })
+}
+
+/// [`diffuse_implicit_adjoint`] with the dense inverse (symmetric: the same product).
+pub fn diffuse_implicit_dense_adjoint<B: Backend>(
+    g: FloatTensor<B>,
+    op: &ImplicitDiffusion,
+    dense: &DenseInverse,
+) -> FloatTensor<B> {
+    diffuse_implicit_adjoint_with::<B>(g, op, |rhs| {
+        dense_product(rhs, dense, &op.device_data, true)
+    })
+}
+
+/// The implicit diffusion's adjoint around an adjoint solve of the nodes' system.
+fn diffuse_implicit_adjoint_with<B: Backend>(
+    g: FloatTensor<B>,
+    op: &ImplicitDiffusion,
+    solve: impl FnOnce(Ft<B>) -> Ft<B>,
+) -> FloatTensor<B> {
     let s = &op.spec;
     let [nx, ny] = op.nodes;
     let mut g = Ft::<B>(g);
@@ -769,12 +835,7 @@ pub fn diffuse_implicit_adjoint<B: Backend>(
         let head = g.clone().narrow(2, 0, s.nx - nx) + extra;
         g = Ft::cat(vec![head, g.narrow(2, s.nx - nx, nx)], 2);
     }
-    let (x, info) = cg::<B>(
-        op.solver.stencil(),
-        g.narrow(1, 0, ny).narrow(2, 0, nx),
-        op.solver.config(),
-    );
-    op.solver.record(info);
+    let x = solve(g.narrow(1, 0, ny).narrow(2, 0, nx));
     let b = x.dims()[0];
     let x = if nx < s.nx {
         Ft::cat(vec![x.clone(), Ft::zeros(&[b, ny, s.nx - nx], &x.0)], 2)

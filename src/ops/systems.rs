@@ -101,6 +101,11 @@ pub struct ImplicitDiffusion {
     pub ghost_rhs: Vec<f64>,
     /// The solver of the SPD system.
     pub solver: LinearSolver,
+    /// The dense inverse, built on first use by a GPU backend (`None` above
+    /// [`DENSE_MAX_CELLS`] unknowns).
+    dense: OnceLock<Option<DenseInverse>>,
+    /// Device copies of constant data (the dense inverse, the ghost terms).
+    pub device_data: DeviceCache,
 }
 
 impl ImplicitDiffusion {
@@ -143,7 +148,22 @@ impl ImplicitDiffusion {
             nodes: [nx, ny],
             ghost_rhs,
             solver,
+            dense: OnceLock::new(),
+            device_data: DeviceCache::default(),
         })
+    }
+
+    /// The solve as one dense matrix (`A` is SPD, no floating regions), built on the first
+    /// call; `None` above [`DENSE_MAX_CELLS`] unknowns.
+    pub fn dense(&self) -> Option<&DenseInverse> {
+        self.dense
+            .get_or_init(|| {
+                let st = self.solver.stencil();
+                (st.len() <= DENSE_MAX_CELLS)
+                    .then(|| DenseInverse::of(st, &[]).ok())
+                    .flatten()
+            })
+            .as_ref()
     }
 }
 

@@ -4,8 +4,9 @@
 //!
 //! Inputs are made contiguous and outputs allocated contiguous, so that CUDA's padded rows
 //! never reach a kernel's linear indexing. Adjoints gather (no atomics, deterministic). Ops
-//! without a kernel here (the MacCormack adjoint, implicit diffusion, the CG projection of
-//! large grids) run their default bodies, which fusion turns into fused tensor-op kernels.
+//! without a kernel here run their default bodies, which fusion turns into fused tensor-op
+//! kernels: the MacCormack adjoint, implicit diffusion (a product with its dense inverse up to
+//! 64x128 unknowns, CG above) and the CG projection of grids above 64x128.
 
 mod kernels;
 pub mod meta;
