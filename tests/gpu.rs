@@ -13,13 +13,12 @@ use diffsim::fluid::{Precision, SceneConfig, Simulation};
 use diffsim::grid::{ArraySpec, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod};
 use diffsim::ops::{
-    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
-    ProjectionOps,
+    AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps,
 };
 use std::sync::Arc;
 
 mod common;
-use common::{advection_specs, boundary_sets, field, max_diff};
+use common::{AdvectionCase, advection_cases, advection_specs, boundary_sets, field, max_diff};
 
 fn gpu() -> Device {
     Device::wgpu(DeviceKind::DefaultDevice)
@@ -70,49 +69,34 @@ fn dims(b: usize, s: &ArraySpec) -> [usize; 3] {
 
 #[test]
 fn advection_kernels_match_flex() {
-    let grid = Grid::new(Resolution::new(12, 9), [12.0, 9.0]).unwrap();
     let b = 2;
-    for bcs in boundary_sets() {
-        let [sc, su, sv] = advection_specs(&bcs, &grid);
-        let u = field(b * su.len(), 0.1, 1.3);
-        let v = field(b * sv.len(), 0.7, 1.1);
-        for (sq, q) in [
-            (sc, field(b * sc.len(), 1.9, 1.0)),
-            (su, u.clone()),
-            (sv, v.clone()),
-        ] {
-            for scheme in [AdvectScheme::SemiLagrangian, AdvectScheme::MacCormack] {
-                // dt/dx = 1.7 sends back-traces up to ~3 cells beyond the edges.
-                let spec = AdvectSpec {
-                    q: sq,
-                    u: su,
-                    v: sv,
-                    dt_dx: 1.7,
-                    scheme,
-                };
-                let g = field(b * sq.len(), 2.3, 1.0);
-                agree(&format!("advect {bcs:?} {scheme:?} {sq:?}"), 2e-5, |d| {
-                    let (qt, ut, vt) = (
-                        tensor(&q, dims(b, &sq), d),
-                        tensor(&u, dims(b, &su), d),
-                        tensor(&v, dims(b, &sv), d),
-                    );
-                    let (gq, gu, gv) = <Dispatch as AdvectionOps>::advect_backward(
-                        qt.clone().into_dispatch(),
-                        ut.clone().into_dispatch(),
-                        vt.clone().into_dispatch(),
-                        tensor(&g, dims(b, &sq), d).into_dispatch(),
-                        spec,
-                    );
-                    vec![
-                        diffsim::ops::advect(qt, ut, vt, spec),
-                        Tensor::from_dispatch(gq),
-                        Tensor::from_dispatch(gu),
-                        Tensor::from_dispatch(gv),
-                    ]
-                });
-            }
-        }
+    for AdvectionCase { bcs, spec, q, u, v } in advection_cases(b) {
+        let g = field(q.len(), 2.3, 1.0);
+        let (sq, su, sv) = (spec.q, spec.u, spec.v);
+        agree(
+            &format!("advect {bcs:?} {:?} {sq:?}", spec.scheme),
+            2e-5,
+            |d| {
+                let (qt, ut, vt) = (
+                    tensor(&q, dims(b, &sq), d),
+                    tensor(&u, dims(b, &su), d),
+                    tensor(&v, dims(b, &sv), d),
+                );
+                let (gq, gu, gv) = <Dispatch as AdvectionOps>::advect_backward(
+                    qt.clone().into_dispatch(),
+                    ut.clone().into_dispatch(),
+                    vt.clone().into_dispatch(),
+                    tensor(&g, dims(b, &sq), d).into_dispatch(),
+                    spec,
+                );
+                vec![
+                    diffsim::ops::advect(qt, ut, vt, spec),
+                    Tensor::from_dispatch(gq),
+                    Tensor::from_dispatch(gu),
+                    Tensor::from_dispatch(gv),
+                ]
+            },
+        );
     }
 }
 

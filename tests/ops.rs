@@ -6,57 +6,38 @@ use diffsim::fluid::{SceneConfig, Simulation};
 use diffsim::grid::{ArraySpec, Extrap, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod, factorization_count};
 use diffsim::ops::{
-    AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
-    ProjectionOps, reference,
+    AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps, reference,
 };
 use std::sync::Arc;
 
 mod common;
-use common::{advection_specs, boundary_sets, field, flex, max_diff, to_vec};
+use common::{AdvectionCase, advection_cases, boundary_sets, field, flex, max_diff, to_vec};
 
 #[test]
 fn advection_kernel_matches_default_body() {
-    let grid = Grid::new(Resolution::new(12, 9), [12.0, 9.0]).unwrap();
     let b = 2;
-    for bcs in boundary_sets() {
-        let [sc, su, sv] = advection_specs(&bcs, &grid);
-        let u = field(b * su.len(), 0.1, 1.3);
-        let v = field(b * sv.len(), 0.7, 1.1);
-        for (sq, q) in [
-            (sc, field(b * sc.len(), 1.9, 1.0)),
-            (su, u.clone()),
-            (sv, v.clone()),
-        ] {
-            for scheme in [AdvectScheme::SemiLagrangian, AdvectScheme::MacCormack] {
-                // dt/dx = 1.7 sends back-traces up to ~3 cells beyond the edges.
-                let spec = AdvectSpec {
-                    q: sq,
-                    u: su,
-                    v: sv,
-                    dt_dx: 1.7,
-                    scheme,
-                };
-                let dims = |s: &ArraySpec| [b, s.ny, s.nx];
-                let k = <Flex as AdvectionOps>::advect(
-                    flex(q.clone(), dims(&sq)),
-                    flex(u.clone(), dims(&su)),
-                    flex(v.clone(), dims(&sv)),
-                    spec,
-                );
-                let r = reference::advect::<Flex>(
-                    flex(q.clone(), dims(&sq)),
-                    flex(u.clone(), dims(&su)),
-                    flex(v.clone(), dims(&sv)),
-                    &spec,
-                );
-                assert_eq!(k.shape().to_vec(), vec![b, sq.ny, sq.nx]);
-                let err = max_diff(&to_vec(k), &to_vec(r));
-                assert!(
-                    err < 1e-12,
-                    "{bcs:?} {scheme:?} {sq:?}: kernel vs default body differ by {err:e}"
-                );
-            }
-        }
+    for AdvectionCase { bcs, spec, q, u, v } in advection_cases(b) {
+        let dims = |s: &ArraySpec| [b, s.ny, s.nx];
+        let (sq, su, sv) = (spec.q, spec.u, spec.v);
+        let k = <Flex as AdvectionOps>::advect(
+            flex(q.clone(), dims(&sq)),
+            flex(u.clone(), dims(&su)),
+            flex(v.clone(), dims(&sv)),
+            spec,
+        );
+        let r = reference::advect::<Flex>(
+            flex(q, dims(&sq)),
+            flex(u, dims(&su)),
+            flex(v, dims(&sv)),
+            &spec,
+        );
+        assert_eq!(k.shape().to_vec(), vec![b, sq.ny, sq.nx]);
+        let err = max_diff(&to_vec(k), &to_vec(r));
+        assert!(
+            err < 1e-12,
+            "{bcs:?} {:?} {sq:?}: kernel vs default body differ by {err:e}",
+            spec.scheme
+        );
     }
 }
 

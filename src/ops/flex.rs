@@ -2,7 +2,7 @@
 
 use super::{
     AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection,
-    ProjectionOps, batch_of, kernels,
+    ProjectionOps, advect_batch, batch_of, kernels,
 };
 use crate::grid::ArraySpec;
 use burn::backend::flex::FlexTensor;
@@ -59,17 +59,7 @@ fn tensor<T: Real + Element>(v: Vec<T>, dims: [usize; 3]) -> FlexTensor {
 
 impl AdvectionOps for Flex {
     fn advect(q: FlexTensor, u: FlexTensor, v: FlexTensor, spec: AdvectSpec) -> FlexTensor {
-        let b = batch_of(&q.shape(), &spec.q, "advect q");
-        assert_eq!(
-            batch_of(&u.shape(), &spec.u, "advect u"),
-            b,
-            "advect: batch of u"
-        );
-        assert_eq!(
-            batch_of(&v.shape(), &spec.v, "advect v"),
-            b,
-            "advect: batch of v"
-        );
+        let b = advect_batch([&q.shape(), &u.shape(), &v.shape()], &spec, "advect");
         let (q, u, v) = (contiguous(q), contiguous(u), contiguous(v));
         with_float!(q, T => {
             let args = kernels::Advect {

@@ -301,6 +301,23 @@ fn batch_of(sh: &burn::tensor::Shape, s: &ArraySpec, name: &str) -> usize {
     sh[0]
 }
 
+/// Batch size of an advection's `q`, `u`, `v` (shapes), checked against `spec` and each other.
+#[track_caller]
+fn advect_batch([q, u, v]: [&burn::tensor::Shape; 3], spec: &AdvectSpec, name: &str) -> usize {
+    let b = batch_of(q, &spec.q, &format!("{name} q"));
+    assert_eq!(
+        batch_of(u, &spec.u, &format!("{name} u")),
+        b,
+        "{name}: batch of u"
+    );
+    assert_eq!(
+        batch_of(v, &spec.v, &format!("{name} v")),
+        b,
+        "{name}: batch of v"
+    );
+    b
+}
+
 /// Advects `q` by the staggered velocity `(u, v)`; see [`AdvectionOps::advect`].
 pub fn advect(q: Tensor<3>, u: Tensor<3>, v: Tensor<3>, spec: AdvectSpec) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as AdvectionOps>::advect(

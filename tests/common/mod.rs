@@ -4,7 +4,8 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
-use diffsim::grid::{ArraySpec, Boundaries, Extrap, Grid, Location, SideBc};
+use diffsim::grid::{ArraySpec, Boundaries, Extrap, Grid, Location, Resolution, SideBc};
+use diffsim::ops::{AdvectScheme, AdvectSpec};
 
 /// A Flex tensor of shape `dims` holding `data`.
 pub fn flex(data: Vec<f64>, dims: [usize; 3]) -> FlexTensor {
@@ -86,4 +87,48 @@ pub fn advection_specs(bcs: &Boundaries, grid: &Grid) -> [ArraySpec; 3] {
         },
     ];
     [ArraySpec::new(grid, Location::Center, ext), su, sv]
+}
+
+/// One advection test case: the boundary set, the spec, and `q`, `u`, `v` (batch `b`).
+pub struct AdvectionCase {
+    pub bcs: Boundaries,
+    pub spec: AdvectSpec,
+    pub q: Vec<f64>,
+    pub u: Vec<f64>,
+    pub v: Vec<f64>,
+}
+
+/// Every boundary set × advected array (centred scalar, u, v: self-advection) × scheme on a
+/// 12x9 grid with batch `b`; `dt/dx = 1.7` sends back-traces up to ~3 cells beyond the edges.
+pub fn advection_cases(b: usize) -> Vec<AdvectionCase> {
+    let grid = Grid::new(Resolution::new(12, 9), [12.0, 9.0]).unwrap();
+    let mut cases = Vec::new();
+    for bcs in boundary_sets() {
+        let [sc, su, sv] = advection_specs(&bcs, &grid);
+        let u = field(b * su.len(), 0.1, 1.3);
+        let v = field(b * sv.len(), 0.7, 1.1);
+        for (sq, q) in [
+            (sc, field(b * sc.len(), 1.9, 1.0)),
+            (su, u.clone()),
+            (sv, v.clone()),
+        ] {
+            for scheme in [AdvectScheme::SemiLagrangian, AdvectScheme::MacCormack] {
+                let spec = AdvectSpec {
+                    q: sq,
+                    u: su,
+                    v: sv,
+                    dt_dx: 1.7,
+                    scheme,
+                };
+                cases.push(AdvectionCase {
+                    bcs,
+                    spec,
+                    q: q.clone(),
+                    u: u.clone(),
+                    v: v.clone(),
+                });
+            }
+        }
+    }
+    cases
 }

@@ -13,7 +13,7 @@ pub mod meta;
 
 use super::{
     AdvectScheme, AdvectSpec, AdvectionOps, DiffusionOps, PressureProjection, ProjectionOps,
-    batch_of, reference,
+    advect_batch, batch_of, reference,
 };
 use crate::grid::{ArraySpec, Extrap};
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -90,17 +90,7 @@ fn location(s: &ArraySpec) -> u32 {
 
 impl AdvectionOps for CubeBackend {
     fn advect(q: CubeTensor, u: CubeTensor, v: CubeTensor, spec: AdvectSpec) -> CubeTensor {
-        let b = batch_of(&q.shape(), &spec.q, "advect q");
-        assert_eq!(
-            batch_of(&u.shape(), &spec.u, "advect u"),
-            b,
-            "advect: batch of u"
-        );
-        assert_eq!(
-            batch_of(&v.shape(), &spec.v, "advect v"),
-            b,
-            "advect: batch of v"
-        );
+        let b = advect_batch([&q.shape(), &u.shape(), &v.shape()], &spec, "advect");
         let (q, u, v) = (into_contiguous(q), into_contiguous(u), into_contiguous(v));
         let dims_out = [b, spec.q.ny, spec.q.nx];
         let out = output(&q, dims_out);
