@@ -94,100 +94,6 @@ pub fn fetch<F: Float>(
     }
 }
 
-/// The outputs `o` along one axis whose read at `o + d` resolves to element `i` (at most two,
-/// −1 for none): the preimage used by gather-form adjoints.
-#[cube]
-pub fn preimage(
-    i: i32,
-    d: i32,
-    n: i32,
-    period: i32,
-    #[comptime] lo: u32,
-    #[comptime] hi: u32,
-) -> (i32, i32) {
-    let direct = i - d;
-    let first = select(hits(direct, d, i, n, period, lo, hi), direct, -1i32);
-    let second = if comptime!(lo == PERIODIC) {
-        let up = direct + period;
-        let down = direct - period;
-        let down_or_none = select(hits(down, d, i, n, period, lo, hi), down, -1i32);
-        select(hits(up, d, i, n, period, lo, hi), up, down_or_none)
-    } else {
-        // A zero-gradient edge element is read again by the edge output looking outwards.
-        let lo_edge = comptime!(lo == ZERO_GRADIENT) && d == -1 && i == 0;
-        let hi_edge = comptime!(hi == ZERO_GRADIENT) && d == 1 && i == n - 1;
-        select(lo_edge, 0i32, select(hi_edge, n - 1, -1i32))
-    };
-    (first, second)
-}
-
-/// Whether output `o` of an axis of `n` elements reads element `i` at offset `d`.
-#[cube]
-fn hits(
-    o: i32,
-    d: i32,
-    i: i32,
-    n: i32,
-    period: i32,
-    #[comptime] lo: u32,
-    #[comptime] hi: u32,
-) -> bool {
-    let mut hit = false;
-    if o >= 0 && o < n {
-        hit = resolve(o + d, n, period, lo, hi) == i;
-    }
-    hit
-}
-
-/// `Σ g[o]` over the outputs `o = [oy, ox]` whose read at offset `(dy, dx)` resolves to
-/// element `[j, i]`.
-#[cube]
-pub fn gather_reads<F: Float>(
-    g: &Tensor<F>,
-    base: usize,
-    d: &Dims,
-    j: i32,
-    i: i32,
-    dy: i32,
-    dx: i32,
-    #[comptime] ext: u32,
-) -> F {
-    let (y0, y1) = preimage(
-        j,
-        dy,
-        d.ny,
-        d.py,
-        comptime!((ext >> 4) & 3),
-        comptime!((ext >> 6) & 3),
-    );
-    let (x0, x1) = preimage(
-        i,
-        dx,
-        d.nx,
-        d.px,
-        comptime!(ext & 3),
-        comptime!((ext >> 2) & 3),
-    );
-    let mut sum = F::new(0.0);
-    if y0 >= 0 {
-        if x0 >= 0 {
-            sum += g[base + (y0 * d.nx + x0) as usize];
-        }
-        if x1 >= 0 {
-            sum += g[base + (y0 * d.nx + x1) as usize];
-        }
-    }
-    if y1 >= 0 {
-        if x0 >= 0 {
-            sum += g[base + (y1 * d.nx + x0) as usize];
-        }
-        if x1 >= 0 {
-            sum += g[base + (y1 * d.nx + x1) as usize];
-        }
-    }
-    sum
-}
-
 /// `(b, j, i)` of flat position `pos` in `[B, ny, nx]`.
 #[cube]
 pub fn split(pos: usize, nx: usize, ny: usize) -> (usize, i32, i32) {
@@ -428,10 +334,10 @@ pub fn diffuse_explicit_adjoint<F: Float>(
     let (b, j, i) = split(pos, nx, ny);
     let base = b * nx * ny;
     let a = alpha.get::<F>();
-    let reads = gather_reads(g, base, d, j, i, 0, -1, ext)
-        + gather_reads(g, base, d, j, i, 0, 1, ext)
-        + gather_reads(g, base, d, j, i, -1, 0, ext)
-        + gather_reads(g, base, d, j, i, 1, 0, ext);
+    let reads = gather_across(g, base, d, d, j, i, 0, -1, ext)
+        + gather_across(g, base, d, d, j, i, 0, 1, ext)
+        + gather_across(g, base, d, d, j, i, -1, 0, ext)
+        + gather_across(g, base, d, d, j, i, 1, 0, ext);
     out[pos] = g[pos] * (F::new(1.0) - F::new(4.0) * a) + a * reads;
 }
 
@@ -795,8 +701,9 @@ pub fn constrain_rhs_adjoint<F: Float>(
 }
 
 /// The outputs `o ∈ [0, n_out)` along one axis whose read at `o + d` of an axis of `n`
-/// elements resolves to element `i` (up to three, −1 for none): [`preimage`] for reads from an
-/// array of another length (the advected array reading the velocity).
+/// elements resolves to element `i` (up to three, −1 for none): the preimage used by the
+/// gather-form adjoints, for outputs of the same length (`n_out = n`, diffusion) or another
+/// (the advected array reading the velocity).
 #[cube]
 pub fn preimage_across(
     i: i32,

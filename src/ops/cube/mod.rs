@@ -530,26 +530,17 @@ impl ProjectionOps for CubeBackend {
     }
 }
 
-/// `rhs ↦ M·rhs` (`Mᵀ` with `transpose`) for every item of `rhs: [B, ny, nx]`, `M` the
-/// projection's dense inverse kept on the device: one matrix product.
+/// `rhs ↦ M·rhs` (`Mᵀ` with `transpose`) for every item of `rhs`, `M` the projection's dense
+/// inverse kept on the device ([`reference::dense_product`]), made contiguous for the kernels.
 fn dense_solve(proj: &PressureProjection, rhs: CubeTensor, transpose: bool) -> CubeTensor {
     let dense = proj.dense().expect("a grid with a dense inverse");
-    let n = dense.n;
-    let mt = proj.device_data.get_or_insert(
-        format!("cube {:?} {:?} dense", rhs.device, rhs.dtype),
-        || upload(dense.transposed.clone(), &[n, n], &rhs),
+    let x = reference::dense_product::<CubeBackend>(
+        reference::Ft(rhs),
+        dense,
+        &proj.device_data,
+        transpose,
     );
-    let m = if transpose {
-        CubeBackend::float_transpose(mt)
-    } else {
-        mt
-    };
-    let dims = rhs.shape();
-    let rows = CubeBackend::float_reshape(rhs, Shape::new([dims[0], n]));
-    into_contiguous(CubeBackend::float_reshape(
-        CubeBackend::float_matmul(rows, m),
-        dims,
-    ))
+    into_contiguous(x.0)
 }
 
 /// Host values as a contiguous tensor of `dims` on the device and dtype of `like`.
