@@ -3,7 +3,7 @@
 
 use burn::backend::{Flex, TensorMetadata};
 use diffsim::fluid::{SceneConfig, Simulation};
-use diffsim::grid::{ArraySpec, Extrap, Geometry, Grid, Location, Resolution, SolidMask};
+use diffsim::grid::{ArraySpec, Geometry, Grid, Location, Resolution, SolidMask};
 use diffsim::linalg::{SolveConfig, SolveMethod, factorization_count};
 use diffsim::ops::{
     AdvectionOps, DiffusionOps, ImplicitDiffusion, PressureProjection, ProjectionOps, reference,
@@ -11,7 +11,10 @@ use diffsim::ops::{
 use std::sync::Arc;
 
 mod common;
-use common::{AdvectionCase, advection_cases, boundary_sets, field, flex, max_diff, to_vec};
+use common::{
+    AdvectionCase, advection_cases, boundary_sets, field, flex, make_periodic_consistent, max_diff,
+    to_vec,
+};
 
 #[test]
 fn advection_kernel_matches_default_body() {
@@ -54,29 +57,6 @@ fn explicit_diffusion_kernel_matches_default_body() {
             let r = reference::diffuse_explicit::<Flex>(flex(q, [3, s.ny, s.nx]), &s, 0.2);
             let err = max_diff(&to_vec(k), &to_vec(r));
             assert!(err < 1e-13, "{bcs:?}: {err:e}");
-        }
-    }
-}
-
-/// Copies the first column/row into the duplicate last one of a periodic face array.
-fn make_periodic_consistent(q: &mut [f64], s: &ArraySpec) {
-    for item in q.chunks_mut(s.len()) {
-        for j in 0..s.ny {
-            for i in 0..s.nx {
-                let (jj, ii) = (
-                    if s.ext[2] == Extrap::Periodic {
-                        j % s.period_y
-                    } else {
-                        j
-                    },
-                    if s.ext[0] == Extrap::Periodic {
-                        i % s.period_x
-                    } else {
-                        i
-                    },
-                );
-                item[j * s.nx + i] = item[jj * s.nx + ii];
-            }
         }
     }
 }

@@ -6,6 +6,7 @@
 mod cg;
 mod cholesky;
 pub mod dense;
+pub mod multigrid;
 pub mod poisson;
 pub mod solver;
 mod stencil;
@@ -33,6 +34,12 @@ pub enum SolveMethod {
     /// for pressure solves on grids up to [`DENSE_MAX_CELLS`] cells. Reported, never configured.
     #[serde(skip_deserializing)]
     DenseInverse,
+    /// Conjugate gradients preconditioned by an aggregation multigrid V-cycle
+    /// ([`multigrid::Hierarchy`]), on the device: what GPU backends use for pressure and
+    /// implicit-diffusion solves above [`DENSE_MAX_CELLS`] unknowns when a direct method is
+    /// configured. Reported, never configured.
+    #[serde(skip_deserializing)]
+    MultigridCg,
 }
 
 /// How a linear system is solved. Serialisable (TOML `[solve]` table).
@@ -76,10 +83,14 @@ impl SolveConfig {
 
     /// Rejects tolerances that are negative or non-finite, and a zero iteration cap.
     pub fn validate(&self) -> Result<(), SolveError> {
-        if self.method == SolveMethod::DenseInverse {
-            return Err(SolveError::Config(
-                "the dense inverse is chosen automatically for GPU pressure solves; configure cholesky, cg or jacobi-cg".into(),
-            ));
+        if matches!(
+            self.method,
+            SolveMethod::DenseInverse | SolveMethod::MultigridCg
+        ) {
+            return Err(SolveError::Config(format!(
+                "{:?} is chosen automatically for GPU solves; configure cholesky, cg or jacobi-cg",
+                self.method
+            )));
         }
         let tol_ok = |t: f64| t.is_finite() && t >= 0.0;
         if !tol_ok(self.rel_tol) || !tol_ok(self.abs_tol) || self.max_iters == 0 {
@@ -105,7 +116,9 @@ pub struct SolveInfo {
     /// Iterations (the maximum over batch items; 0 for Cholesky).
     pub iterations: usize,
     /// Final `max|b - A x|` over batch items (Cholesky: the last measurement, taken on the
-    /// first solve and every [`solver::RESIDUAL_CHECK_EVERY`]-th).
+    /// first solve and every [`solver::RESIDUAL_CHECK_EVERY`]-th; a GPU multigrid solve with a
+    /// relative tolerance checks itself on the device, returns NaN where it misses the
+    /// tolerance, and reports the relative residual its calibration reached).
     pub residual: f64,
     /// Right-hand sides solved.
     pub batch: usize,

@@ -28,6 +28,7 @@ mod flex;
 pub(crate) use flex::{contiguous, data, with_float};
 pub mod kernels;
 mod line;
+pub mod multigrid;
 pub mod reference;
 mod systems;
 

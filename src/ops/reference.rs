@@ -7,11 +7,13 @@
 //! periodic axes) and gathers. The Poisson solves are matrix-free conjugate gradients on the
 //! stencil weights, checked for convergence every [`CG_CHECK_EVERY`] iterations.
 
+use super::multigrid::Multigrid;
 use super::{AdvectScheme, AdvectSpec, DeviceCache, ImplicitDiffusion, PressureProjection};
 use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::poisson::FaceRule;
 use crate::linalg::{
-    DenseInverse, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil,
+    DenseInverse, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod,
+    Stencil,
 };
 use burn::backend::autodiff::Autodiff;
 use burn::backend::ops::FloatTensorOps;
@@ -356,14 +358,15 @@ fn flux<B: Backend>(u: Ft<B>, v: Ft<B>) -> Ft<B> {
 }
 
 /// The stencil as device tensors `[1, ny, nx]`: diagonal and the four weights.
-struct StencilTensors<B: Backend> {
+#[derive(Clone, Debug)]
+pub(super) struct StencilTensors<B: Backend> {
     diag: Ft<B>,
     w: [Ft<B>; 4],
     periodic: [bool; 2],
 }
 
 impl<B: Backend> StencilTensors<B> {
-    fn new(st: &Stencil, like: &FloatTensor<B>) -> Self {
+    pub(super) fn new(st: &Stencil, like: &FloatTensor<B>) -> Self {
         let d = [1, st.ny, st.nx];
         Self {
             diag: Ft::from_host(st.diag.clone(), &d, like),
@@ -402,7 +405,8 @@ impl<B: Backend> StencilTensors<B> {
         }
     }
 
-    fn apply(&self, p: &Ft<B>) -> Ft<B> {
+    /// `A p` for every item of `p: [B, ny, nx]`.
+    pub(super) fn apply(&self, p: &Ft<B>) -> Ft<B> {
         let mut out = self.diag.clone() * p.clone();
         for k in 0..4 {
             out = out - self.w[k].clone() * self.shifted(p, k);
@@ -583,14 +587,33 @@ pub fn open_gradient<B: Backend>(p: FloatTensor<B>, sys: &PoissonSystem) -> (Ft<
     (gu * u_open, gv * v_open)
 }
 
-/// Default body of [`super::ProjectionOps::project`] (CG solve, outcome recorded).
+/// The default bodies' solve of `solver`'s system for every item of `rhs: [B, ny, nx]`: a
+/// configured CG runs as configured ([`cg`]); a direct method (the default) becomes the
+/// multigrid-preconditioned CG of [`super::multigrid`] (direct factorisations are a CPU
+/// thing; grids small enough for a dense inverse never get here).
+pub fn solve_iterative<'a, B: Backend>(
+    rhs: Ft<B>,
+    solver: &LinearSolver,
+    multigrid: impl FnOnce() -> Result<&'a Multigrid, SolveError>,
+) -> (Ft<B>, Result<SolveInfo, SolveError>) {
+    let cfg = solver.config();
+    if cfg.method != SolveMethod::Cholesky {
+        return cg::<B>(solver.stencil(), rhs, cfg);
+    }
+    match multigrid() {
+        Ok(mg) => mg.solve(rhs, cfg),
+        Err(e) => (rhs * f64::NAN, Err(e)),
+    }
+}
+
+/// Default body of [`super::ProjectionOps::project`] (iterative solve, outcome recorded).
 pub fn project<B: Backend>(
     u: FloatTensor<B>,
     v: FloatTensor<B>,
     proj: &PressureProjection,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     project_with::<B>(u, v, &proj.system, |rhs| {
-        let (p, info) = cg::<B>(&proj.system.stencil, rhs, proj.solver.config());
+        let (p, info) = solve_iterative::<B>(rhs, &proj.solver, || proj.multigrid());
         proj.solver.record(info);
         p
     })
@@ -668,7 +691,7 @@ pub fn project_adjoint<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let solver = proj.adjoint_solver();
     project_adjoint_with::<B>(gu, gv, gp, &proj.system, |rhs| {
-        let (r, info) = cg::<B>(&proj.system.stencil, rhs, solver.config());
+        let (r, info) = solve_iterative::<B>(rhs, solver, || proj.multigrid());
         // A failed solve is recorded on the solver and makes the gradient NaN.
         let r = if info.is_ok() { r } else { r * f64::NAN };
         solver.record(info);
@@ -749,7 +772,7 @@ pub fn vjp<B: Backend, const N: usize, const M: usize>(
 /// Default body of [`super::DiffusionOps::diffuse_implicit`].
 pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -> FloatTensor<B> {
     diffuse_implicit_with::<B>(q, op, |rhs| {
-        let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
+        let (x, info) = solve_iterative::<B>(rhs, &op.solver, || op.multigrid());
         op.solver.record(info);
         x
     })
@@ -799,7 +822,7 @@ pub fn diffuse_implicit_adjoint<B: Backend>(
     op: &ImplicitDiffusion,
 ) -> FloatTensor<B> {
     diffuse_implicit_adjoint_with::<B>(g, op, |rhs| {
-        let (x, info) = cg::<B>(op.solver.stencil(), rhs, op.solver.config());
+        let (x, info) = solve_iterative::<B>(rhs, &op.solver, || op.multigrid());
         op.solver.record(info);
         x
     })

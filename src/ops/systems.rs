@@ -1,5 +1,6 @@
 //! Prepared linear operators that ops carry: the pressure projection and implicit diffusion.
 
+use super::multigrid::Multigrid;
 use crate::grid::{ArraySpec, Boundaries, Extrap, SolidMask};
 use crate::linalg::{
     DENSE_MAX_CELLS, DenseInverse, Dir, LinearSolver, PoissonSystem, SolveConfig, SolveError,
@@ -24,6 +25,8 @@ pub struct PressureProjection {
     /// The dense inverse, built on first use by a GPU backend (`None` above
     /// [`DENSE_MAX_CELLS`] cells).
     dense: OnceLock<Option<DenseInverse>>,
+    /// The multigrid-preconditioned CG of GPU backends above that size, built on first use.
+    multigrid: OnceLock<Result<Multigrid, SolveError>>,
     /// Device copies of constant data (the dense inverse, face masks), per backend, device
     /// and dtype.
     pub device_data: DeviceCache,
@@ -43,6 +46,7 @@ impl PressureProjection {
             solver,
             adjoint: None,
             dense: OnceLock::new(),
+            multigrid: OnceLock::new(),
             device_data: DeviceCache::default(),
         })
     }
@@ -79,6 +83,11 @@ impl PressureProjection {
             .as_ref()
     }
 
+    /// The multigrid solver of GPU backends (hierarchy built on the first call).
+    pub fn multigrid(&self) -> Result<&Multigrid, SolveError> {
+        build_once(&self.multigrid, &self.system.stencil)
+    }
+
     /// The outcome of the last projection's solve (taken: the next call returns None until
     /// another projection ran).
     pub fn take_outcome(&self) -> Option<Result<SolveInfo, SolveError>> {
@@ -104,6 +113,8 @@ pub struct ImplicitDiffusion {
     /// The dense inverse, built on first use by a GPU backend (`None` above
     /// [`DENSE_MAX_CELLS`] unknowns).
     dense: OnceLock<Option<DenseInverse>>,
+    /// The multigrid-preconditioned CG of GPU backends above that size, built on first use.
+    multigrid: OnceLock<Result<Multigrid, SolveError>>,
     /// Device copies of constant data (the dense inverse, the ghost terms).
     pub device_data: DeviceCache,
 }
@@ -149,8 +160,14 @@ impl ImplicitDiffusion {
             ghost_rhs,
             solver,
             dense: OnceLock::new(),
+            multigrid: OnceLock::new(),
             device_data: DeviceCache::default(),
         })
+    }
+
+    /// The multigrid solver of GPU backends (hierarchy built on the first call).
+    pub fn multigrid(&self) -> Result<&Multigrid, SolveError> {
+        build_once(&self.multigrid, self.solver.stencil())
     }
 
     /// The solve as one dense matrix (`A` is SPD, no floating regions), built on the first
@@ -165,6 +182,16 @@ impl ImplicitDiffusion {
             })
             .as_ref()
     }
+}
+
+/// The multigrid of `stencil` kept in `cell`, built on the first call.
+fn build_once<'a>(
+    cell: &'a OnceLock<Result<Multigrid, SolveError>>,
+    stencil: &Stencil,
+) -> Result<&'a Multigrid, SolveError> {
+    cell.get_or_init(|| Multigrid::new(stencil))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Constant tensors uploaded once and kept per key (backend, device, dtype, what): a

@@ -29,6 +29,29 @@ pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Copies the first column/row into the duplicate last one of a periodic face array.
+pub fn make_periodic_consistent(q: &mut [f64], s: &ArraySpec) {
+    for item in q.chunks_mut(s.len()) {
+        for j in 0..s.ny {
+            for i in 0..s.nx {
+                let (jj, ii) = (
+                    if s.ext[2] == Extrap::Periodic {
+                        j % s.period_y
+                    } else {
+                        j
+                    },
+                    if s.ext[0] == Extrap::Periodic {
+                        i % s.period_x
+                    } else {
+                        i
+                    },
+                );
+                item[j * s.nx + i] = item[jj * s.nx + ii];
+            }
+        }
+    }
+}
+
 /// A smooth, non-symmetric pseudo-random field of `n` values (deterministic).
 pub fn field(n: usize, seed: f64, amp: f64) -> Vec<f64> {
     (0..n)
