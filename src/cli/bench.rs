@@ -2,8 +2,8 @@
 
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{SceneConfig, Simulation};
-use crate::grid::Resolution;
-use crate::io::{phiflow_state, read_frame};
+use crate::grid::{Grid, Resolution};
+use crate::io::{Frame, phiflow_state, read_frame};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// Folder with wake_phiflow_NXxNY.h5. Default: $DIFFSIM_DATA, else data/phiflow (shipped with diffsim).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Start every resolution from the PhiFlow state of this one (NXxNY), resampled
+    /// bilinearly: for resolutions no state ships for (e.g. --res 1024x2048 --state-from
+    /// 128x256).
+    #[arg(long, value_name = "NXxNY")]
+    pub state_from: Option<String>,
     /// With `--grad`: PhiFlow timings measured on this machine, the JSON lines of
     /// `benches/phiflow/wake_grad.py --json` (one per resolution); the speed-up is taken
     /// against them instead of the figures from another day's host.
@@ -125,6 +130,19 @@ pub(super) fn resolutions(args: &BenchArgs) -> Result<Vec<Resolution>> {
     args.res.iter().map(|r| Ok(r.parse()?)).collect()
 }
 
+/// The PhiFlow initial state of `grid`'s resolution, or the one of `--state-from` resampled
+/// onto `grid`.
+pub(super) fn initial_state(args: &BenchArgs, grid: &Grid) -> Result<Frame> {
+    let Some(from) = &args.state_from else {
+        let res = Resolution::new(grid.nx, grid.ny);
+        return read_frame(&phiflow_state(args.data.as_deref(), res)?, grid);
+    };
+    let res: Resolution = from.parse()?;
+    let source = Grid::new(res, SceneConfig::wake_phiflow().domain)?;
+    let frame = read_frame(&phiflow_state(args.data.as_deref(), res)?, &source)?;
+    Ok(frame.resampled(&source, grid))
+}
+
 /// The `q`-quantile of sorted values.
 /// The JSON lines of `file` (blank lines skipped), each a `T`; a line of another shape is an
 /// error naming `script`, the bench script that writes such lines.
@@ -161,11 +179,10 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     let on_gpu = !matches!(args.device.as_str(), "flex" | "cpu");
     let mut out = Vec::new();
     for res in resolutions {
-        let path = phiflow_state(args.data.as_deref(), res)?;
         let mut scene = SceneConfig::wake_phiflow();
         scene.resolution = res;
         let sim = Simulation::new(&scene, &device)?;
-        let init = read_frame(&path, &sim.grid)?;
+        let init = initial_state(args, &sim.grid)?;
         let batches: Vec<usize> = std::iter::once(1)
             .chain((args.batch > 1).then_some(args.batch))
             .collect();

@@ -5,7 +5,6 @@ use super::bench::{BenchArgs, PHIFLOW_STORED, percentile, read_json_lines, resol
 use crate::error::{DiffsimError, Result};
 use crate::fluid::{Checkpointing, Reads, SceneConfig, Simulation, unrolled_gradient};
 use crate::gradcheck::kinetic_loss;
-use crate::io::{phiflow_state, read_frame};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -142,7 +141,7 @@ pub fn bench_grad(args: &BenchArgs) -> Result<Vec<GradBenchResult>> {
         scene.resolution = res;
         // Forward only, on the plain device.
         let sim = Simulation::new(&scene, &device)?;
-        let init = read_frame(&phiflow_state(args.data.as_deref(), res)?, &sim.grid)?;
+        let init = super::bench::initial_state(args, &sim.grid)?;
         let frame =
             |sim: &Simulation| sim.state_from_arrays(init.u.clone(), init.v.clone(), None, 1);
         let start = frame(&sim);

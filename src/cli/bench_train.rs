@@ -87,6 +87,12 @@ pub struct TrainBenchRow {
     pub network_only_it_per_s: f64,
     /// `max(0, 1 − it_per_s / network_only_it_per_s)`: the solver's share of an iteration.
     pub solver_share: f64,
+    /// Share of the iterations' wall time the host spent issuing work, i.e. outside the one
+    /// read-back of the loss (median of the rounds, with the solver). On the CPU the work runs
+    /// as it is issued (about 1). On a GPU a value far below 1 shows that nothing inside an
+    /// iteration waits for the device: a hidden read-back would add the execution time of
+    /// the work before it to the issuing time.
+    pub host_issue_share: f64,
     /// PhiFlow + torch (jit) iterations per second, when given.
     pub phiflow_torch: Option<f64>,
     /// PhiFlow + JAX (jit), when given.
@@ -113,11 +119,11 @@ impl TrainBenchResult {
         let it = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
         let mut s = String::from(
             "SoL training, wake flow 32x64, batch 3 (iterations/s; median of rounds)\n\
-             model      unroll  diffsim  net only  solver  | PhiFlow torch  JAX   torch net only | ×torch  ×JAX  net ×torch\n",
+             model      unroll  diffsim  net only  solver  issue  | PhiFlow torch  JAX   torch net only | ×torch  ×JAX  net ×torch\n",
         );
         for r in &self.rows {
             s += &format!(
-                "{:<10} {:>6}  {:>7.1}  {:>8.1}  {:>5.0}%  | {:>13}  {:>4}  {:>14} | {:>6}  {:>4}  {:>10}\n",
+                "{:<10} {:>6}  {:>7.1}  {:>8.1}  {:>5.0}%  {:>4.0}%  | {:>13}  {:>4}  {:>14} | {:>6}  {:>4}  {:>10}\n",
                 r.model.name(),
                 if r.unroll == 1 {
                     "NON".to_string()
@@ -127,6 +133,7 @@ impl TrainBenchResult {
                 r.it_per_s,
                 r.network_only_it_per_s,
                 100.0 * r.solver_share,
+                100.0 * r.host_issue_share,
                 it(r.phiflow_torch),
                 it(r.phiflow_jax),
                 it(r.phiflow_torch_network_only),
@@ -222,17 +229,21 @@ struct Config {
     batch: Batch,
     stats: NormStats,
     rates: [Vec<f64>; 2],
+    /// Per round: the host's issuing share of the iterations with the solver.
+    issue: Vec<f64>,
 }
 
 impl Config {
     /// Iterations per second over `iters` iterations after 2 untimed ones, with the solver
-    /// (`solver`) or the identity.
-    fn time(&mut self, iters: usize, solver: bool) -> Result<f64> {
+    /// (`solver`) or the identity, and the share of that time the host spent issuing work.
+    fn time(&mut self, iters: usize, solver: bool) -> Result<(f64, f64)> {
         let sims: Vec<&Simulation> = self.sims.iter().collect();
         let mut t0 = Instant::now();
+        let mut issue_s = 0.0;
         for k in 0..iters + 2 {
             if k == 2 {
                 t0 = Instant::now();
+                issue_s = 0.0;
             }
             let net = self.net.take().expect("network present between iterations");
             let physics = |s: Vec<FluidState>| {
@@ -247,7 +258,10 @@ impl Config {
                 physics,
             );
             self.net = Some(match step {
-                Ok(o) => o.net,
+                Ok(o) => {
+                    issue_s += o.issue_s;
+                    o.net
+                }
                 Err(IterationError::Diverged(l)) => {
                     return Err(DiffsimError::config(format!(
                         "the benchmark's loss is not finite ({l})"
@@ -256,7 +270,8 @@ impl Config {
                 Err(IterationError::Solver(e)) => return Err(e),
             });
         }
-        Ok(iters as f64 / t0.elapsed().as_secs_f64())
+        let wall = t0.elapsed().as_secs_f64();
+        Ok((iters as f64 / wall, issue_s / wall))
     }
 }
 
@@ -300,15 +315,17 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
                 batch,
                 stats,
                 rates: [Vec::new(), Vec::new()],
+                issue: Vec::new(),
             });
         }
     }
     for _ in 0..args.rounds {
         for c in &mut configs {
-            let with = c.time(args.iters, true)?;
-            let without = c.time(args.iters, false)?;
+            let (with, issue) = c.time(args.iters, true)?;
+            let (without, _) = c.time(args.iters, false)?;
             c.rates[0].push(with);
             c.rates[1].push(without);
+            c.issue.push(issue);
         }
     }
     let find = |backend: &str, c: &Config, net_only: bool| {
@@ -328,7 +345,7 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
     let rows = configs
         .iter_mut()
         .map(|c| {
-            for r in &mut c.rates {
+            for r in c.rates.iter_mut().chain([&mut c.issue]) {
                 r.sort_by(f64::total_cmp);
             }
             let (with, without) = (percentile(&c.rates[0], 0.5), percentile(&c.rates[1], 0.5));
@@ -338,6 +355,7 @@ pub fn bench_train(args: &TrainBenchArgs) -> Result<TrainBenchResult> {
                 it_per_s: with,
                 network_only_it_per_s: without,
                 solver_share: (1.0 - with / without).max(0.0),
+                host_issue_share: percentile(&c.issue, 0.5),
                 phiflow_torch: find("torch", c, false),
                 phiflow_jax: find("jax", c, false),
                 phiflow_torch_network_only: find("torch", c, true),

@@ -6,18 +6,19 @@ use super::{
     SolveConfig, SolveError, SolveInfo, SolveMethod, cg, cholesky::CholeskyFactor, stencil::Stencil,
 };
 use rayon::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Solves `A x = b` for one fixed operator, as often as needed.
 ///
-/// With [`SolveMethod::Cholesky`] the factorisation happens once, in [`LinearSolver::new`], and
-/// every later solve (every step, every batch item, the adjoint) reuses it. Iterative methods
+/// With [`SolveMethod::Cholesky`] the factorisation happens once, on the first solve (GPU
+/// backends, which solve on the device, never pay for it), and every later solve (every step,
+/// every batch item, the adjoint) reuses it. Iterative methods
 /// keep the last solution as the next initial guess when `warm_start` is set.
 #[derive(Debug)]
 pub struct LinearSolver {
     stencil: Stencil,
     config: SolveConfig,
-    factor: Option<CholeskyFactor>,
+    factor: OnceLock<Result<CholeskyFactor, SolveError>>,
     warm: Mutex<Vec<f64>>,
     last: Mutex<Option<Result<SolveInfo, SolveError>>>,
     solves: std::sync::atomic::AtomicUsize,
@@ -52,17 +53,13 @@ impl SolveScalar for f64 {
 pub const RESIDUAL_CHECK_EVERY: usize = 64;
 
 impl LinearSolver {
-    /// Prepares a solver; factorises now when the method is Cholesky.
+    /// Prepares a solver (a Cholesky factorisation waits for the first solve).
     pub fn new(stencil: Stencil, config: SolveConfig) -> Result<Self, SolveError> {
         config.validate()?;
-        let factor = match config.method {
-            SolveMethod::Cholesky => Some(CholeskyFactor::new(&stencil)?),
-            _ => None,
-        };
         Ok(Self {
             stencil,
             config,
-            factor,
+            factor: OnceLock::new(),
             warm: Mutex::new(Vec::new()),
             last: Mutex::new(None),
             solves: Default::default(),
@@ -75,10 +72,20 @@ impl LinearSolver {
         &self.stencil
     }
 
-    /// Numeric factorisations this solver holds (1 for Cholesky, 0 for iterative methods):
-    /// every solve reuses them.
+    /// Numeric factorisations this solver holds (1 for Cholesky once it solved, 0 for
+    /// iterative methods): every solve reuses them.
     pub fn factorizations(&self) -> usize {
-        usize::from(self.factor.is_some())
+        usize::from(matches!(self.factor.get(), Some(Ok(_))))
+    }
+
+    /// The Cholesky factor (made on the first call), or None for iterative methods.
+    fn factor(&self) -> Option<Result<&CholeskyFactor, SolveError>> {
+        (self.config.method == SolveMethod::Cholesky).then(|| {
+            self.factor
+                .get_or_init(|| CholeskyFactor::new(&self.stencil))
+                .as_ref()
+                .map_err(Clone::clone)
+        })
     }
 
     /// Solve calls so far (each may carry many right-hand sides).
@@ -126,7 +133,8 @@ impl LinearSolver {
         if !T::all_finite(x) {
             return Err(SolveError::NonFinite("right-hand side"));
         }
-        if let Some(f) = &self.factor {
+        if let Some(f) = self.factor() {
+            let f = f?;
             // The factor's backward error is measured on the first solve and every
             // RESIDUAL_CHECK_EVERY-th after it (a stencil pass and a copy of b, ~15% of a
             // small solve); the other solves report the last measurement.

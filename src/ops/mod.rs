@@ -30,6 +30,7 @@ pub mod kernels;
 mod line;
 pub mod multigrid;
 pub mod reference;
+pub mod solve;
 mod systems;
 
 pub use control::{ControlOps, DensityLoss, density_loss, staggered_curl};

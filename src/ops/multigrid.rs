@@ -19,7 +19,8 @@
 //! host after every iteration.
 
 use super::DeviceCache;
-use super::reference::{Ft, StencilTensors, dense_product};
+use super::reference::{Ft, dense_product};
+use super::solve::StencilTensors;
 use crate::linalg::multigrid::Hierarchy;
 use crate::linalg::{SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
 use burn::backend::tensor::FloatTensor;

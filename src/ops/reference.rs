@@ -4,27 +4,20 @@
 //!
 //! Sampling pads an array with one ghost layer built from its extrapolation, maps the
 //! interpolation indices into the padded array (clamped to the ghost layer, or wrapped on
-//! periodic axes) and gathers. The Poisson solves are matrix-free conjugate gradients on the
-//! stencil weights, checked for convergence every [`CG_CHECK_EVERY`] iterations.
+//! periodic axes) and gathers. The Poisson solves are in [`super::solve`] (iterative) and
+//! [`dense_product`] (dense inverse).
 
-use super::multigrid::Multigrid;
+use super::solve::solve_iterative;
 use super::{AdvectScheme, AdvectSpec, DeviceCache, ImplicitDiffusion, PressureProjection};
 use crate::grid::{ArraySpec, Extrap};
 use crate::linalg::poisson::FaceRule;
-use crate::linalg::{
-    DenseInverse, LinearSolver, PoissonSystem, SolveConfig, SolveError, SolveInfo, SolveMethod,
-    Stencil,
-};
+use crate::linalg::{DenseInverse, PoissonSystem};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, TensorMetadata};
 use burn::tensor::{FloatDType, IntDType, Shape, Slice, TensorData};
 use std::ops::{Add, Mul, Neg, Sub};
-
-/// Iterations between two convergence checks of the tensor-op CG (each check reads one scalar
-/// back from the device).
-pub const CG_CHECK_EVERY: usize = 8;
 
 /// A float tensor primitive of backend `B` with arithmetic operators.
 #[derive(Clone, Debug)]
@@ -357,136 +350,6 @@ fn flux<B: Backend>(u: Ft<B>, v: Ft<B>) -> Ft<B> {
         - v.narrow(1, 0, ny1 - 1)
 }
 
-/// The stencil as device tensors `[1, ny, nx]`: diagonal and the four weights.
-#[derive(Clone, Debug)]
-pub(super) struct StencilTensors<B: Backend> {
-    diag: Ft<B>,
-    w: [Ft<B>; 4],
-    periodic: [bool; 2],
-}
-
-impl<B: Backend> StencilTensors<B> {
-    pub(super) fn new(st: &Stencil, like: &FloatTensor<B>) -> Self {
-        let d = [1, st.ny, st.nx];
-        Self {
-            diag: Ft::from_host(st.diag.clone(), &d, like),
-            w: std::array::from_fn(|k| Ft::from_host(st.w[k].clone(), &d, like)),
-            periodic: st.periodic,
-        }
-    }
-
-    /// Neighbour values in direction `dir` (0 W, 1 E, 2 S, 3 N): wrapped or zero beyond the edge.
-    fn shifted(&self, p: &Ft<B>, dir: usize) -> Ft<B> {
-        let dims = p.dims();
-        let dim = if dir < 2 { 2 } else { 1 };
-        let n = dims[dim];
-        let periodic = self.periodic[dir / 2];
-        let mut edge_dims = dims.clone();
-        edge_dims[dim] = 1;
-        let low = dir.is_multiple_of(2); // W or S: value from index − 1
-        let body = if low {
-            p.clone().narrow(dim, 0, n - 1)
-        } else {
-            p.clone().narrow(dim, 1, n)
-        };
-        let edge = if periodic {
-            if low {
-                p.clone().narrow(dim, n - 1, n)
-            } else {
-                p.clone().narrow(dim, 0, 1)
-            }
-        } else {
-            Ft::zeros(&edge_dims, &p.0)
-        };
-        if low {
-            Ft::cat(vec![edge, body], dim)
-        } else {
-            Ft::cat(vec![body, edge], dim)
-        }
-    }
-
-    /// `A p` for every item of `p: [B, ny, nx]`.
-    pub(super) fn apply(&self, p: &Ft<B>) -> Ft<B> {
-        let mut out = self.diag.clone() * p.clone();
-        for k in 0..4 {
-            out = out - self.w[k].clone() * self.shifted(p, k);
-        }
-        out
-    }
-}
-
-/// Matrix-free CG on `[B, ny, nx]` right-hand sides (per-item step sizes), as in
-/// [`crate::linalg`]'s CPU CG; a Jacobi preconditioner when the method asks for it. Direct
-/// methods fall back to CG with the configured tolerances.
-pub fn cg<B: Backend>(
-    st: &Stencil,
-    b: Ft<B>,
-    cfg: &SolveConfig,
-) -> (Ft<B>, Result<SolveInfo, SolveError>) {
-    let ops = StencilTensors::<B>::new(st, &b.0);
-    let batch = b.dims()[0];
-    let method = if cfg.method == SolveMethod::Cholesky {
-        SolveMethod::Cg
-    } else {
-        cfg.method
-    };
-    let inv_diag = (method == SolveMethod::JacobiCg).then(|| {
-        Ft::<B>::from_host(
-            st.diag.iter().map(|d| 1.0 / d).collect(),
-            &[1, st.ny, st.nx],
-            &b.0,
-        )
-    });
-    let precond = |r: &Ft<B>| match &inv_diag {
-        Some(m) => m.clone() * r.clone(),
-        None => r.clone(),
-    };
-    let tol = cfg.abs_tol + cfg.rel_tol * b.clone().max_abs_host();
-    let mut x = Ft::zeros(&b.dims(), &b.0);
-    let mut r = b;
-    let mut z = precond(&r);
-    let mut p = z.clone();
-    let mut rz = (r.clone() * z.clone()).sum_items();
-    let mut res = r.clone().max_abs_host();
-    let mut it = 0;
-    while res > tol && it < cfg.max_iters {
-        for _ in 0..CG_CHECK_EVERY.min(cfg.max_iters - it) {
-            let ap = ops.apply(&p);
-            // Guard 0/0 once an item has converged exactly: alpha = rz / (pAp + tiny).
-            let pap = (p.clone() * ap.clone()).sum_items() + 1e-300;
-            let alpha = Ft(B::float_div(rz.0.clone(), pap.0));
-            x = x + alpha.clone() * p.clone();
-            r = r - alpha * ap;
-            z = precond(&r);
-            let rz_new = (r.clone() * z.clone()).sum_items();
-            let beta = Ft(B::float_div(rz_new.0.clone(), (rz + 1e-300).0));
-            rz = rz_new;
-            p = z.clone() + beta * p;
-            it += 1;
-        }
-        res = r.clone().max_abs_host();
-        if !res.is_finite() {
-            return (x, Err(SolveError::NonFinite("iterate")));
-        }
-    }
-    let info = if res <= tol {
-        Ok(SolveInfo {
-            method,
-            iterations: it,
-            residual: res,
-            batch,
-        })
-    } else {
-        Err(SolveError::NotConverged {
-            method,
-            iterations: it,
-            residual: res,
-            tolerance: tol,
-        })
-    };
-    (x, info)
-}
-
 /// Per-face masks of one rule set as `(keep: not fixed, fixed values, open)`, `[1, ..dims]`.
 fn face_masks<B: Backend>(
     rules: &[FaceRule],
@@ -585,25 +448,6 @@ pub fn open_gradient<B: Backend>(p: FloatTensor<B>, sys: &PoissonSystem) -> (Ft<
     let gu = (px.clone().narrow(2, 1, nx + 2) - px.narrow(2, 0, nx + 1)) * (1.0 / dx);
     let gv = (py.clone().narrow(1, 1, ny + 2) - py.narrow(1, 0, ny + 1)) * (1.0 / dx);
     (gu * u_open, gv * v_open)
-}
-
-/// The default bodies' solve of `solver`'s system for every item of `rhs: [B, ny, nx]`: a
-/// configured CG runs as configured ([`cg`]); a direct method (the default) becomes the
-/// multigrid-preconditioned CG of [`super::multigrid`] (direct factorisations are a CPU
-/// thing; grids small enough for a dense inverse never get here).
-pub fn solve_iterative<'a, B: Backend>(
-    rhs: Ft<B>,
-    solver: &LinearSolver,
-    multigrid: impl FnOnce() -> Result<&'a Multigrid, SolveError>,
-) -> (Ft<B>, Result<SolveInfo, SolveError>) {
-    let cfg = solver.config();
-    if cfg.method != SolveMethod::Cholesky {
-        return cg::<B>(solver.stencil(), rhs, cfg);
-    }
-    match multigrid() {
-        Ok(mg) => mg.solve(rhs, cfg),
-        Err(e) => (rhs * f64::NAN, Err(e)),
-    }
 }
 
 /// Default body of [`super::ProjectionOps::project`] (iterative solve, outcome recorded).

@@ -386,6 +386,10 @@ pub struct IterationOutcome {
     pub solver_s: f64,
     /// Seconds of the whole forward unroll (physics, network, loss).
     pub forward_s: f64,
+    /// Seconds the host spent outside the one read-back of the loss: issuing the forward,
+    /// the backward and the Adam step. On a GPU that is only recording work when nothing
+    /// inside the iteration synchronises; the rest of the iteration is waiting for the loss.
+    pub issue_s: f64,
 }
 
 /// Why an [`iteration`] stopped.
@@ -428,16 +432,20 @@ pub fn iteration(
         .expect("at least one hybrid step")
         .div_scalar(batch.targets.len() as f64);
     let forward_s = tf.elapsed().as_secs_f64();
+    let tr = Instant::now();
     let value = loss.clone().into_scalar::<f64>();
+    let read_s = tr.elapsed().as_secs_f64();
     if !value.is_finite() {
         return Err(IterationError::Diverged(value));
     }
     let grads = GradientsParams::from_grads(loss.backward(), &net);
+    let net = optim.step(lr, net, grads);
     Ok(IterationOutcome {
-        net: optim.step(lr, net, grads),
+        net,
         loss: value,
         solver_s,
         forward_s,
+        issue_s: tf.elapsed().as_secs_f64() - read_s,
     })
 }
 
