@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod cpu;
+pub mod device;
 pub mod error;
 pub mod experiments;
 pub mod fluid;

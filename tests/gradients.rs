@@ -105,7 +105,11 @@ fn the_adjoint_solves_reuse_the_forward_factorisation() {
     assert!(gu.iter().any(|g| *g != 0.0));
     // The first forward solve factorises (factors are made on first use); nothing after it.
     assert_eq!(sim.projection.solver.factorizations(), 1);
-    assert_eq!(factorization_count(), factors + 1, "factorised more than once");
+    assert_eq!(
+        factorization_count(),
+        factors + 1,
+        "factorised more than once"
+    );
     // One projection solve per step forward, one adjoint solve per step backward (plus the
     // initial state's projection).
     let calls = sim.projection.solver.solve_calls() - solves;

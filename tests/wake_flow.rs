@@ -378,3 +378,20 @@ fn experiment_config_file_holds_the_defaults() {
     let cfg: WakeFlowConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(cfg, WakeFlowConfig::default());
 }
+
+/// The study's `device` setting is checked before anything runs: an unknown name, or a GPU
+/// backend this build lacks, is a one-line error.
+#[test]
+fn experiment_refuses_an_unknown_or_missing_device() {
+    use diffsim::experiments::wake_flow::WakeFlowConfig;
+    let mut cfg = WakeFlowConfig::quick();
+    cfg.validate().unwrap();
+    cfg.device = "tpu".into();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("unknown device 'tpu'"), "{e}");
+    if !cfg!(feature = "wgpu") {
+        cfg.device = "wgpu".into();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("built without the 'wgpu' feature"), "{e}");
+    }
+}

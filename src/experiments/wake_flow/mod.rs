@@ -39,6 +39,9 @@ pub struct WakeFlowConfig {
     pub unrolls: Vec<usize>,
     /// Rollout length of the evaluation.
     pub eval_steps: usize,
+    /// Where the models train: flex (CPU), wgpu or cuda (GPU builds). Data generation and the
+    /// evaluation run on the CPU.
+    pub device: String,
 }
 
 impl Default for WakeFlowConfig {
@@ -48,6 +51,7 @@ impl Default for WakeFlowConfig {
             train: TrainConfig::default(),
             unrolls: vec![1, 4, 8],
             eval_steps: 100,
+            device: "flex".into(),
         }
     }
 }
@@ -66,6 +70,7 @@ impl WakeFlowConfig {
             },
             unrolls: vec![1, 4],
             eval_steps: 12,
+            device: "flex".into(),
         }
     }
 }
@@ -123,6 +128,7 @@ impl Study for WakeFlow {
         dataset::generate(&cfg.data, &data_dir, |k, _| progress.set(k))?;
         let data_s = t0.elapsed().as_secs_f64();
         let data = WakeData::open(&data_dir)?;
+        let device = crate::device::by_name(&cfg.device)?;
         let mut training = Vec::new();
         let mut models = Vec::new();
         for &unroll in &cfg.unrolls {
@@ -132,7 +138,7 @@ impl Study for WakeFlow {
             };
             let name = model_name(unroll);
             let model_dir = dir.join(name.to_lowercase());
-            let report = train_or_keep(&data, &tc, &model_dir, &name, progress)?;
+            let report = train_or_keep(&data, &tc, &model_dir, &name, &device, progress)?;
             let (net, _) = train::load_model(&model_dir, &burn::tensor::Device::flex())?;
             training.push(report);
             models.push((name, net));
@@ -177,6 +183,7 @@ impl WakeFlowConfig {
                 "unrolls must name at least one model, each once (1 = NON, m = SOL-m)",
             ));
         }
+        crate::device::by_name(&self.device)?;
         self.data.validate()?;
         for &unroll in &unrolls {
             TrainConfig {
@@ -200,6 +207,7 @@ fn train_or_keep(
     cfg: &TrainConfig,
     dir: &Path,
     name: &str,
+    device: &burn::tensor::Device,
     progress: &dyn Progress,
 ) -> Result<TrainReport> {
     let previous = train::read_report(dir)
@@ -209,7 +217,7 @@ fn train_or_keep(
         return Ok(r.clone());
     }
     progress.start(&format!("train {name}"), cfg.iterations as u64);
-    let (_, report) = train::train(data, cfg, dir, previous.is_some(), |k, _| {
+    let (_, report) = train::train_on(data, cfg, dir, previous.is_some(), device, |k, _| {
         progress.set(k as u64)
     })?;
     Ok(report)
