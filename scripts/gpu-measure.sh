@@ -2,7 +2,8 @@
 # The GPU measurements in one run that builds nothing, for a machine with a GPU (its Vulkan
 # driver runs a diffsim built elsewhere with `--features wgpu`): forward steps and 16-step
 # (loss, gradient) of the wake at 32x64 and 128x256 (batch 1 and 16) and at 1024x2048 and
-# 2048x4096 (batch 1, from the 128x256 state resampled); Solver-in-the-Loop
+# 2048x4096 (batch 1, from the 128x256 state resampled), each against its bandwidth bound (the
+# device's copy bandwidth is measured in the same run); Solver-in-the-Loop
 # training iterations per second for the small and the mars-moon corrector at SOL-4/8/16/32;
 # and, when a folder of the phiflow 3.4.0 / phiml 1.16.1 wheels is given and the machine has
 # JAX with its GPU plugin, PhiFlow + JAX on the same GPU and the same work.

@@ -1,9 +1,11 @@
 //! `diffsim bench fluid`: forward-step timings of `wake-phiflow` from the PhiFlow state that ships in data/phiflow.
 
 use crate::error::{DiffsimError, Result};
+use crate::fluid::traffic::step_bytes;
 use crate::fluid::{SceneConfig, Simulation};
 use crate::grid::{Grid, Resolution};
 use crate::io::{Frame, phiflow_state, read_frame};
+use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -97,6 +99,15 @@ pub struct BenchResult {
     pub phiflow_ms: Option<f64>,
     /// `phiflow_ms / ms_per_flow_step`.
     pub speedup_vs_phiflow: Option<f64>,
+    /// GPU: bytes one step of the batch must read and write, every pass touching its arrays
+    /// once, solver iterations included (see `fluid::traffic`).
+    pub bytes_per_step: Option<f64>,
+    /// GPU: the device's copy bandwidth measured in the same run (GB/s, read + write).
+    pub copy_gbps: Option<f64>,
+    /// GPU: `bytes_per_step / copy_gbps` (ms): the step's time if it ran at copy speed.
+    pub bound_ms: Option<f64>,
+    /// GPU: `median_ms_per_step / bound_ms`.
+    pub over_bound: Option<f64>,
 }
 
 impl BenchResult {
@@ -117,6 +128,13 @@ impl BenchResult {
         }
         if let (Some(p), Some(x)) = (self.phiflow_ms, self.speedup_vs_phiflow) {
             s += &format!(", {x:.0}x faster than PhiFlow ({p} ms, {PHIFLOW_STORED})");
+        }
+        if let (Some(b), Some(g), Some(x)) = (self.bytes_per_step, self.copy_gbps, self.over_bound)
+        {
+            s += &format!(
+                ", {:.3} GB per step at {g:.0} GB/s copy: {x:.1}x the bandwidth bound",
+                b / 1e9
+            );
         }
         s
     }
@@ -141,6 +159,37 @@ pub(super) fn initial_state(args: &BenchArgs, grid: &Grid) -> Result<Frame> {
     let source = Grid::new(res, SceneConfig::wake_phiflow().domain)?;
     let frame = read_frame(&phiflow_state(args.data.as_deref(), res)?, &source)?;
     Ok(frame.resampled(&source, grid))
+}
+
+/// The device's copy bandwidth (GB/s, bytes read plus written): passes `x ← 1.0001·x` over
+/// 16 Mi f32 values (64 MiB, within every backend's largest buffer binding), each ended by a
+/// device barrier (consecutive elementwise passes would otherwise fuse into one), timed best
+/// of 10 less the best time of the same barrier after a one-value pass; the last value is read
+/// back, so no pass can be skipped.
+fn copy_gbps(device: &Device) -> Result<f64> {
+    let (n, rounds) = (1usize << 24, 10);
+    let mut x = Tensor::<1>::from_data(TensorData::new(vec![1.0f32; n], [n]), device);
+    let mut tiny = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), device);
+    let failed = |e| DiffsimError::config(format!("the device failed: {e:?}"));
+    device.sync().map_err(failed)?;
+    let (mut pass, mut barrier) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        x = x * 1.0001;
+        device.sync().map_err(failed)?;
+        pass = pass.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        tiny = tiny * 1.0001;
+        device.sync().map_err(failed)?;
+        barrier = barrier.min(t.elapsed().as_secs_f64());
+    }
+    let last = x.slice(n - 1..n).into_scalar::<f64>() + 0.0 * tiny.into_scalar::<f64>();
+    if (last - 1.0001f64.powi(rounds as i32)).abs() > 1e-4 {
+        return Err(DiffsimError::config(format!(
+            "the bandwidth measurement computed {last}, not 1.0001^{rounds}"
+        )));
+    }
+    Ok(8.0 * n as f64 / (pass - barrier).max(1e-9) / 1e9)
 }
 
 /// The `q`-quantile of sorted values.
@@ -177,6 +226,7 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
     let resolutions = resolutions(args)?;
     let device = super::device(&args.device)?;
     let on_gpu = !matches!(args.device.as_str(), "flex" | "cpu");
+    let copy_gbps = on_gpu.then(|| copy_gbps(&device)).transpose()?;
     let mut out = Vec::new();
     for res in resolutions {
         let mut scene = SceneConfig::wake_phiflow();
@@ -196,12 +246,14 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             }
             let mut times = Vec::with_capacity(steps);
             let mut shares = Vec::with_capacity(steps);
+            let mut solve = None;
             // On a GPU the ops only queue work: every step ends with a device barrier and is
             // timed around it.
             for _ in 0..steps {
                 let t = Instant::now();
                 let (next, info) = sim.step(state)?;
                 state = next;
+                solve = Some(info.solve);
                 if on_gpu {
                     device.sync().map_err(|e| {
                         DiffsimError::config(format!("the {} device failed: {e:?}", args.device))
@@ -217,6 +269,10 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
             shares.sort_by(f64::total_cmp);
             let median = percentile(&times, 0.5);
             let per_flow = median / batch as f64;
+            let bytes = solve
+                .and_then(|s| step_bytes(&sim, batch, true, &s))
+                .filter(|_| on_gpu);
+            let bound_ms = bytes.zip(copy_gbps).map(|(b, g)| b / g / 1e6);
             // The stored anchor is PhiFlow on this CPU: no comparison for a GPU.
             let phiflow = PHIFLOW_MS_PER_STEP
                 .iter()
@@ -234,6 +290,10 @@ pub fn bench_fluid(args: &BenchArgs) -> Result<Vec<BenchResult>> {
                 projection_share: (!on_gpu).then(|| percentile(&shares, 0.5)),
                 phiflow_ms: phiflow,
                 speedup_vs_phiflow: phiflow.map(|p| p / per_flow),
+                bytes_per_step: bytes,
+                copy_gbps,
+                bound_ms,
+                over_bound: bound_ms.map(|b| median / b),
             });
         }
     }

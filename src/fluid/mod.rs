@@ -4,6 +4,7 @@ mod indirect_flow;
 mod scene;
 mod shape_flow;
 mod sim;
+pub mod traffic;
 mod unroll;
 
 pub use indirect_flow::{CellBox, IndirectFlow, IndirectLayout, PAPER_CELLS};
