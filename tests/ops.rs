@@ -13,7 +13,7 @@ use std::sync::Arc;
 mod common;
 use common::{
     AdvectionCase, advection_cases, boundary_sets, field, flex, make_periodic_consistent, max_diff,
-    to_vec,
+    projection_vs_kernel, to_vec,
 };
 
 #[test]
@@ -234,7 +234,6 @@ fn cholesky_is_factorised_once_and_reused_for_every_step_and_batch_item() {
 #[test]
 fn dense_inverse_projection_matches_the_kernel_forward_and_adjoint() {
     let grid = Grid::new(Resolution::new(12, 16), [30.0, 40.0]).unwrap();
-    let b = 2;
     for bcs in boundary_sets() {
         for solid in [SolidMask::new(grid, &[]).unwrap(), disc_solid(grid)] {
             let proj =
@@ -245,42 +244,12 @@ fn dense_inverse_projection_matches_the_kernel_forward_and_adjoint() {
                 "{bcs:?}: residual {}",
                 dense.residual
             );
-            let (du, dv) = ([b, grid.ny, grid.nx + 1], [b, grid.ny + 1, grid.nx]);
-            let dp = [b, grid.ny, grid.nx];
-            let u = field(b * grid.ny * (grid.nx + 1), 0.3, 1.0);
-            let v = field(b * (grid.ny + 1) * grid.nx, 1.3, 1.0);
-            let (ku, kv, kp) = <Flex as ProjectionOps>::project(
-                flex(u.clone(), du),
-                flex(v.clone(), dv),
-                proj.clone(),
-            );
-            let (ru, rv, rp) =
-                reference::project_dense::<Flex>(flex(u.clone(), du), flex(v, dv), &proj);
-            let (gu, gv, gp) = (
-                field(b * grid.ny * (grid.nx + 1), 2.1, 1.0),
-                field(b * (grid.ny + 1) * grid.nx, 0.9, 1.0),
-                field(b * grid.cells(), 1.7, 0.3),
-            );
-            let (ku_bar, kv_bar) = <Flex as ProjectionOps>::project_backward(
-                flex(gu.clone(), du),
-                flex(gv.clone(), dv),
-                flex(gp.clone(), dp),
-                proj.clone(),
-            );
-            let (ru_bar, rv_bar) = reference::project_dense_adjoint::<Flex>(
-                flex(gu, du),
-                flex(gv, dv),
-                flex(gp, dp),
+            let errs = projection_vs_kernel(
                 &proj,
+                |u, v| reference::project_dense::<Flex>(u, v, &proj),
+                |gu, gv, gp| reference::project_dense_adjoint::<Flex>(gu, gv, gp, &proj),
             );
-            for (name, k, r) in [
-                ("u", ku, ru),
-                ("v", kv, rv),
-                ("p", kp, rp),
-                ("ū", ku_bar, ru_bar),
-                ("v̄", kv_bar, rv_bar),
-            ] {
-                let err = max_diff(&to_vec(k), &to_vec(r));
+            for (name, err) in errs {
                 assert!(
                     err < 1e-9,
                     "{bcs:?} obstacles {}: {name} differs by {err:e}",

@@ -184,7 +184,7 @@ fn copy_gbps(device: &Device) -> Result<f64> {
         barrier = barrier.min(t.elapsed().as_secs_f64());
     }
     let last = x.slice(n - 1..n).into_scalar::<f64>() + 0.0 * tiny.into_scalar::<f64>();
-    if (last - 1.0001f64.powi(rounds as i32)).abs() > 1e-4 {
+    if (last - 1.0001f64.powi(rounds)).abs() > 1e-4 {
         return Err(DiffsimError::config(format!(
             "the bandwidth measurement computed {last}, not 1.0001^{rounds}"
         )));

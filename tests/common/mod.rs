@@ -155,3 +155,48 @@ pub fn advection_cases(b: usize) -> Vec<AdvectionCase> {
     }
     cases
 }
+
+/// A projection's default-body solve (`forward`: `(u, v) ↦ (u, v, p)`) and adjoint
+/// (`adjoint`: `(ḡu, ḡv, ḡp) ↦ (ū, v̄)`) against the Flex kernels on `proj`'s grid, batch 2:
+/// the largest difference of each output `u, v, p, ū, v̄`.
+pub fn projection_vs_kernel(
+    proj: &std::sync::Arc<diffsim::ops::PressureProjection>,
+    forward: impl Fn(FlexTensor, FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor),
+    adjoint: impl Fn(FlexTensor, FlexTensor, FlexTensor) -> (FlexTensor, FlexTensor),
+) -> [(&'static str, f64); 5] {
+    use burn::backend::Flex;
+    use diffsim::ops::ProjectionOps;
+    let (b, grid) = (2, proj.system.grid);
+    let (du, dv, dp) = (
+        [b, grid.ny, grid.nx + 1],
+        [b, grid.ny + 1, grid.nx],
+        [b, grid.ny, grid.nx],
+    );
+    let (u, v) = (
+        field(b * grid.ny * (grid.nx + 1), 0.3, 1.0),
+        field(b * (grid.ny + 1) * grid.nx, 1.3, 1.0),
+    );
+    let (ku, kv, kp) =
+        <Flex as ProjectionOps>::project(flex(u.clone(), du), flex(v.clone(), dv), proj.clone());
+    let (ru, rv, rp) = forward(flex(u, du), flex(v, dv));
+    let (gu, gv, gp) = (
+        field(b * grid.ny * (grid.nx + 1), 2.1, 1.0),
+        field(b * (grid.ny + 1) * grid.nx, 0.9, 1.0),
+        field(b * grid.cells(), 1.7, 0.3),
+    );
+    let (ku_bar, kv_bar) = <Flex as ProjectionOps>::project_backward(
+        flex(gu.clone(), du),
+        flex(gv.clone(), dv),
+        flex(gp.clone(), dp),
+        proj.clone(),
+    );
+    let (ru_bar, rv_bar) = adjoint(flex(gu, du), flex(gv, dv), flex(gp, dp));
+    let diff = |k: FlexTensor, r: FlexTensor| max_diff(&to_vec(k), &to_vec(r));
+    [
+        ("u", diff(ku, ru)),
+        ("v", diff(kv, rv)),
+        ("p", diff(kp, rp)),
+        ("ū", diff(ku_bar, ru_bar)),
+        ("v̄", diff(kv_bar, rv_bar)),
+    ]
+}
