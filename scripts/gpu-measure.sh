@@ -13,7 +13,8 @@
 # Results: JSON lines and logs in $OUT (default out/gpu). Each part has its own time limit (at
 # most 7 minutes for all diffsim parts), so one that fails or hangs leaves the others' results.
 # PARTS (default "small large train phiflow") picks groups, to split the work over several
-# calls of at most 10 minutes: small = 32x64 and 128x256, large = 1024x2048 and 2048x4096.
+# calls of at most 10 minutes: small = 32x64 and 128x256, large = 1024x2048 and 2048x4096;
+# "sync" (needs gdb) runs scripts/host-sync-check.sh on a SOL-4 training run (about 60 s).
 # On lavapipe (no GPU) the 32x64 parts finish (8 s and 17 s here); the rest run out of time.
 set -uo pipefail
 BIN=${1:?usage: scripts/gpu-measure.sh DIFFSIM [WHEEL_FOLDER]}
@@ -56,6 +57,9 @@ want train && for model in small mars-moon; do
       --unroll "$m" --iters 5 --rounds 1 --json
   done
 done
+if want sync; then
+  WARMUP_S=20 part host-sync 90 scripts/host-sync-check.sh "$BIN" wgpu 20
+fi
 if [ -n "$WHEELS" ] && want phiflow; then
   python3 -m pip install -q --no-index --find-links "$WHEELS" --target "$OUT/py" phiflow phiml \
     > "$OUT/pip.log" 2>&1
