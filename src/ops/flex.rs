@@ -83,13 +83,7 @@ impl AdvectionOps for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         // MacCormack: Burn's autodiff of the default body (the same discretisation).
         if spec.scheme == AdvectScheme::MacCormack {
-            let [gq, gu, gv] =
-                super::reference::vjp::<Flex, 3, 1>([q, u, v], [grad], |[q, u, v]| {
-                    [super::reference::advect::<burn::backend::Autodiff<Flex>>(
-                        q, u, v, &spec,
-                    )]
-                });
-            return (gq, gu, gv);
+            return super::reference::maccormack_adjoint::<Flex>(q, u, v, grad, &spec);
         }
         let b = batch_of(&q.shape(), &spec.q, "advect_backward q");
         let (q, u, v, g) = (

@@ -134,15 +134,12 @@ pub trait DiffusionOps: Backend {
         gq
     }
     /// One implicit (backward Euler) step: solves `(I − α·Lap₅) q' = q`. The default body
-    /// solves with the operator's dense inverse where it has one, else with CG.
+    /// solves with the operator's dense inverse where it has one, else iteratively
+    /// ([`reference::diffuse_implicit`]).
     #[fusion(default)]
     fn diffuse_implicit(q: FloatTensor<Self>, op: Arc<ImplicitDiffusion>) -> FloatTensor<Self> {
-        match op.dense() {
-            Some(dense) => {
-                let batch = q.shape()[0];
-                op.solver.record(Ok(dense_info(dense, batch)));
-                reference::diffuse_implicit_dense::<Self>(q, &op, dense)
-            }
+        match recorded_dense(op.dense(), &op.solver, q.shape()[0]) {
+            Some(dense) => reference::diffuse_implicit_dense::<Self>(q, &op, dense),
             None => reference::diffuse_implicit::<Self>(q, &op),
         }
     }
@@ -153,12 +150,8 @@ pub trait DiffusionOps: Backend {
         grad: FloatTensor<Self>,
         op: Arc<ImplicitDiffusion>,
     ) -> FloatTensor<Self> {
-        match op.dense() {
-            Some(dense) => {
-                let batch = grad.shape()[0];
-                op.solver.record(Ok(dense_info(dense, batch)));
-                reference::diffuse_implicit_dense_adjoint::<Self>(grad, &op, dense)
-            }
+        match recorded_dense(op.dense(), &op.solver, grad.shape()[0]) {
+            Some(dense) => reference::diffuse_implicit_dense_adjoint::<Self>(grad, &op, dense),
             None => reference::diffuse_implicit_adjoint::<Self>(grad, &op),
         }
     }
@@ -220,18 +213,16 @@ pub trait ProjectionOps: Backend {
     /// Makes `(u, v)` discretely divergence-free in every fluid cell; returns `(u, v, p)` where
     /// `u_out = u_constrained − ∇p`. Solver failures are recorded in `proj` (see
     /// [`PressureProjection::take_outcome`]). The default body solves with the dense inverse
-    /// ([`ProjectionOps::project_dense`]) where the grid has one, else with CG.
+    /// ([`ProjectionOps::project_dense`]) where the grid has one, else iteratively
+    /// ([`reference::project`]).
     #[fusion(default)]
     fn project(
         u: FloatTensor<Self>,
         v: FloatTensor<Self>,
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        match proj.dense() {
-            Some(dense) => {
-                proj.solver.record(Ok(dense_info(dense, u.shape()[0])));
-                Self::project_dense(u, v, proj)
-            }
+        match recorded_dense(proj.dense(), &proj.solver, u.shape()[0]) {
+            Some(_) => Self::project_dense(u, v, proj),
             None => reference::project::<Self>(u, v, &proj),
         }
     }
@@ -257,12 +248,8 @@ pub trait ProjectionOps: Backend {
         gp: FloatTensor<Self>,
         proj: Arc<PressureProjection>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        match proj.dense() {
-            Some(dense) => {
-                proj.adjoint_solver()
-                    .record(Ok(dense_info(dense, gu.shape()[0])));
-                Self::project_dense_backward(gu, gv, gp, proj)
-            }
+        match recorded_dense(proj.dense(), proj.adjoint_solver(), gu.shape()[0]) {
+            Some(_) => Self::project_dense_backward(gu, gv, gp, proj),
             None => reference::project_adjoint::<Self>(gu, gv, gp, &proj),
         }
     }
@@ -279,15 +266,22 @@ pub trait ProjectionOps: Backend {
     }
 }
 
-/// What a dense-inverse solve reports: no iterations, the inverse's relative residual
-/// measured when it was built.
-fn dense_info(dense: &crate::linalg::DenseInverse, batch: usize) -> crate::linalg::SolveInfo {
-    crate::linalg::SolveInfo {
+/// `dense`, after recording on `solver` what a solve of `batch` items with it reports (no
+/// iterations, the inverse's relative residual measured when it was built); None where the
+/// system has no dense inverse (nothing recorded: the iterative solve records its own).
+fn recorded_dense<'a>(
+    dense: Option<&'a crate::linalg::DenseInverse>,
+    solver: &crate::linalg::LinearSolver,
+    batch: usize,
+) -> Option<&'a crate::linalg::DenseInverse> {
+    let dense = dense?;
+    solver.record(Ok(crate::linalg::SolveInfo {
         method: crate::linalg::SolveMethod::DenseInverse,
         iterations: 0,
         residual: dense.residual,
         batch,
-    }
+    }));
+    Some(dense)
 }
 
 /// Batch size of a `[B, ny, nx]` tensor (shape `sh`) whose items have the shape of `s`,

@@ -20,7 +20,7 @@
 
 use super::DeviceCache;
 use super::reference::{Ft, dense_product};
-use super::solve::StencilTensors;
+use super::solve::{CgRun, StencilTensors, outcome, pcg};
 use crate::linalg::multigrid::Hierarchy;
 use crate::linalg::{SolveConfig, SolveError, SolveInfo, SolveMethod, Stencil};
 use burn::backend::tensor::FloatTensor;
@@ -63,15 +63,6 @@ struct Level<B: Backend> {
     sides: [usize; 2],
 }
 
-/// What one PCG run ended with.
-struct Run<B: Backend> {
-    x: Ft<B>,
-    r: Ft<B>,
-    iterations: usize,
-    /// `max|r|` at the end when the run checked on the host, else NaN.
-    residual: f64,
-}
-
 impl Multigrid {
     /// Builds the hierarchy of `stencil` (host, once).
     pub fn new(stencil: &Stencil) -> Result<Self, SolveError> {
@@ -91,34 +82,44 @@ impl Multigrid {
     ) -> (Ft<B>, Result<SolveInfo, SolveError>) {
         let levels = self.levels::<B>(&b.0);
         let batch = b.dims()[0];
-        let info = |iterations, residual| SolveInfo {
-            method: SolveMethod::MultigridCg,
-            iterations,
-            residual,
-            batch,
-        };
+        let method = SolveMethod::MultigridCg;
         if cfg.rel_tol == 0.0 {
             let tol = cfg.abs_tol;
             let run = self.pcg(&levels, b, cfg.max_iters, Some(tol));
-            let outcome = check(run.residual, tol, run.iterations)
-                .map(|_| info(run.iterations, run.residual));
-            return (run.x, outcome);
+            let info = outcome(&run, method, tol, batch);
+            return (run.x, info);
         }
         let (iterations, reached) = match self.calibration::<B>(&levels, cfg) {
             Ok(c) => c,
             Err(e) => return (b * f64::NAN, Err(e)),
         };
-        let x = self.solve_fixed(b, cfg, iterations);
-        (x, Ok(info(iterations, reached)))
+        let x = self.fixed(&levels, b, cfg, iterations);
+        let info = SolveInfo {
+            method,
+            iterations,
+            residual: reached,
+            batch,
+        };
+        (x, Ok(info))
     }
 
     /// Runs exactly `iterations` PCG iterations on `b: [B, ny, nx]` with no host read, then
     /// checks `max|r| <= abs_tol + rel_tol·max|b|` over the batch on the device: the result
     /// where it holds, NaN everywhere where it does not.
     pub fn solve_fixed<B: Backend>(&self, b: Ft<B>, cfg: &SolveConfig, iterations: usize) -> Ft<B> {
-        let levels = self.levels::<B>(&b.0);
+        self.fixed(&self.levels::<B>(&b.0), b, cfg, iterations)
+    }
+
+    /// [`Multigrid::solve_fixed`] on levels already on the device.
+    fn fixed<B: Backend>(
+        &self,
+        levels: &[Level<B>],
+        b: Ft<B>,
+        cfg: &SolveConfig,
+        iterations: usize,
+    ) -> Ft<B> {
         let tol = Ft::<B>(B::float_max_abs(b.0.clone())) * cfg.rel_tol + cfg.abs_tol;
-        let run = self.pcg(&levels, b, iterations, None);
+        let run = self.pcg(levels, b, iterations, None);
         let ratio = Ft::<B>(B::float_div(B::float_max_abs(run.r.0), tol.0));
         // 1 + sqrt(−max(ratio − 1, 0)): 1 where the tolerance is met, NaN where it is not.
         let miss = Ft::<B>(B::float_clamp_min((ratio + -1.0).0, 0.0.into()));
@@ -142,69 +143,28 @@ impl Multigrid {
         let like = &levels[0].smooth.0;
         let b = Ft::<B>::from_host(calibration_rhs(fine), &[3, fine.ny, fine.nx], like);
         let run = self.pcg(levels, b, cfg.max_iters, Some(cfg.rel_tol));
-        check(run.residual, cfg.rel_tol, run.iterations)?;
+        outcome(&run, SolveMethod::MultigridCg, cfg.rel_tol, 3)?;
         let it = calibrated_iterations(run.iterations).min(cfg.max_iters);
         known.push((key, it, run.residual));
         Ok((it, run.residual))
     }
 
-    /// Preconditioned CG from `x = 0` with per-item step sizes: `max` iterations, or fewer
-    /// when `check` holds a tolerance on `max|r|` (read on the host after every iteration).
+    /// [`pcg`] with one V-cycle as preconditioner; `check`: a tolerance read back after
+    /// every iteration.
     fn pcg<B: Backend>(
         &self,
         levels: &[Level<B>],
         b: Ft<B>,
         max: usize,
         check: Option<f64>,
-    ) -> Run<B> {
-        let host = |r: &Ft<B>| r.clone().max_abs_host();
-        let mut x = Ft::zeros(&b.dims(), &b.0);
-        let mut r = b;
-        let mut residual = match check {
-            Some(_) => host(&r),
-            None => f64::NAN,
-        };
-        let mut it = 0;
-        if check.is_some_and(|tol| residual <= tol) {
-            return Run {
-                x,
-                r,
-                iterations: 0,
-                residual,
-            };
-        }
-        let mut z = self.vcycle(levels, 0, r.clone());
-        let mut p = z.clone();
-        let mut rz = (r.clone() * z.clone()).sum_items();
-        while it < max {
-            let ap = levels[0].op.apply(&p);
-            // 0/0 once an item has converged exactly: guarded by a tiny denominator.
-            let pap = (p.clone() * ap.clone()).sum_items() + 1e-300;
-            let alpha = Ft(B::float_div(rz.0.clone(), pap.0));
-            x = x + alpha.clone() * p.clone();
-            r = r - alpha * ap;
-            it += 1;
-            if let Some(tol) = check {
-                residual = host(&r);
-                if residual <= tol || !residual.is_finite() {
-                    break;
-                }
-            }
-            if it == max {
-                break;
-            }
-            z = self.vcycle(levels, 0, r.clone());
-            let rz_new = (r.clone() * z.clone()).sum_items();
-            let beta = Ft(B::float_div(rz_new.0.clone(), (rz + 1e-300).0));
-            rz = rz_new;
-            p = z + beta * p;
-        }
-        Run {
-            x,
-            r,
-            iterations: it,
-            residual,
-        }
+    ) -> CgRun<B> {
+        pcg(
+            |p| levels[0].op.apply(p),
+            |r| self.vcycle(levels, 0, r.clone()),
+            b,
+            max,
+            check.map(|tol| (tol, 1)),
+        )
     }
 
     /// One V-cycle from level `k` applied to `b` (zero initial guess).
@@ -259,22 +219,6 @@ impl Multigrid {
                 .collect()
         })
     }
-}
-
-/// `Ok` when `residual <= tol`, else the error naming it.
-fn check(residual: f64, tol: f64, iterations: usize) -> Result<(), SolveError> {
-    if !residual.is_finite() {
-        return Err(SolveError::NonFinite("iterate"));
-    }
-    if residual > tol {
-        return Err(SolveError::NotConverged {
-            method: SolveMethod::MultigridCg,
-            iterations,
-            residual,
-            tolerance: tol,
-        });
-    }
-    Ok(())
 }
 
 /// Sums of 2×2 blocks: `[B, ny, nx] → [B, ⌈ny/2⌉, ⌈nx/2⌉]` (`coarse = [nx_c, ny_c]`), an odd

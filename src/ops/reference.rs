@@ -457,9 +457,7 @@ pub fn project<B: Backend>(
     proj: &PressureProjection,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     project_with::<B>(u, v, &proj.system, |rhs| {
-        let (p, info) = solve_iterative::<B>(rhs, &proj.solver, || proj.multigrid());
-        proj.solver.record(info);
-        p
+        solve_iterative::<B>(rhs, &proj.solver, || proj.multigrid()).0
     })
 }
 
@@ -535,11 +533,11 @@ pub fn project_adjoint<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let solver = proj.adjoint_solver();
     project_adjoint_with::<B>(gu, gv, gp, &proj.system, |rhs| {
-        let (r, info) = solve_iterative::<B>(rhs, solver, || proj.multigrid());
         // A failed solve is recorded on the solver and makes the gradient NaN.
-        let r = if info.is_ok() { r } else { r * f64::NAN };
-        solver.record(info);
-        r
+        match solve_iterative::<B>(rhs, solver, || proj.multigrid()) {
+            (r, true) => r,
+            (r, false) => r * f64::NAN,
+        }
     })
 }
 
@@ -584,6 +582,21 @@ fn project_adjoint_with<B: Backend>(
     (bu, bv)
 }
 
+/// The adjoint of a MacCormack advection, `(q̄, ū, v̄)` from `grad`: Burn's autodiff of
+/// [`advect`] (every backend; no kernel of its own).
+pub fn maccormack_adjoint<B: Backend>(
+    q: FloatTensor<B>,
+    u: FloatTensor<B>,
+    v: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    spec: &AdvectSpec,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let [gq, gu, gv] = vjp::<B, 3, 1>([q, u, v], [grad], |[q, u, v]| {
+        [advect::<Autodiff<B>>(q, u, v, spec)]
+    });
+    (gq, gu, gv)
+}
+
 /// Vector-Jacobian product by Burn's autodiff: the gradients of `Σ_m ⟨grads[m], f(x)[m]⟩`
 /// with respect to each input `x[n]`, where `f` is written in primitives of `Autodiff<B>`.
 /// Default adjoints of the ops are this applied to their default forward bodies.
@@ -616,9 +629,7 @@ pub fn vjp<B: Backend, const N: usize, const M: usize>(
 /// Default body of [`super::DiffusionOps::diffuse_implicit`].
 pub fn diffuse_implicit<B: Backend>(q: FloatTensor<B>, op: &ImplicitDiffusion) -> FloatTensor<B> {
     diffuse_implicit_with::<B>(q, op, |rhs| {
-        let (x, info) = solve_iterative::<B>(rhs, &op.solver, || op.multigrid());
-        op.solver.record(info);
-        x
+        solve_iterative::<B>(rhs, &op.solver, || op.multigrid()).0
     })
 }
 
@@ -666,9 +677,7 @@ pub fn diffuse_implicit_adjoint<B: Backend>(
     op: &ImplicitDiffusion,
 ) -> FloatTensor<B> {
     diffuse_implicit_adjoint_with::<B>(g, op, |rhs| {
-        let (x, info) = solve_iterative::<B>(rhs, &op.solver, || op.multigrid());
-        op.solver.record(info);
-        x
+        solve_iterative::<B>(rhs, &op.solver, || op.multigrid()).0
     })
 }
 

@@ -98,66 +98,138 @@ pub fn cg<B: Backend>(
         None => r.clone(),
     };
     let tol = cfg.abs_tol + cfg.rel_tol * b.clone().max_abs_host();
+    let run = pcg(
+        |p| ops.apply(p),
+        precond,
+        b,
+        cfg.max_iters,
+        Some((tol, CG_CHECK_EVERY)),
+    );
+    let info = outcome(&run, method, tol, batch);
+    (run.x, info)
+}
+
+/// What one [`pcg`] run ended with.
+pub(super) struct CgRun<B: Backend> {
+    /// The iterate.
+    pub x: Ft<B>,
+    /// Its (recursively updated) residual.
+    pub r: Ft<B>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// `max|r|` at the last host check (NaN for a run without checks).
+    pub residual: f64,
+}
+
+/// Preconditioned CG from `x = 0` for every item of `b: [B, ny, nx]` (per-item step sizes):
+/// `apply` is the operator, `precond` the preconditioner. With `check = Some((tol, every))`
+/// it reads `max|r|` back at the start and after every `every`-th iteration (and the last),
+/// stopping once that is at most `tol` or not finite; with None it runs exactly `max`
+/// iterations and reads nothing back.
+pub(super) fn pcg<B: Backend>(
+    apply: impl Fn(&Ft<B>) -> Ft<B>,
+    precond: impl Fn(&Ft<B>) -> Ft<B>,
+    b: Ft<B>,
+    max: usize,
+    check: Option<(f64, usize)>,
+) -> CgRun<B> {
+    let host = |r: &Ft<B>| r.clone().max_abs_host();
     let mut x = Ft::zeros(&b.dims(), &b.0);
     let mut r = b;
+    let mut residual = check.map_or(f64::NAN, |_| host(&r));
+    let done = |res: f64| check.is_some_and(|(tol, _)| res <= tol || !res.is_finite());
+    let mut it = 0;
+    if done(residual) {
+        return CgRun {
+            x,
+            r,
+            iterations: 0,
+            residual,
+        };
+    }
     let mut z = precond(&r);
     let mut p = z.clone();
     let mut rz = (r.clone() * z.clone()).sum_items();
-    let mut res = r.clone().max_abs_host();
-    let mut it = 0;
-    while res > tol && it < cfg.max_iters {
-        for _ in 0..CG_CHECK_EVERY.min(cfg.max_iters - it) {
-            let ap = ops.apply(&p);
-            // Guard 0/0 once an item has converged exactly: alpha = rz / (pAp + tiny).
-            let pap = (p.clone() * ap.clone()).sum_items() + 1e-300;
-            let alpha = Ft(B::float_div(rz.0.clone(), pap.0));
-            x = x + alpha.clone() * p.clone();
-            r = r - alpha * ap;
-            z = precond(&r);
-            let rz_new = (r.clone() * z.clone()).sum_items();
-            let beta = Ft(B::float_div(rz_new.0.clone(), (rz + 1e-300).0));
-            rz = rz_new;
-            p = z.clone() + beta * p;
-            it += 1;
+    while it < max {
+        let ap = apply(&p);
+        // Guard 0/0 once an item has converged exactly: alpha = rz / (pAp + tiny).
+        let pap = (p.clone() * ap.clone()).sum_items() + 1e-300;
+        let alpha = Ft(B::float_div(rz.0.clone(), pap.0));
+        x = x + alpha.clone() * p.clone();
+        r = r - alpha * ap;
+        it += 1;
+        if let Some((_, every)) = check
+            && (it % every == 0 || it == max)
+        {
+            residual = host(&r);
+            if done(residual) {
+                break;
+            }
         }
-        res = r.clone().max_abs_host();
-        if !res.is_finite() {
-            return (x, Err(SolveError::NonFinite("iterate")));
+        if it == max {
+            break;
         }
+        z = precond(&r);
+        let rz_new = (r.clone() * z.clone()).sum_items();
+        let beta = Ft(B::float_div(rz_new.0.clone(), (rz + 1e-300).0));
+        rz = rz_new;
+        p = z + beta * p;
     }
-    let info = if res <= tol {
-        Ok(SolveInfo {
+    CgRun {
+        x,
+        r,
+        iterations: it,
+        residual,
+    }
+}
+
+/// The outcome of a checked [`pcg`] run against `tol`: its statistics, or the error for a
+/// non-finite residual or a missed tolerance.
+pub(super) fn outcome<B: Backend>(
+    run: &CgRun<B>,
+    method: SolveMethod,
+    tol: f64,
+    batch: usize,
+) -> Result<SolveInfo, SolveError> {
+    if !run.residual.is_finite() {
+        return Err(SolveError::NonFinite("iterate"));
+    }
+    if run.residual > tol {
+        return Err(SolveError::NotConverged {
             method,
-            iterations: it,
-            residual: res,
-            batch,
-        })
-    } else {
-        Err(SolveError::NotConverged {
-            method,
-            iterations: it,
-            residual: res,
+            iterations: run.iterations,
+            residual: run.residual,
             tolerance: tol,
-        })
-    };
-    (x, info)
+        });
+    }
+    Ok(SolveInfo {
+        method,
+        iterations: run.iterations,
+        residual: run.residual,
+        batch,
+    })
 }
 
 /// The default bodies' solve of `solver`'s system for every item of `rhs: [B, ny, nx]`: a
 /// configured CG runs as configured ([`cg`]); a direct method (the default) becomes the
 /// multigrid-preconditioned CG of [`super::multigrid`] (direct factorisations are a CPU
-/// thing; grids small enough for a dense inverse never get here).
+/// thing; grids small enough for a dense inverse never get here). The outcome is recorded on
+/// `solver`; returns the solution and whether the solve succeeded.
 pub fn solve_iterative<'a, B: Backend>(
     rhs: Ft<B>,
     solver: &LinearSolver,
     multigrid: impl FnOnce() -> Result<&'a Multigrid, SolveError>,
-) -> (Ft<B>, Result<SolveInfo, SolveError>) {
+) -> (Ft<B>, bool) {
     let cfg = solver.config();
-    if cfg.method != SolveMethod::Cholesky {
-        return cg::<B>(solver.stencil(), rhs, cfg);
-    }
-    match multigrid() {
-        Ok(mg) => mg.solve(rhs, cfg),
-        Err(e) => (rhs * f64::NAN, Err(e)),
-    }
+    let (x, outcome) = if cfg.method != SolveMethod::Cholesky {
+        cg::<B>(solver.stencil(), rhs, cfg)
+    } else {
+        match multigrid() {
+            Ok(mg) => mg.solve(rhs, cfg),
+            Err(e) => (rhs * f64::NAN, Err(e)),
+        }
+    };
+    let ok = outcome.is_ok();
+    solver.record(outcome);
+    (x, ok)
 }

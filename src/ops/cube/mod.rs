@@ -16,9 +16,9 @@ use super::{
     advect_batch, batch_of, reference,
 };
 use crate::grid::{ArraySpec, Extrap};
+use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::ops::FloatTensorOps;
-use burn::backend::{Autodiff, TensorMetadata};
 use burn::tensor::{Shape, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
@@ -128,10 +128,7 @@ impl AdvectionOps for CubeBackend {
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
         // MacCormack: Burn's autodiff of the default body, as on the CPU.
         if spec.scheme == AdvectScheme::MacCormack {
-            let [gq, gu, gv] = reference::vjp::<Self, 3, 1>([q, u, v], [grad], |[q, u, v]| {
-                [reference::advect::<Autodiff<Self>>(q, u, v, &spec)]
-            });
-            return (gq, gu, gv);
+            return reference::maccormack_adjoint::<Self>(q, u, v, grad, &spec);
         }
         let (q, u, v, g) = (
             into_contiguous(q),
